@@ -1,0 +1,72 @@
+//! The layout hash: a fingerprint of every size and offset in this crate.
+//!
+//! Two builds agree on [`LAYOUT_HASH`] exactly when they agree on the layout of every type here,
+//! so an opener can refuse a segment written by an incompatible build even when the version
+//! numbers were not bumped.
+
+use crate::{
+    BarrierLayout, BlockHeader, EventLayout, MutexLayout, SegmentHeader, BARRIER_BROKEN,
+    BARRIER_GENERATION_SHIFT, BLOCK_TAG_MAGIC, EVENT_SET, EVENT_WAITERS, MAGIC, MUTEX_TID_MASK,
+    MUTEX_WAITERS,
+};
+use core::mem::{align_of, offset_of, size_of};
+
+const fn fnv1a(words: &[u64]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < words.len() {
+        let mut b = 0;
+        while b < 8 {
+            hash ^= (words[i] >> (b * 8)) & 0xFF;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+            b += 1;
+        }
+        i += 1;
+    }
+    hash
+}
+
+/// FNV-1a over the sizes, alignments, field offsets and flag values of every layout type.
+pub const LAYOUT_HASH: u64 = fnv1a(&[
+    MAGIC,
+    size_of::<SegmentHeader>() as u64,
+    align_of::<SegmentHeader>() as u64,
+    offset_of!(SegmentHeader, state) as u64,
+    offset_of!(SegmentHeader, alloc_next) as u64,
+    offset_of!(SegmentHeader, data_start) as u64,
+    offset_of!(SegmentHeader, alloc_lock) as u64,
+    size_of::<BlockHeader>() as u64,
+    offset_of!(BlockHeader, tag) as u64,
+    offset_of!(BlockHeader, size) as u64,
+    BLOCK_TAG_MAGIC as u64,
+    size_of::<MutexLayout>() as u64,
+    align_of::<MutexLayout>() as u64,
+    offset_of!(MutexLayout, word) as u64,
+    offset_of!(MutexLayout, consistency) as u64,
+    offset_of!(MutexLayout, owner) as u64,
+    offset_of!(MutexLayout, count) as u64,
+    offset_of!(MutexLayout, owner_pid) as u64,
+    MUTEX_WAITERS as u64,
+    MUTEX_TID_MASK as u64,
+    size_of::<EventLayout>() as u64,
+    offset_of!(EventLayout, word) as u64,
+    EVENT_SET as u64,
+    EVENT_WAITERS as u64,
+    size_of::<BarrierLayout>() as u64,
+    offset_of!(BarrierLayout, seq) as u64,
+    offset_of!(BarrierLayout, parties) as u64,
+    offset_of!(BarrierLayout, state) as u64,
+    BARRIER_BROKEN,
+    BARRIER_GENERATION_SHIFT as u64,
+]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_changes_when_a_word_changes() {
+        assert_ne!(fnv1a(&[1, 2, 3]), fnv1a(&[1, 2, 4]));
+        assert_ne!(LAYOUT_HASH, 0);
+    }
+}

@@ -1,0 +1,38 @@
+//! The byte layout of a shmkit segment.
+//!
+//! This crate is the contract between every process that maps a shmkit segment, in any language.
+//! It owns every `#[repr(C)]` type that lives in shared memory, the constants that identify a
+//! segment (magic, version, sizes), compile-time assertions on every size and offset, and the
+//! [`LAYOUT_HASH`] that an opener compares to refuse a segment written by an incompatible build.
+//! `LAYOUT.md` beside this crate documents the same bytes for a reader who does not use Rust.
+//!
+//! The types here are plain integers: they describe bytes, they do not access them. The `shmkit`
+//! crate reaches each shared word through an atomic at the offset given here (DESIGN.md,
+//! invariant 2), and copies headers out before validating them with `zerocopy`.
+#![no_std]
+
+mod barrier;
+mod block;
+mod event;
+mod hash;
+mod header;
+mod mutex;
+
+pub use barrier::{
+    BarrierLayout, BARRIER_ARRIVED_MASK, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT,
+    BARRIER_HISTORY_LEN, BARRIER_HISTORY_SHIFT, BARRIER_MAX_PARTIES,
+};
+pub use block::{
+    BlockHeader, BlockKind, BLOCK_HEADER_SIZE, BLOCK_MAX_ALIGN, BLOCK_TAG_MAGIC, BLOCK_TAG_MASK,
+};
+pub use event::{EventLayout, EVENT_SET, EVENT_WAITERS};
+pub use hash::LAYOUT_HASH;
+pub use header::{
+    SegmentHeader, SegmentState, DATA_ALIGN, HEADER_SIZE, MAGIC, VERSION_MAJOR, VERSION_MINOR,
+};
+pub use mutex::{
+    MutexConsistency, MutexLayout, MUTEX_TID_MASK, MUTEX_WAITERS, OWNER_RECORD_START_MASK,
+};
+
+/// Cache-line size the layout aligns shared primitives to, so two of them never share a line.
+pub const CACHE_LINE: usize = 64;

@@ -1,0 +1,77 @@
+//! The robust reentrant mutex: one cache line.
+//!
+//! State table of `word` (the futex word):
+//!
+//! | `word`                         | meaning                                                  |
+//! |--------------------------------|----------------------------------------------------------|
+//! | `0`                            | unlocked                                                 |
+//! | `tid`                          | locked by thread `tid`, nobody blocked                   |
+//! | `tid \| MUTEX_WAITERS`         | locked by `tid`, some thread may be blocked in the futex |
+//!
+//! `owner` is the holder's record `(tid << 32) | (start_ticks & 0xFFFF_FFFF)`, written by the
+//! holder right after it wins `word` and cleared (to 0) right before it releases `word`. A
+//! record whose tid matches `word` but whose start time does not match the live thread with
+//! that tid was written by a dead thread: that is how a recycled tid is told from its owner.
+
+use core::mem::{offset_of, size_of};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Bit of `word` set while a thread may be sleeping on it (the kernel's `FUTEX_WAITERS`).
+pub const MUTEX_WAITERS: u32 = 0x8000_0000;
+/// Bits of `word` holding the owner's thread id (Linux tids are below `2^30`).
+pub const MUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
+/// Bits of `owner` holding the low half of the owner's start time.
+pub const OWNER_RECORD_START_MASK: u64 = 0xFFFF_FFFF;
+
+/// Values of [`MutexLayout::consistency`].
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MutexConsistency {
+    /// Normal state.
+    Consistent = 0,
+    /// A holder died; the current holder got "owner died" and has not yet made it consistent.
+    Inconsistent = 1,
+    /// A holder got "owner died" and released without making it consistent: the mutex is
+    /// permanently unusable (`ENOTRECOVERABLE`).
+    NotRecoverable = 2,
+}
+
+impl MutexConsistency {
+    /// Decodes a raw word; `None` for a value no writer produces.
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Consistent),
+            1 => Some(Self::Inconsistent),
+            2 => Some(Self::NotRecoverable),
+            _ => None,
+        }
+    }
+}
+
+/// A process-shared robust reentrant mutex.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct MutexLayout {
+    /// The futex word (see the module's state table).
+    pub word: u32,
+    /// [`MutexConsistency`] as a raw word.
+    pub consistency: u32,
+    /// Holder record: `(tid << 32) | (start_ticks & 0xFFFF_FFFF)`, or 0.
+    pub owner: u64,
+    /// Reentrant depth beyond the first acquisition; touched only by the holder.
+    pub count: u32,
+    /// Process id of the holder (informational: for error messages and inspection).
+    pub owner_pid: u32,
+    /// Reserved; zero.
+    pub reserved: [u64; 5],
+}
+
+const _: () = {
+    assert!(size_of::<MutexLayout>() == 64);
+    assert!(offset_of!(MutexLayout, word) == 0);
+    assert!(offset_of!(MutexLayout, consistency) == 4);
+    assert!(offset_of!(MutexLayout, owner) == 8);
+    assert!(offset_of!(MutexLayout, count) == 16);
+    assert!(offset_of!(MutexLayout, owner_pid) == 20);
+    assert!(MUTEX_WAITERS & MUTEX_TID_MASK == 0);
+};

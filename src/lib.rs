@@ -1,0 +1,44 @@
+//! shmkit: shared-memory IPC for laboratory hardware.
+//!
+//! Several processes share one memory-mapped [`Segment`]. In it live robust reentrant
+//! [`Mutex`]es (a holder that dies is detected and its lock handed over as an "owner died"
+//! outcome), [`Event`]s and [`Barrier`]s, all process-shared, all with deadlines. A call is an
+//! atomic instruction on the uncontended path and a futex when it must wait.
+//!
+//! Layers, bottom up (see `DESIGN.md`): `shm-layout` (the bytes), `sys` (the only OS calls),
+//! `sync` (atomics facade for loom), [`primitives`], [`segment`].
+//!
+//! ```no_run
+//! use shmkit::{CreateOptions, Segment};
+//! use std::time::Duration;
+//!
+//! let seg = Segment::create("lab", &CreateOptions::new(1 << 20))?;
+//! let mutex = seg.alloc_mutex()?;
+//! let ready = seg.alloc_event()?;
+//! // Hand `mutex.offset()` and `ready.offset()` to other processes; they call
+//! // `Segment::open("lab")?.mutex_at(offset)`.
+//! {
+//!     let _guard = mutex.lock()?.recover_with(|died| eprintln!("{:?} died", died.previous_owner()));
+//!     // ... critical section ...
+//! }
+//! ready.set();
+//! ready.wait(Duration::from_secs(1))?;
+//! Segment::unlink("lab")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod primitives;
+#[cfg(not(loom))]
+pub mod segment;
+mod sync;
+pub mod sys;
+
+pub use primitives::{
+    lock_all, Acquired, Barrier, BarrierError, BarrierWait, Event, EventError, LockError, Mutex,
+    MutexGuard, OwnerDiedGuard, OwnerInfo, DEFAULT_LOCK_TIMEOUT,
+};
+#[cfg(not(loom))]
+pub use segment::{CreateOptions, MemoryOptions, OpenOptions, Segment, SegmentError};
+pub use sync::WaitStrategy;
+pub use sys::identity::{Liveness, ProcessIdentity, ThreadIdentity};

@@ -1,0 +1,26 @@
+//! The process-shared synchronisation primitives: robust reentrant [`Mutex`], [`Event`] and
+//! [`Barrier`].
+//!
+//! Each primitive is a `#[repr(C)]` state struct of atomics whose bytes match its layout type in
+//! `shm-layout` (asserted at compile time), an algorithm over that struct written against the
+//! `sync` facade, and a handle that keeps the memory alive. The same code runs on a segment
+//! mapping and on the heap (where Miri and loom can check it); nothing here knows which.
+
+mod barrier;
+mod event;
+pub(crate) mod mutex;
+mod place;
+
+pub(crate) use barrier::BarrierState;
+pub use barrier::{Barrier, BarrierError, BarrierWait};
+pub(crate) use event::EventState;
+pub use event::{Event, EventError};
+pub(crate) use mutex::MutexState;
+pub use mutex::{
+    lock_all, Acquired, LockError, Mutex, MutexGuard, OwnerDiedGuard, OwnerInfo,
+    DEATH_CHECK_INTERVAL,
+};
+pub(crate) use place::{Pad, StateRef};
+
+/// The default deadline for acquiring a mutex: 60 s, the Python system's `DEFAULT_TIMEOUT`.
+pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

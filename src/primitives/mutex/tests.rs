@@ -1,0 +1,239 @@
+//! Heap-memory tests of the mutex (run under Miri too).
+
+use super::*;
+use crate::sys::identity::current_thread;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::Arc;
+
+fn plain_lock(m: &Mutex) -> MutexGuard<'_> {
+    match m.lock().unwrap() {
+        Acquired::Locked(g) => g,
+        Acquired::OwnerDied(_) => panic!("unexpected owner died"),
+    }
+}
+
+#[test]
+fn lock_and_unlock_leave_the_word_free() {
+    let m = Mutex::new_local();
+    {
+        let _g = plain_lock(&m);
+        assert_eq!(m.owner().map(|o| o.tid), Some(current_thread().tid));
+    }
+    assert_eq!(m.owner(), None);
+    assert_eq!(m.state.raw_word(), 0);
+}
+
+#[test]
+fn the_same_thread_may_lock_again_and_must_unlock_as_often() {
+    let m = Mutex::new_local();
+    let a = plain_lock(&m);
+    let b = plain_lock(&m);
+    let c = m.try_lock().unwrap();
+    assert_eq!(m.state.count.load(Ordering::Relaxed), 2);
+    drop(c);
+    drop(a);
+    assert!(m.owner().is_some(), "still held once");
+    drop(b);
+    assert!(m.owner().is_none());
+}
+
+#[test]
+fn try_lock_from_another_thread_reports_the_holder() {
+    let m = Arc::new(Mutex::new_local());
+    let _g = plain_lock(&m);
+    let me = current_thread();
+    let m2 = Arc::clone(&m);
+    let err = std::thread::spawn(move || m2.try_lock().map(|_| ()).unwrap_err())
+        .join()
+        .unwrap();
+    match err {
+        LockError::WouldBlock { owner } => {
+            assert_eq!(owner.tid, me.tid);
+            assert_eq!(owner.pid, me.pid);
+            assert_eq!(owner.liveness, Liveness::Alive);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lock_timeout_names_the_live_owner() {
+    let m = Arc::new(Mutex::new_local());
+    let _g = plain_lock(&m);
+    let m2 = Arc::clone(&m);
+    let err = std::thread::spawn(move || {
+        m2.lock_timeout(Duration::from_millis(30))
+            .map(|_| ())
+            .unwrap_err()
+    })
+    .join()
+    .unwrap();
+    assert!(
+        matches!(
+            err,
+            LockError::Timeout {
+                owner: OwnerInfo {
+                    liveness: Liveness::Alive,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("alive"));
+}
+
+#[test]
+fn threads_incrementing_under_the_lock_lose_no_update() {
+    let threads = 4;
+    let per = if cfg!(miri) { 20 } else { 20_000 };
+    let m = Arc::new(Mutex::new_local());
+    let counter = Arc::new(StdAtomicU64::new(0));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (m, counter) = (Arc::clone(&m), Arc::clone(&counter));
+            std::thread::spawn(move || {
+                for _ in 0..per {
+                    let _g = m.lock().unwrap().recover_with(|_| panic!("nobody died"));
+                    // A non-atomic read-modify-write: only mutual exclusion keeps it exact.
+                    let v = counter.load(Ordering::Relaxed);
+                    counter.store(v + 1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(counter.load(Ordering::Relaxed), threads * per);
+}
+
+/// Simulates a holder that vanished: a word naming a tid that no thread has.
+fn abandon_to_a_dead_tid(m: &Mutex) {
+    // Tid 0x3FFF_FFFE is above PID_MAX_LIMIT: no thread can have it, so it reads as dead.
+    let dead = 0x3FFF_FFFE;
+    m.state.word.store(dead, Ordering::Relaxed);
+    m.state
+        .owner
+        .store((u64::from(dead) << 32) | 5, Ordering::Relaxed);
+    m.state.owner_pid.store(4242, Ordering::Relaxed);
+}
+
+#[test]
+fn a_dead_owner_is_reported_and_make_consistent_restores_the_mutex() {
+    let m = Mutex::new_local();
+    abandon_to_a_dead_tid(&m);
+    match m.lock_timeout(Duration::from_secs(5)).unwrap() {
+        Acquired::OwnerDied(g) => {
+            let prev = g.previous_owner().unwrap();
+            assert_eq!(
+                (prev.tid, prev.pid, prev.liveness),
+                (0x3FFF_FFFE, 4242, Liveness::Dead)
+            );
+            drop(g.make_consistent());
+        }
+        Acquired::Locked(_) => panic!("owner death not reported"),
+    }
+    assert!(matches!(m.lock().unwrap(), Acquired::Locked(_)));
+}
+
+#[test]
+fn try_lock_also_recovers_a_dead_owner() {
+    let m = Mutex::new_local();
+    abandon_to_a_dead_tid(&m);
+    assert!(m.try_lock().unwrap().owner_died());
+}
+
+#[test]
+fn releasing_without_make_consistent_makes_the_mutex_not_recoverable() {
+    let m = Mutex::new_local();
+    abandon_to_a_dead_tid(&m);
+    let outcome = m.lock().unwrap();
+    assert!(outcome.owner_died());
+    drop(outcome);
+    assert_eq!(m.lock().map(|_| ()), Err(LockError::NotRecoverable));
+    assert_eq!(m.try_lock().map(|_| ()), Err(LockError::NotRecoverable));
+    assert_eq!(
+        m.owner(),
+        None,
+        "a failed lock leaves it free for the next to fail too"
+    );
+}
+
+#[test]
+fn a_survivor_that_dies_before_repairing_passes_owner_died_on() {
+    let m = Mutex::new_local();
+    abandon_to_a_dead_tid(&m);
+    let outcome = m.lock().unwrap();
+    let Acquired::OwnerDied(g) = outcome else {
+        panic!("expected owner died")
+    };
+    g.release_inconsistent();
+    match m.lock().unwrap() {
+        Acquired::OwnerDied(g) => {
+            assert_eq!(g.previous_owner(), None);
+            drop(g.make_consistent());
+        }
+        Acquired::Locked(_) => panic!("inconsistency lost"),
+    };
+}
+
+#[test]
+fn a_recycled_tid_with_a_stale_record_is_dead_even_when_it_is_ours() {
+    let m = Mutex::new_local();
+    let me = current_thread();
+    // A predecessor with our tid but another start time died holding the lock.
+    m.state.word.store(me.tid, Ordering::Relaxed);
+    m.state.owner.store(
+        (u64::from(me.tid) << 32) | u64::from((me.start_ticks as u32).wrapping_add(3)),
+        Ordering::Relaxed,
+    );
+    let outcome = m.lock().unwrap();
+    assert!(outcome.owner_died(), "must not be mistaken for reentrancy");
+    drop(outcome.recover_with(|_| {}));
+    assert_eq!(m.owner(), None);
+}
+
+#[test]
+fn a_corrupt_consistency_word_is_an_error() {
+    let m = Mutex::new_local();
+    m.state.consistency.store(77, Ordering::Relaxed);
+    assert!(matches!(
+        m.lock().map(|_| ()),
+        Err(LockError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn lock_all_takes_every_lock_in_a_consistent_order() {
+    let a = Mutex::new_local();
+    let b = Mutex::new_local();
+    let held = lock_all(&[&b, &a], Duration::from_secs(1)).unwrap();
+    assert_eq!(held.len(), 2);
+    assert!(a.owner().is_some() && b.owner().is_some());
+    drop(held);
+    assert!(a.owner().is_none() && b.owner().is_none());
+}
+
+#[test]
+fn lock_all_releases_what_it_took_when_one_lock_fails() {
+    let a = Arc::new(Mutex::new_local());
+    let b = Arc::new(Mutex::new_local());
+    let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _g = b2.lock().unwrap();
+        tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+    });
+    rx.recv().unwrap();
+    let err = lock_all(&[&a2, &b], Duration::from_millis(20))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(err, LockError::Timeout { .. }));
+    assert!(a.owner().is_none(), "the lock already taken was released");
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+}

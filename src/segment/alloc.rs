@@ -1,0 +1,259 @@
+//! The allocator: placing objects in the data area, and re-attaching them by offset.
+//!
+//! Allocation is a bump of `alloc_next` under the segment's own robust mutex (`alloc_lock` in
+//! the header). The block is written completely — padding, zeroed body, initial state, header,
+//! and the tag last (Release) — before `alloc_next` moves past it, so a process that dies
+//! mid-allocation leaves nothing behind: the next allocator gets "owner died", finds
+//! `alloc_next` where it was, and overwrites the half-written bytes. There is no free: objects
+//! live as long as the segment (the named table of a later layer adds reuse).
+
+use super::{image, Segment, SegmentError};
+use crate::primitives::{Barrier, BarrierState, Event, EventState, Mutex, MutexState, StateRef};
+use shm_layout::{
+    BlockKind, SegmentHeader, BARRIER_MAX_PARTIES, BLOCK_HEADER_SIZE, BLOCK_MAX_ALIGN,
+};
+use std::mem::{align_of, offset_of, size_of};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+const HDR: u64 = BLOCK_HEADER_SIZE as u64;
+
+impl Segment {
+    fn header_u64(&self, field: usize) -> &AtomicU64 {
+        self.map
+            .atomic_u64(field as u64)
+            .expect("header fields are in bounds")
+    }
+
+    /// The allocator's lock, in the header.
+    fn alloc_lock(&self) -> Mutex {
+        let offset = offset_of!(SegmentHeader, alloc_lock) as u64;
+        self.state_ref::<MutexState>(offset)
+            .map(Mutex::from_state)
+            .expect("the header holds the allocator lock")
+    }
+
+    fn state_ref<T: Sync + 'static>(&self, offset: u64) -> Option<StateRef<T>> {
+        let ptr = self
+            .map
+            .ptr_at(offset, size_of::<T>() as u64, align_of::<T>() as u64)?;
+        // SAFETY: `ptr_at` checked bounds and alignment; `T` is one of the state structs,
+        // made only of atomics and `Pad`, so any bytes are a valid `T`; the Arc keeps the
+        // mapping alive as long as the StateRef.
+        Some(unsafe { StateRef::in_mapping(ptr.cast(), offset, self.map.clone()) })
+    }
+
+    /// Places a block of `kind`: `init` receives the zeroed object before it is published.
+    fn allocate(
+        &self,
+        kind: BlockKind,
+        size: u64,
+        align: u64,
+        init: impl FnOnce(NonNull<u8>),
+    ) -> Result<u64, SegmentError> {
+        let align = align.max(HDR);
+        if !align.is_power_of_two() || align > BLOCK_MAX_ALIGN as u64 {
+            return Err(SegmentError::InvalidOption(format!(
+                "alignment {align} must be a power of two no larger than {BLOCK_MAX_ALIGN}"
+            )));
+        }
+        let lock = self.alloc_lock();
+        // Nothing to repair after a dead allocator: `alloc_next` was not advanced.
+        let _guard = lock.lock()?.recover_with(|_| {});
+        let next_word = self.header_u64(offset_of!(SegmentHeader, alloc_next));
+        let next = next_word.load(Ordering::Acquire);
+        let len = self.map.len();
+        if next < self.info.data_start || next > len || next % HDR != 0 {
+            return Err(SegmentError::Corrupt {
+                what: "allocator next offset",
+                detail: format!("{next} is outside {}..={len}", self.info.data_start),
+            });
+        }
+        let too_big = || SegmentError::OutOfSpace {
+            requested: size.saturating_add(align).saturating_add(HDR),
+            available: len - next,
+        };
+        let body = (next + HDR)
+            .checked_next_multiple_of(align)
+            .ok_or_else(too_big)?;
+        let end = body
+            .checked_add(size)
+            .and_then(|e| e.checked_next_multiple_of(HDR))
+            .filter(|&e| e <= len)
+            .ok_or_else(too_big)?;
+        let write_header = |at: u64, tag: u32, align: u64, size: u64| {
+            let u32_at = |o| self.map.atomic_u32(o).expect("block header in bounds");
+            u32_at(at + 4).store(align as u32, Ordering::Relaxed);
+            self.map
+                .atomic_u64(at + 8)
+                .expect("block header in bounds")
+                .store(size, Ordering::Relaxed);
+            // Release: a reader that sees the tag (Acquire) sees the object initialised.
+            u32_at(at).store(tag, Ordering::Release);
+        };
+        if body - HDR > next {
+            write_header(next, BlockKind::Padding.tag(), HDR, body - HDR - next - HDR);
+        }
+        // Zero the body through atomics: a dead allocator may have left bytes here.
+        for off in (body..end).step_by(8) {
+            self.map
+                .atomic_u64(off)
+                .expect("body in bounds")
+                .store(0, Ordering::Relaxed);
+        }
+        init(self.map.ptr_at(body, size, align).expect("body in bounds"));
+        write_header(body - HDR, kind.tag(), align, size);
+        // Release: publishes the finished block to anyone who reads `alloc_next`.
+        next_word.store(end, Ordering::Release);
+        self.header_u64(offset_of!(SegmentHeader, alloc_count))
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(body)
+    }
+
+    /// Checks that `offset` holds a finished block of `kind` big enough for a `T`.
+    fn object_at<T: Sync + 'static>(
+        &self,
+        offset: u64,
+        kind: BlockKind,
+    ) -> Result<StateRef<T>, SegmentError> {
+        // Acquire: pairs with the Release store of `alloc_next` in `allocate`.
+        let end = self
+            .header_u64(offset_of!(SegmentHeader, alloc_next))
+            .load(Ordering::Acquire)
+            .min(self.map.len());
+        let block = image::read_block(&*self.map, offset, self.info.data_start, end)?;
+        if block.kind != kind {
+            return Err(SegmentError::wrong_kind(offset, kind, block.kind));
+        }
+        if block.size < size_of::<T>() as u64 {
+            return Err(SegmentError::Corrupt {
+                what: "block size",
+                detail: format!(
+                    "the {} at offset {offset} has {} bytes, needs {}",
+                    kind.name(),
+                    block.size,
+                    size_of::<T>()
+                ),
+            });
+        }
+        self.state_ref(offset).ok_or(SegmentError::BadOffset {
+            offset,
+            reason: "misaligned for this kind of object",
+        })
+    }
+
+    /// Places a new robust mutex and returns a handle to it.
+    pub fn alloc_mutex(&self) -> Result<Mutex, SegmentError> {
+        let off = self.allocate(
+            BlockKind::Mutex,
+            size_of::<MutexState>() as u64,
+            align_of::<MutexState>() as u64,
+            |_| {},
+        )?;
+        self.mutex_at(off)
+    }
+
+    /// Places a new (clear) event and returns a handle to it.
+    pub fn alloc_event(&self) -> Result<Event, SegmentError> {
+        let off = self.allocate(
+            BlockKind::Event,
+            size_of::<EventState>() as u64,
+            align_of::<EventState>() as u64,
+            |_| {},
+        )?;
+        self.event_at(off)
+    }
+
+    /// Places a new barrier for `parties` (1..=65535) and returns a handle to it.
+    pub fn alloc_barrier(&self, parties: u32) -> Result<Barrier, SegmentError> {
+        if !(1..=BARRIER_MAX_PARTIES).contains(&parties) {
+            return Err(SegmentError::InvalidOption(format!(
+                "barrier parties {parties} outside 1..={BARRIER_MAX_PARTIES}"
+            )));
+        }
+        let off = self.allocate(
+            BlockKind::Barrier,
+            size_of::<BarrierState>() as u64,
+            align_of::<BarrierState>() as u64,
+            |ptr| {
+                let parties_at = ptr
+                    .as_ptr()
+                    .wrapping_add(offset_of!(shm_layout::BarrierLayout, parties));
+                // SAFETY: `ptr` is the zeroed, 64-aligned, in-bounds body of our new block, which
+                // nobody else can reach before it is published; the parties field is at a
+                // 4-aligned offset inside it.
+                unsafe { AtomicU32::from_ptr(parties_at.cast()) }.store(parties, Ordering::Relaxed);
+            },
+        )?;
+        self.barrier_at(off)
+    }
+
+    /// Reserves `size` zeroed bytes aligned to `align` (16..=4096) for the caller's own data;
+    /// returns their offset. Reach them with [`atomic_u64_at`](Self::atomic_u64_at) and
+    /// [`atomic_u32_at`](Self::atomic_u32_at).
+    pub fn alloc_bytes(&self, size: u64, align: u64) -> Result<u64, SegmentError> {
+        self.allocate(BlockKind::Bytes, size, align, |_| {})
+    }
+
+    /// The mutex at `offset` (as returned by [`Mutex::offset`] in any process).
+    pub fn mutex_at(&self, offset: u64) -> Result<Mutex, SegmentError> {
+        self.object_at(offset, BlockKind::Mutex)
+            .map(Mutex::from_state)
+    }
+
+    /// The event at `offset`.
+    pub fn event_at(&self, offset: u64) -> Result<Event, SegmentError> {
+        self.object_at(offset, BlockKind::Event)
+            .map(Event::from_state)
+    }
+
+    /// The barrier at `offset`.
+    pub fn barrier_at(&self, offset: u64) -> Result<Barrier, SegmentError> {
+        self.object_at(offset, BlockKind::Barrier)
+            .map(Barrier::from_state)
+    }
+
+    fn bytes_word(&self, offset: u64, width: u64) -> Result<NonNull<u8>, SegmentError> {
+        let end = self
+            .header_u64(offset_of!(SegmentHeader, alloc_next))
+            .load(Ordering::Acquire)
+            .min(self.map.len());
+        let blocks = image::walk_blocks(&*self.map, self.info.data_start, end)?;
+        let inside = blocks.iter().any(|b| {
+            b.kind == BlockKind::Bytes
+                && offset >= b.offset
+                && offset
+                    .checked_add(width)
+                    .is_some_and(|e| e <= b.offset + b.size)
+        });
+        if !inside {
+            return Err(SegmentError::BadOffset {
+                offset,
+                reason: "not inside a bytes block",
+            });
+        }
+        self.map
+            .ptr_at(offset, width, width)
+            .ok_or(SegmentError::BadOffset {
+                offset,
+                reason: "misaligned",
+            })
+    }
+
+    /// The `AtomicU64` at `offset`, which must lie inside a block from
+    /// [`alloc_bytes`](Self::alloc_bytes) and be 8-aligned. Checking walks the blocks: look it
+    /// up once, then keep the reference.
+    pub fn atomic_u64_at(&self, offset: u64) -> Result<&AtomicU64, SegmentError> {
+        let ptr = self.bytes_word(offset, 8)?;
+        // SAFETY: in bounds, aligned, inside a bytes block; the mapping lives as long as
+        // `&self`; atomics are valid for any bytes.
+        Ok(unsafe { AtomicU64::from_ptr(ptr.as_ptr().cast()) })
+    }
+
+    /// The `AtomicU32` at `offset`, inside a bytes block and 4-aligned.
+    pub fn atomic_u32_at(&self, offset: u64) -> Result<&AtomicU32, SegmentError> {
+        let ptr = self.bytes_word(offset, 4)?;
+        // SAFETY: as in `atomic_u64_at`, for 4 bytes.
+        Ok(unsafe { AtomicU32::from_ptr(ptr.as_ptr().cast()) })
+    }
+}

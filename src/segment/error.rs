@@ -1,0 +1,158 @@
+//! Everything that can go wrong creating, opening, allocating in or attaching to a segment.
+
+use shm_layout::BlockKind;
+use std::time::Duration;
+
+/// A segment operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// The name is not a valid segment name.
+    #[error("invalid segment name {name:?}: it {reason}")]
+    InvalidName {
+        /// The rejected name (escaped).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No segment has this name.
+    #[error("segment {name:?} does not exist; create it first")]
+    NotFound {
+        /// The segment name.
+        name: String,
+    },
+    /// `create` found a segment of this name already.
+    #[error("segment {name:?} already exists; open it, or unlink it if it is stale")]
+    AlreadyExists {
+        /// The segment name.
+        name: String,
+    },
+    /// The OS refused access (mode bits).
+    #[error("permission denied on segment {name:?}")]
+    PermissionDenied {
+        /// The segment name.
+        name: String,
+    },
+    /// The segment belongs to another user; shmkit does not open it by default.
+    #[error("segment {name:?} is owned by uid {owner}, not by this process's uid {ours}")]
+    WrongOwner {
+        /// The segment name.
+        name: String,
+        /// Its owner.
+        owner: u32,
+        /// Our effective uid.
+        ours: u32,
+    },
+    /// The segment is smaller than its header, or than the size its header claims.
+    #[error("segment {name:?} is {size} bytes, but at least {needed} are needed")]
+    TooSmall {
+        /// The segment name.
+        name: String,
+        /// Its actual size.
+        size: u64,
+        /// The size needed.
+        needed: u64,
+    },
+    /// The creator has not finished initialising the segment within the open timeout.
+    #[error("segment {name:?} is still being initialised by pid {creator_pid} after {waited:?}")]
+    StillInitialising {
+        /// The segment name.
+        name: String,
+        /// The creator's pid (0 if it has not written it yet).
+        creator_pid: u32,
+        /// How long `open` waited.
+        waited: Duration,
+    },
+    /// The creator died before finishing the segment: it is garbage; unlink it.
+    #[error(
+        "segment {name:?} was left half-initialised by pid {creator_pid}, which is dead; unlink it"
+    )]
+    CreatorDied {
+        /// The segment name.
+        name: String,
+        /// The dead creator's pid.
+        creator_pid: u32,
+    },
+    /// The segment was made by an incompatible version of shmkit.
+    #[error("segment {name:?} has layout version {found_major}.{found_minor}; this build reads {expected_major}.x")]
+    VersionMismatch {
+        /// The segment name.
+        name: String,
+        /// Major version found.
+        found_major: u16,
+        /// Minor version found.
+        found_minor: u16,
+        /// Major version this build understands.
+        expected_major: u16,
+    },
+    /// Same version, different layout hash: two builds disagree on the bytes.
+    #[error("segment {name:?} has layout hash {found:#018x}, this build has {expected:#018x}; rebuild both sides from the same shmkit")]
+    LayoutMismatch {
+        /// The segment name.
+        name: String,
+        /// Hash found.
+        found: u64,
+        /// Hash of this build.
+        expected: u64,
+    },
+    /// A field holds a value no shmkit process writes.
+    #[error("corrupt segment: {what} ({detail})")]
+    Corrupt {
+        /// Which field or structure.
+        what: &'static str,
+        /// The offending value and what was expected.
+        detail: String,
+    },
+    /// Creation options are invalid.
+    #[error("invalid segment option: {0}")]
+    InvalidOption(String),
+    /// The segment has no room for an allocation.
+    #[error("segment full: {requested} bytes requested, {available} available")]
+    OutOfSpace {
+        /// Bytes the allocation needs (with header and alignment).
+        requested: u64,
+        /// Bytes left.
+        available: u64,
+    },
+    /// An offset does not point at an allocated object.
+    #[error("offset {offset} does not hold an object: {reason}")]
+    BadOffset {
+        /// The offset.
+        offset: u64,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An offset holds another kind of object.
+    #[error("offset {offset} holds a {found}, not a {expected}")]
+    WrongKind {
+        /// The offset.
+        offset: u64,
+        /// The kind asked for.
+        expected: &'static str,
+        /// The kind found.
+        found: &'static str,
+    },
+    /// The allocator's lock failed (its holder hung, or the lock is corrupt).
+    #[error("segment allocator lock: {0}")]
+    AllocatorLock(#[from] crate::primitives::LockError),
+    /// Another system call failed.
+    #[error("{op} on segment {name:?}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The segment name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SegmentError {
+    pub(crate) fn wrong_kind(offset: u64, expected: BlockKind, found: BlockKind) -> Self {
+        SegmentError::WrongKind {
+            offset,
+            expected: expected.name(),
+            found: found.name(),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The only code that calls the operating system.
+//!
+//! Everything above this module is portable logic over atomics; everything here is a thin,
+//! checked wrapper over one Linux facility: futex wait/wake with absolute `CLOCK_MONOTONIC`
+//! deadlines ([`futex`]), the monotonic clock ([`clock`]), POSIX shared memory objects
+//! ([`shm`]), and process/thread identity with liveness checks that survive pid reuse
+//! ([`identity`]). Under Miri and loom the identity functions return stand-ins, because neither
+//! can read `/proc`.
+
+pub mod clock;
+#[cfg(not(loom))]
+pub mod futex;
+pub mod futex_types;
+pub mod identity;
+#[cfg(not(loom))]
+pub mod shm;
+
+/// The current thread's `errno` as an [`std::io::Error`].
+pub(crate) fn last_os_error() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
