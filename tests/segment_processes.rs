@@ -1,0 +1,53 @@
+//! Segments across processes: racing creators, ownership checks, attachment by offset.
+
+mod common;
+
+use common::{dispatch, spawn, wait_exit, TempSegment};
+use shmkit::{CreateOptions, OpenOptions, Segment, SegmentError};
+use std::time::Duration;
+
+#[test]
+fn child_entry() {
+    dispatch(|role, args| match role {
+        "open_or_create" => {
+            let seg = Segment::open_or_create(&args[0], &CreateOptions::new(1 << 16)).expect("open_or_create");
+            // Every racer allocates one mutex: all allocations must land in the one segment.
+            seg.alloc_mutex().expect("alloc");
+            0
+        }
+        other => panic!("unknown role {other}"),
+    });
+}
+
+#[test]
+fn racing_open_or_create_makes_exactly_one_segment() {
+    let name = TempSegment::new("race");
+    let mut children: Vec<_> = (0..6).map(|_| spawn("open_or_create", &[name.0.clone()])).collect();
+    for c in &mut children {
+        assert!(wait_exit(c, Duration::from_secs(30)).success());
+    }
+    let seg = Segment::open(&name.0).unwrap();
+    assert_eq!(seg.blocks().unwrap().len(), 6, "one segment holds every racer's mutex");
+}
+
+#[test]
+fn a_segment_owned_by_another_user_is_refused_unless_allowed() {
+    let name = TempSegment::new("owner");
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16).mode(0o666)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot give a segment to another user; checking our own is accepted");
+        assert!(Segment::open(&name.0).is_ok());
+        return;
+    }
+    let path = std::ffi::CString::new(format!("/dev/shm/{}", name.0)).unwrap();
+    // SAFETY: `path` is a valid C string; chown to uid/gid 65534 (nobody).
+    assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);
+    match Segment::open(&name.0) {
+        Err(SegmentError::WrongOwner { owner: 65534, ours: 0, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let allow = OpenOptions { allow_other_owner: true, ..OpenOptions::default() };
+    let other = Segment::open_with(&name.0, &allow).unwrap();
+    assert_eq!(other.info().creator, seg.info().creator);
+}
