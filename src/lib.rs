@@ -27,6 +27,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
+// Under loom only the primitives are built (no segment), leaving some helpers unused.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 pub mod primitives;
 #[cfg(not(loom))]

@@ -24,3 +24,6 @@ pub(crate) use place::{Pad, StateRef};
 
 /// The default deadline for acquiring a mutex: 60 s, the Python system's `DEFAULT_TIMEOUT`.
 pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[cfg(all(test, loom))]
+mod loom_tests;

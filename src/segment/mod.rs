@@ -378,5 +378,6 @@ impl Segment {
     }
 }
 
-#[cfg(test)]
+// These map real shared memory, which Miri cannot do.
+#[cfg(all(test, not(miri)))]
 mod tests;

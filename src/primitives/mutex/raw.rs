@@ -51,7 +51,7 @@ pub const DEATH_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Polls before a contended locker goes to sleep: long enough to catch a short critical
 /// section on another core, short enough not to matter when the holder was descheduled.
-const SPIN_LIMIT: u32 = 200;
+const SPIN_LIMIT: u32 = if cfg!(loom) { 1 } else { 200 };
 
 /// The holder as seen from `word` and the record, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
