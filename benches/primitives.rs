@@ -1,1 +1,512 @@
-fn main() {}
+//! shmkit's primitives beside their peers, in the same run.
+//!
+//! - `mutex_uncontended`: lock + unlock on one thread, every mutex in shared memory except
+//!   `std_mutex` (which cannot be).
+//! - `event_rtt_cross`: one round trip (ping, pong) between this process on CPU 0 and a child
+//!   on CPU 1, per iteration.
+//! - `mutex_handoff_cross`: two processes on CPUs 0 and 1 pass a turn through a contended lock;
+//!   one iteration is one hand-over from this process to the child and back.
+//!
+//! The child is this bench binary re-executed with `SHMKIT_BENCH_CHILD` set; it serves until
+//! its stop flag is raised. Run: `cargo bench --bench primitives`.
+
+use criterion::{criterion_group, Criterion};
+use shmkit::{CreateOptions, Event, Segment, WaitStrategy};
+use std::ffi::CString;
+use std::hint::black_box;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const CHILD_ROLE: &str = "SHMKIT_BENCH_CHILD";
+const CHILD_ARGS: &str = "SHMKIT_BENCH_ARGS";
+const RAW_SIZE: usize = 1 << 16;
+
+// ---------------------------------------------------------------------------------------------
+// Shared memory for the peers: a plain POSIX object mapped at a page-aligned address.
+
+struct RawShm {
+    ptr: *mut u8,
+    name: CString,
+    owner: bool,
+}
+
+impl RawShm {
+    fn create(name: &str) -> RawShm {
+        Self::map(name, true)
+    }
+
+    fn open(name: &str) -> RawShm {
+        Self::map(name, false)
+    }
+
+    fn map(name: &str, create: bool) -> RawShm {
+        let cname = CString::new(format!("/{name}")).unwrap();
+        let flags = if create {
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR
+        } else {
+            libc::O_RDWR
+        };
+        // SAFETY: valid C string; the fd is closed below after mapping.
+        let fd = unsafe { libc::shm_open(cname.as_ptr(), flags, 0o600) };
+        assert!(
+            fd >= 0,
+            "shm_open {name}: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: `fd` is open.
+        if create && unsafe { libc::ftruncate(fd, RAW_SIZE as libc::off_t) } != 0 {
+            panic!("ftruncate: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: mapping a fresh shared object of RAW_SIZE bytes.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                RAW_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED);
+        // SAFETY: `fd` is ours; the mapping stays valid after close.
+        unsafe { libc::close(fd) };
+        RawShm {
+            ptr: ptr.cast(),
+            name: cname,
+            owner: create,
+        }
+    }
+
+    /// A pointer `offset` bytes in (each user takes its own 256-byte-aligned slot).
+    fn at(&self, offset: usize) -> *mut u8 {
+        assert!(offset + 256 <= RAW_SIZE);
+        // SAFETY: in bounds of the mapping.
+        unsafe { self.ptr.add(offset) }
+    }
+
+    fn atomic(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: in bounds, 4-aligned (offsets are multiples of 64), mapping outlives self.
+        unsafe { AtomicU32::from_ptr(self.at(offset).cast()) }
+    }
+}
+
+impl Drop for RawShm {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping; unlinking the name we created.
+        unsafe {
+            libc::munmap(self.ptr.cast(), RAW_SIZE);
+            if self.owner {
+                libc::shm_unlink(self.name.as_ptr());
+            }
+        }
+    }
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: a valid aligned word; no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: a valid aligned word.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+    }
+}
+
+/// A glibc mutex: process-shared, robust, recursive, initialised at `mem`.
+///
+/// # Safety
+/// `mem` must be valid for a `pthread_mutex_t` for as long as the mutex is used.
+unsafe fn pthread_robust_recursive_init(mem: *mut u8) -> *mut libc::pthread_mutex_t {
+    let m = mem.cast::<libc::pthread_mutex_t>();
+    // SAFETY: the caller provides the memory; attr is initialised before use.
+    unsafe {
+        let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+        libc::pthread_mutexattr_init(&mut attr);
+        libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
+        libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
+        libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_RECURSIVE);
+        assert_eq!(libc::pthread_mutex_init(m, &attr), 0);
+        libc::pthread_mutexattr_destroy(&mut attr);
+    }
+    m
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child process.
+
+struct ChildProc(Child);
+
+impl ChildProc {
+    fn spawn(role: &str, args: &[String]) -> ChildProc {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_ROLE, role)
+            .env(CHILD_ARGS, args.join(" "))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn bench child");
+        ChildProc(child)
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn child_main(role: &str) {
+    pin_to_cpu(1);
+    let args: Vec<String> = std::env::var(CHILD_ARGS)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let num = |i: usize| args[i].parse::<u64>().unwrap();
+    match role {
+        "shmkit_event" => {
+            let seg = Segment::open(&args[0]).unwrap();
+            let strategy = if args[3] == "spin" {
+                WaitStrategy::Spin
+            } else {
+                WaitStrategy::Block
+            };
+            let ping = seg.event_at(num(1)).unwrap().with_strategy(strategy);
+            let pong = seg.event_at(num(2)).unwrap();
+            loop {
+                ping.wait_forever();
+                ping.clear();
+                pong.set();
+            }
+        }
+        "raw_futex" | "raw_spin" => {
+            let shm = RawShm::open(&args[0]);
+            let word = shm.atomic(0);
+            let spin = role == "raw_spin";
+            loop {
+                while word.load(Ordering::Acquire) != 1 {
+                    if spin {
+                        std::hint::spin_loop();
+                    } else {
+                        futex_wait(word, 0);
+                    }
+                }
+                word.store(0, Ordering::Release);
+                if !spin {
+                    futex_wake(word);
+                }
+            }
+        }
+        "raw_sync_event" => {
+            use raw_sync::events::{Event as RsEvent, EventInit, EventState};
+            let shm = RawShm::open(&args[0]);
+            // SAFETY: the parent initialised both events at these offsets.
+            let (ping, _) = unsafe { RsEvent::from_existing(shm.at(0)) }.unwrap();
+            // SAFETY: as above.
+            let (pong, _) = unsafe { RsEvent::from_existing(shm.at(1024)) }.unwrap();
+            loop {
+                ping.wait(raw_sync::Timeout::Infinite).unwrap();
+                pong.set(EventState::Signaled).unwrap();
+            }
+        }
+        "pipe" => {
+            use std::io::{Read, Write};
+            let mut stdin = std::io::stdin().lock();
+            let mut stdout = std::io::stdout().lock();
+            let mut byte = [0u8; 1];
+            while stdin.read_exact(&mut byte).is_ok() {
+                if stdout
+                    .write_all(&byte)
+                    .and_then(|_| stdout.flush())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+        "shmkit_handoff" => {
+            let seg = Segment::open(&args[0]).unwrap();
+            let mutex = seg.mutex_at(num(1)).unwrap();
+            let turn = seg.atomic_u32_at(num(2)).unwrap();
+            loop {
+                let _g = mutex.lock().unwrap().recover_with(|_| {});
+                if turn.load(Ordering::Relaxed) == 1 {
+                    turn.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+        "pthread_handoff" => {
+            let shm = RawShm::open(&args[0]);
+            let m = shm.at(0).cast::<libc::pthread_mutex_t>();
+            let turn = shm.atomic(1024);
+            loop {
+                // SAFETY: the parent initialised the mutex; it lives in the mapping.
+                unsafe { libc::pthread_mutex_lock(m) };
+                if turn.load(Ordering::Relaxed) == 1 {
+                    turn.store(0, Ordering::Relaxed);
+                }
+                // SAFETY: we hold it.
+                unsafe { libc::pthread_mutex_unlock(m) };
+            }
+        }
+        other => panic!("unknown bench child role {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Benchmarks.
+
+fn bench_name(tag: &str) -> String {
+    format!("shmkit-bench-{}-{tag}", std::process::id())
+}
+
+fn mutex_uncontended(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mutex_uncontended");
+    let seg_name = bench_name("uncontended");
+    let _ = Segment::unlink(&seg_name);
+    let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 16)).unwrap();
+    let raw = RawShm::create(&bench_name("uncontended-raw"));
+
+    let m = seg.alloc_mutex().unwrap();
+    g.bench_function("shmkit", |b| {
+        b.iter(|| {
+            let guard = m.lock().unwrap().recover_with(|_| {});
+            black_box(&guard);
+        })
+    });
+
+    // SAFETY: the slot at 0 is ours for the whole benchmark.
+    let pm = unsafe { pthread_robust_recursive_init(raw.at(0)) };
+    g.bench_function("pthread_robust_recursive", |b| {
+        b.iter(|| {
+            // SAFETY: initialised above; locked and unlocked by this thread only.
+            unsafe {
+                black_box(libc::pthread_mutex_lock(pm));
+                libc::pthread_mutex_unlock(pm);
+            }
+        })
+    });
+
+    let sm = std::sync::Mutex::new(0u64);
+    g.bench_function("std_mutex", |b| {
+        b.iter(|| {
+            let guard = sm.lock().unwrap();
+            black_box(&*guard);
+        })
+    });
+
+    use raw_sync::locks::{LockInit, Mutex as RsMutex};
+    // SAFETY: slot 1024 holds the raw_sync mutex, slot 2048 its (unused) data.
+    let (rm, _) = unsafe { RsMutex::new(raw.at(1024), raw.at(2048)) }.unwrap();
+    g.bench_function("raw_sync", |b| {
+        b.iter(|| {
+            let guard = rm.lock().unwrap();
+            black_box(&guard);
+        })
+    });
+    g.finish();
+    drop(seg);
+    let _ = Segment::unlink(&seg_name);
+}
+
+/// Runs `iters` round trips through `round_trip` and returns the total time.
+fn timed(iters: u64, mut round_trip: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        round_trip();
+    }
+    start.elapsed()
+}
+
+fn event_rtt_cross(c: &mut Criterion) {
+    pin_to_cpu(0);
+    let mut g = c.benchmark_group("event_rtt_cross");
+    g.measurement_time(Duration::from_secs(4));
+
+    for (bench, strategy, arg) in [
+        ("shmkit_block", WaitStrategy::Block, "block"),
+        ("shmkit_spin", WaitStrategy::Spin, "spin"),
+    ] {
+        let seg_name = bench_name(bench);
+        let _ = Segment::unlink(&seg_name);
+        let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 16)).unwrap();
+        let ping = seg.alloc_event().unwrap();
+        let pong: Event = seg.alloc_event().unwrap().with_strategy(strategy);
+        let _child = ChildProc::spawn(
+            "shmkit_event",
+            &[
+                seg_name.clone(),
+                ping.offset().unwrap().to_string(),
+                pong.offset().unwrap().to_string(),
+                arg.to_owned(),
+            ],
+        );
+        g.bench_function(bench, |b| {
+            b.iter_custom(|iters| {
+                timed(iters, || {
+                    ping.set();
+                    pong.wait_forever();
+                    pong.clear();
+                })
+            })
+        });
+        let _ = Segment::unlink(&seg_name);
+    }
+
+    for bench in ["raw_futex", "raw_spin"] {
+        let raw = RawShm::create(&bench_name(bench));
+        let word = raw.atomic(0);
+        let _child = ChildProc::spawn(bench, &[bench_name(bench)]);
+        let spin = bench == "raw_spin";
+        g.bench_function(bench, |b| {
+            b.iter_custom(|iters| {
+                timed(iters, || {
+                    word.store(1, Ordering::Release);
+                    if !spin {
+                        futex_wake(word);
+                    }
+                    while word.load(Ordering::Acquire) != 0 {
+                        if spin {
+                            std::hint::spin_loop();
+                        } else {
+                            futex_wait(word, 1);
+                        }
+                    }
+                })
+            })
+        });
+    }
+
+    {
+        use raw_sync::events::{Event as RsEvent, EventInit, EventState};
+        let raw = RawShm::create(&bench_name("raw_sync_event"));
+        // SAFETY: slots 0 and 1024 are ours; each event needs well under 1 KiB.
+        let (ping, _) = unsafe { RsEvent::new(raw.at(0), true) }.unwrap();
+        // SAFETY: as above.
+        let (pong, _) = unsafe { RsEvent::new(raw.at(1024), true) }.unwrap();
+        let _child = ChildProc::spawn("raw_sync_event", &[bench_name("raw_sync_event")]);
+        g.bench_function("raw_sync_event", |b| {
+            b.iter_custom(|iters| {
+                timed(iters, || {
+                    ping.set(EventState::Signaled).unwrap();
+                    pong.wait(raw_sync::Timeout::Infinite).unwrap();
+                })
+            })
+        });
+    }
+
+    {
+        use std::io::{Read, Write};
+        let mut child = ChildProc::spawn("pipe", &[]);
+        let mut to = child.0.stdin.take().unwrap();
+        let mut from = child.0.stdout.take().unwrap();
+        let mut byte = [7u8; 1];
+        g.bench_function("pipe", |b| {
+            b.iter_custom(|iters| {
+                timed(iters, || {
+                    to.write_all(&byte).unwrap();
+                    from.read_exact(&mut byte).unwrap();
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+fn mutex_handoff_cross(c: &mut Criterion) {
+    pin_to_cpu(0);
+    let mut g = c.benchmark_group("mutex_handoff_cross");
+    g.measurement_time(Duration::from_secs(4));
+    {
+        let seg_name = bench_name("handoff");
+        let _ = Segment::unlink(&seg_name);
+        let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 16)).unwrap();
+        let mutex = seg.alloc_mutex().unwrap();
+        let turn_off = seg.alloc_bytes(64, 64).unwrap();
+        let turn = seg.atomic_u32_at(turn_off).unwrap();
+        let _child = ChildProc::spawn(
+            "shmkit_handoff",
+            &[
+                seg_name.clone(),
+                mutex.offset().unwrap().to_string(),
+                turn_off.to_string(),
+            ],
+        );
+        g.bench_function("shmkit", |b| {
+            b.iter_custom(|iters| {
+                timed(iters, || loop {
+                    let _g = mutex.lock().unwrap().recover_with(|_| {});
+                    if turn.load(Ordering::Relaxed) == 0 {
+                        turn.store(1, Ordering::Relaxed);
+                        break;
+                    }
+                })
+            })
+        });
+        let _ = Segment::unlink(&seg_name);
+    }
+    {
+        let name = bench_name("handoff-pthread");
+        let raw = RawShm::create(&name);
+        // SAFETY: slot 0 is ours.
+        let m = unsafe { pthread_robust_recursive_init(raw.at(0)) };
+        let turn = raw.atomic(1024);
+        let _child = ChildProc::spawn("pthread_handoff", std::slice::from_ref(&name));
+        g.bench_function("pthread_robust_recursive", |b| {
+            b.iter_custom(|iters| {
+                timed(iters, || loop {
+                    // SAFETY: initialised above, shared with the child.
+                    unsafe { libc::pthread_mutex_lock(m) };
+                    let mine = turn.load(Ordering::Relaxed) == 0;
+                    if mine {
+                        turn.store(1, Ordering::Relaxed);
+                    }
+                    // SAFETY: we hold it.
+                    unsafe { libc::pthread_mutex_unlock(m) };
+                    if mine {
+                        break;
+                    }
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    mutex_uncontended,
+    event_rtt_cross,
+    mutex_handoff_cross
+);
+
+fn main() {
+    if let Ok(role) = std::env::var(CHILD_ROLE) {
+        child_main(&role);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -78,7 +78,11 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
         go: go.offset().ok_or("segment event has an offset")?,
         barrier: barrier.offset().ok_or("segment barrier has an offset")?,
     };
-    println!("parent {}: created segment {name:?} ({} KiB)", std::process::id(), seg.size() / 1024);
+    println!(
+        "parent {}: created segment {name:?} ({} KiB)",
+        std::process::id(),
+        seg.size() / 1024
+    );
 
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
@@ -92,7 +96,11 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
         children.push(child);
     }
     let arrival = barrier.wait(Duration::from_secs(30))?;
-    println!("parent: all {WORKERS} workers at the barrier (parent arrived {} of {})", arrival.index + 1, WORKERS + 1);
+    println!(
+        "parent: all {WORKERS} workers at the barrier (parent arrived {} of {})",
+        arrival.index + 1,
+        WORKERS + 1
+    );
     let start = Instant::now();
     go.set();
     println!("parent: set event 'go'");
@@ -122,7 +130,10 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
         .args(layout.to_args())
         .spawn()?;
     go.wait(Duration::from_secs(30))?;
-    println!("parent: crasher {} holds the mutex; sending SIGKILL", crasher.id());
+    println!(
+        "parent: crasher {} holds the mutex; sending SIGKILL",
+        crasher.id()
+    );
     crasher.kill()?;
     let killed = Instant::now();
     match mutex.lock()? {
@@ -140,7 +151,10 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
         Acquired::Locked(_) => return Err("the crasher's death went unnoticed".into()),
     }
     crasher.wait()?;
-    println!("parent: mutex is usable again: {}", matches!(mutex.try_lock()?, Acquired::Locked(_)));
+    println!(
+        "parent: mutex is usable again: {}",
+        matches!(mutex.try_lock()?, Acquired::Locked(_))
+    );
     Ok(())
 }
 
@@ -153,7 +167,10 @@ fn worker(args: &[String]) -> Result<()> {
     let counter = seg.atomic_u64_at(layout.counter)?;
     let go = seg.event_at(layout.go)?;
     let barrier = seg.barrier_at(layout.barrier)?;
-    println!("worker {id} (pid {}): attached; waiting at the barrier", std::process::id());
+    println!(
+        "worker {id} (pid {}): attached; waiting at the barrier",
+        std::process::id()
+    );
     barrier.wait(Duration::from_secs(30))?;
     go.wait(Duration::from_secs(30))?;
     let mut contended = 0u64;

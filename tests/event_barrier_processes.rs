@@ -25,15 +25,23 @@ fn child_entry() {
         let num = |i: usize| args[i].parse::<u64>().unwrap();
         match role {
             "wait_event" => {
-                let event = seg.event_at(num(1)).unwrap().with_strategy(strategy(&args[3]));
-                seg.atomic_u64_at(num(2)).unwrap().fetch_add(1, Ordering::AcqRel);
+                let event = seg
+                    .event_at(num(1))
+                    .unwrap()
+                    .with_strategy(strategy(&args[3]));
+                seg.atomic_u64_at(num(2))
+                    .unwrap()
+                    .fetch_add(1, Ordering::AcqRel);
                 match event.wait(Duration::from_secs(20)) {
                     Ok(()) => 0,
                     Err(EventError::Timeout { .. }) => 1,
                 }
             }
             "barrier_loop" => {
-                let barrier = seg.barrier_at(num(1)).unwrap().with_strategy(strategy(&args[4]));
+                let barrier = seg
+                    .barrier_at(num(1))
+                    .unwrap()
+                    .with_strategy(strategy(&args[4]));
                 let leaders = seg.atomic_u64_at(num(2)).unwrap();
                 let parties = barrier.parties();
                 for g in 0..num(3) as u32 {
@@ -66,18 +74,43 @@ fn set_wakes_all_of_8_waiting_processes() {
     let event = seg.alloc_event().unwrap();
     let arrived_off = seg.alloc_bytes(8, 64).unwrap();
     let arrived = seg.atomic_u64_at(arrived_off).unwrap();
-    let strategies = ["block", "block", "block", "block", "block", "spin_then_block", "spin_then_block", "spin"];
+    let strategies = [
+        "block",
+        "block",
+        "block",
+        "block",
+        "block",
+        "spin_then_block",
+        "spin_then_block",
+        "spin",
+    ];
     let mut children: Vec<_> = strategies
         .iter()
-        .map(|s| spawn("wait_event", &[name.0.clone(), event.offset().unwrap().to_string(), arrived_off.to_string(), s.to_string()]))
+        .map(|s| {
+            spawn(
+                "wait_event",
+                &[
+                    name.0.clone(),
+                    event.offset().unwrap().to_string(),
+                    arrived_off.to_string(),
+                    s.to_string(),
+                ],
+            )
+        })
         .collect();
-    assert!(eventually(Duration::from_secs(20), || arrived.load(Ordering::Acquire) == 8));
+    assert!(eventually(Duration::from_secs(20), || arrived
+        .load(Ordering::Acquire)
+        == 8));
     // Give the blocking waiters time to fall asleep in the futex.
     std::thread::sleep(Duration::from_millis(50));
     assert!(!event.is_set());
     event.set();
     for c in &mut children {
-        assert_eq!(wait_exit(c, Duration::from_secs(10)).code(), Some(0), "a waiter was not woken");
+        assert_eq!(
+            wait_exit(c, Duration::from_secs(10)).code(),
+            Some(0),
+            "a waiter was not woken"
+        );
     }
 }
 
@@ -93,20 +126,41 @@ fn four_processes_pass_1000_barrier_generations_with_one_leader_each() {
         .map(|s| {
             spawn(
                 "barrier_loop",
-                &[name.0.clone(), barrier.offset().unwrap().to_string(), leaders_off.to_string(), GENS.to_string(), s.to_string()],
+                &[
+                    name.0.clone(),
+                    barrier.offset().unwrap().to_string(),
+                    leaders_off.to_string(),
+                    GENS.to_string(),
+                    s.to_string(),
+                ],
             )
         })
         .collect();
     for c in &mut children {
         assert!(wait_exit(c, Duration::from_secs(120)).success());
     }
-    assert_eq!(seg.atomic_u64_at(leaders_off).unwrap().load(Ordering::Relaxed), GENS);
+    assert_eq!(
+        seg.atomic_u64_at(leaders_off)
+            .unwrap()
+            .load(Ordering::Relaxed),
+        GENS
+    );
     assert!(!barrier.is_broken());
 }
 
-fn spawn_barrier_waiters(name: &str, offset: u64, n: usize, timeout_ms: u64) -> Vec<std::process::Child> {
+fn spawn_barrier_waiters(
+    name: &str,
+    offset: u64,
+    n: usize,
+    timeout_ms: u64,
+) -> Vec<std::process::Child> {
     (0..n)
-        .map(|_| spawn("barrier_once", &[name.to_owned(), offset.to_string(), timeout_ms.to_string()]))
+        .map(|_| {
+            spawn(
+                "barrier_once",
+                &[name.to_owned(), offset.to_string(), timeout_ms.to_string()],
+            )
+        })
         .collect()
 }
 
@@ -119,9 +173,16 @@ fn abort_breaks_the_barrier_for_every_waiting_process() {
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 3));
     barrier.abort();
     for c in &mut children {
-        assert_eq!(wait_exit(c, Duration::from_secs(10)).code(), Some(EXIT_BROKEN));
+        assert_eq!(
+            wait_exit(c, Duration::from_secs(10)).code(),
+            Some(EXIT_BROKEN)
+        );
     }
-    assert_eq!(barrier.wait(Duration::ZERO), Err(BarrierError::Broken), "stays broken");
+    assert_eq!(
+        barrier.wait(Duration::ZERO),
+        Err(BarrierError::Broken),
+        "stays broken"
+    );
     barrier.reset();
     assert!(!barrier.is_broken());
 }
@@ -136,10 +197,26 @@ fn a_timeout_breaks_the_barrier_for_every_waiting_process() {
     let start = Instant::now();
     let mine = barrier.wait(Duration::from_millis(50));
     let took = start.elapsed();
-    assert!(matches!(mine, Err(BarrierError::Timeout { arrived: 3, parties: 4, .. })), "{mine:?}");
-    assert!(took >= Duration::from_millis(50) && took <= Duration::from_millis(70), "{took:?}");
+    assert!(
+        matches!(
+            mine,
+            Err(BarrierError::Timeout {
+                arrived: 3,
+                parties: 4,
+                ..
+            })
+        ),
+        "{mine:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(50) && took <= Duration::from_millis(70),
+        "{took:?}"
+    );
     for c in &mut children {
-        assert_eq!(wait_exit(c, Duration::from_secs(10)).code(), Some(EXIT_BROKEN));
+        assert_eq!(
+            wait_exit(c, Duration::from_secs(10)).code(),
+            Some(EXIT_BROKEN)
+        );
     }
 }
 
@@ -154,12 +231,19 @@ fn a_party_killed_while_others_wait_does_not_hold_them_past_their_deadline() {
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 1));
     sigkill(&victim);
     let _ = victim.wait();
-    let mut survivor = spawn_barrier_waiters(&name.0, barrier.offset().unwrap(), 1, 20_000).remove(0);
+    let mut survivor =
+        spawn_barrier_waiters(&name.0, barrier.offset().unwrap(), 1, 20_000).remove(0);
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 2));
     let start = Instant::now();
-    assert!(matches!(barrier.wait(Duration::from_millis(100)), Err(BarrierError::Timeout { .. })));
+    assert!(matches!(
+        barrier.wait(Duration::from_millis(100)),
+        Err(BarrierError::Timeout { .. })
+    ));
     assert!(start.elapsed() < Duration::from_millis(150));
-    assert_eq!(wait_exit(&mut survivor, Duration::from_secs(10)).code(), Some(EXIT_BROKEN));
+    assert_eq!(
+        wait_exit(&mut survivor, Duration::from_secs(10)).code(),
+        Some(EXIT_BROKEN)
+    );
 }
 
 #[test]
@@ -167,18 +251,28 @@ fn event_and_barrier_deadlines_are_accurate_within_20ms() {
     let name = TempSegment::new("edeadline");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
     let event = seg.alloc_event().unwrap();
-    for s in [WaitStrategy::Block, WaitStrategy::Spin, WaitStrategy::SpinThenBlock] {
+    for s in [
+        WaitStrategy::Block,
+        WaitStrategy::Spin,
+        WaitStrategy::SpinThenBlock,
+    ] {
         for ms in [1, 30] {
             let timeout = Duration::from_millis(ms);
             let start = Instant::now();
             assert!(event.wait_with(s, timeout).is_err());
             let took = start.elapsed();
-            assert!(took >= timeout && took <= timeout + Duration::from_millis(20), "{s:?}: {took:?} for {timeout:?}");
+            assert!(
+                took >= timeout && took <= timeout + Duration::from_millis(20),
+                "{s:?}: {took:?} for {timeout:?}"
+            );
         }
     }
     let barrier = seg.alloc_barrier(2).unwrap();
     let start = Instant::now();
     assert!(barrier.wait(Duration::from_millis(30)).is_err());
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(30) && took <= Duration::from_millis(50), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(30) && took <= Duration::from_millis(50),
+        "{took:?}"
+    );
 }

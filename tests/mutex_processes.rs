@@ -4,7 +4,7 @@
 mod common;
 
 use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
-use shmkit::{Acquired, CreateOptions, LockError, Liveness, Segment};
+use shmkit::{Acquired, CreateOptions, Liveness, LockError, Segment};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,10 @@ fn child_entry() {
             "increment" => {
                 let counter = seg.atomic_u64_at(num(2)).unwrap();
                 for _ in 0..num(3) {
-                    let _g = mutex.lock().unwrap().recover_with(|_| panic!("nobody dies here"));
+                    let _g = mutex
+                        .lock()
+                        .unwrap()
+                        .recover_with(|_| panic!("nobody dies here"));
                     // Deliberately not an atomic increment: only the mutex keeps it exact.
                     let v = counter.load(Ordering::Relaxed);
                     counter.store(v + 1, Ordering::Relaxed);
@@ -73,12 +76,20 @@ fn processes_incrementing_a_plain_counter_under_the_mutex_lose_nothing() {
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let counter = seg.alloc_bytes(8, 64).unwrap();
-    let args = [name.0.clone(), m.offset().unwrap().to_string(), counter.to_string(), PER.to_string()];
+    let args = [
+        name.0.clone(),
+        m.offset().unwrap().to_string(),
+        counter.to_string(),
+        PER.to_string(),
+    ];
     let mut children: Vec<_> = (0..PROCS).map(|_| spawn("increment", &args)).collect();
     for c in &mut children {
         assert!(wait_exit(c, Duration::from_secs(120)).success());
     }
-    assert_eq!(seg.atomic_u64_at(counter).unwrap().load(Ordering::Relaxed), PROCS * PER);
+    assert_eq!(
+        seg.atomic_u64_at(counter).unwrap().load(Ordering::Relaxed),
+        PROCS * PER
+    );
 }
 
 #[test]
@@ -93,13 +104,21 @@ fn a_holder_killed_at_random_points_is_detected_within_100ms_and_the_data_repair
         seg.atomic_u64_at(data + 8).unwrap(),
         seg.atomic_u64_at(data + 16).unwrap(),
     );
-    let args = [name.0.clone(), m.offset().unwrap().to_string(), data.to_string()];
+    let args = [
+        name.0.clone(),
+        m.offset().unwrap().to_string(),
+        data.to_string(),
+    ];
     let mut torn = 0;
     let mut worst = Duration::ZERO;
     for i in 0..kills {
         flag.store(0, Ordering::Relaxed);
         let mut child = spawn("hold_forever", &args);
-        assert!(eventually(Duration::from_secs(10), || flag.load(Ordering::Acquire) == 1), "child {i} never locked");
+        assert!(
+            eventually(Duration::from_secs(10), || flag.load(Ordering::Acquire)
+                == 1),
+            "child {i} never locked"
+        );
         let before = a.load(Ordering::Relaxed);
         // A waiter blocks on the lock while the child runs; the kill lands at a random point
         // of the child's update loop.
@@ -122,12 +141,18 @@ fn a_holder_killed_at_random_points_is_detected_within_100ms_and_the_data_repair
         std::thread::sleep(Duration::from_micros(fastrand::u64(0..3000)));
         let killed_at = Instant::now();
         sigkill(&child);
-        let (detected_at, prev) = waiter.join().unwrap().unwrap_or_else(|e| panic!("kill {i}: {e}"));
+        let (detected_at, prev) = waiter
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("kill {i}: {e}"));
         assert_eq!(prev.pid, child.id(), "the dead owner is named");
         assert_eq!(prev.liveness, Liveness::Dead);
         let latency = detected_at.saturating_duration_since(killed_at);
         worst = worst.max(latency);
-        assert!(latency <= Duration::from_millis(100), "kill {i}: detected after {latency:?}");
+        assert!(
+            latency <= Duration::from_millis(100),
+            "kill {i}: detected after {latency:?}"
+        );
         let _ = child.wait();
         // Repair: the pair may be torn by the kill; restore the invariant.
         match m.lock().unwrap() {
@@ -136,14 +161,20 @@ fn a_holder_killed_at_random_points_is_detected_within_100ms_and_the_data_repair
                     torn += 1;
                     b.store(a.load(Ordering::Relaxed), Ordering::Relaxed);
                 }
-                assert!(a.load(Ordering::Relaxed) >= before, "progress is never lost");
+                assert!(
+                    a.load(Ordering::Relaxed) >= before,
+                    "progress is never lost"
+                );
                 drop(g.make_consistent());
             }
             Acquired::Locked(_) => panic!("kill {i}: inconsistency not passed on"),
         }
     }
     assert_eq!(a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
-    assert!(matches!(m.try_lock().unwrap(), Acquired::Locked(_)), "consistent again");
+    assert!(
+        matches!(m.try_lock().unwrap(), Acquired::Locked(_)),
+        "consistent again"
+    );
     eprintln!("{kills} kills, {torn} tore the data, worst detection {worst:?}");
 }
 
@@ -166,7 +197,11 @@ fn a_thread_that_exits_holding_the_lock_is_detected() {
         }
         Acquired::Locked(_) => panic!("exited owner not detected"),
     }
-    assert!(start.elapsed() < Duration::from_millis(100), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -176,14 +211,29 @@ fn reentrant_locks_in_one_process_exclude_another_until_fully_released() {
     let m = seg.alloc_mutex().unwrap();
     let step_off = seg.alloc_bytes(8, 64).unwrap();
     let step = seg.atomic_u64_at(step_off).unwrap();
-    let mut child = spawn("hold_twice", &[name.0.clone(), m.offset().unwrap().to_string(), step_off.to_string()]);
-    assert!(eventually(Duration::from_secs(10), || step.load(Ordering::Acquire) == 1));
-    assert!(matches!(m.try_lock().map(|_| ()), Err(LockError::WouldBlock { owner }) if owner.pid == child.id()));
+    let mut child = spawn(
+        "hold_twice",
+        &[
+            name.0.clone(),
+            m.offset().unwrap().to_string(),
+            step_off.to_string(),
+        ],
+    );
+    assert!(eventually(Duration::from_secs(10), || step
+        .load(Ordering::Acquire)
+        == 1));
+    assert!(
+        matches!(m.try_lock().map(|_| ()), Err(LockError::WouldBlock { owner }) if owner.pid == child.id())
+    );
     step.store(2, Ordering::Release);
-    assert!(eventually(Duration::from_secs(10), || step.load(Ordering::Acquire) == 3));
+    assert!(eventually(Duration::from_secs(10), || step
+        .load(Ordering::Acquire)
+        == 3));
     assert!(m.try_lock().is_err(), "still held once");
     step.store(4, Ordering::Release);
-    assert!(eventually(Duration::from_secs(10), || step.load(Ordering::Acquire) == 5));
+    assert!(eventually(Duration::from_secs(10), || step
+        .load(Ordering::Acquire)
+        == 5));
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
     assert!(matches!(m.try_lock().unwrap(), Acquired::Locked(_)));
 }
@@ -194,16 +244,28 @@ fn lock_timeout_returns_after_the_deadline_within_20ms() {
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let data = seg.alloc_bytes(24, 64).unwrap();
-    let mut child = spawn("hold_forever", &[name.0.clone(), m.offset().unwrap().to_string(), data.to_string()]);
+    let mut child = spawn(
+        "hold_forever",
+        &[
+            name.0.clone(),
+            m.offset().unwrap().to_string(),
+            data.to_string(),
+        ],
+    );
     let flag = seg.atomic_u64_at(data + 16).unwrap();
-    assert!(eventually(Duration::from_secs(10), || flag.load(Ordering::Acquire) == 1));
+    assert!(eventually(Duration::from_secs(10), || flag
+        .load(Ordering::Acquire)
+        == 1));
     for ms in [1, 10, 50, 150] {
         let timeout = Duration::from_millis(ms);
         let start = Instant::now();
         let err = m.lock_timeout(timeout).map(|_| ()).unwrap_err();
         let took = start.elapsed();
         assert!(took >= timeout, "returned early: {took:?} < {timeout:?}");
-        assert!(took <= timeout + Duration::from_millis(20), "returned late: {took:?} for {timeout:?}");
+        assert!(
+            took <= timeout + Duration::from_millis(20),
+            "returned late: {took:?} for {timeout:?}"
+        );
         match err {
             LockError::Timeout { owner, .. } => {
                 assert_eq!(owner.pid, child.id());

@@ -10,7 +10,8 @@ use std::time::Duration;
 fn child_entry() {
     dispatch(|role, args| match role {
         "open_or_create" => {
-            let seg = Segment::open_or_create(&args[0], &CreateOptions::new(1 << 16)).expect("open_or_create");
+            let seg = Segment::open_or_create(&args[0], &CreateOptions::new(1 << 16))
+                .expect("open_or_create");
             // Every racer allocates one mutex: all allocations must land in the one segment.
             seg.alloc_mutex().expect("alloc");
             0
@@ -22,12 +23,18 @@ fn child_entry() {
 #[test]
 fn racing_open_or_create_makes_exactly_one_segment() {
     let name = TempSegment::new("race");
-    let mut children: Vec<_> = (0..6).map(|_| spawn("open_or_create", &[name.0.clone()])).collect();
+    let mut children: Vec<_> = (0..6)
+        .map(|_| spawn("open_or_create", std::slice::from_ref(&name.0)))
+        .collect();
     for c in &mut children {
         assert!(wait_exit(c, Duration::from_secs(30)).success());
     }
     let seg = Segment::open(&name.0).unwrap();
-    assert_eq!(seg.blocks().unwrap().len(), 6, "one segment holds every racer's mutex");
+    assert_eq!(
+        seg.blocks().unwrap().len(),
+        6,
+        "one segment holds every racer's mutex"
+    );
 }
 
 #[test]
@@ -44,10 +51,17 @@ fn a_segment_owned_by_another_user_is_refused_unless_allowed() {
     // SAFETY: `path` is a valid C string; chown to uid/gid 65534 (nobody).
     assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);
     match Segment::open(&name.0) {
-        Err(SegmentError::WrongOwner { owner: 65534, ours: 0, .. }) => {}
+        Err(SegmentError::WrongOwner {
+            owner: 65534,
+            ours: 0,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
-    let allow = OpenOptions { allow_other_owner: true, ..OpenOptions::default() };
+    let allow = OpenOptions {
+        allow_other_owner: true,
+        ..OpenOptions::default()
+    };
     let other = Segment::open_with(&name.0, &allow).unwrap();
     assert_eq!(other.info().creator, seg.info().creator);
 }

@@ -72,7 +72,9 @@ fuzz_target!(|input: &[u8]| {
             for b in blocks {
                 let _ = seg.mutex_at(b.offset).map(|m| m.try_lock().map(drop));
                 let _ = seg.event_at(b.offset).map(|e| e.is_set());
-                let _ = seg.barrier_at(b.offset).map(|b| b.wait(std::time::Duration::ZERO));
+                let _ = seg
+                    .barrier_at(b.offset)
+                    .map(|b| b.wait(std::time::Duration::ZERO));
                 let _ = seg.atomic_u64_at(b.offset);
             }
         }

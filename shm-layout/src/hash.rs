@@ -6,8 +6,8 @@
 
 use crate::{
     BarrierLayout, BlockHeader, EventLayout, MutexLayout, SegmentHeader, BARRIER_BROKEN,
-    BARRIER_GENERATION_SHIFT, BLOCK_TAG_MAGIC, EVENT_SET, EVENT_WAITERS, MAGIC, MUTEX_TID_MASK,
-    MUTEX_WAITERS,
+    BARRIER_GENERATION_SHIFT, BLOCK_TAG_MAGIC, EVENT_SET, EVENT_WAITERS, MAGIC,
+    MUTEX_CONSISTENCY_SHIFT, MUTEX_TID_MASK, MUTEX_WAITERS,
 };
 use core::mem::{align_of, offset_of, size_of};
 
@@ -42,9 +42,10 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     size_of::<MutexLayout>() as u64,
     align_of::<MutexLayout>() as u64,
     offset_of!(MutexLayout, word) as u64,
-    offset_of!(MutexLayout, consistency) as u64,
+    offset_of!(MutexLayout, meta) as u64,
     offset_of!(MutexLayout, owner) as u64,
-    offset_of!(MutexLayout, count) as u64,
+    offset_of!(MutexLayout, died) as u64,
+    MUTEX_CONSISTENCY_SHIFT as u64,
     offset_of!(MutexLayout, owner_pid) as u64,
     MUTEX_WAITERS as u64,
     MUTEX_TID_MASK as u64,

@@ -31,7 +31,8 @@ pub use header::{
     SegmentHeader, SegmentState, DATA_ALIGN, HEADER_SIZE, MAGIC, VERSION_MAJOR, VERSION_MINOR,
 };
 pub use mutex::{
-    MutexConsistency, MutexLayout, MUTEX_TID_MASK, MUTEX_WAITERS, OWNER_RECORD_START_MASK,
+    MutexConsistency, MutexLayout, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK,
+    MUTEX_WAITERS, OWNER_RECORD_START_MASK,
 };
 
 /// Cache-line size the layout aligns shared primitives to, so two of them never share a line.

@@ -22,8 +22,12 @@ pub const MUTEX_WAITERS: u32 = 0x8000_0000;
 pub const MUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
 /// Bits of `owner` holding the low half of the owner's start time.
 pub const OWNER_RECORD_START_MASK: u64 = 0xFFFF_FFFF;
+/// Bits of `meta` holding the reentrant depth beyond the first acquisition.
+pub const MUTEX_DEPTH_MASK: u32 = 0x3FFF_FFFF;
+/// Shift of the [`MutexConsistency`] field in `meta`.
+pub const MUTEX_CONSISTENCY_SHIFT: u32 = 30;
 
-/// Values of [`MutexLayout::consistency`].
+/// Values of the consistency field (the top two bits of [`MutexLayout::meta`]).
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MutexConsistency {
@@ -54,24 +58,29 @@ impl MutexConsistency {
 pub struct MutexLayout {
     /// The futex word (see the module's state table).
     pub word: u32,
-    /// [`MutexConsistency`] as a raw word.
-    pub consistency: u32,
+    /// Written only by the holder: reentrant depth beyond the first acquisition (bits 0..30)
+    /// and [`MutexConsistency`] (bits 30..32). Zero means "held once, consistent", the one
+    /// value the lock and unlock fast paths test for.
+    pub meta: u32,
     /// Holder record: `(tid << 32) | (start_ticks & 0xFFFF_FFFF)`, or 0.
     pub owner: u64,
-    /// Reentrant depth beyond the first acquisition; touched only by the holder.
-    pub count: u32,
     /// Process id of the holder (informational: for error messages and inspection).
     pub owner_pid: u32,
     /// Reserved; zero.
-    pub reserved: [u64; 5],
+    pub reserved0: u32,
+    /// The holder found dead by the most recent recovery, `(pid << 32) | tid`; 0 if none.
+    /// Written by the recovering thread while it holds the mutex.
+    pub died: u64,
+    /// Reserved; zero.
+    pub reserved: [u64; 4],
 }
 
 const _: () = {
     assert!(size_of::<MutexLayout>() == 64);
     assert!(offset_of!(MutexLayout, word) == 0);
-    assert!(offset_of!(MutexLayout, consistency) == 4);
+    assert!(offset_of!(MutexLayout, meta) == 4);
     assert!(offset_of!(MutexLayout, owner) == 8);
-    assert!(offset_of!(MutexLayout, count) == 16);
-    assert!(offset_of!(MutexLayout, owner_pid) == 20);
+    assert!(offset_of!(MutexLayout, owner_pid) == 16);
+    assert!(offset_of!(MutexLayout, died) == 24);
     assert!(MUTEX_WAITERS & MUTEX_TID_MASK == 0);
 };

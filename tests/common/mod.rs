@@ -32,7 +32,13 @@ impl Drop for TempSegment {
 /// Starts this test binary as a child playing `role` with `args`.
 pub fn spawn(role: &str, args: &[String]) -> Child {
     Command::new(std::env::current_exe().expect("test binary path"))
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .args([
+            "child_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
         .env(ROLE, role)
         .env(ARGS, args.join(" "))
         .stdin(Stdio::null())

@@ -16,9 +16,10 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::sys::clock::Deadline;
 use crate::sys::identity::{current_thread, Liveness};
 use raw::{OwnerSnapshot, Patience, RawAcquire, RawFailure};
-use shm_layout::MutexConsistency;
+use shm_layout::{MutexConsistency, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK};
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 pub use raw::DEATH_CHECK_INTERVAL;
@@ -27,11 +28,12 @@ pub use raw::DEATH_CHECK_INTERVAL;
 #[repr(C, align(64))]
 pub(crate) struct MutexState {
     word: AtomicU32,
-    consistency: AtomicU32,
+    meta: AtomicU32,
     owner: AtomicU64,
-    count: AtomicU32,
     owner_pid: AtomicU32,
-    _reserved: Pad<40>,
+    _reserved0: Pad<4>,
+    died: AtomicU64,
+    _reserved: Pad<32>,
 }
 
 #[cfg(not(loom))]
@@ -41,9 +43,9 @@ const _: () = {
     assert!(size_of::<MutexState>() == size_of::<MutexLayout>());
     assert!(align_of::<MutexState>() == align_of::<MutexLayout>());
     assert!(offset_of!(MutexState, word) == offset_of!(MutexLayout, word));
-    assert!(offset_of!(MutexState, consistency) == offset_of!(MutexLayout, consistency));
+    assert!(offset_of!(MutexState, meta) == offset_of!(MutexLayout, meta));
     assert!(offset_of!(MutexState, owner) == offset_of!(MutexLayout, owner));
-    assert!(offset_of!(MutexState, count) == offset_of!(MutexLayout, count));
+    assert!(offset_of!(MutexState, died) == offset_of!(MutexLayout, died));
     assert!(offset_of!(MutexState, owner_pid) == offset_of!(MutexLayout, owner_pid));
 };
 
@@ -52,12 +54,23 @@ impl MutexState {
     pub(crate) fn new() -> Self {
         MutexState {
             word: AtomicU32::new(0),
-            consistency: AtomicU32::new(MutexConsistency::Consistent as u32),
+            meta: AtomicU32::new(0),
             owner: AtomicU64::new(0),
-            count: AtomicU32::new(0),
             owner_pid: AtomicU32::new(0),
+            _reserved0: Pad::new(),
+            died: AtomicU64::new(0),
             _reserved: Pad::new(),
         }
+    }
+
+    /// Sets the consistency bits of `meta`, keeping the depth. Only the holder calls this,
+    /// and only the holder writes `meta`, so a load and a store suffice.
+    fn set_consistency(&self, c: MutexConsistency) {
+        let depth = self.meta.load(Ordering::Relaxed) & MUTEX_DEPTH_MASK;
+        self.meta.store(
+            depth | (c as u32) << MUTEX_CONSISTENCY_SHIFT,
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -189,57 +202,68 @@ impl fmt::Debug for MutexGuard<'_> {
 /// recoverable (and releases it).
 #[must_use = "dropping this guard without make_consistent makes the mutex unrecoverable"]
 pub struct OwnerDiedGuard<'a> {
-    guard: Option<MutexGuard<'a>>,
-    previous: Option<OwnerInfo>,
+    guard: ManuallyDrop<MutexGuard<'a>>,
 }
 
 impl fmt::Debug for OwnerDiedGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnerDiedGuard")
-            .field("previous", &self.previous)
+            .field("previous", &self.previous_owner())
             .finish()
     }
 }
 
 impl<'a> OwnerDiedGuard<'a> {
-    /// The holder that died, when this call saw it die. `None` when an earlier survivor
-    /// recovered the mutex and died itself before making it consistent.
+    /// The holder found dead by the most recent recovery of this mutex (recorded in the
+    /// segment, so it is known even when the survivor that found it died in turn). `None`
+    /// only if the bytes were tampered with.
     pub fn previous_owner(&self) -> Option<OwnerInfo> {
-        self.previous
+        let died = self.guard.mutex.state.died.load(Ordering::Relaxed);
+        (died != 0).then_some(OwnerInfo {
+            pid: (died >> 32) as u32,
+            tid: died as u32,
+            liveness: Liveness::Dead,
+        })
     }
 
     /// Releases the mutex leaving it inconsistent: the next locker is told the owner died.
-    pub fn release_inconsistent(mut self) {
-        drop(self.guard.take());
+    pub fn release_inconsistent(self) {
+        drop(self.into_guard());
     }
 
     /// Declares the protected data consistent again and returns an ordinary guard.
-    pub fn make_consistent(mut self) -> MutexGuard<'a> {
-        let guard = self.guard.take().expect("guard present until consumed");
+    pub fn make_consistent(self) -> MutexGuard<'a> {
+        let guard = self.into_guard();
         guard
             .mutex
             .state
-            .consistency
-            .store(MutexConsistency::Consistent as u32, Ordering::Relaxed);
+            .set_consistency(MutexConsistency::Consistent);
         guard
+    }
+
+    /// The inner guard, without running this guard's `Drop` (which would mark the mutex not
+    /// recoverable).
+    fn into_guard(self) -> MutexGuard<'a> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the guard is moved out once.
+        unsafe { ManuallyDrop::take(&mut this.guard) }
     }
 }
 
 impl Drop for OwnerDiedGuard<'_> {
     fn drop(&mut self) {
-        if let Some(guard) = &self.guard {
-            guard
-                .mutex
-                .state
-                .consistency
-                .store(MutexConsistency::NotRecoverable as u32, Ordering::Relaxed);
-        }
+        self.guard
+            .mutex
+            .state
+            .set_consistency(MutexConsistency::NotRecoverable);
+        // SAFETY: this is the guard's only drop: `into_guard` forgets `self` before it runs.
         // Dropping the inner guard releases the lock; a not-recoverable release wakes everyone.
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
     }
 }
 
 impl Drop for MutexGuard<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.mutex.release(self.tid);
     }
@@ -271,12 +295,39 @@ impl Mutex {
     /// Locks, waiting at most `timeout`.
     #[inline]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Acquired<'_>, LockError> {
-        self.acquire(Patience::Until(Deadline::after(timeout)), timeout)
+        match self.lock_fast() {
+            Some(done) => done,
+            None => self.acquire(Patience::Within(timeout), timeout),
+        }
     }
 
     /// Locks, waiting as long as it takes. A dead holder is still detected and recovered.
     pub fn lock_forever(&self) -> Result<Acquired<'_>, LockError> {
-        self.acquire(Patience::Until(Deadline::NEVER), Duration::MAX)
+        match self.lock_fast() {
+            Some(done) => done,
+            None => self.acquire(Patience::Until(Deadline::NEVER), Duration::MAX),
+        }
+    }
+
+    /// The uncontended path, small enough to inline into the caller: one compare-and-swap, the
+    /// owner record, one load of `meta`. `None` if the lock is held (nothing was changed).
+    #[inline(always)]
+    fn lock_fast(&self) -> Option<Result<Acquired<'_>, LockError>> {
+        let me = current_thread();
+        let state = &*self.state;
+        if !state.raw_try_fresh(&me) {
+            return None;
+        }
+        let guard = MutexGuard {
+            mutex: self,
+            tid: me.tid,
+            _not_send: PhantomData,
+        };
+        let meta = state.meta.load(Ordering::Relaxed);
+        if meta == 0 {
+            return Some(Ok(Acquired::Locked(guard)));
+        }
+        Some(self.finish_fresh(guard, meta))
     }
 
     /// Locks only if no live thread holds the mutex; never sleeps.
@@ -290,7 +341,7 @@ impl Mutex {
         (w & shm_layout::MUTEX_TID_MASK != 0).then(|| self.state.snapshot(w).into())
     }
 
-    #[inline]
+    #[cold]
     fn acquire(&self, patience: Patience, timeout: Duration) -> Result<Acquired<'_>, LockError> {
         let me = current_thread();
         let state = &*self.state;
@@ -299,24 +350,29 @@ impl Mutex {
             tid: me.tid,
             _not_send: PhantomData,
         };
-        let previous = match state.raw_lock(&me, patience) {
-            Ok(RawAcquire::Fresh) => None,
+        match state.raw_lock(&me, patience) {
+            Ok(RawAcquire::Fresh) => {}
             Ok(RawAcquire::Reentered) => {
-                let depth = state.count.load(Ordering::Relaxed);
-                if depth == u32::MAX {
+                let meta = state.meta.load(Ordering::Relaxed);
+                if meta & MUTEX_DEPTH_MASK == MUTEX_DEPTH_MASK {
                     std::mem::forget(guard);
                     return Err(LockError::TooDeep);
                 }
-                state.count.store(depth + 1, Ordering::Relaxed);
+                state.meta.store(meta + 1, Ordering::Relaxed);
                 return Ok(Acquired::Locked(guard));
             }
             Ok(RawAcquire::Recovered(previous)) => {
-                state
-                    .consistency
-                    .store(MutexConsistency::Inconsistent as u32, Ordering::Relaxed);
+                state.died.store(
+                    u64::from(previous.pid) << 32 | u64::from(previous.tid),
+                    Ordering::Relaxed,
+                );
+                // Depth 0: the dead holder's levels died with it.
+                state.meta.store(
+                    (MutexConsistency::Inconsistent as u32) << MUTEX_CONSISTENCY_SHIFT,
+                    Ordering::Relaxed,
+                );
                 return Ok(Acquired::OwnerDied(OwnerDiedGuard {
-                    guard: Some(guard),
-                    previous: Some(previous.into()),
+                    guard: ManuallyDrop::new(guard),
                 }));
             }
             Err(RawFailure::Held(owner)) => {
@@ -324,45 +380,78 @@ impl Mutex {
                 let owner = owner.into();
                 return Err(match patience {
                     Patience::Try => LockError::WouldBlock { owner },
-                    Patience::Until(_) => LockError::Timeout {
+                    Patience::Within(_) | Patience::Until(_) => LockError::Timeout {
                         waited: timeout,
                         owner,
                     },
                 });
             }
         };
-        match MutexConsistency::from_raw(state.consistency.load(Ordering::Relaxed)) {
+        let meta = state.meta.load(Ordering::Relaxed);
+        if meta == 0 {
+            return Ok(Acquired::Locked(guard));
+        }
+        self.finish_fresh(guard, meta)
+    }
+
+    /// A fresh acquisition found `meta` non-zero: the mutex is inconsistent, unrecoverable,
+    /// or its bytes are corrupt.
+    #[cold]
+    fn finish_fresh<'a>(
+        &'a self,
+        guard: MutexGuard<'a>,
+        meta: u32,
+    ) -> Result<Acquired<'a>, LockError> {
+        let state = &*self.state;
+        // A fresh acquisition finds depth 0 unless the bytes are corrupt; reset it so our own
+        // release unlocks.
+        if meta & MUTEX_DEPTH_MASK != 0 {
+            state
+                .meta
+                .store(meta & !MUTEX_DEPTH_MASK, Ordering::Relaxed);
+        }
+        match MutexConsistency::from_raw(meta >> MUTEX_CONSISTENCY_SHIFT) {
             Some(MutexConsistency::Consistent) => Ok(Acquired::Locked(guard)),
             Some(MutexConsistency::Inconsistent) => Ok(Acquired::OwnerDied(OwnerDiedGuard {
-                guard: Some(guard),
-                previous,
+                guard: ManuallyDrop::new(guard),
             })),
             Some(MutexConsistency::NotRecoverable) => {
                 drop(guard);
                 Err(LockError::NotRecoverable)
             }
             None => {
+                // Two bits: the fourth value. Make it not recoverable rather than guess.
+                state.set_consistency(MutexConsistency::NotRecoverable);
                 drop(guard);
                 Err(LockError::Corrupt {
-                    what: "consistency word holds an unknown value",
+                    what: "consistency bits hold an unknown value; mutex marked not recoverable",
                 })
             }
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn release(&self, tid: u32) {
         let state = &*self.state;
-        let depth = state.count.load(Ordering::Relaxed);
-        if depth > 0 {
-            state.count.store(depth - 1, Ordering::Relaxed);
+        if state.meta.load(Ordering::Relaxed) != 0 || !state.raw_unlock_fast(tid) {
+            self.release_slow(tid);
+        }
+    }
+
+    #[cold]
+    fn release_slow(&self, tid: u32) {
+        let state = &*self.state;
+        let meta = state.meta.load(Ordering::Relaxed);
+        if meta & MUTEX_DEPTH_MASK > 0 {
+            state.meta.store(meta - 1, Ordering::Relaxed);
             return;
         }
-        let wake_all =
-            state.consistency.load(Ordering::Relaxed) == MutexConsistency::NotRecoverable as u32;
-        // A `false` here means the lock was taken from us (corrupt segment); Drop cannot
-        // report it, and there is nothing left to release.
-        let _ = state.raw_unlock(tid, wake_all);
+        // Last level: an unrecoverable mutex wakes everyone, so every waiter learns it at
+        // once. A `false` from raw_unlock means the lock was taken from us (corrupt segment);
+        // Drop cannot report it, and there is nothing left to release.
+        let not_recoverable =
+            meta >> MUTEX_CONSISTENCY_SHIFT == MutexConsistency::NotRecoverable as u32;
+        let _ = state.raw_unlock(tid, not_recoverable);
     }
 }
 

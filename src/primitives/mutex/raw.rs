@@ -84,6 +84,9 @@ pub(crate) enum RawFailure {
 pub(crate) enum Patience {
     /// Return at once if held by a live owner.
     Try,
+    /// Wait at most this long. The deadline is computed only when the fast path fails, so an
+    /// uncontended `lock()` never reads the clock.
+    Within(Duration),
     /// Wait until the deadline.
     Until(Deadline),
 }
@@ -91,6 +94,34 @@ pub(crate) enum Patience {
 impl MutexState {
     fn word(&self) -> &AtomicU32 {
         &self.word
+    }
+
+    /// The uncontended acquisition: `0 → tid`, then the owner record. False if the word was
+    /// not 0 (nothing changed).
+    #[inline(always)]
+    pub(crate) fn raw_try_fresh(&self, me: &ThreadIdentity) -> bool {
+        // Acquire: pairs with the Release in `raw_unlock`, so the previous critical section's
+        // writes are visible to ours.
+        let won = self
+            .word
+            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if won {
+            self.claim(me);
+        }
+        won
+    }
+
+    /// The uncontended release: clear the record, `tid → 0`. False if the word was not
+    /// exactly `tid` (waiters, or taken from us): nothing changed but the record, and the
+    /// caller takes the slow path, which clears the record again and handles both.
+    #[inline(always)]
+    pub(crate) fn raw_unlock_fast(&self, tid: u32) -> bool {
+        self.owner.store(0, Ordering::Relaxed);
+        // Release: pairs with the Acquire of the next locker's CAS.
+        self.word
+            .compare_exchange(tid, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Acquires the raw lock for `me`.
@@ -114,13 +145,16 @@ impl MutexState {
     }
 
     /// Writes the holder's record; called right after winning `word`.
-    #[inline]
+    #[inline(always)]
     fn claim(&self, me: &ThreadIdentity) {
         // Relaxed: observers read these only after an Acquire load of `word` that reads our
         // CAS or a later value, and judge a record that is not yet ours as "maybe alive".
         self.owner.store(me.owner_record(), Ordering::Relaxed);
-        self.owner_pid.store(me.pid, Ordering::Relaxed);
-        self.count.store(0, Ordering::Relaxed);
+        // Usually the same process locks again: a load is cheaper than a store here, because
+        // every store must drain before the unlock's locked instruction.
+        if self.owner_pid.load(Ordering::Relaxed) != me.pid {
+            self.owner_pid.store(me.pid, Ordering::Relaxed);
+        }
     }
 
     #[cold]
@@ -129,6 +163,10 @@ impl MutexState {
         me: &ThreadIdentity,
         patience: Patience,
     ) -> Result<RawAcquire, RawFailure> {
+        let patience = match patience {
+            Patience::Within(timeout) => Patience::Until(Deadline::after(timeout)),
+            other => other,
+        };
         let my_record = me.owner_record();
         let mut spins = 0;
         let mut slept = false;
@@ -172,6 +210,7 @@ impl MutexState {
                     };
                 }
                 Patience::Until(deadline) => deadline,
+                Patience::Within(_) => unreachable!("converted to a deadline above"),
             };
             if spins < SPIN_LIMIT {
                 spins += 1;

@@ -29,7 +29,7 @@ fn the_same_thread_may_lock_again_and_must_unlock_as_often() {
     let a = plain_lock(&m);
     let b = plain_lock(&m);
     let c = m.try_lock().unwrap();
-    assert_eq!(m.state.count.load(Ordering::Relaxed), 2);
+    assert_eq!(m.state.meta.load(Ordering::Relaxed) & MUTEX_DEPTH_MASK, 2);
     drop(c);
     drop(a);
     assert!(m.owner().is_some(), "still held once");
@@ -172,7 +172,8 @@ fn a_survivor_that_dies_before_repairing_passes_owner_died_on() {
     g.release_inconsistent();
     match m.lock().unwrap() {
         Acquired::OwnerDied(g) => {
-            assert_eq!(g.previous_owner(), None);
+            // The death on record is still the original one.
+            assert_eq!(g.previous_owner().map(|o| o.pid), Some(4242));
             drop(g.make_consistent());
         }
         Acquired::Locked(_) => panic!("inconsistency lost"),
@@ -196,9 +197,11 @@ fn a_recycled_tid_with_a_stale_record_is_dead_even_when_it_is_ours() {
 }
 
 #[test]
-fn a_corrupt_consistency_word_is_an_error() {
+fn corrupt_consistency_bits_are_an_error_and_make_the_mutex_unrecoverable() {
     let m = Mutex::new_local();
-    m.state.consistency.store(77, Ordering::Relaxed);
+    m.state
+        .meta
+        .store(3 << MUTEX_CONSISTENCY_SHIFT, Ordering::Relaxed);
     assert!(matches!(
         m.lock().map(|_| ()),
         Err(LockError::Corrupt { .. })
