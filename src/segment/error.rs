@@ -131,6 +131,13 @@ pub enum SegmentError {
         /// The kind found.
         found: &'static str,
     },
+    /// `close` found other handles (segment clones or object handles) still mapping it; the
+    /// mapping is released when the last of them is dropped.
+    #[error("segment closed, but {handles} other handle(s) still keep it mapped")]
+    StillInUse {
+        /// Handles still alive.
+        handles: usize,
+    },
     /// The allocator's lock failed (its holder hung, or the lock is corrupt).
     #[error("segment allocator lock: {0}")]
     AllocatorLock(#[from] crate::primitives::LockError),

@@ -112,14 +112,14 @@ impl std::fmt::Debug for Segment {
 }
 
 fn io_error(op: &'static str, name: &SegmentName, source: io::Error) -> SegmentError {
-    match source.raw_os_error() {
-        Some(libc::ENOENT) => SegmentError::NotFound {
+    match source.kind() {
+        io::ErrorKind::NotFound => SegmentError::NotFound {
             name: name.to_string(),
         },
-        Some(libc::EEXIST) => SegmentError::AlreadyExists {
+        io::ErrorKind::AlreadyExists => SegmentError::AlreadyExists {
             name: name.to_string(),
         },
-        Some(libc::EACCES) | Some(libc::EPERM) => SegmentError::PermissionDenied {
+        io::ErrorKind::PermissionDenied => SegmentError::PermissionDenied {
             name: name.to_string(),
         },
         _ => SegmentError::Io {
@@ -327,9 +327,7 @@ impl Segment {
         let others = Arc::strong_count(&self.map) - 1;
         drop(self);
         if others > 0 {
-            return Err(SegmentError::InvalidOption(format!(
-                "segment closed, but {others} other handle(s) still keep it mapped"
-            )));
+            return Err(SegmentError::StillInUse { handles: others });
         }
         Ok(())
     }
