@@ -34,7 +34,7 @@ pub mod primitives;
 #[cfg(not(loom))]
 pub mod segment;
 mod sync;
-pub mod sys;
+mod sys;
 
 pub use primitives::{
     lock_all, Acquired, Barrier, BarrierError, BarrierWait, Event, EventError, LockError, Mutex,

@@ -31,7 +31,29 @@ pub struct ThreadIdentity {
     pub start_ticks: u64,
 }
 
+impl ProcessIdentity {
+    /// The calling process.
+    pub fn current() -> ProcessIdentity {
+        current_process()
+    }
+
+    /// Whether this process is still running (same pid and start time, not a zombie).
+    pub fn liveness(&self) -> Liveness {
+        process_liveness(*self)
+    }
+}
+
 impl ThreadIdentity {
+    /// The calling thread (cached per thread after the first call).
+    pub fn current() -> ThreadIdentity {
+        current_thread()
+    }
+
+    /// Whether this thread is still running (same tid and start time, not a zombie).
+    pub fn liveness(&self) -> Liveness {
+        liveness(self.tid, |start| start == self.start_ticks)
+    }
+
     /// The 64-bit record a mutex stores for its holder: `(tid << 32) | low 32 bits of start`.
     #[inline]
     pub fn owner_record(&self) -> u64 {
@@ -307,6 +329,17 @@ mod tests {
         );
         let p = current_process();
         assert_eq!(process_liveness(p), Liveness::Alive);
+        assert_eq!(ProcessIdentity::current().liveness(), Liveness::Alive);
+        assert_eq!(ThreadIdentity::current().liveness(), Liveness::Alive);
+        let stale = ProcessIdentity {
+            start_ticks: p.start_ticks + 1,
+            ..p
+        };
+        assert_eq!(
+            stale.liveness(),
+            Liveness::Dead,
+            "a reused pid is somebody else"
+        );
     }
 
     #[cfg(not(miri))]

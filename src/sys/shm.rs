@@ -17,8 +17,6 @@ pub struct ObjectStat {
     pub size: u64,
     /// Owner user id.
     pub uid: u32,
-    /// Permission bits.
-    pub mode: u32,
 }
 
 /// Opens an existing object read-write.
@@ -77,7 +75,6 @@ pub fn stat(fd: &OwnedFd) -> io::Result<ObjectStat> {
     Ok(ObjectStat {
         size: st.st_size as u64,
         uid: st.st_uid,
-        mode: st.st_mode & 0o7777,
     })
 }
 

@@ -131,14 +131,7 @@ impl MutexState {
         me: &ThreadIdentity,
         patience: Patience,
     ) -> Result<RawAcquire, RawFailure> {
-        // Acquire: pairs with the Release in `raw_unlock`, so the previous critical section's
-        // writes are visible to ours.
-        if self
-            .word
-            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            self.claim(me);
+        if self.raw_try_fresh(me) {
             return Ok(RawAcquire::Fresh);
         }
         self.raw_lock_slow(me, patience)
@@ -197,18 +190,13 @@ impl MutexState {
                     return Ok(RawAcquire::Reentered);
                 }
                 // Our tid but not our record: a dead predecessor that had our tid.
-                if let Some(got) = self.try_recover(w, me) {
+                if let Ok(got) = self.try_recover(w, me) {
                     return Ok(got);
                 }
                 continue;
             }
             let deadline = match patience {
-                Patience::Try => {
-                    return match self.try_recover(w, me) {
-                        Some(got) => Ok(got),
-                        None => Err(RawFailure::Held(self.snapshot(w))),
-                    };
-                }
+                Patience::Try => return self.try_recover(w, me).map_err(RawFailure::Held),
                 Patience::Until(deadline) => deadline,
                 Patience::Within(_) => unreachable!("converted to a deadline above"),
             };
@@ -221,16 +209,13 @@ impl MutexState {
             if deadline.as_ns().is_some_and(|d| now >= d) {
                 // One last look: a dead owner is recovered even by a waiter whose deadline
                 // is shorter than the check interval.
-                if let Some(got) = self.try_recover(w, me) {
-                    return Ok(got);
-                }
-                return Err(RawFailure::Held(self.snapshot(w)));
+                return self.try_recover(w, me).map_err(RawFailure::Held);
             }
             if next_check == 0 {
                 next_check = now.saturating_add(DEATH_CHECK_INTERVAL.as_nanos() as u64);
             } else if now >= next_check {
                 next_check = now.saturating_add(DEATH_CHECK_INTERVAL.as_nanos() as u64);
-                if let Some(got) = self.try_recover(w, me) {
+                if let Ok(got) = self.try_recover(w, me) {
                     return Ok(got);
                 }
             }
@@ -251,9 +236,10 @@ impl MutexState {
         }
     }
 
-    /// If the holder named by `w` is dead, takes the lock over and returns how; otherwise `None`.
+    /// If the holder named by `w` is dead, takes the lock over and returns how; otherwise
+    /// returns the holder as it was judged (one `/proc` read either way).
     #[cold]
-    fn try_recover(&self, w: u32, me: &ThreadIdentity) -> Option<RawAcquire> {
+    fn try_recover(&self, w: u32, me: &ThreadIdentity) -> Result<RawAcquire, OwnerSnapshot> {
         let holder = w & MUTEX_TID_MASK;
         // Acquire: pairs with the recoverer's or holder's writes of the record.
         let record = self.owner.load(Ordering::Acquire);
@@ -271,10 +257,15 @@ impl MutexState {
                 _ => Liveness::Alive,
             }
         };
-        if liveness != Liveness::Dead {
-            return None;
-        }
         let dead_pid = self.owner_pid.load(Ordering::Relaxed);
+        let judged = OwnerSnapshot {
+            tid: holder,
+            pid: dead_pid,
+            liveness,
+        };
+        if liveness != Liveness::Dead {
+            return Err(judged);
+        }
         if record != 0
             && self
                 .owner
@@ -282,12 +273,12 @@ impl MutexState {
                 .is_err()
         {
             // Another survivor is recovering it.
-            return None;
+            return Err(judged);
         }
         loop {
             let cur = self.word.load(Ordering::Relaxed);
             if cur & MUTEX_TID_MASK != holder {
-                return None;
+                return Err(judged);
             }
             // Keep WAITERS: other survivors may be asleep and must be woken at our unlock.
             if self
@@ -301,11 +292,7 @@ impl MutexState {
                 .is_ok()
             {
                 self.claim(me);
-                return Some(RawAcquire::Recovered(OwnerSnapshot {
-                    tid: holder,
-                    pid: dead_pid,
-                    liveness: Liveness::Dead,
-                }));
+                return Ok(RawAcquire::Recovered(judged));
             }
             spin_hint();
         }
