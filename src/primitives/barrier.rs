@@ -332,44 +332,41 @@ impl Barrier {
     /// Breaks the barrier: current waiters get [`BarrierError::Broken`], and so does every
     /// arrival until [`reset`](Self::reset).
     pub fn abort(&self) {
-        loop {
-            let cur = Packed::decode(self.state.state.load(Ordering::Acquire));
-            let next = if cur.arrived > 0 {
-                Packed {
-                    broken: true,
-                    ..cur
-                }
-                .end_generation(true)
-            } else {
-                Packed {
-                    broken: true,
-                    ..cur
-                }
+        self.update(|cur| {
+            let broken = Packed {
+                broken: true,
+                ..cur
             };
-            if cur == next || self.transition(cur, next) {
-                return;
+            if cur.arrived > 0 {
+                broken.end_generation(true)
+            } else {
+                broken
             }
-            spin_hint();
-        }
+        });
     }
 
     /// Returns the barrier to its empty, unbroken state. Parties waiting now get
     /// [`BarrierError::Broken`].
     pub fn reset(&self) {
+        self.update(|cur| {
+            let ended = if cur.arrived > 0 {
+                cur.end_generation(true)
+            } else {
+                cur
+            };
+            Packed {
+                broken: false,
+                ..ended
+            }
+        });
+    }
+
+    /// Applies `next` to the state until the transition wins (or changes nothing).
+    fn update(&self, next: impl Fn(Packed) -> Packed) {
         loop {
             let cur = Packed::decode(self.state.state.load(Ordering::Acquire));
-            let next = if cur.arrived > 0 {
-                Packed {
-                    broken: false,
-                    ..cur.end_generation(true)
-                }
-            } else {
-                Packed {
-                    broken: false,
-                    ..cur
-                }
-            };
-            if cur == next || self.transition(cur, next) {
+            let to = next(cur);
+            if cur == to || self.transition(cur, to) {
                 return;
             }
             spin_hint();

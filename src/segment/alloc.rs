@@ -142,25 +142,26 @@ impl Segment {
         })
     }
 
+    /// Places a block sized and aligned for the state struct `T`.
+    fn allocate_state<T>(
+        &self,
+        kind: BlockKind,
+        init: impl FnOnce(NonNull<u8>),
+    ) -> Result<u64, SegmentError> {
+        self.allocate(kind, size_of::<T>() as u64, align_of::<T>() as u64, init)
+    }
+
     /// Places a new robust mutex and returns a handle to it.
     pub fn alloc_mutex(&self) -> Result<Mutex, SegmentError> {
-        let off = self.allocate(
-            BlockKind::Mutex,
-            size_of::<MutexState>() as u64,
-            align_of::<MutexState>() as u64,
-            |_| {},
-        )?;
+        // All-zero bytes are a free, consistent mutex.
+        let off = self.allocate_state::<MutexState>(BlockKind::Mutex, |_| {})?;
         self.mutex_at(off)
     }
 
     /// Places a new (clear) event and returns a handle to it.
     pub fn alloc_event(&self) -> Result<Event, SegmentError> {
-        let off = self.allocate(
-            BlockKind::Event,
-            size_of::<EventState>() as u64,
-            align_of::<EventState>() as u64,
-            |_| {},
-        )?;
+        // All-zero bytes are a clear event with no waiters.
+        let off = self.allocate_state::<EventState>(BlockKind::Event, |_| {})?;
         self.event_at(off)
     }
 
@@ -171,20 +172,15 @@ impl Segment {
                 "barrier parties {parties} outside 1..={BARRIER_MAX_PARTIES}"
             )));
         }
-        let off = self.allocate(
-            BlockKind::Barrier,
-            size_of::<BarrierState>() as u64,
-            align_of::<BarrierState>() as u64,
-            |ptr| {
-                let parties_at = ptr
-                    .as_ptr()
-                    .wrapping_add(offset_of!(shm_layout::BarrierLayout, parties));
-                // SAFETY: `ptr` is the zeroed, 64-aligned, in-bounds body of our new block, which
-                // nobody else can reach before it is published; the parties field is at a
-                // 4-aligned offset inside it.
-                unsafe { AtomicU32::from_ptr(parties_at.cast()) }.store(parties, Ordering::Relaxed);
-            },
-        )?;
+        let off = self.allocate_state::<BarrierState>(BlockKind::Barrier, |ptr| {
+            let parties_at = ptr
+                .as_ptr()
+                .wrapping_add(offset_of!(shm_layout::BarrierLayout, parties));
+            // SAFETY: `ptr` is the zeroed, 64-aligned, in-bounds body of our new block, which
+            // nobody else can reach before it is published; the parties field is at a
+            // 4-aligned offset inside it.
+            unsafe { AtomicU32::from_ptr(parties_at.cast()) }.store(parties, Ordering::Relaxed);
+        })?;
         self.barrier_at(off)
     }
 
