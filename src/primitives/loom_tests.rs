@@ -116,3 +116,33 @@ fn barrier_abort_releases_a_waiter_as_broken() {
         assert_eq!(t.join().unwrap(), Err(super::BarrierError::Broken));
     });
 }
+
+#[test]
+fn exactly_one_survivor_recovers_a_dead_owner() {
+    // The recovery path is long (two /proc-free verdicts, record CAS, word CAS loop, claim):
+    // unbounded, this model takes about two minutes (and passes); CI bounds it to three
+    // preemptions, which finishes in under a second.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let m = Arc::new(Mutex::new_local());
+        m.abandon_to_a_dead_owner();
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let m = m.clone();
+                thread::spawn(move || match m.try_lock() {
+                    Ok(Acquired::OwnerDied(g)) => {
+                        drop(g.make_consistent());
+                        1
+                    }
+                    // The other survivor recovered it (and perhaps already released it).
+                    Ok(Acquired::Locked(_)) | Err(super::LockError::WouldBlock { .. }) => 0,
+                    Err(e) => panic!("{e}"),
+                })
+            })
+            .collect();
+        let recovered: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(recovered, 1);
+        assert!(matches!(m.try_lock(), Ok(Acquired::Locked(_))));
+    });
+}

@@ -457,6 +457,20 @@ impl Mutex {
     }
 }
 
+#[cfg(test)]
+impl Mutex {
+    /// Makes the mutex look held by a thread that died: tid `0x3FFF_FFFE` is above
+    /// `PID_MAX_LIMIT`, so no thread can have it and liveness checks call it dead.
+    pub(crate) fn abandon_to_a_dead_owner(&self) {
+        let dead = 0x3FFF_FFFE;
+        self.state.word.store(dead, Ordering::Relaxed);
+        self.state
+            .owner
+            .store((u64::from(dead) << 32) | 5, Ordering::Relaxed);
+        self.state.owner_pid.store(4242, Ordering::Relaxed);
+    }
+}
+
 /// Locks every mutex in `mutexes` in one global order (by address), so that two callers
 /// locking overlapping sets in different orders cannot deadlock. Returns the outcomes in the
 /// caller's order. On failure the locks taken so far are released, and an owner-died outcome

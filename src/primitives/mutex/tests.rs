@@ -109,15 +109,8 @@ fn threads_incrementing_under_the_lock_lose_no_update() {
     assert_eq!(counter.load(Ordering::Relaxed), threads * per);
 }
 
-/// Simulates a holder that vanished: a word naming a tid that no thread has.
 fn abandon_to_a_dead_tid(m: &Mutex) {
-    // Tid 0x3FFF_FFFE is above PID_MAX_LIMIT: no thread can have it, so it reads as dead.
-    let dead = 0x3FFF_FFFE;
-    m.state.word.store(dead, Ordering::Relaxed);
-    m.state
-        .owner
-        .store((u64::from(dead) << 32) | 5, Ordering::Relaxed);
-    m.state.owner_pid.store(4242, Ordering::Relaxed);
+    m.abandon_to_a_dead_owner();
 }
 
 #[test]
