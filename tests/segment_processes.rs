@@ -16,8 +16,38 @@ fn child_entry() {
             seg.alloc_mutex().expect("alloc");
             0
         }
+        "open_as_nobody" => {
+            // SAFETY: plain system calls; this child process is single-threaded here.
+            unsafe {
+                assert_eq!(libc::setgid(65534), 0);
+                assert_eq!(libc::setuid(65534), 0);
+            }
+            match Segment::open(&args[0]) {
+                Err(SegmentError::PermissionDenied { .. }) => 0,
+                other => {
+                    eprintln!("expected PermissionDenied, got {other:?}");
+                    1
+                }
+            }
+        }
         other => panic!("unknown role {other}"),
     });
+}
+
+#[test]
+fn another_user_is_denied_a_private_segment() {
+    let name = TempSegment::new("private");
+    let _seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot become another user to test the 0600 default");
+        return;
+    }
+    let mut child = spawn("open_as_nobody", std::slice::from_ref(&name.0));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
 }
 
 #[test]

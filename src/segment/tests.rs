@@ -195,6 +195,40 @@ fn a_corrupt_header_is_reported_by_field() {
         })
     ));
     poke(offset_of!(SegmentHeader, magic), MAGIC);
+    // version_major and version_minor share the u64 at offset 8 with header_size.
+    let versions = offset_of!(SegmentHeader, version_major);
+    let good = seg
+        .map
+        .atomic_u64(versions as u64)
+        .unwrap()
+        .load(Ordering::Relaxed);
+    poke(versions, (good & !0xFFFF) | 7);
+    assert!(matches!(
+        Segment::open(&name.0),
+        Err(SegmentError::VersionMismatch { found_major: 7, .. })
+    ));
+    poke(versions, good);
+    poke(offset_of!(SegmentHeader, total_size), 1 << 30);
+    assert!(matches!(
+        Segment::open(&name.0),
+        Err(SegmentError::TooSmall { .. })
+    ));
+    poke(offset_of!(SegmentHeader, total_size), 64 * 1024);
+    seg.map
+        .atomic_u32(offset_of!(SegmentHeader, state) as u64)
+        .unwrap()
+        .store(3, Ordering::Relaxed);
+    assert!(matches!(
+        Segment::open(&name.0),
+        Err(SegmentError::Corrupt {
+            what: "header state",
+            ..
+        })
+    ));
+    seg.map
+        .atomic_u32(offset_of!(SegmentHeader, state) as u64)
+        .unwrap()
+        .store(SegmentState::Ready as u32, Ordering::Relaxed);
     assert!(Segment::open(&name.0).is_ok());
 }
 
