@@ -286,7 +286,7 @@ fn mutex_uncontended(c: &mut Criterion) {
     let mut g = c.benchmark_group("mutex_uncontended");
     let seg_name = bench_name("uncontended");
     let _ = Segment::unlink(&seg_name);
-    let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 20)).unwrap();
     let raw = RawShm::create(&bench_name("uncontended-raw"));
 
     let m = seg.alloc_mutex().unwrap();
@@ -351,7 +351,7 @@ fn event_rtt_cross(c: &mut Criterion) {
     ] {
         let seg_name = bench_name(bench);
         let _ = Segment::unlink(&seg_name);
-        let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 16)).unwrap();
+        let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 20)).unwrap();
         let ping = seg.alloc_event().unwrap();
         let pong: Event = seg.alloc_event().unwrap().with_strategy(strategy);
         let _child = ChildProc::spawn(
@@ -442,7 +442,7 @@ fn mutex_handoff_cross(c: &mut Criterion) {
     {
         let seg_name = bench_name("handoff");
         let _ = Segment::unlink(&seg_name);
-        let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 16)).unwrap();
+        let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 20)).unwrap();
         let mutex = seg.alloc_mutex().unwrap();
         let turn_off = seg.alloc_bytes(64, 64).unwrap();
         let turn = seg.atomic_u32_at(turn_off).unwrap();

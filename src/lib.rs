@@ -35,6 +35,7 @@ pub mod primitives;
 pub mod segment;
 mod sync;
 mod sys;
+mod table;
 
 pub use primitives::{
     lock_all, Acquired, Barrier, BarrierError, BarrierWait, Event, EventError, LockError, Mutex,

@@ -70,7 +70,7 @@ fn child_entry() {
 #[test]
 fn set_wakes_all_of_8_waiting_processes() {
     let name = TempSegment::new("event8");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let event = seg.alloc_event().unwrap();
     let arrived_off = seg.alloc_bytes(8, 64).unwrap();
     let arrived = seg.atomic_u64_at(arrived_off).unwrap();
@@ -118,7 +118,7 @@ fn set_wakes_all_of_8_waiting_processes() {
 fn four_processes_pass_1000_barrier_generations_with_one_leader_each() {
     const GENS: u64 = 1000;
     let name = TempSegment::new("barrier1000");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let barrier = seg.alloc_barrier(4).unwrap();
     let leaders_off = seg.alloc_bytes(8, 64).unwrap();
     let mut children: Vec<_> = ["block", "block", "spin_then_block", "block"]
@@ -167,7 +167,7 @@ fn spawn_barrier_waiters(
 #[test]
 fn abort_breaks_the_barrier_for_every_waiting_process() {
     let name = TempSegment::new("abort");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let barrier = seg.alloc_barrier(4).unwrap();
     let mut children = spawn_barrier_waiters(&name.0, barrier.offset().unwrap(), 3, 20_000);
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 3));
@@ -190,7 +190,7 @@ fn abort_breaks_the_barrier_for_every_waiting_process() {
 #[test]
 fn a_timeout_breaks_the_barrier_for_every_waiting_process() {
     let name = TempSegment::new("btimeout");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let barrier = seg.alloc_barrier(4).unwrap();
     let mut children = spawn_barrier_waiters(&name.0, barrier.offset().unwrap(), 2, 20_000);
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 2));
@@ -223,7 +223,7 @@ fn a_timeout_breaks_the_barrier_for_every_waiting_process() {
 #[test]
 fn a_party_killed_while_others_wait_does_not_hold_them_past_their_deadline() {
     let name = TempSegment::new("bdeath");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     // Four parties: the victim arrives and dies (its arrival still counts, as it would with a
     // thread), the survivor and this process arrive, and the fourth never comes.
     let barrier = seg.alloc_barrier(4).unwrap();
@@ -249,7 +249,7 @@ fn a_party_killed_while_others_wait_does_not_hold_them_past_their_deadline() {
 #[test]
 fn event_and_barrier_deadlines_are_accurate_within_20ms() {
     let name = TempSegment::new("edeadline");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let event = seg.alloc_event().unwrap();
     for s in [
         WaitStrategy::Block,

@@ -73,7 +73,7 @@ fn processes_incrementing_a_plain_counter_under_the_mutex_lose_nothing() {
     const PROCS: u64 = 4;
     const PER: u64 = 100_000;
     let name = TempSegment::new("count");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let counter = seg.alloc_bytes(8, 64).unwrap();
     let args = [
@@ -96,7 +96,7 @@ fn processes_incrementing_a_plain_counter_under_the_mutex_lose_nothing() {
 fn a_holder_killed_at_random_points_is_detected_within_100ms_and_the_data_repaired() {
     let kills = 200;
     let name = TempSegment::new("kill");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let data = seg.alloc_bytes(24, 64).unwrap();
     let (a, b, flag) = (
@@ -207,7 +207,7 @@ fn a_thread_that_exits_holding_the_lock_is_detected() {
 #[test]
 fn reentrant_locks_in_one_process_exclude_another_until_fully_released() {
     let name = TempSegment::new("reent");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let step_off = seg.alloc_bytes(8, 64).unwrap();
     let step = seg.atomic_u64_at(step_off).unwrap();
@@ -241,7 +241,7 @@ fn reentrant_locks_in_one_process_exclude_another_until_fully_released() {
 #[test]
 fn lock_timeout_returns_after_the_deadline_within_20ms() {
     let name = TempSegment::new("deadline");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let data = seg.alloc_bytes(24, 64).unwrap();
     let mut child = spawn(

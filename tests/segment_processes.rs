@@ -10,7 +10,7 @@ use std::time::Duration;
 fn child_entry() {
     dispatch(|role, args| match role {
         "open_or_create" => {
-            let seg = Segment::open_or_create(&args[0], &CreateOptions::new(1 << 16))
+            let seg = Segment::open_or_create(&args[0], &CreateOptions::new(1 << 20))
                 .expect("open_or_create");
             // Every racer allocates one mutex: all allocations must land in the one segment.
             seg.alloc_mutex().expect("alloc");
@@ -37,7 +37,7 @@ fn child_entry() {
 #[test]
 fn another_user_is_denied_a_private_segment() {
     let name = TempSegment::new("private");
-    let _seg = Segment::create(&name.0, &CreateOptions::new(1 << 16)).unwrap();
+    let _seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("not root: cannot become another user to test the 0600 default");
@@ -70,7 +70,7 @@ fn racing_open_or_create_makes_exactly_one_segment() {
 #[test]
 fn a_segment_owned_by_another_user_is_refused_unless_allowed() {
     let name = TempSegment::new("owner");
-    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 16).mode(0o666)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20).mode(0o666)).unwrap();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("not root: cannot give a segment to another user; checking our own is accepted");

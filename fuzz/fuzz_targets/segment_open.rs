@@ -19,7 +19,7 @@ fn template() -> &'static [u8] {
     TEMPLATE.get_or_init(|| {
         let name = format!("shmkit-fuzz-template-{}", std::process::id());
         let _ = Segment::unlink(&name);
-        let seg = Segment::create(&name, &shmkit::CreateOptions::new(8192)).expect("template");
+        let seg = Segment::create(&name, &shmkit::CreateOptions::new(8192).table_capacity(4)).expect("template");
         seg.alloc_mutex().unwrap();
         seg.alloc_event().unwrap();
         seg.alloc_barrier(2).unwrap();

@@ -32,6 +32,12 @@ pub enum BlockKind {
     Bytes = 4,
     /// Padding the allocator inserted so the next object is aligned; holds nothing.
     Padding = 5,
+    /// The named-object table.
+    Table = 6,
+    /// A shared value ([`crate::SharedHeader`] then the value).
+    Shared = 7,
+    /// A dictionary ([`crate::DictHeader`], index, data).
+    Dict = 8,
 }
 
 impl BlockKind {
@@ -51,6 +57,9 @@ impl BlockKind {
             3 => Some(Self::Barrier),
             4 => Some(Self::Bytes),
             5 => Some(Self::Padding),
+            6 => Some(Self::Table),
+            7 => Some(Self::Shared),
+            8 => Some(Self::Dict),
             _ => None,
         }
     }
@@ -63,6 +72,9 @@ impl BlockKind {
             Self::Barrier => "barrier",
             Self::Bytes => "bytes",
             Self::Padding => "padding",
+            Self::Table => "table",
+            Self::Shared => "shared value",
+            Self::Dict => "dictionary",
         }
     }
 }

@@ -59,6 +59,22 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     offset_of!(BarrierLayout, state) as u64,
     BARRIER_BROKEN,
     BARRIER_GENERATION_SHIFT as u64,
+    offset_of!(SegmentHeader, table_offset) as u64,
+    offset_of!(SegmentHeader, table_capacity) as u64,
+    size_of::<crate::TableEntry>() as u64,
+    offset_of!(crate::TableEntry, claimer) as u64,
+    offset_of!(crate::TableEntry, param) as u64,
+    offset_of!(crate::TableEntry, name_hash) as u64,
+    offset_of!(crate::TableEntry, name) as u64,
+    crate::TABLE_CLAIMED as u64,
+    size_of::<crate::SharedHeader>() as u64,
+    offset_of!(crate::SharedHeader, type_hash) as u64,
+    offset_of!(crate::SharedHeader, type_name) as u64,
+    size_of::<crate::DictHeader>() as u64,
+    offset_of!(crate::DictHeader, slots) as u64,
+    offset_of!(crate::DictHeader, used) as u64,
+    offset_of!(crate::DictHeader, count) as u64,
+    crate::DICT_RECORD_HEADER as u64,
 ]);
 
 #[cfg(test)]

@@ -77,8 +77,14 @@ pub struct SegmentHeader {
     pub alloc_count: u64,
     /// Allocator: offset where the data area starts ([`HEADER_SIZE`]).
     pub data_start: u64,
+    /// Offset of the named-object table's first entry.
+    pub table_offset: u64,
+    /// Number of entries in the table.
+    pub table_capacity: u32,
     /// Reserved; zero.
-    pub reserved1: [u64; 5],
+    pub reserved2: u32,
+    /// Reserved; zero.
+    pub reserved1: [u64; 3],
     /// The robust mutex that serialises allocation (allocation is rare; its crash safety
     /// matters more than its speed).
     pub alloc_lock: crate::MutexLayout,
@@ -101,6 +107,8 @@ const _: () = {
     assert!(offset_of!(SegmentHeader, alloc_next) == 64);
     assert!(offset_of!(SegmentHeader, alloc_count) == 72);
     assert!(offset_of!(SegmentHeader, data_start) == 80);
+    assert!(offset_of!(SegmentHeader, table_offset) == 88);
+    assert!(offset_of!(SegmentHeader, table_capacity) == 96);
     assert!(offset_of!(SegmentHeader, alloc_lock) == 128);
     assert!(HEADER_SIZE % DATA_ALIGN == 0);
 };

@@ -13,10 +13,13 @@
 
 mod barrier;
 mod block;
+mod dict;
 mod event;
 mod hash;
 mod header;
 mod mutex;
+mod shared;
+mod table;
 
 pub use barrier::{
     BarrierLayout, BARRIER_ARRIVED_MASK, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT,
@@ -25,6 +28,7 @@ pub use barrier::{
 pub use block::{
     BlockHeader, BlockKind, BLOCK_HEADER_SIZE, BLOCK_MAX_ALIGN, BLOCK_TAG_MAGIC, BLOCK_TAG_MASK,
 };
+pub use dict::{DictHeader, DICT_RECORD_HEADER, DICT_RECORD_LIVE, DICT_TOMBSTONE};
 pub use event::{EventLayout, EVENT_SET, EVENT_WAITERS};
 pub use hash::LAYOUT_HASH;
 pub use header::{
@@ -33,6 +37,11 @@ pub use header::{
 pub use mutex::{
     MutexConsistency, MutexLayout, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK,
     MUTEX_WAITERS, OWNER_RECORD_START_MASK,
+};
+pub use shared::{SharedHeader, SHARED_TYPE_NAME_MAX};
+pub use table::{
+    fnv1a_bytes, ObjectKind, TableEntry, TABLE_CLAIMED, TABLE_DEFAULT_CAPACITY, TABLE_NAME_MAX,
+    TABLE_READY,
 };
 
 /// Cache-line size the layout aligns shared primitives to, so two of them never share a line.

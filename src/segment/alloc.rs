@@ -43,8 +43,18 @@ impl Segment {
         Some(unsafe { StateRef::in_mapping(ptr.cast(), offset, self.map.clone()) })
     }
 
+    /// Places a zeroed block of `kind` with no further initialisation.
+    pub(super) fn allocate_raw(
+        &self,
+        kind: BlockKind,
+        size: u64,
+        align: u64,
+    ) -> Result<u64, SegmentError> {
+        self.allocate(kind, size, align, |_| {})
+    }
+
     /// Places a block of `kind`: `init` receives the zeroed object before it is published.
-    fn allocate(
+    pub(crate) fn allocate(
         &self,
         kind: BlockKind,
         size: u64,

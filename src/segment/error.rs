@@ -138,6 +138,50 @@ pub enum SegmentError {
         /// Handles still alive.
         handles: usize,
     },
+    /// An object name is not valid.
+    #[error("invalid object name {name:?}: it {reason}")]
+    InvalidObjectName {
+        /// The rejected name (escaped).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The name exists with another kind of object.
+    #[error("{name:?} is a {existing}, not a {requested}")]
+    KindMismatch {
+        /// The name.
+        name: String,
+        /// What it is.
+        existing: &'static str,
+        /// What was asked for.
+        requested: &'static str,
+    },
+    /// The name exists with the right kind but other parameters (parties, value type).
+    #[error("{name:?} does not match: {detail}")]
+    ParamMismatch {
+        /// The name.
+        name: String,
+        /// Both sides.
+        detail: String,
+    },
+    /// Every entry of the named-object table is used.
+    #[error("the named-object table is full ({capacity} entries); create the segment with a larger table_capacity")]
+    TableFull {
+        /// Entries in the table.
+        capacity: usize,
+    },
+    /// Another live process is creating this name and did not finish in time.
+    #[error("{name:?} is being created by pid {creator_pid} (tid {tid}), which did not finish within {waited:?}")]
+    EntryBusy {
+        /// The name.
+        name: String,
+        /// The creator's pid.
+        creator_pid: u32,
+        /// The creator's tid.
+        tid: u32,
+        /// How long this call waited.
+        waited: Duration,
+    },
     /// The allocator's lock failed (its holder hung, or the lock is corrupt).
     #[error("segment allocator lock: {0}")]
     AllocatorLock(#[from] crate::primitives::LockError),

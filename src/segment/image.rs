@@ -7,11 +7,12 @@
 
 use super::SegmentError;
 use crate::sys::identity::ProcessIdentity;
+use shm_layout::TableEntry;
 use shm_layout::{
     BlockKind, SegmentHeader, SegmentState, BLOCK_HEADER_SIZE, BLOCK_MAX_ALIGN, HEADER_SIZE,
     LAYOUT_HASH, MAGIC, VERSION_MAJOR,
 };
-use std::mem::offset_of;
+use std::mem::{offset_of, size_of};
 use zerocopy::FromBytes;
 
 /// Read access to segment bytes. Reads out of bounds or misaligned return `None`.
@@ -61,6 +62,10 @@ pub struct HeaderInfo {
     pub alloc_next: u64,
     /// Blocks allocated when the header was read.
     pub alloc_count: u64,
+    /// Offset of the named-object table.
+    pub table_offset: u64,
+    /// Entries in the named-object table.
+    pub table_capacity: u32,
 }
 
 /// The header's verdict.
@@ -181,6 +186,24 @@ pub(crate) fn check_header(
             ),
         ));
     }
+    let table_bytes = u64::from(header.table_capacity) * size_of::<TableEntry>() as u64;
+    if header.table_capacity == 0
+        || header.table_capacity > crate::segment::MAX_TABLE_CAPACITY
+        || header.table_offset < header.data_start + BLOCK_HEADER_SIZE as u64
+        || header.table_offset % 64 != 0
+        || header
+            .table_offset
+            .checked_add(table_bytes)
+            .is_none_or(|end| end > header.alloc_next)
+    {
+        return Err(corrupt(
+            "table location",
+            format!(
+                "{} entries at offset {} do not fit in the allocated area {}..{}",
+                header.table_capacity, header.table_offset, header.data_start, header.alloc_next
+            ),
+        ));
+    }
     Ok(HeaderCheck::Ready(HeaderInfo {
         version: (header.version_major, header.version_minor),
         layout_hash: header.layout_hash,
@@ -190,6 +213,8 @@ pub(crate) fn check_header(
         data_start: header.data_start,
         alloc_next: header.alloc_next,
         alloc_count: header.alloc_count,
+        table_offset: header.table_offset,
+        table_capacity: header.table_capacity,
     }))
 }
 

@@ -11,10 +11,17 @@ mod error;
 mod image;
 mod mapping;
 mod name;
+mod named;
 
+pub use crate::table::{EntryInfo, ObjectName};
 pub use error::SegmentError;
 pub use image::{validate_image, BlockInfo, HeaderInfo};
 pub use name::{SegmentName, MAX_NAME_LEN};
+pub use shm_layout::ObjectKind;
+
+/// Largest named-object table a segment may have.
+pub const MAX_TABLE_CAPACITY: u32 = 1 << 20;
+const TABLE_ENTRY_SIZE: u64 = std::mem::size_of::<shm_layout::TableEntry>() as u64;
 
 use crate::sys::clock::Deadline;
 use crate::sys::identity::{current_process, process_liveness, Liveness};
@@ -36,6 +43,7 @@ pub struct CreateOptions {
     size: u64,
     mode: u32,
     memory: MemoryOptions,
+    table_capacity: u32,
 }
 
 /// How to treat the mapping's pages (for both create and open).
@@ -55,7 +63,14 @@ impl CreateOptions {
             size,
             mode: 0o600,
             memory: MemoryOptions::default(),
+            table_capacity: shm_layout::TABLE_DEFAULT_CAPACITY,
         }
+    }
+
+    /// Entries in the named-object table (default 1024, 128 bytes each).
+    pub fn table_capacity(mut self, entries: u32) -> Self {
+        self.table_capacity = entries;
+        self
     }
 
     /// Permission bits (default 0600: only this user). Widening is an explicit choice.
@@ -134,7 +149,14 @@ impl Segment {
     /// Creates a new segment; fails with [`SegmentError::AlreadyExists`] if the name is taken.
     pub fn create(name: &str, options: &CreateOptions) -> Result<Segment, SegmentError> {
         let name = SegmentName::new(name)?;
-        let min = (HEADER_SIZE + 4096) as u64;
+        if !(1..=MAX_TABLE_CAPACITY).contains(&options.table_capacity) {
+            return Err(SegmentError::InvalidOption(format!(
+                "table capacity {} outside 1..={MAX_TABLE_CAPACITY}",
+                options.table_capacity
+            )));
+        }
+        let table_bytes = u64::from(options.table_capacity) * TABLE_ENTRY_SIZE;
+        let min = HEADER_SIZE as u64 + table_bytes + 4096;
         if options.size < min {
             return Err(SegmentError::InvalidOption(format!(
                 "size {} is below the minimum of {min} bytes",
@@ -154,11 +176,14 @@ impl Segment {
             let map = Mapping::map(fd, options.size, options.memory)
                 .map_err(|e| io_error("mmap", &name, e))?;
             let info = Self::initialise(&map);
-            Ok(Segment {
+            let mut seg = Segment {
                 map: Arc::new(map),
                 name: name.clone(),
                 info,
-            })
+            };
+            seg.create_table(options.table_capacity)?;
+            seg.publish();
+            Ok(seg)
         })();
         if result.is_err() {
             let _ = shm::unlink(name.posix());
@@ -200,11 +225,8 @@ impl Segment {
         u64_at(offset_of!(SegmentHeader, created_unix_ns), created_unix_ns);
         u64_at(offset_of!(SegmentHeader, alloc_next), HEADER_SIZE as u64);
         u64_at(offset_of!(SegmentHeader, data_start), HEADER_SIZE as u64);
-        // The allocator lock is all zeros: a free, consistent mutex.
-        // Release: pairs with the Acquire load of `state` in `open`.
-        map.atomic_u32(offset_of!(SegmentHeader, state) as u64)
-            .expect("header field")
-            .store(SegmentState::Ready as u32, Ordering::Release);
+        // The allocator lock is all zeros: a free, consistent mutex. `state` stays
+        // Initialising until `publish`, after the table exists.
         HeaderInfo {
             version: (VERSION_MAJOR, VERSION_MINOR),
             layout_hash: LAYOUT_HASH,
@@ -214,7 +236,18 @@ impl Segment {
             data_start: HEADER_SIZE as u64,
             alloc_next: HEADER_SIZE as u64,
             alloc_count: 0,
+            table_offset: 0,
+            table_capacity: 0,
         }
+    }
+
+    /// Marks the segment ready: the last header store, with Release.
+    fn publish(&self) {
+        // Release: pairs with the Acquire load of `state` in `open`.
+        self.map
+            .atomic_u32(offset_of!(SegmentHeader, state) as u64)
+            .expect("header field")
+            .store(SegmentState::Ready as u32, Ordering::Release);
     }
 
     /// Opens an existing segment with default [`OpenOptions`].

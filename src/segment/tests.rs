@@ -22,7 +22,7 @@ impl Drop for TempName {
 #[test]
 fn create_then_open_sees_the_same_header() {
     let name = TempName::new("hdr");
-    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024).table_capacity(64)).unwrap();
     let other = Segment::open(&name.0).unwrap();
     assert_eq!(other.info().total_size, 64 * 1024);
     assert_eq!(other.info().creator, seg.info().creator);
@@ -42,9 +42,9 @@ fn name_posix(name: &str) -> std::ffi::CString {
 #[test]
 fn create_refuses_an_existing_name_and_open_refuses_a_missing_one() {
     let name = TempName::new("excl");
-    let _seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024)).unwrap();
+    let _seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024).table_capacity(64)).unwrap();
     assert!(matches!(
-        Segment::create(&name.0, &CreateOptions::new(64 * 1024)),
+        Segment::create(&name.0, &CreateOptions::new(64 * 1024).table_capacity(64)),
         Err(SegmentError::AlreadyExists { .. })
     ));
     let missing = TempName::new("missing");
@@ -61,9 +61,11 @@ fn create_refuses_an_existing_name_and_open_refuses_a_missing_one() {
 #[test]
 fn open_or_create_creates_once_then_opens() {
     let name = TempName::new("ooc");
-    let a = Segment::open_or_create(&name.0, &CreateOptions::new(64 * 1024)).unwrap();
+    let a = Segment::open_or_create(&name.0, &CreateOptions::new(64 * 1024).table_capacity(64))
+        .unwrap();
     let m = a.alloc_mutex().unwrap();
-    let b = Segment::open_or_create(&name.0, &CreateOptions::new(64 * 1024)).unwrap();
+    let b = Segment::open_or_create(&name.0, &CreateOptions::new(64 * 1024).table_capacity(64))
+        .unwrap();
     assert_eq!(b.info().creator, a.info().creator);
     assert!(b.mutex_at(m.offset().unwrap()).is_ok());
 }
@@ -84,7 +86,7 @@ fn bad_options_are_rejected() {
 #[test]
 fn objects_reattach_by_offset_and_kinds_are_checked() {
     let name = TempName::new("attach");
-    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024).table_capacity(64)).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let e = seg.alloc_event().unwrap();
     let b = seg.alloc_barrier(3).unwrap();
@@ -132,6 +134,7 @@ fn objects_reattach_by_offset_and_kinds_are_checked() {
     assert_eq!(
         kinds,
         [
+            BlockKind::Table,
             BlockKind::Mutex,
             BlockKind::Event,
             BlockKind::Barrier,
@@ -143,7 +146,7 @@ fn objects_reattach_by_offset_and_kinds_are_checked() {
 #[test]
 fn allocation_reports_a_full_segment_with_numbers() {
     let name = TempName::new("full");
-    let seg = Segment::create(&name.0, &CreateOptions::new(8192)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(8192).table_capacity(8)).unwrap();
     let mut n = 0;
     let err = loop {
         match seg.alloc_mutex() {
@@ -164,7 +167,7 @@ fn allocation_reports_a_full_segment_with_numbers() {
 #[test]
 fn a_corrupt_header_is_reported_by_field() {
     let name = TempName::new("corrupt");
-    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024).table_capacity(64)).unwrap();
     let poke = |field: usize, v: u64| {
         seg.map
             .atomic_u64(field as u64)
@@ -177,6 +180,7 @@ fn a_corrupt_header_is_reported_by_field() {
         Err(SegmentError::LayoutMismatch { found: 1, .. })
     ));
     poke(offset_of!(SegmentHeader, layout_hash), LAYOUT_HASH);
+    let next = seg.info().alloc_next;
     poke(offset_of!(SegmentHeader, alloc_next), 3);
     assert!(matches!(
         Segment::open(&name.0),
@@ -185,7 +189,7 @@ fn a_corrupt_header_is_reported_by_field() {
             ..
         })
     ));
-    poke(offset_of!(SegmentHeader, alloc_next), HEADER_SIZE as u64);
+    poke(offset_of!(SegmentHeader, alloc_next), next);
     poke(offset_of!(SegmentHeader, magic), 0xDEAD);
     assert!(matches!(
         Segment::open(&name.0),
@@ -292,7 +296,12 @@ fn prefault_and_lock_in_memory_map_the_segment() {
         prefault: true,
         lock_in_memory: true,
     };
-    match Segment::create(&name.0, &CreateOptions::new(256 * 1024).memory(mem)) {
+    match Segment::create(
+        &name.0,
+        &CreateOptions::new(256 * 1024)
+            .table_capacity(64)
+            .memory(mem),
+    ) {
         Ok(seg) => assert!(seg.alloc_event().is_ok()),
         // Without CAP_IPC_LOCK and a small RLIMIT_MEMLOCK, mlock is refused: a typed error.
         Err(SegmentError::Io {
@@ -313,7 +322,7 @@ fn prefault_and_lock_in_memory_map_the_segment() {
 #[test]
 fn close_reports_handles_that_keep_the_mapping() {
     let name = TempName::new("close");
-    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024).table_capacity(64)).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let seg2 = seg.clone();
     assert!(matches!(
@@ -327,16 +336,17 @@ fn close_reports_handles_that_keep_the_mapping() {
 #[test]
 fn validate_image_accepts_a_live_snapshot_and_rejects_garbage() {
     let name = TempName::new("image");
-    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024)).unwrap();
+    let seg = Segment::create(&name.0, &CreateOptions::new(64 * 1024).table_capacity(64)).unwrap();
     seg.alloc_bytes(100, 1024).unwrap();
     seg.alloc_event().unwrap();
     let image = seg.snapshot();
     let (info, blocks) = validate_image(&image).unwrap().unwrap();
-    assert_eq!(info.alloc_count, 2);
-    assert_eq!(blocks.len(), 2);
-    assert_eq!(blocks[0].offset % 1024, 0);
+    assert_eq!(info.alloc_count, 3, "table, bytes, event");
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks[0].kind, BlockKind::Table);
+    assert_eq!(blocks[1].offset % 1024, 0);
     let mut bad = image.clone();
-    let first_tag = (HEADER_SIZE + blocks[0].offset as usize - 16 - HEADER_SIZE) & !15;
+    let first_tag = blocks[1].offset as usize - 16;
     bad[first_tag..first_tag + 4].copy_from_slice(&[1, 2, 3, 4]);
     assert!(validate_image(&bad).is_err());
     assert!(validate_image(&image[..100]).is_err());

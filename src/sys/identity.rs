@@ -290,6 +290,26 @@ pub fn tid_liveness(tid: u32) -> Liveness {
     liveness(tid, |_| true)
 }
 
+/// The verdict on a holder named by `tid` in a claim word (a mutex's futex word, a table
+/// entry's state), given the record `(tid << 32) | start_low` that holders store right after
+/// claiming and clear before releasing. See `primitives/mutex/raw.rs` for the table.
+pub fn holder_liveness(tid: u32, record: u64, me: &ThreadIdentity) -> Liveness {
+    if tid == me.tid {
+        // We are alive and not the holder (the caller checked), so a holder with our tid is a
+        // dead predecessor that had it.
+        return Liveness::Dead;
+    }
+    if (record >> 32) as u32 == tid {
+        return thread_liveness(tid, record as u32);
+    }
+    match tid_liveness(tid) {
+        Liveness::Dead => Liveness::Dead,
+        // A live thread with that tid and no record of it: the holder is between its claim and
+        // its record store, or the record was cleared by a recoverer that lost.
+        _ => Liveness::Alive,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

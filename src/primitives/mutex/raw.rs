@@ -42,7 +42,9 @@
 use super::MutexState;
 use crate::sync::{futex_wait, futex_wake, spin_hint, AtomicU32, Ordering};
 use crate::sys::clock::{monotonic_ns, Deadline};
-use crate::sys::identity::{thread_liveness, tid_liveness, Liveness, ThreadIdentity};
+use crate::sys::identity::{
+    holder_liveness, thread_liveness, tid_liveness, Liveness, ThreadIdentity,
+};
 use shm_layout::{MUTEX_TID_MASK, MUTEX_WAITERS};
 use std::time::Duration;
 
@@ -243,20 +245,7 @@ impl MutexState {
         let holder = w & MUTEX_TID_MASK;
         // Acquire: pairs with the recoverer's or holder's writes of the record.
         let record = self.owner.load(Ordering::Acquire);
-        let record_tid = (record >> 32) as u32;
-        let liveness = if holder == me.tid {
-            // We are alive, so a holder with our tid that is not us is dead.
-            Liveness::Dead
-        } else if record_tid == holder {
-            thread_liveness(holder, record as u32)
-        } else {
-            match tid_liveness(holder) {
-                Liveness::Dead => Liveness::Dead,
-                // A live thread with that tid and no record of it: the holder is between its
-                // CAS and its record store, or the record was cleared by a recoverer that lost.
-                _ => Liveness::Alive,
-            }
-        };
+        let liveness = holder_liveness(holder, record, me);
         let dead_pid = self.owner_pid.load(Ordering::Relaxed);
         let judged = OwnerSnapshot {
             tid: holder,
