@@ -17,7 +17,7 @@ pub use crate::table::{EntryInfo, ObjectName};
 pub use error::SegmentError;
 pub use image::{validate_image, BlockInfo, HeaderInfo};
 pub use name::{SegmentName, MAX_NAME_LEN};
-pub use shm_layout::ObjectKind;
+pub use shm_layout::{BlockKind, ObjectKind};
 
 /// Largest named-object table a segment may have.
 pub const MAX_TABLE_CAPACITY: u32 = 1 << 20;
