@@ -33,6 +33,8 @@
 pub mod primitives;
 #[cfg(not(loom))]
 pub mod segment;
+#[cfg(not(loom))]
+pub mod shared;
 mod sync;
 mod sys;
 mod table;
@@ -43,5 +45,9 @@ pub use primitives::{
 };
 #[cfg(not(loom))]
 pub use segment::{CreateOptions, MemoryOptions, OpenOptions, Segment, SegmentError};
+#[cfg(not(loom))]
+pub use shared::{
+    DictError, Shared, SharedAcquired, SharedDict, SharedError, SharedGuard, SharedValue,
+};
 pub use sync::WaitStrategy;
 pub use sys::identity::{Liveness, ProcessIdentity, ThreadIdentity};

@@ -74,6 +74,8 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     offset_of!(crate::DictHeader, slots) as u64,
     offset_of!(crate::DictHeader, used) as u64,
     offset_of!(crate::DictHeader, count) as u64,
+    offset_of!(crate::DictHeader, active) as u64,
+    offset_of!(crate::DictHeader, tombstones) as u64,
     crate::DICT_RECORD_HEADER as u64,
 ]);
 

@@ -161,6 +161,43 @@ impl Segment {
         self.allocate(kind, size_of::<T>() as u64, align_of::<T>() as u64, init)
     }
 
+    /// The mutex at the start of the block of `kind` at `offset` (shared values and
+    /// dictionaries begin with their mutex).
+    pub(crate) fn mutex_in_block(
+        &self,
+        offset: u64,
+        kind: BlockKind,
+    ) -> Result<Mutex, SegmentError> {
+        self.object_at::<MutexState>(offset, kind)
+            .map(Mutex::from_state)
+    }
+
+    /// A pointer to the first `len` bytes of the block at `offset`, which must hold at least
+    /// that many.
+    pub(crate) fn block_ptr(&self, offset: u64, len: u64) -> Result<NonNull<u8>, SegmentError> {
+        let end = self
+            .header_u64(offset_of!(SegmentHeader, alloc_next))
+            .load(Ordering::Acquire)
+            .min(self.map.len());
+        let block = image::read_block(&*self.map, offset, self.info.data_start, end)?;
+        if block.size < len {
+            return Err(SegmentError::Corrupt {
+                what: "block size",
+                detail: format!(
+                    "the {} at offset {offset} has {} bytes, needs {len}",
+                    block.kind.name(),
+                    block.size
+                ),
+            });
+        }
+        self.map
+            .ptr_at(offset, len, 1)
+            .ok_or(SegmentError::BadOffset {
+                offset,
+                reason: "outside the segment",
+            })
+    }
+
     /// Places a new robust mutex and returns a handle to it.
     pub fn alloc_mutex(&self) -> Result<Mutex, SegmentError> {
         // All-zero bytes are a free, consistent mutex.

@@ -226,6 +226,11 @@ impl<'a> OwnerDiedGuard<'a> {
         })
     }
 
+    /// The guard inside (the mutex is held; it is still inconsistent).
+    pub fn guard(&self) -> &MutexGuard<'a> {
+        &self.guard
+    }
+
     /// Releases the mutex leaving it inconsistent: the next locker is told the owner died.
     pub fn release_inconsistent(self) {
         drop(self.into_guard());
@@ -259,6 +264,20 @@ impl Drop for OwnerDiedGuard<'_> {
         // SAFETY: this is the guard's only drop: `into_guard` forgets `self` before it runs.
         // Dropping the inner guard releases the lock; a not-recoverable release wakes everyone.
         unsafe { ManuallyDrop::drop(&mut self.guard) };
+    }
+}
+
+impl<'a> MutexGuard<'a> {
+    /// The mutex this guard holds.
+    pub fn mutex(&self) -> &'a Mutex {
+        self.mutex
+    }
+
+    /// True when this is the thread's only guard on the mutex (it was not locked
+    /// reentrantly on top). Typed views hand out `&mut` only then, so two guards of one thread
+    /// can never alias the protected value.
+    pub fn is_sole(&self) -> bool {
+        self.mutex.state.meta.load(Ordering::Relaxed) & MUTEX_DEPTH_MASK == 0
     }
 }
 
@@ -335,6 +354,18 @@ impl Mutex {
     /// recovered here too: poll with `lock_timeout` rather than a tight `try_lock` loop.
     pub fn try_lock(&self) -> Result<Acquired<'_>, LockError> {
         self.acquire(Patience::Try, Duration::ZERO)
+    }
+
+    /// Is this the same mutex as `other` (another handle to the same bytes)?
+    pub fn same_as(&self, other: &Mutex) -> bool {
+        std::ptr::eq(&*self.state, &*other.state)
+    }
+
+    /// Does the calling thread hold this mutex?
+    pub fn held_by_current_thread(&self) -> bool {
+        let me = current_thread();
+        self.state.raw_word() & shm_layout::MUTEX_TID_MASK == me.tid
+            && self.state.owner.load(Ordering::Relaxed) == me.owner_record()
     }
 
     /// The current holder, if any.

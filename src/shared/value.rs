@@ -1,0 +1,387 @@
+//! `Shared<T>`: a plain-data value in the segment with its own robust mutex (the Python
+//! system's "mutexed namespace").
+//!
+//! The block is a [`shm_layout::SharedHeader`] (mutex, then the type fingerprint: FNV hash of
+//! the type name, size, alignment, and the name itself for messages) followed by the value.
+//! Every attach compares the fingerprint, so a process built with another `T` gets a typed
+//! error naming both types instead of reinterpreting bytes.
+//!
+//! The value is ordinary memory, touched only by the mutex holder (DESIGN.md invariant 2).
+//! `&mut T` is handed out only through a guard that is the thread's sole hold on the mutex, so
+//! a reentrant second lock can never alias it.
+
+use crate::primitives::{Acquired, LockError, Mutex, MutexGuard, OwnerDiedGuard, OwnerInfo};
+use crate::segment::{Segment, SegmentError};
+use shm_layout::{fnv1a_bytes, BlockKind, ObjectKind, SharedHeader, SHARED_TYPE_NAME_MAX};
+use std::marker::PhantomData;
+use std::mem::{align_of, offset_of, size_of};
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Plain data that may live in a segment: valid for any bytes, no pointers, no padding.
+/// Derive zerocopy's `FromBytes`, `IntoBytes`, `KnownLayout` and `Immutable` (and `Copy`).
+pub trait SharedValue: FromBytes + IntoBytes + KnownLayout + Immutable + Copy + 'static {}
+
+impl<T: FromBytes + IntoBytes + KnownLayout + Immutable + Copy + 'static> SharedValue for T {}
+
+/// The fingerprint recorded for `T`.
+struct Fingerprint {
+    hash: u64,
+    size: u64,
+    align: u32,
+    name: &'static str,
+}
+
+impl Fingerprint {
+    fn of<T: SharedValue>() -> Fingerprint {
+        let name = std::any::type_name::<T>();
+        Fingerprint {
+            // Size and alignment are mixed in so that a type renamed but reshaped differs too.
+            hash: fnv1a_bytes(name.as_bytes())
+                ^ (size_of::<T>() as u64).rotate_left(17)
+                ^ (align_of::<T>() as u64).rotate_left(41),
+            size: size_of::<T>() as u64,
+            align: align_of::<T>() as u32,
+            name,
+        }
+    }
+}
+
+/// Why a shorthand operation on a shared value failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SharedError {
+    /// The mutex could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A previous holder died; the value may be half-updated. Shorthands do not guess: lock
+    /// with [`Shared::lock`], check the value, and make it consistent.
+    #[error("a previous holder ({previous:?}) died while holding the value; lock it, repair it and call make_consistent")]
+    OwnerDied {
+        /// The dead holder.
+        previous: Option<OwnerInfo>,
+    },
+    /// This thread already holds the value's mutex (a second typed guard would alias `&mut`).
+    #[error("this thread already holds the value's mutex; use the guard it has")]
+    AlreadyHeld,
+    /// The guard passed in does not hold this value's mutex, or is not the thread's only guard.
+    #[error("the guard does not hold this value's mutex alone")]
+    WrongGuard,
+}
+
+/// A `T` in a segment, with its robust mutex. Cheap to clone.
+pub struct Shared<T: SharedValue> {
+    mutex: Mutex,
+    value: NonNull<T>,
+    _type: PhantomData<T>,
+}
+
+impl<T: SharedValue> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            mutex: self.mutex.clone(),
+            value: self.value,
+            _type: PhantomData,
+        }
+    }
+}
+
+// SAFETY: the value is only reached through guards of the process-shared mutex, which
+// serialises access across threads as it does across processes; `T: Copy` plain data has no
+// thread affinity. The mapping is kept alive by `mutex`'s handle.
+unsafe impl<T: SharedValue + Send> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T: SharedValue + Send> Sync for Shared<T> {}
+
+impl<T: SharedValue> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("type", &std::any::type_name::<T>())
+            .field("mutex", &self.mutex)
+            .finish()
+    }
+}
+
+/// The result of locking a shared value.
+#[must_use = "dropping an `OwnerDied` outcome without `make_consistent` makes the value's mutex unrecoverable"]
+pub enum SharedAcquired<'a, T: SharedValue> {
+    /// Locked normally.
+    Locked(SharedGuard<'a, T>),
+    /// The previous holder died: repair through the guard, then `make_consistent`.
+    OwnerDied(SharedOwnerDied<'a, T>),
+}
+
+impl<'a, T: SharedValue> SharedAcquired<'a, T> {
+    /// The guard, after `repair` if the previous holder died.
+    pub fn recover_with(self, repair: impl FnOnce(&mut T)) -> SharedGuard<'a, T> {
+        match self {
+            SharedAcquired::Locked(g) => g,
+            SharedAcquired::OwnerDied(mut g) => {
+                repair(&mut g);
+                g.make_consistent()
+            }
+        }
+    }
+}
+
+/// Holds a shared value's mutex; derefs to the value.
+pub struct SharedGuard<'a, T: SharedValue> {
+    _guard: MutexGuard<'a>,
+    value: NonNull<T>,
+}
+
+/// Holds a shared value whose previous holder died; derefs to the (possibly half-updated)
+/// value for repair.
+pub struct SharedOwnerDied<'a, T: SharedValue> {
+    guard: OwnerDiedGuard<'a>,
+    value: NonNull<T>,
+}
+
+impl<'a, T: SharedValue> SharedOwnerDied<'a, T> {
+    /// The holder that died.
+    pub fn previous_owner(&self) -> Option<OwnerInfo> {
+        self.guard.previous_owner()
+    }
+
+    /// Declares the value consistent and returns an ordinary guard.
+    pub fn make_consistent(self) -> SharedGuard<'a, T> {
+        SharedGuard {
+            value: self.value,
+            _guard: self.guard.make_consistent(),
+        }
+    }
+
+    /// Releases leaving the value inconsistent (the next locker is told the owner died).
+    pub fn release_inconsistent(self) {
+        self.guard.release_inconsistent();
+    }
+}
+
+macro_rules! deref_value {
+    ($ty:ident) => {
+        impl<T: SharedValue> Deref for $ty<'_, T> {
+            type Target = T;
+            fn deref(&self) -> &T {
+                // SAFETY: the pointer is in bounds and aligned (checked at attach); the guard
+                // holds the mutex alone (checked at lock), so no other reference to the value
+                // exists in this process, and other processes follow the same protocol.
+                unsafe { self.value.as_ref() }
+            }
+        }
+
+        impl<T: SharedValue> DerefMut for $ty<'_, T> {
+            fn deref_mut(&mut self) -> &mut T {
+                // SAFETY: as for `deref`; `&mut self` makes this borrow unique.
+                unsafe { self.value.as_mut() }
+            }
+        }
+    };
+}
+deref_value!(SharedGuard);
+deref_value!(SharedOwnerDied);
+
+impl<T: SharedValue> Shared<T> {
+    /// The value's mutex, to hold one critical section across several calls, or to lock
+    /// several values at once with [`crate::lock_all`].
+    pub fn mutex(&self) -> &Mutex {
+        &self.mutex
+    }
+
+    /// Locks the value (60 s deadline).
+    pub fn lock(&self) -> Result<SharedAcquired<'_, T>, SharedError> {
+        if self.mutex.held_by_current_thread() {
+            return Err(SharedError::AlreadyHeld);
+        }
+        Ok(match self.mutex.lock()? {
+            Acquired::Locked(g) => SharedAcquired::Locked(SharedGuard {
+                _guard: g,
+                value: self.value,
+            }),
+            Acquired::OwnerDied(g) => SharedAcquired::OwnerDied(SharedOwnerDied {
+                guard: g,
+                value: self.value,
+            }),
+        })
+    }
+
+    fn locked(&self) -> Result<SharedGuard<'_, T>, SharedError> {
+        match self.lock()? {
+            SharedAcquired::Locked(g) => Ok(g),
+            SharedAcquired::OwnerDied(g) => {
+                let previous = g.previous_owner();
+                g.release_inconsistent();
+                Err(SharedError::OwnerDied { previous })
+            }
+        }
+    }
+
+    /// A copy of the value, read under the mutex.
+    pub fn read(&self) -> Result<T, SharedError> {
+        self.locked().map(|g| *g)
+    }
+
+    /// Runs `f` on the value under the mutex: an atomic read-modify-write.
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, SharedError> {
+        let mut g = self.locked()?;
+        Ok(f(&mut g))
+    }
+
+    /// The value, through a guard of this value's mutex taken elsewhere (e.g. by
+    /// [`crate::lock_all`]). The guard must be the thread's only hold on the mutex.
+    pub fn get<'g>(&self, guard: &'g MutexGuard<'_>) -> Result<&'g T, SharedError> {
+        self.check_guard(guard)?;
+        // SAFETY: the guard holds this value's mutex alone, and the returned borrow is tied to
+        // a shared borrow of that guard, so no `&mut` to the value can exist meanwhile.
+        Ok(unsafe { self.value.as_ref() })
+    }
+
+    /// The value mutably, through a guard of this value's mutex taken elsewhere.
+    pub fn get_mut<'g>(&self, guard: &'g mut MutexGuard<'_>) -> Result<&'g mut T, SharedError> {
+        self.check_guard(guard)?;
+        // SAFETY: as in `get`, with the borrow tied to a unique borrow of the guard.
+        Ok(unsafe { self.value.as_ptr().as_mut().expect("non-null") })
+    }
+
+    fn check_guard(&self, guard: &MutexGuard<'_>) -> Result<(), SharedError> {
+        if guard.mutex().same_as(&self.mutex) && guard.is_sole() {
+            Ok(())
+        } else {
+            Err(SharedError::WrongGuard)
+        }
+    }
+}
+
+impl Segment {
+    /// Finds or creates the shared value `name`, initialised to `init` by its creator. An
+    /// existing value must have been created with the same type.
+    pub fn shared<T: SharedValue>(&self, name: &str, init: T) -> Result<Shared<T>, SegmentError> {
+        let fp = Fingerprint::of::<T>();
+        let align = (fp.align as u64).max(64);
+        let value_offset = SharedHeader::value_offset(fp.align as usize) as u64;
+        let size = value_offset + fp.size;
+        let info = self.find_or_create(
+            name,
+            ObjectKind::Shared,
+            |_| Ok(()),
+            || {
+                let offset = self.allocate(BlockKind::Shared, size, align, |ptr| {
+                    write_fingerprint(ptr, &fp);
+                    // SAFETY: the block is ours until published (allocator lock, tag not yet
+                    // written), `value_offset + size_of::<T>()` bytes are in it, and the value
+                    // offset is aligned for `T` (block aligned to max(64, align), offset a
+                    // multiple of align or 128).
+                    unsafe {
+                        ptr.as_ptr()
+                            .add(value_offset as usize)
+                            .cast::<T>()
+                            .write(init)
+                    };
+                })?;
+                Ok(crate::table::Created {
+                    offset,
+                    size,
+                    param: fp.hash,
+                })
+            },
+        )?;
+        self.shared_at(info.offset)
+            .map_err(|e| named_type_error(e, &info.name))
+    }
+
+    /// The shared value at `offset` (checks the block's kind and type fingerprint).
+    pub fn shared_at<T: SharedValue>(&self, offset: u64) -> Result<Shared<T>, SegmentError> {
+        let fp = Fingerprint::of::<T>();
+        let mutex = self.mutex_in_block(offset, BlockKind::Shared)?;
+        let header = self.block_ptr(offset, size_of::<SharedHeader>() as u64)?;
+        let load64 = |field: usize| {
+            // SAFETY: in bounds of the checked block, 8-aligned field of a 64-aligned header;
+            // atomics are valid for any bytes.
+            unsafe { AtomicU64::from_ptr(header.as_ptr().add(field).cast()) }
+                .load(Ordering::Relaxed)
+        };
+        let load32 = |field: usize| {
+            // SAFETY: as above, 4-aligned.
+            unsafe { AtomicU32::from_ptr(header.as_ptr().add(field).cast()) }
+                .load(Ordering::Relaxed)
+        };
+        let found_hash = load64(offset_of!(SharedHeader, type_hash));
+        let found_size = load64(offset_of!(SharedHeader, size));
+        let found_align = load32(offset_of!(SharedHeader, align));
+        if (found_hash, found_size, found_align) != (fp.hash, fp.size, fp.align) {
+            let len = (load32(offset_of!(SharedHeader, type_name_len)) as usize)
+                .min(SHARED_TYPE_NAME_MAX);
+            let mut name = [0u8; SHARED_TYPE_NAME_MAX];
+            for (i, b) in name.iter_mut().enumerate().take(len) {
+                // SAFETY: in bounds of the checked header; a one-byte atomic read.
+                *b = unsafe {
+                    std::sync::atomic::AtomicU8::from_ptr(
+                        header.as_ptr().add(offset_of!(SharedHeader, type_name) + i),
+                    )
+                }
+                .load(Ordering::Relaxed);
+            }
+            return Err(SegmentError::ParamMismatch {
+                name: format!("shared value at offset {offset}"),
+                detail: format!(
+                    "it holds `{}` ({found_size} bytes, align {found_align}), asked for `{}` ({} bytes, align {})",
+                    String::from_utf8_lossy(&name[..len]),
+                    fp.name,
+                    fp.size,
+                    fp.align
+                ),
+            });
+        }
+        let value_offset = SharedHeader::value_offset(fp.align as usize) as u64;
+        let value = self.block_ptr(offset, value_offset + fp.size)?;
+        // SAFETY: `block_ptr` checked the whole value lies in the block; alignment follows
+        // from the block's alignment (checked below) and `value_offset`.
+        let value = unsafe {
+            NonNull::new_unchecked(value.as_ptr().add(value_offset as usize).cast::<T>())
+        };
+        if value.as_ptr() as usize % align_of::<T>() != 0 {
+            return Err(SegmentError::BadOffset {
+                offset,
+                reason: "shared value misaligned for its type",
+            });
+        }
+        Ok(Shared {
+            mutex,
+            value,
+            _type: PhantomData,
+        })
+    }
+}
+
+fn named_type_error(e: SegmentError, name: &str) -> SegmentError {
+    match e {
+        SegmentError::ParamMismatch { detail, .. } => SegmentError::ParamMismatch {
+            name: name.to_owned(),
+            detail,
+        },
+        other => other,
+    }
+}
+
+/// Writes the fingerprint into a fresh, unpublished shared block.
+fn write_fingerprint(ptr: NonNull<u8>, fp: &Fingerprint) {
+    let base = ptr.as_ptr();
+    let name = &fp.name.as_bytes()[..fp.name.len().min(SHARED_TYPE_NAME_MAX)];
+    // SAFETY: the block is at least `size_of::<SharedHeader>()` bytes, 64-aligned, and not yet
+    // reachable by anyone else; every field written is in the header at its aligned offset.
+    unsafe {
+        AtomicU64::from_ptr(base.add(offset_of!(SharedHeader, type_hash)).cast())
+            .store(fp.hash, Ordering::Relaxed);
+        AtomicU64::from_ptr(base.add(offset_of!(SharedHeader, size)).cast())
+            .store(fp.size, Ordering::Relaxed);
+        AtomicU32::from_ptr(base.add(offset_of!(SharedHeader, align)).cast())
+            .store(fp.align, Ordering::Relaxed);
+        AtomicU32::from_ptr(base.add(offset_of!(SharedHeader, type_name_len)).cast())
+            .store(name.len() as u32, Ordering::Relaxed);
+        std::ptr::copy_nonoverlapping(
+            name.as_ptr(),
+            base.add(offset_of!(SharedHeader, type_name)),
+            name.len(),
+        );
+    }
+}
