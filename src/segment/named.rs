@@ -186,6 +186,40 @@ impl Segment {
     }
 }
 
+impl Segment {
+    /// Test support: claims `name` through the real find-or-create protocol, then stalls
+    /// inside creation until `release` is set (or forever), the way a process killed
+    /// mid-initialisation would leave it. Used by the multi-process tests; not an API.
+    #[doc(hidden)]
+    pub fn claim_and_stall_for_test(
+        &self,
+        name: &str,
+        on_claimed: impl FnOnce(),
+        release: &std::sync::atomic::AtomicBool,
+    ) -> Result<EntryInfo, SegmentError> {
+        self.find_or_create(
+            name,
+            ObjectKind::Event,
+            |_| Ok(()),
+            || {
+                on_claimed();
+                while !release.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let offset = self
+                    .alloc_event()?
+                    .offset()
+                    .expect("segment objects have offsets");
+                Ok(Created {
+                    offset,
+                    size: size_of::<shm_layout::EventLayout>() as u64,
+                    param: 0,
+                })
+            },
+        )
+    }
+}
+
 /// Validates an object name into the segment's error type.
 pub(crate) fn object_name(name: &str) -> Result<ObjectName, SegmentError> {
     ObjectName::new(name).map_err(|reason| SegmentError::InvalidObjectName {
