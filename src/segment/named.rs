@@ -104,7 +104,7 @@ impl Segment {
         };
         if info.kind != kind {
             return Err(SegmentError::KindMismatch {
-                name: info.name,
+                name: info.name.to_string(),
                 existing: info.kind.name(),
                 requested: kind.name(),
             });
@@ -164,7 +164,7 @@ impl Segment {
             |info| {
                 if info.param != u64::from(parties) {
                     return Err(SegmentError::ParamMismatch {
-                        name: info.name.clone(),
+                        name: info.name.to_string(),
                         detail: format!("it has {} parties, {parties} were asked for", info.param),
                     });
                 }
@@ -221,7 +221,7 @@ impl Segment {
 }
 
 /// Validates an object name into the segment's error type.
-pub(crate) fn object_name(name: &str) -> Result<ObjectName, SegmentError> {
+pub(crate) fn object_name(name: &str) -> Result<ObjectName<'_>, SegmentError> {
     ObjectName::new(name).map_err(|reason| SegmentError::InvalidObjectName {
         name: name.escape_default().to_string(),
         reason,

@@ -670,9 +670,21 @@ impl SharedDict {
         self.insert_bytes(key, &bytes).map(drop)
     }
 
-    /// The value of `key`, deserialised as `V`.
+    /// The value of `key`, deserialised as `V` (straight from the region: no copy).
     pub fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, DictError> {
-        self.get_bytes(key)?.map(|b| decode(key, &b)).transpose()
+        let k = Self::check_key(key)?;
+        self.locked(|d, half, used| match d.find(half, used, k)? {
+            Slot::Found { record, .. } => {
+                let r = d.record(half, record, used)?;
+                let at = record + DICT_RECORD_HEADER as u64 + r.key_len as u64;
+                let p = d.data(half, at, r.value_len as u64)?;
+                // SAFETY: in bounds (checked by `data`); a transient view while we hold the
+                // mutex, dropped before it is released (`V` owns its data).
+                let bytes = unsafe { std::slice::from_raw_parts(p, r.value_len) };
+                decode(key, bytes).map(Some)
+            }
+            Slot::Vacant { .. } => Ok(None),
+        })
     }
 
     /// Atomically replaces the value of `key` with `f(current)`; `None` removes it.

@@ -57,7 +57,7 @@ fn named_objects_are_found_by_every_handle_and_listed() {
         .entries()
         .unwrap()
         .into_iter()
-        .map(|e| (e.name, e.kind))
+        .map(|e| (e.name.to_string(), e.kind))
         .collect();
     names.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(

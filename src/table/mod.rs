@@ -77,7 +77,7 @@ impl EntryState {
         }
     }
 
-    fn matches(&self, name: &ObjectName) -> bool {
+    fn matches(&self, name: &ObjectName<'_>) -> bool {
         self.name_hash.load(Ordering::Relaxed) == name.hash
             && self.name_len.load(Ordering::Relaxed) as usize == name.text.len()
             && self
@@ -104,7 +104,16 @@ impl EntryState {
         for (chunk, word) in bytes.chunks_exact_mut(8).zip(&self.name) {
             chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
         }
-        let name = String::from_utf8_lossy(&bytes[..len]).into_owned();
+        if std::str::from_utf8(&bytes[..len]).is_err() {
+            return Err(TableError::Corrupt {
+                index,
+                what: "name is not UTF-8",
+            });
+        }
+        let name = NameBuf {
+            len: len as u8,
+            bytes,
+        };
         Ok(EntryInfo {
             name,
             kind,
@@ -117,17 +126,18 @@ impl EntryState {
     }
 }
 
-/// A validated object name: 1–63 bytes of UTF-8 without control characters.
+/// A validated object name: 1–63 bytes of UTF-8 without control characters. Borrows the
+/// caller's string: validating a name allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectName {
-    text: String,
+pub struct ObjectName<'a> {
+    text: &'a str,
     hash: u64,
     words: [u64; 8],
 }
 
-impl ObjectName {
+impl<'a> ObjectName<'a> {
     /// Validates `name`; the error says why it was refused.
-    pub fn new(name: &str) -> Result<ObjectName, &'static str> {
+    pub fn new(name: &'a str) -> Result<ObjectName<'a>, &'static str> {
         if name.is_empty() {
             return Err("is empty");
         }
@@ -144,21 +154,66 @@ impl ObjectName {
             *w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
         }
         Ok(ObjectName {
-            text: name.to_owned(),
+            text: name,
             hash: fnv1a_bytes(name.as_bytes()),
             words,
         })
     }
 
     /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.text
+    pub fn as_str(&self) -> &'a str {
+        self.text
     }
 }
 
-impl fmt::Display for ObjectName {
+impl fmt::Display for ObjectName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(self.text)
+    }
+}
+
+/// An object name read back from the table, held inline (no allocation).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NameBuf {
+    len: u8,
+    bytes: [u8; 64],
+}
+
+impl NameBuf {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).expect("validated at read")
+    }
+}
+
+impl std::ops::Deref for NameBuf {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for NameBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for NameBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for NameBuf {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for NameBuf {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -166,7 +221,7 @@ impl fmt::Display for ObjectName {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryInfo {
     /// The object's name.
-    pub name: String,
+    pub name: NameBuf,
     /// What it is.
     pub kind: ObjectKind,
     /// Offset of the object in the segment.
@@ -206,7 +261,7 @@ impl TableError {
 }
 
 /// The probe sequence for `name` in a table of `len` entries.
-fn probe(len: usize, name: &ObjectName) -> impl Iterator<Item = usize> {
+fn probe(len: usize, name: &ObjectName<'_>) -> impl Iterator<Item = usize> {
     let start = (name.hash % len.max(1) as u64) as usize;
     (0..len).map(move |i| (start + i) % len)
 }
@@ -215,7 +270,7 @@ fn probe(len: usize, name: &ObjectName) -> impl Iterator<Item = usize> {
 /// created right now).
 pub(crate) fn lookup(
     entries: &[EntryState],
-    name: &ObjectName,
+    name: &ObjectName<'_>,
 ) -> Result<Option<EntryInfo>, TableError> {
     for index in probe(entries.len(), name) {
         let e = &entries[index];
@@ -251,7 +306,7 @@ pub(crate) struct Created {
 /// claims the entry). Returns the entry and whether this call created it.
 pub(crate) fn find_or_create<E>(
     entries: &[EntryState],
-    name: &ObjectName,
+    name: &ObjectName<'_>,
     kind: ObjectKind,
     deadline: Deadline,
     create: impl FnOnce() -> Result<Created, E>,
@@ -337,7 +392,7 @@ fn judge(e: &EntryState, tid: u32, me: &ThreadIdentity) -> Liveness {
 fn claimed<E>(
     e: &EntryState,
     index: usize,
-    name: &ObjectName,
+    name: &ObjectName<'_>,
     kind: ObjectKind,
     me: &ThreadIdentity,
     create: impl FnOnce() -> Result<Created, E>,

@@ -8,7 +8,7 @@ fn table(n: usize) -> Vec<EntryState> {
     (0..n).map(|_| EntryState::new()).collect()
 }
 
-fn name(s: &str) -> ObjectName {
+fn name(s: &str) -> ObjectName<'_> {
     ObjectName::new(s).unwrap()
 }
 
