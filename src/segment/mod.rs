@@ -13,7 +13,7 @@ mod mapping;
 mod name;
 mod named;
 
-pub use crate::table::{EntryInfo, NameBuf, ObjectName};
+pub use crate::table::{EntryInfo, NamedEntry, ObjectName};
 pub use error::SegmentError;
 pub use image::{validate_image, BlockInfo, HeaderInfo};
 pub use name::{SegmentName, MAX_NAME_LEN};

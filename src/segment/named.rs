@@ -8,7 +8,7 @@
 use super::{Segment, SegmentError, TABLE_ENTRY_SIZE};
 use crate::primitives::{Barrier, Event, Mutex};
 use crate::sys::clock::Deadline;
-use crate::table::{self, Created, EntryInfo, EntryState, ObjectName, TableError};
+use crate::table::{self, Created, EntryInfo, EntryState, NamedEntry, ObjectName, TableError};
 use shm_layout::{BlockKind, ObjectKind, SegmentHeader, TableEntry};
 use std::mem::{align_of, offset_of, size_of};
 use std::time::Duration;
@@ -51,7 +51,7 @@ impl Segment {
     }
 
     /// Every named object.
-    pub fn entries(&self) -> Result<Vec<EntryInfo>, SegmentError> {
+    pub fn entries(&self) -> Result<Vec<NamedEntry>, SegmentError> {
         table::list(self.table())
             .into_iter()
             .map(|r| r.map_err(|e| table_error(e, "")))
@@ -64,12 +64,13 @@ impl Segment {
         table::lookup(self.table(), &name).map_err(|e| table_error(e, name.as_str()))
     }
 
-    /// Finds `name` (checking its kind with `accept`) or creates it with `create`.
+    /// Finds `name` (checking its kind, and its parameters with `accept`, which explains a
+    /// mismatch) or creates it with `create`.
     pub(crate) fn find_or_create(
         &self,
         name: &str,
         kind: ObjectKind,
-        accept: impl FnOnce(&EntryInfo) -> Result<(), SegmentError>,
+        accept: impl FnOnce(&EntryInfo) -> Result<(), String>,
         create: impl FnOnce() -> Result<Created, SegmentError>,
     ) -> Result<EntryInfo, SegmentError> {
         let name = object_name(name)?;
@@ -104,12 +105,15 @@ impl Segment {
         };
         if info.kind != kind {
             return Err(SegmentError::KindMismatch {
-                name: info.name.to_string(),
+                name: name.to_string(),
                 existing: info.kind.name(),
                 requested: kind.name(),
             });
         }
-        accept(&info)?;
+        accept(&info).map_err(|detail| SegmentError::ParamMismatch {
+            name: name.to_string(),
+            detail,
+        })?;
         Ok(info)
     }
 
@@ -163,10 +167,10 @@ impl Segment {
             ObjectKind::Barrier,
             |info| {
                 if info.param != u64::from(parties) {
-                    return Err(SegmentError::ParamMismatch {
-                        name: info.name.to_string(),
-                        detail: format!("it has {} parties, {parties} were asked for", info.param),
-                    });
+                    return Err(format!(
+                        "it has {} parties, {parties} were asked for",
+                        info.param
+                    ));
                 }
                 Ok(())
             },

@@ -57,7 +57,7 @@ fn named_objects_are_found_by_every_handle_and_listed() {
         .entries()
         .unwrap()
         .into_iter()
-        .map(|e| (e.name.to_string(), e.kind))
+        .map(|e| (e.name, e.entry.kind))
         .collect();
     names.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
@@ -233,7 +233,10 @@ fn dict_insert_get_update_remove_and_snapshots() {
         matches!(other.get::<[u64; 8]>("name"), Err(DictError::Decode { ref key, .. }) if key == "name"),
         "a value of another type is a decode error naming the key"
     );
-    assert_eq!(d.remove("gain").unwrap(), Some(postcard::to_allocvec(&1.0f64).unwrap()));
+    assert_eq!(
+        d.remove("gain").unwrap(),
+        Some(postcard::to_allocvec(&1.0f64).unwrap())
+    );
     assert_eq!(d.get::<f64>("gain").unwrap(), None);
     assert_eq!(d.len().unwrap(), 1);
     assert!(matches!(d.get_bytes(""), Err(DictError::BadKey { len: 0 })));

@@ -286,7 +286,7 @@ impl Segment {
             },
         )?;
         self.shared_at(info.offset)
-            .map_err(|e| named_type_error(e, info.name.as_str()))
+            .map_err(|e| named_type_error(e, name))
     }
 
     /// The shared value at `offset` (checks the block's kind and type fingerprint).

@@ -83,16 +83,30 @@ impl EntryState {
             && self
                 .name
                 .iter()
-                .zip(name.words)
-                .all(|(w, mine)| w.load(Ordering::Relaxed) == mine)
+                .enumerate()
+                .all(|(i, w)| w.load(Ordering::Relaxed) == name.word(i))
     }
 
+    /// The entry's location and kind (its name is the caller's to know).
     fn info(&self, index: usize) -> Result<EntryInfo, TableError> {
         let kind_raw = self.kind.load(Ordering::Relaxed);
         let kind = ObjectKind::from_raw(kind_raw).ok_or(TableError::Corrupt {
             index,
             what: "kind",
         })?;
+        Ok(EntryInfo {
+            kind,
+            offset: self.offset.load(Ordering::Relaxed),
+            size: self.size.load(Ordering::Relaxed),
+            param: self.param.load(Ordering::Relaxed),
+            creator_pid: self.creator_pid.load(Ordering::Relaxed),
+            index: index as u32,
+        })
+    }
+
+    /// The entry with its name read back from the segment (for listing).
+    fn named(&self, index: usize) -> Result<NamedEntry, TableError> {
+        let entry = self.info(index)?;
         let len = self.name_len.load(Ordering::Relaxed) as usize;
         if len == 0 || len > TABLE_NAME_MAX {
             return Err(TableError::Corrupt {
@@ -104,25 +118,13 @@ impl EntryState {
         for (chunk, word) in bytes.chunks_exact_mut(8).zip(&self.name) {
             chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
         }
-        if std::str::from_utf8(&bytes[..len]).is_err() {
-            return Err(TableError::Corrupt {
+        let name = std::str::from_utf8(&bytes[..len])
+            .map_err(|_| TableError::Corrupt {
                 index,
                 what: "name is not UTF-8",
-            });
-        }
-        let name = NameBuf {
-            len: len as u8,
-            bytes,
-        };
-        Ok(EntryInfo {
-            name,
-            kind,
-            offset: self.offset.load(Ordering::Relaxed),
-            size: self.size.load(Ordering::Relaxed),
-            param: self.param.load(Ordering::Relaxed),
-            creator_pid: self.creator_pid.load(Ordering::Relaxed),
-            index: index as u32,
-        })
+            })?
+            .to_owned();
+        Ok(NamedEntry { name, entry })
     }
 }
 
@@ -132,7 +134,6 @@ impl EntryState {
 pub struct ObjectName<'a> {
     text: &'a str,
     hash: u64,
-    words: [u64; 8],
 }
 
 impl<'a> ObjectName<'a> {
@@ -144,25 +145,37 @@ impl<'a> ObjectName<'a> {
         if name.len() > TABLE_NAME_MAX {
             return Err("is longer than 63 bytes");
         }
-        if name.chars().any(char::is_control) {
+        // Control characters: C0 and DEL (one byte), C1 (U+0080..=U+009F, encoded C2 80..9F).
+        // Checked on bytes: this runs on every lookup.
+        let b = name.as_bytes();
+        let control = b.iter().enumerate().any(|(i, &c)| {
+            c < 0x20
+                || c == 0x7F
+                || (c == 0xC2 && b.get(i + 1).is_some_and(|n| (0x80..=0x9F).contains(n)))
+        });
+        if control {
             return Err("contains a control character");
-        }
-        let mut bytes = [0u8; 64];
-        bytes[..name.len()].copy_from_slice(name.as_bytes());
-        let mut words = [0u64; 8];
-        for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-            *w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
         }
         Ok(ObjectName {
             text: name,
             hash: fnv1a_bytes(name.as_bytes()),
-            words,
         })
     }
 
     /// The name.
     pub fn as_str(&self) -> &'a str {
         self.text
+    }
+
+    /// Word `i` of the zero-padded 64-byte name, as stored in an entry.
+    fn word(&self, i: usize) -> u64 {
+        let bytes = self.text.as_bytes();
+        let mut chunk = [0u8; 8];
+        if let Some(part) = bytes.get(i * 8..) {
+            let n = part.len().min(8);
+            chunk[..n].copy_from_slice(&part[..n]);
+        }
+        u64::from_le_bytes(chunk)
     }
 }
 
@@ -172,56 +185,9 @@ impl fmt::Display for ObjectName<'_> {
     }
 }
 
-/// An object name read back from the table, held inline (no allocation).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NameBuf {
-    len: u8,
-    bytes: [u8; 64],
-}
-
-impl NameBuf {
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).expect("validated at read")
-    }
-}
-
-impl std::ops::Deref for NameBuf {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl fmt::Debug for NameBuf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for NameBuf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<str> for NameBuf {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for NameBuf {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-/// A finished entry, as listed or found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A finished entry, as found by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryInfo {
-    /// The object's name.
-    pub name: NameBuf,
     /// What it is.
     pub kind: ObjectKind,
     /// Offset of the object in the segment.
@@ -234,6 +200,15 @@ pub struct EntryInfo {
     pub creator_pid: u32,
     /// Slot in the table.
     pub index: u32,
+}
+
+/// A finished entry with its name, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedEntry {
+    /// The object's name.
+    pub name: String,
+    /// Where and what it is.
+    pub entry: EntryInfo,
 }
 
 /// Why a table operation failed.
@@ -286,12 +261,12 @@ pub(crate) fn lookup(
 }
 
 /// Every finished entry.
-pub(crate) fn list(entries: &[EntryState]) -> Vec<Result<EntryInfo, TableError>> {
+pub(crate) fn list(entries: &[EntryState]) -> Vec<Result<NamedEntry, TableError>> {
     entries
         .iter()
         .enumerate()
         .filter(|(_, e)| e.state.load(Ordering::Acquire) == TABLE_READY)
-        .map(|(i, e)| e.info(i))
+        .map(|(i, e)| e.named(i))
         .collect()
 }
 
@@ -415,8 +390,8 @@ fn claimed<E>(
     e.param.store(made.param, Ordering::Relaxed);
     e.name_len.store(name.text.len() as u32, Ordering::Relaxed);
     e.name_hash.store(name.hash, Ordering::Relaxed);
-    for (w, v) in e.name.iter().zip(name.words) {
-        w.store(v, Ordering::Relaxed);
+    for (i, w) in e.name.iter().enumerate() {
+        w.store(name.word(i), Ordering::Relaxed);
     }
     // Release: publishes every field above to readers that Acquire-load READY.
     e.state.store(TABLE_READY, Ordering::Release);

@@ -44,10 +44,7 @@ fn find_or_create_creates_once_then_finds() {
     let (a, created) =
         find_or_create(&t, &name("cam"), ObjectKind::Event, soon(), || made(640)).unwrap();
     assert!(created);
-    assert_eq!(
-        (a.name.as_str(), a.kind, a.offset),
-        ("cam", ObjectKind::Event, 640)
-    );
+    assert_eq!((a.kind, a.offset), (ObjectKind::Event, 640));
     let (b, created) = find_or_create(
         &t,
         &name("cam"),
