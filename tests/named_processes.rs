@@ -143,7 +143,8 @@ fn a_creator_killed_mid_initialisation_is_reclaimed() {
     // Claimed but unfinished: lookups do not see the name, and a creator waits, then is told
     // who is busy with it.
     assert_eq!(seg.lookup("camera").unwrap(), None);
-    match seg.event("camera") {
+    let impatient = seg.clone().with_create_wait(Duration::from_millis(200));
+    match impatient.event("camera") {
         Err(SegmentError::EntryBusy { creator_pid, .. }) => assert_eq!(creator_pid, child.id()),
         other => panic!("{other:?}"),
     }

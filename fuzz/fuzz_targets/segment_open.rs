@@ -10,23 +10,20 @@
 
 use libfuzzer_sys::fuzz_target;
 use shmkit::segment::validate_image;
-use shmkit::Segment;
-use std::io::Write;
+use shmkit_fuzz::{apply_edits, template, with_image};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-/// A valid segment image with a mutex, an event, a barrier and a bytes block.
-fn template() -> &'static [u8] {
-    static TEMPLATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let name = format!("shmkit-fuzz-template-{}", std::process::id());
-        let _ = Segment::unlink(&name);
-        let seg = Segment::create(&name, &shmkit::CreateOptions::new(8192).table_capacity(4)).expect("template");
-        seg.alloc_mutex().unwrap();
-        seg.alloc_event().unwrap();
-        seg.alloc_barrier(2).unwrap();
-        seg.alloc_bytes(40, 256).unwrap();
-        let image = seg.snapshot();
-        let _ = Segment::unlink(&name);
-        image
+fn base() -> &'static [u8] {
+    static BASE: OnceLock<Vec<u8>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        template("open", 16384, 4, |seg| {
+            seg.alloc_mutex().unwrap();
+            seg.alloc_event().unwrap();
+            seg.alloc_barrier(2).unwrap();
+            seg.alloc_bytes(40, 256).unwrap();
+            seg.shared("s", 3u64).unwrap();
+        })
     })
 }
 
@@ -34,61 +31,31 @@ fuzz_target!(|input: &[u8]| {
     let edited;
     let data: &[u8] = match input.split_first() {
         Some((mode, edits)) if mode & 1 == 1 => {
-            let mut image = template().to_vec();
-            for e in edits.chunks_exact(3) {
-                let at = usize::from(u16::from_le_bytes([e[0], e[1]])) % image.len();
-                image[at] = e[2];
-            }
+            let mut image = base().to_vec();
+            let len = image.len();
+            apply_edits(&mut image, 0..len, edits);
             edited = image;
             &edited
         }
         _ => input,
     };
     let _ = validate_image(data);
-
-    let name = format!("shmkit-fuzz-{}", std::process::id());
-    let path = format!("/dev/shm/{name}");
-    let _ = Segment::unlink(&name);
-    let mut file = match std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode_0600()
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(_) => return,
-    };
-    if file.write_all(data).is_err() {
-        let _ = Segment::unlink(&name);
-        return;
-    }
-    drop(file);
-    let opts = shmkit::OpenOptions {
-        init_timeout: std::time::Duration::ZERO,
-        ..Default::default()
-    };
-    if let Ok(seg) = Segment::open_with(&name, &opts) {
+    with_image("open", data, |seg| {
         if let Ok(blocks) = seg.blocks() {
             for b in blocks {
                 let _ = seg.mutex_at(b.offset).map(|m| m.try_lock().map(drop));
                 let _ = seg.event_at(b.offset).map(|e| e.is_set());
-                let _ = seg
-                    .barrier_at(b.offset)
-                    .map(|b| b.wait(std::time::Duration::ZERO));
+                let _ = seg.barrier_at(b.offset).map(|b| b.wait(Duration::ZERO));
                 let _ = seg.atomic_u64_at(b.offset);
+                let quick = Duration::from_millis(1);
+                let _ = seg
+                    .dict_at(b.offset)
+                    .map(|d| d.with_lock_timeout(quick).keys());
+                let _ = seg
+                    .shared_at::<u64>(b.offset)
+                    .map(|s| s.with_lock_timeout(quick).read());
             }
         }
-    }
-    let _ = Segment::unlink(&name);
+        let _ = seg.entries();
+    });
 });
-
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
-}

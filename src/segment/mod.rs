@@ -19,6 +19,9 @@ pub use image::{validate_image, BlockInfo, HeaderInfo};
 pub use name::{SegmentName, MAX_NAME_LEN};
 pub use shm_layout::{BlockKind, ObjectKind};
 
+/// How long a find-or-create waits for another creator of the same name by default.
+pub const DEFAULT_CREATE_WAIT: Duration = Duration::from_secs(5);
+
 /// Largest named-object table a segment may have.
 pub const MAX_TABLE_CAPACITY: u32 = 1 << 20;
 const TABLE_ENTRY_SIZE: u64 = std::mem::size_of::<shm_layout::TableEntry>() as u64;
@@ -114,6 +117,7 @@ pub struct Segment {
     map: Arc<Mapping>,
     name: SegmentName,
     info: HeaderInfo,
+    create_wait: Duration,
 }
 
 impl std::fmt::Debug for Segment {
@@ -180,6 +184,7 @@ impl Segment {
                 map: Arc::new(map),
                 name: name.clone(),
                 info,
+                create_wait: DEFAULT_CREATE_WAIT,
             };
             seg.create_table(options.table_capacity)?;
             seg.publish();
@@ -299,6 +304,7 @@ impl Segment {
                             map: Arc::new(map),
                             name,
                             info,
+                            create_wait: DEFAULT_CREATE_WAIT,
                         })
                     }
                     HeaderCheck::Initialising { creator } => {
@@ -363,6 +369,13 @@ impl Segment {
             return Err(SegmentError::StillInUse { handles: others });
         }
         Ok(())
+    }
+
+    /// This handle, waiting at most `wait` (default 5 s) for another process that is creating
+    /// the same named object before failing with [`SegmentError::EntryBusy`].
+    pub fn with_create_wait(mut self, wait: Duration) -> Segment {
+        self.create_wait = wait;
+        self
     }
 
     /// The segment's name.

@@ -13,9 +13,6 @@ use shm_layout::{BlockKind, ObjectKind, SegmentHeader, TableEntry};
 use std::mem::{align_of, offset_of, size_of};
 use std::time::Duration;
 
-/// How long a caller waits for another process that is creating the same name.
-const CREATE_WAIT: Duration = Duration::from_secs(5);
-
 impl Segment {
     /// Allocates the table and records it in the header (before the segment is published).
     pub(super) fn create_table(&mut self, capacity: u32) -> Result<(), SegmentError> {
@@ -83,7 +80,7 @@ impl Segment {
                     self.table(),
                     &name,
                     kind,
-                    Deadline::after(CREATE_WAIT),
+                    Deadline::after(self.create_wait),
                     create,
                 )
                 .map_err(|e| match e {
@@ -93,7 +90,7 @@ impl Segment {
                         name: name.to_string(),
                         creator_pid,
                         tid,
-                        waited: CREATE_WAIT,
+                        waited: self.create_wait,
                     },
                     TableError::Corrupt { index, what } => SegmentError::Corrupt {
                         what: "table entry",

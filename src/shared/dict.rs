@@ -90,6 +90,7 @@ pub struct SharedDict {
     mutex: Mutex,
     base: NonNull<u8>,
     geometry: Geometry,
+    timeout: std::time::Duration,
 }
 
 // SAFETY: the region is only touched under the process-shared mutex, which serialises threads
@@ -169,6 +170,12 @@ impl SharedDict {
     /// operations lock it reentrantly).
     pub fn mutex(&self) -> &Mutex {
         &self.mutex
+    }
+
+    /// This handle, waiting at most `timeout` (default 60 s) for the dictionary's mutex.
+    pub fn with_lock_timeout(mut self, timeout: std::time::Duration) -> SharedDict {
+        self.timeout = timeout;
+        self
     }
 
     /// Most keys it can hold.
@@ -359,7 +366,7 @@ impl SharedDict {
         &self,
         f: impl FnOnce(&Self, u32, u64) -> Result<R, DictError>,
     ) -> Result<R, DictError> {
-        let guard = match self.mutex.lock()? {
+        let guard = match self.mutex.lock_timeout(self.timeout)? {
             Acquired::Locked(g) => g,
             Acquired::OwnerDied(g) => {
                 let previous = g.previous_owner();
@@ -828,6 +835,7 @@ impl Segment {
             mutex,
             base,
             geometry,
+            timeout: crate::DEFAULT_LOCK_TIMEOUT,
         })
     }
 }

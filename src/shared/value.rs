@@ -74,6 +74,7 @@ pub enum SharedError {
 pub struct Shared<T: SharedValue> {
     mutex: Mutex,
     value: NonNull<T>,
+    timeout: std::time::Duration,
     _type: PhantomData<T>,
 }
 
@@ -82,6 +83,7 @@ impl<T: SharedValue> Clone for Shared<T> {
         Shared {
             mutex: self.mutex.clone(),
             value: self.value,
+            timeout: self.timeout,
             _type: PhantomData,
         }
     }
@@ -188,12 +190,18 @@ impl<T: SharedValue> Shared<T> {
         &self.mutex
     }
 
-    /// Locks the value (60 s deadline).
+    /// This handle, waiting at most `timeout` (default 60 s) in `lock`, `read` and `update`.
+    pub fn with_lock_timeout(mut self, timeout: std::time::Duration) -> Shared<T> {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Locks the value (60 s deadline unless set with [`with_lock_timeout`](Self::with_lock_timeout)).
     pub fn lock(&self) -> Result<SharedAcquired<'_, T>, SharedError> {
         if self.mutex.held_by_current_thread() {
             return Err(SharedError::AlreadyHeld);
         }
-        Ok(match self.mutex.lock()? {
+        Ok(match self.mutex.lock_timeout(self.timeout)? {
             Acquired::Locked(g) => SharedAcquired::Locked(SharedGuard {
                 _guard: g,
                 value: self.value,
@@ -348,6 +356,7 @@ impl Segment {
         Ok(Shared {
             mutex,
             value,
+            timeout: crate::DEFAULT_LOCK_TIMEOUT,
             _type: PhantomData,
         })
     }
