@@ -4,7 +4,7 @@
 //! Run with `cargo run --release --example demo`. The parent re-executes this binary as its
 //! workers (`demo worker ...`), so the example is self-contained.
 
-use shmkit::{Acquired, CreateOptions, Segment};
+use shmkit::{Acquired, Barrier, CreateOptions, Event, Mutex, Segment, Shared, SharedDict};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -30,31 +30,23 @@ fn main() -> ExitCode {
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// Offsets of the shared objects, passed to children on the command line.
-struct Layout {
-    mutex: u64,
-    counter: u64,
-    go: u64,
-    barrier: u64,
+/// Every shared object is found by name: children need only the segment's name.
+struct Objects {
+    mutex: Mutex,
+    counter: Shared<u64>,
+    go: Event,
+    barrier: Barrier,
+    log: SharedDict,
 }
 
-impl Layout {
-    fn to_args(&self) -> Vec<String> {
-        [self.mutex, self.counter, self.go, self.barrier]
-            .iter()
-            .map(u64::to_string)
-            .collect()
-    }
-
-    fn from_args(args: &[String]) -> Result<Layout> {
-        let n = |i: usize| -> Result<u64> {
-            Ok(args.get(i).ok_or("missing offset argument")?.parse()?)
-        };
-        Ok(Layout {
-            mutex: n(0)?,
-            counter: n(1)?,
-            go: n(2)?,
-            barrier: n(3)?,
+impl Objects {
+    fn find(seg: &Segment) -> Result<Objects> {
+        Ok(Objects {
+            mutex: seg.mutex("crash-demo")?,
+            counter: seg.shared("counter", 0u64)?,
+            go: seg.event("go")?,
+            barrier: seg.barrier("start-line", WORKERS + 1)?,
+            log: seg.dict("worker-log", 16)?,
         })
     }
 }
@@ -68,49 +60,41 @@ fn parent() -> Result<()> {
 }
 
 fn run_parent(seg: &Segment, name: &str) -> Result<()> {
-    let mutex = seg.alloc_mutex()?;
-    let counter_off = seg.alloc_bytes(8, 64)?;
-    let go = seg.alloc_event()?;
-    let barrier = seg.alloc_barrier(WORKERS + 1)?;
-    let layout = Layout {
-        mutex: mutex.offset().ok_or("segment mutex has an offset")?,
-        counter: counter_off,
-        go: go.offset().ok_or("segment event has an offset")?,
-        barrier: barrier.offset().ok_or("segment barrier has an offset")?,
-    };
+    let objects = Objects::find(seg)?;
     println!(
-        "parent {}: created segment {name:?} ({} KiB)",
+        "parent {}: created segment {name:?} ({} KiB) and {} named objects",
         std::process::id(),
-        seg.size() / 1024
+        seg.size() / 1024,
+        seg.entries()?.len()
     );
 
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
     for i in 0..WORKERS {
         let child = Command::new(&exe)
-            .arg("worker")
-            .arg(name)
-            .arg(i.to_string())
-            .args(layout.to_args())
+            .args(["worker", name, &i.to_string()])
             .spawn()?;
         children.push(child);
     }
-    let arrival = barrier.wait(Duration::from_secs(30))?;
+    let arrival = objects.barrier.wait(Duration::from_secs(30))?;
     println!(
         "parent: all {WORKERS} workers at the barrier (parent arrived {} of {})",
         arrival.index + 1,
         WORKERS + 1
     );
     let start = Instant::now();
-    go.set();
+    objects.go.set();
     println!("parent: set event 'go'");
-    barrier.wait(Duration::from_secs(60))?;
-    let total = seg.atomic_u64_at(counter_off)?.load(Ordering::Relaxed);
+    objects.barrier.wait(Duration::from_secs(60))?;
+    let total = objects.counter.read()?;
     println!(
         "parent: workers done in {:?}; counter = {total} (expected {})",
         start.elapsed(),
         u64::from(WORKERS) * INCREMENTS
     );
+    for (worker, contended) in objects.log.items::<u64>()? {
+        println!("parent: {worker} found the counter locked {contended} times");
+    }
     for mut c in children {
         let status = c.wait()?;
         if !status.success() {
@@ -121,22 +105,17 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
         return Err("lost updates: the mutex failed".into());
     }
 
-    // Robustness: a process dies holding the mutex.
-    go.clear();
-    let mut crasher = Command::new(&exe)
-        .arg("crasher")
-        .arg(name)
-        .arg("0")
-        .args(layout.to_args())
-        .spawn()?;
-    go.wait(Duration::from_secs(30))?;
+    // Robustness: a process dies holding a mutex.
+    objects.go.clear();
+    let mut crasher = Command::new(&exe).args(["crasher", name]).spawn()?;
+    objects.go.wait(Duration::from_secs(30))?;
     println!(
-        "parent: crasher {} holds the mutex; sending SIGKILL",
+        "parent: crasher {} holds the mutex 'crash-demo'; sending SIGKILL",
         crasher.id()
     );
     crasher.kill()?;
     let killed = Instant::now();
-    match mutex.lock()? {
+    match objects.mutex.lock()? {
         Acquired::OwnerDied(guard) => {
             let dead = guard.previous_owner();
             println!(
@@ -144,8 +123,6 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
                 dead.map_or("unknown".into(), |o| o.to_string()),
                 killed.elapsed()
             );
-            let counter = seg.atomic_u64_at(counter_off)?;
-            counter.store(u64::from(WORKERS) * INCREMENTS, Ordering::Relaxed);
             drop(guard.make_consistent());
         }
         Acquired::Locked(_) => return Err("the crasher's death went unnoticed".into()),
@@ -153,7 +130,7 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
     crasher.wait()?;
     println!(
         "parent: mutex is usable again: {}",
-        matches!(mutex.try_lock()?, Acquired::Locked(_))
+        matches!(objects.mutex.try_lock()?, Acquired::Locked(_))
     );
     Ok(())
 }
@@ -161,48 +138,35 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
 fn worker(args: &[String]) -> Result<()> {
     let name = args.first().ok_or("missing segment name")?;
     let id = args.get(1).ok_or("missing worker id")?;
-    let layout = Layout::from_args(&args[2..])?;
     let seg = Segment::open(name)?;
-    let mutex = seg.mutex_at(layout.mutex)?;
-    let counter = seg.atomic_u64_at(layout.counter)?;
-    let go = seg.event_at(layout.go)?;
-    let barrier = seg.barrier_at(layout.barrier)?;
+    let objects = Objects::find(&seg)?;
     println!(
-        "worker {id} (pid {}): attached; waiting at the barrier",
+        "worker {id} (pid {}): attached by name; waiting at the barrier",
         std::process::id()
     );
-    barrier.wait(Duration::from_secs(30))?;
-    go.wait(Duration::from_secs(30))?;
+    objects.barrier.wait(Duration::from_secs(30))?;
+    objects.go.wait(Duration::from_secs(30))?;
     let mut contended = 0u64;
     for _ in 0..INCREMENTS {
-        let guard = match mutex.try_lock() {
-            Ok(a) => a,
-            Err(_) => {
-                contended += 1;
-                mutex.lock()?
-            }
-        };
-        let _guard = guard.recover_with(|_| {});
-        // A plain read-modify-write: only the mutex makes it exact.
-        let v = counter.load(Ordering::Relaxed);
-        counter.store(v + 1, Ordering::Relaxed);
+        if objects.counter.mutex().owner().is_some() {
+            contended += 1;
+        }
+        // A read-modify-write of a plain u64: only the value's mutex makes it exact.
+        objects.counter.update(|c| *c += 1)?;
     }
-    println!("worker {id}: {INCREMENTS} increments, {contended} found the mutex held");
-    barrier.wait(Duration::from_secs(60))?;
+    objects.log.insert(&format!("worker {id}"), &contended)?;
+    println!("worker {id}: {INCREMENTS} increments done");
+    objects.barrier.wait(Duration::from_secs(60))?;
     Ok(())
 }
 
 fn crasher(args: &[String]) -> Result<()> {
     let name = args.first().ok_or("missing segment name")?;
-    let layout = Layout::from_args(&args[2..])?;
     let seg = Segment::open(name)?;
-    let mutex = seg.mutex_at(layout.mutex)?;
-    let go = seg.event_at(layout.go)?;
-    let counter = seg.atomic_u64_at(layout.counter)?;
-    let _guard = mutex.lock()?.recover_with(|_| {});
-    counter.store(u64::MAX, Ordering::Relaxed); // half-way through an update...
-    go.set();
+    let objects = Objects::find(&seg)?;
+    let _guard = objects.mutex.lock()?.recover_with(|_| {});
+    objects.go.set();
     loop {
-        std::thread::sleep(Duration::from_secs(1)); // ...and never finishing it.
+        std::thread::sleep(Duration::from_secs(1)); // holding the mutex until killed
     }
 }
