@@ -6,7 +6,6 @@
 
 use shmkit::{Acquired, Barrier, CreateOptions, Event, Mutex, Segment, Shared, SharedDict};
 use std::process::{Command, ExitCode};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const WORKERS: u32 = 3;
