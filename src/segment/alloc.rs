@@ -153,7 +153,7 @@ impl Segment {
     }
 
     /// Places a block sized and aligned for the state struct `T`.
-    fn allocate_state<T>(
+    pub(super) fn allocate_state<T>(
         &self,
         kind: BlockKind,
         init: impl FnOnce(NonNull<u8>),

@@ -6,7 +6,7 @@
 //! kind (and the parameters) the caller asked for.
 
 use super::{Segment, SegmentError, TABLE_ENTRY_SIZE};
-use crate::primitives::{Barrier, Event, Mutex};
+use crate::primitives::{Barrier, Event, EventState, Mutex, MutexState};
 use crate::sys::clock::Deadline;
 use crate::table::{self, Created, EntryInfo, EntryState, NamedEntry, ObjectName, TableError};
 use shm_layout::{BlockKind, ObjectKind, SegmentHeader, TableEntry};
@@ -114,23 +114,23 @@ impl Segment {
         Ok(info)
     }
 
+    /// Allocates an object whose all-zero bytes are its initial state (a free mutex, a clear
+    /// event).
+    fn create_zeroed<T>(&self, kind: BlockKind) -> Result<Created, SegmentError> {
+        Ok(Created {
+            offset: self.allocate_state::<T>(kind, |_| {})?,
+            size: size_of::<T>() as u64,
+            param: 0,
+        })
+    }
+
     /// Finds or creates the mutex `name`.
     pub fn mutex(&self, name: &str) -> Result<Mutex, SegmentError> {
         let info = self.find_or_create(
             name,
             ObjectKind::Mutex,
             |_| Ok(()),
-            || {
-                let offset = self
-                    .alloc_mutex()?
-                    .offset()
-                    .expect("segment objects have offsets");
-                Ok(Created {
-                    offset,
-                    size: size_of::<shm_layout::MutexLayout>() as u64,
-                    param: 0,
-                })
-            },
+            || self.create_zeroed::<MutexState>(BlockKind::Mutex),
         )?;
         self.mutex_at(info.offset)
     }
@@ -141,17 +141,7 @@ impl Segment {
             name,
             ObjectKind::Event,
             |_| Ok(()),
-            || {
-                let offset = self
-                    .alloc_event()?
-                    .offset()
-                    .expect("segment objects have offsets");
-                Ok(Created {
-                    offset,
-                    size: size_of::<shm_layout::EventLayout>() as u64,
-                    param: 0,
-                })
-            },
+            || self.create_zeroed::<EventState>(BlockKind::Event),
         )?;
         self.event_at(info.offset)
     }
