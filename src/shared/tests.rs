@@ -309,3 +309,22 @@ fn a_corrupt_dict_region_is_a_typed_error() {
         Err(DictError::Corrupt { what: "header", .. })
     ));
 }
+
+#[test]
+fn a_panic_inside_update_marks_the_value_inconsistent() {
+    let t = Temp::new("panic", 64);
+    let v = t.1.shared("v", 1u64).unwrap();
+    let v2 = v.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        v2.update(|x| {
+            *x = 99;
+            panic!("half-way");
+        })
+    }));
+    assert!(r.is_err());
+    match v.read() {
+        Err(SharedError::OwnerDied { previous: Some(p) }) => assert_eq!(p.pid, std::process::id()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*v.lock().unwrap().recover_with(|x| *x = 1), 1);
+}

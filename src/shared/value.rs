@@ -127,10 +127,20 @@ impl<'a, T: SharedValue> SharedAcquired<'a, T> {
     }
 }
 
-/// Holds a shared value's mutex; derefs to the value.
+/// Holds a shared value's mutex; derefs to the value. If the thread panics while holding it,
+/// the value is marked inconsistent: the next locker gets `OwnerDied`, as if this holder had
+/// died half-way through an update.
 pub struct SharedGuard<'a, T: SharedValue> {
     _guard: MutexGuard<'a>,
     value: NonNull<T>,
+}
+
+impl<T: SharedValue> Drop for SharedGuard<'_, T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self._guard.mark_inconsistent();
+        }
+    }
 }
 
 /// Holds a shared value whose previous holder died; derefs to the (possibly half-updated)

@@ -273,6 +273,19 @@ impl<'a> MutexGuard<'a> {
         self.mutex
     }
 
+    /// Marks the protected data as possibly inconsistent, as if this holder had died: the next
+    /// locker gets [`Acquired::OwnerDied`] naming this thread. Used when a critical section
+    /// unwinds from a panic half-way through an update.
+    pub fn mark_inconsistent(&self) {
+        let me = current_thread();
+        let state = &*self.mutex.state;
+        state.died.store(
+            u64::from(me.pid) << 32 | u64::from(me.tid),
+            Ordering::Relaxed,
+        );
+        state.set_consistency(MutexConsistency::Inconsistent);
+    }
+
     /// True when this is the thread's only guard on the mutex (it was not locked
     /// reentrantly on top). Typed views hand out `&mut` only then, so two guards of one thread
     /// can never alias the protected value.
