@@ -186,6 +186,10 @@ impl fmt::Display for ObjectName<'_> {
 }
 
 /// A finished entry, as found by name.
+///
+/// Small and `Copy` on purpose: lookups return it by value on the hot path, and a version that
+/// carried the 64-byte name inline was copied through `Result` layers with overlapping moves
+/// that defeat store forwarding (twice as slow). Names come with listings ([`NamedEntry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryInfo {
     /// What it is.
