@@ -38,6 +38,8 @@ pub enum BlockKind {
     Shared = 7,
     /// A dictionary ([`crate::DictHeader`], index, data).
     Dict = 8,
+    /// The exception slot array.
+    Exceptions = 9,
 }
 
 impl BlockKind {
@@ -60,6 +62,7 @@ impl BlockKind {
             6 => Some(Self::Table),
             7 => Some(Self::Shared),
             8 => Some(Self::Dict),
+            9 => Some(Self::Exceptions),
             _ => None,
         }
     }
@@ -75,6 +78,7 @@ impl BlockKind {
             Self::Table => "table",
             Self::Shared => "shared value",
             Self::Dict => "dictionary",
+            Self::Exceptions => "exception slots",
         }
     }
 }

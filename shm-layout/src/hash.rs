@@ -77,6 +77,12 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     offset_of!(crate::DictHeader, active) as u64,
     offset_of!(crate::DictHeader, tombstones) as u64,
     crate::DICT_RECORD_HEADER as u64,
+    offset_of!(SegmentHeader, exception_slots) as u64,
+    offset_of!(SegmentHeader, exception_offset) as u64,
+    crate::EXCEPTION_SLOT_SIZE as u64,
+    offset_of!(crate::ExceptionSlotHeader, child_start) as u64,
+    offset_of!(crate::ExceptionSlotHeader, parent_start) as u64,
+    offset_of!(crate::ExceptionSlotHeader, payload_len) as u64,
 ]);
 
 #[cfg(test)]

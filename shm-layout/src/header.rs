@@ -81,10 +81,12 @@ pub struct SegmentHeader {
     pub table_offset: u64,
     /// Number of entries in the table.
     pub table_capacity: u32,
+    /// Number of exception slots.
+    pub exception_slots: u32,
+    /// Offset of the first exception slot.
+    pub exception_offset: u64,
     /// Reserved; zero.
-    pub reserved2: u32,
-    /// Reserved; zero.
-    pub reserved1: [u64; 3],
+    pub reserved1: [u64; 2],
     /// The robust mutex that serialises allocation (allocation is rare; its crash safety
     /// matters more than its speed).
     pub alloc_lock: crate::MutexLayout,
@@ -109,6 +111,8 @@ const _: () = {
     assert!(offset_of!(SegmentHeader, data_start) == 80);
     assert!(offset_of!(SegmentHeader, table_offset) == 88);
     assert!(offset_of!(SegmentHeader, table_capacity) == 96);
+    assert!(offset_of!(SegmentHeader, exception_slots) == 100);
+    assert!(offset_of!(SegmentHeader, exception_offset) == 104);
     assert!(offset_of!(SegmentHeader, alloc_lock) == 128);
     assert!(HEADER_SIZE % DATA_ALIGN == 0);
 };

@@ -15,6 +15,7 @@ mod barrier;
 mod block;
 mod dict;
 mod event;
+mod exception;
 mod hash;
 mod header;
 mod mutex;
@@ -30,6 +31,10 @@ pub use block::{
 };
 pub use dict::{DictHeader, DICT_RECORD_HEADER, DICT_RECORD_LIVE, DICT_TOMBSTONE};
 pub use event::{EventLayout, EVENT_SET, EVENT_WAITERS};
+pub use exception::{
+    ExceptionSlotHeader, EXCEPTION_DEFAULT_SLOTS, EXCEPTION_PAYLOAD_MAX, EXCEPTION_SLOT_SIZE,
+    REPORT_ERROR, REPORT_PANIC, SLOT_FREE, SLOT_REPORTED, SLOT_RESERVED, SLOT_RUNNING,
+};
 pub use hash::LAYOUT_HASH;
 pub use header::{
     SegmentHeader, SegmentState, DATA_ALIGN, HEADER_SIZE, MAGIC, VERSION_MAJOR, VERSION_MINOR,

@@ -7,7 +7,7 @@
 
 use super::SegmentError;
 use crate::sys::identity::ProcessIdentity;
-use shm_layout::TableEntry;
+use shm_layout::{TableEntry, EXCEPTION_SLOT_SIZE};
 use shm_layout::{
     BlockKind, SegmentHeader, SegmentState, BLOCK_HEADER_SIZE, BLOCK_MAX_ALIGN, HEADER_SIZE,
     LAYOUT_HASH, MAGIC, VERSION_MAJOR,
@@ -66,6 +66,10 @@ pub struct HeaderInfo {
     pub table_offset: u64,
     /// Entries in the named-object table.
     pub table_capacity: u32,
+    /// Offset of the first exception slot.
+    pub exception_offset: u64,
+    /// Number of exception slots.
+    pub exception_slots: u32,
 }
 
 /// The header's verdict.
@@ -204,6 +208,24 @@ pub(crate) fn check_header(
             ),
         ));
     }
+    let slot_bytes = u64::from(header.exception_slots) * EXCEPTION_SLOT_SIZE as u64;
+    if header.exception_slots > crate::segment::MAX_EXCEPTION_SLOTS
+        || (header.exception_slots > 0
+            && (header.exception_offset < header.data_start + BLOCK_HEADER_SIZE as u64
+                || header.exception_offset % 64 != 0
+                || header
+                    .exception_offset
+                    .checked_add(slot_bytes)
+                    .is_none_or(|end| end > header.alloc_next)))
+    {
+        return Err(corrupt(
+            "exception slots location",
+            format!(
+                "{} slots at offset {} do not fit in the allocated area {}..{}",
+                header.exception_slots, header.exception_offset, header.data_start, header.alloc_next
+            ),
+        ));
+    }
     Ok(HeaderCheck::Ready(HeaderInfo {
         version: (header.version_major, header.version_minor),
         layout_hash: header.layout_hash,
@@ -215,6 +237,8 @@ pub(crate) fn check_header(
         alloc_count: header.alloc_count,
         table_offset: header.table_offset,
         table_capacity: header.table_capacity,
+        exception_offset: header.exception_offset,
+        exception_slots: header.exception_slots,
     }))
 }
 

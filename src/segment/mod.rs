@@ -22,6 +22,9 @@ pub use shm_layout::{BlockKind, ObjectKind};
 /// How long a find-or-create waits for another creator of the same name by default.
 pub const DEFAULT_CREATE_WAIT: Duration = Duration::from_secs(5);
 
+/// Most exception slots a segment may have.
+pub const MAX_EXCEPTION_SLOTS: u32 = 4096;
+
 /// Largest named-object table a segment may have.
 pub const MAX_TABLE_CAPACITY: u32 = 1 << 20;
 const TABLE_ENTRY_SIZE: u64 = std::mem::size_of::<shm_layout::TableEntry>() as u64;
@@ -47,6 +50,7 @@ pub struct CreateOptions {
     mode: u32,
     memory: MemoryOptions,
     table_capacity: u32,
+    exception_slots: u32,
 }
 
 /// How to treat the mapping's pages (for both create and open).
@@ -67,7 +71,15 @@ impl CreateOptions {
             mode: 0o600,
             memory: MemoryOptions::default(),
             table_capacity: shm_layout::TABLE_DEFAULT_CAPACITY,
+            exception_slots: shm_layout::EXCEPTION_DEFAULT_SLOTS,
         }
+    }
+
+    /// Exception slots for child processes (default 32, 4 KiB each): at most this many
+    /// children spawned from the segment can be running or awaiting `join` at once.
+    pub fn exception_slots(mut self, slots: u32) -> Self {
+        self.exception_slots = slots;
+        self
     }
 
     /// Entries in the named-object table (default 1024, 128 bytes each).
@@ -159,8 +171,15 @@ impl Segment {
                 options.table_capacity
             )));
         }
+        if options.exception_slots > MAX_EXCEPTION_SLOTS {
+            return Err(SegmentError::InvalidOption(format!(
+                "{} exception slots is above the maximum of {MAX_EXCEPTION_SLOTS}",
+                options.exception_slots
+            )));
+        }
         let table_bytes = u64::from(options.table_capacity) * TABLE_ENTRY_SIZE;
-        let min = HEADER_SIZE as u64 + table_bytes + 4096;
+        let slot_bytes = u64::from(options.exception_slots) * shm_layout::EXCEPTION_SLOT_SIZE as u64;
+        let min = HEADER_SIZE as u64 + table_bytes + slot_bytes + 4096;
         if options.size < min {
             return Err(SegmentError::InvalidOption(format!(
                 "size {} is below the minimum of {min} bytes",
@@ -187,6 +206,7 @@ impl Segment {
                 create_wait: DEFAULT_CREATE_WAIT,
             };
             seg.create_table(options.table_capacity)?;
+            seg.create_exception_slots(options.exception_slots)?;
             seg.publish();
             Ok(seg)
         })();
@@ -243,6 +263,8 @@ impl Segment {
             alloc_count: 0,
             table_offset: 0,
             table_capacity: 0,
+            exception_offset: 0,
+            exception_slots: 0,
         }
     }
 

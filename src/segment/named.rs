@@ -34,6 +34,41 @@ impl Segment {
         Ok(())
     }
 
+    /// Allocates the exception slot array and records it in the header (before publishing).
+    pub(super) fn create_exception_slots(&mut self, slots: u32) -> Result<(), SegmentError> {
+        if slots == 0 {
+            return Ok(());
+        }
+        let bytes = u64::from(slots) * shm_layout::EXCEPTION_SLOT_SIZE as u64;
+        let offset = self.allocate_raw(BlockKind::Exceptions, bytes, 64)?;
+        self.map
+            .atomic_u64(offset_of!(SegmentHeader, exception_offset) as u64)
+            .expect("header field")
+            .store(offset, std::sync::atomic::Ordering::Relaxed);
+        self.map
+            .atomic_u32(offset_of!(SegmentHeader, exception_slots) as u64)
+            .expect("header field")
+            .store(slots, std::sync::atomic::Ordering::Relaxed);
+        self.info.exception_offset = offset;
+        self.info.exception_slots = slots;
+        let header = |field: usize| self.map.atomic_u64(field as u64).expect("header field");
+        self.info.alloc_next =
+            header(offset_of!(SegmentHeader, alloc_next)).load(std::sync::atomic::Ordering::Relaxed);
+        self.info.alloc_count =
+            header(offset_of!(SegmentHeader, alloc_count)).load(std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Exception slot `index`: a pointer to its 4 KiB (location validated with the header).
+    pub(crate) fn exception_slot(&self, index: u32) -> Option<std::ptr::NonNull<u8>> {
+        if index >= self.info.exception_slots {
+            return None;
+        }
+        let size = shm_layout::EXCEPTION_SLOT_SIZE as u64;
+        self.map
+            .ptr_at(self.info.exception_offset + u64::from(index) * size, size, 64)
+    }
+
     /// The table's entries (location validated when the header was checked).
     pub(crate) fn table(&self) -> &[EntryState] {
         let len = self.info.table_capacity as usize;
