@@ -32,6 +32,8 @@
 
 pub mod primitives;
 #[cfg(not(loom))]
+pub mod process;
+#[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]
 pub mod shared;

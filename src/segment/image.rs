@@ -7,11 +7,11 @@
 
 use super::SegmentError;
 use crate::sys::identity::ProcessIdentity;
-use shm_layout::{TableEntry, EXCEPTION_SLOT_SIZE};
 use shm_layout::{
     BlockKind, SegmentHeader, SegmentState, BLOCK_HEADER_SIZE, BLOCK_MAX_ALIGN, HEADER_SIZE,
     LAYOUT_HASH, MAGIC, VERSION_MAJOR,
 };
+use shm_layout::{TableEntry, EXCEPTION_SLOT_SIZE};
 use std::mem::{offset_of, size_of};
 use zerocopy::FromBytes;
 
@@ -222,7 +222,10 @@ pub(crate) fn check_header(
             "exception slots location",
             format!(
                 "{} slots at offset {} do not fit in the allocated area {}..{}",
-                header.exception_slots, header.exception_offset, header.data_start, header.alloc_next
+                header.exception_slots,
+                header.exception_offset,
+                header.data_start,
+                header.alloc_next
             ),
         ));
     }

@@ -178,7 +178,8 @@ impl Segment {
             )));
         }
         let table_bytes = u64::from(options.table_capacity) * TABLE_ENTRY_SIZE;
-        let slot_bytes = u64::from(options.exception_slots) * shm_layout::EXCEPTION_SLOT_SIZE as u64;
+        let slot_bytes =
+            u64::from(options.exception_slots) * shm_layout::EXCEPTION_SLOT_SIZE as u64;
         let min = HEADER_SIZE as u64 + table_bytes + slot_bytes + 4096;
         if options.size < min {
             return Err(SegmentError::InvalidOption(format!(

@@ -52,10 +52,10 @@ impl Segment {
         self.info.exception_offset = offset;
         self.info.exception_slots = slots;
         let header = |field: usize| self.map.atomic_u64(field as u64).expect("header field");
-        self.info.alloc_next =
-            header(offset_of!(SegmentHeader, alloc_next)).load(std::sync::atomic::Ordering::Relaxed);
-        self.info.alloc_count =
-            header(offset_of!(SegmentHeader, alloc_count)).load(std::sync::atomic::Ordering::Relaxed);
+        self.info.alloc_next = header(offset_of!(SegmentHeader, alloc_next))
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.info.alloc_count = header(offset_of!(SegmentHeader, alloc_count))
+            .load(std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -65,8 +65,11 @@ impl Segment {
             return None;
         }
         let size = shm_layout::EXCEPTION_SLOT_SIZE as u64;
-        self.map
-            .ptr_at(self.info.exception_offset + u64::from(index) * size, size, 64)
+        self.map.ptr_at(
+            self.info.exception_offset + u64::from(index) * size,
+            size,
+            64,
+        )
     }
 
     /// The table's entries (location validated when the header was checked).

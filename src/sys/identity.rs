@@ -370,7 +370,10 @@ mod tests {
         // task is released from /proc: allow that moment (the mutex checks every 20 ms).
         let start = std::time::Instant::now();
         while thread_liveness(id.tid, id.start_ticks as u32) != Liveness::Dead {
-            assert!(start.elapsed() < std::time::Duration::from_secs(1), "still alive");
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(1),
+                "still alive"
+            );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }

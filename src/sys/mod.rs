@@ -13,6 +13,8 @@ pub mod futex;
 pub mod futex_types;
 pub mod identity;
 #[cfg(not(loom))]
+pub mod process;
+#[cfg(not(loom))]
 pub mod shm;
 
 /// The current thread's `errno` as an [`std::io::Error`].

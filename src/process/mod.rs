@@ -1,0 +1,560 @@
+//! Child processes that report how they ended through the segment.
+//!
+//! Children are never forked from a (possibly threaded) parent: [`Segment::spawn`] re-executes
+//! the current program with an entry marker in its environment, and the one-line
+//! [`Entries::dispatch`] at the top of `main` runs the named entry in the child (and returns at
+//! once in the parent). The child receives the segment and its serde arguments through that
+//! environment, tags an exception slot with its identity, and on an error or a panic writes a
+//! [`ChildReport`] there. [`Child::join`] then names exactly what happened.
+//!
+//! ```no_run
+//! use shmkit::process::{ChildContext, Entries};
+//! use shmkit::{CreateOptions, Segment};
+//! use std::time::Duration;
+//!
+//! fn worker(ctx: &ChildContext, n: u32) -> Result<(), std::io::Error> {
+//!     ctx.segment().shared("total", 0u32).unwrap().update(|t| *t += n).unwrap();
+//!     Ok(())
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     Entries::new().entry("worker", worker).dispatch();
+//!     let seg = Segment::create("lab", &CreateOptions::new(1 << 20))?;
+//!     seg.spawn("worker", &5u32)?.join(Duration::from_secs(10))?;
+//!     Ok(())
+//! }
+//! ```
+
+mod report;
+mod slots;
+
+pub use report::{ChildReport, TRUNCATION_MARKER};
+pub use slots::decode_slot_image;
+
+use crate::segment::{Segment, SegmentError};
+use crate::sys::clock::Deadline;
+use crate::sys::identity::{Liveness, ProcessIdentity};
+use crate::sys::process::{signal_name, wait_exit};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use slots::{Slot, SlotReport, KIND_ERROR, KIND_PANIC};
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ENV_ENTRY: &str = "SHMKIT_ENTRY";
+const ENV_SEGMENT: &str = "SHMKIT_SEGMENT";
+const ENV_SLOT: &str = "SHMKIT_SLOT";
+const ENV_ARGS: &str = "SHMKIT_ARGS";
+const ENV_PARENT: &str = "SHMKIT_PARENT";
+const ENV_NAME: &str = "SHMKIT_CHILD_NAME";
+
+/// Exit code of a child whose entry returned an error.
+pub const EXIT_FAILED: i32 = 3;
+/// Exit code of a child that could not start its entry (bad environment, unknown entry).
+pub const EXIT_SETUP: i32 = 4;
+/// How often a child checks that its parent is alive.
+const PARENT_CHECK: Duration = Duration::from_millis(200);
+
+/// Why spawning or joining failed (a child's own failure is a [`ChildError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Every exception slot is in use by a running or unjoined child.
+    #[error("all {slots} exception slots are in use; join children, or create the segment with more exception_slots")]
+    SlotsFull {
+        /// Slots in the segment.
+        slots: u32,
+    },
+    /// The child's slot was taken by someone else before the child started.
+    #[error("exception slot {slot} no longer belongs to this child")]
+    SlotStolen {
+        /// The slot.
+        slot: u32,
+    },
+    /// A slot holds bytes no shmkit process writes.
+    #[error("corrupt exception slot {slot}: {detail}")]
+    CorruptSlot {
+        /// The slot.
+        slot: u32,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The arguments could not be serialised.
+    #[error("cannot encode the child's arguments: {0}")]
+    Encode(String),
+    /// The OS refused to start or wait for the child.
+    #[error("{op} child {name:?}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The child's name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The segment failed.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+}
+
+/// How a child ended, when it did not simply succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    /// The entry returned an error.
+    #[error("child {name:?} (pid {pid}) failed: {report}")]
+    Failed {
+        /// The child's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// Type, message, cause chain, backtrace.
+        report: Box<ChildReport>,
+    },
+    /// The entry panicked.
+    #[error("child {name:?} (pid {pid}) panicked: {report}")]
+    Panicked {
+        /// The child's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// Message, location, backtrace.
+        report: Box<ChildReport>,
+    },
+    /// A signal ended it.
+    #[error("child {name:?} (pid {pid}) was killed by signal {signal} ({signal_name}){}", if *core_dumped { ", core dumped" } else { "" })]
+    Signaled {
+        /// The child's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The signal number.
+        signal: i32,
+        /// Its name (`SIGKILL`, ...).
+        signal_name: &'static str,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+    /// It exited with a non-zero code without writing a report.
+    #[error("child {name:?} (pid {pid}) exited with code {code} without a report")]
+    Exited {
+        /// The child's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The exit code.
+        code: i32,
+    },
+    /// It was still running at the deadline (it keeps running; join again or kill it).
+    #[error("child {name:?} (pid {pid}) is still running after {waited:?}")]
+    StillRunning {
+        /// The child's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// How long `join` waited.
+        waited: Duration,
+    },
+    /// Waiting for it or reading its slot failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+type EntryFn = Box<dyn Fn(&ChildContext, &[u8]) -> Result<(), Box<ChildReport>>>;
+
+/// The table of entry points a program can be re-executed into.
+#[derive(Default)]
+pub struct Entries {
+    entries: HashMap<&'static str, EntryFn>,
+}
+
+impl Entries {
+    /// An empty table.
+    pub fn new() -> Entries {
+        Entries::default()
+    }
+
+    /// Registers `f` under `name`. `A` is the arguments' type (serde); `E` the error type,
+    /// whose type name, message and `source()` chain reach the parent on failure.
+    pub fn entry<A, E, F>(mut self, name: &'static str, f: F) -> Entries
+    where
+        A: DeserializeOwned,
+        E: std::error::Error + 'static,
+        F: Fn(&ChildContext, A) -> Result<(), E> + 'static,
+    {
+        self.entries.insert(
+            name,
+            Box::new(move |ctx, bytes| {
+                let args: A = postcard::from_bytes(bytes).map_err(|e| {
+                    Box::new(ChildReport::from_error(
+                        "postcard::Error (decoding the arguments)",
+                        &e,
+                    ))
+                })?;
+                f(ctx, args)
+                    .map_err(|e| Box::new(ChildReport::from_error(std::any::type_name::<E>(), &e)))
+            }),
+        );
+        self
+    }
+
+    /// In a child started by [`Segment::spawn`]: runs its entry and exits the process. In the
+    /// parent (no entry marker in the environment): returns at once.
+    pub fn dispatch(self) {
+        let Ok(entry) = std::env::var(ENV_ENTRY) else {
+            return;
+        };
+        // Children of this child must not inherit the marker.
+        std::env::remove_var(ENV_ENTRY);
+        let code = match self.run_child(&entry) {
+            Ok(code) => code,
+            Err(message) => {
+                eprintln!("shmkit child {entry:?}: {message}");
+                EXIT_SETUP
+            }
+        };
+        let _ = std::io::stdout().flush();
+        std::process::exit(code);
+    }
+
+    fn run_child(&self, entry: &str) -> Result<i32, String> {
+        let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
+        let f = self
+            .entries
+            .get(entry)
+            .ok_or_else(|| format!("no entry named {entry:?} is registered"))?;
+        let segment = Segment::open(&var(ENV_SEGMENT)?).map_err(|e| e.to_string())?;
+        let slot_index: u32 = var(ENV_SLOT)?
+            .parse()
+            .map_err(|_| "bad slot index".to_owned())?;
+        let parent = parse_identity(&var(ENV_PARENT)?).ok_or("bad parent identity")?;
+        let args = decode_hex(&var(ENV_ARGS)?).ok_or("bad argument encoding")?;
+        let name = std::env::var(ENV_NAME).unwrap_or_else(|_| entry.to_owned());
+        let me = ProcessIdentity::current();
+        let slot = Slot::get(&segment, slot_index).ok_or("slot index out of range")?;
+        slot.tag(me, parent).map_err(|e| e.to_string())?;
+        install_panic_hook(segment.clone(), slot_index);
+        let ctx = ChildContext {
+            segment: segment.clone(),
+            name,
+            parent,
+            parent_alive: Arc::new(AtomicBool::new(true)),
+        };
+        watch_parent(parent, Arc::clone(&ctx.parent_alive));
+        match f(&ctx, &args) {
+            Ok(()) => Ok(0),
+            Err(report) => {
+                slot.report(KIND_ERROR, &report);
+                Ok(EXIT_FAILED)
+            }
+        }
+    }
+}
+
+/// What a running child knows: its segment, its name, and whether its parent lives.
+pub struct ChildContext {
+    segment: Segment,
+    name: String,
+    parent: ProcessIdentity,
+    parent_alive: Arc<AtomicBool>,
+}
+
+impl ChildContext {
+    /// The segment the parent spawned this child from.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// This child's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The parent process.
+    pub fn parent(&self) -> ProcessIdentity {
+        self.parent
+    }
+
+    /// False once the parent has died (checked every 200 ms by pid and start time, so a
+    /// recycled pid does not look like the parent). A child should then stop safely.
+    pub fn parent_alive(&self) -> bool {
+        self.parent_alive.load(Ordering::Relaxed)
+    }
+}
+
+fn watch_parent(parent: ProcessIdentity, alive: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("shmkit-parent-watch".into())
+        .spawn(move || {
+            while parent.liveness() != Liveness::Dead {
+                std::thread::sleep(PARENT_CHECK);
+            }
+            alive.store(false, Ordering::Relaxed);
+        })
+        .map(drop)
+        .unwrap_or_else(|e| eprintln!("shmkit: cannot watch the parent: {e}"));
+}
+
+fn install_panic_hook(segment: Segment, slot_index: u32) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let (type_name, message) = if let Some(s) = payload.downcast_ref::<&str>() {
+            ("&str", (*s).to_owned())
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            ("String", s.clone())
+        } else {
+            ("Box<dyn Any>", "non-string panic payload".to_owned())
+        };
+        let report = ChildReport {
+            type_name: type_name.to_owned(),
+            message,
+            chain: Vec::new(),
+            location: info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+            backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+            truncated: false,
+        };
+        if let Some(slot) = Slot::get(&segment, slot_index) {
+            slot.report(KIND_PANIC, &report);
+        }
+        previous(info);
+    }));
+}
+
+fn parse_identity(s: &str) -> Option<ProcessIdentity> {
+    let (pid, start) = s.split_once(':')?;
+    Some(ProcessIdentity {
+        pid: pid.parse().ok()?,
+        start_ticks: start.parse().ok()?,
+    })
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// How to spawn a child.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    /// The child's name in reports and prefixes (default: the entry's name).
+    pub name: Option<String>,
+    /// Prefix every line the child prints with `[name] ` (default: output inherited as is).
+    pub prefix_output: bool,
+}
+
+/// A running (or finished, unjoined) child.
+pub struct Child {
+    name: String,
+    segment: Segment,
+    slot: u32,
+    process: std::process::Child,
+    relays: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("name", &self.name)
+            .field("pid", &self.pid())
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
+impl Segment {
+    /// Starts a child running entry `entry` with `args` (see [`Entries`]).
+    pub fn spawn<A: Serialize>(&self, entry: &str, args: &A) -> Result<Child, ProcessError> {
+        self.spawn_with(entry, args, &SpawnOptions::default())
+    }
+
+    /// Starts a child with options.
+    pub fn spawn_with<A: Serialize>(
+        &self,
+        entry: &str,
+        args: &A,
+        options: &SpawnOptions,
+    ) -> Result<Child, ProcessError> {
+        let name = options.name.clone().unwrap_or_else(|| entry.to_owned());
+        let args = postcard::to_allocvec(args).map_err(|e| ProcessError::Encode(e.to_string()))?;
+        let me = ProcessIdentity::current();
+        let slot = Slot::reserve(self, me)?;
+        let io_error = |op, source| ProcessError::Io {
+            op,
+            name: name.clone(),
+            source,
+        };
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                slot.release();
+                return Err(io_error("find the executable of", e));
+            }
+        };
+        let mut command = Command::new(exe);
+        command
+            .env(ENV_ENTRY, entry)
+            .env(ENV_SEGMENT, self.name())
+            .env(ENV_SLOT, slot.index.to_string())
+            .env(ENV_ARGS, encode_hex(&args))
+            .env(ENV_PARENT, format!("{}:{}", me.pid, me.start_ticks))
+            .env(ENV_NAME, &name)
+            .stdin(Stdio::null());
+        if options.prefix_output {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let mut process = match command.spawn() {
+            Ok(p) => p,
+            Err(e) => {
+                slot.release();
+                return Err(io_error("spawn", e));
+            }
+        };
+        let mut relays = Vec::new();
+        if options.prefix_output {
+            if let Some(out) = process.stdout.take() {
+                relays.push(relay(out, format!("[{name}] "), false));
+            }
+            if let Some(err) = process.stderr.take() {
+                relays.push(relay(err, format!("[{name}] "), true));
+            }
+        }
+        Ok(Child {
+            name,
+            segment: self.clone(),
+            slot: slot.index,
+            process,
+            relays,
+        })
+    }
+}
+
+/// Copies lines from a child's pipe to our stdout or stderr with a prefix.
+fn relay(
+    pipe: impl std::io::Read + Send + 'static,
+    prefix: String,
+    to_stderr: bool,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            if to_stderr {
+                eprintln!("{prefix}{line}");
+            } else {
+                println!("{prefix}{line}");
+            }
+        }
+    })
+}
+
+impl Child {
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// The child's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends SIGKILL (the child is still joined as usual to collect its end).
+    pub fn kill(&mut self) -> Result<(), ProcessError> {
+        self.process.kill().map_err(|source| ProcessError::Io {
+            op: "kill",
+            name: self.name.clone(),
+            source,
+        })
+    }
+
+    /// Waits at most `timeout` for the child to end and says how it ended. The exception slot
+    /// is released once the child has ended; after `StillRunning` the child can be joined again.
+    pub fn join(&mut self, timeout: Duration) -> Result<(), ChildError> {
+        let pid = self.pid();
+        let io = |op, source| ProcessError::Io {
+            op,
+            name: self.name.clone(),
+            source,
+        };
+        let exited = wait_exit(pid, Deadline::after(timeout)).map_err(|e| io("wait for", e))?;
+        if !exited {
+            return Err(ChildError::StillRunning {
+                name: self.name.clone(),
+                pid,
+                waited: timeout,
+            });
+        }
+        let status = self.process.wait().map_err(|e| io("reap", e))?;
+        for relay in self.relays.drain(..) {
+            let _ = relay.join();
+        }
+        let slot = Slot::get(&self.segment, self.slot).ok_or(ProcessError::CorruptSlot {
+            slot: self.slot,
+            detail: "slot index out of range".into(),
+        })?;
+        let report = slot.read(pid);
+        slot.release();
+        let name = self.name.clone();
+        match report? {
+            SlotReport::Error(report) => Err(ChildError::Failed {
+                name,
+                pid,
+                report: Box::new(report),
+            }),
+            SlotReport::Panic(report) => Err(ChildError::Panicked {
+                name,
+                pid,
+                report: Box::new(report),
+            }),
+            SlotReport::None => {
+                if let Some(signal) = status.signal() {
+                    Err(ChildError::Signaled {
+                        name,
+                        pid,
+                        signal,
+                        signal_name: signal_name(signal),
+                        core_dumped: status.core_dumped(),
+                    })
+                } else {
+                    match status.code() {
+                        Some(0) => Ok(()),
+                        Some(code) => Err(ChildError::Exited { name, pid, code }),
+                        None => Err(ChildError::Exited {
+                            name,
+                            pid,
+                            code: -1,
+                        }),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Segment {
+    /// Frees every exception slot nobody can still want (its child is dead and left no
+    /// report, or its parent is dead too). Returns how many were freed. Reservations do this
+    /// themselves when the array is full; inspectors may call it.
+    pub fn reclaim_exception_slots(&self) -> u32 {
+        slots::reclaim_all(self)
+    }
+
+    /// Exception slots currently in use.
+    pub fn exception_slots_in_use(&self) -> u32 {
+        slots::in_use(self)
+    }
+}

@@ -1,0 +1,119 @@
+//! What a failed child reports: its error's type, message, cause chain, location and backtrace.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The marker appended to any field shortened to fit a slot.
+pub const TRUNCATION_MARKER: &str = " …[truncated by shmkit]";
+
+/// A child's report of how it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildReport {
+    /// The error's type name (for a panic: the payload's type, usually `&str` or `String`).
+    pub type_name: String,
+    /// The error's `Display` (for a panic: its message).
+    pub message: String,
+    /// The `Display` of each `source()`, outermost first.
+    pub chain: Vec<String>,
+    /// `file:line:column` of a panic.
+    pub location: Option<String>,
+    /// The backtrace captured when the report was made.
+    pub backtrace: String,
+    /// True if any field was shortened to fit the slot (each ends with [`TRUNCATION_MARKER`]).
+    pub truncated: bool,
+}
+
+impl ChildReport {
+    /// A report of `error` and its whole `source()` chain.
+    pub fn from_error<E: std::error::Error + ?Sized>(type_name: &str, error: &E) -> ChildReport {
+        let mut chain = Vec::new();
+        let mut source = error.source();
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        ChildReport {
+            type_name: type_name.to_owned(),
+            message: error.to_string(),
+            chain,
+            location: None,
+            backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+            truncated: false,
+        }
+    }
+
+    /// Encodes the report in at most `max` bytes, shortening the backtrace first, then the
+    /// chain, then the message, each with [`TRUNCATION_MARKER`]. Never silently.
+    pub(crate) fn encode_bounded(&self, max: usize) -> Vec<u8> {
+        let encode = |r: &ChildReport| postcard::to_allocvec(r).unwrap_or_default();
+        let mut bytes = encode(self);
+        if bytes.len() <= max {
+            return bytes;
+        }
+        let mut r = self.clone();
+        r.truncated = true;
+        for _ in 0..64 {
+            let over = bytes.len().saturating_sub(max) + TRUNCATION_MARKER.len() + 16;
+            let field = if r.backtrace.len() > TRUNCATION_MARKER.len() * 2 {
+                &mut r.backtrace
+            } else if let Some(last) = r
+                .chain
+                .iter_mut()
+                .rev()
+                .find(|c| c.len() > TRUNCATION_MARKER.len() * 2)
+            {
+                last
+            } else if r.message.len() > TRUNCATION_MARKER.len() * 2 {
+                &mut r.message
+            } else {
+                r.chain.clear();
+                r.type_name.truncate(64);
+                r.location = None;
+                bytes = encode(&r);
+                break;
+            };
+            shorten(field, over);
+            bytes = encode(&r);
+            if bytes.len() <= max {
+                break;
+            }
+        }
+        bytes.truncate(max);
+        bytes
+    }
+
+    /// Decodes a payload (untrusted bytes).
+    pub(crate) fn decode(bytes: &[u8]) -> Result<ChildReport, String> {
+        postcard::from_bytes(bytes).map_err(|e| format!("report does not decode: {e}"))
+    }
+}
+
+/// Cuts at least `by` bytes off `s` (at a char boundary) and appends the marker.
+fn shorten(s: &mut String, by: usize) {
+    let already = s.ends_with(TRUNCATION_MARKER);
+    if already {
+        s.truncate(s.len() - TRUNCATION_MARKER.len());
+    }
+    let mut keep = s.len().saturating_sub(by);
+    while !s.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    s.truncate(keep);
+    s.push_str(TRUNCATION_MARKER);
+}
+
+impl fmt::Display for ChildReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.type_name, self.message)?;
+        if let Some(location) = &self.location {
+            write!(f, " at {location}")?;
+        }
+        for cause in &self.chain {
+            write!(f, "\n  caused by: {cause}")?;
+        }
+        if !self.backtrace.is_empty() {
+            write!(f, "\nchild backtrace:\n{}", self.backtrace)?;
+        }
+        Ok(())
+    }
+}
