@@ -42,8 +42,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 const ENV_ENTRY: &str = "SHMKIT_ENTRY";
@@ -57,8 +56,8 @@ const ENV_NAME: &str = "SHMKIT_CHILD_NAME";
 pub const EXIT_FAILED: i32 = 3;
 /// Exit code of a child that could not start its entry (bad environment, unknown entry).
 pub const EXIT_SETUP: i32 = 4;
-/// How often a child checks that its parent is alive.
-const PARENT_CHECK: Duration = Duration::from_millis(200);
+/// Longest a child's [`ChildContext::parent_alive`] answers from its cache.
+pub const PARENT_CHECK: Duration = Duration::from_millis(200);
 
 /// Why spawning or joining failed (a child's own failure is a [`ChildError`]).
 #[derive(Debug, thiserror::Error)]
@@ -242,9 +241,9 @@ impl Entries {
             segment: segment.clone(),
             name,
             parent,
-            parent_alive: Arc::new(AtomicBool::new(true)),
+            parent_dead: AtomicBool::new(false),
+            last_check: AtomicU64::new(0),
         };
-        watch_parent(parent, Arc::clone(&ctx.parent_alive));
         match f(&ctx, &args) {
             Ok(()) => Ok(0),
             Err(report) => {
@@ -260,7 +259,8 @@ pub struct ChildContext {
     segment: Segment,
     name: String,
     parent: ProcessIdentity,
-    parent_alive: Arc<AtomicBool>,
+    parent_dead: AtomicBool,
+    last_check: AtomicU64,
 }
 
 impl ChildContext {
@@ -279,24 +279,27 @@ impl ChildContext {
         self.parent
     }
 
-    /// False once the parent has died (checked every 200 ms by pid and start time, so a
-    /// recycled pid does not look like the parent). A child should then stop safely.
+    /// False once the parent has died, judged by pid and start time so that a recycled pid
+    /// does not pass for the parent. A child polling this in its loop learns of the death
+    /// within [`PARENT_CHECK`] plus one loop iteration; it should then stop safely. The
+    /// check (one `/proc` read) runs at most once per `PARENT_CHECK`; in between the answer
+    /// is cached, so polling it in a tight loop is cheap.
     pub fn parent_alive(&self) -> bool {
-        self.parent_alive.load(Ordering::Relaxed)
+        if self.parent_dead.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = crate::sys::clock::monotonic_ns();
+        let last = self.last_check.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < PARENT_CHECK.as_nanos() as u64 {
+            return true;
+        }
+        self.last_check.store(now, Ordering::Relaxed);
+        let dead = self.parent.liveness() == Liveness::Dead;
+        if dead {
+            self.parent_dead.store(true, Ordering::Relaxed);
+        }
+        !dead
     }
-}
-
-fn watch_parent(parent: ProcessIdentity, alive: Arc<AtomicBool>) {
-    std::thread::Builder::new()
-        .name("shmkit-parent-watch".into())
-        .spawn(move || {
-            while parent.liveness() != Liveness::Dead {
-                std::thread::sleep(PARENT_CHECK);
-            }
-            alive.store(false, Ordering::Relaxed);
-        })
-        .map(drop)
-        .unwrap_or_else(|e| eprintln!("shmkit: cannot watch the parent: {e}"));
 }
 
 fn install_panic_hook(segment: Segment, slot_index: u32) {

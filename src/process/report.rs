@@ -117,3 +117,62 @@ impl fmt::Display for ChildReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(message_len: usize, backtrace_len: usize) -> ChildReport {
+        ChildReport {
+            type_name: "demo::Error".into(),
+            message: "é".repeat(message_len / 2),
+            chain: vec!["cause one".into(), "cause two".into()],
+            location: None,
+            backtrace: "b".repeat(backtrace_len),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_report_that_fits_is_kept_whole() {
+        let r = report(100, 100);
+        let bytes = r.encode_bounded(4000);
+        assert_eq!(ChildReport::decode(&bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn an_oversized_report_is_cut_to_fit_with_the_marker() {
+        for (message, backtrace) in [(100, 100_000), (100_000, 100), (50_000, 50_000)] {
+            let bytes = report(message, backtrace).encode_bounded(4000);
+            assert!(bytes.len() <= 4000);
+            let back = ChildReport::decode(&bytes).unwrap();
+            assert!(back.truncated);
+            let marked = [&back.message, &back.backtrace]
+                .iter()
+                .any(|f| f.ends_with(TRUNCATION_MARKER));
+            assert!(marked, "no field carries the marker");
+            assert_eq!(back.type_name, "demo::Error");
+        }
+    }
+
+    #[test]
+    fn slot_images_decode_to_typed_errors_or_reports() {
+        use crate::process::decode_slot_image;
+        assert_eq!(decode_slot_image(&[0; 8]), Ok(None), "not reported");
+        assert!(decode_slot_image(&[3, 0, 0]).is_err(), "too short");
+        let mut slot = vec![0u8; 4096];
+        slot[0] = 3; // REPORTED
+        slot[20] = 1; // REPORT_ERROR
+        slot[32..36].copy_from_slice(&5000u32.to_le_bytes());
+        assert!(decode_slot_image(&slot).is_err(), "length past the payload");
+        let payload = postcard::to_allocvec(&report(10, 10)).unwrap();
+        slot[32..36].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        slot[64..64 + payload.len()].copy_from_slice(&payload);
+        assert_eq!(
+            decode_slot_image(&slot).unwrap().unwrap().message,
+            "é".repeat(5)
+        );
+        slot[20] = 9;
+        assert!(decode_slot_image(&slot).is_err(), "unknown report kind");
+    }
+}

@@ -170,12 +170,23 @@ mod imp {
     }
 
     pub fn current_process() -> ProcessIdentity {
+        // A process's start time never changes; a fork child has another pid, which the
+        // comparison catches, so the cache needs no fork handler.
+        static CACHED: std::sync::Mutex<Option<ProcessIdentity>> = std::sync::Mutex::new(None);
         let pid = std::process::id();
+        let mut cached = CACHED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = *cached {
+            if id.pid == pid {
+                return id;
+            }
+        }
         let start_ticks = read_stat("/proc/self/stat")
             .ok()
             .flatten()
             .map_or(0, |s| s.start_ticks);
-        ProcessIdentity { pid, start_ticks }
+        let id = ProcessIdentity { pid, start_ticks };
+        *cached = Some(id);
+        id
     }
 
     /// Reads `/proc/ID/stat`: `Ok(None)` if the task does not exist.
