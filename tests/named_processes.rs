@@ -65,12 +65,15 @@ fn child_entry() {
                 0
             }
             "churn_forever" => {
+                // Holds the dictionary's mutex for good (its operations lock it reentrantly)
+                // and rewrites keys until killed, so the kill always lands inside an update
+                // sequence.
                 let d = seg.dict("accounts", 64).unwrap();
                 let flag = seg.atomic_u64_at(num(1)).unwrap();
+                let _g = d.mutex().lock().unwrap().recover_with(|_| {});
+                flag.store(1, Ordering::Release);
                 let mut i = 0u64;
                 loop {
-                    let _g = d.mutex().lock().unwrap().recover_with(|_| {});
-                    flag.store(1, Ordering::Release);
                     d.insert(&format!("k{}", i % KEYS), &(START + 1)).unwrap();
                     d.insert(&format!("big{}", i % 3), &vec![i; 40]).unwrap();
                     i += 1;
