@@ -22,13 +22,7 @@ impl Drop for TempName {
 #[test]
 fn create_then_open_sees_the_same_header() {
     let name = TempName::new("hdr");
-    let seg = Segment::create(
-        &name.0,
-        &CreateOptions::new(64 * 1024)
-            .table_capacity(64)
-            .exception_slots(2),
-    )
-    .unwrap();
+    let seg = small(&name.0).unwrap();
     let other = Segment::open(&name.0).unwrap();
     assert_eq!(other.info().total_size, 64 * 1024);
     assert_eq!(other.info().creator, seg.info().creator);
@@ -41,6 +35,18 @@ fn create_then_open_sees_the_same_header() {
     assert_eq!(mode & 0o777, 0o600, "private by default");
 }
 
+/// 64 KiB with a small table and two exception slots.
+fn small_options() -> CreateOptions {
+    CreateOptions::new(64 * 1024)
+        .table_capacity(64)
+        .exception_slots(2)
+}
+
+/// A segment made with [`small_options`].
+fn small(name: &str) -> Result<Segment, SegmentError> {
+    Segment::create(name, &small_options())
+}
+
 fn name_posix(name: &str) -> std::ffi::CString {
     std::ffi::CString::new(format!("/{name}")).unwrap()
 }
@@ -48,20 +54,9 @@ fn name_posix(name: &str) -> std::ffi::CString {
 #[test]
 fn create_refuses_an_existing_name_and_open_refuses_a_missing_one() {
     let name = TempName::new("excl");
-    let _seg = Segment::create(
-        &name.0,
-        &CreateOptions::new(64 * 1024)
-            .table_capacity(64)
-            .exception_slots(2),
-    )
-    .unwrap();
+    let _seg = small(&name.0).unwrap();
     assert!(matches!(
-        Segment::create(
-            &name.0,
-            &CreateOptions::new(64 * 1024)
-                .table_capacity(64)
-                .exception_slots(2)
-        ),
+        Segment::create(&name.0, &small_options(),),
         Err(SegmentError::AlreadyExists { .. })
     ));
     let missing = TempName::new("missing");
@@ -78,21 +73,9 @@ fn create_refuses_an_existing_name_and_open_refuses_a_missing_one() {
 #[test]
 fn open_or_create_creates_once_then_opens() {
     let name = TempName::new("ooc");
-    let a = Segment::open_or_create(
-        &name.0,
-        &CreateOptions::new(64 * 1024)
-            .table_capacity(64)
-            .exception_slots(2),
-    )
-    .unwrap();
+    let a = Segment::open_or_create(&name.0, &small_options()).unwrap();
     let m = a.alloc_mutex().unwrap();
-    let b = Segment::open_or_create(
-        &name.0,
-        &CreateOptions::new(64 * 1024)
-            .table_capacity(64)
-            .exception_slots(2),
-    )
-    .unwrap();
+    let b = Segment::open_or_create(&name.0, &small_options()).unwrap();
     assert_eq!(b.info().creator, a.info().creator);
     assert!(b.mutex_at(m.offset().unwrap()).is_ok());
 }
@@ -113,13 +96,7 @@ fn bad_options_are_rejected() {
 #[test]
 fn objects_reattach_by_offset_and_kinds_are_checked() {
     let name = TempName::new("attach");
-    let seg = Segment::create(
-        &name.0,
-        &CreateOptions::new(64 * 1024)
-            .table_capacity(64)
-            .exception_slots(2),
-    )
-    .unwrap();
+    let seg = small(&name.0).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let e = seg.alloc_event().unwrap();
     let b = seg.alloc_barrier(3).unwrap();
@@ -207,13 +184,7 @@ fn allocation_reports_a_full_segment_with_numbers() {
 #[test]
 fn a_corrupt_header_is_reported_by_field() {
     let name = TempName::new("corrupt");
-    let seg = Segment::create(
-        &name.0,
-        &CreateOptions::new(64 * 1024)
-            .table_capacity(64)
-            .exception_slots(2),
-    )
-    .unwrap();
+    let seg = small(&name.0).unwrap();
     let poke = |field: usize, v: u64| {
         seg.map
             .atomic_u64(field as u64)
@@ -369,13 +340,7 @@ fn prefault_and_lock_in_memory_map_the_segment() {
 #[test]
 fn close_reports_handles_that_keep_the_mapping() {
     let name = TempName::new("close");
-    let seg = Segment::create(
-        &name.0,
-        &CreateOptions::new(64 * 1024)
-            .table_capacity(64)
-            .exception_slots(2),
-    )
-    .unwrap();
+    let seg = small(&name.0).unwrap();
     let m = seg.alloc_mutex().unwrap();
     let seg2 = seg.clone();
     assert!(matches!(
@@ -389,13 +354,7 @@ fn close_reports_handles_that_keep_the_mapping() {
 #[test]
 fn validate_image_accepts_a_live_snapshot_and_rejects_garbage() {
     let name = TempName::new("image");
-    let seg = Segment::create(
-        &name.0,
-        &CreateOptions::new(64 * 1024)
-            .table_capacity(64)
-            .exception_slots(2),
-    )
-    .unwrap();
+    let seg = small(&name.0).unwrap();
     seg.alloc_bytes(100, 1024).unwrap();
     seg.alloc_event().unwrap();
     let image = seg.snapshot();

@@ -285,10 +285,9 @@ impl Segment {
             || {
                 let offset = self.allocate(BlockKind::Shared, size, align, |ptr| {
                     write_fingerprint(ptr, &fp);
-                    // SAFETY: the block is ours until published (allocator lock, tag not yet
-                    // written), `value_offset + size_of::<T>()` bytes are in it, and the value
-                    // offset is aligned for `T` (block aligned to max(64, align), offset a
-                    // multiple of align or 128).
+                    // SAFETY: the unpublished block is ours (allocator lock held), holds
+                    // `value_offset + size_of::<T>()` bytes, and `value_offset` (a multiple of
+                    // `align`, or 128) in a block aligned to max(64, align) is aligned for `T`.
                     unsafe {
                         ptr.as_ptr()
                             .add(value_offset as usize)
