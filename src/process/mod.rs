@@ -82,6 +82,12 @@ pub enum ProcessError {
         /// What is wrong.
         detail: String,
     },
+    /// `join` already collected this child's end.
+    #[error("child {name:?} was already joined")]
+    AlreadyJoined {
+        /// The child's name.
+        name: String,
+    },
     /// The arguments could not be serialised.
     #[error("cannot encode the child's arguments: {0}")]
     Encode(String),
@@ -361,13 +367,15 @@ pub struct SpawnOptions {
     pub prefix_output: bool,
 }
 
-/// A running (or finished, unjoined) child.
+/// A running (or finished, unjoined) child. Dropping it neither waits for nor kills the
+/// process (`Drop` never blocks): join it, or its slot waits for the reclaim rules.
 pub struct Child {
     name: String,
     segment: Segment,
     slot: u32,
     process: std::process::Child,
     relays: Vec<std::thread::JoinHandle<()>>,
+    joined: bool,
 }
 
 impl std::fmt::Debug for Child {
@@ -443,6 +451,7 @@ impl Segment {
             slot: slot.index,
             process,
             relays,
+            joined: false,
         })
     }
 }
@@ -487,6 +496,12 @@ impl Child {
     /// Waits at most `timeout` for the child to end and says how it ended. The exception slot
     /// is released once the child has ended; after `StillRunning` the child can be joined again.
     pub fn join(&mut self, timeout: Duration) -> Result<(), ChildError> {
+        if self.joined {
+            return Err(ProcessError::AlreadyJoined {
+                name: self.name.clone(),
+            }
+            .into());
+        }
         let pid = self.pid();
         let io = |op, source| ProcessError::Io {
             op,
@@ -511,6 +526,7 @@ impl Child {
         })?;
         let report = slot.read(pid);
         slot.release();
+        self.joined = true;
         let name = self.name.clone();
         match report? {
             SlotReport::Error(report) => Err(ChildError::Failed {
