@@ -34,6 +34,14 @@ pub mod primitives;
 #[cfg(not(loom))]
 pub mod process;
 #[cfg(not(loom))]
+pub mod rings;
+#[cfg(loom)]
+mod rings {
+    //! Under loom only the slot word protocol is built (and model-checked).
+    #[allow(dead_code)]
+    mod slot_word;
+}
+#[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]
 pub mod shared;

@@ -40,6 +40,8 @@ pub enum BlockKind {
     Dict = 8,
     /// The exception slot array.
     Exceptions = 9,
+    /// A frame ring ([`crate::FrameRingHeader`], slot metadata, frames).
+    FrameRing = 10,
 }
 
 impl BlockKind {
@@ -63,6 +65,7 @@ impl BlockKind {
             7 => Some(Self::Shared),
             8 => Some(Self::Dict),
             9 => Some(Self::Exceptions),
+            10 => Some(Self::FrameRing),
             _ => None,
         }
     }
@@ -79,6 +82,7 @@ impl BlockKind {
             Self::Shared => "shared value",
             Self::Dict => "dictionary",
             Self::Exceptions => "exception slots",
+            Self::FrameRing => "frame ring",
         }
     }
 }

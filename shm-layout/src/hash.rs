@@ -83,6 +83,11 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     offset_of!(crate::ExceptionSlotHeader, child_start) as u64,
     offset_of!(crate::ExceptionSlotHeader, parent_start) as u64,
     offset_of!(crate::ExceptionSlotHeader, payload_len) as u64,
+    size_of::<crate::FrameRingHeader>() as u64,
+    offset_of!(crate::FrameRingHeader, notify) as u64,
+    offset_of!(crate::FrameRingHeader, readers) as u64,
+    size_of::<crate::FrameSlotMeta>() as u64,
+    crate::FRAME_WRITING,
 ]);
 
 #[cfg(test)]

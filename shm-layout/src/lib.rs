@@ -16,6 +16,7 @@ mod block;
 mod dict;
 mod event;
 mod exception;
+mod frame;
 mod hash;
 mod header;
 mod mutex;
@@ -34,6 +35,10 @@ pub use event::{EventLayout, EVENT_SET, EVENT_WAITERS};
 pub use exception::{
     ExceptionSlotHeader, EXCEPTION_DEFAULT_SLOTS, EXCEPTION_PAYLOAD_MAX, EXCEPTION_SLOT_SIZE,
     REPORT_ERROR, REPORT_PANIC, SLOT_FREE, SLOT_REPORTED, SLOT_RESERVED, SLOT_RUNNING,
+};
+pub use frame::{
+    ElemType, FrameRingHeader, FrameSlotMeta, FRAME_ID_MASK, FRAME_MAX_READERS, FRAME_MAX_SLOTS,
+    FRAME_READERS_SHIFT, FRAME_WRITING,
 };
 pub use hash::LAYOUT_HASH;
 pub use header::{

@@ -39,6 +39,8 @@ pub enum ObjectKind {
     Shared = 4,
     /// A dictionary block (`param` = entry capacity).
     Dict = 5,
+    /// A frame ring (`param` = a hash of its geometry).
+    FrameRing = 6,
 }
 
 impl ObjectKind {
@@ -50,6 +52,7 @@ impl ObjectKind {
             3 => Some(Self::Barrier),
             4 => Some(Self::Shared),
             5 => Some(Self::Dict),
+            6 => Some(Self::FrameRing),
             _ => None,
         }
     }
@@ -62,6 +65,7 @@ impl ObjectKind {
             Self::Barrier => "barrier",
             Self::Shared => "shared value",
             Self::Dict => "dictionary",
+            Self::FrameRing => "frame ring",
         }
     }
 }

@@ -172,6 +172,24 @@ impl Segment {
             .map(Mutex::from_state)
     }
 
+    /// Like [`block_ptr`](Self::block_ptr), checking that the block holds a `kind`.
+    pub(crate) fn block_ptr_of_kind(
+        &self,
+        offset: u64,
+        kind: BlockKind,
+        len: u64,
+    ) -> Result<NonNull<u8>, SegmentError> {
+        let end = self
+            .header_u64(offset_of!(SegmentHeader, alloc_next))
+            .load(Ordering::Acquire)
+            .min(self.map.len());
+        let block = image::read_block(&*self.map, offset, self.info.data_start, end)?;
+        if block.kind != kind {
+            return Err(SegmentError::wrong_kind(offset, kind, block.kind));
+        }
+        self.block_ptr(offset, len)
+    }
+
     /// A pointer to the first `len` bytes of the block at `offset`, which must hold at least
     /// that many.
     pub(crate) fn block_ptr(&self, offset: u64, len: u64) -> Result<NonNull<u8>, SegmentError> {

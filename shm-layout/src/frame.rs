@@ -1,0 +1,147 @@
+//! The frame ring: one writer, many readers, frames read in place.
+//!
+//! Block layout: [`FrameRingHeader`] (256 bytes), then `slots` × [`FrameSlotMeta`] (64 bytes
+//! each), then `slots` frames of `frame_stride` bytes each, starting at `frame_offset`.
+//!
+//! Each slot's `word` packs who may touch the frame:
+//!
+//! | bits   | field   | meaning                                                     |
+//! |--------|---------|-------------------------------------------------------------|
+//! | 0..47  | id      | frame id held by the slot (0: none)                         |
+//! | 47     | writing | the writer is filling the slot; readers keep out            |
+//! | 48..64 | readers | bit *r* set while reader *r* holds the frame; writer keeps out |
+//!
+//! The writer claims a slot with a CAS that requires `readers == 0`, and publishes with one
+//! Release store of `(new id, writing = 0, readers = 0)`. A reader pins with a CAS that requires
+//! `writing == 0` and the id it wants, so the bytes it reads cannot change under it. A reader's
+//! bits are per reader, so a dead reader's holds are cleared exactly.
+
+use core::mem::{offset_of, size_of};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Most readers registered on one ring at once.
+pub const FRAME_MAX_READERS: usize = 16;
+/// Most slots in one ring.
+pub const FRAME_MAX_SLOTS: u32 = 1024;
+/// Bits of a slot word holding the frame id.
+pub const FRAME_ID_MASK: u64 = (1 << 47) - 1;
+/// Bit of a slot word: being written.
+pub const FRAME_WRITING: u64 = 1 << 47;
+/// Shift of the reader bits of a slot word.
+pub const FRAME_READERS_SHIFT: u32 = 48;
+
+/// Element type of a frame's pixels.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElemType {
+    /// Unsigned 8-bit.
+    U8 = 1,
+    /// Unsigned 16-bit.
+    U16 = 2,
+    /// Unsigned 32-bit.
+    U32 = 3,
+    /// Signed 16-bit.
+    I16 = 4,
+    /// Signed 32-bit.
+    I32 = 5,
+    /// 32-bit float.
+    F32 = 6,
+    /// 64-bit float.
+    F64 = 7,
+}
+
+impl ElemType {
+    /// Decodes a raw value.
+    pub const fn from_raw(raw: u32) -> Option<ElemType> {
+        match raw {
+            1 => Some(Self::U8),
+            2 => Some(Self::U16),
+            3 => Some(Self::U32),
+            4 => Some(Self::I16),
+            5 => Some(Self::I32),
+            6 => Some(Self::F32),
+            7 => Some(Self::F64),
+            _ => None,
+        }
+    }
+
+    /// Bytes per element.
+    pub const fn size(self) -> usize {
+        match self {
+            Self::U8 => 1,
+            Self::U16 | Self::I16 => 2,
+            Self::U32 | Self::I32 | Self::F32 => 4,
+            Self::F64 => 8,
+        }
+    }
+}
+
+/// The ring's header.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct FrameRingHeader {
+    /// The writer's record `(pid << 32) | start_ticks_low32`; 0 when no writer.
+    pub writer: u64,
+    /// Id of the newest published frame (0: none yet). Release-stored after the slot.
+    pub last_id: u64,
+    /// Frames published so far.
+    pub total_written: u64,
+    /// CLOCK_MONOTONIC timestamp of the newest frame, ns.
+    pub last_ts_ns: u64,
+    /// Estimated frame rate in millihertz (exponential moving average).
+    pub rate_mhz: u64,
+    /// Number of slots.
+    pub slots: u32,
+    /// [`ElemType`] as a raw word.
+    pub elem: u32,
+    /// Largest frame in bytes.
+    pub max_bytes: u64,
+    /// Dimensions used in `shape` (1..=4).
+    pub ndims: u32,
+    /// Reserved; zero.
+    pub reserved0: u32,
+    /// Shape, outermost first; unused dimensions are 1.
+    pub shape: [u32; 4],
+    /// Offset of the first frame from the ring's start.
+    pub frame_offset: u64,
+    /// Bytes between consecutive frames.
+    pub frame_stride: u64,
+    /// Futex word: the low 32 bits of `last_id`, for readers that sleep.
+    pub notify: u32,
+    /// Readers asleep on `notify` (publish wakes only when non-zero).
+    pub sleepers: u32,
+    /// Reserved; zero.
+    pub reserved: [u64; 3],
+    /// Registered readers' records (same format as `writer`); 0 = free.
+    pub readers: [u64; FRAME_MAX_READERS],
+}
+
+/// Per-slot metadata.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct FrameSlotMeta {
+    /// See the module's table.
+    pub word: u64,
+    /// CLOCK_MONOTONIC timestamp at publish, ns.
+    pub ts_ns: u64,
+    /// Bytes of the frame in use.
+    pub len: u64,
+    /// Caller metadata (exposure, gain, ...).
+    pub user: [u64; 5],
+}
+
+const _: () = {
+    assert!(size_of::<FrameRingHeader>() == 256);
+    assert!(offset_of!(FrameRingHeader, last_id) == 8);
+    assert!(offset_of!(FrameRingHeader, slots) == 40);
+    assert!(offset_of!(FrameRingHeader, max_bytes) == 48);
+    assert!(offset_of!(FrameRingHeader, shape) == 64);
+    assert!(offset_of!(FrameRingHeader, frame_offset) == 80);
+    assert!(offset_of!(FrameRingHeader, notify) == 96);
+    assert!(offset_of!(FrameRingHeader, sleepers) == 100);
+    assert!(offset_of!(FrameRingHeader, readers) == 128);
+    assert!(size_of::<FrameSlotMeta>() == 64);
+    assert!(offset_of!(FrameSlotMeta, ts_ns) == 8);
+    assert!(offset_of!(FrameSlotMeta, len) == 16);
+    assert!(offset_of!(FrameSlotMeta, user) == 24);
+};

@@ -1,0 +1,242 @@
+//! Single-process tests of the frame ring on real segments.
+
+use super::*;
+use crate::segment::{CreateOptions, Segment, SegmentError};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+struct Temp(String, Segment);
+
+impl Temp {
+    fn new(tag: &str) -> Temp {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "shmkit-rings-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let seg = Segment::create(
+            &name,
+            &CreateOptions::new(4 << 20)
+                .table_capacity(16)
+                .exception_slots(0),
+        )
+        .unwrap();
+        Temp(name, seg)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = Segment::unlink(&self.0);
+    }
+}
+
+fn spec(slots: u32) -> FrameSpec {
+    FrameSpec {
+        slots,
+        elem: ElemType::U16,
+        shape: vec![4, 8],
+    }
+}
+
+fn publish(w: &mut FrameWriter, value: u16) -> u64 {
+    let mut slot = w.claim().unwrap();
+    slot.typed_mut::<u16>().unwrap().fill(value);
+    slot.set_user(0, u64::from(value));
+    slot.publish()
+}
+
+#[test]
+fn frames_are_read_in_place_with_their_metadata() {
+    let t = Temp::new("basic");
+    let ring = t.1.frame_ring("cam", &spec(4)).unwrap();
+    assert_eq!(ring.max_bytes(), 64);
+    let mut w = ring.writer().unwrap();
+    let mut r = ring.reader(ReadMode::OldestFirst).unwrap();
+    assert!(matches!(
+        r.next(Duration::from_millis(5)),
+        Err(RingError::Timeout { .. })
+    ));
+    assert_eq!(publish(&mut w, 7), 1);
+    let f = r.next(Duration::from_secs(1)).unwrap();
+    assert_eq!((f.id(), f.len(), f.user(0)), (1, 64, 7));
+    assert!(f.typed::<u16>().unwrap().iter().all(|&v| v == 7));
+    assert_eq!(f.bytes().len(), 64);
+    assert!(matches!(
+        f.typed::<f32>(),
+        Err(RingError::WrongElemType {
+            ring: ElemType::U16,
+            asked: ElemType::F32
+        })
+    ));
+    assert!(f.ts_ns() > 0);
+    drop(f);
+    let stats = ring.stats();
+    assert_eq!((stats.total_written, stats.last_id), (1, 1));
+}
+
+#[test]
+fn newest_only_skips_and_oldest_first_sees_every_frame_or_an_overrun() {
+    let t = Temp::new("modes");
+    let ring = t.1.frame_ring("cam", &spec(4)).unwrap();
+    let mut w = ring.writer().unwrap();
+    let mut newest = ring.reader(ReadMode::NewestOnly).unwrap();
+    let mut oldest = ring.reader(ReadMode::OldestFirst).unwrap();
+    for v in 1..=3 {
+        publish(&mut w, v);
+    }
+    assert_eq!(newest.next(Duration::ZERO).unwrap().id(), 3);
+    for id in 1..=3 {
+        assert_eq!(oldest.next(Duration::ZERO).unwrap().id(), id);
+    }
+    for v in 4..=20 {
+        publish(&mut w, v);
+    }
+    match oldest.next(Duration::ZERO) {
+        Err(RingError::Overrun { missed }) => assert!(missed >= 13, "missed {missed}"),
+        other => panic!("{other:?}"),
+    }
+    // Resynchronised: the rest come in order.
+    let first = oldest.next(Duration::ZERO).unwrap().id();
+    let mut prev = first;
+    while let Ok(f) = oldest.next(Duration::ZERO) {
+        assert_eq!(f.id(), prev + 1);
+        prev = f.id();
+    }
+    assert_eq!(prev, 20);
+    assert_eq!(newest.latest().unwrap().unwrap().id(), 20);
+}
+
+#[test]
+fn a_held_frame_never_changes_and_a_full_ring_is_a_typed_error() {
+    let t = Temp::new("held");
+    let ring = t.1.frame_ring("cam", &spec(2)).unwrap();
+    let mut w = ring.writer().unwrap();
+    let mut r = ring.reader(ReadMode::NewestOnly).unwrap();
+    publish(&mut w, 1);
+    let held = r.latest().unwrap().unwrap();
+    publish(&mut w, 2); // the other slot
+                        // Slot of frame 1 is held, slot of frame 2 is the newest: nothing to claim.
+    assert!(matches!(
+        w.claim().map(|_| ()),
+        Err(RingError::AllSlotsHeld { slots: 2 })
+    ));
+    assert!(held.typed::<u16>().unwrap().iter().all(|&v| v == 1));
+    drop(held);
+    publish(&mut w, 3);
+    assert_eq!(r.latest().unwrap().unwrap().id(), 3);
+}
+
+#[test]
+fn one_writer_at_a_time_and_a_dropped_claim_leaves_no_frame() {
+    let t = Temp::new("writer");
+    let ring = t.1.frame_ring("cam", &spec(3)).unwrap();
+    let mut w = ring.writer().unwrap();
+    assert!(
+        matches!(ring.writer().map(|_| ()), Err(RingError::WriterBusy { pid }) if pid == std::process::id())
+    );
+    publish(&mut w, 1);
+    drop(w.claim().unwrap()); // unpublished
+    assert_eq!(ring.stats().last_id, 1);
+    drop(w);
+    let mut w2 = ring.writer().unwrap();
+    assert_eq!(publish(&mut w2, 2), 2);
+}
+
+#[test]
+fn a_dead_writer_is_replaced_and_its_half_written_slot_discarded() {
+    let t = Temp::new("deadwriter");
+    let ring = t.1.frame_ring("cam", &spec(3)).unwrap();
+    // A writer record of a process that cannot exist, mid-frame in slot 0.
+    ring.header_u64(std::mem::offset_of!(shm_layout::FrameRingHeader, writer))
+        .store(0x3FFF_FFF0u64 << 32 | 1, Ordering::Relaxed);
+    ring.word(0)
+        .store(shm_layout::FRAME_WRITING | 5, Ordering::Relaxed);
+    let mut w = ring.writer().unwrap();
+    assert_eq!(ring.word(0).load(Ordering::Relaxed), 0);
+    assert_eq!(publish(&mut w, 1), 1);
+}
+
+#[test]
+fn a_dead_readers_holds_are_reclaimed_by_the_writer() {
+    let t = Temp::new("deadreader");
+    let ring = t.1.frame_ring("cam", &spec(2)).unwrap();
+    let mut w = ring.writer().unwrap();
+    publish(&mut w, 1);
+    publish(&mut w, 2);
+    // Reader 5, of a process that cannot exist, holds frame 1.
+    ring.reader_record(5)
+        .store(0x3FFF_FFF0u64 << 32 | 1, Ordering::Relaxed);
+    let slot1 = (0..2)
+        .find(|&s| slot_word::id_of(ring.word(s).load(Ordering::Relaxed)) == 1)
+        .unwrap();
+    assert!(slot_word::try_pin(ring.word(slot1), 1, 5));
+    assert_eq!(
+        publish(&mut w, 3),
+        3,
+        "the dead reader's hold was reclaimed"
+    );
+    assert_eq!(ring.reader_record(5).load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn specs_are_checked() {
+    let t = Temp::new("spec");
+    t.1.frame_ring("cam", &spec(4)).unwrap();
+    assert!(matches!(
+        t.1.frame_ring("cam", &spec(5)),
+        Err(SegmentError::ParamMismatch { .. })
+    ));
+    assert!(matches!(
+        t.1.frame_ring("x", &spec(1)),
+        Err(SegmentError::InvalidOption(_))
+    ));
+    let bad = FrameSpec {
+        slots: 4,
+        elem: ElemType::U8,
+        shape: vec![],
+    };
+    assert!(matches!(
+        t.1.frame_ring("y", &bad),
+        Err(SegmentError::InvalidOption(_))
+    ));
+    assert!(matches!(
+        t.1.frame_ring_at(t.1.lookup("cam").unwrap().unwrap().offset + 64),
+        Err(_)
+    ));
+}
+
+#[test]
+fn too_many_readers_is_a_typed_error() {
+    let t = Temp::new("readers");
+    let ring = t.1.frame_ring("cam", &spec(2)).unwrap();
+    let readers: Vec<_> = (0..16)
+        .map(|_| ring.reader(ReadMode::NewestOnly).unwrap())
+        .collect();
+    assert!(matches!(
+        ring.reader(ReadMode::NewestOnly).map(|_| ()),
+        Err(RingError::TooManyReaders)
+    ));
+    drop(readers);
+    assert!(ring.reader(ReadMode::NewestOnly).is_ok());
+}
+
+#[test]
+fn a_blocked_reader_is_woken_by_publish() {
+    let t = Temp::new("wake");
+    let ring = t.1.frame_ring("cam", &spec(4)).unwrap();
+    let mut r = ring.reader(ReadMode::OldestFirst).unwrap();
+    let ring2 = ring.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = ring2.writer().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        publish(&mut w, 9);
+    });
+    let start = std::time::Instant::now();
+    let f = r.next(Duration::from_secs(10)).unwrap();
+    assert_eq!(f.id(), 1);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    drop(f);
+    writer.join().unwrap();
+}
