@@ -855,8 +855,7 @@ impl Segment {
                 .load(Ordering::Relaxed)
             })
             .collect();
-        let end =
-            frame_offset.checked_add(stride.checked_mul(u64::from(slots)).unwrap_or(u64::MAX));
+        let end = frame_offset.checked_add(stride.saturating_mul(u64::from(slots)));
         let valid = (2..=FRAME_MAX_SLOTS).contains(&slots)
             && (1..=4).contains(&ndims)
             && max_bytes <= stride
