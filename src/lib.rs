@@ -37,7 +37,9 @@ pub mod process;
 pub mod rings;
 #[cfg(loom)]
 mod rings {
-    //! Under loom only the slot word protocol is built (and model-checked).
+    //! Under loom only the slot protocols are built (and model-checked).
+    #[allow(dead_code)]
+    mod cmd_state;
     #[allow(dead_code)]
     mod slot_word;
 }

@@ -42,6 +42,8 @@ pub enum BlockKind {
     Exceptions = 9,
     /// A frame ring ([`crate::FrameRingHeader`], slot metadata, frames).
     FrameRing = 10,
+    /// A command ring ([`crate::CommandRingHeader`], then slots).
+    CommandRing = 11,
 }
 
 impl BlockKind {
@@ -66,6 +68,7 @@ impl BlockKind {
             8 => Some(Self::Dict),
             9 => Some(Self::Exceptions),
             10 => Some(Self::FrameRing),
+            11 => Some(Self::CommandRing),
             _ => None,
         }
     }
@@ -83,6 +86,7 @@ impl BlockKind {
             Self::Dict => "dictionary",
             Self::Exceptions => "exception slots",
             Self::FrameRing => "frame ring",
+            Self::CommandRing => "command ring",
         }
     }
 }

@@ -88,6 +88,10 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     offset_of!(crate::FrameRingHeader, readers) as u64,
     size_of::<crate::FrameSlotMeta>() as u64,
     crate::FRAME_WRITING,
+    size_of::<crate::CommandRingHeader>() as u64,
+    offset_of!(crate::CommandRingHeader, notify) as u64,
+    size_of::<crate::CommandSlotMeta>() as u64,
+    offset_of!(crate::CommandSlotMeta, ticket) as u64,
 ]);
 
 #[cfg(test)]

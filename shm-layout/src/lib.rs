@@ -13,6 +13,7 @@
 
 mod barrier;
 mod block;
+mod command;
 mod dict;
 mod event;
 mod exception;
@@ -29,6 +30,10 @@ pub use barrier::{
 };
 pub use block::{
     BlockHeader, BlockKind, BLOCK_HEADER_SIZE, BLOCK_MAX_ALIGN, BLOCK_TAG_MAGIC, BLOCK_TAG_MASK,
+};
+pub use command::{
+    CommandRingHeader, CommandSlotMeta, CMD_ABANDONED, CMD_CLAIMED, CMD_FAILED, CMD_FREE,
+    CMD_MAX_SLOTS, CMD_QUEUED, CMD_REPLIED, CMD_TAKEN,
 };
 pub use dict::{DictHeader, DICT_RECORD_HEADER, DICT_RECORD_LIVE, DICT_TOMBSTONE};
 pub use event::{EventLayout, EVENT_SET, EVENT_WAITERS};

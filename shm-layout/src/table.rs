@@ -41,6 +41,8 @@ pub enum ObjectKind {
     Dict = 5,
     /// A frame ring (`param` = a hash of its geometry).
     FrameRing = 6,
+    /// A command ring (`param` = a hash of its geometry).
+    CommandRing = 7,
 }
 
 impl ObjectKind {
@@ -53,6 +55,7 @@ impl ObjectKind {
             4 => Some(Self::Shared),
             5 => Some(Self::Dict),
             6 => Some(Self::FrameRing),
+            7 => Some(Self::CommandRing),
             _ => None,
         }
     }
@@ -66,6 +69,7 @@ impl ObjectKind {
             Self::Shared => "shared value",
             Self::Dict => "dictionary",
             Self::FrameRing => "frame ring",
+            Self::CommandRing => "command ring",
         }
     }
 }

@@ -1,8 +1,13 @@
 //! Rings that move data between processes through the segment: the zero-copy [`FrameRing`]
-//! (one writer, many readers; a held frame never changes).
+//! (one writer, many readers; a held frame never changes) and the [`CommandRing`] (many
+//! clients, one server, exactly one answer per request).
 
+mod cmd_state;
+mod command;
 mod frame;
 pub(crate) mod slot_word;
+
+pub use command::{CommandError, CommandRing, CommandServer, CommandSpec, Request};
 
 pub use frame::{
     Frame, FrameReader, FrameRing, FrameSpec, FrameWriter, Pixel, ReadMode, RingError, RingStats,

@@ -241,3 +241,140 @@ fn a_blocked_reader_is_woken_by_publish() {
     drop(f);
     writer.join().unwrap();
 }
+
+fn cmd_spec() -> CommandSpec {
+    CommandSpec {
+        slots: 4,
+        max_request: 64,
+        max_reply: 64,
+    }
+}
+
+#[test]
+fn calls_get_their_own_replies_and_failures() {
+    let t = Temp::new("cmd");
+    let ring = t.1.command_ring("dm", &cmd_spec()).unwrap();
+    assert!(matches!(
+        ring.call(b"x", Duration::from_millis(5)),
+        Err(CommandError::NoServer)
+    ));
+    let server_ring = ring.clone();
+    let (attached_tx, attached) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let server = server_ring.server().unwrap();
+        attached_tx.send(()).unwrap();
+        for _ in 0..3 {
+            let req = server.recv(Duration::from_secs(10)).unwrap();
+            if req.decode::<String>().is_ok_and(|s| s == "typed") {
+                assert!(req.reply_typed(&42u32).unwrap());
+                continue;
+            }
+            match req.bytes() {
+                b"bad" => assert!(req.fail("no such actuator").unwrap()),
+                other => {
+                    let mut echo = other.to_vec();
+                    echo.reverse();
+                    assert!(req.reply(&echo).unwrap());
+                }
+            }
+        }
+    });
+    attached.recv().unwrap();
+    assert_eq!(ring.call(b"abc", Duration::from_secs(10)).unwrap(), b"cba");
+    assert_eq!(
+        ring.call_typed::<String, u32>(&"typed".into(), Duration::from_secs(10)),
+        Ok(42)
+    );
+    assert_eq!(
+        ring.call(b"bad", Duration::from_secs(10)),
+        Err(CommandError::Failed("no such actuator".into()))
+    );
+    server.join().unwrap();
+    assert!(matches!(
+        ring.call(&[0; 65], Duration::ZERO),
+        Err(CommandError::TooLarge {
+            what: "request",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_timed_out_call_never_receives_a_stale_reply_and_leaks_no_slot() {
+    let t = Temp::new("cmdstale");
+    let ring =
+        t.1.command_ring(
+            "dm",
+            &CommandSpec {
+                slots: 1,
+                ..cmd_spec()
+            },
+        )
+        .unwrap();
+    let server = ring.server().unwrap();
+    // Nobody serves yet: the call times out and withdraws its request.
+    assert!(matches!(
+        ring.call(b"first", Duration::from_millis(10)),
+        Err(CommandError::Timeout { .. })
+    ));
+    assert!(
+        matches!(
+            server.recv(Duration::ZERO),
+            Err(CommandError::Timeout { .. })
+        ),
+        "withdrawn"
+    );
+    // A request the server holds when the client gives up: the late reply goes nowhere.
+    let ring2 = ring.clone();
+    let client = std::thread::spawn(move || ring2.call(b"second", Duration::from_millis(30)));
+    let req = server.recv(Duration::from_secs(10)).unwrap();
+    assert_eq!(req.bytes(), b"second");
+    assert!(matches!(
+        client.join().unwrap(),
+        Err(CommandError::Timeout { .. })
+    ));
+    assert!(!req.reply(b"late").unwrap(), "the client had given up");
+    // The single slot is free again and the next call gets its own reply.
+    let ring3 = ring.clone();
+    let client = std::thread::spawn(move || ring3.call(b"third", Duration::from_secs(10)));
+    let req = server.recv(Duration::from_secs(10)).unwrap();
+    assert_eq!(req.bytes(), b"third");
+    req.reply(b"3").unwrap();
+    assert_eq!(client.join().unwrap().unwrap(), b"3");
+}
+
+#[test]
+fn a_second_server_is_busy_and_a_dropped_server_is_noticed() {
+    let t = Temp::new("cmdserver");
+    let ring = t.1.command_ring("dm", &cmd_spec()).unwrap();
+    let server = ring.server().unwrap();
+    assert!(matches!(
+        ring.server().map(|_| ()),
+        Err(CommandError::ServerBusy { .. })
+    ));
+    let ring2 = ring.clone();
+    let client = std::thread::spawn(move || ring2.call(b"x", Duration::from_secs(10)));
+    let req = server.recv(Duration::from_secs(10)).unwrap();
+    std::mem::forget(req);
+    drop(server);
+    let start = std::time::Instant::now();
+    assert!(matches!(
+        client.join().unwrap(),
+        Err(CommandError::ServerDied { .. })
+    ));
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(
+        t.1.command_ring(
+            "dm",
+            &CommandSpec {
+                slots: 5,
+                ..cmd_spec()
+            }
+        ),
+        Err(SegmentError::ParamMismatch { .. })
+    ));
+}

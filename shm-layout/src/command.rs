@@ -1,0 +1,97 @@
+//! The command ring: many clients, one server, one reply per request.
+//!
+//! Block layout: [`CommandRingHeader`] (128 bytes), then `slots` slots of `slot_stride` bytes:
+//! a [`CommandSlotMeta`] (64 bytes), the request buffer (`max_request` bytes), the reply
+//! buffer (`max_reply` bytes).
+//!
+//! A slot's `state` word (also the client's futex word) is `(generation << 8) | state`:
+//!
+//! | state | meaning | who moves it on |
+//! |---|---|---|
+//! | 0 `FREE` | unused | a client claims it |
+//! | 1 `CLAIMED` | a client is writing its request | that client queues it |
+//! | 2 `QUEUED` | waiting for the server | the server takes it, or the client withdraws it |
+//! | 3 `TAKEN` | the server is handling it | the server replies or fails it, or the client abandons it |
+//! | 4 `REPLIED` / 5 `FAILED` | the answer is in the reply buffer | the client reads it and frees the slot |
+//! | 6 `ABANDONED` | the client gave up while the server held it | the server frees it instead of replying |
+//!
+//! Freeing increments the generation, so an answer can only land in the call it belongs to.
+
+use core::mem::{offset_of, size_of};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Slot states (low 8 bits of `state`).
+pub const CMD_FREE: u32 = 0;
+/// A client is writing its request.
+pub const CMD_CLAIMED: u32 = 1;
+/// Waiting for the server.
+pub const CMD_QUEUED: u32 = 2;
+/// The server is handling it.
+pub const CMD_TAKEN: u32 = 3;
+/// Answered.
+pub const CMD_REPLIED: u32 = 4;
+/// Answered with an error message.
+pub const CMD_FAILED: u32 = 5;
+/// The client gave up while the server held it.
+pub const CMD_ABANDONED: u32 = 6;
+/// Most slots in one command ring.
+pub const CMD_MAX_SLOTS: u32 = 1024;
+
+/// The ring's header.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct CommandRingHeader {
+    /// The server's record `(pid << 32) | start_ticks_low32`; 0 when none.
+    pub server: u64,
+    /// Tickets handed to queued requests (FIFO order for the server).
+    pub next_ticket: u64,
+    /// Number of slots.
+    pub slots: u32,
+    /// Largest request in bytes.
+    pub max_request: u32,
+    /// Largest reply in bytes.
+    pub max_reply: u32,
+    /// Futex word the server sleeps on; incremented for every queued request.
+    pub notify: u32,
+    /// 1 while the server may be asleep on `notify`.
+    pub server_sleeping: u32,
+    /// Reserved; zero.
+    pub reserved0: u32,
+    /// Bytes from one slot to the next.
+    pub slot_stride: u64,
+    /// Reserved; zero.
+    pub reserved: [u64; 10],
+}
+
+/// A slot's metadata; the request and reply buffers follow it.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct CommandSlotMeta {
+    /// `(generation << 8) | state`; the client's futex word.
+    pub state: u32,
+    /// Request length in bytes.
+    pub request_len: u32,
+    /// The client's record `(pid << 32) | start_ticks_low32`.
+    pub client: u64,
+    /// The request's ticket.
+    pub ticket: u64,
+    /// Reply length in bytes.
+    pub reply_len: u32,
+    /// Reserved; zero.
+    pub reserved0: u32,
+    /// Reserved; zero.
+    pub reserved: [u64; 4],
+}
+
+const _: () = {
+    assert!(size_of::<CommandRingHeader>() == 128);
+    assert!(offset_of!(CommandRingHeader, next_ticket) == 8);
+    assert!(offset_of!(CommandRingHeader, slots) == 16);
+    assert!(offset_of!(CommandRingHeader, notify) == 28);
+    assert!(offset_of!(CommandRingHeader, server_sleeping) == 32);
+    assert!(offset_of!(CommandRingHeader, slot_stride) == 40);
+    assert!(size_of::<CommandSlotMeta>() == 64);
+    assert!(offset_of!(CommandSlotMeta, client) == 8);
+    assert!(offset_of!(CommandSlotMeta, ticket) == 16);
+    assert!(offset_of!(CommandSlotMeta, reply_len) == 24);
+};

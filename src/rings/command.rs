@@ -1,0 +1,661 @@
+//! The command ring: clients `call`, one server `recv`s and answers each request exactly once.
+//!
+//! Layout and the slot state machine: `shm-layout/src/command.rs` and [`super::cmd_state`].
+//! Enqueueing is lock-free (claim a free slot with a compare-and-swap, take a ticket with a
+//! fetch-add); the server serves the lowest ticket first. Clients sleep on their slot's state
+//! word and check the server's liveness every 20 ms, so a dead server is noticed within
+//! 100 ms; a dead client's slot is reclaimed by the next client that finds no free slot.
+
+use super::cmd_state::{self, GaveUp};
+use crate::segment::{Segment, SegmentError};
+use crate::sync::{futex_wait, futex_wake, spin_hint, WaitStrategy};
+use crate::sys::clock::{monotonic_ns, Deadline};
+use crate::sys::identity::{thread_liveness, Liveness, ProcessIdentity};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use shm_layout::{
+    BlockKind, CommandRingHeader, CommandSlotMeta, ObjectKind, CMD_MAX_SLOTS, CMD_QUEUED,
+};
+use std::mem::{offset_of, size_of};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+const HEADER: u64 = size_of::<CommandRingHeader>() as u64;
+const META: u64 = size_of::<CommandSlotMeta>() as u64;
+/// How often a waiting client checks that the server is alive.
+const SERVER_CHECK: Duration = Duration::from_millis(20);
+
+/// Why a call or a receive failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No answer before the deadline; the request was withdrawn or abandoned (no stale reply
+    /// will ever reach a later call).
+    #[error("no reply within {waited:?}")]
+    Timeout {
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// The server died before answering.
+    #[error("the server (pid {pid}) died before answering")]
+    ServerDied {
+        /// Its pid.
+        pid: u32,
+    },
+    /// No server is attached to the ring.
+    #[error("no server is attached to the command ring")]
+    NoServer,
+    /// Another live process is the server.
+    #[error("the command ring already has a live server (pid {pid})")]
+    ServerBusy {
+        /// Its pid.
+        pid: u32,
+    },
+    /// Every slot holds a call in progress.
+    #[error("all {slots} request slots are in use")]
+    RingFull {
+        /// Slots in the ring.
+        slots: u32,
+    },
+    /// The request or reply does not fit its buffer.
+    #[error("{what} of {len} bytes exceeds the ring's maximum of {max}")]
+    TooLarge {
+        /// "request" or "reply".
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The maximum.
+        max: u32,
+    },
+    /// The server answered with an error.
+    #[error("the server failed the request: {0}")]
+    Failed(String),
+    /// A message could not be encoded or decoded.
+    #[error("message encoding: {0}")]
+    Codec(String),
+    /// The ring's bytes hold values no shmkit process writes.
+    #[error("corrupt command ring: {0}")]
+    Corrupt(String),
+}
+
+/// A command ring in a segment. Cheap to clone.
+#[derive(Clone)]
+pub struct CommandRing {
+    _segment: Segment,
+    base: NonNull<u8>,
+    slots: u32,
+    max_request: u32,
+    max_reply: u32,
+    stride: u64,
+    strategy: WaitStrategy,
+}
+
+// SAFETY: shared words are atomics; request and reply buffers are only touched by the side the
+// slot state grants them to; the segment handle keeps the mapping alive.
+unsafe impl Send for CommandRing {}
+// SAFETY: as above.
+unsafe impl Sync for CommandRing {}
+
+impl std::fmt::Debug for CommandRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandRing")
+            .field("slots", &self.slots)
+            .field("max_request", &self.max_request)
+            .field("max_reply", &self.max_reply)
+            .finish()
+    }
+}
+
+fn process_record(p: ProcessIdentity) -> u64 {
+    (u64::from(p.pid) << 32) | (p.start_ticks & 0xFFFF_FFFF)
+}
+
+fn record_dead(record: u64) -> bool {
+    thread_liveness((record >> 32) as u32, record as u32) == Liveness::Dead
+}
+
+impl CommandRing {
+    fn header_u64(&self, field: usize) -> &AtomicU64 {
+        // SAFETY: an 8-aligned offset inside the 128-byte header, inside the block checked at
+        // attach; atomics are valid for any bytes.
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(field).cast()) }
+    }
+
+    fn header_u32(&self, field: usize) -> &AtomicU32 {
+        // SAFETY: as in `header_u64`, 4-aligned.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(field).cast()) }
+    }
+
+    fn slot_base(&self, slot: u32) -> *mut u8 {
+        // SAFETY: `slot < slots`, and `HEADER + slots × stride` bytes are inside the block.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add((HEADER + u64::from(slot) * self.stride) as usize)
+        }
+    }
+
+    fn meta_u32(&self, slot: u32, field: usize) -> &AtomicU32 {
+        // SAFETY: a 4-aligned field of a 64-aligned slot's metadata, inside the block.
+        unsafe { AtomicU32::from_ptr(self.slot_base(slot).add(field).cast()) }
+    }
+
+    fn meta_u64(&self, slot: u32, field: usize) -> &AtomicU64 {
+        // SAFETY: as in `meta_u32`, 8-aligned.
+        unsafe { AtomicU64::from_ptr(self.slot_base(slot).add(field).cast()) }
+    }
+
+    fn state(&self, slot: u32) -> &AtomicU32 {
+        self.meta_u32(slot, offset_of!(CommandSlotMeta, state))
+    }
+
+    fn request_buf(&self, slot: u32) -> *mut u8 {
+        // SAFETY: the request buffer follows the 64-byte metadata inside the slot.
+        unsafe { self.slot_base(slot).add(META as usize) }
+    }
+
+    fn reply_buf(&self, slot: u32) -> *mut u8 {
+        // SAFETY: the reply buffer follows the request buffer inside the slot.
+        unsafe { self.request_buf(slot).add(self.max_request as usize) }
+    }
+
+    fn server_record(&self) -> &AtomicU64 {
+        self.header_u64(offset_of!(CommandRingHeader, server))
+    }
+
+    /// This handle, waiting for replies (client) or requests (server) with `strategy`.
+    pub fn with_strategy(mut self, strategy: WaitStrategy) -> CommandRing {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sends `request` and waits at most `timeout` for the reply.
+    pub fn call(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, CommandError> {
+        if request.len() > self.max_request as usize {
+            return Err(CommandError::TooLarge {
+                what: "request",
+                len: request.len(),
+                max: self.max_request,
+            });
+        }
+        let server = self.server_record().load(Ordering::Acquire);
+        if server == 0 {
+            return Err(CommandError::NoServer);
+        }
+        let deadline = Deadline::after(timeout);
+        let me = process_record(ProcessIdentity::current());
+        let (slot, generation) = self.claim_slot()?;
+        self.meta_u64(slot, offset_of!(CommandSlotMeta, client))
+            .store(me, Ordering::Relaxed);
+        // SAFETY: the slot is CLAIMED by us: nobody else touches its request buffer, which
+        // holds `max_request >= request.len()` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(request.as_ptr(), self.request_buf(slot), request.len())
+        };
+        self.meta_u32(slot, offset_of!(CommandSlotMeta, request_len))
+            .store(request.len() as u32, Ordering::Relaxed);
+        let ticket = self
+            .header_u64(offset_of!(CommandRingHeader, next_ticket))
+            .fetch_add(1, Ordering::Relaxed);
+        self.meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
+            .store(ticket, Ordering::Relaxed);
+        cmd_state::queue(self.state(slot), generation);
+        let notify = self.header_u32(offset_of!(CommandRingHeader, notify));
+        // SeqCst: pairs with the server's SeqCst store of `server_sleeping` and re-scan.
+        notify.fetch_add(1, Ordering::SeqCst);
+        if self
+            .header_u32(offset_of!(CommandRingHeader, server_sleeping))
+            .load(Ordering::SeqCst)
+            != 0
+        {
+            futex_wake(notify, 1);
+        }
+        self.await_answer(slot, generation, deadline, timeout)
+    }
+
+    /// A free slot, reclaiming dead clients' slots if there is none.
+    fn claim_slot(&self) -> Result<(u32, u32), CommandError> {
+        for pass in 0..2 {
+            for slot in 0..self.slots {
+                if let Some(generation) = cmd_state::claim(self.state(slot)) {
+                    return Ok((slot, generation));
+                }
+            }
+            if pass == 0 {
+                self.reclaim_dead_clients();
+            }
+        }
+        Err(CommandError::RingFull { slots: self.slots })
+    }
+
+    /// Frees the slots of clients that died mid-call. Returns how many.
+    pub fn reclaim_dead_clients(&self) -> u32 {
+        let mut freed = 0;
+        for slot in 0..self.slots {
+            let w = self.state(slot).load(Ordering::Acquire);
+            if cmd_state::state_of(w) == shm_layout::CMD_FREE {
+                continue;
+            }
+            let client = self
+                .meta_u64(slot, offset_of!(CommandSlotMeta, client))
+                .load(Ordering::Relaxed);
+            if client != 0
+                && record_dead(client)
+                && cmd_state::reclaim_dead_client(self.state(slot), w)
+            {
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    fn await_answer(
+        &self,
+        slot: u32,
+        generation: u32,
+        deadline: Deadline,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CommandError> {
+        let word = self.state(slot);
+        let mut next_check = monotonic_ns() + SERVER_CHECK.as_nanos() as u64;
+        let mut spins = 0u32;
+        loop {
+            if let Some(failed) = cmd_state::collect(word, generation) {
+                return self.take_answer(slot, generation, failed);
+            }
+            let now = monotonic_ns();
+            let server_dead = now >= next_check && {
+                next_check = now + SERVER_CHECK.as_nanos() as u64;
+                let server = self.server_record().load(Ordering::Acquire);
+                server == 0 || record_dead(server)
+            };
+            if server_dead || deadline.expired() {
+                let pid = (self.server_record().load(Ordering::Relaxed) >> 32) as u32;
+                return match cmd_state::give_up(word, generation, server_dead) {
+                    GaveUp::Answered(failed) => self.take_answer(slot, generation, failed),
+                    _ if server_dead => Err(CommandError::ServerDied { pid }),
+                    _ => Err(CommandError::Timeout { waited: timeout }),
+                };
+            }
+            let spinning = match self.strategy {
+                WaitStrategy::Spin => true,
+                WaitStrategy::SpinThenBlock => spins < WaitStrategy::SPIN_ITERATIONS,
+                WaitStrategy::Block => false,
+            };
+            if spinning {
+                spins += 1;
+                spin_hint();
+                continue;
+            }
+            let w = word.load(Ordering::Acquire);
+            if cmd_state::generation_of(w) == generation
+                && cmd_state::collect(word, generation).is_none()
+            {
+                futex_wait(word, w, deadline.capped(SERVER_CHECK));
+            }
+        }
+    }
+
+    /// Copies the answer out and frees the slot.
+    fn take_answer(
+        &self,
+        slot: u32,
+        generation: u32,
+        failed: bool,
+    ) -> Result<Vec<u8>, CommandError> {
+        let len = self
+            .meta_u32(slot, offset_of!(CommandSlotMeta, reply_len))
+            .load(Ordering::Relaxed);
+        let result = if len > self.max_reply {
+            Err(CommandError::Corrupt(format!(
+                "reply length {len} above {}",
+                self.max_reply
+            )))
+        } else {
+            let mut reply = vec![0u8; len as usize];
+            // SAFETY: the slot is answered and ours until we free it; `len <= max_reply` bytes
+            // of reply buffer lie inside the slot.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.reply_buf(slot), reply.as_mut_ptr(), reply.len())
+            };
+            if failed {
+                Err(CommandError::Failed(
+                    String::from_utf8_lossy(&reply).into_owned(),
+                ))
+            } else {
+                Ok(reply)
+            }
+        };
+        cmd_state::free(self.state(slot), generation);
+        result
+    }
+
+    /// Sends a serde request and decodes the serde reply.
+    pub fn call_typed<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        request: &Q,
+        timeout: Duration,
+    ) -> Result<R, CommandError> {
+        let bytes =
+            postcard::to_allocvec(request).map_err(|e| CommandError::Codec(e.to_string()))?;
+        let reply = self.call(&bytes, timeout)?;
+        postcard::from_bytes(&reply).map_err(|e| CommandError::Codec(e.to_string()))
+    }
+
+    /// Becomes the ring's server. A dead server's role is taken over and the requests it had
+    /// taken are queued again; a live one's is [`CommandError::ServerBusy`].
+    pub fn server(&self) -> Result<CommandServer, CommandError> {
+        let me = process_record(ProcessIdentity::current());
+        let record = self.server_record();
+        loop {
+            let current = record.load(Ordering::Acquire);
+            if current != 0 && !record_dead(current) {
+                return Err(CommandError::ServerBusy {
+                    pid: (current >> 32) as u32,
+                });
+            }
+            if record
+                .compare_exchange(current, me, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                if current != 0 {
+                    for slot in 0..self.slots {
+                        cmd_state::requeue_taken(self.state(slot));
+                    }
+                }
+                return Ok(CommandServer {
+                    ring: self.clone(),
+                    record: me,
+                });
+            }
+        }
+    }
+}
+
+/// The ring's single server. Dropping it detaches (waiting clients then get `ServerDied`).
+pub struct CommandServer {
+    ring: CommandRing,
+    record: u64,
+}
+
+impl std::fmt::Debug for CommandServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandServer")
+            .field("ring", &self.ring)
+            .finish()
+    }
+}
+
+impl Drop for CommandServer {
+    fn drop(&mut self) {
+        let _ = self.ring.server_record().compare_exchange(
+            self.record,
+            0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// A request taken by the server: answer it with [`reply`](Self::reply) or
+/// [`fail`](Self::fail). Dropping it fails it ("dropped by the server").
+pub struct Request<'s> {
+    server: &'s CommandServer,
+    slot: u32,
+    generation: u32,
+    answered: bool,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("slot", &self.slot)
+            .field("len", &self.bytes().len())
+            .finish()
+    }
+}
+
+impl CommandServer {
+    /// The next request (lowest ticket first), waiting at most `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Result<Request<'_>, CommandError> {
+        let ring = &self.ring;
+        let deadline = Deadline::after(timeout);
+        let notify = ring.header_u32(offset_of!(CommandRingHeader, notify));
+        let sleeping = ring.header_u32(offset_of!(CommandRingHeader, server_sleeping));
+        let mut spins = 0u32;
+        loop {
+            let seen = notify.load(Ordering::SeqCst);
+            // Lowest ticket among queued slots.
+            let best = (0..ring.slots)
+                .filter(|&s| {
+                    cmd_state::state_of(ring.state(s).load(Ordering::Relaxed)) == CMD_QUEUED
+                })
+                .min_by_key(|&s| {
+                    ring.meta_u64(s, offset_of!(CommandSlotMeta, ticket))
+                        .load(Ordering::Relaxed)
+                });
+            if let Some(slot) = best {
+                if let Some(generation) = cmd_state::take(ring.state(slot)) {
+                    return Ok(Request {
+                        server: self,
+                        slot,
+                        generation,
+                        answered: false,
+                    });
+                }
+                continue;
+            }
+            if deadline.expired() {
+                return Err(CommandError::Timeout { waited: timeout });
+            }
+            let spinning = match ring.strategy {
+                WaitStrategy::Spin => true,
+                WaitStrategy::SpinThenBlock => spins < WaitStrategy::SPIN_ITERATIONS,
+                WaitStrategy::Block => false,
+            };
+            if spinning {
+                spins += 1;
+                spin_hint();
+                continue;
+            }
+            // SeqCst: pairs with the client's SeqCst increment of `notify` and load of
+            // `server_sleeping`: either it sees us asleep and wakes us, or we see its request.
+            sleeping.store(1, Ordering::SeqCst);
+            if notify.load(Ordering::SeqCst) == seen {
+                futex_wait(notify, seen, deadline);
+            }
+            sleeping.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// The ring this server serves.
+    pub fn ring(&self) -> &CommandRing {
+        &self.ring
+    }
+}
+
+impl Request<'_> {
+    /// The request's bytes, in place.
+    pub fn bytes(&self) -> &[u8] {
+        let ring = &self.server.ring;
+        let len = ring
+            .meta_u32(self.slot, offset_of!(CommandSlotMeta, request_len))
+            .load(Ordering::Relaxed)
+            .min(ring.max_request);
+        // SAFETY: the slot is TAKEN by this server: the client does not write the request
+        // buffer any more; `len <= max_request` bytes lie inside it.
+        unsafe { std::slice::from_raw_parts(ring.request_buf(self.slot), len as usize) }
+    }
+
+    /// Decodes the request as `Q` (serde).
+    pub fn decode<Q: DeserializeOwned>(&self) -> Result<Q, CommandError> {
+        postcard::from_bytes(self.bytes()).map_err(|e| CommandError::Codec(e.to_string()))
+    }
+
+    fn answer(&mut self, bytes: &[u8], failed: bool) -> Result<bool, CommandError> {
+        let ring = &self.server.ring;
+        if bytes.len() > ring.max_reply as usize {
+            return Err(CommandError::TooLarge {
+                what: "reply",
+                len: bytes.len(),
+                max: ring.max_reply,
+            });
+        }
+        // SAFETY: the slot is TAKEN by this server (or ABANDONED, in which case nobody reads
+        // the reply buffer); `bytes.len() <= max_reply`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ring.reply_buf(self.slot), bytes.len())
+        };
+        ring.meta_u32(self.slot, offset_of!(CommandSlotMeta, reply_len))
+            .store(bytes.len() as u32, Ordering::Relaxed);
+        self.answered = true;
+        let delivered = cmd_state::answer(ring.state(self.slot), self.generation, failed);
+        if delivered {
+            futex_wake(ring.state(self.slot), 1);
+        }
+        Ok(delivered)
+    }
+
+    /// Answers with `bytes`. `Ok(false)` if the client had already given up.
+    pub fn reply(mut self, bytes: &[u8]) -> Result<bool, CommandError> {
+        self.answer(bytes, false)
+    }
+
+    /// Answers with a serde value.
+    pub fn reply_typed<R: Serialize>(self, value: &R) -> Result<bool, CommandError> {
+        let bytes = postcard::to_allocvec(value).map_err(|e| CommandError::Codec(e.to_string()))?;
+        self.reply(&bytes)
+    }
+
+    /// Answers with an error message (truncated to the reply buffer).
+    pub fn fail(mut self, message: &str) -> Result<bool, CommandError> {
+        let max = self.server.ring.max_reply as usize;
+        let mut end = message.len().min(max);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.answer(&message.as_bytes()[..end], true)
+    }
+}
+
+impl Drop for Request<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let _ = self.answer(b"request dropped by the server", true);
+        }
+    }
+}
+
+/// The shape of a command ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// Request slots (calls in flight at once), 1..=1024.
+    pub slots: u32,
+    /// Largest request in bytes.
+    pub max_request: u32,
+    /// Largest reply in bytes.
+    pub max_reply: u32,
+}
+
+impl Segment {
+    /// Finds or creates the command ring `name`; an existing ring must have the same spec.
+    pub fn command_ring(
+        &self,
+        name: &str,
+        spec: &CommandSpec,
+    ) -> Result<CommandRing, SegmentError> {
+        if !(1..=CMD_MAX_SLOTS).contains(&spec.slots) || spec.max_request == 0 {
+            return Err(SegmentError::InvalidOption(format!(
+                "command ring {name:?}: {} slots (1..={CMD_MAX_SLOTS}), max request {}",
+                spec.slots, spec.max_request
+            )));
+        }
+        let stride =
+            (META + u64::from(spec.max_request) + u64::from(spec.max_reply)).next_multiple_of(64);
+        let size = HEADER + stride * u64::from(spec.slots);
+        let fingerprint = u64::from(spec.slots) << 48
+            ^ u64::from(spec.max_request) << 24
+            ^ u64::from(spec.max_reply);
+        let info = self.find_or_create(
+            name,
+            ObjectKind::CommandRing,
+            |info| {
+                if info.param != fingerprint {
+                    return Err(format!("it was created with another spec than {spec:?}"));
+                }
+                Ok(())
+            },
+            || {
+                let offset = self.allocate(BlockKind::CommandRing, size, 64, |ptr| {
+                    let base = ptr.as_ptr();
+                    // SAFETY: the fresh block is ours (unpublished, allocator lock held) and at
+                    // least 128 bytes; the fields are aligned header offsets.
+                    unsafe {
+                        AtomicU32::from_ptr(base.add(offset_of!(CommandRingHeader, slots)).cast())
+                            .store(spec.slots, Ordering::Relaxed);
+                        AtomicU32::from_ptr(
+                            base.add(offset_of!(CommandRingHeader, max_request)).cast(),
+                        )
+                        .store(spec.max_request, Ordering::Relaxed);
+                        AtomicU32::from_ptr(
+                            base.add(offset_of!(CommandRingHeader, max_reply)).cast(),
+                        )
+                        .store(spec.max_reply, Ordering::Relaxed);
+                        AtomicU64::from_ptr(
+                            base.add(offset_of!(CommandRingHeader, slot_stride)).cast(),
+                        )
+                        .store(stride, Ordering::Relaxed);
+                    }
+                })?;
+                Ok(crate::table::Created {
+                    offset,
+                    size,
+                    param: fingerprint,
+                })
+            },
+        )?;
+        self.command_ring_at(info.offset)
+    }
+
+    /// The command ring at `offset` (geometry checked against the block).
+    pub fn command_ring_at(&self, offset: u64) -> Result<CommandRing, SegmentError> {
+        let header = self.block_ptr_of_kind(offset, BlockKind::CommandRing, HEADER)?;
+        let base = header.as_ptr();
+        // SAFETY: the header is inside the checked block; aligned fields; atomics are valid
+        // for any bytes.
+        let (slots, max_request, max_reply, stride) = unsafe {
+            (
+                AtomicU32::from_ptr(base.add(offset_of!(CommandRingHeader, slots)).cast())
+                    .load(Ordering::Relaxed),
+                AtomicU32::from_ptr(base.add(offset_of!(CommandRingHeader, max_request)).cast())
+                    .load(Ordering::Relaxed),
+                AtomicU32::from_ptr(base.add(offset_of!(CommandRingHeader, max_reply)).cast())
+                    .load(Ordering::Relaxed),
+                AtomicU64::from_ptr(base.add(offset_of!(CommandRingHeader, slot_stride)).cast())
+                    .load(Ordering::Relaxed),
+            )
+        };
+        let need = META + u64::from(max_request) + u64::from(max_reply);
+        let valid = (1..=CMD_MAX_SLOTS).contains(&slots) && stride >= need && stride % 64 == 0;
+        let size = stride
+            .checked_mul(u64::from(slots))
+            .and_then(|s| s.checked_add(HEADER))
+            .filter(|_| valid)
+            .ok_or_else(|| SegmentError::Corrupt {
+                what: "command ring header",
+                detail: format!(
+                    "{slots} slots, stride {stride}, request {max_request}, reply {max_reply}"
+                ),
+            })?;
+        let base = self.block_ptr_of_kind(offset, BlockKind::CommandRing, size)?;
+        Ok(CommandRing {
+            _segment: self.clone(),
+            base,
+            slots,
+            max_request,
+            max_reply,
+            stride,
+            strategy: WaitStrategy::Block,
+        })
+    }
+}
