@@ -12,7 +12,9 @@ pub fn template(tag: &str, size: u64, table: u32, build: impl FnOnce(&Segment)) 
     let _ = Segment::unlink(&name);
     let seg = Segment::create(
         &name,
-        &shmkit::CreateOptions::new(size).table_capacity(table),
+        &shmkit::CreateOptions::new(size)
+            .table_capacity(table)
+            .exception_slots(1),
     )
     .expect("template segment");
     build(&seg);

@@ -21,7 +21,7 @@ pub const EXCEPTION_SLOT_SIZE: usize = 4096;
 /// Bytes of payload per slot.
 pub const EXCEPTION_PAYLOAD_MAX: usize = EXCEPTION_SLOT_SIZE - size_of::<ExceptionSlotHeader>();
 /// Default number of slots.
-pub const EXCEPTION_DEFAULT_SLOTS: u32 = 64;
+pub const EXCEPTION_DEFAULT_SLOTS: u32 = 32;
 /// Slot states.
 pub const SLOT_FREE: u32 = 0;
 /// Reserved by a parent.

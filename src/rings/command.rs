@@ -443,7 +443,9 @@ impl CommandServer {
                         answered: false,
                     });
                 }
-                continue;
+                if !deadline.expired() {
+                    continue;
+                }
             }
             if deadline.expired() {
                 return Err(CommandError::Timeout { waited: timeout });

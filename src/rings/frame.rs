@@ -481,7 +481,7 @@ impl WriteSlot<'_> {
     pub fn publish(mut self) -> u64 {
         let ring = &self.writer.ring;
         let last = ring.header_u64(offset_of!(FrameRingHeader, last_id));
-        let id = last.load(Ordering::Relaxed) + 1;
+        let id = last.load(Ordering::Relaxed).wrapping_add(1) & shm_layout::FRAME_ID_MASK;
         let now = monotonic_ns();
         ring.meta(self.slot, offset_of!(FrameSlotMeta, ts_ns))
             .store(now, Ordering::Relaxed);
@@ -505,7 +505,8 @@ impl WriteSlot<'_> {
             let ema = if old == 0 {
                 instant
             } else {
-                (old * 15 + instant) / 16
+                // Saturating: the header is shared memory and may hold anything.
+                old.saturating_mul(15).saturating_add(instant) / 16
             };
             rate.store(ema, Ordering::Relaxed);
         }
@@ -694,7 +695,7 @@ impl FrameReader {
             if last > self.last_seen {
                 let target = match self.mode {
                     ReadMode::NewestOnly => last,
-                    ReadMode::OldestFirst => self.last_seen + 1,
+                    ReadMode::OldestFirst => self.last_seen.saturating_add(1),
                 };
                 if let Some(slot) = self.pin(target) {
                     self.last_seen = target;
@@ -710,6 +711,11 @@ impl FrameReader {
                     let missed = oldest.saturating_sub(target).max(1);
                     self.last_seen = oldest.saturating_sub(1).max(target);
                     return Err(RingError::Overrun { missed });
+                }
+                // The newest frame was replaced between our two reads: look again, but never
+                // past the deadline (a corrupt ring could name a frame no slot holds).
+                if deadline.expired() {
+                    return Err(RingError::Timeout { waited: timeout });
                 }
                 continue;
             }
