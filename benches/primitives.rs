@@ -10,180 +10,27 @@
 //! The child is this bench binary re-executed with `SHMKIT_BENCH_CHILD` set; it serves until
 //! its stop flag is raised. Run: `cargo bench --bench primitives`.
 
+mod common;
+
+use common::{
+    child_args, pin_to_cpu, pthread_robust_recursive_init, raw_round_trip, serve_raw_peer,
+    ChildProc, RawShm, CHILD_ROLE,
+};
 use criterion::{criterion_group, Criterion};
 use shmkit::{CreateOptions, Event, Segment, WaitStrategy};
-use std::ffi::CString;
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-const CHILD_ROLE: &str = "SHMKIT_BENCH_CHILD";
-const CHILD_ARGS: &str = "SHMKIT_BENCH_ARGS";
-const RAW_SIZE: usize = 1 << 16;
-
-// ---------------------------------------------------------------------------------------------
-// Shared memory for the peers: a plain POSIX object mapped at a page-aligned address.
-
-struct RawShm {
-    ptr: *mut u8,
-    name: CString,
-    owner: bool,
-}
-
-impl RawShm {
-    fn create(name: &str) -> RawShm {
-        Self::map(name, true)
-    }
-
-    fn open(name: &str) -> RawShm {
-        Self::map(name, false)
-    }
-
-    fn map(name: &str, create: bool) -> RawShm {
-        let cname = CString::new(format!("/{name}")).unwrap();
-        let flags = if create {
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR
-        } else {
-            libc::O_RDWR
-        };
-        // SAFETY: valid C string; the fd is closed below after mapping.
-        let fd = unsafe { libc::shm_open(cname.as_ptr(), flags, 0o600) };
-        assert!(
-            fd >= 0,
-            "shm_open {name}: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: `fd` is open.
-        if create && unsafe { libc::ftruncate(fd, RAW_SIZE as libc::off_t) } != 0 {
-            panic!("ftruncate: {}", std::io::Error::last_os_error());
-        }
-        // SAFETY: mapping a fresh shared object of RAW_SIZE bytes.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                RAW_SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        assert_ne!(ptr, libc::MAP_FAILED);
-        // SAFETY: `fd` is ours; the mapping stays valid after close.
-        unsafe { libc::close(fd) };
-        RawShm {
-            ptr: ptr.cast(),
-            name: cname,
-            owner: create,
-        }
-    }
-
-    /// A pointer `offset` bytes in (each user takes its own 256-byte-aligned slot).
-    fn at(&self, offset: usize) -> *mut u8 {
-        assert!(offset + 256 <= RAW_SIZE);
-        // SAFETY: in bounds of the mapping.
-        unsafe { self.ptr.add(offset) }
-    }
-
-    fn atomic(&self, offset: usize) -> &AtomicU32 {
-        // SAFETY: in bounds, 4-aligned (offsets are multiples of 64), mapping outlives self.
-        unsafe { AtomicU32::from_ptr(self.at(offset).cast()) }
-    }
-}
-
-impl Drop for RawShm {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping; unlinking the name we created.
-        unsafe {
-            libc::munmap(self.ptr.cast(), RAW_SIZE);
-            if self.owner {
-                libc::shm_unlink(self.name.as_ptr());
-            }
-        }
-    }
-}
-
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is an empty set; sched_setaffinity reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-fn futex_wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: a valid aligned word; no timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            std::ptr::null::<libc::timespec>(),
-        );
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: a valid aligned word.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
-    }
-}
-
-/// A glibc mutex: process-shared, robust, recursive, initialised at `mem`.
-///
-/// # Safety
-/// `mem` must be valid for a `pthread_mutex_t` for as long as the mutex is used.
-unsafe fn pthread_robust_recursive_init(mem: *mut u8) -> *mut libc::pthread_mutex_t {
-    let m = mem.cast::<libc::pthread_mutex_t>();
-    // SAFETY: the caller provides the memory; attr is initialised before use.
-    unsafe {
-        let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
-        libc::pthread_mutexattr_init(&mut attr);
-        libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
-        libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
-        libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_RECURSIVE);
-        assert_eq!(libc::pthread_mutex_init(m, &attr), 0);
-        libc::pthread_mutexattr_destroy(&mut attr);
-    }
-    m
-}
 
 // ---------------------------------------------------------------------------------------------
 // The child process.
 
-struct ChildProc(Child);
-
-impl ChildProc {
-    fn spawn(role: &str, args: &[String]) -> ChildProc {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .env(CHILD_ROLE, role)
-            .env(CHILD_ARGS, args.join(" "))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn bench child");
-        ChildProc(child)
-    }
-}
-
-impl Drop for ChildProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn child_main(role: &str) {
     pin_to_cpu(1);
-    let args: Vec<String> = std::env::var(CHILD_ARGS)
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    if serve_raw_peer(role) {
+        return;
+    }
+    let args = child_args();
     let num = |i: usize| args[i].parse::<u64>().unwrap();
     match role {
         "shmkit_event" => {
@@ -199,51 +46,6 @@ fn child_main(role: &str) {
                 ping.wait_forever();
                 ping.clear();
                 pong.set();
-            }
-        }
-        "raw_futex" | "raw_spin" => {
-            let shm = RawShm::open(&args[0]);
-            let word = shm.atomic(0);
-            let spin = role == "raw_spin";
-            loop {
-                while word.load(Ordering::Acquire) != 1 {
-                    if spin {
-                        std::hint::spin_loop();
-                    } else {
-                        futex_wait(word, 0);
-                    }
-                }
-                word.store(0, Ordering::Release);
-                if !spin {
-                    futex_wake(word);
-                }
-            }
-        }
-        "raw_sync_event" => {
-            use raw_sync::events::{Event as RsEvent, EventInit, EventState};
-            let shm = RawShm::open(&args[0]);
-            // SAFETY: the parent initialised both events at these offsets.
-            let (ping, _) = unsafe { RsEvent::from_existing(shm.at(0)) }.unwrap();
-            // SAFETY: as above.
-            let (pong, _) = unsafe { RsEvent::from_existing(shm.at(1024)) }.unwrap();
-            loop {
-                ping.wait(raw_sync::Timeout::Infinite).unwrap();
-                pong.set(EventState::Signaled).unwrap();
-            }
-        }
-        "pipe" => {
-            use std::io::{Read, Write};
-            let mut stdin = std::io::stdin().lock();
-            let mut stdout = std::io::stdout().lock();
-            let mut byte = [0u8; 1];
-            while stdin.read_exact(&mut byte).is_ok() {
-                if stdout
-                    .write_all(&byte)
-                    .and_then(|_| stdout.flush())
-                    .is_err()
-                {
-                    break;
-                }
             }
         }
         "shmkit_handoff" => {
@@ -381,21 +183,7 @@ fn event_rtt_cross(c: &mut Criterion) {
         let _child = ChildProc::spawn(bench, &[bench_name(bench)]);
         let spin = bench == "raw_spin";
         g.bench_function(bench, |b| {
-            b.iter_custom(|iters| {
-                timed(iters, || {
-                    word.store(1, Ordering::Release);
-                    if !spin {
-                        futex_wake(word);
-                    }
-                    while word.load(Ordering::Acquire) != 0 {
-                        if spin {
-                            std::hint::spin_loop();
-                        } else {
-                            futex_wait(word, 1);
-                        }
-                    }
-                })
-            })
+            b.iter_custom(|iters| timed(iters, || raw_round_trip(word, spin)))
         });
     }
 
