@@ -77,8 +77,8 @@ pub struct CommandSlotMeta {
     pub ticket: u64,
     /// Reply length in bytes.
     pub reply_len: u32,
-    /// Reserved; zero.
-    pub reserved0: u32,
+    /// 1 while the client may be asleep on `state` (the server wakes it only then).
+    pub waiting: u32,
     /// Reserved; zero.
     pub reserved: [u64; 4],
 }
@@ -94,4 +94,5 @@ const _: () = {
     assert!(offset_of!(CommandSlotMeta, client) == 8);
     assert!(offset_of!(CommandSlotMeta, ticket) == 16);
     assert!(offset_of!(CommandSlotMeta, reply_len) == 24);
+    assert!(offset_of!(CommandSlotMeta, waiting) == 28);
 };

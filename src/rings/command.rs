@@ -287,12 +287,16 @@ impl CommandRing {
                 spin_hint();
                 continue;
             }
-            let w = word.load(Ordering::Acquire);
+            let waiting = self.meta_u32(slot, offset_of!(CommandSlotMeta, waiting));
+            // SeqCst: pairs with the server's fence after its answer (see `Request::answer`).
+            waiting.store(1, Ordering::SeqCst);
+            let w = word.load(Ordering::SeqCst);
             if cmd_state::generation_of(w) == generation
                 && cmd_state::collect(word, generation).is_none()
             {
                 futex_wait(word, w, deadline.capped(SERVER_CHECK));
             }
+            waiting.store(0, Ordering::Relaxed);
         }
     }
 
@@ -512,7 +516,11 @@ impl Request<'_> {
             .store(bytes.len() as u32, Ordering::Relaxed);
         self.answered = true;
         let delivered = cmd_state::answer(ring.state(self.slot), self.generation, failed);
-        if delivered {
+        // SeqCst: pairs with the client's SeqCst store of `waiting` before its re-check of
+        // the state: either it sees the answer, or we see it waiting and wake it. A spinning
+        // client costs no system call.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if delivered && ring.meta_u32(self.slot, offset_of!(CommandSlotMeta, waiting)).load(Ordering::SeqCst) != 0 {
             futex_wake(ring.state(self.slot), 1);
         }
         Ok(delivered)

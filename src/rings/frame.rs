@@ -397,25 +397,33 @@ impl FrameWriter {
     /// readers' holds once if every slot is held.
     fn find_and_claim(&self) -> Option<u32> {
         let ring = &self.ring;
-        let last = ring
-            .header_u64(offset_of!(FrameRingHeader, last_id))
-            .load(Ordering::Relaxed);
-        for attempt in 0..2 {
-            let mut candidates: Vec<(u64, u32)> = (0..ring.slots)
-                .map(|s| (ring.word(s).load(Ordering::Relaxed), s))
-                .filter(|&(w, _)| slot_word::readers_of(w) == 0 && !slot_word::writing(w))
-                .filter(|&(w, _)| last == 0 || slot_word::id_of(w) != last)
-                .map(|(w, s)| (slot_word::id_of(w), s))
-                .collect();
-            candidates.sort_unstable();
-            if let Some(&(_, slot)) = candidates
-                .iter()
-                .find(|&&(_, slot)| slot_word::try_claim(ring.word(slot)).is_some())
-            {
-                return Some(slot);
+        let last = ring.header_u64(offset_of!(FrameRingHeader, last_id)).load(Ordering::Relaxed);
+        let mut reclaimed = false;
+        // Each pass picks the oldest claimable slot without allocating (this runs per frame);
+        // a lost race with a reader's pin costs one more pass.
+        for _ in 0..2 * ring.slots + 2 {
+            let mut best: Option<(u64, u32)> = None;
+            for s in 0..ring.slots {
+                let w = ring.word(s).load(Ordering::Relaxed);
+                let id = slot_word::id_of(w);
+                if slot_word::readers_of(w) == 0
+                    && !slot_word::writing(w)
+                    && (last == 0 || id != last)
+                    && best.is_none_or(|(b, _)| id < b)
+                {
+                    best = Some((id, s));
+                }
             }
-            if attempt == 0 && ring.reclaim_dead_readers() == 0 {
-                break;
+            match best {
+                Some((_, slot)) if slot_word::try_claim(ring.word(slot)).is_some() => return Some(slot),
+                Some(_) => continue,
+                None if !reclaimed => {
+                    reclaimed = true;
+                    if ring.reclaim_dead_readers() == 0 {
+                        return None;
+                    }
+                }
+                None => return None,
             }
         }
         None
@@ -690,8 +698,10 @@ impl FrameReader {
     pub fn next(&mut self, timeout: Duration) -> Result<Frame<'_>, RingError> {
         let deadline = Deadline::after(timeout);
         let mut spins = 0u32;
+        let last_id = self.ring.header_u64(offset_of!(FrameRingHeader, last_id));
         loop {
-            let last = self.ring.stats().last_id;
+            // Acquire: pairs with the writer's store of `last_id` after the slot's publish.
+            let last = last_id.load(Ordering::Acquire);
             if last > self.last_seen {
                 let target = match self.mode {
                     ReadMode::NewestOnly => last,
