@@ -110,8 +110,10 @@ pub struct FrameRingHeader {
     pub notify: u32,
     /// Readers asleep on `notify` (publish wakes only when non-zero).
     pub sleepers: u32,
+    /// Slot of the newest frame: a hint readers try first (always re-checked by the pin).
+    pub last_slot: u64,
     /// Reserved; zero.
-    pub reserved: [u64; 3],
+    pub reserved: [u64; 2],
     /// Registered readers' records (same format as `writer`); 0 = free.
     pub readers: [u64; FRAME_MAX_READERS],
 }
@@ -139,6 +141,7 @@ const _: () = {
     assert!(offset_of!(FrameRingHeader, frame_offset) == 80);
     assert!(offset_of!(FrameRingHeader, notify) == 96);
     assert!(offset_of!(FrameRingHeader, sleepers) == 100);
+    assert!(offset_of!(FrameRingHeader, last_slot) == 104);
     assert!(offset_of!(FrameRingHeader, readers) == 128);
     assert!(size_of::<FrameSlotMeta>() == 64);
     assert!(offset_of!(FrameSlotMeta, ts_ns) == 8);

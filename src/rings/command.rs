@@ -520,7 +520,12 @@ impl Request<'_> {
         // the state: either it sees the answer, or we see it waiting and wake it. A spinning
         // client costs no system call.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if delivered && ring.meta_u32(self.slot, offset_of!(CommandSlotMeta, waiting)).load(Ordering::SeqCst) != 0 {
+        if delivered
+            && ring
+                .meta_u32(self.slot, offset_of!(CommandSlotMeta, waiting))
+                .load(Ordering::SeqCst)
+                != 0
+        {
             futex_wake(ring.state(self.slot), 1);
         }
         Ok(delivered)

@@ -397,8 +397,25 @@ impl FrameWriter {
     /// readers' holds once if every slot is held.
     fn find_and_claim(&self) -> Option<u32> {
         let ring = &self.ring;
-        let last = ring.header_u64(offset_of!(FrameRingHeader, last_id)).load(Ordering::Relaxed);
+        let last = ring
+            .header_u64(offset_of!(FrameRingHeader, last_id))
+            .load(Ordering::Relaxed);
         let mut reclaimed = false;
+        // Fast path: the slot after the newest one is usually the oldest frame; try it alone
+        // before reading every slot's cache line.
+        let newest = ring
+            .header_u64(offset_of!(FrameRingHeader, last_slot))
+            .load(Ordering::Relaxed);
+        if last != 0 && newest < u64::from(ring.slots) {
+            let next = ((newest + 1) % u64::from(ring.slots)) as u32;
+            let w = ring.word(next).load(Ordering::Relaxed);
+            let oldest_possible = last.saturating_sub(u64::from(ring.slots) - 1);
+            if slot_word::id_of(w) <= oldest_possible
+                && slot_word::try_claim(ring.word(next)).is_some()
+            {
+                return Some(next);
+            }
+        }
         // Each pass picks the oldest claimable slot without allocating (this runs per frame);
         // a lost race with a reader's pin costs one more pass.
         for _ in 0..2 * ring.slots + 2 {
@@ -415,7 +432,9 @@ impl FrameWriter {
                 }
             }
             match best {
-                Some((_, slot)) if slot_word::try_claim(ring.word(slot)).is_some() => return Some(slot),
+                Some((_, slot)) if slot_word::try_claim(ring.word(slot)).is_some() => {
+                    return Some(slot)
+                }
                 Some(_) => continue,
                 None if !reclaimed => {
                     reclaimed = true;
@@ -496,6 +515,8 @@ impl WriteSlot<'_> {
         ring.meta(self.slot, offset_of!(FrameSlotMeta, len))
             .store(self.len, Ordering::Relaxed);
         slot_word::publish(ring.word(self.slot), id);
+        ring.header_u64(offset_of!(FrameRingHeader, last_slot))
+            .store(u64::from(self.slot), Ordering::Relaxed);
         // SeqCst: ordered before our read of `sleepers` below, against the reader's
         // increment of `sleepers` before its re-check of `last_id` (a Dekker pair).
         last.store(id, Ordering::SeqCst);
@@ -679,8 +700,18 @@ impl FrameReader {
         ))
     }
 
-    /// Pins frame `id` if a slot holds it.
+    /// Pins frame `id` if a slot holds it, trying the newest frame's slot first (the hint
+    /// saves a scan of every slot's cache line when the reader keeps up).
     fn pin(&self, id: u64) -> Option<u32> {
+        let hint = self
+            .ring
+            .header_u64(offset_of!(FrameRingHeader, last_slot))
+            .load(Ordering::Relaxed);
+        if let Ok(hint) = u32::try_from(hint) {
+            if hint < self.ring.slots && slot_word::try_pin(self.ring.word(hint), id, self.index) {
+                return Some(hint);
+            }
+        }
         (0..self.ring.slots).find(|&s| slot_word::try_pin(self.ring.word(s), id, self.index))
     }
 
