@@ -315,11 +315,7 @@ impl Barrier {
                 }
                 continue;
             }
-            let spinning = match self.strategy {
-                WaitStrategy::Spin => true,
-                WaitStrategy::SpinThenBlock => spins.count() < WaitStrategy::SPIN_ITERATIONS,
-                WaitStrategy::Block => false,
-            };
+            let spinning = self.strategy.keeps_spinning(spins.count());
             if spinning {
                 spins.tick();
                 spin_hint();

@@ -154,11 +154,7 @@ impl Event {
             if w & EVENT_SET != 0 {
                 return Ok(());
             }
-            let spinning = match strategy {
-                WaitStrategy::Spin => true,
-                WaitStrategy::SpinThenBlock => spins.count() < WaitStrategy::SPIN_ITERATIONS,
-                WaitStrategy::Block => false,
-            };
+            let spinning = strategy.keeps_spinning(spins.count());
             if spinning {
                 if spins.tick() && deadline.expired() {
                     return Err(EventError::Timeout { waited: timeout });

@@ -10,7 +10,7 @@ use super::cmd_state::{self, GaveUp};
 use crate::segment::{Segment, SegmentError};
 use crate::sync::{futex_wait, futex_wake, spin_hint, WaitStrategy};
 use crate::sys::clock::{monotonic_ns, Deadline};
-use crate::sys::identity::{thread_liveness, Liveness, ProcessIdentity};
+use crate::sys::identity::{record_liveness, Liveness, ProcessIdentity};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_layout::{
@@ -106,12 +106,8 @@ impl std::fmt::Debug for CommandRing {
     }
 }
 
-fn process_record(p: ProcessIdentity) -> u64 {
-    (u64::from(p.pid) << 32) | (p.start_ticks & 0xFFFF_FFFF)
-}
-
 fn record_dead(record: u64) -> bool {
-    thread_liveness((record >> 32) as u32, record as u32) == Liveness::Dead
+    record_liveness(record) == Liveness::Dead
 }
 
 impl CommandRing {
@@ -183,7 +179,7 @@ impl CommandRing {
             return Err(CommandError::NoServer);
         }
         let deadline = Deadline::after(timeout);
-        let me = process_record(ProcessIdentity::current());
+        let me = ProcessIdentity::current().record();
         let (slot, generation) = self.claim_slot()?;
         self.meta_u64(slot, offset_of!(CommandSlotMeta, client))
             .store(me, Ordering::Relaxed);
@@ -277,11 +273,7 @@ impl CommandRing {
                     _ => Err(CommandError::Timeout { waited: timeout }),
                 };
             }
-            let spinning = match self.strategy {
-                WaitStrategy::Spin => true,
-                WaitStrategy::SpinThenBlock => spins < WaitStrategy::SPIN_ITERATIONS,
-                WaitStrategy::Block => false,
-            };
+            let spinning = self.strategy.keeps_spinning(spins);
             if spinning {
                 spins += 1;
                 spin_hint();
@@ -349,7 +341,7 @@ impl CommandRing {
     /// Becomes the ring's server. A dead server's role is taken over and the requests it had
     /// taken are queued again; a live one's is [`CommandError::ServerBusy`].
     pub fn server(&self) -> Result<CommandServer, CommandError> {
-        let me = process_record(ProcessIdentity::current());
+        let me = ProcessIdentity::current().record();
         let record = self.server_record();
         loop {
             let current = record.load(Ordering::Acquire);
@@ -454,11 +446,7 @@ impl CommandServer {
             if deadline.expired() {
                 return Err(CommandError::Timeout { waited: timeout });
             }
-            let spinning = match ring.strategy {
-                WaitStrategy::Spin => true,
-                WaitStrategy::SpinThenBlock => spins < WaitStrategy::SPIN_ITERATIONS,
-                WaitStrategy::Block => false,
-            };
+            let spinning = ring.strategy.keeps_spinning(spins);
             if spinning {
                 spins += 1;
                 spin_hint();

@@ -10,7 +10,7 @@ use super::slot_word;
 use crate::segment::{Segment, SegmentError};
 use crate::sync::{futex_wait, futex_wake, spin_hint, WaitStrategy};
 use crate::sys::clock::{monotonic_ns, Deadline};
-use crate::sys::identity::{thread_liveness, Liveness, ProcessIdentity};
+use crate::sys::identity::{record_liveness, Liveness, ProcessIdentity};
 use shm_layout::{
     fnv1a_bytes, BlockKind, ElemType, FrameRingHeader, FrameSlotMeta, ObjectKind,
     FRAME_MAX_READERS, FRAME_MAX_SLOTS,
@@ -157,13 +157,8 @@ pub struct RingStats {
     pub last_ts_ns: u64,
 }
 
-fn process_record(p: ProcessIdentity) -> u64 {
-    (u64::from(p.pid) << 32) | (p.start_ticks & 0xFFFF_FFFF)
-}
-
 fn record_dead(record: u64) -> bool {
-    // A process's main thread has the pid as its tid and the process's start time.
-    thread_liveness((record >> 32) as u32, record as u32) == Liveness::Dead
+    record_liveness(record) == Liveness::Dead
 }
 
 impl FrameRing {
@@ -247,7 +242,7 @@ impl FrameRing {
     /// Becomes the ring's writer. A dead writer's role is taken over (its half-written slot
     /// discarded); a live one's is [`RingError::WriterBusy`].
     pub fn writer(&self) -> Result<FrameWriter, RingError> {
-        let me = process_record(ProcessIdentity::current());
+        let me = ProcessIdentity::current().record();
         let writer = self.header_u64(offset_of!(FrameRingHeader, writer));
         loop {
             let current = writer.load(Ordering::Acquire);
@@ -279,7 +274,7 @@ impl FrameRing {
 
     /// Registers a reader. It sees frames published from now on.
     pub fn reader(&self, mode: ReadMode) -> Result<FrameReader, RingError> {
-        let me = process_record(ProcessIdentity::current());
+        let me = ProcessIdentity::current().record();
         for pass in 0..2 {
             for index in 0..FRAME_MAX_READERS as u32 {
                 let rec = self.reader_record(index);
@@ -768,11 +763,7 @@ impl FrameReader {
     }
 
     fn wait_for_publish(&self, seen: u64, deadline: Deadline, spins: &mut u32) {
-        let spinning = match self.strategy {
-            WaitStrategy::Spin => true,
-            WaitStrategy::SpinThenBlock => *spins < WaitStrategy::SPIN_ITERATIONS,
-            WaitStrategy::Block => false,
-        };
+        let spinning = self.strategy.keeps_spinning(*spins);
         if spinning {
             *spins += 1;
             spin_hint();

@@ -23,6 +23,15 @@ pub enum WaitStrategy {
 impl WaitStrategy {
     /// Polls made by [`WaitStrategy::SpinThenBlock`] before it sleeps (a few microseconds).
     pub const SPIN_ITERATIONS: u32 = 4_000;
+
+    /// Should a waiter that has polled `spins` times poll again rather than sleep?
+    pub(crate) fn keeps_spinning(self, spins: u32) -> bool {
+        match self {
+            WaitStrategy::Spin => true,
+            WaitStrategy::SpinThenBlock => spins < Self::SPIN_ITERATIONS,
+            WaitStrategy::Block => false,
+        }
+    }
 }
 
 /// Counts polls and decides when a spinning waiter should look at the clock: reading

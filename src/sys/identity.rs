@@ -41,6 +41,17 @@ impl ProcessIdentity {
     pub fn liveness(&self) -> Liveness {
         process_liveness(*self)
     }
+
+    /// The 64-bit record rings keep for a role holder: `(pid << 32) | low 32 bits of start`.
+    pub fn record(&self) -> u64 {
+        (u64::from(self.pid) << 32) | (self.start_ticks & 0xFFFF_FFFF)
+    }
+}
+
+/// Whether the process named by a [`ProcessIdentity::record`] is still running. A process's
+/// main thread has the pid as its tid and the process's start time.
+pub fn record_liveness(record: u64) -> Liveness {
+    thread_liveness((record >> 32) as u32, record as u32)
 }
 
 impl ThreadIdentity {
