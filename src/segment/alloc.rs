@@ -120,32 +120,51 @@ impl Segment {
         Ok(body)
     }
 
+    /// The allocated area's end, as published by the last allocation.
+    fn allocated_end(&self) -> u64 {
+        // Acquire: pairs with the Release store of `alloc_next` in `allocate`.
+        self.header_u64(offset_of!(SegmentHeader, alloc_next))
+            .load(Ordering::Acquire)
+            .min(self.map.len())
+    }
+
+    /// Reads and checks the block in front of `offset`: finished, of `kind` if given, and at
+    /// least `len` bytes long.
+    fn checked_block(
+        &self,
+        offset: u64,
+        kind: Option<BlockKind>,
+        len: u64,
+    ) -> Result<image::BlockInfo, SegmentError> {
+        let block = image::read_block(
+            &*self.map,
+            offset,
+            self.info.data_start,
+            self.allocated_end(),
+        )?;
+        if let Some(kind) = kind.filter(|&k| k != block.kind) {
+            return Err(SegmentError::wrong_kind(offset, kind, block.kind));
+        }
+        if block.size < len {
+            return Err(SegmentError::Corrupt {
+                what: "block size",
+                detail: format!(
+                    "the {} at offset {offset} has {} bytes, needs {len}",
+                    block.kind.name(),
+                    block.size
+                ),
+            });
+        }
+        Ok(block)
+    }
+
     /// Checks that `offset` holds a finished block of `kind` big enough for a `T`.
     fn object_at<T: Sync + 'static>(
         &self,
         offset: u64,
         kind: BlockKind,
     ) -> Result<StateRef<T>, SegmentError> {
-        // Acquire: pairs with the Release store of `alloc_next` in `allocate`.
-        let end = self
-            .header_u64(offset_of!(SegmentHeader, alloc_next))
-            .load(Ordering::Acquire)
-            .min(self.map.len());
-        let block = image::read_block(&*self.map, offset, self.info.data_start, end)?;
-        if block.kind != kind {
-            return Err(SegmentError::wrong_kind(offset, kind, block.kind));
-        }
-        if block.size < size_of::<T>() as u64 {
-            return Err(SegmentError::Corrupt {
-                what: "block size",
-                detail: format!(
-                    "the {} at offset {offset} has {} bytes, needs {}",
-                    kind.name(),
-                    block.size,
-                    size_of::<T>()
-                ),
-            });
-        }
+        self.checked_block(offset, Some(kind), size_of::<T>() as u64)?;
         self.state_ref(offset).ok_or(SegmentError::BadOffset {
             offset,
             reason: "misaligned for this kind of object",
@@ -179,35 +198,18 @@ impl Segment {
         kind: BlockKind,
         len: u64,
     ) -> Result<NonNull<u8>, SegmentError> {
-        let end = self
-            .header_u64(offset_of!(SegmentHeader, alloc_next))
-            .load(Ordering::Acquire)
-            .min(self.map.len());
-        let block = image::read_block(&*self.map, offset, self.info.data_start, end)?;
-        if block.kind != kind {
-            return Err(SegmentError::wrong_kind(offset, kind, block.kind));
-        }
-        self.block_ptr(offset, len)
+        self.checked_block(offset, Some(kind), len)?;
+        self.block_start(offset, len)
     }
 
     /// A pointer to the first `len` bytes of the block at `offset`, which must hold at least
     /// that many.
     pub(crate) fn block_ptr(&self, offset: u64, len: u64) -> Result<NonNull<u8>, SegmentError> {
-        let end = self
-            .header_u64(offset_of!(SegmentHeader, alloc_next))
-            .load(Ordering::Acquire)
-            .min(self.map.len());
-        let block = image::read_block(&*self.map, offset, self.info.data_start, end)?;
-        if block.size < len {
-            return Err(SegmentError::Corrupt {
-                what: "block size",
-                detail: format!(
-                    "the {} at offset {offset} has {} bytes, needs {len}",
-                    block.kind.name(),
-                    block.size
-                ),
-            });
-        }
+        self.checked_block(offset, None, len)?;
+        self.block_start(offset, len)
+    }
+
+    fn block_start(&self, offset: u64, len: u64) -> Result<NonNull<u8>, SegmentError> {
         self.map
             .ptr_at(offset, len, 1)
             .ok_or(SegmentError::BadOffset {
@@ -275,11 +277,7 @@ impl Segment {
     }
 
     fn bytes_word(&self, offset: u64, width: u64) -> Result<NonNull<u8>, SegmentError> {
-        let end = self
-            .header_u64(offset_of!(SegmentHeader, alloc_next))
-            .load(Ordering::Acquire)
-            .min(self.map.len());
-        let blocks = image::walk_blocks(&*self.map, self.info.data_start, end)?;
+        let blocks = image::walk_blocks(&*self.map, self.info.data_start, self.allocated_end())?;
         let inside = blocks.iter().any(|b| {
             b.kind == BlockKind::Bytes
                 && offset >= b.offset
