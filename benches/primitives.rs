@@ -13,14 +13,14 @@
 mod common;
 
 use common::{
-    child_args, pin_to_cpu, pthread_robust_recursive_init, raw_round_trip, serve_raw_peer,
+    child_args, pin_to_cpu, pthread_robust_recursive_init, raw_round_trip, serve_raw_peer, timed,
     ChildProc, RawShm, CHILD_ROLE,
 };
 use criterion::{criterion_group, Criterion};
 use shmkit::{CreateOptions, Event, Segment, WaitStrategy};
 use std::hint::black_box;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
 // The child process.
@@ -133,15 +133,6 @@ fn mutex_uncontended(c: &mut Criterion) {
     let _ = Segment::unlink(&seg_name);
 }
 
-/// Runs `iters` round trips through `round_trip` and returns the total time.
-fn timed(iters: u64, mut round_trip: impl FnMut()) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        round_trip();
-    }
-    start.elapsed()
-}
-
 fn event_rtt_cross(c: &mut Criterion) {
     pin_to_cpu(0);
     let mut g = c.benchmark_group("event_rtt_cross");
@@ -167,7 +158,7 @@ fn event_rtt_cross(c: &mut Criterion) {
         );
         g.bench_function(bench, |b| {
             b.iter_custom(|iters| {
-                timed(iters, || {
+                timed(iters, |_| {
                     ping.set();
                     pong.wait_forever();
                     pong.clear();
@@ -183,7 +174,7 @@ fn event_rtt_cross(c: &mut Criterion) {
         let _child = ChildProc::spawn(bench, &[bench_name(bench)]);
         let spin = bench == "raw_spin";
         g.bench_function(bench, |b| {
-            b.iter_custom(|iters| timed(iters, || raw_round_trip(word, spin)))
+            b.iter_custom(|iters| timed(iters, |_| raw_round_trip(word, spin)))
         });
     }
 
@@ -197,7 +188,7 @@ fn event_rtt_cross(c: &mut Criterion) {
         let _child = ChildProc::spawn("raw_sync_event", &[bench_name("raw_sync_event")]);
         g.bench_function("raw_sync_event", |b| {
             b.iter_custom(|iters| {
-                timed(iters, || {
+                timed(iters, |_| {
                     ping.set(EventState::Signaled).unwrap();
                     pong.wait(raw_sync::Timeout::Infinite).unwrap();
                 })
@@ -213,7 +204,7 @@ fn event_rtt_cross(c: &mut Criterion) {
         let mut byte = [7u8; 1];
         g.bench_function("pipe", |b| {
             b.iter_custom(|iters| {
-                timed(iters, || {
+                timed(iters, |_| {
                     to.write_all(&byte).unwrap();
                     from.read_exact(&mut byte).unwrap();
                 })
@@ -244,7 +235,7 @@ fn mutex_handoff_cross(c: &mut Criterion) {
         );
         g.bench_function("shmkit", |b| {
             b.iter_custom(|iters| {
-                timed(iters, || loop {
+                timed(iters, |_| loop {
                     let _g = mutex.lock().unwrap().recover_with(|_| {});
                     if turn.load(Ordering::Relaxed) == 0 {
                         turn.store(1, Ordering::Relaxed);
@@ -264,7 +255,7 @@ fn mutex_handoff_cross(c: &mut Criterion) {
         let _child = ChildProc::spawn("pthread_handoff", std::slice::from_ref(&name));
         g.bench_function("pthread_robust_recursive", |b| {
             b.iter_custom(|iters| {
-                timed(iters, || loop {
+                timed(iters, |_| loop {
                     // SAFETY: initialised above, shared with the child.
                     unsafe { libc::pthread_mutex_lock(m) };
                     let mine = turn.load(Ordering::Relaxed) == 0;

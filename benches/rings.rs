@@ -11,13 +11,13 @@
 mod common;
 
 use common::{
-    child_args, pin_to_cpu, raw_round_trip, serve_raw_peer, ChildProc, RawShm, CHILD_ROLE,
+    child_args, pin_to_cpu, raw_round_trip, serve_raw_peer, timed, ChildProc, RawShm, CHILD_ROLE,
 };
 use criterion::{criterion_group, Criterion};
 use iceoryx2::prelude::*;
 use shmkit::rings::{CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
 use shmkit::{CreateOptions, Segment, WaitStrategy};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -168,12 +168,8 @@ fn command_spec() -> CommandSpec {
 }
 
 /// Runs `iters` round trips and returns half the total: the one-way latency.
-fn half_round_trips(iters: u64, mut round_trip: impl FnMut(u64)) -> Duration {
-    let start = Instant::now();
-    for n in 0..iters {
-        round_trip(n);
-    }
-    start.elapsed() / 2
+fn half_round_trips(iters: u64, round_trip: impl FnMut(u64)) -> Duration {
+    timed(iters, round_trip) / 2
 }
 
 fn frame_latency_cross(c: &mut Criterion) {
@@ -315,12 +311,10 @@ fn command_rtt_cross(c: &mut Criterion) {
         while ring.call(b"warm-up", Duration::from_millis(100)).is_err() {}
         g.bench_function(bench, |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                for n in 0..iters {
+                timed(iters, |n| {
                     let reply = ring.call(&n.to_le_bytes(), LONG).unwrap();
                     assert_eq!(reply.len(), 8);
-                }
-                start.elapsed()
+                })
             })
         });
         drop(child);
@@ -334,13 +328,7 @@ fn command_rtt_cross(c: &mut Criterion) {
         let _child = ChildProc::spawn(bench, &[raw_name]);
         let spin = bench == "raw_spin";
         g.bench_function(bench, |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    raw_round_trip(word, spin);
-                }
-                start.elapsed()
-            })
+            b.iter_custom(|iters| timed(iters, |_| raw_round_trip(word, spin)))
         });
     }
     {
@@ -351,12 +339,10 @@ fn command_rtt_cross(c: &mut Criterion) {
         let mut byte = [7u8; 1];
         g.bench_function("pipe", |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
+                timed(iters, |_| {
                     to.write_all(&byte).unwrap();
                     from.read_exact(&mut byte).unwrap();
-                }
-                start.elapsed()
+                })
             })
         });
     }

@@ -228,3 +228,12 @@ pub fn raw_round_trip(word: &AtomicU32, spin: bool) {
         }
     }
 }
+
+/// Runs `iters` round trips (each given its index) and returns the total time.
+pub fn timed(iters: u64, mut round_trip: impl FnMut(u64)) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    for n in 0..iters {
+        round_trip(n);
+    }
+    start.elapsed()
+}

@@ -7,10 +7,11 @@
 //! 100 ms; a dead client's slot is reclaimed by the next client that finds no free slot.
 
 use super::cmd_state::{self, GaveUp};
+use super::record_dead;
 use crate::segment::{Segment, SegmentError};
 use crate::sync::{futex_wait, futex_wake, spin_hint, WaitStrategy};
 use crate::sys::clock::{monotonic_ns, Deadline};
-use crate::sys::identity::{record_liveness, Liveness, ProcessIdentity};
+use crate::sys::identity::ProcessIdentity;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_layout::{
@@ -104,10 +105,6 @@ impl std::fmt::Debug for CommandRing {
             .field("max_reply", &self.max_reply)
             .finish()
     }
-}
-
-fn record_dead(record: u64) -> bool {
-    record_liveness(record) == Liveness::Dead
 }
 
 impl CommandRing {

@@ -6,11 +6,12 @@
 //! only by the writer: `last_id` with Release after the frame's slot is published, the others
 //! Relaxed (they are statistics).
 
+use super::record_dead;
 use super::slot_word;
 use crate::segment::{Segment, SegmentError};
 use crate::sync::{futex_wait, futex_wake, spin_hint, WaitStrategy};
 use crate::sys::clock::{monotonic_ns, Deadline};
-use crate::sys::identity::{record_liveness, Liveness, ProcessIdentity};
+use crate::sys::identity::ProcessIdentity;
 use shm_layout::{
     fnv1a_bytes, BlockKind, ElemType, FrameRingHeader, FrameSlotMeta, ObjectKind,
     FRAME_MAX_READERS, FRAME_MAX_SLOTS,
@@ -155,10 +156,6 @@ pub struct RingStats {
     pub rate_hz: f64,
     /// Timestamp of the newest frame (CLOCK_MONOTONIC, ns).
     pub last_ts_ns: u64,
-}
-
-fn record_dead(record: u64) -> bool {
-    record_liveness(record) == Liveness::Dead
 }
 
 impl FrameRing {
