@@ -90,8 +90,10 @@ fn child_main(role: &str) {
             let server = ring.server().unwrap();
             loop {
                 let req = server.recv(LONG).unwrap();
-                let echo = req.bytes().to_vec();
-                req.reply(&echo).unwrap();
+                let mut echo = [0u8; 64];
+                let len = req.bytes().len();
+                echo[..len].copy_from_slice(req.bytes());
+                req.reply(&echo[..len]).unwrap();
             }
         }
         "iceoryx2_echo" => {
@@ -312,8 +314,12 @@ fn command_rtt_cross(c: &mut Criterion) {
         g.bench_function(bench, |b| {
             b.iter_custom(|iters| {
                 timed(iters, |n| {
-                    let reply = ring.call(&n.to_le_bytes(), LONG).unwrap();
-                    assert_eq!(reply.len(), 8);
+                    let echoed = ring
+                        .call_with(&n.to_le_bytes(), LONG, |reply| {
+                            u64::from_le_bytes(reply.try_into().unwrap())
+                        })
+                        .unwrap();
+                    assert_eq!(echoed, n);
                 })
             })
         });

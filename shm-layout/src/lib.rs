@@ -33,7 +33,7 @@ pub use block::{
 };
 pub use command::{
     CommandRingHeader, CommandSlotMeta, CMD_ABANDONED, CMD_CLAIMED, CMD_FAILED, CMD_FREE,
-    CMD_MAX_SLOTS, CMD_QUEUED, CMD_REPLIED, CMD_TAKEN,
+    CMD_INLINE, CMD_MAX_SLOTS, CMD_QUEUED, CMD_REPLIED, CMD_TAKEN,
 };
 pub use dict::{DictHeader, DICT_RECORD_HEADER, DICT_RECORD_LIVE, DICT_TOMBSTONE};
 pub use event::{EventLayout, EVENT_SET, EVENT_WAITERS};

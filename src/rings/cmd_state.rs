@@ -42,8 +42,9 @@ pub(crate) fn claim(word: &AtomicU32) -> Option<u32> {
 
 /// Client: the request is written; hand it to the server.
 pub(crate) fn queue(word: &AtomicU32, generation: u32) {
-    // Release: pairs with the server's Acquire take; the request bytes are visible to it.
-    word.store(pack(generation, CMD_QUEUED), Ordering::Release);
+    // SeqCst (a release store and more): pairs with the server's take (the request bytes are
+    // visible to it) and is the first half of the client's sleep handshake with the server.
+    word.store(pack(generation, CMD_QUEUED), Ordering::SeqCst);
 }
 
 /// Server: takes a queued request; returns its generation.
@@ -67,10 +68,11 @@ pub(crate) fn take(word: &AtomicU32) -> Option<u32> {
 pub(crate) fn answer(word: &AtomicU32, generation: u32, failed: bool) -> bool {
     let to = pack(generation, if failed { CMD_FAILED } else { CMD_REPLIED });
     // Release: pairs with the client's Acquire collect; the reply bytes are visible to it.
+    // SeqCst: the first half of the server's wake handshake with a sleeping client.
     match word.compare_exchange(
         pack(generation, CMD_TAKEN),
         to,
-        Ordering::Release,
+        Ordering::SeqCst,
         Ordering::Relaxed,
     ) {
         Ok(_) => true,

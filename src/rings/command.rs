@@ -9,13 +9,14 @@
 use super::cmd_state::{self, GaveUp};
 use super::record_dead;
 use crate::segment::{Segment, SegmentError};
-use crate::sync::{futex_wait, futex_wake, spin_hint, WaitStrategy};
+use crate::sync::{futex_wait, futex_wake, spin_hint, SpinCounter, WaitStrategy};
 use crate::sys::clock::{monotonic_ns, Deadline};
 use crate::sys::identity::ProcessIdentity;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_layout::{
-    BlockKind, CommandRingHeader, CommandSlotMeta, ObjectKind, CMD_MAX_SLOTS, CMD_QUEUED,
+    BlockKind, CommandRingHeader, CommandSlotMeta, ObjectKind, CMD_INLINE, CMD_MAX_SLOTS,
+    CMD_QUEUED,
 };
 use std::mem::{offset_of, size_of};
 use std::ptr::NonNull;
@@ -152,6 +153,33 @@ impl CommandRing {
         unsafe { self.request_buf(slot).add(self.max_request as usize) }
     }
 
+    /// Where a request of `len` bytes lives: inline in the metadata line when it fits, else in
+    /// the slot's request buffer.
+    fn request_at(&self, slot: u32, len: u32) -> *mut u8 {
+        if len <= CMD_INLINE {
+            self.inline_buf(slot)
+        } else {
+            self.request_buf(slot)
+        }
+    }
+
+    /// Where a reply of `len` bytes lives (as for requests).
+    fn reply_at(&self, slot: u32, len: u32) -> *mut u8 {
+        if len <= CMD_INLINE {
+            self.inline_buf(slot)
+        } else {
+            self.reply_buf(slot)
+        }
+    }
+
+    fn inline_buf(&self, slot: u32) -> *mut u8 {
+        // SAFETY: the inline bytes are the last 32 of the slot's 64-byte metadata.
+        unsafe {
+            self.slot_base(slot)
+                .add(offset_of!(CommandSlotMeta, inline))
+        }
+    }
+
     fn server_record(&self) -> &AtomicU64 {
         self.header_u64(offset_of!(CommandRingHeader, server))
     }
@@ -164,46 +192,64 @@ impl CommandRing {
 
     /// Sends `request` and waits at most `timeout` for the reply.
     pub fn call(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, CommandError> {
-        if request.len() > self.max_request as usize {
-            return Err(CommandError::TooLarge {
+        self.call_with(request, timeout, <[u8]>::to_vec)
+    }
+
+    /// Sends `request` and hands the reply to `read` in place, without copying or allocating;
+    /// the slot is released when `read` returns. For control loops calling at kHz rates.
+    pub fn call_with<R>(
+        &self,
+        request: &[u8],
+        timeout: Duration,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CommandError> {
+        let len = u32::try_from(request.len())
+            .ok()
+            .filter(|&l| l <= self.max_request)
+            .ok_or(CommandError::TooLarge {
                 what: "request",
                 len: request.len(),
                 max: self.max_request,
-            });
-        }
-        let server = self.server_record().load(Ordering::Acquire);
-        if server == 0 {
+            })?;
+        if self.server_record().load(Ordering::Acquire) == 0 {
             return Err(CommandError::NoServer);
         }
-        let deadline = Deadline::after(timeout);
-        let me = ProcessIdentity::current().record();
-        let (slot, generation) = self.claim_slot()?;
-        self.meta_u64(slot, offset_of!(CommandSlotMeta, client))
-            .store(me, Ordering::Relaxed);
-        // SAFETY: the slot is CLAIMED by us: nobody else touches its request buffer, which
-        // holds `max_request >= request.len()` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(request.as_ptr(), self.request_buf(slot), request.len())
-        };
-        self.meta_u32(slot, offset_of!(CommandSlotMeta, request_len))
-            .store(request.len() as u32, Ordering::Relaxed);
+        // The ticket is taken before the slot so that every write to the slot's line happens
+        // in one burst, between the claim and the queue.
         let ticket = self
             .header_u64(offset_of!(CommandRingHeader, next_ticket))
             .fetch_add(1, Ordering::Relaxed);
+        let (slot, generation) = self.claim_slot()?;
+        let me = ProcessIdentity::current().record();
+        self.meta_u64(slot, offset_of!(CommandSlotMeta, client))
+            .store(me, Ordering::Relaxed);
         self.meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
             .store(ticket, Ordering::Relaxed);
+        // SAFETY: the slot is CLAIMED by us: nobody else touches its metadata payload or
+        // request buffer, and `request_at` picks a region of at least `len` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                request.as_ptr(),
+                self.request_at(slot, len),
+                request.len(),
+            )
+        };
+        self.meta_u32(slot, offset_of!(CommandSlotMeta, request_len))
+            .store(len, Ordering::Relaxed);
         cmd_state::queue(self.state(slot), generation);
-        let notify = self.header_u32(offset_of!(CommandRingHeader, notify));
-        // SeqCst: pairs with the server's SeqCst store of `server_sleeping` and re-scan.
-        notify.fetch_add(1, Ordering::SeqCst);
+        // SeqCst: pairs with the server's SeqCst store of `server_sleeping` and its re-scan of
+        // the slot states (`CommandServer::recv`): either it sees our QUEUED state or we see it
+        // asleep. A spinning server costs the client no write to the shared header.
         if self
             .header_u32(offset_of!(CommandRingHeader, server_sleeping))
             .load(Ordering::SeqCst)
             != 0
         {
+            let notify = self.header_u32(offset_of!(CommandRingHeader, notify));
+            notify.fetch_add(1, Ordering::SeqCst);
             futex_wake(notify, 1);
         }
-        self.await_answer(slot, generation, deadline, timeout)
+        self.await_answer(slot, generation, timeout, read)
     }
 
     /// A free slot, reclaiming dead clients' slots if there is none.
@@ -242,42 +288,50 @@ impl CommandRing {
         freed
     }
 
-    fn await_answer(
+    fn await_answer<R>(
         &self,
         slot: u32,
         generation: u32,
-        deadline: Deadline,
         timeout: Duration,
-    ) -> Result<Vec<u8>, CommandError> {
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CommandError> {
         let word = self.state(slot);
-        let mut next_check = monotonic_ns() + SERVER_CHECK.as_nanos() as u64;
-        let mut spins = 0u32;
+        // The clock is read while the server works, not before the request leaves.
+        let started = monotonic_ns();
+        let deadline = Deadline::after(timeout);
+        let mut next_check = started + SERVER_CHECK.as_nanos() as u64;
+        let mut spins = SpinCounter::new();
         loop {
             if let Some(failed) = cmd_state::collect(word, generation) {
-                return self.take_answer(slot, generation, failed);
+                return self.take_answer(slot, generation, failed, read);
             }
-            let now = monotonic_ns();
-            let server_dead = now >= next_check && {
-                next_check = now + SERVER_CHECK.as_nanos() as u64;
-                let server = self.server_record().load(Ordering::Acquire);
-                server == 0 || record_dead(server)
-            };
-            if server_dead || deadline.expired() {
-                let pid = (self.server_record().load(Ordering::Relaxed) >> 32) as u32;
-                return match cmd_state::give_up(word, generation, server_dead) {
-                    GaveUp::Answered(failed) => self.take_answer(slot, generation, failed),
-                    _ if server_dead => Err(CommandError::ServerDied { pid }),
-                    _ => Err(CommandError::Timeout { waited: timeout }),
+            let spinning = self.strategy.keeps_spinning(spins.count());
+            // A spinning client looks at the clock every 64 polls, a sleeping one every time.
+            if spins.tick() || !spinning {
+                let now = monotonic_ns();
+                let server_dead = now >= next_check && {
+                    next_check = now + SERVER_CHECK.as_nanos() as u64;
+                    let server = self.server_record().load(Ordering::Acquire);
+                    server == 0 || record_dead(server)
                 };
+                if server_dead || deadline.expired() {
+                    let pid = (self.server_record().load(Ordering::Relaxed) >> 32) as u32;
+                    return match cmd_state::give_up(word, generation, server_dead) {
+                        GaveUp::Answered(failed) => {
+                            self.take_answer(slot, generation, failed, read)
+                        }
+                        _ if server_dead => Err(CommandError::ServerDied { pid }),
+                        _ => Err(CommandError::Timeout { waited: timeout }),
+                    };
+                }
             }
-            let spinning = self.strategy.keeps_spinning(spins);
             if spinning {
-                spins += 1;
                 spin_hint();
                 continue;
             }
             let waiting = self.meta_u32(slot, offset_of!(CommandSlotMeta, waiting));
-            // SeqCst: pairs with the server's fence after its answer (see `Request::answer`).
+            // SeqCst: pairs with the server's SeqCst answer and load of `waiting`
+            // (`Request::answer`): either we see the answer, or it sees us waiting and wakes us.
             waiting.store(1, Ordering::SeqCst);
             let w = word.load(Ordering::SeqCst);
             if cmd_state::generation_of(w) == generation
@@ -289,38 +343,41 @@ impl CommandRing {
         }
     }
 
-    /// Copies the answer out and frees the slot.
-    fn take_answer(
+    /// Hands the answer to `read` (or turns it into the server's error) and frees the slot,
+    /// also if `read` panics.
+    fn take_answer<R>(
         &self,
         slot: u32,
         generation: u32,
         failed: bool,
-    ) -> Result<Vec<u8>, CommandError> {
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CommandError> {
+        struct FreeOnDrop<'a>(&'a AtomicU32, u32);
+        impl Drop for FreeOnDrop<'_> {
+            fn drop(&mut self) {
+                cmd_state::free(self.0, self.1);
+            }
+        }
+        let _free = FreeOnDrop(self.state(slot), generation);
         let len = self
             .meta_u32(slot, offset_of!(CommandSlotMeta, reply_len))
             .load(Ordering::Relaxed);
-        let result = if len > self.max_reply {
-            Err(CommandError::Corrupt(format!(
+        if len > self.max_reply.max(CMD_INLINE) {
+            return Err(CommandError::Corrupt(format!(
                 "reply length {len} above {}",
                 self.max_reply
-            )))
+            )));
+        }
+        // SAFETY: the slot is answered and ours until `_free` releases it, so the server no
+        // longer writes it; `reply_at` picks a region of at least `len` bytes inside the slot.
+        let reply = unsafe { std::slice::from_raw_parts(self.reply_at(slot, len), len as usize) };
+        if failed {
+            Err(CommandError::Failed(
+                String::from_utf8_lossy(reply).into_owned(),
+            ))
         } else {
-            let mut reply = vec![0u8; len as usize];
-            // SAFETY: the slot is answered and ours until we free it; `len <= max_reply` bytes
-            // of reply buffer lie inside the slot.
-            unsafe {
-                std::ptr::copy_nonoverlapping(self.reply_buf(slot), reply.as_mut_ptr(), reply.len())
-            };
-            if failed {
-                Err(CommandError::Failed(
-                    String::from_utf8_lossy(&reply).into_owned(),
-                ))
-            } else {
-                Ok(reply)
-            }
-        };
-        cmd_state::free(self.state(slot), generation);
-        result
+            Ok(read(reply))
+        }
     }
 
     /// Sends a serde request and decodes the serde reply.
@@ -415,47 +472,61 @@ impl CommandServer {
         let deadline = Deadline::after(timeout);
         let notify = ring.header_u32(offset_of!(CommandRingHeader, notify));
         let sleeping = ring.header_u32(offset_of!(CommandRingHeader, server_sleeping));
-        let mut spins = 0u32;
+        let mut spins = SpinCounter::new();
         loop {
-            let seen = notify.load(Ordering::SeqCst);
-            // Lowest ticket among queued slots.
-            let best = (0..ring.slots)
-                .filter(|&s| {
-                    cmd_state::state_of(ring.state(s).load(Ordering::Relaxed)) == CMD_QUEUED
-                })
-                .min_by_key(|&s| {
-                    ring.meta_u64(s, offset_of!(CommandSlotMeta, ticket))
-                        .load(Ordering::Relaxed)
-                });
-            if let Some(slot) = best {
-                if let Some(generation) = cmd_state::take(ring.state(slot)) {
-                    return Ok(Request {
-                        server: self,
-                        slot,
-                        generation,
-                        answered: false,
-                    });
-                }
-                if !deadline.expired() {
-                    continue;
-                }
+            if let Some(request) = self.take_oldest() {
+                return Ok(request);
             }
-            if deadline.expired() {
+            let spinning = ring.strategy.keeps_spinning(spins.count());
+            if (spins.tick() || !spinning) && deadline.expired() {
                 return Err(CommandError::Timeout { waited: timeout });
             }
-            let spinning = ring.strategy.keeps_spinning(spins);
             if spinning {
-                spins += 1;
                 spin_hint();
                 continue;
             }
-            // SeqCst: pairs with the client's SeqCst increment of `notify` and load of
-            // `server_sleeping`: either it sees us asleep and wakes us, or we see its request.
+            // SeqCst: pairs with the client's SeqCst queue and load of `server_sleeping`
+            // (`CommandRing::call_with`): either our re-scan sees its request, or it sees us
+            // asleep and bumps `notify`, which `futex_wait` then does not sleep through.
             sleeping.store(1, Ordering::SeqCst);
-            if notify.load(Ordering::SeqCst) == seen {
-                futex_wait(notify, seen, deadline);
+            let seen = notify.load(Ordering::SeqCst);
+            if let Some(request) = self.take_oldest() {
+                sleeping.store(0, Ordering::Relaxed);
+                return Ok(request);
             }
-            sleeping.store(0, Ordering::SeqCst);
+            futex_wait(notify, seen, deadline);
+            sleeping.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the queued request with the lowest ticket, if any. Polling only the slots' state
+    /// words (lines the clients hand over anyway) keeps a spinning server off the header.
+    fn take_oldest(&self) -> Option<Request<'_>> {
+        let ring = &self.ring;
+        loop {
+            let mut best: Option<(u32, u64)> = None;
+            for slot in 0..ring.slots {
+                // SeqCst: the re-scan half of the sleep handshake in `recv`.
+                let w = ring.state(slot).load(Ordering::SeqCst);
+                if cmd_state::state_of(w) == CMD_QUEUED {
+                    let ticket = ring
+                        .meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
+                        .load(Ordering::Relaxed);
+                    if best.is_none_or(|(_, t)| ticket < t) {
+                        best = Some((slot, ticket));
+                    }
+                }
+            }
+            let (slot, _) = best?;
+            // A failed take means the client withdrew it meanwhile: look again.
+            if let Some(generation) = cmd_state::take(ring.state(slot)) {
+                return Some(Request {
+                    server: self,
+                    slot,
+                    generation,
+                    answered: false,
+                });
+            }
         }
     }
 
@@ -474,8 +545,8 @@ impl Request<'_> {
             .load(Ordering::Relaxed)
             .min(ring.max_request);
         // SAFETY: the slot is TAKEN by this server: the client does not write the request
-        // buffer any more; `len <= max_request` bytes lie inside it.
-        unsafe { std::slice::from_raw_parts(ring.request_buf(self.slot), len as usize) }
+        // any more; `request_at` picks a region of at least `len <= max_request` bytes.
+        unsafe { std::slice::from_raw_parts(ring.request_at(self.slot, len), len as usize) }
     }
 
     /// Decodes the request as `Q` (serde).
@@ -492,19 +563,25 @@ impl Request<'_> {
                 max: ring.max_reply,
             });
         }
+        let len = bytes.len() as u32;
         // SAFETY: the slot is TAKEN by this server (or ABANDONED, in which case nobody reads
-        // the reply buffer); `bytes.len() <= max_reply`.
+        // it); the request it carried is consumed (`bytes()` borrows are over, `self` is
+        // being answered); `reply_at` picks a region of at least `len <= max_reply` bytes.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ring.reply_buf(self.slot), bytes.len())
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                ring.reply_at(self.slot, len),
+                bytes.len(),
+            )
         };
         ring.meta_u32(self.slot, offset_of!(CommandSlotMeta, reply_len))
-            .store(bytes.len() as u32, Ordering::Relaxed);
+            .store(len, Ordering::Relaxed);
         self.answered = true;
+        // The answer is a SeqCst compare-and-swap and the load of `waiting` below is SeqCst:
+        // they pair with the client's SeqCst store of `waiting` and re-check of the state
+        // (`await_answer`): either it sees the answer, or we see it waiting and wake it. A
+        // spinning client costs no system call and no extra fence.
         let delivered = cmd_state::answer(ring.state(self.slot), self.generation, failed);
-        // SeqCst: pairs with the client's SeqCst store of `waiting` before its re-check of
-        // the state: either it sees the answer, or we see it waiting and wake it. A spinning
-        // client costs no system call.
-        std::sync::atomic::fence(Ordering::SeqCst);
         if delivered
             && ring
                 .meta_u32(self.slot, offset_of!(CommandSlotMeta, waiting))

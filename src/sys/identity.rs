@@ -120,6 +120,7 @@ pub(crate) fn parse_stat(text: &str) -> Option<TaskStat> {
 mod imp {
     use super::*;
     use std::cell::Cell;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     use std::sync::Once;
 
     /// tid 0 means "not read yet" (no thread has tid 0), which keeps the fast path to one
@@ -180,24 +181,46 @@ mod imp {
         id
     }
 
+    /// The cached process identity: `PROCESS_PID` 0 means not cached yet (or forgotten by a
+    /// fork child). `getpid` is a real system call (~140 ns here), too slow for a ring's
+    /// per-call path, so the pid is cached too and the fork handler clears it.
+    static PROCESS_PID: AtomicU32 = AtomicU32::new(0);
+    static PROCESS_START: AtomicU64 = AtomicU64::new(0);
+
+    extern "C" fn forget_process_after_fork() {
+        PROCESS_PID.store(0, Ordering::Relaxed);
+    }
+
+    #[inline]
     pub fn current_process() -> ProcessIdentity {
-        // A process's start time never changes; a fork child has another pid, which the
-        // comparison catches, so the cache needs no fork handler.
-        static CACHED: std::sync::Mutex<Option<ProcessIdentity>> = std::sync::Mutex::new(None);
-        let pid = std::process::id();
-        let mut cached = CACHED.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(id) = *cached {
-            if id.pid == pid {
-                return id;
-            }
+        // Acquire: pairs with the Release store in `current_process_slow`; the start time
+        // written before it is visible.
+        let pid = PROCESS_PID.load(Ordering::Acquire);
+        if pid != 0 {
+            return ProcessIdentity {
+                pid,
+                start_ticks: PROCESS_START.load(Ordering::Relaxed),
+            };
         }
+        current_process_slow()
+    }
+
+    #[cold]
+    fn current_process_slow() -> ProcessIdentity {
+        static ATFORK: Once = Once::new();
+        ATFORK.call_once(|| {
+            // SAFETY: registering a handler that only stores to this module's atomics.
+            unsafe { libc::pthread_atfork(None, None, Some(forget_process_after_fork)) };
+        });
+        let pid = std::process::id();
         let start_ticks = read_stat("/proc/self/stat")
             .ok()
             .flatten()
             .map_or(0, |s| s.start_ticks);
-        let id = ProcessIdentity { pid, start_ticks };
-        *cached = Some(id);
-        id
+        // Racing first callers compute the same values; whichever store lands is right.
+        PROCESS_START.store(start_ticks, Ordering::Relaxed);
+        PROCESS_PID.store(pid, Ordering::Release);
+        ProcessIdentity { pid, start_ticks }
     }
 
     /// Reads `/proc/ID/stat`: `Ok(None)` if the task does not exist.
