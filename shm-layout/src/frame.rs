@@ -76,7 +76,8 @@ impl ElemType {
     }
 }
 
-/// The ring's header.
+/// The ring's header. Line 0 holds everything a publish writes and a reader polls, so a
+/// frame hop moves that one line; line 1 is geometry, written once; then reader records.
 #[repr(C, align(64))]
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 pub struct FrameRingHeader {
@@ -84,12 +85,20 @@ pub struct FrameRingHeader {
     pub writer: u64,
     /// Id of the newest published frame (0: none yet). Release-stored after the slot.
     pub last_id: u64,
+    /// Slot of the newest frame: a hint readers try first (always re-checked by the pin).
+    pub last_slot: u64,
+    /// Futex word: the low 32 bits of `last_id`, for readers that sleep.
+    pub notify: u32,
+    /// Readers asleep on `notify` (publish wakes only when non-zero).
+    pub sleepers: u32,
     /// Frames published so far.
     pub total_written: u64,
     /// CLOCK_MONOTONIC timestamp of the newest frame, ns.
     pub last_ts_ns: u64,
     /// Estimated frame rate in millihertz (exponential moving average).
     pub rate_mhz: u64,
+    /// Reserved; zero.
+    pub reserved0: u64,
     /// Number of slots.
     pub slots: u32,
     /// [`ElemType`] as a raw word.
@@ -99,21 +108,15 @@ pub struct FrameRingHeader {
     /// Dimensions used in `shape` (1..=4).
     pub ndims: u32,
     /// Reserved; zero.
-    pub reserved0: u32,
+    pub reserved1: u32,
     /// Shape, outermost first; unused dimensions are 1.
     pub shape: [u32; 4],
     /// Offset of the first frame from the ring's start.
     pub frame_offset: u64,
     /// Bytes between consecutive frames.
     pub frame_stride: u64,
-    /// Futex word: the low 32 bits of `last_id`, for readers that sleep.
-    pub notify: u32,
-    /// Readers asleep on `notify` (publish wakes only when non-zero).
-    pub sleepers: u32,
-    /// Slot of the newest frame: a hint readers try first (always re-checked by the pin).
-    pub last_slot: u64,
     /// Reserved; zero.
-    pub reserved: [u64; 2],
+    pub reserved2: u64,
     /// Registered readers' records (same format as `writer`); 0 = free.
     pub readers: [u64; FRAME_MAX_READERS],
 }
@@ -135,13 +138,16 @@ pub struct FrameSlotMeta {
 const _: () = {
     assert!(size_of::<FrameRingHeader>() == 256);
     assert!(offset_of!(FrameRingHeader, last_id) == 8);
-    assert!(offset_of!(FrameRingHeader, slots) == 40);
-    assert!(offset_of!(FrameRingHeader, max_bytes) == 48);
-    assert!(offset_of!(FrameRingHeader, shape) == 64);
-    assert!(offset_of!(FrameRingHeader, frame_offset) == 80);
-    assert!(offset_of!(FrameRingHeader, notify) == 96);
-    assert!(offset_of!(FrameRingHeader, sleepers) == 100);
-    assert!(offset_of!(FrameRingHeader, last_slot) == 104);
+    assert!(offset_of!(FrameRingHeader, last_slot) == 16);
+    assert!(offset_of!(FrameRingHeader, notify) == 24);
+    assert!(offset_of!(FrameRingHeader, sleepers) == 28);
+    assert!(offset_of!(FrameRingHeader, total_written) == 32);
+    assert!(offset_of!(FrameRingHeader, rate_mhz) == 48);
+    assert!(offset_of!(FrameRingHeader, slots) == 64);
+    assert!(offset_of!(FrameRingHeader, max_bytes) == 72);
+    assert!(offset_of!(FrameRingHeader, shape) == 88);
+    assert!(offset_of!(FrameRingHeader, frame_offset) == 104);
+    assert!(offset_of!(FrameRingHeader, frame_stride) == 112);
     assert!(offset_of!(FrameRingHeader, readers) == 128);
     assert!(size_of::<FrameSlotMeta>() == 64);
     assert!(offset_of!(FrameSlotMeta, ts_ns) == 8);

@@ -86,6 +86,8 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     size_of::<crate::FrameRingHeader>() as u64,
     offset_of!(crate::FrameRingHeader, notify) as u64,
     offset_of!(crate::FrameRingHeader, readers) as u64,
+    offset_of!(crate::FrameRingHeader, last_slot) as u64,
+    offset_of!(crate::FrameRingHeader, slots) as u64,
     size_of::<crate::FrameSlotMeta>() as u64,
     crate::FRAME_WRITING,
     size_of::<crate::CommandRingHeader>() as u64,

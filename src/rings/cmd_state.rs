@@ -1,7 +1,7 @@
 //! The command slot state machine (table in `shm-layout/src/command.rs`), over the `sync`
 //! facade so loom checks the same transitions the segment runs.
 
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{fence, futex_wake, AtomicU32, Ordering};
 use shm_layout::{
     CMD_ABANDONED, CMD_CLAIMED, CMD_FAILED, CMD_FREE, CMD_QUEUED, CMD_REPLIED, CMD_TAKEN,
 };
@@ -42,9 +42,8 @@ pub(crate) fn claim(word: &AtomicU32) -> Option<u32> {
 
 /// Client: the request is written; hand it to the server.
 pub(crate) fn queue(word: &AtomicU32, generation: u32) {
-    // SeqCst (a release store and more): pairs with the server's take (the request bytes are
-    // visible to it) and is the first half of the client's sleep handshake with the server.
-    word.store(pack(generation, CMD_QUEUED), Ordering::SeqCst);
+    // Release: pairs with the server's Acquire take; the request bytes are visible to it.
+    word.store(pack(generation, CMD_QUEUED), Ordering::Release);
 }
 
 /// Server: takes a queued request; returns its generation.
@@ -68,11 +67,10 @@ pub(crate) fn take(word: &AtomicU32) -> Option<u32> {
 pub(crate) fn answer(word: &AtomicU32, generation: u32, failed: bool) -> bool {
     let to = pack(generation, if failed { CMD_FAILED } else { CMD_REPLIED });
     // Release: pairs with the client's Acquire collect; the reply bytes are visible to it.
-    // SeqCst: the first half of the server's wake handshake with a sleeping client.
     match word.compare_exchange(
         pack(generation, CMD_TAKEN),
         to,
-        Ordering::SeqCst,
+        Ordering::Release,
         Ordering::Relaxed,
     ) {
         Ok(_) => true,
@@ -173,6 +171,59 @@ pub(crate) fn requeue_taken(word: &AtomicU32) {
     }
 }
 
+// The two sleep handshakes below are Dekker pairs: each side stores its own word, issues a
+// SeqCst fence, then loads the other's. Of two SeqCst fences one comes first in the single
+// total order, so at least one side sees the other's store. Fences rather than SeqCst
+// accesses because loom checks fences (it does not model SeqCst loads and stores); on x86
+// both cost one locked instruction.
+
+/// Client, after `queue`: wakes the server if it may be asleep. A spinning server costs no
+/// write to the shared header.
+pub(crate) fn wake_server_if_asleep(sleeping: &AtomicU32, notify: &AtomicU32) {
+    // SeqCst fence: pairs with the one in `server_prepares_to_sleep`: either the server's
+    // re-scan sees our QUEUED state, or we see `sleeping` here.
+    fence(Ordering::SeqCst);
+    if sleeping.load(Ordering::Relaxed) != 0 {
+        // Release: a server whose Acquire load of `notify` reads this bump also sees the
+        // queued state (so it never sleeps on a value that already counts our request
+        // without seeing the request).
+        notify.fetch_add(1, Ordering::Release);
+        futex_wake(notify, 1);
+    }
+}
+
+/// Server, found nothing queued: announces that it may sleep. Returns the `notify` value to
+/// sleep on; the caller must re-scan the slot states before sleeping.
+pub(crate) fn server_prepares_to_sleep(sleeping: &AtomicU32, notify: &AtomicU32) -> u32 {
+    sleeping.store(1, Ordering::Relaxed);
+    // SeqCst fence: pairs with the one in `wake_server_if_asleep`.
+    fence(Ordering::SeqCst);
+    // Acquire: pairs with the client's Release bump.
+    notify.load(Ordering::Acquire)
+}
+
+/// Server, awake again (or not sleeping after all).
+pub(crate) fn server_awake(sleeping: &AtomicU32) {
+    sleeping.store(0, Ordering::Relaxed);
+}
+
+/// Server, after `answer`: is the client asleep (so it needs a futex wake)? A spinning
+/// client costs no system call.
+pub(crate) fn client_may_sleep(waiting: &AtomicU32) -> bool {
+    // SeqCst fence: pairs with the one in `client_prepares_to_sleep`: either the client's
+    // re-check sees our answer, or we see its `waiting` flag.
+    fence(Ordering::SeqCst);
+    waiting.load(Ordering::Relaxed) != 0
+}
+
+/// Client, no answer yet: announces that it may sleep on its state word; the caller must
+/// re-check the state before sleeping.
+pub(crate) fn client_prepares_to_sleep(waiting: &AtomicU32) {
+    waiting.store(1, Ordering::Relaxed);
+    // SeqCst fence: pairs with the one in `client_may_sleep`.
+    fence(Ordering::SeqCst);
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
@@ -218,6 +269,69 @@ mod loom_tests {
                 generation_of(w),
                 generation,
                 "the next call cannot see this call's answer"
+            );
+        });
+    }
+
+    /// A request queued while the server goes to sleep is never slept through: either the
+    /// server's re-scan finds it, or `notify` moved past the value the server sleeps on.
+    #[test]
+    fn a_request_queued_as_the_server_falls_asleep_is_not_lost() {
+        loom::model(|| {
+            let word = Arc::new(AtomicU32::new(0));
+            let sleeping = Arc::new(AtomicU32::new(0));
+            let notify = Arc::new(AtomicU32::new(0));
+            let (w2, s2, n2) = (word.clone(), sleeping.clone(), notify.clone());
+            let client = thread::spawn(move || {
+                let generation = claim(&w2).unwrap();
+                queue(&w2, generation);
+                wake_server_if_asleep(&s2, &n2);
+            });
+            let queued = |w: &AtomicU32| state_of(w.load(Ordering::Acquire)) == CMD_QUEUED;
+            let mut slept_on = None;
+            if !queued(&word) {
+                let seen = server_prepares_to_sleep(&sleeping, &notify);
+                if !queued(&word) {
+                    slept_on = Some(seen);
+                }
+            }
+            // The server "sleeps" here: it only clears its flag once the client is done, as a
+            // real server does only after its futex wait returns.
+            client.join().unwrap();
+            server_awake(&sleeping);
+            if let Some(seen) = slept_on {
+                assert_ne!(
+                    notify.load(Ordering::SeqCst),
+                    seen,
+                    "the server would sleep through a queued request"
+                );
+            }
+        });
+    }
+
+    /// An answer given as the client falls asleep is never slept through: either the
+    /// client's re-check sees it, or the server sees the client waiting and wakes it.
+    #[test]
+    fn an_answer_given_as_the_client_falls_asleep_is_not_lost() {
+        loom::model(|| {
+            let word = Arc::new(AtomicU32::new(0));
+            let waiting = Arc::new(AtomicU32::new(0));
+            let generation = claim(&word).unwrap();
+            queue(&word, generation);
+            let (w2, wait2) = (word.clone(), waiting.clone());
+            let server = thread::spawn(move || {
+                let g = take(&w2).unwrap();
+                answer(&w2, g, false) && client_may_sleep(&wait2)
+            });
+            let mut would_sleep = false;
+            if collect(&word, generation).is_none() {
+                client_prepares_to_sleep(&waiting);
+                would_sleep = collect(&word, generation).is_none();
+            }
+            let woken = server.join().unwrap();
+            assert!(
+                !would_sleep || woken,
+                "the client would sleep through its answer"
             );
         });
     }

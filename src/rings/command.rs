@@ -237,18 +237,10 @@ impl CommandRing {
         self.meta_u32(slot, offset_of!(CommandSlotMeta, request_len))
             .store(len, Ordering::Relaxed);
         cmd_state::queue(self.state(slot), generation);
-        // SeqCst: pairs with the server's SeqCst store of `server_sleeping` and its re-scan of
-        // the slot states (`CommandServer::recv`): either it sees our QUEUED state or we see it
-        // asleep. A spinning server costs the client no write to the shared header.
-        if self
-            .header_u32(offset_of!(CommandRingHeader, server_sleeping))
-            .load(Ordering::SeqCst)
-            != 0
-        {
-            let notify = self.header_u32(offset_of!(CommandRingHeader, notify));
-            notify.fetch_add(1, Ordering::SeqCst);
-            futex_wake(notify, 1);
-        }
+        cmd_state::wake_server_if_asleep(
+            self.header_u32(offset_of!(CommandRingHeader, server_sleeping)),
+            self.header_u32(offset_of!(CommandRingHeader, notify)),
+        );
         self.await_answer(slot, generation, timeout, read)
     }
 
@@ -330,10 +322,9 @@ impl CommandRing {
                 continue;
             }
             let waiting = self.meta_u32(slot, offset_of!(CommandSlotMeta, waiting));
-            // SeqCst: pairs with the server's SeqCst answer and load of `waiting`
-            // (`Request::answer`): either we see the answer, or it sees us waiting and wakes us.
-            waiting.store(1, Ordering::SeqCst);
-            let w = word.load(Ordering::SeqCst);
+            // The handshake with `cmd_state::client_may_sleep` (loom-checked there).
+            cmd_state::client_prepares_to_sleep(waiting);
+            let w = word.load(Ordering::Acquire);
             if cmd_state::generation_of(w) == generation
                 && cmd_state::collect(word, generation).is_none()
             {
@@ -485,17 +476,14 @@ impl CommandServer {
                 spin_hint();
                 continue;
             }
-            // SeqCst: pairs with the client's SeqCst queue and load of `server_sleeping`
-            // (`CommandRing::call_with`): either our re-scan sees its request, or it sees us
-            // asleep and bumps `notify`, which `futex_wait` then does not sleep through.
-            sleeping.store(1, Ordering::SeqCst);
-            let seen = notify.load(Ordering::SeqCst);
+            // The handshake with `cmd_state::wake_server_if_asleep` (loom-checked there).
+            let seen = cmd_state::server_prepares_to_sleep(sleeping, notify);
             if let Some(request) = self.take_oldest() {
-                sleeping.store(0, Ordering::Relaxed);
+                cmd_state::server_awake(sleeping);
                 return Ok(request);
             }
             futex_wait(notify, seen, deadline);
-            sleeping.store(0, Ordering::Relaxed);
+            cmd_state::server_awake(sleeping);
         }
     }
 
@@ -506,8 +494,8 @@ impl CommandServer {
         loop {
             let mut best: Option<(u32, u64)> = None;
             for slot in 0..ring.slots {
-                // SeqCst: the re-scan half of the sleep handshake in `recv`.
-                let w = ring.state(slot).load(Ordering::SeqCst);
+                // Acquire: pairs with the client's Release queue (its ticket and request).
+                let w = ring.state(slot).load(Ordering::Acquire);
                 if cmd_state::state_of(w) == CMD_QUEUED {
                     let ticket = ring
                         .meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
@@ -577,16 +565,12 @@ impl Request<'_> {
         ring.meta_u32(self.slot, offset_of!(CommandSlotMeta, reply_len))
             .store(len, Ordering::Relaxed);
         self.answered = true;
-        // The answer is a SeqCst compare-and-swap and the load of `waiting` below is SeqCst:
-        // they pair with the client's SeqCst store of `waiting` and re-check of the state
-        // (`await_answer`): either it sees the answer, or we see it waiting and wake it. A
-        // spinning client costs no system call and no extra fence.
         let delivered = cmd_state::answer(ring.state(self.slot), self.generation, failed);
+        // The handshake with `cmd_state::client_prepares_to_sleep` (loom-checked there).
         if delivered
-            && ring
-                .meta_u32(self.slot, offset_of!(CommandSlotMeta, waiting))
-                .load(Ordering::SeqCst)
-                != 0
+            && cmd_state::client_may_sleep(
+                ring.meta_u32(self.slot, offset_of!(CommandSlotMeta, waiting)),
+            )
         {
             futex_wake(ring.state(self.slot), 1);
         }

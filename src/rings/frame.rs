@@ -400,8 +400,12 @@ impl FrameWriter {
             .load(Ordering::Relaxed);
         if last != 0 && newest < u64::from(ring.slots) {
             let next = ((newest + 1) % u64::from(ring.slots)) as u32;
-            let w = ring.word(next).load(Ordering::Relaxed);
+            // In steady state the next slot holds exactly the oldest frame the ring can hold.
             let oldest_possible = last.saturating_sub(u64::from(ring.slots) - 1);
+            if slot_word::try_claim_holding(ring.word(next), oldest_possible) {
+                return Some(next);
+            }
+            let w = ring.word(next).load(Ordering::Relaxed);
             if slot_word::id_of(w) <= oldest_possible
                 && slot_word::try_claim(ring.word(next)).is_some()
             {
@@ -509,16 +513,26 @@ impl WriteSlot<'_> {
         slot_word::publish(ring.word(self.slot), id);
         ring.header_u64(offset_of!(FrameRingHeader, last_slot))
             .store(u64::from(self.slot), Ordering::Relaxed);
-        // SeqCst: ordered before our read of `sleepers` below, against the reader's
-        // increment of `sleepers` before its re-check of `last_id` (a Dekker pair).
-        last.store(id, Ordering::SeqCst);
-        ring.header_u32(offset_of!(FrameRingHeader, notify))
-            .store(id as u32, Ordering::SeqCst);
-        let prev_ts = ring
-            .header_u64(offset_of!(FrameRingHeader, last_ts_ns))
-            .swap(now, Ordering::Relaxed);
-        ring.header_u64(offset_of!(FrameRingHeader, total_written))
-            .fetch_add(1, Ordering::Relaxed);
+        // Release: pairs with the reader's Acquire load of `last_id`; the slot word and the
+        // `last_slot` hint written before it are visible with it.
+        last.store(id, Ordering::Release);
+        let notify = ring.header_u32(offset_of!(FrameRingHeader, notify));
+        // The handshake with `slot_word::reader_prepares_to_sleep` (loom-checked there).
+        let wake = slot_word::ring_doorbell(
+            notify,
+            ring.header_u32(offset_of!(FrameRingHeader, sleepers)),
+            id,
+        );
+        // The counters have one writer (this one): plain loads and stores, no locked
+        // read-modify-writes, all on the header line the stores above already own.
+        let total = ring.header_u64(offset_of!(FrameRingHeader, total_written));
+        total.store(
+            total.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        let last_ts = ring.header_u64(offset_of!(FrameRingHeader, last_ts_ns));
+        let prev_ts = last_ts.load(Ordering::Relaxed);
+        last_ts.store(now, Ordering::Relaxed);
         if prev_ts != 0 && now > prev_ts {
             let rate = ring.header_u64(offset_of!(FrameRingHeader, rate_mhz));
             let instant = 1_000_000_000_000u64 / (now - prev_ts).max(1);
@@ -531,15 +545,8 @@ impl WriteSlot<'_> {
             };
             rate.store(ema, Ordering::Relaxed);
         }
-        if ring
-            .header_u32(offset_of!(FrameRingHeader, sleepers))
-            .load(Ordering::SeqCst)
-            > 0
-        {
-            futex_wake(
-                ring.header_u32(offset_of!(FrameRingHeader, notify)),
-                u32::MAX,
-            );
+        if wake {
+            futex_wake(notify, u32::MAX);
         }
         self.published = true;
         id
@@ -700,11 +707,15 @@ impl FrameReader {
             .header_u64(offset_of!(FrameRingHeader, last_slot))
             .load(Ordering::Relaxed);
         if let Ok(hint) = u32::try_from(hint) {
-            if hint < self.ring.slots && slot_word::try_pin(self.ring.word(hint), id, self.index) {
-                return Some(hint);
+            if hint < self.ring.slots {
+                // The frame's first line travels while the pin's CAS does.
+                prefetch(self.ring.frame_ptr(hint));
+                if slot_word::try_pin(self.ring.word(hint), id, self.index, true) {
+                    return Some(hint);
+                }
             }
         }
-        (0..self.ring.slots).find(|&s| slot_word::try_pin(self.ring.word(s), id, self.index))
+        (0..self.ring.slots).find(|&s| slot_word::try_pin(self.ring.word(s), id, self.index, false))
     }
 
     /// The oldest frame id the ring still holds after `after`.
@@ -768,18 +779,25 @@ impl FrameReader {
         }
         let sleepers = self.ring.header_u32(offset_of!(FrameRingHeader, sleepers));
         let notify = self.ring.header_u32(offset_of!(FrameRingHeader, notify));
-        // SeqCst: pairs with the writer's SeqCst store of `last_id` / load of `sleepers`.
-        sleepers.fetch_add(1, Ordering::SeqCst);
-        if self
-            .ring
-            .header_u64(offset_of!(FrameRingHeader, last_id))
-            .load(Ordering::SeqCst)
-            == seen
-        {
+        // The handshake with `slot_word::ring_doorbell` (loom-checked there).
+        if slot_word::reader_prepares_to_sleep(notify, sleepers, seen) {
             futex_wait(notify, seen as u32, deadline);
         }
-        sleepers.fetch_sub(1, Ordering::SeqCst);
+        slot_word::reader_awake(sleepers);
     }
+}
+
+/// Asks the CPU to start fetching the cache line at `ptr`; no effect on correctness.
+#[inline]
+fn prefetch(ptr: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: a prefetch is a hint: it reads nothing architecturally and cannot fault, for
+    // any address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(ptr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = ptr;
 }
 
 impl Segment {

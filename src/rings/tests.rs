@@ -171,7 +171,7 @@ fn a_dead_readers_holds_are_reclaimed_by_the_writer() {
     let slot1 = (0..2)
         .find(|&s| slot_word::id_of(ring.word(s).load(Ordering::Relaxed)) == 1)
         .unwrap();
-    assert!(slot_word::try_pin(ring.word(slot1), 1, 5));
+    assert!(slot_word::try_pin(ring.word(slot1), 1, 5, false));
     assert_eq!(
         publish(&mut w, 3),
         3,
