@@ -32,6 +32,8 @@
 
 pub mod primitives;
 #[cfg(not(loom))]
+pub mod devices;
+#[cfg(not(loom))]
 pub mod process;
 #[cfg(not(loom))]
 pub mod rings;

@@ -14,6 +14,7 @@
 mod barrier;
 mod block;
 mod command;
+mod device;
 mod dict;
 mod event;
 mod exception;
@@ -34,6 +35,10 @@ pub use block::{
 pub use command::{
     CommandRingHeader, CommandSlotMeta, CMD_ABANDONED, CMD_CLAIMED, CMD_FAILED, CMD_FREE,
     CMD_INLINE, CMD_MAX_SLOTS, CMD_QUEUED, CMD_REPLIED, CMD_TAKEN,
+};
+pub use device::{
+    DeviceStatus, DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX, DEVICE_FAIL_SAFE,
+    DEVICE_OPENING, DEVICE_RUNNING,
 };
 pub use dict::{DictHeader, DICT_RECORD_HEADER, DICT_RECORD_LIVE, DICT_TOMBSTONE};
 pub use event::{EventLayout, EVENT_SET, EVENT_WAITERS};

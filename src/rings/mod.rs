@@ -18,7 +18,7 @@ pub use shm_layout::ElemType;
 use crate::sys::identity::{record_liveness, Liveness};
 
 /// Is the process holding a ring role (writer, reader, server, client) under `record` dead?
-fn record_dead(record: u64) -> bool {
+pub(crate) fn record_dead(record: u64) -> bool {
     record_liveness(record) == Liveness::Dead
 }
 

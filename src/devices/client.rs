@@ -1,0 +1,186 @@
+//! A typed client of one device: commands through its command ring, frames through its frame
+//! rings, and the device's mutex for multi-command critical sections.
+
+use super::server::command_spec;
+use super::status::Status;
+use super::{object_name, Device, DeviceError};
+use crate::rings::{CommandError, CommandRing, FrameReader, ReadMode};
+use crate::{Acquired, Mutex, MutexGuard, Segment, WaitStrategy};
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// Encoded commands up to this size are built on the stack.
+const STACK_MESSAGE: usize = 256;
+
+/// A client of device `D`. Cheap to clone.
+pub struct DeviceClient<D: Device> {
+    name: String,
+    segment: Segment,
+    ring: CommandRing,
+    lock: Mutex,
+    status: Status,
+    timeout: Duration,
+    _device: PhantomData<fn() -> D>,
+}
+
+impl<D: Device> Clone for DeviceClient<D> {
+    fn clone(&self) -> Self {
+        DeviceClient {
+            name: self.name.clone(),
+            segment: self.segment.clone(),
+            ring: self.ring.clone(),
+            lock: self.lock.clone(),
+            status: self.status.clone(),
+            timeout: self.timeout,
+            _device: PhantomData,
+        }
+    }
+}
+
+impl<D: Device> std::fmt::Debug for DeviceClient<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceClient")
+            .field("name", &self.name)
+            .field("kind", &D::KIND)
+            .finish()
+    }
+}
+
+impl<D: Device> DeviceClient<D> {
+    pub(crate) fn attach(segment: &Segment, name: &str) -> Result<DeviceClient<D>, DeviceError> {
+        let ring = segment
+            .command_ring(&object_name(name, "cmd"), &command_spec::<D>())
+            .map_err(|e| match e {
+                crate::SegmentError::ParamMismatch { .. } | crate::SegmentError::KindMismatch { .. } => {
+                    DeviceError::WrongKind {
+                        device: name.into(),
+                        actual: e.to_string(),
+                        asked: D::KIND,
+                    }
+                }
+                other => other.into(),
+            })?
+            .with_strategy(WaitStrategy::SpinThenBlock);
+        Ok(DeviceClient {
+            name: name.to_owned(),
+            segment: segment.clone(),
+            ring,
+            lock: segment.mutex(&object_name(name, "lock"))?,
+            status: Status::attach(segment, name)?,
+            timeout: Duration::from_secs(5),
+            _device: PhantomData,
+        })
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This client with another call timeout (default 5 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// This client waiting for answers with `strategy` (default: spin briefly, then sleep).
+    pub fn with_strategy(mut self, strategy: WaitStrategy) -> Self {
+        self.ring = self.ring.with_strategy(strategy);
+        self
+    }
+
+    /// Sends `command` and waits for the device's reply. Holds the device's mutex for the
+    /// call (a re-entrant hold when the caller already has it from [`lock`](Self::lock)), so a
+    /// multi-command section elsewhere is never interleaved with.
+    pub fn call(&self, command: &D::Command) -> Result<D::Reply, DeviceError> {
+        self.call_timeout(command, self.timeout)
+    }
+
+    /// As [`call`](Self::call), waiting at most `timeout` (for the mutex and the reply each).
+    pub fn call_timeout(
+        &self,
+        command: &D::Command,
+        timeout: Duration,
+    ) -> Result<D::Reply, DeviceError> {
+        let _guard = self.lock_timeout(timeout)?;
+        let mut stack = [0u8; STACK_MESSAGE];
+        let heap;
+        let bytes: &[u8] = match postcard::to_slice(command, &mut stack) {
+            Ok(b) => b,
+            Err(_) => {
+                heap = postcard::to_allocvec(command).map_err(|e| self.codec(e))?;
+                &heap
+            }
+        };
+        let answer = self.ring.call_with(bytes, timeout, |reply| {
+            postcard::from_bytes::<Result<D::Reply, String>>(reply)
+        });
+        match answer {
+            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Err(message))) => Err(DeviceError::Failed {
+                device: self.name.clone(),
+                message,
+            }),
+            Ok(Err(e)) => Err(self.codec(e)),
+            Err(e) => Err(self.ring_error(e)),
+        }
+    }
+
+    /// Takes the device's mutex for a multi-command critical section (re-entrant; calls made
+    /// while holding it do not wait for it). A previous holder that died is recovered from:
+    /// the device's state lives in its server, not under the mutex.
+    pub fn lock(&self) -> Result<MutexGuard<'_>, DeviceError> {
+        self.lock_timeout(self.timeout)
+    }
+
+    fn lock_timeout(&self, timeout: Duration) -> Result<MutexGuard<'_>, DeviceError> {
+        Ok(match self.lock.lock_timeout(timeout)? {
+            Acquired::Locked(g) => g,
+            Acquired::OwnerDied(g) => g.make_consistent(),
+        })
+    }
+
+    /// A reader of the device's frame ring `suffix` (e.g. a camera's `"frames"`).
+    pub fn frames(&self, suffix: &str, mode: ReadMode) -> Result<FrameReader, DeviceError> {
+        let info = self
+            .segment
+            .lookup(&object_name(&self.name, suffix))?
+            .ok_or_else(|| DeviceError::Closed {
+                device: format!("{}/{suffix}", self.name),
+            })?;
+        Ok(self.segment.frame_ring_at(info.offset)?.reader(mode)?)
+    }
+
+    /// The device's status.
+    pub fn status(&self) -> Result<super::DeviceStatusInfo, DeviceError> {
+        Ok(super::status::info(&self.status.read()?))
+    }
+
+    fn codec(&self, e: postcard::Error) -> DeviceError {
+        DeviceError::Codec {
+            device: self.name.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn ring_error(&self, e: CommandError) -> DeviceError {
+        let device = self.name.clone();
+        match e {
+            CommandError::ServerDied { pid } => {
+                let record = self.status.read().map(|s| s.server).unwrap_or(0);
+                if record != 0 && (record >> 32) as u32 == pid {
+                    let _ = self.status.mark_crashed(record, "the server died during a call");
+                }
+                DeviceError::Crashed {
+                    device,
+                    pid,
+                    message: "the server died during a call".into(),
+                }
+            }
+            CommandError::NoServer => DeviceError::Closed { device },
+            CommandError::Timeout { waited } => DeviceError::Timeout { device, waited },
+            CommandError::Failed(message) => DeviceError::Failed { device, message },
+            other => DeviceError::Command(other),
+        }
+    }
+}

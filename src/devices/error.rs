@@ -1,0 +1,106 @@
+//! What can go wrong between a client and a device.
+
+use crate::process::ProcessError;
+use crate::rings::{CommandError, RingError};
+use crate::segment::SegmentError;
+use crate::shared::SharedError;
+use crate::LockError;
+use std::time::Duration;
+
+/// Why a device operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// Device names are 1 to 32 ASCII letters, digits, `_` or `-`.
+    #[error("invalid device name {0:?}: use 1 to 32 ASCII letters, digits, '_' or '-'")]
+    InvalidName(String),
+    /// The device's `open` failed; the message is the device's own.
+    #[error("device {device:?} failed to open: {message}")]
+    OpenFailed {
+        /// The device.
+        device: String,
+        /// Its error message.
+        message: String,
+    },
+    /// The server died (killed, crashed) without closing the device.
+    #[error("device {device:?}: its server (pid {pid}) died{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Crashed {
+        /// The device.
+        device: String,
+        /// The dead server's pid.
+        pid: u32,
+        /// What is known of the death.
+        message: String,
+    },
+    /// The server did not reach `running` in time (it was killed).
+    #[error("device {device:?} did not start within {waited:?}")]
+    StartTimeout {
+        /// The device.
+        device: String,
+        /// How long the start was waited for.
+        waited: Duration,
+    },
+    /// The device is closed (or closing) and was not started again.
+    #[error("device {device:?} is closed")]
+    Closed {
+        /// The device.
+        device: String,
+    },
+    /// The device is in its fail-safe state and refuses commands.
+    #[error("device {device:?} is in its fail-safe state")]
+    FailSafe {
+        /// The device.
+        device: String,
+    },
+    /// The device handled the command and failed it.
+    #[error("device {device:?} failed the command: {message}")]
+    Failed {
+        /// The device.
+        device: String,
+        /// Its error message.
+        message: String,
+    },
+    /// No answer in time (the call was withdrawn: no late answer will surface).
+    #[error("device {device:?} did not answer within {waited:?}")]
+    Timeout {
+        /// The device.
+        device: String,
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// The device exists under another type than the one asked for.
+    #[error("device {device:?} is a {actual}, not a {asked}")]
+    WrongKind {
+        /// The device.
+        device: String,
+        /// The type its server runs.
+        actual: String,
+        /// The type asked for.
+        asked: &'static str,
+    },
+    /// A command or reply could not be encoded or decoded.
+    #[error("device {device:?}: message encoding: {message}")]
+    Codec {
+        /// The device.
+        device: String,
+        /// The codec's message.
+        message: String,
+    },
+    /// The segment refused an object.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    /// Starting or reaping a server failed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// The status record could not be read or written.
+    #[error("device status: {0}")]
+    Status(#[from] SharedError),
+    /// The device's mutex could not be taken.
+    #[error("device mutex: {0}")]
+    Lock(#[from] LockError),
+    /// The command ring failed in a way not listed above.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// A frame ring failed.
+    #[error(transparent)]
+    Ring(#[from] RingError),
+}

@@ -1,0 +1,194 @@
+//! Device servers, the device cache and the enum-style device API.
+//!
+//! Each device (a camera, a deformable mirror, a motor) lives in its own server process, a
+//! child started through [`crate::Entries`]. The server creates the device's command ring and
+//! frame rings in the segment under `dev/NAME/…`, publishes its state and a heartbeat in a
+//! status record (`dev/NAME/status`, see `shm-layout/src/device.rs`), and closes the device
+//! safely when asked to, when its owner dies, or on SIGTERM. The [`DeviceCache`] starts a
+//! server on first access — exactly once, however many processes race — and hands out typed
+//! [`DeviceClient`]s; [`devices!`](crate::devices!) lists a testbed's devices once so that
+//! using one is a single line.
+
+mod cache;
+mod client;
+mod error;
+mod server;
+#[cfg(feature = "sim")]
+pub mod sim;
+mod status;
+
+pub use cache::{DeviceCache, RestartPolicy};
+pub use client::DeviceClient;
+pub use error::DeviceError;
+pub use server::DeviceContext;
+pub use status::{DeviceState, DeviceStatusInfo};
+
+use crate::rings::FrameSpec;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// A device's own failure (opening it, or handling a command): its message reaches the
+/// caller as it is.
+pub type DeviceFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// A piece of hardware, or a simulation of one, hosted by its own server process.
+pub trait Device: Sized + 'static {
+    /// Configuration, sent to the server when it starts.
+    type Config: Serialize + DeserializeOwned + Clone + 'static;
+    /// What clients send.
+    type Command: Serialize + DeserializeOwned;
+    /// What the device answers.
+    type Reply: Serialize + DeserializeOwned;
+    /// A name unique among device types: the server's entry point is registered under it.
+    const KIND: &'static str;
+    /// Largest encoded command or reply in bytes.
+    const MAX_MESSAGE: u32 = 4096;
+
+    /// The frame rings this device writes, as `(suffix, spec)`: the server creates each as
+    /// `dev/NAME/SUFFIX` and owns its writer (see [`DeviceContext::frame_writer`]).
+    fn frame_rings(_config: &Self::Config) -> Vec<(String, FrameSpec)> {
+        Vec::new()
+    }
+
+    /// Opens the device. An error's message reaches the caller that started the server.
+    fn open(config: &Self::Config, ctx: &mut DeviceContext) -> Result<Self, DeviceFailure>;
+
+    /// Handles one command.
+    fn handle(
+        &mut self,
+        command: Self::Command,
+        ctx: &mut DeviceContext,
+    ) -> Result<Self::Reply, DeviceFailure>;
+
+    /// Background work between commands (a camera's acquisition). Returns how soon it wants
+    /// to run again; `None` means only when a command arrives.
+    fn poll(&mut self, _ctx: &mut DeviceContext) -> Option<Duration> {
+        None
+    }
+
+    /// Puts the device in its safe state and releases it. Runs on every way out of the
+    /// server except `SIGKILL`.
+    fn close(&mut self, ctx: &mut DeviceContext);
+}
+
+/// One device of a testbed: its name and its default configuration. Made by
+/// [`devices!`](crate::devices!); `Bench::Camera.client(&segment)?` is all a user writes.
+pub struct DeviceRef<D: Device> {
+    name: &'static str,
+    config: fn() -> D::Config,
+    _device: PhantomData<fn() -> D>,
+}
+
+impl<D: Device> Clone for DeviceRef<D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D: Device> Copy for DeviceRef<D> {}
+
+impl<D: Device> std::fmt::Debug for DeviceRef<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceRef")
+            .field("name", &self.name)
+            .field("kind", &D::KIND)
+            .finish()
+    }
+}
+
+impl<D: Device> DeviceRef<D> {
+    /// A device named `name` whose configuration, unless given otherwise, is `config()`.
+    pub const fn new(name: &'static str, config: fn() -> D::Config) -> DeviceRef<D> {
+        DeviceRef {
+            name,
+            config,
+            _device: PhantomData,
+        }
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its default configuration.
+    pub fn config(&self) -> D::Config {
+        (self.config)()
+    }
+
+    /// A client, starting the device's server if none runs (bounded wait).
+    pub fn client(&self, segment: &crate::Segment) -> Result<DeviceClient<D>, DeviceError> {
+        DeviceCache::new(segment).get::<D>(self.name, &self.config())
+    }
+
+    /// A client through `cache` (its restart policy and start timeout apply).
+    pub fn client_in(&self, cache: &DeviceCache) -> Result<DeviceClient<D>, DeviceError> {
+        cache.get::<D>(self.name, &self.config())
+    }
+}
+
+/// Lists a testbed's devices once and gives each a typed handle.
+///
+/// ```ignore
+/// shmkit::devices! {
+///     /// The bench.
+///     pub struct Bench {
+///         Camera: SimCamera = SimCameraConfig::default(),
+///         Dm: SimDm = SimDmConfig::default(),
+///     }
+/// }
+/// // At the top of main: Bench::entries(Entries::new()).dispatch();
+/// let reply = Bench::Dm.client(&segment)?.call(&DmCommand::Zero)?;
+/// ```
+///
+/// Each member is an associated constant of type [`DeviceRef`], used like an enum variant
+/// (`Bench::Camera`); constants rather than variants because each member has its own client
+/// type. `Bench::entries` registers every device type's server entry; `Bench::NAMES` lists
+/// the names in declaration order (close them in reverse).
+#[macro_export]
+macro_rules! devices {
+    ($(#[$meta:meta])* $vis:vis struct $bench:ident {
+        $($(#[$dmeta:meta])* $dev:ident : $ty:ty = $config:expr),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $bench;
+
+        #[allow(non_upper_case_globals)]
+        impl $bench {
+            $(
+                $(#[$dmeta])*
+                pub const $dev: $crate::devices::DeviceRef<$ty> =
+                    $crate::devices::DeviceRef::new(stringify!($dev), || $config);
+            )+
+
+            /// Every device's name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($dev)),+];
+
+            /// Registers the server entry of every device type listed.
+            pub fn entries(entries: $crate::process::Entries) -> $crate::process::Entries {
+                entries $(.device::<$ty>())+
+            }
+        }
+    };
+}
+
+/// Checks a device name: 1 to 32 characters of ASCII letters, digits, `_` and `-`.
+pub(crate) fn check_name(name: &str) -> Result<(), DeviceError> {
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DeviceError::InvalidName(name.to_owned()))
+    }
+}
+
+/// Segment names of a device's objects.
+pub(crate) fn object_name(device: &str, what: &str) -> String {
+    format!("dev/{device}/{what}")
+}

@@ -1,0 +1,234 @@
+//! The device server: a child process hosting one device.
+//!
+//! Its loop waits for a command until the device's next `poll` or the next heartbeat is due,
+//! whichever comes first; every heartbeat (50 ms) it checks whether it was asked to close,
+//! got SIGTERM, or lost its owner. Every way out except SIGKILL closes the device.
+
+use super::status::{set_message, Status};
+use super::{object_name, Device, DeviceError};
+use crate::process::ChildContext;
+use crate::rings::{record_dead, CommandError, CommandSpec, FrameWriter};
+use crate::sys::clock::monotonic_ns;
+use crate::process::Entries;
+use crate::{ProcessIdentity, Segment, WaitStrategy};
+use serde::{Deserialize, Serialize};
+use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_OPENING, DEVICE_RUNNING};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often the server beats and checks for a close request, SIGTERM or a dead owner.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(50);
+/// Request slots of a device's command ring.
+pub(crate) const COMMAND_SLOTS: u32 = 16;
+
+/// What a server is started with.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ServerArgs {
+    /// The device's name.
+    pub name: String,
+    /// The configuration, postcard-encoded.
+    pub config: Vec<u8>,
+    /// The record of the process whose death closes the device (the cache's owner, or the
+    /// process that started the server).
+    pub owner: u64,
+}
+
+/// The command ring spec of a device type.
+pub(crate) fn command_spec<D: Device>() -> CommandSpec {
+    CommandSpec {
+        slots: COMMAND_SLOTS,
+        max_request: D::MAX_MESSAGE,
+        max_reply: D::MAX_MESSAGE,
+    }
+}
+
+/// What a device sees of its server: the segment, its name, its frame writers.
+pub struct DeviceContext {
+    segment: Segment,
+    name: String,
+    writers: HashMap<String, FrameWriter>,
+}
+
+impl std::fmt::Debug for DeviceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceContext")
+            .field("name", &self.name)
+            .field("frame_rings", &self.writers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl DeviceContext {
+    /// The segment.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The writer of frame ring `suffix` (one the device listed in `frame_rings`).
+    pub fn frame_writer(&mut self, suffix: &str) -> Option<&mut FrameWriter> {
+        self.writers.get_mut(suffix)
+    }
+}
+
+static TERMINATE: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    TERMINATE.store(true, Ordering::Relaxed);
+}
+
+fn install_sigterm() {
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler only
+    // stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigterm as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+    }
+    // Timed waits end on time, not up to 50 µs late (the default timer slack): a camera's
+    // frame period is a timed wait.
+    // SAFETY: PR_SET_TIMERSLACK takes an integer and affects only this thread.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+}
+
+/// Why a server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The device failed to open (its own message).
+    #[error("{0}")]
+    Open(String),
+    /// The server could not set itself up.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
+
+impl Entries {
+    /// Registers the server entry of device type `D` (under [`Device::KIND`]). Devices listed
+    /// with [`devices!`](crate::devices!) are registered by their `entries` function.
+    pub fn device<D: Device>(self) -> Entries {
+        self.entry(D::KIND, serve::<D>)
+    }
+}
+
+/// The server's main: open, serve, close.
+fn serve<D: Device>(ctx: &ChildContext, args: ServerArgs) -> Result<(), ServerError> {
+    install_sigterm();
+    let segment = ctx.segment().clone();
+    let status = Status::attach(&segment, &args.name)?;
+    let me = ProcessIdentity::current().record();
+    status.with(|s| {
+        s.state = DEVICE_OPENING;
+        s.server = me;
+        s.heartbeat_ns = monotonic_ns();
+        s.close_requested = 0;
+    })?;
+    let result = open_and_run::<D>(&segment, &status, &args);
+    let message = match &result {
+        Err(e) => e.to_string(),
+        Ok(()) => String::new(),
+    };
+    status.with(|s| {
+        if s.server == me {
+            s.state = DEVICE_CLOSED;
+            s.server = 0;
+            set_message(s, &message);
+        }
+    })?;
+    result
+}
+
+fn open_and_run<D: Device>(
+    segment: &Segment,
+    status: &Status,
+    args: &ServerArgs,
+) -> Result<(), ServerError> {
+    let device_err = |e: DeviceError| ServerError::Device(e);
+    let config: D::Config = postcard::from_bytes(&args.config).map_err(|e| {
+        ServerError::Device(DeviceError::Codec {
+            device: args.name.clone(),
+            message: e.to_string(),
+        })
+    })?;
+    let ring = segment
+        .command_ring(&object_name(&args.name, "cmd"), &command_spec::<D>())
+        .map_err(|e| device_err(e.into()))?
+        .with_strategy(WaitStrategy::Block);
+    let server = ring.server().map_err(|e| device_err(e.into()))?;
+    let mut ctx = DeviceContext {
+        segment: segment.clone(),
+        name: args.name.clone(),
+        writers: HashMap::new(),
+    };
+    for (suffix, spec) in D::frame_rings(&config) {
+        let ring = segment
+            .frame_ring(&object_name(&args.name, &suffix), &spec)
+            .map_err(|e| device_err(e.into()))?;
+        let writer = ring.writer().map_err(|e| device_err(e.into()))?;
+        ctx.writers.insert(suffix, writer);
+    }
+    let mut device = D::open(&config, &mut ctx).map_err(|e| ServerError::Open(e.to_string()))?;
+    status.with(|s| {
+        s.state = DEVICE_RUNNING;
+        s.heartbeat_ns = monotonic_ns();
+    })?;
+    let outcome = run(&mut device, &mut ctx, &server, status, args);
+    status.with(|s| s.state = DEVICE_CLOSING)?;
+    device.close(&mut ctx);
+    outcome.map_err(ServerError::Device)
+}
+
+fn run<D: Device>(
+    device: &mut D,
+    ctx: &mut DeviceContext,
+    server: &crate::rings::CommandServer,
+    status: &Status,
+    args: &ServerArgs,
+) -> Result<(), DeviceError> {
+    let mut next_poll = device.poll(ctx).map(|d| monotonic_ns() + d.as_nanos() as u64);
+    let mut next_beat = monotonic_ns() + HEARTBEAT.as_nanos() as u64;
+    let mut reply_buf = vec![0u8; D::MAX_MESSAGE as usize];
+    loop {
+        let now = monotonic_ns();
+        let until = next_poll.map_or(next_beat, |p| p.min(next_beat));
+        match server.recv(Duration::from_nanos(until.saturating_sub(now))) {
+            Ok(request) => {
+                let outcome: Result<D::Reply, String> = match request.decode::<D::Command>() {
+                    Ok(command) => device.handle(command, ctx).map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("undecodable command: {e}")),
+                };
+                // An answer that does not fit is failed with its size, not dropped.
+                match postcard::to_slice(&outcome, &mut reply_buf) {
+                    Ok(bytes) => {
+                        request.reply(bytes)?;
+                    }
+                    Err(e) => {
+                        request.fail(&format!("reply does not fit {} bytes: {e}", D::MAX_MESSAGE))?;
+                    }
+                }
+            }
+            Err(CommandError::Timeout { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let now = monotonic_ns();
+        if next_poll.is_some_and(|p| now >= p) {
+            next_poll = device.poll(ctx).map(|d| monotonic_ns() + d.as_nanos() as u64);
+        }
+        if now >= next_beat {
+            next_beat = now + HEARTBEAT.as_nanos() as u64;
+            let asked = status.with(|s| {
+                s.heartbeat_ns = now;
+                s.close_requested != 0
+            })?;
+            if asked || TERMINATE.load(Ordering::Relaxed) || record_dead(args.owner) {
+                return Ok(());
+            }
+        }
+    }
+}
