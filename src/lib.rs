@@ -30,9 +30,9 @@
 // Under loom only the primitives are built (no segment), leaving some helpers unused.
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
-pub mod primitives;
 #[cfg(not(loom))]
 pub mod devices;
+pub mod primitives;
 #[cfg(not(loom))]
 pub mod process;
 #[cfg(not(loom))]

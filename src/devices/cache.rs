@@ -14,8 +14,7 @@ use crate::shared::{Shared, SharedAcquired};
 use crate::sys::clock::monotonic_ns;
 use crate::{Acquired, ProcessIdentity, Segment};
 use shm_layout::{
-    DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_FAIL_SAFE, DEVICE_OPENING,
-    DEVICE_RUNNING,
+    DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -205,13 +204,25 @@ impl DeviceCache {
         match s.state {
             DEVICE_RUNNING if alive => return Ok(()),
             DEVICE_OPENING if alive => return self.await_running(name, &status, None),
-            DEVICE_CLOSING if alive => return Err(DeviceError::Closed { device: name.into() }),
-            DEVICE_FAIL_SAFE if alive => return Err(DeviceError::FailSafe { device: name.into() }),
+            DEVICE_CLOSING if alive => {
+                return Err(DeviceError::Closed {
+                    device: name.into(),
+                })
+            }
+            DEVICE_FAIL_SAFE if alive => {
+                return Err(DeviceError::FailSafe {
+                    device: name.into(),
+                })
+            }
             DEVICE_OPENING | DEVICE_RUNNING | DEVICE_CLOSING | DEVICE_CRASHED
                 if !restart_crashed && s.server != 0 =>
             {
                 // Died without closing (recorded now if nobody did).
-                let msg = if s.state == DEVICE_CRASHED { message(&s) } else { String::new() };
+                let msg = if s.state == DEVICE_CRASHED {
+                    message(&s)
+                } else {
+                    String::new()
+                };
                 status.mark_crashed(s.server, "the server died without closing the device")?;
                 return Err(DeviceError::Crashed {
                     device: name.into(),
@@ -239,7 +250,11 @@ impl DeviceCache {
                 device: name.into(),
                 message: e.to_string(),
             })?,
-            owner: if owner != 0 { owner } else { ProcessIdentity::current().record() },
+            owner: if owner != 0 {
+                owner
+            } else {
+                ProcessIdentity::current().record()
+            },
         };
         status.with(|s| {
             s.state = DEVICE_CLOSED;
@@ -289,12 +304,17 @@ impl DeviceCache {
                         });
                     }
                     Ok(()) => {
-                        return Err(DeviceError::Closed { device: name.into() });
+                        return Err(DeviceError::Closed {
+                            device: name.into(),
+                        });
                     }
                     Err(other) => {
                         let message = other.to_string();
                         status.with(|s| set_message(s, &message))?;
-                        return Err(DeviceError::OpenFailed { device: name.into(), message });
+                        return Err(DeviceError::OpenFailed {
+                            device: name.into(),
+                            message,
+                        });
                     }
                 }
             } else if s.server != 0 && !server_alive(&s) {
@@ -304,7 +324,10 @@ impl DeviceCache {
                     message: "the server died while opening the device".into(),
                 });
             } else if s.state == DEVICE_CLOSED && s.server == 0 && s.error_len != 0 {
-                return Err(DeviceError::OpenFailed { device: name.into(), message: message(&s) });
+                return Err(DeviceError::OpenFailed {
+                    device: name.into(),
+                    message: message(&s),
+                });
             }
             if monotonic_ns() >= deadline {
                 if let Some(mut c) = child {

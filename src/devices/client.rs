@@ -51,13 +51,12 @@ impl<D: Device> DeviceClient<D> {
         let ring = segment
             .command_ring(&object_name(name, "cmd"), &command_spec::<D>())
             .map_err(|e| match e {
-                crate::SegmentError::ParamMismatch { .. } | crate::SegmentError::KindMismatch { .. } => {
-                    DeviceError::WrongKind {
-                        device: name.into(),
-                        actual: e.to_string(),
-                        asked: D::KIND,
-                    }
-                }
+                crate::SegmentError::ParamMismatch { .. }
+                | crate::SegmentError::KindMismatch { .. } => DeviceError::WrongKind {
+                    device: name.into(),
+                    actual: e.to_string(),
+                    asked: D::KIND,
+                },
                 other => other.into(),
             })?
             .with_strategy(WaitStrategy::SpinThenBlock);
@@ -169,7 +168,9 @@ impl<D: Device> DeviceClient<D> {
             CommandError::ServerDied { pid } => {
                 let record = self.status.read().map(|s| s.server).unwrap_or(0);
                 if record != 0 && (record >> 32) as u32 == pid {
-                    let _ = self.status.mark_crashed(record, "the server died during a call");
+                    let _ = self
+                        .status
+                        .mark_crashed(record, "the server died during a call");
                 }
                 DeviceError::Crashed {
                     device,

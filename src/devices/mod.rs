@@ -62,8 +62,8 @@ pub trait Device: Sized + 'static {
         ctx: &mut DeviceContext,
     ) -> Result<Self::Reply, DeviceFailure>;
 
-    /// Background work between commands (a camera's acquisition). Returns how soon it wants
-    /// to run again; `None` means only when a command arrives.
+    /// Background work (a camera's acquisition): called after every command and whenever the
+    /// delay it last returned has passed. `None`: only after the next command.
     fn poll(&mut self, _ctx: &mut DeviceContext) -> Option<Duration> {
         None
     }

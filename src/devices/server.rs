@@ -7,9 +7,9 @@
 use super::status::{set_message, Status};
 use super::{object_name, Device, DeviceError};
 use crate::process::ChildContext;
+use crate::process::Entries;
 use crate::rings::{record_dead, CommandError, CommandSpec, FrameWriter};
 use crate::sys::clock::monotonic_ns;
-use crate::process::Entries;
 use crate::{ProcessIdentity, Segment, WaitStrategy};
 use serde::{Deserialize, Serialize};
 use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_OPENING, DEVICE_RUNNING};
@@ -191,7 +191,9 @@ fn run<D: Device>(
     status: &Status,
     args: &ServerArgs,
 ) -> Result<(), DeviceError> {
-    let mut next_poll = device.poll(ctx).map(|d| monotonic_ns() + d.as_nanos() as u64);
+    let mut next_poll = device
+        .poll(ctx)
+        .map(|d| monotonic_ns() + d.as_nanos() as u64);
     let mut next_beat = monotonic_ns() + HEARTBEAT.as_nanos() as u64;
     let mut reply_buf = vec![0u8; D::MAX_MESSAGE as usize];
     loop {
@@ -199,6 +201,9 @@ fn run<D: Device>(
         let until = next_poll.map_or(next_beat, |p| p.min(next_beat));
         match server.recv(Duration::from_nanos(until.saturating_sub(now))) {
             Ok(request) => {
+                // A command may change what the device wants to do in the background (a
+                // camera told to start): poll it again in this iteration.
+                next_poll = Some(0);
                 let outcome: Result<D::Reply, String> = match request.decode::<D::Command>() {
                     Ok(command) => device.handle(command, ctx).map_err(|e| e.to_string()),
                     Err(e) => Err(format!("undecodable command: {e}")),
@@ -209,7 +214,8 @@ fn run<D: Device>(
                         request.reply(bytes)?;
                     }
                     Err(e) => {
-                        request.fail(&format!("reply does not fit {} bytes: {e}", D::MAX_MESSAGE))?;
+                        request
+                            .fail(&format!("reply does not fit {} bytes: {e}", D::MAX_MESSAGE))?;
                     }
                 }
             }
@@ -218,7 +224,9 @@ fn run<D: Device>(
         }
         let now = monotonic_ns();
         if next_poll.is_some_and(|p| now >= p) {
-            next_poll = device.poll(ctx).map(|d| monotonic_ns() + d.as_nanos() as u64);
+            next_poll = device
+                .poll(ctx)
+                .map(|d| monotonic_ns() + d.as_nanos() as u64);
         }
         if now >= next_beat {
             next_beat = now + HEARTBEAT.as_nanos() as u64;

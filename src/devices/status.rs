@@ -11,8 +11,8 @@ use crate::shared::{Shared, SharedAcquired};
 use crate::sys::clock::monotonic_ns;
 use crate::Segment;
 use shm_layout::{
-    DeviceStatus, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX,
-    DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING,
+    DeviceStatus, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX, DEVICE_FAIL_SAFE,
+    DEVICE_OPENING, DEVICE_RUNNING,
 };
 use std::time::Duration;
 use zerocopy::FromZeros;
@@ -85,7 +85,9 @@ impl Status {
     /// Records that the server `record` died, unless the record moved on meanwhile.
     pub(crate) fn mark_crashed(&self, record: u64, message: &str) -> Result<(), DeviceError> {
         self.with(|s| {
-            if s.server == record && matches!(s.state, DEVICE_OPENING | DEVICE_RUNNING | DEVICE_CLOSING) {
+            if s.server == record
+                && matches!(s.state, DEVICE_OPENING | DEVICE_RUNNING | DEVICE_CLOSING)
+            {
                 s.state = DEVICE_CRASHED;
                 set_message(s, message);
             }

@@ -1,0 +1,269 @@
+//! A simulated wavefront-sensor camera: a grid of sub-apertures, one spot in each, moved by
+//! the local slope of the wavefront (the fixed aberration plus the mirror's latest shape,
+//! read in place from the mirror's shape ring). Frames (u16 `[height, width]`) are rendered
+//! straight into `dev/NAME/frames` at the configured rate.
+
+use super::wavefront;
+use crate::devices::{object_name, Device, DeviceContext, DeviceFailure};
+use crate::rings::{ElemType, FrameReader, FrameSpec, ReadMode};
+use crate::sys::clock::monotonic_ns;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Configuration of a [`SimCamera`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimCameraConfig {
+    /// Sub-apertures per side.
+    pub subapertures: u32,
+    /// Pixels per sub-aperture side.
+    pub pixels: u32,
+    /// Frames per second.
+    pub rate_hz: f64,
+    /// Slots in the frame ring.
+    pub slots: u32,
+    /// Spot shift in pixels per unit of wavefront slope (pupil units).
+    pub gain: f32,
+    /// The mirror whose shape the simulation sees (`None`: the aberration alone).
+    pub dm: Option<String>,
+    /// Actuators per side of that mirror.
+    pub dm_actuators: u32,
+}
+
+impl Default for SimCameraConfig {
+    fn default() -> Self {
+        SimCameraConfig {
+            subapertures: 16,
+            pixels: 8,
+            rate_hz: 1000.0,
+            slots: 8,
+            gain: 1.0,
+            dm: None,
+            dm_actuators: 12,
+        }
+    }
+}
+
+/// Commands of a [`SimCamera`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CameraCommand {
+    /// Change the frame rate.
+    SetRate(f64),
+    /// Stop acquiring.
+    Stop,
+    /// Start acquiring again.
+    Start,
+    /// Frames published so far.
+    Stats,
+}
+
+/// Replies of a [`SimCamera`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CameraReply {
+    /// Done.
+    Ok,
+    /// Frames published and the frame rate in use.
+    Stats {
+        /// Frames published.
+        frames: u64,
+        /// Frames per second.
+        rate_hz: f64,
+    },
+}
+
+/// The simulated camera.
+pub struct SimCamera {
+    config: SimCameraConfig,
+    period_ns: u64,
+    next_due: u64,
+    running: bool,
+    frames: u64,
+    dm: Option<FrameReader>,
+    dm_shape: Vec<f32>,
+}
+
+impl std::fmt::Debug for SimCamera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCamera")
+            .field("config", &self.config)
+            .field("frames", &self.frames)
+            .finish()
+    }
+}
+
+fn period_ns(rate_hz: f64) -> Result<u64, DeviceFailure> {
+    if !(rate_hz.is_finite() && (0.1..=100_000.0).contains(&rate_hz)) {
+        return Err(format!("frame rate {rate_hz} Hz; expected 0.1 to 100000").into());
+    }
+    Ok((1e9 / rate_hz) as u64)
+}
+
+impl SimCamera {
+    /// The latest mirror shape, read in place (kept from before if none is newer).
+    fn refresh_dm(&mut self, ctx: &DeviceContext) {
+        if self.dm.is_none() {
+            if let Some(dm) = &self.config.dm {
+                let name = object_name(dm, "shape");
+                if let Ok(Some(info)) = ctx.segment().lookup(&name) {
+                    self.dm = ctx
+                        .segment()
+                        .frame_ring_at(info.offset)
+                        .ok()
+                        .and_then(|r| r.reader(ReadMode::NewestOnly).ok());
+                }
+            }
+        }
+        if let Some(reader) = self.dm.as_mut() {
+            if let Ok(Some(frame)) = reader.latest() {
+                if let Ok(values) = frame.typed::<f32>() {
+                    if values.len() == self.dm_shape.len() {
+                        self.dm_shape.copy_from_slice(values);
+                    }
+                }
+            }
+        }
+    }
+
+    fn render(&mut self, ctx: &mut DeviceContext) -> Result<(), DeviceFailure> {
+        self.refresh_dm(ctx);
+        let (subs, pix) = (
+            self.config.subapertures as usize,
+            self.config.pixels as usize,
+        );
+        let width = subs * pix;
+        let n = self.config.dm_actuators as usize;
+        let gain = self.config.gain;
+        let shape = &self.dm_shape;
+        let writer = ctx
+            .frame_writer("frames")
+            .ok_or("the frames ring is missing")?;
+        let mut slot = writer.claim()?;
+        let image = slot.typed_mut::<u16>()?;
+        image.fill(100);
+        let h = 1.0 / subs as f32;
+        let max_shift = pix as f32 / 2.0 - 1.5;
+        for sy in 0..subs {
+            for sx in 0..subs {
+                let x = (sx as f32 + 0.5) / subs as f32 * 2.0 - 1.0;
+                let y = (sy as f32 + 0.5) / subs as f32 * 2.0 - 1.0;
+                let dx =
+                    (wavefront(shape, n, x + h, y) - wavefront(shape, n, x - h, y)) / (2.0 * h);
+                let dy =
+                    (wavefront(shape, n, x, y + h) - wavefront(shape, n, x, y - h)) / (2.0 * h);
+                let cx = (sx * pix) as f32 + pix as f32 / 2.0 - 0.5
+                    + (gain * dx).clamp(-max_shift, max_shift);
+                let cy = (sy * pix) as f32 + pix as f32 / 2.0 - 0.5
+                    + (gain * dy).clamp(-max_shift, max_shift);
+                // A spot spread bilinearly over the four pixels around its centre.
+                let (px, py) = (cx.floor(), cy.floor());
+                let (tx, ty) = (cx - px, cy - py);
+                for (ox, oy, w) in [
+                    (0, 0, (1.0 - tx) * (1.0 - ty)),
+                    (1, 0, tx * (1.0 - ty)),
+                    (0, 1, (1.0 - tx) * ty),
+                    (1, 1, tx * ty),
+                ] {
+                    let (ix, iy) = (px as usize + ox, py as usize + oy);
+                    if ix < width && iy < width {
+                        image[iy * width + ix] += (4000.0 * w) as u16;
+                    }
+                }
+            }
+        }
+        slot.set_user(0, self.frames);
+        slot.publish();
+        self.frames += 1;
+        Ok(())
+    }
+}
+
+impl Device for SimCamera {
+    type Config = SimCameraConfig;
+    type Command = CameraCommand;
+    type Reply = CameraReply;
+    const KIND: &'static str = "shmkit.sim.camera";
+
+    fn frame_rings(config: &SimCameraConfig) -> Vec<(String, FrameSpec)> {
+        let side = config.subapertures.saturating_mul(config.pixels);
+        vec![(
+            "frames".into(),
+            FrameSpec {
+                slots: config.slots,
+                elem: ElemType::U16,
+                shape: vec![side, side],
+            },
+        )]
+    }
+
+    fn open(
+        config: &SimCameraConfig,
+        _ctx: &mut DeviceContext,
+    ) -> Result<SimCamera, DeviceFailure> {
+        if !(1..=128).contains(&config.subapertures) || !(4..=64).contains(&config.pixels) {
+            return Err(format!(
+                "{} sub-apertures of {} pixels; expected 1..=128 of 4..=64",
+                config.subapertures, config.pixels
+            )
+            .into());
+        }
+        let period_ns = period_ns(config.rate_hz)?;
+        let n = config.dm_actuators.max(2) as usize;
+        Ok(SimCamera {
+            config: config.clone(),
+            period_ns,
+            next_due: monotonic_ns(),
+            running: true,
+            frames: 0,
+            dm: None,
+            dm_shape: vec![0.0; n * n],
+        })
+    }
+
+    fn handle(
+        &mut self,
+        command: CameraCommand,
+        _ctx: &mut DeviceContext,
+    ) -> Result<CameraReply, DeviceFailure> {
+        match command {
+            CameraCommand::SetRate(rate) => {
+                self.period_ns = period_ns(rate)?;
+                self.config.rate_hz = rate;
+                self.next_due = monotonic_ns();
+            }
+            CameraCommand::Stop => self.running = false,
+            CameraCommand::Start => {
+                self.running = true;
+                self.next_due = monotonic_ns();
+            }
+            CameraCommand::Stats => {
+                return Ok(CameraReply::Stats {
+                    frames: self.frames,
+                    rate_hz: self.config.rate_hz,
+                })
+            }
+        }
+        Ok(CameraReply::Ok)
+    }
+
+    fn poll(&mut self, ctx: &mut DeviceContext) -> Option<Duration> {
+        if !self.running {
+            return None;
+        }
+        let now = monotonic_ns();
+        if now >= self.next_due {
+            // A frame that cannot be written (every slot held) is dropped, as a camera does.
+            let _ = self.render(ctx);
+            self.next_due += self.period_ns;
+            // Fell more than a period behind: resume on the clock instead of bursting.
+            if now > self.next_due + self.period_ns {
+                self.next_due = now + self.period_ns;
+            }
+        }
+        Some(Duration::from_nanos(
+            self.next_due.saturating_sub(monotonic_ns()),
+        ))
+    }
+
+    fn close(&mut self, _ctx: &mut DeviceContext) {
+        self.running = false;
+    }
+}

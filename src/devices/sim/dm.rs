@@ -1,0 +1,159 @@
+//! A simulated deformable mirror: `n × n` actuators, a stroke limit, and its applied shape
+//! published as frames (`dev/NAME/shape`, f32 `[n, n]`) for the camera's simulation, safety
+//! tests and anyone else to read in place.
+
+use crate::devices::{Device, DeviceContext, DeviceFailure};
+use crate::rings::{ElemType, FrameSpec};
+use serde::{Deserialize, Serialize};
+
+/// Configuration of a [`SimDm`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimDmConfig {
+    /// Actuators per side.
+    pub actuators: u32,
+    /// Largest command magnitude; larger values are clipped (a safety test should catch them
+    /// first).
+    pub stroke: f32,
+    /// If set, `open` fails with this message (to exercise open failures).
+    pub fail_open: Option<String>,
+}
+
+impl Default for SimDmConfig {
+    fn default() -> Self {
+        SimDmConfig {
+            actuators: 12,
+            stroke: 1.0,
+            fail_open: None,
+        }
+    }
+}
+
+/// Commands of a [`SimDm`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DmCommand {
+    /// Apply these actuator values (row-major, `n × n`); `tag` comes back in the shape
+    /// frame's user word 0 (a controller's frame id, for latency accounting).
+    Set {
+        /// Actuator values.
+        values: Vec<f32>,
+        /// Caller's tag.
+        tag: u64,
+    },
+    /// Flatten the mirror.
+    Zero,
+    /// The applied shape.
+    Get,
+}
+
+/// Replies of a [`SimDm`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DmReply {
+    /// Applied; the shape frame's id.
+    Applied {
+        /// Id of the published shape frame.
+        frame: u64,
+        /// Actuators clipped to the stroke.
+        clipped: u32,
+    },
+    /// The applied shape.
+    Shape(Vec<f32>),
+}
+
+/// The simulated deformable mirror.
+#[derive(Debug)]
+pub struct SimDm {
+    n: usize,
+    stroke: f32,
+    shape: Vec<f32>,
+}
+
+impl SimDm {
+    fn apply(&mut self, ctx: &mut DeviceContext, tag: u64) -> Result<u64, DeviceFailure> {
+        let writer = ctx
+            .frame_writer("shape")
+            .ok_or("the shape ring is missing")?;
+        let mut slot = writer.claim()?;
+        slot.typed_mut::<f32>()?.copy_from_slice(&self.shape);
+        slot.set_user(0, tag);
+        Ok(slot.publish())
+    }
+}
+
+impl Device for SimDm {
+    type Config = SimDmConfig;
+    type Command = DmCommand;
+    type Reply = DmReply;
+    const KIND: &'static str = "shmkit.sim.dm";
+    const MAX_MESSAGE: u32 = 64 * 1024;
+
+    fn frame_rings(config: &SimDmConfig) -> Vec<(String, FrameSpec)> {
+        vec![(
+            "shape".into(),
+            FrameSpec {
+                slots: 8,
+                elem: ElemType::F32,
+                shape: vec![config.actuators, config.actuators],
+            },
+        )]
+    }
+
+    fn open(config: &SimDmConfig, ctx: &mut DeviceContext) -> Result<SimDm, DeviceFailure> {
+        if let Some(message) = &config.fail_open {
+            return Err(message.clone().into());
+        }
+        if !(2..=128).contains(&config.actuators) {
+            return Err(
+                format!("{} actuators per side; expected 2..=128", config.actuators).into(),
+            );
+        }
+        let n = config.actuators as usize;
+        let mut dm = SimDm {
+            n,
+            stroke: config.stroke,
+            shape: vec![0.0; n * n],
+        };
+        dm.apply(ctx, 0)?;
+        Ok(dm)
+    }
+
+    fn handle(
+        &mut self,
+        command: DmCommand,
+        ctx: &mut DeviceContext,
+    ) -> Result<DmReply, DeviceFailure> {
+        match command {
+            DmCommand::Set { values, tag } => {
+                if values.len() != self.n * self.n {
+                    return Err(format!(
+                        "expected {} actuator values, got {}",
+                        self.n * self.n,
+                        values.len()
+                    )
+                    .into());
+                }
+                let mut clipped = 0;
+                for (out, v) in self.shape.iter_mut().zip(values) {
+                    let v = if v.is_finite() { v } else { 0.0 };
+                    if v.abs() > self.stroke {
+                        clipped += 1;
+                    }
+                    *out = v.clamp(-self.stroke, self.stroke);
+                }
+                let frame = self.apply(ctx, tag)?;
+                Ok(DmReply::Applied { frame, clipped })
+            }
+            DmCommand::Zero => {
+                self.shape.fill(0.0);
+                let frame = self.apply(ctx, 0)?;
+                Ok(DmReply::Applied { frame, clipped: 0 })
+            }
+            DmCommand::Get => Ok(DmReply::Shape(self.shape.clone())),
+        }
+    }
+
+    fn close(&mut self, ctx: &mut DeviceContext) {
+        // The safe state is flat.
+        self.shape.fill(0.0);
+        let _ = self.apply(ctx, 0);
+    }
+}

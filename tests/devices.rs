@@ -1,0 +1,367 @@
+//! Device servers and the device cache, with real server processes: exactly-once start under
+//! a race, a killed server reported and restarted, a forced close past a client holding the
+//! device's mutex, an open failure's message, the owner's death closing the device, and the
+//! simulated camera seeing the simulated mirror.
+//!
+//! Own `main` (no libtest harness): device servers are children of this program, dispatched at
+//! the top of `main`.
+
+use shmkit::devices::sim::{
+    aberration, CameraCommand, CameraReply, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm,
+    SimDmConfig,
+};
+use shmkit::devices::{DeviceCache, DeviceError, DeviceState};
+use shmkit::process::{ChildContext, Entries};
+use shmkit::rings::ReadMode;
+use shmkit::{CreateOptions, Segment};
+use std::time::{Duration, Instant};
+
+shmkit::devices! {
+    /// The bench these tests run.
+    pub struct Bench {
+        /// A camera seeing the mirror.
+        Camera: SimCamera = SimCameraConfig {
+            dm: Some("Dm".into()),
+            rate_hz: 500.0,
+            ..SimCameraConfig::default()
+        },
+        /// The mirror.
+        Dm: SimDm = SimDmConfig::default(),
+    }
+}
+
+type Never = std::convert::Infallible;
+
+fn segment(test: &str) -> Segment {
+    let name = format!("shmkit-test-dev-{test}-{}", std::process::id());
+    let _ = Segment::unlink(&name);
+    Segment::create(&name, &CreateOptions::new(32 << 20)).unwrap()
+}
+
+fn finish(seg: Segment, cache: &DeviceCache) {
+    let failures = cache.close_all(Bench::NAMES, Duration::from_secs(2));
+    assert!(failures.is_empty(), "{failures:?}");
+    let name = seg.name().to_owned();
+    drop(seg);
+    let _ = Segment::unlink(&name);
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let exists = unsafe { libc::kill(pid as libc::pid_t, 0) == 0 };
+    exists
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+/// Child: waits for the others at a barrier, then asks for the camera and records which
+/// server answered.
+fn requester(ctx: &ChildContext, index: u32) -> Result<(), DeviceError> {
+    let seg = ctx.segment();
+    seg.barrier("go", 4)
+        .unwrap()
+        .wait(Duration::from_secs(10))
+        .unwrap();
+    let camera = Bench::Camera.client(seg)?;
+    let reply = camera.call(&CameraCommand::Stats)?;
+    assert!(matches!(reply, CameraReply::Stats { .. }));
+    let pid = camera.status()?.pid;
+    seg.dict("pids", 16)
+        .unwrap()
+        .insert(&format!("{index}"), &pid)
+        .unwrap();
+    Ok(())
+}
+
+fn four_processes_requesting_the_camera_start_one_server() {
+    let seg = segment("race");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let mut children: Vec<_> = (0u32..4)
+        .map(|i| seg.spawn("requester", &i).unwrap())
+        .collect();
+    for c in &mut children {
+        c.join(Duration::from_secs(20)).unwrap();
+    }
+    let pids = seg.dict("pids", 16).unwrap();
+    let seen: Vec<u32> = (0..4)
+        .map(|i| pids.get(&format!("{i}")).unwrap().unwrap())
+        .collect();
+    assert!(seen.iter().all(|&p| p == seen[0] && p != 0), "{seen:?}");
+    let status = cache.status("Camera").unwrap();
+    assert_eq!(status.starts, 1, "servers started: {status:?}");
+    assert_eq!(status.state, DeviceState::Running);
+    finish(seg, &cache);
+}
+
+fn a_killed_server_is_reported_within_100ms_and_restart_works() {
+    let seg = segment("crash");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    dm.call(&DmCommand::Zero).unwrap();
+    let pid = dm.status().unwrap().pid;
+    // SAFETY: killing the server process we just started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let t = Instant::now();
+    let err = loop {
+        match dm.call(&DmCommand::Get) {
+            Err(e) => break e,
+            Ok(_) => assert!(t.elapsed() < Duration::from_secs(1), "calls still answered"),
+        }
+    };
+    let noticed = t.elapsed();
+    assert!(
+        matches!(err, DeviceError::Crashed { pid: p, .. } if p == pid),
+        "{err}"
+    );
+    assert!(
+        noticed < Duration::from_millis(100),
+        "noticed after {noticed:?}"
+    );
+    assert_eq!(cache.status("Dm").unwrap().state, DeviceState::Crashed);
+    // The default policy reports the crash instead of restarting.
+    assert!(matches!(
+        Bench::Dm.client_in(&cache),
+        Err(DeviceError::Crashed { .. })
+    ));
+    let dm = cache.restart::<SimDm>("Dm", &Bench::Dm.config()).unwrap();
+    assert!(matches!(dm.call(&DmCommand::Get).unwrap(), DmReply::Shape(v) if v.len() == 144));
+    let status = cache.status("Dm").unwrap();
+    assert_ne!(status.pid, pid);
+    assert_eq!(status.starts, 2);
+    finish(seg, &cache);
+}
+
+/// Child: holds the mirror's mutex and sleeps.
+fn holder(ctx: &ChildContext, _: ()) -> Result<(), Never> {
+    let dm = Bench::Dm.client(ctx.segment()).unwrap();
+    let _guard = dm.lock().unwrap();
+    ctx.segment().event("held").unwrap().set();
+    std::thread::sleep(Duration::from_secs(60));
+    Ok(())
+}
+
+fn a_forced_close_gets_past_a_client_holding_the_mutex() {
+    let seg = segment("force");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    let pid = dm.status().unwrap().pid;
+    let mut child = seg.spawn("holder", &()).unwrap();
+    seg.event("held")
+        .unwrap()
+        .wait(Duration::from_secs(10))
+        .unwrap();
+    // A call now waits for the mutex: the holder is stuck.
+    let stuck = dm.call_timeout(&DmCommand::Get, Duration::from_millis(50));
+    assert!(matches!(stuck, Err(DeviceError::Lock(_))), "{stuck:?}");
+    let t = Instant::now();
+    let status = cache.close("Dm", Duration::from_secs(2)).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "close took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(status.state, DeviceState::Closed, "{status:?}");
+    assert!(!pid_alive(pid), "the server still runs");
+    child.kill().unwrap();
+    let _ = child.join(Duration::from_secs(5));
+    finish(seg, &cache);
+}
+
+fn an_open_failure_reaches_the_first_caller_with_its_message() {
+    let seg = segment("openfail");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let config = SimDmConfig {
+        fail_open: Some("no deformable mirror on /dev/dm0".into()),
+        ..SimDmConfig::default()
+    };
+    let err = cache.get::<SimDm>("Broken", &config).unwrap_err();
+    match &err {
+        DeviceError::OpenFailed { device, message } => {
+            assert_eq!(device, "Broken");
+            assert!(
+                message.contains("no deformable mirror on /dev/dm0"),
+                "{message}"
+            );
+        }
+        other => panic!("expected OpenFailed, got {other}"),
+    }
+    let status = cache.status("Broken").unwrap();
+    assert_eq!(status.state, DeviceState::Closed);
+    assert!(status.message.contains("/dev/dm0"), "{status:?}");
+    finish(seg, &cache);
+}
+
+/// Child: becomes the devices' owner, starts the mirror, records its server, sleeps.
+fn owner(ctx: &ChildContext, _: ()) -> Result<(), Never> {
+    let cache = DeviceCache::new(ctx.segment()).own().unwrap();
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    dm.call(&DmCommand::Set {
+        values: vec![0.5; 144],
+        tag: 1,
+    })
+    .unwrap();
+    ctx.segment()
+        .dict("owner", 4)
+        .unwrap()
+        .insert("server", &dm.status().unwrap().pid)
+        .unwrap();
+    ctx.segment().event("owned").unwrap().set();
+    std::thread::sleep(Duration::from_secs(60));
+    Ok(())
+}
+
+fn the_owner_killed_closes_the_device_within_1s() {
+    let seg = segment("owner");
+    let mut child = seg.spawn("owner", &()).unwrap();
+    seg.event("owned")
+        .unwrap()
+        .wait(Duration::from_secs(10))
+        .unwrap();
+    let server: u32 = seg
+        .dict("owner", 4)
+        .unwrap()
+        .get("server")
+        .unwrap()
+        .unwrap();
+    child.kill().unwrap();
+    let t = Instant::now();
+    while pid_alive(server) {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "server alive after {:?}",
+            t.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let cache = DeviceCache::new(&seg);
+    let status = cache.status("Dm").unwrap();
+    assert_eq!(
+        status.state,
+        DeviceState::Closed,
+        "closed, not crashed: {status:?}"
+    );
+    // The mirror went to its safe (flat) state on the way out.
+    let reader = cache.segment().lookup("dev/Dm/shape").unwrap().unwrap();
+    let ring = seg.frame_ring_at(reader.offset).unwrap();
+    let mut r = ring.reader(ReadMode::NewestOnly).unwrap();
+    let frame = r.latest().unwrap().unwrap();
+    assert!(frame.typed::<f32>().unwrap().iter().all(|&v| v == 0.0));
+    drop(frame);
+    drop(r);
+    let _ = child.join(Duration::from_secs(5));
+    finish(seg, &cache);
+}
+
+/// Mean distance of each sub-aperture's spot (intensity centroid) from its centre, pixels.
+fn mean_spot_offset(image: &[u16], subs: usize, pix: usize) -> f32 {
+    let width = subs * pix;
+    let mut total = 0.0;
+    for sy in 0..subs {
+        for sx in 0..subs {
+            let (mut sum, mut mx, mut my) = (0.0f32, 0.0f32, 0.0f32);
+            for y in 0..pix {
+                for x in 0..pix {
+                    let v = f32::from(image[(sy * pix + y) * width + sx * pix + x]) - 100.0;
+                    sum += v;
+                    mx += v * x as f32;
+                    my += v * y as f32;
+                }
+            }
+            let c = pix as f32 / 2.0 - 0.5;
+            total += ((mx / sum - c).powi(2) + (my / sum - c).powi(2)).sqrt();
+        }
+    }
+    total / (subs * subs) as f32
+}
+
+fn the_camera_sees_the_mirror_flatten_the_wavefront() {
+    let seg = segment("optics");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    let camera = Bench::Camera.client_in(&cache).unwrap();
+    let mut frames = camera.frames("frames", ReadMode::NewestOnly).unwrap();
+    let offset_now = |frames: &mut shmkit::rings::FrameReader| {
+        // Two frames: the second was rendered after the last mirror change.
+        frames.next(Duration::from_secs(2)).unwrap();
+        let f = frames.next(Duration::from_secs(2)).unwrap();
+        mean_spot_offset(f.typed::<u16>().unwrap(), 16, 8)
+    };
+    let aberrated = offset_now(&mut frames);
+    // The mirror at minus half the aberration, sampled at its actuators.
+    let n = 12;
+    let values: Vec<f32> = (0..n * n)
+        .map(|i| {
+            let (c, r) = (i % n, i / n);
+            let (x, y) = (c as f32 / 11.0 * 2.0 - 1.0, r as f32 / 11.0 * 2.0 - 1.0);
+            -aberration(x, y) / 2.0
+        })
+        .collect();
+    dm.call(&DmCommand::Set { values, tag: 7 }).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let corrected = offset_now(&mut frames);
+    assert!(
+        corrected < aberrated * 0.3,
+        "spots moved {aberrated} px before, {corrected} px after correction"
+    );
+    finish(seg, &cache);
+}
+
+fn main() {
+    Bench::entries(Entries::new())
+        .entry("requester", requester)
+        .entry("holder", holder)
+        .entry("owner", owner)
+        .dispatch();
+
+    let tests: [(&str, fn()); 6] = [
+        (
+            "four_processes_requesting_the_camera_start_one_server",
+            four_processes_requesting_the_camera_start_one_server,
+        ),
+        (
+            "a_killed_server_is_reported_within_100ms_and_restart_works",
+            a_killed_server_is_reported_within_100ms_and_restart_works,
+        ),
+        (
+            "a_forced_close_gets_past_a_client_holding_the_mutex",
+            a_forced_close_gets_past_a_client_holding_the_mutex,
+        ),
+        (
+            "an_open_failure_reaches_the_first_caller_with_its_message",
+            an_open_failure_reaches_the_first_caller_with_its_message,
+        ),
+        (
+            "the_owner_killed_closes_the_device_within_1s",
+            the_owner_killed_closes_the_device_within_1s,
+        ),
+        (
+            "the_camera_sees_the_mirror_flatten_the_wavefront",
+            the_camera_sees_the_mirror_flatten_the_wavefront,
+        ),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(test) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
