@@ -1,7 +1,7 @@
 //! Device servers, the device cache and the enum-style device API.
 //!
 //! Each device (a camera, a deformable mirror, a motor) lives in its own server process, a
-//! child started through [`crate::Entries`]. The server creates the device's command ring and
+//! child started through [`crate::process::Entries`]. The server creates the device's command ring and
 //! frame rings in the segment under `dev/NAME/…`, publishes its state and a heartbeat in a
 //! status record (`dev/NAME/status`, see `shm-layout/src/device.rs`), and closes the device
 //! safely when asked to, when its owner dies, or on SIGTERM. The [`DeviceCache`] starts a
