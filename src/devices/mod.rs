@@ -24,6 +24,7 @@ pub use server::DeviceContext;
 pub use status::{DeviceState, DeviceStatusInfo};
 
 use crate::rings::FrameSpec;
+use crate::WaitStrategy;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
@@ -45,6 +46,9 @@ pub trait Device: Sized + 'static {
     const KIND: &'static str;
     /// Largest encoded command or reply in bytes.
     const MAX_MESSAGE: u32 = 4096;
+    /// How the server waits for commands: `Block` costs no CPU between commands; a device
+    /// commanded at kHz rates may prefer `SpinThenBlock` (a few µs of polling after each).
+    const SERVER_STRATEGY: WaitStrategy = WaitStrategy::Block;
 
     /// The frame rings this device writes, as `(suffix, spec)`: the server creates each as
     /// `dev/NAME/SUFFIX` and owns its writer (see [`DeviceContext::frame_writer`]).

@@ -10,7 +10,7 @@ use crate::process::ChildContext;
 use crate::process::Entries;
 use crate::rings::{record_dead, CommandError, CommandSpec, FrameWriter};
 use crate::sys::clock::monotonic_ns;
-use crate::{ProcessIdentity, Segment, WaitStrategy};
+use crate::{ProcessIdentity, Segment};
 use serde::{Deserialize, Serialize};
 use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_OPENING, DEVICE_RUNNING};
 use std::collections::HashMap;
@@ -159,7 +159,7 @@ fn open_and_run<D: Device>(
     let ring = segment
         .command_ring(&object_name(&args.name, "cmd"), &command_spec::<D>())
         .map_err(|e| device_err(e.into()))?
-        .with_strategy(WaitStrategy::Block);
+        .with_strategy(D::SERVER_STRATEGY);
     let server = ring.server().map_err(|e| device_err(e.into()))?;
     let mut ctx = DeviceContext {
         segment: segment.clone(),
