@@ -80,9 +80,7 @@ fn device_call_rtt(c: &mut Criterion) {
         .unwrap()
         .with_strategy(WaitStrategy::SpinThenBlock);
     g.bench_function("shmkit_device", |b| {
-        b.iter_custom(|iters| {
-            timed(iters, |n| assert_eq!(echo.call(&n).unwrap(), n))
-        })
+        b.iter_custom(|iters| timed(iters, |n| assert_eq!(echo.call(&n).unwrap(), n)))
     });
     cache.close("echo", Duration::from_secs(2)).unwrap();
 

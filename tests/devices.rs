@@ -307,6 +307,43 @@ fn the_camera_sees_the_mirror_flatten_the_wavefront() {
     finish(seg, &cache);
 }
 
+fn a_hard_limit_puts_the_mirror_in_its_fail_safe_state() {
+    let seg = segment("failsafe");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let config = SimDmConfig {
+        hard_limit: Some(1.5),
+        ..SimDmConfig::default()
+    };
+    let dm = cache.get::<SimDm>("Dm", &config).unwrap();
+    let mut values = vec![0.2f32; 144];
+    dm.call(&DmCommand::Set {
+        values: values.clone(),
+        tag: 1,
+    })
+    .unwrap();
+    values[117] = 1.7;
+    let err = dm.call(&DmCommand::Set { values, tag: 2 }).unwrap_err();
+    assert!(err.to_string().contains("actuator 117"), "{err}");
+    let status = cache.status("Dm").unwrap();
+    assert_eq!(status.state, DeviceState::FailSafe, "{status:?}");
+    assert!(status.message.contains("hard limit 1.5"), "{status:?}");
+    assert!(matches!(
+        dm.call(&DmCommand::Get),
+        Err(DeviceError::FailSafe { .. })
+    ));
+    // Safe means flat.
+    let mut shape = dm.frames("shape", ReadMode::NewestOnly).unwrap();
+    let frame = shape.latest().unwrap().unwrap();
+    assert!(frame.typed::<f32>().unwrap().iter().all(|&v| v == 0.0));
+    drop(frame);
+    drop(shape);
+    // Closing and starting again clears it.
+    cache.close("Dm", Duration::from_secs(2)).unwrap();
+    let dm = cache.get::<SimDm>("Dm", &config).unwrap();
+    assert!(matches!(dm.call(&DmCommand::Get), Ok(DmReply::Shape(_))));
+    finish(seg, &cache);
+}
+
 fn main() {
     Bench::entries(Entries::new())
         .entry("requester", requester)
@@ -314,7 +351,7 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 6] = [
+    let tests: [(&str, fn()); 7] = [
         (
             "four_processes_requesting_the_camera_start_one_server",
             four_processes_requesting_the_camera_start_one_server,
@@ -338,6 +375,10 @@ fn main() {
         (
             "the_camera_sees_the_mirror_flatten_the_wavefront",
             the_camera_sees_the_mirror_flatten_the_wavefront,
+        ),
+        (
+            "a_hard_limit_puts_the_mirror_in_its_fail_safe_state",
+            a_hard_limit_puts_the_mirror_in_its_fail_safe_state,
         ),
     ];
     let filter: Vec<String> = std::env::args()

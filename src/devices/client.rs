@@ -180,7 +180,17 @@ impl<D: Device> DeviceClient<D> {
             }
             CommandError::NoServer => DeviceError::Closed { device },
             CommandError::Timeout { waited } => DeviceError::Timeout { device, waited },
-            CommandError::Failed(message) => DeviceError::Failed { device, message },
+            CommandError::Failed(message) => {
+                let fail_safe = self
+                    .status
+                    .read()
+                    .is_ok_and(|s| s.state == shm_layout::DEVICE_FAIL_SAFE);
+                if fail_safe {
+                    DeviceError::FailSafe { device }
+                } else {
+                    DeviceError::Failed { device, message }
+                }
+            }
             other => DeviceError::Command(other),
         }
     }

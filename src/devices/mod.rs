@@ -127,6 +127,23 @@ impl<D: Device> DeviceRef<D> {
         DeviceCache::new(segment).get::<D>(self.name, &self.config())
     }
 
+    /// A reader of the device's frame ring `suffix` (starting the server if needed).
+    pub fn frames(
+        &self,
+        segment: &crate::Segment,
+        suffix: &str,
+        mode: crate::rings::ReadMode,
+    ) -> Result<crate::rings::FrameReader, DeviceError> {
+        self.client(segment)?.frames(suffix, mode)
+    }
+
+    /// The device's mutex, for a multi-command critical section: `let m =
+    /// Bench::Dm.mutex(&seg)?; let _g = m.lock()?;` (a client's `call` honours it).
+    pub fn mutex(&self, segment: &crate::Segment) -> Result<crate::Mutex, DeviceError> {
+        check_name(self.name)?;
+        Ok(segment.mutex(&object_name(self.name, "lock"))?)
+    }
+
     /// A client through `cache` (its restart policy and start timeout apply).
     pub fn client_in(&self, cache: &DeviceCache) -> Result<DeviceClient<D>, DeviceError> {
         cache.get::<D>(self.name, &self.config())

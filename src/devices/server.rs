@@ -12,7 +12,7 @@ use crate::rings::{record_dead, CommandError, CommandSpec, FrameWriter};
 use crate::sys::clock::monotonic_ns;
 use crate::{ProcessIdentity, Segment};
 use serde::{Deserialize, Serialize};
-use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_OPENING, DEVICE_RUNNING};
+use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -48,6 +48,7 @@ pub struct DeviceContext {
     segment: Segment,
     name: String,
     writers: HashMap<String, FrameWriter>,
+    fail_safe: Option<String>,
 }
 
 impl std::fmt::Debug for DeviceContext {
@@ -68,6 +69,13 @@ impl DeviceContext {
     /// The device's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Puts the device in its fail-safe state after the current command: the server closes
+    /// it (its safe state), records `reason`, and refuses every later command until the
+    /// device is closed and started again.
+    pub fn enter_fail_safe(&mut self, reason: &str) {
+        self.fail_safe.get_or_insert_with(|| reason.to_owned());
     }
 
     /// The writer of frame ring `suffix` (one the device listed in `frame_rings`).
@@ -165,6 +173,7 @@ fn open_and_run<D: Device>(
         segment: segment.clone(),
         name: args.name.clone(),
         writers: HashMap::new(),
+        fail_safe: None,
     };
     for (suffix, spec) in D::frame_rings(&config) {
         let ring = segment
@@ -180,7 +189,9 @@ fn open_and_run<D: Device>(
     })?;
     let outcome = run(&mut device, &mut ctx, &server, status, args);
     status.with(|s| s.state = DEVICE_CLOSING)?;
-    device.close(&mut ctx);
+    if ctx.fail_safe.is_none() {
+        device.close(&mut ctx);
+    }
     outcome.map_err(ServerError::Device)
 }
 
@@ -196,10 +207,15 @@ fn run<D: Device>(
         .map(|d| monotonic_ns() + d.as_nanos() as u64);
     let mut next_beat = monotonic_ns() + HEARTBEAT.as_nanos() as u64;
     let mut reply_buf = vec![0u8; D::MAX_MESSAGE as usize];
+    let mut safe = false;
     loop {
         let now = monotonic_ns();
         let until = next_poll.map_or(next_beat, |p| p.min(next_beat));
         match server.recv(Duration::from_nanos(until.saturating_sub(now))) {
+            Ok(request) if safe => {
+                let reason = ctx.fail_safe.as_deref().unwrap_or_default();
+                request.fail(&format!("fail-safe: {reason}"))?;
+            }
             Ok(request) => {
                 // A command may change what the device wants to do in the background (a
                 // camera told to start): poll it again in this iteration.
@@ -208,6 +224,15 @@ fn run<D: Device>(
                     Ok(command) => device.handle(command, ctx).map_err(|e| e.to_string()),
                     Err(e) => Err(format!("undecodable command: {e}")),
                 };
+                if let Some(reason) = ctx.fail_safe.clone() {
+                    // Safe first, recorded before the caller hears back.
+                    device.close(ctx);
+                    status.with(|s| {
+                        s.state = DEVICE_FAIL_SAFE;
+                        set_message(s, &reason);
+                    })?;
+                    safe = true;
+                }
                 // An answer that does not fit is failed with its size, not dropped.
                 match postcard::to_slice(&outcome, &mut reply_buf) {
                     Ok(bytes) => {
@@ -223,6 +248,9 @@ fn run<D: Device>(
             Err(e) => return Err(e.into()),
         }
         let now = monotonic_ns();
+        if safe {
+            next_poll = None;
+        }
         if next_poll.is_some_and(|p| now >= p) {
             next_poll = device
                 .poll(ctx)

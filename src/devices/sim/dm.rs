@@ -16,6 +16,9 @@ pub struct SimDmConfig {
     pub stroke: f32,
     /// If set, `open` fails with this message (to exercise open failures).
     pub fail_open: Option<String>,
+    /// A command beyond this magnitude puts the mirror in its fail-safe state (a hardware
+    /// interlock); `None`: never.
+    pub hard_limit: Option<f32>,
 }
 
 impl Default for SimDmConfig {
@@ -24,6 +27,7 @@ impl Default for SimDmConfig {
             actuators: 12,
             stroke: 1.0,
             fail_open: None,
+            hard_limit: None,
         }
     }
 }
@@ -64,6 +68,7 @@ pub enum DmReply {
 pub struct SimDm {
     n: usize,
     stroke: f32,
+    hard_limit: Option<f32>,
     shape: Vec<f32>,
 }
 
@@ -110,6 +115,7 @@ impl Device for SimDm {
         let mut dm = SimDm {
             n,
             stroke: config.stroke,
+            hard_limit: config.hard_limit,
             shape: vec![0.0; n * n],
         };
         dm.apply(ctx, 0)?;
@@ -130,6 +136,14 @@ impl Device for SimDm {
                         values.len()
                     )
                     .into());
+                }
+                if let Some(limit) = self.hard_limit {
+                    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| v.abs() > limit) {
+                        let reason =
+                            format!("actuator {i} commanded {v}, beyond the hard limit {limit}");
+                        ctx.enter_fail_safe(&reason);
+                        return Err(reason.into());
+                    }
                 }
                 let mut clipped = 0;
                 for (out, v) in self.shape.iter_mut().zip(values) {
