@@ -88,7 +88,7 @@ fn device_call_rtt(c: &mut Criterion) {
         .command_ring("bare", &ring_spec())
         .unwrap()
         .with_strategy(WaitStrategy::SpinThenBlock);
-    let child = ChildProc::spawn("ring_server", &[name.clone()]);
+    let child = ChildProc::spawn("ring_server", std::slice::from_ref(&name));
     while ring.call(&[0], Duration::from_millis(100)).is_err() {}
     g.bench_function("shmkit_ring", |b| {
         b.iter_custom(|iters| {

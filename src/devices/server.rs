@@ -195,6 +195,23 @@ fn open_and_run<D: Device>(
     outcome.map_err(ServerError::Device)
 }
 
+/// If the device asked for its fail-safe state: closes it and records the reason. True then.
+fn apply_fail_safe<D: Device>(
+    device: &mut D,
+    ctx: &mut DeviceContext,
+    status: &Status,
+) -> Result<bool, DeviceError> {
+    let Some(reason) = ctx.fail_safe.clone() else {
+        return Ok(false);
+    };
+    device.close(ctx);
+    status.with(|s| {
+        s.state = DEVICE_FAIL_SAFE;
+        set_message(s, &reason);
+    })?;
+    Ok(true)
+}
+
 fn run<D: Device>(
     device: &mut D,
     ctx: &mut DeviceContext,
@@ -224,15 +241,8 @@ fn run<D: Device>(
                     Ok(command) => device.handle(command, ctx).map_err(|e| e.to_string()),
                     Err(e) => Err(format!("undecodable command: {e}")),
                 };
-                if let Some(reason) = ctx.fail_safe.clone() {
-                    // Safe first, recorded before the caller hears back.
-                    device.close(ctx);
-                    status.with(|s| {
-                        s.state = DEVICE_FAIL_SAFE;
-                        set_message(s, &reason);
-                    })?;
-                    safe = true;
-                }
+                // Safe first, recorded before the caller hears back.
+                safe = apply_fail_safe(device, ctx, status)?;
                 // An answer that does not fit is failed with its size, not dropped.
                 match postcard::to_slice(&outcome, &mut reply_buf) {
                     Ok(bytes) => {
@@ -255,6 +265,7 @@ fn run<D: Device>(
             next_poll = device
                 .poll(ctx)
                 .map(|d| monotonic_ns() + d.as_nanos() as u64);
+            safe = apply_fail_safe(device, ctx, status)?;
         }
         if now >= next_beat {
             next_beat = now + HEARTBEAT.as_nanos() as u64;
