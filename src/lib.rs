@@ -49,6 +49,8 @@ mod rings {
 pub mod segment;
 #[cfg(not(loom))]
 pub mod shared;
+#[cfg(not(loom))]
+pub mod testbed;
 mod sync;
 mod sys;
 mod table;

@@ -128,6 +128,7 @@ impl Entries {
 /// The server's main: open, serve, close.
 fn serve<D: Device>(ctx: &ChildContext, args: ServerArgs) -> Result<(), ServerError> {
     install_sigterm();
+    crate::testbed::ignore_sigint();
     let segment = ctx.segment().clone();
     let status = Status::attach(&segment, &args.name)?;
     let me = ProcessIdentity::current().record();
