@@ -49,11 +49,11 @@ mod rings {
 pub mod segment;
 #[cfg(not(loom))]
 pub mod shared;
-#[cfg(not(loom))]
-pub mod testbed;
 mod sync;
 mod sys;
 mod table;
+#[cfg(not(loom))]
+pub mod testbed;
 
 pub use primitives::{
     lock_all, Acquired, Barrier, BarrierError, BarrierWait, Event, EventError, LockError, Mutex,

@@ -330,15 +330,16 @@ impl Inner {
         }
     }
 
-    /// SAFETY, then STOP; experiments stopped (or killed); devices closed to their safe state.
+    /// SAFETY, then STOP; devices closed to their safe state (the hazard goes first, while
+    /// experiments wind down on their own); then experiments reaped, killed past the timeout.
     fn trip(&self, trip: SafetyTrip) {
         self.events.safety.set();
         self.events.stop.set();
         self.lock_report().trip.get_or_insert(trip);
-        self.stop_experiments();
         let names: Vec<&str> = self.device_names.iter().map(String::as_str).collect();
         let failures = self.devices.close_all(&names, self.device_close_timeout);
         self.lock_report().device_failures.extend(failures);
+        self.stop_experiments();
     }
 
     fn lock_report(&self) -> std::sync::MutexGuard<'_, TestbedReport> {
@@ -369,7 +370,11 @@ impl Inner {
                     let _ = r.child.kill();
                     killed = true;
                 }
-                match r.child.join(if killed { Duration::from_secs(1) } else { Duration::ZERO }) {
+                match r.child.join(if killed {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::ZERO
+                }) {
                     Err(ChildError::StillRunning { .. }) => i += 1,
                     result => {
                         let r = running.swap_remove(i);

@@ -39,7 +39,9 @@ pub struct SafetyFn<F> {
 
 impl<F> std::fmt::Debug for SafetyFn<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SafetyFn").field("name", &self.name).finish()
+        f.debug_struct("SafetyFn")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

@@ -1,0 +1,437 @@
+//! The testbed with real processes: safety trips stop experiments within 1 s, the failure
+//! tolerance is honoured, stop-all-on-exception, run-forever experiments, the initial check,
+//! and a SIGKILLed testbed whose servers and experiments exit and whose name starts again.
+//!
+//! Own `main` (no libtest harness): experiments and device servers are children of this
+//! program.
+
+use serde::{Deserialize, Serialize};
+use shmkit::devices::sim::{DmCommand, SimDm, SimDmConfig};
+use shmkit::process::{ChildContext, ChildError, Entries};
+use shmkit::testbed::{
+    safety_fn, Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder, TestbedError,
+};
+use shmkit::Segment;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+shmkit::devices! {
+    /// A bench with one mirror.
+    pub struct Bench {
+        /// The mirror.
+        Dm: SimDm = SimDmConfig::default(),
+    }
+}
+
+/// Loops until told to stop.
+#[derive(Debug, Serialize, Deserialize)]
+struct Looper {
+    forever: bool,
+}
+
+impl Experiment for Looper {
+    const NAME: &'static str = "looper";
+
+    fn run_forever(&self) -> bool {
+        self.forever
+    }
+
+    fn experiment(&mut self, ctx: &ExperimentContext<'_>) -> Result<(), ExperimentFailure> {
+        while !ctx.should_stop() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
+/// Fails at once.
+#[derive(Debug, Serialize, Deserialize)]
+struct Failing;
+
+impl Experiment for Failing {
+    const NAME: &'static str = "failing";
+
+    fn experiment(&mut self, _: &ExperimentContext<'_>) -> Result<(), ExperimentFailure> {
+        Err("calibration diverged".into())
+    }
+}
+
+/// Never looks at should_stop.
+#[derive(Debug, Serialize, Deserialize)]
+struct Deaf;
+
+impl Experiment for Deaf {
+    const NAME: &'static str = "deaf";
+
+    fn experiment(&mut self, _: &ExperimentContext<'_>) -> Result<(), ExperimentFailure> {
+        std::thread::sleep(Duration::from_secs(60));
+        Ok(())
+    }
+}
+
+fn name(test: &str) -> String {
+    format!("shmkit-test-tb-{test}-{}", std::process::id())
+}
+
+/// A safety test that fails while `flag` is non-zero, counting its runs.
+fn flagged(flag: Arc<AtomicU32>, runs: Arc<AtomicU32>) -> impl shmkit::testbed::SafetyTest {
+    safety_fn("dm_limits", move |_| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        if flag.load(Ordering::SeqCst) != 0 {
+            Err("DM command exceeds 0.8 of stroke on actuator 117".into())
+        } else {
+            Ok(())
+        }
+    })
+}
+
+fn a_failing_safety_check_stops_every_experiment_within_1s() {
+    let (flag, runs) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let tb = TestbedBuilder::new(&name("trip"))
+        .devices(Bench::NAMES)
+        .safety_test(flagged(flag.clone(), runs.clone()))
+        .safety_check_interval(Duration::from_millis(50))
+        .start()
+        .unwrap();
+    Bench::Dm
+        .client_in(tb.devices())
+        .unwrap()
+        .call(&DmCommand::Zero)
+        .unwrap();
+    for _ in 0..2 {
+        tb.start_experiment(&Looper { forever: false }).unwrap();
+    }
+    tb.start_experiment(&Deaf).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(tb.running_experiments(), 3);
+    flag.store(1, Ordering::SeqCst);
+    let t = Instant::now();
+    while tb.trip().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(1), "no trip");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let tripped = Instant::now();
+    assert!(tb.wait_experiments(Duration::from_secs(2)));
+    while tb.devices().status("Dm").unwrap().state != shmkit::devices::DeviceState::Closed {
+        assert!(
+            tripped.elapsed() < Duration::from_secs(1),
+            "the mirror was not closed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stopped = tripped.elapsed();
+    // The deaf one is killed at the 1 s stop timeout; the others stop at once.
+    assert!(
+        stopped < Duration::from_millis(1500),
+        "stopped after {stopped:?}"
+    );
+    let trip = tb.trip().unwrap();
+    assert_eq!(trip.test, "dm_limits");
+    assert!(trip.message.contains("actuator 117"));
+    let report = tb.close();
+    assert_eq!(report.experiments.len(), 3);
+    let killed: Vec<_> = report.experiments.iter().filter(|o| o.killed).collect();
+    assert_eq!(killed.len(), 1, "{:?}", report.experiments);
+    assert_eq!(killed[0].name, "deaf");
+    assert!(report
+        .experiments
+        .iter()
+        .filter(|o| !o.killed)
+        .all(|o| o.result.is_ok()));
+}
+
+fn max_consecutive_failures_is_honoured() {
+    let (flag, runs) = (Arc::new(AtomicU32::new(1)), Arc::new(AtomicU32::new(0)));
+    let tb = TestbedBuilder::new(&name("tolerance"))
+        .safety_test(flagged(flag.clone(), runs.clone()))
+        .safety_check_interval(Duration::from_millis(30))
+        .max_consecutive_failures(2)
+        .start_after_initial_pass(&flag)
+        .unwrap();
+    tb.start_experiment(&Looper { forever: false }).unwrap();
+    let t = Instant::now();
+    while tb.trip().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(2), "no trip");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let trip = tb.trip().unwrap();
+    assert_eq!(
+        trip.consecutive, 3,
+        "tripped on failure {}",
+        trip.consecutive
+    );
+    drop(tb);
+
+    // Two failures, a pass, two failures: never more than 2 in a row, never a trip.
+    let (flag, runs) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let pattern = Arc::new(AtomicU32::new(0));
+    let p2 = pattern.clone();
+    let tb = TestbedBuilder::new(&name("tolerance2"))
+        .safety_test(safety_fn("flaky", move |_| {
+            let n = p2.fetch_add(1, Ordering::SeqCst);
+            // Run 0 is the initial check.
+            if n > 0 && n % 3 != 0 {
+                Err(format!("flaky failure {n}"))
+            } else {
+                Ok(())
+            }
+        }))
+        .safety_check_interval(Duration::from_millis(20))
+        .max_consecutive_failures(2)
+        .start()
+        .unwrap();
+    let _ = (flag, runs);
+    while pattern.load(Ordering::SeqCst) < 12 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(tb.trip().is_none(), "{:?}", tb.trip());
+    drop(tb);
+}
+
+fn stop_all_on_exception_stops_the_others() {
+    let tb = TestbedBuilder::new(&name("stopall")).start().unwrap();
+    tb.start_experiment(&Looper { forever: true }).unwrap();
+    tb.start_experiment(&Failing).unwrap();
+    assert!(
+        tb.wait_experiments(Duration::from_secs(2)),
+        "the looper kept running"
+    );
+    let report = tb.close();
+    let failing = report
+        .experiments
+        .iter()
+        .find(|o| o.name == "failing")
+        .unwrap();
+    match &failing.result {
+        Err(ChildError::Failed { report, .. }) => {
+            assert!(
+                report.message.contains("experiment failed"),
+                "{}",
+                report.message
+            );
+            assert!(
+                report
+                    .chain
+                    .iter()
+                    .any(|c| c.contains("calibration diverged"))
+                    || report.message.contains("calibration diverged"),
+                "{report:?}"
+            );
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert!(report
+        .experiments
+        .iter()
+        .find(|o| o.name == "looper")
+        .unwrap()
+        .result
+        .is_ok());
+
+    // Without stop-all, the other experiment keeps running.
+    let tb = TestbedBuilder::new(&name("nostopall"))
+        .stop_all_on_exception(false)
+        .start()
+        .unwrap();
+    tb.start_experiment(&Looper { forever: false }).unwrap();
+    tb.start_experiment(&Failing).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(tb.running_experiments(), 1);
+    assert!(!tb.stopping());
+    drop(tb);
+}
+
+fn run_forever_ignores_finish_but_stops_on_safety() {
+    let (flag, runs) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let tb = TestbedBuilder::new(&name("forever"))
+        .safety_test(flagged(flag.clone(), runs))
+        .safety_check_interval(Duration::from_millis(30))
+        .start()
+        .unwrap();
+    tb.start_experiment(&Looper { forever: true }).unwrap();
+    tb.start_experiment(&Looper { forever: false }).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    tb.request_finish();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        tb.running_experiments(),
+        1,
+        "FINISH should end only the ordinary one"
+    );
+    flag.store(1, Ordering::SeqCst);
+    assert!(
+        tb.wait_experiments(Duration::from_secs(2)),
+        "SAFETY did not stop it"
+    );
+    assert!(tb.trip().is_some());
+    drop(tb);
+}
+
+fn the_initial_safety_check_must_pass() {
+    let (flag, runs) = (Arc::new(AtomicU32::new(1)), Arc::new(AtomicU32::new(0)));
+    let n = name("initial");
+    let err = TestbedBuilder::new(&n)
+        .safety_test(flagged(flag, runs.clone()))
+        .start()
+        .unwrap_err();
+    assert!(
+        matches!(err, TestbedError::InitialSafetyCheck { ref test, .. } if test == "dm_limits"),
+        "{err}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(
+        Segment::open(&n).is_err(),
+        "a failed start leaves no segment"
+    );
+}
+
+/// Child: runs a testbed with a mirror and a run-forever experiment, records their pids in
+/// the coordination segment, then waits to be killed.
+fn doomed_testbed(ctx: &ChildContext, tb_name: String) -> Result<(), std::convert::Infallible> {
+    let tb = TestbedBuilder::new(&tb_name)
+        .devices(Bench::NAMES)
+        .start()
+        .unwrap();
+    let dm = Bench::Dm.client_in(tb.devices()).unwrap();
+    dm.call(&DmCommand::Zero).unwrap();
+    let experiment = tb.start_experiment(&Looper { forever: true }).unwrap();
+    let pids = ctx.segment().dict("pids", 4).unwrap();
+    pids.insert("server", &dm.status().unwrap().pid).unwrap();
+    pids.insert("experiment", &experiment).unwrap();
+    ctx.segment().event("up").unwrap().set();
+    std::thread::sleep(Duration::from_secs(60));
+    Ok(())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+fn a_killed_testbed_takes_its_processes_down_and_starts_again() {
+    let coord_name = name("coord");
+    let _ = Segment::unlink(&coord_name);
+    let coord = Segment::create(&coord_name, &shmkit::CreateOptions::new(4 << 20)).unwrap();
+    let tb_name = name("doomed");
+    let mut child = coord.spawn("doomed_testbed", &tb_name).unwrap();
+    coord
+        .event("up")
+        .unwrap()
+        .wait(Duration::from_secs(10))
+        .unwrap();
+    let pids = coord.dict("pids", 4).unwrap();
+    let server: u32 = pids.get("server").unwrap().unwrap();
+    let experiment: u32 = pids.get("experiment").unwrap().unwrap();
+    child.kill().unwrap();
+    let t = Instant::now();
+    while pid_alive(server) || pid_alive(experiment) {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "after {:?}: server alive {}, experiment alive {}",
+            t.elapsed(),
+            pid_alive(server),
+            pid_alive(experiment)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.join(Duration::from_secs(2));
+    // The stale segment is replaced.
+    let tb = TestbedBuilder::new(&tb_name)
+        .devices(Bench::NAMES)
+        .start()
+        .unwrap();
+    Bench::Dm
+        .client_in(tb.devices())
+        .unwrap()
+        .call(&DmCommand::Zero)
+        .unwrap();
+    let report = tb.close();
+    assert!(
+        report.device_failures.is_empty(),
+        "{:?}",
+        report.device_failures
+    );
+    drop(coord);
+    let _ = Segment::unlink(&coord_name);
+}
+
+/// `start` for a builder whose test fails from the start: passes the initial check by
+/// clearing the flag around it.
+trait StartAfterInitialPass {
+    fn start_after_initial_pass(
+        self,
+        flag: &Arc<AtomicU32>,
+    ) -> Result<shmkit::testbed::Testbed, TestbedError>;
+}
+
+impl StartAfterInitialPass for TestbedBuilder {
+    fn start_after_initial_pass(
+        self,
+        flag: &Arc<AtomicU32>,
+    ) -> Result<shmkit::testbed::Testbed, TestbedError> {
+        flag.store(0, Ordering::SeqCst);
+        let tb = self.start();
+        flag.store(1, Ordering::SeqCst);
+        tb
+    }
+}
+
+fn main() {
+    Bench::entries(Entries::new())
+        .experiment::<Looper>()
+        .experiment::<Failing>()
+        .experiment::<Deaf>()
+        .entry("doomed_testbed", doomed_testbed)
+        .dispatch();
+
+    let tests: [(&str, fn()); 6] = [
+        (
+            "a_failing_safety_check_stops_every_experiment_within_1s",
+            a_failing_safety_check_stops_every_experiment_within_1s,
+        ),
+        (
+            "max_consecutive_failures_is_honoured",
+            max_consecutive_failures_is_honoured,
+        ),
+        (
+            "stop_all_on_exception_stops_the_others",
+            stop_all_on_exception_stops_the_others,
+        ),
+        (
+            "run_forever_ignores_finish_but_stops_on_safety",
+            run_forever_ignores_finish_but_stops_on_safety,
+        ),
+        (
+            "the_initial_safety_check_must_pass",
+            the_initial_safety_check_must_pass,
+        ),
+        (
+            "a_killed_testbed_takes_its_processes_down_and_starts_again",
+            a_killed_testbed_takes_its_processes_down_and_starts_again,
+        ),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(test) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
