@@ -1,7 +1,8 @@
 //! A simulated wavefront-sensor camera: a grid of sub-apertures, one spot in each, moved by
 //! the local slope of the wavefront (the fixed aberration plus the mirror's latest shape,
 //! read in place from the mirror's shape ring). Frames (u16 `[height, width]`) are rendered
-//! straight into `dev/NAME/frames` at the configured rate.
+//! straight into `dev/NAME/frames` at the configured rate; user word 0 is the frame's sequence
+//! number and user word 1 its [`checksum`](super::checksum), so readers can prove it untorn.
 
 use super::wavefront;
 use crate::devices::{object_name, Device, DeviceContext, DeviceFailure};
@@ -169,7 +170,9 @@ impl SimCamera {
                 }
             }
         }
+        let sum = super::checksum(slot.bytes_mut());
         slot.set_user(0, self.frames);
+        slot.set_user(1, sum);
         slot.publish();
         self.frames += 1;
         Ok(())

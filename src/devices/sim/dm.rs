@@ -58,6 +58,8 @@ pub enum DmReply {
         frame: u64,
         /// Actuators clipped to the stroke.
         clipped: u32,
+        /// When the shape was applied (CLOCK_MONOTONIC ns; the shape frame's timestamp).
+        applied_ns: u64,
     },
     /// The applied shape.
     Shape(Vec<f32>),
@@ -73,14 +75,16 @@ pub struct SimDm {
 }
 
 impl SimDm {
-    fn apply(&mut self, ctx: &mut DeviceContext, tag: u64) -> Result<u64, DeviceFailure> {
+    /// Publishes the applied shape; returns its frame id and timestamp.
+    fn apply(&mut self, ctx: &mut DeviceContext, tag: u64) -> Result<(u64, u64), DeviceFailure> {
         let writer = ctx
             .frame_writer("shape")
             .ok_or("the shape ring is missing")?;
         let mut slot = writer.claim()?;
         slot.typed_mut::<f32>()?.copy_from_slice(&self.shape);
         slot.set_user(0, tag);
-        Ok(slot.publish())
+        let id = slot.publish();
+        Ok((id, writer.ring().stats().last_ts_ns))
     }
 }
 
@@ -153,13 +157,21 @@ impl Device for SimDm {
                     }
                     *out = v.clamp(-self.stroke, self.stroke);
                 }
-                let frame = self.apply(ctx, tag)?;
-                Ok(DmReply::Applied { frame, clipped })
+                let (frame, applied_ns) = self.apply(ctx, tag)?;
+                Ok(DmReply::Applied {
+                    frame,
+                    clipped,
+                    applied_ns,
+                })
             }
             DmCommand::Zero => {
                 self.shape.fill(0.0);
-                let frame = self.apply(ctx, 0)?;
-                Ok(DmReply::Applied { frame, clipped: 0 })
+                let (frame, applied_ns) = self.apply(ctx, 0)?;
+                Ok(DmReply::Applied {
+                    frame,
+                    clipped: 0,
+                    applied_ns,
+                })
             }
             DmCommand::Get => Ok(DmReply::Shape(self.shape.clone())),
         }

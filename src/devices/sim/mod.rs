@@ -12,6 +12,21 @@ mod dm;
 pub use camera::{CameraCommand, CameraReply, SimCamera, SimCameraConfig};
 pub use dm::{DmCommand, DmReply, SimDm, SimDmConfig};
 
+/// A fast checksum of a frame's bytes (64-bit words folded with a multiply-rotate), which
+/// the simulated camera stores in each frame's user word 1.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0x9E37_79B9_7F4A_7C15 ^ bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        h = (h ^ w).wrapping_mul(0xFF51_AFD7_ED55_8CCD).rotate_left(29);
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    }
+    h
+}
+
 /// The fixed aberration the simulated bench starts with, at pupil coordinates in [-1, 1]:
 /// a tilt, an astigmatism-like cross term and a defocus.
 pub fn aberration(x: f32, y: f32) -> f32 {
