@@ -18,8 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 use shmkit::devices::sim::{
-    checksum, CameraCommand, CameraReply, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm,
-    SimDmConfig,
+    checksum, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm, SimDmConfig,
 };
 use shmkit::devices::DeviceCache;
 use shmkit::process::Entries;
@@ -135,8 +134,12 @@ fn percentiles(mut ns: Vec<u64>) -> Percentiles {
 /// What the controller measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ControllerReport {
-    /// Frames the loop closed on.
+    /// Frames the controller read.
     pub frames: u64,
+    /// Mirror commands sent (one per frame read, except telemetry-only ones).
+    pub commands: u64,
+    /// Frames read with a newer one already published: used for telemetry only.
+    pub telemetry_only: u64,
     /// Frames the controller never saw (overruns and id gaps).
     pub missed: u64,
     /// Loop iterations per second.
@@ -275,11 +278,11 @@ fn reconstructor(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     r
 }
 
-/// The next frame's slopes, after `after_ns` (a frame rendered before it cannot show a mirror
-/// change made at that time).
+/// The slopes of the next frame rendered with mirror shape `dm_frame` or a later one (the
+/// camera stamps the shape it used in user word 2).
 fn fresh_slopes(
     reader: &mut FrameReader,
-    after_ns: u64,
+    dm_frame: u64,
     subs: usize,
     pix: usize,
     out: &mut [f32],
@@ -290,7 +293,7 @@ fn fresh_slopes(
             Err(RingError::Overrun { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        if frame.ts_ns() > after_ns {
+        if frame.user(2) >= dm_frame {
             slopes(frame.typed::<u16>()?, subs, pix, out);
             return Ok(());
         }
@@ -319,18 +322,24 @@ impl Experiment for Controller {
             .get::<SimDm>("Dm", &o.dm())?
             .with_strategy(o.strategy());
         let camera = ctx.devices().get::<SimCamera>("Camera", &o.camera())?;
+        // Oldest-first: every frame is seen (telemetry, checksum); a frame with a newer one
+        // already behind it only feeds telemetry, so the mirror is never commanded from a
+        // backlog (stale slopes make an integrator unstable).
         let mut frames = camera
             .frames("frames", ReadMode::OldestFirst)?
             .with_strategy(o.strategy());
         let progress = seg.dict("closed-loop/progress", 16)?;
         let mut s = vec![0f32; nslopes];
         let mut s_minus = vec![0f32; nslopes];
-        let set = |values: &[f32], tag: u64| -> Result<u64, ExperimentFailure> {
+        // Returns the mirror's shape frame id and when it was applied.
+        let set = |values: &[f32], tag: u64| -> Result<(u64, u64), ExperimentFailure> {
             match dm.call(&DmCommand::Set {
                 values: values.to_vec(),
                 tag,
             })? {
-                DmReply::Applied { applied_ns, .. } => Ok(applied_ns),
+                DmReply::Applied {
+                    frame, applied_ns, ..
+                } => Ok((frame, applied_ns)),
                 other => Err(format!("unexpected mirror reply {other:?}").into()),
             }
         };
@@ -345,11 +354,11 @@ impl Experiment for Controller {
                 return Ok(());
             }
             poke[k] = delta;
-            let t = set(&poke, 0)?;
-            fresh_slopes(&mut frames, t, subs, pix, &mut s)?;
+            let (shape, _) = set(&poke, 0)?;
+            fresh_slopes(&mut frames, shape, subs, pix, &mut s)?;
             poke[k] = -delta;
-            let t = set(&poke, 0)?;
-            fresh_slopes(&mut frames, t, subs, pix, &mut s_minus)?;
+            let (shape, _) = set(&poke, 0)?;
+            fresh_slopes(&mut frames, shape, subs, pix, &mut s_minus)?;
             poke[k] = 0.0;
             for r in 0..nslopes {
                 m[r * nact + k] = (s[r] - s_minus[r]) / (2.0 * delta);
@@ -357,8 +366,8 @@ impl Experiment for Controller {
         }
         let rec = reconstructor(&m, nslopes, nact);
         let mut command = vec![0f32; nact];
-        let t = set(&command, 0)?;
-        fresh_slopes(&mut frames, t, subs, pix, &mut s)?;
+        let (shape, _) = set(&command, 0)?;
+        fresh_slopes(&mut frames, shape, subs, pix, &mut s)?;
         let open_loop_residual = rms(&s);
 
         // Closed loop.
@@ -396,6 +405,11 @@ impl Experiment for Controller {
             slopes(frame.typed::<u16>()?, subs, pix, &mut s);
             let id = frame.id();
             drop(frame);
+            report.frames += 1;
+            if frames.ring().stats().last_id > id {
+                report.telemetry_only += 1;
+                continue;
+            }
             // Integrator: c -= g R s.
             for (i, d) in delta_c.iter_mut().enumerate() {
                 let row = &rec[i * nslopes..][..nslopes];
@@ -405,12 +419,12 @@ impl Experiment for Controller {
                 *c = (*c - o.gain * d).clamp(-1.0, 1.0);
             }
             let sent = shmkit_now_ns();
-            let applied = set(&command, id)?;
+            let (_, applied) = set(&command, id)?;
             cmd_lat.push(applied.saturating_sub(sent));
-            report.frames += 1;
+            report.commands += 1;
             let residual = rms(&s);
-            if [1, 2, 3, 5, 10, 20, 50, 100].contains(&report.frames) {
-                report.first_frames.push((report.frames, residual));
+            if [1, 2, 3, 5, 10, 20, 50, 100].contains(&report.commands) {
+                report.first_frames.push((report.commands, residual));
             }
             second.0 += residual;
             second.1 += 1;
@@ -570,10 +584,17 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     let progress_dict = tb.segment().dict("closed-loop/progress", 16)?;
     let started = Instant::now();
     let (mut last_frames, mut last_t) = (0u64, Instant::now());
-    let (frames_before, t_before) = match camera.call(&CameraCommand::Stats)? {
-        CameraReply::Stats { frames, .. } => (frames, Instant::now()),
-        CameraReply::Ok => (0, Instant::now()),
+    // The camera's rate from its ring's counters: readable even after a safety trip closed
+    // the camera.
+    let camera_ring = {
+        let info = tb
+            .segment()
+            .lookup("dev/Camera/frames")?
+            .ok_or("the camera has no frame ring")?;
+        tb.segment().frame_ring_at(info.offset)?
     };
+    let (frames_before, t_before) = (camera_ring.stats().total_written, Instant::now());
+    drop(camera);
     // The controller ends the run; the limit only guards against a stuck one.
     let limit = Duration::from_secs_f64(options.duration_s + 60.0);
     loop {
@@ -597,12 +618,11 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     if progress {
         eprintln!();
     }
-    let camera_hz = match camera.call(&CameraCommand::Stats)? {
-        CameraReply::Stats { frames, .. } => {
-            frames.saturating_sub(frames_before) as f64 / t_before.elapsed().as_secs_f64()
-        }
-        CameraReply::Ok => 0.0,
-    };
+    let camera_hz = camera_ring
+        .stats()
+        .total_written
+        .saturating_sub(frames_before) as f64
+        / t_before.elapsed().as_secs_f64();
     tb.request_finish();
     tb.wait_experiments(Duration::from_secs(3));
     let results = tb.segment().dict("closed-loop/results", 8)?;
@@ -643,8 +663,8 @@ fn print_report(o: &Options, r: &Report) {
         r.camera_hz, o.rate_hz
     );
     println!(
-        "  loop rate   {:>10.1} Hz, {} frames, {} missed by the controller",
-        c.loop_hz, c.frames, c.missed
+        "  loop rate   {:>10.1} Hz: {} frames read, {} missed by the controller; {} mirror commands ({} frames arrived behind a newer one: telemetry only)",
+        c.loop_hz, c.frames, c.missed, c.commands, c.telemetry_only
     );
     lat("frame publish -> controller holds it", &c.frame_latency);
     lat("command sent -> mirror applied it", &c.command_latency);

@@ -207,6 +207,7 @@ impl DeviceCache {
             DEVICE_CLOSING if alive => {
                 return Err(DeviceError::Closed {
                     device: name.into(),
+                    reason: String::new(),
                 })
             }
             DEVICE_FAIL_SAFE if alive => {
@@ -306,6 +307,7 @@ impl DeviceCache {
                     Ok(()) => {
                         return Err(DeviceError::Closed {
                             device: name.into(),
+                            reason: "its server exited before the device was running".into(),
                         });
                     }
                     Err(other) => {

@@ -145,7 +145,8 @@ impl<D: Device> DeviceClient<D> {
             .segment
             .lookup(&object_name(&self.name, suffix))?
             .ok_or_else(|| DeviceError::Closed {
-                device: format!("{}/{suffix}", self.name),
+                device: self.name.clone(),
+                reason: format!("it has no frame ring {suffix:?}"),
             })?;
         Ok(self.segment.frame_ring_at(info.offset)?.reader(mode)?)
     }
@@ -178,7 +179,14 @@ impl<D: Device> DeviceClient<D> {
                     message: "the server died during a call".into(),
                 }
             }
-            CommandError::NoServer => DeviceError::Closed { device },
+            CommandError::NoServer => DeviceError::Closed {
+                device,
+                reason: self
+                    .status
+                    .read()
+                    .map(|s| super::status::message(&s))
+                    .unwrap_or_default(),
+            },
             CommandError::Timeout { waited } => DeviceError::Timeout { device, waited },
             CommandError::Failed(message) => {
                 let fail_safe = self

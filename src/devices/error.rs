@@ -40,10 +40,12 @@ pub enum DeviceError {
         waited: Duration,
     },
     /// The device is closed (or closing) and was not started again.
-    #[error("device {device:?} is closed")]
+    #[error("device {device:?} is closed{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
     Closed {
         /// The device.
         device: String,
+        /// Why, when its server recorded it (the error it stopped with).
+        reason: String,
     },
     /// The device is in its fail-safe state and refuses commands.
     #[error("device {device:?} is in its fail-safe state")]

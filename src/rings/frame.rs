@@ -672,6 +672,11 @@ impl Frame<'_> {
 }
 
 impl FrameReader {
+    /// The ring this reader reads (its counters tell how far behind the reader is).
+    pub fn ring(&self) -> &FrameRing {
+        &self.ring
+    }
+
     /// This reader with another wait strategy.
     pub fn with_strategy(mut self, strategy: WaitStrategy) -> FrameReader {
         self.strategy = strategy;

@@ -2,7 +2,9 @@
 //! the local slope of the wavefront (the fixed aberration plus the mirror's latest shape,
 //! read in place from the mirror's shape ring). Frames (u16 `[height, width]`) are rendered
 //! straight into `dev/NAME/frames` at the configured rate; user word 0 is the frame's sequence
-//! number and user word 1 its [`checksum`](super::checksum), so readers can prove it untorn.
+//! number, user word 1 its [`checksum`](super::checksum), so readers can prove it untorn, and
+//! user word 2 the id of the mirror shape frame it was rendered with (causality for
+//! calibration: a frame published after a mirror change may have been rendered before it).
 
 use super::wavefront;
 use crate::devices::{object_name, Device, DeviceContext, DeviceFailure};
@@ -80,6 +82,8 @@ pub struct SimCamera {
     frames: u64,
     dm: Option<FrameReader>,
     dm_shape: Vec<f32>,
+    /// Id of the mirror shape frame the next image is rendered with.
+    dm_frame: u64,
 }
 
 impl std::fmt::Debug for SimCamera {
@@ -118,6 +122,7 @@ impl SimCamera {
                 if let Ok(values) = frame.typed::<f32>() {
                     if values.len() == self.dm_shape.len() {
                         self.dm_shape.copy_from_slice(values);
+                        self.dm_frame = frame.id();
                     }
                 }
             }
@@ -173,6 +178,7 @@ impl SimCamera {
         let sum = super::checksum(slot.bytes_mut());
         slot.set_user(0, self.frames);
         slot.set_user(1, sum);
+        slot.set_user(2, self.dm_frame);
         slot.publish();
         self.frames += 1;
         Ok(())
@@ -218,6 +224,7 @@ impl Device for SimCamera {
             frames: 0,
             dm: None,
             dm_shape: vec![0.0; n * n],
+            dm_frame: 0,
         })
     }
 
