@@ -32,6 +32,8 @@
 
 #[cfg(not(loom))]
 pub mod devices;
+#[cfg(not(loom))]
+pub mod inspect;
 pub mod primitives;
 #[cfg(not(loom))]
 pub mod process;

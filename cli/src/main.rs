@@ -1,0 +1,485 @@
+//! `shmkit`: list, inspect, watch and clean shmkit segments.
+//!
+//! Every subcommand reads segments from a copy of their bytes ([`shmkit::inspect`]): the tool
+//! never maps a segment writably and never changes one, except `clean`, which removes stale
+//! ones. Exit codes: 0 success, 1 the segment is missing, unreadable or not shmkit's, 2 bad
+//! usage, 3 the segment is corrupt.
+
+use clap::{Parser, Subcommand};
+use shmkit::inspect::{self, InspectError, Inspection, ObjectState};
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "shmkit",
+    version,
+    about = "Inspect and clean shmkit shared-memory segments"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every shmkit segment: name, size, creator pid, alive or stale, age.
+    Ls {
+        /// Print JSON (an array of listings; schema in cli/SCHEMA.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a segment's header and every named object's state.
+    Inspect {
+        /// The segment's name (as given to Segment::create).
+        name: String,
+        /// Print JSON (schema in cli/SCHEMA.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show `inspect` refreshed live, with frame and call rates; q or Ctrl+C quits.
+    Watch {
+        /// The segment's name.
+        name: String,
+        /// Refresh period in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+        /// Quit after this many refreshes (default: until q or Ctrl+C).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Remove segments whose creator is dead and that no live process maps. Never a live
+    /// segment, never another user's.
+    Clean {
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON (an array of actions).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const EXIT_MISSING: u8 = 1;
+const EXIT_CORRUPT: u8 = 3;
+
+fn error_code(e: &InspectError) -> ExitCode {
+    match e {
+        InspectError::Corrupt { .. } => ExitCode::from(EXIT_CORRUPT),
+        _ => ExitCode::from(EXIT_MISSING),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ls { json } => ls(json),
+        Command::Inspect { name, json } => match inspect::inspect(&name) {
+            Ok(i) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&i).unwrap_or_default());
+                } else {
+                    print!("{}", render(&i, None));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("shmkit inspect: {e}");
+                error_code(&e)
+            }
+        },
+        Command::Watch {
+            name,
+            interval_ms,
+            count,
+        } => watch(&name, Duration::from_millis(interval_ms.max(50)), count),
+        Command::Clean { dry_run, json } => {
+            let actions = inspect::clean(dry_run);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&actions).unwrap_or_default()
+                );
+            } else {
+                for a in &actions {
+                    let verb = match (a.removed, dry_run) {
+                        (true, true) => "would remove",
+                        (true, false) => "removed",
+                        (false, _) => "kept",
+                    };
+                    println!("{verb:<12} {:<40} {}", a.name, a.reason);
+                }
+                if actions.is_empty() {
+                    println!("no shmkit segments");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn ls(json: bool) -> ExitCode {
+    let listings = inspect::list();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&listings).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<40} {:>10} {:>8} {:<12} {:>10}  NOTE",
+        "NAME", "SIZE", "CREATOR", "STATUS", "AGE"
+    );
+    for l in &listings {
+        let note = match (&l.error, l.mapped_by.is_empty()) {
+            (Some(e), _) => e.clone(),
+            (None, false) => format!("mapped by {:?}", l.mapped_by),
+            (None, true) => String::new(),
+        };
+        println!(
+            "{:<40} {:>10} {:>8} {:<12} {:>10}  {}",
+            l.name,
+            human_bytes(l.size),
+            l.creator_pid.map_or("-".into(), |p| p.to_string()),
+            l.status,
+            l.age_s.map_or("-".into(), human_age),
+            note
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn human_age(s: f64) -> String {
+    match s {
+        s if s >= 86400.0 => format!("{:.1} d", s / 86400.0),
+        s if s >= 3600.0 => format!("{:.1} h", s / 3600.0),
+        s if s >= 60.0 => format!("{:.1} min", s / 60.0),
+        s => format!("{s:.1} s"),
+    }
+}
+
+fn alive(a: Option<bool>) -> &'static str {
+    match a {
+        Some(true) => "alive",
+        Some(false) => "DEAD",
+        None => "-",
+    }
+}
+
+/// Rates between two inspections: (frames/s per ring, calls/s per command ring).
+type Rates = HashMap<String, f64>;
+
+fn render(i: &Inspection, rates: Option<&Rates>) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "segment {}  {}  layout {} ({})  creator pid {} {}",
+        i.name,
+        human_bytes(i.size),
+        i.version,
+        i.layout_hash,
+        i.creator_pid,
+        if i.creator_alive { "alive" } else { "DEAD" }
+    ));
+    line(format!(
+        "allocated {} in {} blocks; {} named objects (table of {}); exception slots {} in use, {} reported, of {}",
+        human_bytes(i.allocated),
+        i.blocks,
+        i.objects.len(),
+        i.table_capacity,
+        i.exception_slots.in_use,
+        i.exception_slots.reported,
+        i.exception_slots.total
+    ));
+    for o in &i.objects {
+        let rate = rates.and_then(|r| r.get(&o.name)).copied();
+        let (kind, state) = describe(&o.state, rate);
+        line(format!("  {kind:<12} {:<36} {state}", o.name));
+    }
+    if !i.devices.is_empty() {
+        line("devices:".into());
+        for d in &i.devices {
+            line(format!(
+                "  {:<16} {:<13} pid {:<8} starts {:<3} heartbeat {}{}",
+                d.name,
+                d.state,
+                d.pid.map_or("-".into(), |p| p.to_string()),
+                d.starts,
+                d.heartbeat_age_s
+                    .map_or("-".into(), |a| format!("{:.0} ms ago", a * 1000.0)),
+                if d.message.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", d.message)
+                }
+            ));
+        }
+    }
+    out
+}
+
+fn describe(state: &ObjectState, rate: Option<f64>) -> (&'static str, String) {
+    match state {
+        ObjectState::Mutex {
+            owner_pid,
+            owner_tid,
+            owner_alive,
+            depth,
+            owner_died_pending,
+            not_recoverable,
+            waiters,
+            ..
+        } => (
+            "mutex",
+            match owner_pid {
+                None if *not_recoverable => "free, NOT RECOVERABLE".into(),
+                None => "free".into(),
+                Some(pid) => format!(
+                    "held by pid {pid} tid {} ({}){}{}{}",
+                    owner_tid.unwrap_or(0),
+                    alive(*owner_alive),
+                    if *depth > 0 { format!(", depth {}", depth + 1) } else { String::new() },
+                    if *owner_died_pending { ", owner-died pending" } else { "" },
+                    if *waiters { ", waiters" } else { "" }
+                ),
+            },
+        ),
+        ObjectState::Event { set, waiters } => (
+            "event",
+            format!("{}{}", if *set { "set" } else { "clear" }, if *waiters { ", waiters" } else { "" }),
+        ),
+        ObjectState::Barrier {
+            parties,
+            arrived,
+            generation,
+            broken,
+        } => (
+            "barrier",
+            format!(
+                "{arrived}/{parties} arrived, generation {generation}{}",
+                if *broken { ", BROKEN" } else { "" }
+            ),
+        ),
+        ObjectState::Shared {
+            type_name,
+            size,
+            locked_by,
+        } => (
+            "shared",
+            format!(
+                "{type_name} ({size} B){}",
+                locked_by.map_or(String::new(), |p| format!(", locked by pid {p}"))
+            ),
+        ),
+        ObjectState::Dict {
+            entries,
+            max_entries,
+            bytes_used,
+            bytes_capacity,
+            locked_by,
+        } => (
+            "dict",
+            format!(
+                "{entries}/{max_entries} keys, {}/{} data{}",
+                human_bytes(*bytes_used),
+                human_bytes(*bytes_capacity),
+                locked_by.map_or(String::new(), |p| format!(", locked by pid {p}"))
+            ),
+        ),
+        ObjectState::FrameRing {
+            writer_pid,
+            writer_alive,
+            frames_written,
+            last_id,
+            rate_hz,
+            slots,
+            format,
+            readers,
+            held_slots,
+            ..
+        } => (
+            "frame ring",
+            format!(
+                "{format}, {slots} slots; {frames_written} frames (last {last_id}), {:.1} Hz; writer {} ({}); readers {readers:?}; {held_slots} held",
+                rate.unwrap_or(*rate_hz),
+                writer_pid.map_or("-".into(), |p| p.to_string()),
+                alive(*writer_alive)
+            ),
+        ),
+        ObjectState::CommandRing {
+            server_pid,
+            server_alive,
+            slots,
+            queued,
+            in_use,
+            calls,
+        } => (
+            "command ring",
+            format!(
+                "server {} ({}); {calls} calls{}; {queued} queued, {in_use}/{slots} slots in use",
+                server_pid.map_or("-".into(), |p| p.to_string()),
+                alive(*server_alive),
+                rate.map_or(String::new(), |r| format!(" ({r:.0}/s)"))
+            ),
+        ),
+        ObjectState::Corrupt {
+            recorded_kind,
+            detail,
+        } => ("CORRUPT", format!("kind {recorded_kind}: {detail}")),
+    }
+}
+
+static QUIT: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    QUIT.store(true, Ordering::Relaxed);
+}
+
+/// Puts a terminal on stdin in "one key at a time, no echo" mode, and back on drop.
+struct RawTerminal(Option<libc::termios>);
+
+impl RawTerminal {
+    fn enter() -> RawTerminal {
+        // SAFETY: isatty/tcgetattr/tcsetattr only read and write the termios we pass.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return RawTerminal(None);
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return RawTerminal(None);
+            }
+            let saved = t;
+            // ISIG stays on: Ctrl+C still raises SIGINT, handled as "quit".
+            t.c_lflag &= !(libc::ICANON | libc::ECHO);
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            RawTerminal(Some(saved))
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0 {
+            // SAFETY: restoring the attributes read in `enter`.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+        }
+    }
+}
+
+/// Waits up to `period` for a key; true if it was `q` (or stdin asked to quit).
+fn quit_key(period: Duration, stdin_open: &mut bool) -> bool {
+    let mut fds = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + period;
+    loop {
+        if QUIT.load(Ordering::Relaxed) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        if !*stdin_open {
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+            continue;
+        }
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut fds, 1, left.as_millis().min(50) as libc::c_int) };
+        if n > 0 {
+            let mut byte = [0u8; 1];
+            // SAFETY: reading one byte into a one-byte buffer.
+            let r = unsafe { libc::read(0, byte.as_mut_ptr().cast(), 1) };
+            if r <= 0 {
+                *stdin_open = false;
+            } else if byte[0] == b'q' || byte[0] == b'Q' {
+                return true;
+            }
+        }
+    }
+}
+
+fn watch(name: &str, period: Duration, count: Option<u64>) -> ExitCode {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    let _terminal = RawTerminal::enter();
+    let mut stdin_open = true;
+    let mut previous: Option<(Instant, HashMap<String, u64>)> = None;
+    let mut shown = 0u64;
+    let stdout = std::io::stdout();
+    loop {
+        let inspection = match inspect::inspect(name) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("shmkit watch: {e}");
+                return error_code(&e);
+            }
+        };
+        let now = Instant::now();
+        let counters: HashMap<String, u64> = inspection
+            .objects
+            .iter()
+            .filter_map(|o| match &o.state {
+                ObjectState::FrameRing { frames_written, .. } => {
+                    Some((o.name.clone(), *frames_written))
+                }
+                ObjectState::CommandRing { calls, .. } => Some((o.name.clone(), *calls)),
+                _ => None,
+            })
+            .collect();
+        let rates: Option<Rates> = previous.as_ref().map(|(t, before)| {
+            let dt = now.duration_since(*t).as_secs_f64().max(1e-6);
+            counters
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.saturating_sub(*before.get(k).unwrap_or(v)) as f64 / dt,
+                    )
+                })
+                .collect()
+        });
+        let mut out = stdout.lock();
+        let _ = write!(
+            out,
+            "\x1b[2J\x1b[H{}\n(refreshing every {} ms; q or Ctrl+C quits)\n",
+            render(&inspection, rates.as_ref()),
+            period.as_millis()
+        );
+        let _ = out.flush();
+        drop(out);
+        previous = Some((now, counters));
+        shown += 1;
+        if count.is_some_and(|c| shown >= c) || quit_key(period, &mut stdin_open) {
+            return ExitCode::SUCCESS;
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! Decoding a segment image: the header, every named object's state, exception slots and
+//! device servers. Pure over the bytes (plus `/proc` for liveness); every offset and length
+//! is checked, and a nonsensical object is reported as corrupt without stopping the rest.
+
+use super::scan::{corrupt, InspectError};
+use crate::segment::validate_image;
+use crate::sys::clock::monotonic_ns;
+use crate::sys::identity::{record_liveness, thread_liveness, Liveness};
+use serde::Serialize;
+use shm_layout::{
+    BarrierLayout, CommandRingHeader, CommandSlotMeta, DeviceStatus, DictHeader, EventLayout,
+    ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, MutexConsistency, MutexLayout, ObjectKind,
+    SharedHeader, TableEntry, BARRIER_ARRIVED_MASK, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT,
+    CMD_FREE, CMD_QUEUED, DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX,
+    DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING, EVENT_SET, EVENT_WAITERS,
+    EXCEPTION_SLOT_SIZE, FRAME_MAX_READERS, FRAME_READERS_SHIFT, FRAME_WRITING,
+    MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK, SLOT_FREE, SLOT_REPORTED,
+    TABLE_READY,
+};
+use std::mem::size_of;
+use zerocopy::FromBytes;
+
+/// A whole segment, decoded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// Schema version of this structure's JSON form.
+    pub schema: u32,
+    /// The segment's name.
+    pub name: String,
+    /// Layout version `major.minor`.
+    pub version: String,
+    /// The creator build's layout hash (hex).
+    pub layout_hash: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The creator's pid.
+    pub creator_pid: u32,
+    /// Whether it is alive.
+    pub creator_alive: bool,
+    /// Creation time, ns since the Unix epoch.
+    pub created_unix_ns: u64,
+    /// Bytes allocated so far.
+    pub allocated: u64,
+    /// Blocks allocated.
+    pub blocks: u64,
+    /// Named-object table capacity.
+    pub table_capacity: u32,
+    /// Every named object, in table order.
+    pub objects: Vec<ObjectInfo>,
+    /// The exception slot array.
+    pub exception_slots: SlotSummary,
+    /// Device servers (from their `dev/NAME/status` records).
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// One named object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectInfo {
+    /// Its name.
+    pub name: String,
+    /// Its offset in the segment.
+    pub offset: u64,
+    /// Its state (the `kind` field of the JSON object says which).
+    #[serde(flatten)]
+    pub state: ObjectState,
+}
+
+/// A named object's state.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ObjectState {
+    /// A robust mutex.
+    Mutex {
+        /// Holder's pid (`None`: free).
+        owner_pid: Option<u32>,
+        /// Holder's tid.
+        owner_tid: Option<u32>,
+        /// Whether the holder is alive.
+        owner_alive: Option<bool>,
+        /// Re-entrant holds beyond the first.
+        depth: u32,
+        /// A holder died and the new one has not made it consistent yet.
+        owner_died_pending: bool,
+        /// Unusable: a holder's death was never repaired.
+        not_recoverable: bool,
+        /// Threads may be sleeping on it.
+        waiters: bool,
+        /// The last holder found dead, `pid/tid`.
+        last_dead_owner: Option<String>,
+    },
+    /// An event.
+    Event {
+        /// Set or clear.
+        set: bool,
+        /// Threads may be sleeping on it.
+        waiters: bool,
+    },
+    /// A barrier.
+    Barrier {
+        /// Parties per generation.
+        parties: u32,
+        /// Arrived in the current generation.
+        arrived: u32,
+        /// Generation number.
+        generation: u32,
+        /// Broken (timeout or abort) until reset.
+        broken: bool,
+    },
+    /// A `Shared<T>` value.
+    Shared {
+        /// The Rust type name recorded at creation.
+        type_name: String,
+        /// Its size in bytes.
+        size: u64,
+        /// Holder of its mutex (pid), if held.
+        locked_by: Option<u32>,
+    },
+    /// A `SharedDict`.
+    Dict {
+        /// Live keys.
+        entries: u32,
+        /// Most keys.
+        max_entries: u32,
+        /// Data bytes in use.
+        bytes_used: u64,
+        /// Data bytes available.
+        bytes_capacity: u64,
+        /// Holder of its mutex (pid), if held.
+        locked_by: Option<u32>,
+    },
+    /// A frame ring.
+    FrameRing {
+        /// Writer's pid (`None`: no writer).
+        writer_pid: Option<u32>,
+        /// Whether the writer is alive.
+        writer_alive: Option<bool>,
+        /// Frames published.
+        frames_written: u64,
+        /// Newest frame id.
+        last_id: u64,
+        /// Estimated frame rate.
+        rate_hz: f64,
+        /// Slots.
+        slots: u32,
+        /// Element type and shape, e.g. `u16 [128, 128]`.
+        format: String,
+        /// Registered readers' pids.
+        readers: Vec<u32>,
+        /// Slots a reader holds right now.
+        held_slots: u32,
+        /// A slot being written.
+        writing: bool,
+    },
+    /// A command ring.
+    CommandRing {
+        /// Server's pid (`None`: no server).
+        server_pid: Option<u32>,
+        /// Whether the server is alive.
+        server_alive: Option<bool>,
+        /// Slots.
+        slots: u32,
+        /// Requests waiting for the server.
+        queued: u32,
+        /// Slots in use (queued, being handled, or answered and not yet collected).
+        in_use: u32,
+        /// Calls made so far.
+        calls: u64,
+    },
+    /// An object whose bytes do not make sense.
+    Corrupt {
+        /// The object's kind as recorded (may be nonsense itself).
+        recorded_kind: u32,
+        /// What is wrong, naming the field.
+        detail: String,
+    },
+}
+
+/// The exception slot array.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotSummary {
+    /// Slots in all.
+    pub total: u32,
+    /// Slots reserved or tagged by a child.
+    pub in_use: u32,
+    /// Slots holding a report not yet joined.
+    pub reported: u32,
+}
+
+/// A device server's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    /// The device's name.
+    pub name: String,
+    /// `closed`, `opening`, `running`, `closing`, `crashed`, `unresponsive`, `fail_safe`,
+    /// or `unknown(N)`.
+    pub state: String,
+    /// Server pid (`None`: none).
+    pub pid: Option<u32>,
+    /// Servers started so far.
+    pub starts: u32,
+    /// Seconds since the last heartbeat.
+    pub heartbeat_age_s: Option<f64>,
+    /// The last error message.
+    pub message: String,
+}
+
+fn read<T: FromBytes>(image: &[u8], offset: u64) -> Result<T, String> {
+    let start = usize::try_from(offset).map_err(|_| format!("offset {offset} out of range"))?;
+    image
+        .get(start..)
+        .and_then(|b| T::read_from_prefix(b).ok())
+        .map(|(t, _)| t)
+        .ok_or_else(|| {
+            format!(
+                "{} bytes at offset {offset} run past the segment's {} bytes",
+                size_of::<T>(),
+                image.len()
+            )
+        })
+}
+
+fn mutex_state(m: &MutexLayout) -> ObjectState {
+    let tid = m.word & MUTEX_TID_MASK;
+    let held = tid != 0;
+    let consistency = MutexConsistency::from_raw(m.meta >> MUTEX_CONSISTENCY_SHIFT);
+    ObjectState::Mutex {
+        owner_pid: held.then_some(m.owner_pid),
+        owner_tid: held.then_some(tid),
+        owner_alive: held.then(|| thread_liveness(tid, m.owner as u32) != Liveness::Dead),
+        depth: if held { m.meta & MUTEX_DEPTH_MASK } else { 0 },
+        owner_died_pending: consistency == Some(MutexConsistency::Inconsistent),
+        not_recoverable: consistency == Some(MutexConsistency::NotRecoverable),
+        waiters: m.word & shm_layout::MUTEX_WAITERS != 0,
+        last_dead_owner: (m.died != 0).then(|| format!("{}/{}", m.died >> 32, m.died as u32)),
+    }
+}
+
+fn holder(m: &MutexLayout) -> Option<u32> {
+    (m.word & MUTEX_TID_MASK != 0).then_some(m.owner_pid)
+}
+
+fn record_pid(record: u64) -> Option<u32> {
+    (record != 0).then_some((record >> 32) as u32)
+}
+
+fn record_alive(record: u64) -> Option<bool> {
+    (record != 0).then(|| record_liveness(record) != Liveness::Dead)
+}
+
+fn frame_ring(image: &[u8], offset: u64) -> Result<ObjectState, String> {
+    let h: FrameRingHeader = read(image, offset)?;
+    if !(2..=shm_layout::FRAME_MAX_SLOTS).contains(&h.slots) {
+        return Err(format!("frame ring header: slots {} out of range", h.slots));
+    }
+    let elem = shm_layout::ElemType::from_raw(h.elem)
+        .map(|e| format!("{e:?}").to_lowercase())
+        .ok_or_else(|| format!("frame ring header: element type {}", h.elem))?;
+    let dims = &h.shape[..(h.ndims.clamp(1, 4) as usize)];
+    let (mut held, mut writing) = (0, false);
+    for s in 0..u64::from(h.slots) {
+        let meta: FrameSlotMeta = read(
+            image,
+            offset + size_of::<FrameRingHeader>() as u64 + s * size_of::<FrameSlotMeta>() as u64,
+        )?;
+        if meta.word >> FRAME_READERS_SHIFT != 0 {
+            held += 1;
+        }
+        writing |= meta.word & FRAME_WRITING != 0;
+    }
+    Ok(ObjectState::FrameRing {
+        writer_pid: record_pid(h.writer),
+        writer_alive: record_alive(h.writer),
+        frames_written: h.total_written,
+        last_id: h.last_id,
+        rate_hz: h.rate_mhz as f64 / 1000.0,
+        slots: h.slots,
+        format: format!("{elem} {dims:?}"),
+        readers: h.readers[..FRAME_MAX_READERS]
+            .iter()
+            .filter_map(|&r| record_pid(r))
+            .collect(),
+        held_slots: held,
+        writing,
+    })
+}
+
+fn command_ring(image: &[u8], offset: u64) -> Result<ObjectState, String> {
+    let h: CommandRingHeader = read(image, offset)?;
+    if !(1..=shm_layout::CMD_MAX_SLOTS).contains(&h.slots) || h.slot_stride < 64 {
+        return Err(format!(
+            "command ring header: {} slots of {} bytes",
+            h.slots, h.slot_stride
+        ));
+    }
+    let (mut queued, mut in_use) = (0, 0);
+    for s in 0..u64::from(h.slots) {
+        let at = s
+            .checked_mul(h.slot_stride)
+            .and_then(|o| o.checked_add(offset + size_of::<CommandRingHeader>() as u64))
+            .ok_or("command ring: slot offset overflows")?;
+        let meta: CommandSlotMeta = read(image, at)?;
+        match meta.state & 0xFF {
+            CMD_FREE => {}
+            CMD_QUEUED => {
+                queued += 1;
+                in_use += 1;
+            }
+            _ => in_use += 1,
+        }
+    }
+    Ok(ObjectState::CommandRing {
+        server_pid: record_pid(h.server),
+        server_alive: record_alive(h.server),
+        slots: h.slots,
+        queued,
+        in_use,
+        calls: h.next_ticket,
+    })
+}
+
+fn shared_value(image: &[u8], offset: u64) -> Result<(ObjectState, SharedHeader), String> {
+    let h: SharedHeader = read(image, offset)?;
+    let len = (h.type_name_len as usize).min(h.type_name.len());
+    Ok((
+        ObjectState::Shared {
+            type_name: String::from_utf8_lossy(&h.type_name[..len]).into_owned(),
+            size: h.size,
+            locked_by: holder(&h.mutex),
+        },
+        h,
+    ))
+}
+
+fn device(image: &[u8], name: &str, offset: u64, h: &SharedHeader) -> Option<DeviceInfo> {
+    let device = name.strip_prefix("dev/")?.strip_suffix("/status")?;
+    if h.size != size_of::<DeviceStatus>() as u64 {
+        return None;
+    }
+    let value_at = offset + SharedHeader::value_offset(h.align as usize) as u64;
+    let s: DeviceStatus = read(image, value_at).ok()?;
+    let alive = record_alive(s.server);
+    let age =
+        (s.heartbeat_ns != 0).then(|| monotonic_ns().saturating_sub(s.heartbeat_ns) as f64 / 1e9);
+    let live = alive == Some(true);
+    let state = match s.state {
+        DEVICE_OPENING | DEVICE_RUNNING | DEVICE_CLOSING if !live => "crashed".to_owned(),
+        DEVICE_RUNNING if age.is_some_and(|a| a > 1.0) => "unresponsive".to_owned(),
+        DEVICE_CLOSED => "closed".to_owned(),
+        DEVICE_OPENING => "opening".to_owned(),
+        DEVICE_RUNNING => "running".to_owned(),
+        DEVICE_CLOSING => "closing".to_owned(),
+        DEVICE_CRASHED => "crashed".to_owned(),
+        DEVICE_FAIL_SAFE => "fail_safe".to_owned(),
+        other => format!("unknown({other})"),
+    };
+    let len = (s.error_len as usize).min(DEVICE_ERROR_MAX);
+    Some(DeviceInfo {
+        name: device.to_owned(),
+        state,
+        pid: record_pid(s.server),
+        starts: s.starts,
+        heartbeat_age_s: age,
+        message: String::from_utf8_lossy(&s.error[..len]).into_owned(),
+    })
+}
+
+fn object_state(
+    image: &[u8],
+    entry: &TableEntry,
+    name: &str,
+    devices: &mut Vec<DeviceInfo>,
+) -> Result<ObjectState, String> {
+    let kind = ObjectKind::from_raw(entry.kind)
+        .ok_or_else(|| format!("table entry kind {}", entry.kind))?;
+    let end = entry.offset.checked_add(entry.size);
+    if end.is_none_or(|e| e > image.len() as u64) {
+        return Err(format!(
+            "table entry: object at {} of {} bytes runs past the segment's {} bytes",
+            entry.offset,
+            entry.size,
+            image.len()
+        ));
+    }
+    Ok(match kind {
+        ObjectKind::Mutex => mutex_state(&read(image, entry.offset)?),
+        ObjectKind::Event => {
+            let e: EventLayout = read(image, entry.offset)?;
+            ObjectState::Event {
+                set: e.word & EVENT_SET != 0,
+                waiters: e.word & EVENT_WAITERS != 0,
+            }
+        }
+        ObjectKind::Barrier => {
+            let b: BarrierLayout = read(image, entry.offset)?;
+            ObjectState::Barrier {
+                parties: b.parties,
+                arrived: (b.state & BARRIER_ARRIVED_MASK) as u32,
+                generation: (b.state >> BARRIER_GENERATION_SHIFT) as u32,
+                broken: b.state & BARRIER_BROKEN != 0,
+            }
+        }
+        ObjectKind::Shared => {
+            let (state, header) = shared_value(image, entry.offset)?;
+            if let Some(d) = device(image, name, entry.offset, &header) {
+                devices.push(d);
+            }
+            state
+        }
+        ObjectKind::Dict => {
+            let d: DictHeader = read(image, entry.offset)?;
+            ObjectState::Dict {
+                entries: d.count,
+                max_entries: d.max_entries,
+                bytes_used: d.used,
+                bytes_capacity: d.data_capacity,
+                locked_by: holder(&d.mutex),
+            }
+        }
+        ObjectKind::FrameRing => frame_ring(image, entry.offset)?,
+        ObjectKind::CommandRing => command_ring(image, entry.offset)?,
+    })
+}
+
+/// Decodes a segment image (a copy of its bytes). Header or block-chain corruption is an
+/// error; a corrupt object is an [`ObjectState::Corrupt`] entry among the others.
+pub fn inspect_image(name: &str, image: &[u8]) -> Result<Inspection, InspectError> {
+    let (info, blocks) = match validate_image(image).map_err(|e| corrupt(name, e))? {
+        Some(v) => v,
+        None => {
+            return Err(InspectError::Corrupt {
+                name: name.to_owned(),
+                what: "header".into(),
+                detail: "the segment is still being initialised".into(),
+            })
+        }
+    };
+    let mut objects = Vec::new();
+    let mut devices = Vec::new();
+    for i in 0..u64::from(info.table_capacity) {
+        let at = info.table_offset + i * size_of::<TableEntry>() as u64;
+        let Ok(entry) = read::<TableEntry>(image, at) else {
+            break;
+        };
+        if entry.state != TABLE_READY {
+            continue;
+        }
+        let len = (entry.name_len as usize).min(entry.name.len());
+        let object_name = String::from_utf8_lossy(&entry.name[..len]).into_owned();
+        let state =
+            object_state(image, &entry, &object_name, &mut devices).unwrap_or_else(|detail| {
+                ObjectState::Corrupt {
+                    recorded_kind: entry.kind,
+                    detail,
+                }
+            });
+        objects.push(ObjectInfo {
+            name: object_name,
+            offset: entry.offset,
+            state,
+        });
+    }
+    let (mut in_use, mut reported) = (0, 0);
+    for i in 0..u64::from(info.exception_slots) {
+        let at = info.exception_offset + i * EXCEPTION_SLOT_SIZE as u64;
+        if let Ok(slot) = read::<ExceptionSlotHeader>(image, at) {
+            if slot.state != SLOT_FREE {
+                in_use += 1;
+            }
+            if slot.state == SLOT_REPORTED {
+                reported += 1;
+            }
+        }
+    }
+    devices.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Inspection {
+        schema: 1,
+        name: name.to_owned(),
+        version: format!("{}.{}", info.version.0, info.version.1),
+        layout_hash: format!("{:016x}", info.layout_hash),
+        size: info.total_size,
+        creator_pid: info.creator.pid,
+        creator_alive: info.creator.liveness() != Liveness::Dead,
+        created_unix_ns: info.created_unix_ns,
+        allocated: info.alloc_next.saturating_sub(info.data_start),
+        blocks: blocks.len() as u64,
+        table_capacity: info.table_capacity,
+        objects,
+        exception_slots: SlotSummary {
+            total: info.exception_slots,
+            in_use,
+            reported,
+        },
+        devices,
+    })
+}
