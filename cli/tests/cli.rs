@@ -1,0 +1,403 @@
+//! The real `shmkit` binary against real segments: live, stale (creator SIGKILLed), corrupt
+//! (bytes overwritten), another user's; JSON checked field by field; `clean` removing only
+//! the stale one; `watch` quitting on `q`; exit codes and `--help`.
+
+use serde_json::Value;
+use shmkit::rings::{CommandSpec, ElemType, FrameSpec, ReadMode};
+use shmkit::{CreateOptions, Segment};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HELPER: &str = "SHMKIT_CLI_TEST_HELPER";
+
+fn shmkit(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(args)
+        .output()
+        .expect("the shmkit binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(args: &[&str]) -> Value {
+    let (code, out, err) = shmkit(args);
+    assert_eq!(code, 0, "shmkit {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn fresh(name: &str) -> Segment {
+    let _ = Segment::unlink(name);
+    Segment::create(name, &CreateOptions::new(8 << 20)).unwrap()
+}
+
+/// Run by the helper process: creates segment `$HELPER` and waits to be killed.
+#[test]
+fn helper_create_and_wait() {
+    let Ok(name) = std::env::var(HELPER) else {
+        return;
+    };
+    let seg = fresh(&name);
+    seg.mutex("held-by-a-dead-process").unwrap();
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// A segment whose creator was SIGKILLed.
+fn stale_segment(name: &str) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_create_and_wait",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER, name)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while Segment::open(name).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "helper never created {name}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn listing<'a>(all: &'a Value, name: &str) -> &'a Value {
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed in {all:#}"))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn ls_and_clean_tell_live_stale_corrupt_and_foreign_apart() {
+    let id = std::process::id();
+    let (live, stale, corrupt, foreign) = (
+        format!("shmkit-cli-live-{id}"),
+        format!("shmkit-cli-stale-{id}"),
+        format!("shmkit-cli-corrupt-{id}"),
+        format!("shmkit-cli-foreign-{id}"),
+    );
+    let _live = fresh(&live);
+    stale_segment(&stale);
+    let c = fresh(&corrupt);
+    drop(c);
+    // alloc_next (offset 64) far past the end.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/{corrupt}"))
+        .unwrap();
+    file.write_all_at(&u64::MAX.to_le_bytes(), 64).unwrap();
+    let foreign_checked = is_root();
+    if foreign_checked {
+        stale_segment(&foreign);
+        let path = std::ffi::CString::new(format!("/dev/shm/{foreign}")).unwrap();
+        // SAFETY: a valid C path; changing the owner of a file we created.
+        assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);
+    }
+
+    let all = json(&["ls", "--json"]);
+    let l = listing(&all, &live);
+    assert_eq!(l["status"], "alive");
+    assert_eq!(l["creator_pid"], id);
+    assert_eq!(l["creator_alive"], true);
+    assert_eq!(l["mode"], 0o600);
+    assert_eq!(l["size"], 8 << 20);
+    let s = listing(&all, &stale);
+    assert_eq!(s["status"], "stale");
+    assert_eq!(s["creator_alive"], false);
+    assert!(s["mapped_by"].as_array().unwrap().is_empty());
+    let c = listing(&all, &corrupt);
+    assert_eq!(c["status"], "corrupt");
+    assert!(
+        c["error"]
+            .as_str()
+            .unwrap()
+            .contains("allocator next offset"),
+        "{c:#}"
+    );
+    if foreign_checked {
+        assert_eq!(listing(&all, &foreign)["uid"], 65534);
+    }
+    // The human listing names them too.
+    let (code, text, _) = shmkit(&["ls"]);
+    assert_eq!(code, 0);
+    assert!(text.contains(&live) && text.contains(&stale) && text.contains(&corrupt));
+
+    // A dry run removes nothing.
+    let (code, text, _) = shmkit(&["clean", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(text.contains(&format!("would remove {stale}")), "{text}");
+    assert!(std::path::Path::new(&format!("/dev/shm/{stale}")).exists());
+
+    let actions = json(&["clean", "--json"]);
+    let action = |name: &str| listing(&actions, name).clone();
+    assert_eq!(action(&stale)["removed"], true);
+    assert_eq!(action(&live)["removed"], false);
+    assert_eq!(action(&corrupt)["removed"], false);
+    assert!(!std::path::Path::new(&format!("/dev/shm/{stale}")).exists());
+    assert!(std::path::Path::new(&format!("/dev/shm/{live}")).exists());
+    assert!(std::path::Path::new(&format!("/dev/shm/{corrupt}")).exists());
+    if foreign_checked {
+        let f = action(&foreign);
+        assert_eq!(f["removed"], false);
+        assert!(f["reason"].as_str().unwrap().contains("65534"), "{f:#}");
+        assert!(std::path::Path::new(&format!("/dev/shm/{foreign}")).exists());
+        let _ = std::fs::remove_file(format!("/dev/shm/{foreign}"));
+    }
+    let _ = Segment::unlink(&corrupt);
+    let _ = Segment::unlink(&live);
+}
+
+#[test]
+fn inspect_json_reports_every_objects_state() {
+    let name = format!("shmkit-cli-inspect-{}", std::process::id());
+    let seg = fresh(&name);
+    let mutex = seg.mutex("dm-lock").unwrap();
+    let _free = seg.mutex("free-lock").unwrap();
+    let event = seg.event("STOP").unwrap();
+    event.set();
+    seg.barrier("sync", 3).unwrap();
+    seg.shared("gain", 0.5f64).unwrap();
+    let dict = seg.dict("config", 16).unwrap();
+    dict.insert("a", &1u32).unwrap();
+    dict.insert("b", &2u32).unwrap();
+    let ring = seg
+        .frame_ring(
+            "frames",
+            &FrameSpec {
+                slots: 4,
+                elem: ElemType::U16,
+                shape: vec![8, 16],
+            },
+        )
+        .unwrap();
+    let mut writer = ring.writer().unwrap();
+    for _ in 0..5 {
+        writer.claim().unwrap().publish();
+    }
+    let mut reader = ring.reader(ReadMode::NewestOnly).unwrap();
+    let commands = seg
+        .command_ring(
+            "cmd",
+            &CommandSpec {
+                slots: 4,
+                max_request: 64,
+                max_reply: 64,
+            },
+        )
+        .unwrap();
+    let _server = commands.server().unwrap();
+    let frame = reader.latest().unwrap().unwrap();
+    let guard = match mutex.lock().unwrap() {
+        shmkit::Acquired::Locked(g) => g,
+        shmkit::Acquired::OwnerDied(_) => panic!("fresh mutex"),
+    };
+
+    let i = json(&["inspect", &name, "--json"]);
+    drop(guard);
+    drop(frame);
+    assert_eq!(i["schema"], 1);
+    assert_eq!(i["name"], name.as_str());
+    assert_eq!(i["creator_pid"], std::process::id());
+    assert_eq!(i["creator_alive"], true);
+    assert_eq!(i["size"], 8 << 20);
+    let object = |n: &str| {
+        i["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == n)
+            .unwrap_or_else(|| panic!("{n} missing from {i:#}"))
+            .clone()
+    };
+    let m = object("dm-lock");
+    assert_eq!(m["kind"], "mutex");
+    assert_eq!(m["owner_pid"], std::process::id());
+    assert_eq!(m["owner_alive"], true);
+    assert_eq!(m["owner_died_pending"], false);
+    assert_eq!(object("free-lock")["owner_pid"], Value::Null);
+    let e = object("STOP");
+    assert_eq!(
+        (e["kind"].as_str(), e["set"].as_bool()),
+        (Some("event"), Some(true))
+    );
+    let b = object("sync");
+    assert_eq!(
+        (
+            b["parties"].as_u64(),
+            b["arrived"].as_u64(),
+            b["broken"].as_bool()
+        ),
+        (Some(3), Some(0), Some(false))
+    );
+    let s = object("gain");
+    assert_eq!(s["kind"], "shared");
+    assert_eq!(s["type_name"], "f64");
+    assert_eq!(s["size"], 8);
+    let d = object("config");
+    assert_eq!(
+        (
+            d["kind"].as_str(),
+            d["entries"].as_u64(),
+            d["max_entries"].as_u64()
+        ),
+        (Some("dict"), Some(2), Some(16))
+    );
+    let f = object("frames");
+    assert_eq!(f["kind"], "frame_ring");
+    assert_eq!(f["frames_written"], 5);
+    assert_eq!(f["last_id"], 5);
+    assert_eq!(f["slots"], 4);
+    assert_eq!(f["format"], "u16 [8, 16]");
+    assert_eq!(f["writer_pid"], std::process::id());
+    assert_eq!(f["readers"], serde_json::json!([std::process::id()]));
+    assert_eq!(f["held_slots"], 1);
+    let c = object("cmd");
+    assert_eq!(c["kind"], "command_ring");
+    assert_eq!(c["server_pid"], std::process::id());
+    assert_eq!(c["server_alive"], true);
+    assert_eq!(
+        (
+            c["queued"].as_u64(),
+            c["in_use"].as_u64(),
+            c["slots"].as_u64()
+        ),
+        (Some(0), Some(0), Some(4))
+    );
+    assert_eq!(i["exception_slots"]["total"], 32);
+    assert_eq!(i["exception_slots"]["in_use"], 0);
+
+    // The text form says the same.
+    let (code, text, _) = shmkit(&["inspect", &name]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("dm-lock") && text.contains("set") && text.contains("u16 [8, 16]"),
+        "{text}"
+    );
+    drop(seg);
+    let _ = Segment::unlink(&name);
+}
+
+/// The table entry of `object` in the segment file: its byte offset.
+fn entry_offset(name: &str, object: &str) -> u64 {
+    let bytes = std::fs::read(format!("/dev/shm/{name}")).unwrap();
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    let (table, capacity) = (
+        u64_at(88) as usize,
+        u32::from_le_bytes(bytes[96..100].try_into().unwrap()) as usize,
+    );
+    (0..capacity)
+        .map(|i| table + i * 128)
+        .find(|&e| {
+            let len = u32::from_le_bytes(bytes[e + 44..e + 48].try_into().unwrap()) as usize;
+            len == object.len() && &bytes[e + 64..e + 64 + len] == object.as_bytes()
+        })
+        .expect("the entry exists") as u64
+}
+
+#[test]
+fn corruption_is_reported_with_the_field_and_its_exit_code() {
+    let name = format!("shmkit-cli-badobj-{}", std::process::id());
+    let seg = fresh(&name);
+    seg.event("fine").unwrap();
+    seg.mutex("victim").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap();
+    // The victim's table entry says kind 99.
+    file.write_all_at(&99u32.to_le_bytes(), entry_offset(&name, "victim") + 4)
+        .unwrap();
+    let i = json(&["inspect", &name, "--json"]);
+    let objects = i["objects"].as_array().unwrap();
+    let victim = objects.iter().find(|o| o["name"] == "victim").unwrap();
+    assert_eq!(victim["kind"], "corrupt");
+    assert_eq!(victim["recorded_kind"], 99);
+    assert!(victim["detail"].as_str().unwrap().contains("kind 99"));
+    // ...and the rest is still inspected.
+    let fine = objects.iter().find(|o| o["name"] == "fine").unwrap();
+    assert_eq!(fine["kind"], "event");
+
+    // A corrupt header: exit code 3, the field named.
+    file.write_all_at(&u64::MAX.to_le_bytes(), 64).unwrap();
+    let (code, _, err) = shmkit(&["inspect", &name]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("allocator next offset"), "{err}");
+    drop(seg);
+    let _ = Segment::unlink(&name);
+
+    let (code, _, err) = shmkit(&["inspect", "shmkit-cli-no-such-segment"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no segment named"), "{err}");
+    let (code, _, _) = shmkit(&["inspect"]);
+    assert_eq!(code, 2, "missing argument is a usage error");
+    let (code, _, _) = shmkit(&["frobnicate"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        &["--help"][..],
+        &["ls", "--help"],
+        &["inspect", "--help"],
+        &["watch", "--help"],
+        &["clean", "--help"],
+    ] {
+        let (code, out, _) = shmkit(sub);
+        assert_eq!(code, 0, "{sub:?}");
+        assert!(out.contains("Usage"), "{sub:?}: {out}");
+    }
+}
+
+#[test]
+fn watch_refreshes_until_q() {
+    let name = format!("shmkit-cli-watch-{}", std::process::id());
+    let seg = fresh(&name);
+    seg.event("tick").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(["watch", &name, "--interval-ms", "100"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(450));
+    let t = Instant::now();
+    child.stdin.as_mut().unwrap().write_all(b"q").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "q took {:?}",
+        t.elapsed()
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.matches(&format!("segment {name}")).count() >= 2,
+        "{text}"
+    );
+    let (code, out, _) = shmkit(&["watch", &name, "--count", "1"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("tick"));
+    drop(seg);
+    let _ = Segment::unlink(&name);
+}
