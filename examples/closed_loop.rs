@@ -18,14 +18,12 @@
 
 use serde::{Deserialize, Serialize};
 use shmkit::devices::sim::{
-    checksum, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm, SimDmConfig,
+    checksum, stroke_test, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm, SimDmConfig,
 };
 use shmkit::devices::DeviceCache;
 use shmkit::process::Entries;
 use shmkit::rings::{FrameReader, ReadMode, RingError};
-use shmkit::testbed::{
-    safety_fn, Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder,
-};
+use shmkit::testbed::{Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder};
 use shmkit::WaitStrategy;
 use std::time::{Duration, Instant};
 
@@ -541,36 +539,10 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         pin_to(0);
     }
     let stroke = options.dm().stroke;
-    let n = options.actuators;
     let tb = TestbedBuilder::new(&options.segment)
         .devices(&["Dm", "Camera"])
         .safety_check_interval(Duration::from_millis(100))
-        .safety_test(safety_fn("dm_stroke", move |ctx| {
-            let Some(info) = ctx.segment().lookup("dev/Dm/shape").ok().flatten() else {
-                return Ok(());
-            };
-            let ring = ctx
-                .segment()
-                .frame_ring_at(info.offset)
-                .map_err(|e| e.to_string())?;
-            let mut reader = ring
-                .reader(ReadMode::NewestOnly)
-                .map_err(|e| e.to_string())?;
-            let frame = reader.latest().map_err(|e| e.to_string())?;
-            let Some(frame) = frame else { return Ok(()) };
-            let values = frame.typed::<f32>().map_err(|e| e.to_string())?;
-            match values
-                .iter()
-                .enumerate()
-                .find(|(_, v)| v.abs() > 0.8 * stroke)
-            {
-                Some((i, v)) => Err(format!(
-                    "DM command {v:.3} exceeds 0.8 of stroke on actuator {i} of {}",
-                    n * n
-                )),
-                None => Ok(()),
-            }
-        }))
+        .safety_test(stroke_test("Dm", stroke, 0.8))
         .start()?;
     let devices: &DeviceCache = tb.devices();
     devices.get::<SimDm>("Dm", &options.dm())?;

@@ -11,12 +11,9 @@
 //! both experiments stop on their own (nothing is signalled), and the report says so.
 
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::{DmCommand, SimDm, SimDmConfig};
+use shmkit::devices::sim::{stroke_test, DmCommand, SimDm, SimDmConfig};
 use shmkit::process::Entries;
-use shmkit::rings::ReadMode;
-use shmkit::testbed::{
-    safety_fn, Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder,
-};
+use shmkit::testbed::{Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder};
 use std::time::{Duration, Instant};
 
 /// Walks actuator 117 up by 0.01 every 10 ms.
@@ -79,28 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tb = TestbedBuilder::new(&name)
         .devices(&["Dm"])
         .safety_check_interval(Duration::from_millis(20))
-        .safety_test(safety_fn("dm_stroke", |ctx| {
-            let Some(info) = ctx.segment().lookup("dev/Dm/shape").ok().flatten() else {
-                return Ok(());
-            };
-            let ring = ctx
-                .segment()
-                .frame_ring_at(info.offset)
-                .map_err(|e| e.to_string())?;
-            let mut reader = ring
-                .reader(ReadMode::NewestOnly)
-                .map_err(|e| e.to_string())?;
-            let Some(frame) = reader.latest().map_err(|e| e.to_string())? else {
-                return Ok(());
-            };
-            let values = frame.typed::<f32>().map_err(|e| e.to_string())?;
-            match values.iter().enumerate().find(|(_, v)| v.abs() > 0.8) {
-                Some((i, v)) => Err(format!(
-                    "DM command {v:.2} exceeds 0.8 of stroke on actuator {i}"
-                )),
-                None => Ok(()),
-            }
-        }))
+        .safety_test(stroke_test("Dm", 1.0, 0.8))
         .start()?;
     tb.devices().get::<SimDm>("Dm", &SimDmConfig::default())?;
     tb.start_experiment(&Drift)?;

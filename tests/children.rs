@@ -4,6 +4,9 @@
 //! This test binary has its own `main` (no libtest harness) because a program that spawns
 //! shmkit children must dispatch them at the top of `main`.
 
+#[path = "common/own_main.rs"]
+mod own_main;
+
 use shmkit::process::{
     ChildContext, ChildError, Entries, ProcessError, SpawnOptions, TRUNCATION_MARKER,
 };
@@ -351,28 +354,5 @@ fn main() {
             output_can_be_prefixed_with_the_childs_name,
         ),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    own_main::run_tests(&tests);
 }

@@ -6,6 +6,9 @@
 //! Own `main` (no libtest harness): device servers are children of this program, dispatched at
 //! the top of `main`.
 
+#[path = "common/own_main.rs"]
+mod own_main;
+
 use shmkit::devices::sim::{
     aberration, CameraCommand, CameraReply, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm,
     SimDmConfig,
@@ -381,28 +384,5 @@ fn main() {
             a_hard_limit_puts_the_mirror_in_its_fail_safe_state,
         ),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    own_main::run_tests(&tests);
 }

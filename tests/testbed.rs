@@ -5,6 +5,9 @@
 //! Own `main` (no libtest harness): experiments and device servers are children of this
 //! program.
 
+#[path = "common/own_main.rs"]
+mod own_main;
+
 use serde::{Deserialize, Serialize};
 use shmkit::devices::sim::{DmCommand, SimDm, SimDmConfig};
 use shmkit::process::{ChildContext, ChildError, Entries};
@@ -410,28 +413,5 @@ fn main() {
             a_killed_testbed_takes_its_processes_down_and_starts_again,
         ),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    own_main::run_tests(&tests);
 }

@@ -349,8 +349,6 @@ impl DeviceCache {
 /// Sends `sig` to the process of `record` if it is still that process.
 fn signal(record: u64, sig: libc::c_int) {
     if !crate::rings::record_dead(record) {
-        // SAFETY: kill has no memory preconditions; the record was alive a moment ago, and a
-        // pid recycled in between would need a whole pid-space wrap within that moment.
-        unsafe { libc::kill((record >> 32) as libc::pid_t, sig) };
+        crate::sys::signals::send((record >> 32) as u32, sig);
     }
 }

@@ -10,11 +10,11 @@ use crate::process::ChildContext;
 use crate::process::Entries;
 use crate::rings::{record_dead, CommandError, CommandSpec, FrameWriter};
 use crate::sys::clock::monotonic_ns;
+use crate::sys::signals;
 use crate::{ProcessIdentity, Segment};
 use serde::{Deserialize, Serialize};
 use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How often the server beats and checks for a close request, SIGTERM or a dead owner.
@@ -84,28 +84,6 @@ impl DeviceContext {
     }
 }
 
-static TERMINATE: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigterm(_: libc::c_int) {
-    // Async-signal-safe: one atomic store.
-    TERMINATE.store(true, Ordering::Relaxed);
-}
-
-fn install_sigterm() {
-    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler only
-    // stores to an atomic, which is async-signal-safe.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigterm as extern "C" fn(libc::c_int) as usize;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
-    }
-    // Timed waits end on time, not up to 50 µs late (the default timer slack): a camera's
-    // frame period is a timed wait.
-    // SAFETY: PR_SET_TIMERSLACK takes an integer and affects only this thread.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-}
-
 /// Why a server stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -127,8 +105,11 @@ impl Entries {
 
 /// The server's main: open, serve, close.
 fn serve<D: Device>(ctx: &ChildContext, args: ServerArgs) -> Result<(), ServerError> {
-    install_sigterm();
-    crate::testbed::ignore_sigint();
+    // SIGTERM closes the device like a close request; Ctrl+C in the testbed's terminal is the
+    // testbed's to handle (it reaches the whole process group).
+    signals::catch(libc::SIGTERM);
+    signals::ignore(libc::SIGINT);
+    signals::precise_timers();
     let segment = ctx.segment().clone();
     let status = Status::attach(&segment, &args.name)?;
     let me = ProcessIdentity::current().record();
@@ -274,7 +255,7 @@ fn run<D: Device>(
                 s.heartbeat_ns = now;
                 s.close_requested != 0
             })?;
-            if asked || TERMINATE.load(Ordering::Relaxed) || record_dead(args.owner) {
+            if asked || signals::caught(libc::SIGTERM) || record_dead(args.owner) {
                 return Ok(());
             }
         }

@@ -4,7 +4,7 @@
 //! checked wrapper over one Linux facility: futex wait/wake with absolute `CLOCK_MONOTONIC`
 //! deadlines ([`futex`]), the monotonic clock ([`clock`]), POSIX shared memory objects
 //! ([`shm`]), and process/thread identity with liveness checks that survive pid reuse
-//! ([`identity`]). Under Miri and loom the identity functions return stand-ins, because neither
+//! ([`identity`]), and signals as polled flags ([`signals`]). Under Miri and loom the identity functions return stand-ins, because neither
 //! can read `/proc`.
 
 pub mod clock;
@@ -16,6 +16,8 @@ pub mod identity;
 pub mod process;
 #[cfg(not(loom))]
 pub mod shm;
+#[cfg(not(loom))]
+pub mod signals;
 
 /// The current thread's `errno` as an [`std::io::Error`].
 pub(crate) fn last_os_error() -> std::io::Error {

@@ -70,3 +70,9 @@ pub fn signal_name(signal: i32) -> &'static str {
         _ => "unknown signal",
     }
 }
+
+/// This process's effective user id.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}

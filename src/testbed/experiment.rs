@@ -112,7 +112,8 @@ impl Entries {
 }
 
 fn run<E: Experiment>(child: &ChildContext, mut experiment: E) -> Result<(), ExperimentError> {
-    super::ignore_sigint();
+    // Ctrl+C reaches the whole process group; the testbed turns it into STOP.
+    crate::sys::signals::ignore(libc::SIGINT);
     let events = Events::attach(child.segment()).map_err(|e| ExperimentError {
         stage: "attaching to the testbed",
         source: Box::new(e),

@@ -21,6 +21,7 @@ pub use safety::{safety_fn, SafetyContext, SafetyFn, SafetyTest, SafetyTrip};
 use crate::devices::{DeviceCache, DeviceError};
 use crate::process::{Child, ChildError, ProcessError, SpawnOptions};
 use crate::sys::identity::Liveness;
+use crate::sys::signals;
 use crate::{CreateOptions, Segment, SegmentError};
 use events::Events;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -173,7 +174,7 @@ impl TestbedBuilder {
         let segment = create_replacing_stale(&self.name, self.size)?;
         let events = Events::attach(&segment)?;
         let devices = DeviceCache::new(&segment).own()?;
-        install_sigint();
+        signals::catch(libc::SIGINT);
         let ctx = SafetyContext {
             segment: &segment,
             devices: &devices,
@@ -247,30 +248,6 @@ fn create_replacing_stale(name: &str, size: u64) -> Result<Segment, TestbedError
     Ok(Segment::create(name, &CreateOptions::new(size))?)
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    // Async-signal-safe: one atomic store.
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-fn install_sigint() {
-    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler only
-    // stores to an atomic.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
-    }
-}
-
-/// Children (experiments, device servers) leave Ctrl+C to the testbed.
-pub(crate) fn ignore_sigint() {
-    // SAFETY: setting a signal's disposition to "ignore" has no memory preconditions.
-    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
-}
-
 struct Running {
     child: Child,
     stopping_since: Option<Instant>,
@@ -298,7 +275,7 @@ impl Inner {
         let mut next_check = Instant::now() + interval;
         while !self.shutdown.load(Ordering::Acquire) {
             std::thread::sleep(TICK);
-            if INTERRUPTED.swap(false, Ordering::Relaxed) {
+            if signals::take(libc::SIGINT) {
                 self.events.finish.set();
                 self.events.stop.set();
             }
