@@ -13,7 +13,7 @@ use shmkit::devices::sim::{
     aberration, CameraCommand, CameraReply, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm,
     SimDmConfig,
 };
-use shmkit::devices::{DeviceCache, DeviceError, DeviceState};
+use shmkit::devices::{DeviceCache, DeviceError, DeviceState, RestartPolicy};
 use shmkit::process::{ChildContext, Entries};
 use shmkit::rings::ReadMode;
 use shmkit::{CreateOptions, Segment};
@@ -347,6 +347,31 @@ fn a_hard_limit_puts_the_mirror_in_its_fail_safe_state() {
     finish(seg, &cache);
 }
 
+fn the_on_access_policy_restarts_a_crashed_server() {
+    let seg = segment("onaccess");
+    let cache = DeviceCache::new(&seg)
+        .own()
+        .unwrap()
+        .with_restart_policy(RestartPolicy::OnAccess);
+    let pid = Bench::Dm.client_in(&cache).unwrap().status().unwrap().pid;
+    // SAFETY: killing the server process we just started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let t = Instant::now();
+    while pid_alive(pid) {
+        assert!(t.elapsed() < Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    assert!(matches!(
+        dm.call(&DmCommand::Get).unwrap(),
+        DmReply::Shape(_)
+    ));
+    let status = dm.status().unwrap();
+    assert_ne!(status.pid, pid);
+    assert_eq!(status.starts, 2);
+    finish(seg, &cache);
+}
+
 fn main() {
     Bench::entries(Entries::new())
         .entry("requester", requester)
@@ -354,7 +379,7 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 8] = [
         (
             "four_processes_requesting_the_camera_start_one_server",
             four_processes_requesting_the_camera_start_one_server,
@@ -382,6 +407,10 @@ fn main() {
         (
             "a_hard_limit_puts_the_mirror_in_its_fail_safe_state",
             a_hard_limit_puts_the_mirror_in_its_fail_safe_state,
+        ),
+        (
+            "the_on_access_policy_restarts_a_crashed_server",
+            the_on_access_policy_restarts_a_crashed_server,
         ),
     ];
     own_main::run_tests(&tests);
