@@ -372,6 +372,39 @@ fn the_on_access_policy_restarts_a_crashed_server() {
     finish(seg, &cache);
 }
 
+fn sigterm_closes_the_device_safely() {
+    let seg = segment("sigterm");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    dm.call(&DmCommand::Set {
+        values: vec![0.3; 144],
+        tag: 1,
+    })
+    .unwrap();
+    let pid = dm.status().unwrap().pid;
+    // SAFETY: signalling the server process we started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let t = Instant::now();
+    while pid_alive(pid) {
+        assert!(t.elapsed() < Duration::from_secs(1), "SIGTERM ignored");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        dm.status().unwrap().state,
+        DeviceState::Closed,
+        "closed, not crashed"
+    );
+    let mut shape = dm.frames("shape", ReadMode::NewestOnly).unwrap();
+    let frame = shape.latest().unwrap().unwrap();
+    assert!(
+        frame.typed::<f32>().unwrap().iter().all(|&v| v == 0.0),
+        "not flat"
+    );
+    drop(frame);
+    drop(shape);
+    finish(seg, &cache);
+}
+
 fn main() {
     Bench::entries(Entries::new())
         .entry("requester", requester)
@@ -379,7 +412,7 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 8] = [
+    let tests: [(&str, fn()); 9] = [
         (
             "four_processes_requesting_the_camera_start_one_server",
             four_processes_requesting_the_camera_start_one_server,
@@ -411,6 +444,10 @@ fn main() {
         (
             "the_on_access_policy_restarts_a_crashed_server",
             the_on_access_policy_restarts_a_crashed_server,
+        ),
+        (
+            "sigterm_closes_the_device_safely",
+            sigterm_closes_the_device_safely,
         ),
     ];
     own_main::run_tests(&tests);

@@ -307,6 +307,69 @@ fn doomed_testbed(ctx: &ChildContext, tb_name: String) -> Result<(), std::conver
     Ok(())
 }
 
+/// Child: runs a testbed until Ctrl+C (SIGINT) makes it stop, then tears it down and records
+/// what the teardown found.
+fn interrupted_testbed(
+    ctx: &ChildContext,
+    tb_name: String,
+) -> Result<(), std::convert::Infallible> {
+    let tb = TestbedBuilder::new(&tb_name)
+        .devices(Bench::NAMES)
+        .start()
+        .unwrap();
+    let dm = Bench::Dm.client_in(tb.devices()).unwrap();
+    dm.call(&DmCommand::Zero).unwrap();
+    tb.start_experiment(&Looper { forever: true }).unwrap();
+    let pids = ctx.segment().dict("pids", 4).unwrap();
+    pids.insert("server", &dm.status().unwrap().pid).unwrap();
+    ctx.segment().event("up").unwrap().set();
+    while !tb.stopping() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let report = tb.close();
+    let clean = report.experiments.len() == 1
+        && report
+            .experiments
+            .iter()
+            .all(|o| o.result.is_ok() && !o.killed)
+        && report.device_failures.is_empty();
+    pids.insert("clean", &clean).unwrap();
+    Ok(())
+}
+
+fn ctrl_c_tears_the_testbed_down_cooperatively() {
+    let coord_name = name("ctrlc-coord");
+    let _ = Segment::unlink(&coord_name);
+    let coord = Segment::create(&coord_name, &shmkit::CreateOptions::new(4 << 20)).unwrap();
+    let tb_name = name("ctrlc");
+    let mut child = coord.spawn("interrupted_testbed", &tb_name).unwrap();
+    coord
+        .event("up")
+        .unwrap()
+        .wait(Duration::from_secs(10))
+        .unwrap();
+    let pids = coord.dict("pids", 4).unwrap();
+    let server: u32 = pids.get("server").unwrap().unwrap();
+    // SAFETY: interrupting the testbed process we started (as a terminal's Ctrl+C would).
+    unsafe { libc::kill(child.pid() as libc::pid_t, libc::SIGINT) };
+    child.join(Duration::from_secs(3)).unwrap();
+    assert_eq!(
+        pids.get::<bool>("clean").unwrap(),
+        Some(true),
+        "experiments or devices did not stop cleanly"
+    );
+    assert!(
+        !pid_alive(server),
+        "the mirror's server outlived the teardown"
+    );
+    assert!(
+        Segment::open(&tb_name).is_err(),
+        "the testbed's segment was not unlinked"
+    );
+    drop(coord);
+    let _ = Segment::unlink(&coord_name);
+}
+
 fn pid_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
@@ -385,9 +448,10 @@ fn main() {
         .experiment::<Failing>()
         .experiment::<Deaf>()
         .entry("doomed_testbed", doomed_testbed)
+        .entry("interrupted_testbed", interrupted_testbed)
         .dispatch();
 
-    let tests: [(&str, fn()); 6] = [
+    let tests: [(&str, fn()); 7] = [
         (
             "a_failing_safety_check_stops_every_experiment_within_1s",
             a_failing_safety_check_stops_every_experiment_within_1s,
@@ -411,6 +475,10 @@ fn main() {
         (
             "a_killed_testbed_takes_its_processes_down_and_starts_again",
             a_killed_testbed_takes_its_processes_down_and_starts_again,
+        ),
+        (
+            "ctrl_c_tears_the_testbed_down_cooperatively",
+            ctrl_c_tears_the_testbed_down_cooperatively,
         ),
     ];
     own_main::run_tests(&tests);
