@@ -15,7 +15,7 @@ mod error;
 mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
-mod status;
+pub(crate) mod status;
 
 pub use cache::{DeviceCache, RestartPolicy};
 pub use client::DeviceClient;

@@ -11,8 +11,8 @@ use crate::shared::{Shared, SharedAcquired};
 use crate::sys::clock::monotonic_ns;
 use crate::Segment;
 use shm_layout::{
-    DeviceStatus, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX, DEVICE_FAIL_SAFE,
-    DEVICE_OPENING, DEVICE_RUNNING,
+    DeviceStatus, DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX,
+    DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING,
 };
 use std::time::Duration;
 use zerocopy::FromZeros;
@@ -37,6 +37,24 @@ pub enum DeviceState {
     Unresponsive,
     /// Put in its safe state after a failure; refuses commands.
     FailSafe,
+    /// A state word no shmkit process writes (a corrupt record).
+    Unknown(u32),
+}
+
+impl DeviceState {
+    /// The state's name as the `shmkit` tool prints it (`closed`, `fail_safe`, `unknown(N)`).
+    pub fn name(self) -> String {
+        match self {
+            DeviceState::Closed => "closed".into(),
+            DeviceState::Opening => "opening".into(),
+            DeviceState::Running => "running".into(),
+            DeviceState::Closing => "closing".into(),
+            DeviceState::Crashed => "crashed".into(),
+            DeviceState::Unresponsive => "unresponsive".into(),
+            DeviceState::FailSafe => "fail_safe".into(),
+            DeviceState::Unknown(raw) => format!("unknown({raw})"),
+        }
+    }
 }
 
 /// A snapshot of a device's status record.
@@ -130,8 +148,8 @@ pub(crate) fn info(s: &DeviceStatus) -> DeviceStatusInfo {
         DEVICE_CLOSING => DeviceState::Closing,
         DEVICE_CRASHED => DeviceState::Crashed,
         DEVICE_FAIL_SAFE => DeviceState::FailSafe,
-        // DEVICE_CLOSED, and any value no shmkit process writes.
-        _ => DeviceState::Closed,
+        DEVICE_CLOSED => DeviceState::Closed,
+        other => DeviceState::Unknown(other),
     };
     DeviceStatusInfo {
         state,

@@ -4,18 +4,15 @@
 
 use super::scan::{corrupt, InspectError};
 use crate::segment::validate_image;
-use crate::sys::clock::monotonic_ns;
 use crate::sys::identity::{record_liveness, thread_liveness, Liveness};
 use serde::Serialize;
 use shm_layout::{
     BarrierLayout, CommandRingHeader, CommandSlotMeta, DeviceStatus, DictHeader, EventLayout,
     ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, MutexConsistency, MutexLayout, ObjectKind,
     SharedHeader, TableEntry, BARRIER_ARRIVED_MASK, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT,
-    CMD_FREE, CMD_QUEUED, DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX,
-    DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING, EVENT_SET, EVENT_WAITERS,
-    EXCEPTION_SLOT_SIZE, FRAME_MAX_READERS, FRAME_READERS_SHIFT, FRAME_WRITING,
-    MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK, SLOT_FREE, SLOT_REPORTED,
-    TABLE_READY,
+    CMD_FREE, CMD_QUEUED, EVENT_SET, EVENT_WAITERS, EXCEPTION_SLOT_SIZE, FRAME_MAX_READERS,
+    FRAME_READERS_SHIFT, FRAME_WRITING, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK,
+    SLOT_FREE, SLOT_REPORTED, TABLE_READY,
 };
 use std::mem::size_of;
 use zerocopy::FromBytes;
@@ -338,29 +335,15 @@ fn device(image: &[u8], name: &str, offset: u64, h: &SharedHeader) -> Option<Dev
     }
     let value_at = offset + SharedHeader::value_offset(h.align as usize) as u64;
     let s: DeviceStatus = read(image, value_at).ok()?;
-    let alive = record_alive(s.server);
-    let age =
-        (s.heartbeat_ns != 0).then(|| monotonic_ns().saturating_sub(s.heartbeat_ns) as f64 / 1e9);
-    let live = alive == Some(true);
-    let state = match s.state {
-        DEVICE_OPENING | DEVICE_RUNNING | DEVICE_CLOSING if !live => "crashed".to_owned(),
-        DEVICE_RUNNING if age.is_some_and(|a| a > 1.0) => "unresponsive".to_owned(),
-        DEVICE_CLOSED => "closed".to_owned(),
-        DEVICE_OPENING => "opening".to_owned(),
-        DEVICE_RUNNING => "running".to_owned(),
-        DEVICE_CLOSING => "closing".to_owned(),
-        DEVICE_CRASHED => "crashed".to_owned(),
-        DEVICE_FAIL_SAFE => "fail_safe".to_owned(),
-        other => format!("unknown({other})"),
-    };
-    let len = (s.error_len as usize).min(DEVICE_ERROR_MAX);
+    // The same reading clients get from `DeviceCache::status`.
+    let info = crate::devices::status::info(&s);
     Some(DeviceInfo {
         name: device.to_owned(),
-        state,
-        pid: record_pid(s.server),
-        starts: s.starts,
-        heartbeat_age_s: age,
-        message: String::from_utf8_lossy(&s.error[..len]).into_owned(),
+        state: info.state.name(),
+        pid: (info.pid != 0).then_some(info.pid),
+        starts: info.starts,
+        heartbeat_age_s: info.heartbeat_age.map(|a| a.as_secs_f64()),
+        message: info.message,
     })
 }
 
