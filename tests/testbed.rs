@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use shmkit::devices::sim::{DmCommand, SimDm, SimDmConfig};
 use shmkit::process::{ChildContext, ChildError, Entries};
 use shmkit::testbed::{
-    safety_fn, Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder, TestbedError,
+    safety_fn, Experiment, ExperimentContext, ExperimentFailure, Testbed, TestbedBuilder,
+    TestbedError,
 };
-use shmkit::Segment;
+use shmkit::{Segment, SharedDict};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -291,8 +292,11 @@ fn the_initial_safety_check_must_pass() {
 
 /// Child: runs a testbed with a mirror and a run-forever experiment, records their pids in
 /// the coordination segment, then waits to be killed.
-fn doomed_testbed(ctx: &ChildContext, tb_name: String) -> Result<(), std::convert::Infallible> {
-    let tb = TestbedBuilder::new(&tb_name)
+/// Child side of the two testbed-process tests: starts a testbed with the mirror and a
+/// run-forever experiment, records the server's and the experiment's pids in the
+/// coordination segment, and sets "up".
+fn start_recorded_testbed(ctx: &ChildContext, tb_name: &str) -> (Testbed, SharedDict) {
+    let tb = TestbedBuilder::new(tb_name)
         .devices(Bench::NAMES)
         .start()
         .unwrap();
@@ -303,6 +307,11 @@ fn doomed_testbed(ctx: &ChildContext, tb_name: String) -> Result<(), std::conver
     pids.insert("server", &dm.status().unwrap().pid).unwrap();
     pids.insert("experiment", &experiment).unwrap();
     ctx.segment().event("up").unwrap().set();
+    (tb, pids)
+}
+
+fn doomed_testbed(ctx: &ChildContext, tb_name: String) -> Result<(), std::convert::Infallible> {
+    let _testbed = start_recorded_testbed(ctx, &tb_name);
     std::thread::sleep(Duration::from_secs(60));
     Ok(())
 }
@@ -313,16 +322,7 @@ fn interrupted_testbed(
     ctx: &ChildContext,
     tb_name: String,
 ) -> Result<(), std::convert::Infallible> {
-    let tb = TestbedBuilder::new(&tb_name)
-        .devices(Bench::NAMES)
-        .start()
-        .unwrap();
-    let dm = Bench::Dm.client_in(tb.devices()).unwrap();
-    dm.call(&DmCommand::Zero).unwrap();
-    tb.start_experiment(&Looper { forever: true }).unwrap();
-    let pids = ctx.segment().dict("pids", 4).unwrap();
-    pids.insert("server", &dm.status().unwrap().pid).unwrap();
-    ctx.segment().event("up").unwrap().set();
+    let (tb, pids) = start_recorded_testbed(ctx, &tb_name);
     while !tb.stopping() {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -337,18 +337,30 @@ fn interrupted_testbed(
     Ok(())
 }
 
-fn ctrl_c_tears_the_testbed_down_cooperatively() {
-    let coord_name = name("ctrlc-coord");
+/// Parent side: a coordination segment, the child `entry` running a testbed named after
+/// `test`, and the pids it recorded once up. Returns (coordination segment and its name,
+/// testbed name, child, pids).
+fn launch_testbed_process(
+    entry: &str,
+    test: &str,
+) -> (Segment, String, String, shmkit::process::Child, SharedDict) {
+    let coord_name = name(&format!("{test}-coord"));
     let _ = Segment::unlink(&coord_name);
     let coord = Segment::create(&coord_name, &shmkit::CreateOptions::new(4 << 20)).unwrap();
-    let tb_name = name("ctrlc");
-    let mut child = coord.spawn("interrupted_testbed", &tb_name).unwrap();
+    let tb_name = name(test);
+    let child = coord.spawn(entry, &tb_name).unwrap();
     coord
         .event("up")
         .unwrap()
         .wait(Duration::from_secs(10))
         .unwrap();
     let pids = coord.dict("pids", 4).unwrap();
+    (coord, coord_name, tb_name, child, pids)
+}
+
+fn ctrl_c_tears_the_testbed_down_cooperatively() {
+    let (coord, coord_name, tb_name, mut child, pids) =
+        launch_testbed_process("interrupted_testbed", "ctrlc");
     let server: u32 = pids.get("server").unwrap().unwrap();
     // SAFETY: interrupting the testbed process we started (as a terminal's Ctrl+C would).
     unsafe { libc::kill(child.pid() as libc::pid_t, libc::SIGINT) };
@@ -375,17 +387,8 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 fn a_killed_testbed_takes_its_processes_down_and_starts_again() {
-    let coord_name = name("coord");
-    let _ = Segment::unlink(&coord_name);
-    let coord = Segment::create(&coord_name, &shmkit::CreateOptions::new(4 << 20)).unwrap();
-    let tb_name = name("doomed");
-    let mut child = coord.spawn("doomed_testbed", &tb_name).unwrap();
-    coord
-        .event("up")
-        .unwrap()
-        .wait(Duration::from_secs(10))
-        .unwrap();
-    let pids = coord.dict("pids", 4).unwrap();
+    let (coord, coord_name, tb_name, mut child, pids) =
+        launch_testbed_process("doomed_testbed", "doomed");
     let server: u32 = pids.get("server").unwrap().unwrap();
     let experiment: u32 = pids.get("experiment").unwrap().unwrap();
     child.kill().unwrap();
