@@ -290,7 +290,7 @@ impl CommandRing {
         let word = self.state(slot);
         // The clock is read while the server works, not before the request leaves.
         let started = monotonic_ns();
-        let deadline = Deadline::after(timeout);
+        let deadline = Deadline::after_from(started, timeout);
         let mut next_check = started + SERVER_CHECK.as_nanos() as u64;
         let mut spins = SpinCounter::new();
         loop {

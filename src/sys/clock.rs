@@ -36,8 +36,13 @@ impl Deadline {
 
     /// `timeout` from now; a timeout too large to represent is treated as "never".
     pub fn after(timeout: Duration) -> Deadline {
+        Deadline::after_from(monotonic_ns(), timeout)
+    }
+
+    /// `timeout` after `now` (a `monotonic_ns` reading the caller already has).
+    pub fn after_from(now: u64, timeout: Duration) -> Deadline {
         let ns = u64::try_from(timeout.as_nanos()).ok();
-        Deadline(ns.and_then(|ns| monotonic_ns().checked_add(ns)))
+        Deadline(ns.and_then(|ns| now.checked_add(ns)))
     }
 
     /// The deadline as nanoseconds on `CLOCK_MONOTONIC`; `None` for never.
