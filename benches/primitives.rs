@@ -73,6 +73,18 @@ fn child_main(role: &str) {
                 unsafe { libc::pthread_mutex_unlock(m) };
             }
         }
+        "raw_sync_event" => {
+            use raw_sync::events::{Event as RsEvent, EventInit, EventState};
+            let shm = RawShm::open(&args[0]);
+            // SAFETY: the parent initialised both events at these offsets before spawning us.
+            let (ping, _) = unsafe { RsEvent::from_existing(shm.at(0)) }.unwrap();
+            // SAFETY: as above.
+            let (pong, _) = unsafe { RsEvent::from_existing(shm.at(1024)) }.unwrap();
+            loop {
+                ping.wait(raw_sync::Timeout::Infinite).unwrap();
+                pong.set(EventState::Signaled).unwrap();
+            }
+        }
         other => panic!("unknown bench child role {other}"),
     }
 }

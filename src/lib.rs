@@ -68,4 +68,4 @@ pub use shared::{
     DictError, Shared, SharedAcquired, SharedDict, SharedError, SharedGuard, SharedValue,
 };
 pub use sync::WaitStrategy;
-pub use sys::identity::{Liveness, ProcessIdentity, ThreadIdentity};
+pub use sys::identity::{Liveness, ProcessIdentity, Record, ThreadIdentity};

@@ -69,6 +69,19 @@ fn child_entry() {
 
 #[test]
 fn set_wakes_all_of_8_waiting_processes() {
+    wake_8_waiting_processes(false);
+}
+
+/// Python's `threading.Event`: every waiter waiting when `set()` is called is awakened, even
+/// if `clear()` follows at once, before any waiter runs.
+#[test]
+fn set_then_clear_at_once_wakes_all_of_8_waiting_processes() {
+    for _ in 0..3 {
+        wake_8_waiting_processes(true);
+    }
+}
+
+fn wake_8_waiting_processes(clear_at_once: bool) {
     let name = TempSegment::new("event8");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let event = seg.alloc_event().unwrap();
@@ -105,11 +118,14 @@ fn set_wakes_all_of_8_waiting_processes() {
     std::thread::sleep(Duration::from_millis(50));
     assert!(!event.is_set());
     event.set();
+    if clear_at_once {
+        event.clear();
+    }
     for c in &mut children {
         assert_eq!(
-            wait_exit(c, Duration::from_secs(10)).code(),
+            wait_exit(c, Duration::from_secs(30)).code(),
             Some(0),
-            "a waiter was not woken"
+            "a waiter was not woken (cleared at once: {clear_at_once})"
         );
     }
 }

@@ -4,7 +4,9 @@
 
 use std::ffi::CString;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Environment variable naming the role a re-executed bench binary plays.
 pub const CHILD_ROLE: &str = "SHMKIT_BENCH_CHILD";
@@ -140,7 +142,21 @@ pub unsafe fn pthread_robust_recursive_init(mem: *mut u8) -> *mut libc::pthread_
 }
 
 /// A child process killed and reaped when dropped.
-pub struct ChildProc(pub Child);
+///
+/// A watchdog thread turns a child that dies on its own (a panic, an unknown role) or a
+/// benchmark that outlives [`child_deadline`] into a failed benchmark run (exit code 1 with
+/// a message naming the role), so a broken peer can never leave the parent waiting forever.
+pub struct ChildProc(pub Child, Arc<AtomicBool>);
+
+/// How long one child may serve before the run is declared hung: `SHMKIT_BENCH_DEADLINE_S`
+/// seconds, 600 by default (a full criterion group takes well under a minute).
+pub fn child_deadline() -> Duration {
+    let secs = std::env::var("SHMKIT_BENCH_DEADLINE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    Duration::from_secs(secs)
+}
 
 impl ChildProc {
     pub fn spawn(role: &str, args: &[String]) -> ChildProc {
@@ -151,12 +167,65 @@ impl ChildProc {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn bench child");
-        ChildProc(child)
+        let done = Arc::new(AtomicBool::new(false));
+        let (pid, role, flag) = (child.id(), role.to_owned(), Arc::clone(&done));
+        std::thread::spawn(move || watch_child(pid, &role, &flag));
+        ChildProc(child, done)
+    }
+}
+
+/// Polls the child without reaping it; exits the whole benchmark if it ends before its
+/// `ChildProc` is dropped, or if it is still serving at the deadline.
+fn watch_child(pid: u32, role: &str, done: &AtomicBool) {
+    let deadline = Instant::now() + child_deadline();
+    loop {
+        std::thread::sleep(Duration::from_millis(5));
+        // SeqCst: pairs with the store in `Drop`, which happens before the kill.
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter; WNOWAIT leaves the child
+        // for `Child::wait` to reap.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid siginfo_t; the call only writes it.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: waitid filled `info` (si_pid 0 means the child is still running).
+        let exited = rc == 0 && unsafe { info.si_pid() } != 0;
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        if exited || rc != 0 {
+            // SAFETY: as above; si_status is the exit code or the signal.
+            let status = unsafe { info.si_status() };
+            eprintln!(
+                "benchmark failed: its child `{role}` (pid {pid}) ended on its own \
+                 (code or signal {status}); see its output above"
+            );
+            std::process::exit(1);
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "benchmark failed: its child `{role}` (pid {pid}) was still serving after \
+                 {:?} (SHMKIT_BENCH_DEADLINE_S): the benchmark hangs",
+                child_deadline()
+            );
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            std::process::exit(1);
+        }
     }
 }
 
 impl Drop for ChildProc {
     fn drop(&mut self) {
+        self.1.store(true, Ordering::SeqCst);
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

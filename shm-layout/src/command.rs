@@ -46,7 +46,7 @@ pub const CMD_INLINE: u32 = 32;
 #[repr(C, align(64))]
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 pub struct CommandRingHeader {
-    /// The server's record `(pid << 32) | start_ticks_low32`; 0 when none.
+    /// The server's record `(pid << 42) | token` (see `SegmentHeader::creator_token`); 0 when none.
     pub server: u64,
     /// Number of slots.
     pub slots: u32,
@@ -78,7 +78,7 @@ pub struct CommandSlotMeta {
     pub state: u32,
     /// 1 while the client may be asleep on `state` (the server wakes it only then).
     pub waiting: u32,
-    /// The client's record `(pid << 32) | start_ticks_low32`.
+    /// The client's record `(pid << 42) | token` (see `SegmentHeader::creator_token`).
     pub client: u64,
     /// The request's ticket.
     pub ticket: u64,

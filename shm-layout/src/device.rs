@@ -31,7 +31,7 @@ pub struct DeviceStatus {
     pub state: u32,
     /// Times a server was started for this device.
     pub starts: u32,
-    /// The server's record `(pid << 32) | start_ticks_low32`; 0 when none.
+    /// The server's record `(pid << 42) | token` (see `SegmentHeader::creator_token`); 0 when none.
     pub server: u64,
     /// CLOCK_MONOTONIC ns of the server's last heartbeat.
     pub heartbeat_ns: u64,

@@ -43,14 +43,14 @@ pub struct ExceptionSlotHeader {
     pub state: u32,
     /// Child pid (0 until the child tags the slot).
     pub child_pid: u32,
-    /// Child start time in clock ticks since boot.
-    pub child_start: u64,
+    /// Child identity token (as `SegmentHeader::creator_token`).
+    pub child_token: u64,
     /// Parent pid.
     pub parent_pid: u32,
     /// [`REPORT_ERROR`] or [`REPORT_PANIC`] once reported.
     pub report_kind: u32,
-    /// Parent start time in clock ticks since boot.
-    pub parent_start: u64,
+    /// Parent identity token.
+    pub parent_token: u64,
     /// Bytes of payload.
     pub payload_len: u32,
     /// Reserved; zero.
@@ -63,9 +63,9 @@ const _: () = {
     assert!(size_of::<ExceptionSlotHeader>() == 64);
     assert!(offset_of!(ExceptionSlotHeader, state) == 0);
     assert!(offset_of!(ExceptionSlotHeader, child_pid) == 4);
-    assert!(offset_of!(ExceptionSlotHeader, child_start) == 8);
+    assert!(offset_of!(ExceptionSlotHeader, child_token) == 8);
     assert!(offset_of!(ExceptionSlotHeader, parent_pid) == 16);
     assert!(offset_of!(ExceptionSlotHeader, report_kind) == 20);
-    assert!(offset_of!(ExceptionSlotHeader, parent_start) == 24);
+    assert!(offset_of!(ExceptionSlotHeader, parent_token) == 24);
     assert!(offset_of!(ExceptionSlotHeader, payload_len) == 32);
 };

@@ -81,7 +81,7 @@ impl ElemType {
 #[repr(C, align(64))]
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 pub struct FrameRingHeader {
-    /// The writer's record `(pid << 32) | start_ticks_low32`; 0 when no writer.
+    /// The writer's record `(pid << 42) | token` (see `SegmentHeader::creator_token`); 0 when no writer.
     pub writer: u64,
     /// Id of the newest published frame (0: none yet). Release-stored after the slot.
     pub last_id: u64,

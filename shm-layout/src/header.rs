@@ -10,7 +10,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `b"SHMKIT\0\x01"` read as a little-endian `u64`: the first eight bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
 /// Incremented on any change an older reader cannot understand.
-pub const VERSION_MAJOR: u16 = 1;
+pub const VERSION_MAJOR: u16 = 2;
 /// Incremented on additions an older reader may ignore.
 pub const VERSION_MINOR: u16 = 0;
 /// Size of [`SegmentHeader`] in bytes; also the offset where the allocator's data area starts.
@@ -62,9 +62,10 @@ pub struct SegmentHeader {
     pub creator_pid: u32,
     /// [`SegmentState`] as a raw word; written last, with Release ordering.
     pub state: u32,
-    /// Start time of the creator process, in clock ticks since boot (`/proc/PID/stat` field 22);
-    /// with `creator_pid` it identifies the creator even after its pid is reused.
-    pub creator_start_ticks: u64,
+    /// Identity token of the creator process (its pidfs inode, or its start time in clock
+    /// ticks with bit 41 set; see `shmkit::sys::identity`); with `creator_pid` it identifies
+    /// the creator exactly even after its pid is reused.
+    pub creator_token: u64,
     /// Wall-clock creation time, nanoseconds since the Unix epoch (informational).
     pub created_unix_ns: u64,
     /// Reserved for options; zero in version 1.0.
@@ -103,7 +104,7 @@ const _: () = {
     assert!(offset_of!(SegmentHeader, total_size) == 24);
     assert!(offset_of!(SegmentHeader, creator_pid) == 32);
     assert!(offset_of!(SegmentHeader, state) == 36);
-    assert!(offset_of!(SegmentHeader, creator_start_ticks) == 40);
+    assert!(offset_of!(SegmentHeader, creator_token) == 40);
     assert!(offset_of!(SegmentHeader, created_unix_ns) == 48);
     assert!(offset_of!(SegmentHeader, flags) == 56);
     assert!(offset_of!(SegmentHeader, alloc_next) == 64);

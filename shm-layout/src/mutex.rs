@@ -8,10 +8,11 @@
 //! | `tid`                          | locked by thread `tid`, nobody blocked                   |
 //! | `tid \| MUTEX_WAITERS`         | locked by `tid`, some thread may be blocked in the futex |
 //!
-//! `owner` is the holder's record `(tid << 32) | (start_ticks & 0xFFFF_FFFF)`, written by the
-//! holder right after it wins `word` and cleared (to 0) right before it releases `word`. A
-//! record whose tid matches `word` but whose start time does not match the live thread with
-//! that tid was written by a dead thread: that is how a recycled tid is told from its owner.
+//! `owner` is the holder's record `(tid << 42) | token` (the thread's exact identity token: its
+//! pidfs inode, or its start time in clock ticks with bit 41 set), written by the holder right
+//! after it wins `word` and cleared (to 0) right before it releases `word`. A record whose tid
+//! matches `word` but whose token does not match the live thread with that tid was written by
+//! a dead thread: that is how a recycled tid is told from its owner.
 
 use core::mem::{offset_of, size_of};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -20,8 +21,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MUTEX_WAITERS: u32 = 0x8000_0000;
 /// Bits of `word` holding the owner's thread id (Linux tids are below `2^30`).
 pub const MUTEX_TID_MASK: u32 = 0x3FFF_FFFF;
-/// Bits of `owner` holding the low half of the owner's start time.
-pub const OWNER_RECORD_START_MASK: u64 = 0xFFFF_FFFF;
+/// Bits of `owner` (and of every other role record) holding the identity token; the id
+/// (tid or pid) is above them.
+pub const OWNER_RECORD_START_MASK: u64 = (1 << 42) - 1;
 /// Bits of `meta` holding the reentrant depth beyond the first acquisition.
 pub const MUTEX_DEPTH_MASK: u32 = 0x3FFF_FFFF;
 /// Shift of the [`MutexConsistency`] field in `meta`.
@@ -62,7 +64,7 @@ pub struct MutexLayout {
     /// and [`MutexConsistency`] (bits 30..32). Zero means "held once, consistent", the one
     /// value the lock and unlock fast paths test for.
     pub meta: u32,
-    /// Holder record: `(tid << 32) | (start_ticks & 0xFFFF_FFFF)`, or 0.
+    /// Holder record: `(tid << 42) | token`, or 0.
     pub owner: u64,
     /// Process id of the holder (informational: for error messages and inspection).
     pub owner_pid: u32,

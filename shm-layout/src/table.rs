@@ -82,7 +82,7 @@ pub struct TableEntry {
     pub state: u32,
     /// [`ObjectKind`] as a raw word.
     pub kind: u32,
-    /// Creator record `(tid << 32) | (start_ticks & 0xFFFF_FFFF)`, written right after the claim.
+    /// Creator record `(tid << 42) | token`, written right after the claim.
     pub claimer: u64,
     /// Offset of the object in the segment.
     pub offset: u64,

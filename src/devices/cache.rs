@@ -70,7 +70,7 @@ impl DeviceCache {
     /// watches the process that started it.
     pub fn own(self) -> Result<DeviceCache, DeviceError> {
         let owner: Shared<u64> = self.segment.shared(OWNER, 0u64)?;
-        owner.update(|o| *o = ProcessIdentity::current().record())?;
+        owner.update(|o| *o = ProcessIdentity::current().record().raw())?;
         Ok(self)
     }
 
@@ -227,7 +227,7 @@ impl DeviceCache {
                 status.mark_crashed(s.server, "the server died without closing the device")?;
                 return Err(DeviceError::Crashed {
                     device: name.into(),
-                    pid: (s.server >> 32) as u32,
+                    pid: crate::rings::record_pid(s.server),
                     message: msg,
                 });
             }
@@ -254,7 +254,7 @@ impl DeviceCache {
             owner: if owner != 0 {
                 owner
             } else {
-                ProcessIdentity::current().record()
+                ProcessIdentity::current().record().raw()
             },
         };
         status.with(|s| {
@@ -322,7 +322,7 @@ impl DeviceCache {
             } else if s.server != 0 && !server_alive(&s) {
                 return Err(DeviceError::Crashed {
                     device: name.into(),
-                    pid: (s.server >> 32) as u32,
+                    pid: crate::rings::record_pid(s.server),
                     message: "the server died while opening the device".into(),
                 });
             } else if s.state == DEVICE_CLOSED && s.server == 0 && s.error_len != 0 {
@@ -349,6 +349,6 @@ impl DeviceCache {
 /// Sends `sig` to the process of `record` if it is still that process.
 fn signal(record: u64, sig: libc::c_int) {
     if !crate::rings::record_dead(record) {
-        crate::sys::signals::send((record >> 32) as u32, sig);
+        crate::sys::signals::send(crate::rings::record_pid(record), sig);
     }
 }

@@ -168,7 +168,7 @@ impl<D: Device> DeviceClient<D> {
         match e {
             CommandError::ServerDied { pid } => {
                 let record = self.status.read().map(|s| s.server).unwrap_or(0);
-                if record != 0 && (record >> 32) as u32 == pid {
+                if record != 0 && crate::rings::record_pid(record) == pid {
                     let _ = self
                         .status
                         .mark_crashed(record, "the server died during a call");

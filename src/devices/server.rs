@@ -112,7 +112,7 @@ fn serve<D: Device>(ctx: &ChildContext, args: ServerArgs) -> Result<(), ServerEr
     signals::precise_timers();
     let segment = ctx.segment().clone();
     let status = Status::attach(&segment, &args.name)?;
-    let me = ProcessIdentity::current().record();
+    let me = ProcessIdentity::current().record().raw();
     status.with(|s| {
         s.state = DEVICE_OPENING;
         s.server = me;

@@ -153,7 +153,7 @@ pub(crate) fn info(s: &DeviceStatus) -> DeviceStatusInfo {
     };
     DeviceStatusInfo {
         state,
-        pid: (s.server >> 32) as u32,
+        pid: crate::rings::record_pid(s.server),
         starts: s.starts,
         heartbeat_age: age,
         message: message(s),

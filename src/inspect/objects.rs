@@ -4,7 +4,7 @@
 
 use super::scan::{corrupt, InspectError};
 use crate::segment::validate_image;
-use crate::sys::identity::{record_liveness, thread_liveness, Liveness};
+use crate::sys::identity::{tid_liveness, Liveness, Record};
 use serde::Serialize;
 use shm_layout::{
     BarrierLayout, CommandRingHeader, CommandSlotMeta, DeviceStatus, DictHeader, EventLayout,
@@ -223,7 +223,15 @@ fn mutex_state(m: &MutexLayout) -> ObjectState {
     ObjectState::Mutex {
         owner_pid: held.then_some(m.owner_pid),
         owner_tid: held.then_some(tid),
-        owner_alive: held.then(|| thread_liveness(tid, m.owner as u32) != Liveness::Dead),
+        owner_alive: held.then(|| {
+            let record = Record::from_raw(m.owner);
+            let liveness = if !record.is_none() && record.id() == tid {
+                record.thread_liveness()
+            } else {
+                tid_liveness(tid)
+            };
+            liveness != Liveness::Dead
+        }),
         depth: if held { m.meta & MUTEX_DEPTH_MASK } else { 0 },
         owner_died_pending: consistency == Some(MutexConsistency::Inconsistent),
         not_recoverable: consistency == Some(MutexConsistency::NotRecoverable),
@@ -237,11 +245,11 @@ fn holder(m: &MutexLayout) -> Option<u32> {
 }
 
 fn record_pid(record: u64) -> Option<u32> {
-    (record != 0).then_some((record >> 32) as u32)
+    (record != 0).then_some(crate::rings::record_pid(record))
 }
 
 fn record_alive(record: u64) -> Option<bool> {
-    (record != 0).then(|| record_liveness(record) != Liveness::Dead)
+    (record != 0).then(|| Record::from_raw(record).process_liveness() != Liveness::Dead)
 }
 
 fn frame_ring(image: &[u8], offset: u64) -> Result<ObjectState, String> {

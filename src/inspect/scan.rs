@@ -217,7 +217,7 @@ fn header_of(
             Ok(Some((
                 ProcessIdentity {
                     pid: header.creator_pid,
-                    start_ticks: header.creator_start_ticks,
+                    token: header.creator_token,
                 },
                 header.created_unix_ns,
                 Some(format!("written by another shmkit build: {e}").replace("\"<image>\" ", "")),

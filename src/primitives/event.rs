@@ -1,16 +1,23 @@
 //! The event: a flag that waiters in any process can sleep on (Python's `threading.Event`).
 //!
-//! One futex word: bit `SET`, and bit `WAITERS` that a waiter sets before it sleeps so that
-//! `set` only pays for `FUTEX_WAKE` when somebody may be asleep. `set` swaps the word to exactly
-//! `SET` (dropping `WAITERS`) and wakes everyone if `WAITERS` was there; a woken waiter that
-//! must sleep again sets `WAITERS` again, so no wake-up is lost.
+//! One futex word (table in `shm-layout/src/event.rs`): a set/clear counter that is odd while
+//! the event is set, and bit `WAITERS` that a waiter sets before it sleeps so that `set` only
+//! pays for `FUTEX_WAKE` when somebody may be asleep.
+//!
+//! A waiter remembers the counter it found when it started waiting and returns as soon as the
+//! counter differs: from an even (clear) value the only way on is a `set`, so a waiter present
+//! at a `set` is released even if `clear` follows before it runs again. `set` is one
+//! `fetch_or` (no system call unless `WAITERS` was there); when it wakes, it first drops
+//! `WAITERS` from the value it produced so later `set`s stay free of system calls, and wakes
+//! after that, so a waiter that set the bit meanwhile is either asleep (woken) or sees the
+//! changed word (its futex wait returns at once).
 
 use super::{Pad, StateRef};
 use crate::sync::{
     futex_wait, futex_wake, spin_hint, AtomicU32, Ordering, SpinCounter, WaitStrategy,
 };
 use crate::sys::clock::Deadline;
-use shm_layout::{EVENT_SET, EVENT_WAITERS};
+use shm_layout::{EVENT_COUNTER_MASK, EVENT_SET, EVENT_WAITERS};
 use std::fmt;
 use std::time::Duration;
 
@@ -96,21 +103,46 @@ impl Event {
         self.strategy
     }
 
-    /// Sets the event and wakes every waiter.
+    /// Sets the event and wakes every waiter, including those that will see it cleared
+    /// again by the time they run. Setting a set event does nothing.
     #[inline]
     pub fn set(&self) {
-        // Release: pairs with the Acquire load in `wait`, publishing what was written before.
-        let old = self.state.word.swap(EVENT_SET, Ordering::Release);
-        if old & EVENT_WAITERS != 0 {
-            futex_wake(&self.state.word, u32::MAX);
+        let word = &self.state.word;
+        // Release: pairs with the Acquire loads in `wait`, publishing what was written before.
+        // An odd (set) counter is left as it is; an even one becomes the next odd value.
+        let old = word.fetch_or(EVENT_SET, Ordering::Release);
+        if old & EVENT_SET == 0 && old & EVENT_WAITERS != 0 {
+            self.wake_all(old | EVENT_SET);
         }
+    }
+
+    #[cold]
+    fn wake_all(&self, produced: u32) {
+        let word = &self.state.word;
+        // Only our own value loses the bit; if the word moved on, the bit stays (at worst one
+        // needless wake later). Relaxed: the Release that matters was the `fetch_or`.
+        let _ = word.compare_exchange(
+            produced,
+            produced & !EVENT_WAITERS,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        futex_wake(word, u32::MAX);
     }
 
     /// Clears the event; waiters that arrive later wait for the next `set`.
     #[inline]
     pub fn clear(&self) {
-        if self.state.word.load(Ordering::Relaxed) & EVENT_SET != 0 {
-            self.state.word.fetch_and(!EVENT_SET, Ordering::Relaxed);
+        let word = &self.state.word;
+        let mut w = word.load(Ordering::Relaxed);
+        // The odd counter becomes the next even one; `WAITERS` is kept (those waiters still
+        // sleep and the next `set` must wake them).
+        while w & EVENT_SET != 0 {
+            let next = (w & EVENT_WAITERS) | (w.wrapping_add(1) & EVENT_COUNTER_MASK);
+            match word.compare_exchange_weak(w, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
         }
     }
 
@@ -136,6 +168,29 @@ impl Event {
         let _ = self.wait_until(self.strategy, Deadline::NEVER, Duration::MAX);
     }
 
+    /// Starts a wait: `Ok` if the event is set now, else the ticket [`fired`](Self::fired)
+    /// compares against.
+    #[inline]
+    pub(crate) fn arm(&self) -> Result<(), u32> {
+        // Acquire: pairs with the Release `fetch_or` in `set`.
+        let w = self.state.word.load(Ordering::Acquire);
+        if w & EVENT_SET != 0 {
+            Ok(())
+        } else {
+            Err(w & EVENT_COUNTER_MASK)
+        }
+    }
+
+    /// Has a `set` happened since [`arm`](Self::arm) returned `ticket`? The counter moves
+    /// away from an even value only through a `set`. Also returns the word it read.
+    #[inline]
+    fn fired(word: &AtomicU32, ticket: u32) -> (bool, u32) {
+        // Acquire: pairs with the Release `fetch_or` in `set` (a `clear` after it continues
+        // its release sequence, so a cleared-again word still publishes the setter's writes).
+        let w = word.load(Ordering::Acquire);
+        (w & EVENT_COUNTER_MASK != ticket, w)
+    }
+
     #[inline]
     fn wait_until(
         &self,
@@ -143,15 +198,25 @@ impl Event {
         deadline: Deadline,
         timeout: Duration,
     ) -> Result<(), EventError> {
-        let word = &self.state.word;
-        // Acquire: pairs with the Release swap in `set`.
-        if word.load(Ordering::Acquire) & EVENT_SET != 0 {
-            return Ok(());
+        match self.arm() {
+            Ok(()) => Ok(()),
+            Err(ticket) => self.wait_armed(ticket, strategy, deadline, timeout),
         }
+    }
+
+    /// The wait after [`arm`](Self::arm): until the counter leaves `ticket` or the deadline.
+    pub(crate) fn wait_armed(
+        &self,
+        ticket: u32,
+        strategy: WaitStrategy,
+        deadline: Deadline,
+        timeout: Duration,
+    ) -> Result<(), EventError> {
+        let word = &self.state.word;
         let mut spins = SpinCounter::new();
         loop {
-            let w = word.load(Ordering::Acquire);
-            if w & EVENT_SET != 0 {
+            let (fired, w) = Self::fired(word, ticket);
+            if fired {
                 return Ok(());
             }
             let spinning = strategy.keeps_spinning(spins.count());
@@ -222,6 +287,69 @@ mod tests {
                 })
             );
         }
+    }
+
+    /// Python's `threading.Event`: every thread waiting when `set()` is called is awakened,
+    /// even if `clear()` follows at once, with every strategy.
+    #[cfg(not(miri))]
+    #[test]
+    fn set_then_clear_at_once_wakes_every_thread_waiting() {
+        for round in 0..20 {
+            let e = Arc::new(Event::new_local());
+            let strategies = [
+                WaitStrategy::Block,
+                WaitStrategy::Block,
+                WaitStrategy::SpinThenBlock,
+                WaitStrategy::Spin,
+            ];
+            let waiters: Vec<_> = strategies
+                .into_iter()
+                .map(|s| {
+                    let e = Event::clone(&e);
+                    std::thread::spawn(move || e.wait_with(s, Duration::from_secs(5)))
+                })
+                .collect();
+            // Long enough for the blocking ones to be asleep in the futex.
+            std::thread::sleep(Duration::from_millis(20));
+            e.set();
+            e.clear();
+            assert!(!e.is_set());
+            for (i, w) in waiters.into_iter().enumerate() {
+                assert_eq!(
+                    w.join().unwrap(),
+                    Ok(()),
+                    "round {round}, waiter {i} slept on"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_wait_that_starts_after_set_then_clear_waits_for_the_next_set() {
+        let e = Event::new_local();
+        e.set();
+        e.clear();
+        assert!(e.wait(Duration::from_millis(5)).is_err());
+        e.set();
+        assert_eq!(e.wait(Duration::ZERO), Ok(()));
+    }
+
+    #[test]
+    fn the_counter_wraps_without_losing_the_flag_or_the_waiters_bit() {
+        let e = Event::new_local();
+        e.state
+            .word
+            .store((EVENT_COUNTER_MASK - 1) | EVENT_WAITERS, Ordering::Relaxed);
+        assert!(!e.is_set());
+        e.set();
+        assert!(e.is_set());
+        assert_eq!(e.state.word.load(Ordering::Relaxed), EVENT_COUNTER_MASK);
+        e.state
+            .word
+            .store(EVENT_COUNTER_MASK | EVENT_WAITERS, Ordering::Relaxed);
+        e.clear();
+        assert!(!e.is_set());
+        assert_eq!(e.state.word.load(Ordering::Relaxed), EVENT_WAITERS);
     }
 
     #[test]

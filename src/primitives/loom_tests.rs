@@ -91,6 +91,33 @@ fn event_clear_then_set_is_not_lost() {
     });
 }
 
+/// `threading.Event`: a waiter waiting when `set` is called is released even if `clear`
+/// follows at once (before the waiter runs again). With a flag-only word the waiter re-reads a
+/// cleared flag and waits on, which loom reports as a model that never ends.
+#[test]
+fn event_set_then_clear_releases_a_waiter_that_was_waiting() {
+    use crate::sync::{AtomicU32, Ordering};
+    use crate::sys::clock::Deadline;
+    use crate::WaitStrategy;
+    loom::model(|| {
+        let e = Arc::new(Event::new_local());
+        let armed = Arc::new(AtomicU32::new(0));
+        let (e2, armed2) = (e.clone(), armed.clone());
+        let waiter = thread::spawn(move || {
+            let ticket = e2.arm().expect_err("nobody set it yet");
+            armed2.store(1, Ordering::Release);
+            e2.wait_armed(ticket, WaitStrategy::Block, Deadline::NEVER, Duration::MAX)
+        });
+        while armed.load(Ordering::Acquire) == 0 {
+            thread::yield_now();
+        }
+        e.set();
+        e.clear();
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert!(!e.is_set());
+    });
+}
+
 #[test]
 fn barrier_releases_both_parties_with_distinct_indexes() {
     loom::model(|| {

@@ -340,7 +340,7 @@ fn parse_identity(s: &str) -> Option<ProcessIdentity> {
     let (pid, start) = s.split_once(':')?;
     Some(ProcessIdentity {
         pid: pid.parse().ok()?,
-        start_ticks: start.parse().ok()?,
+        token: start.parse().ok()?,
     })
 }
 
@@ -423,7 +423,7 @@ impl Segment {
             .env(ENV_SEGMENT, self.name())
             .env(ENV_SLOT, slot.index.to_string())
             .env(ENV_ARGS, encode_hex(&args))
-            .env(ENV_PARENT, format!("{}:{}", me.pid, me.start_ticks))
+            .env(ENV_PARENT, format!("{}:{}", me.pid, me.token))
             .env(ENV_NAME, &name)
             .stdin(Stdio::null());
         if options.prefix_output {

@@ -65,21 +65,21 @@ impl<'a> Slot<'a> {
     fn identity(&self, pid: usize, start: usize) -> ProcessIdentity {
         ProcessIdentity {
             pid: self.u32_at(pid).load(Ordering::Relaxed),
-            start_ticks: self.u64_at(start).load(Ordering::Relaxed),
+            token: self.u64_at(start).load(Ordering::Relaxed),
         }
     }
 
     fn child(&self) -> ProcessIdentity {
         self.identity(
             offset_of!(ExceptionSlotHeader, child_pid),
-            offset_of!(ExceptionSlotHeader, child_start),
+            offset_of!(ExceptionSlotHeader, child_token),
         )
     }
 
     fn parent(&self) -> ProcessIdentity {
         self.identity(
             offset_of!(ExceptionSlotHeader, parent_pid),
-            offset_of!(ExceptionSlotHeader, parent_start),
+            offset_of!(ExceptionSlotHeader, parent_token),
         )
     }
 
@@ -108,12 +108,12 @@ impl<'a> Slot<'a> {
                 {
                     slot.u32_at(offset_of!(ExceptionSlotHeader, child_pid))
                         .store(0, Ordering::Relaxed);
-                    slot.u64_at(offset_of!(ExceptionSlotHeader, child_start))
+                    slot.u64_at(offset_of!(ExceptionSlotHeader, child_token))
                         .store(0, Ordering::Relaxed);
                     slot.u32_at(offset_of!(ExceptionSlotHeader, parent_pid))
                         .store(parent.pid, Ordering::Relaxed);
-                    slot.u64_at(offset_of!(ExceptionSlotHeader, parent_start))
-                        .store(parent.start_ticks, Ordering::Relaxed);
+                    slot.u64_at(offset_of!(ExceptionSlotHeader, parent_token))
+                        .store(parent.token, Ordering::Relaxed);
                     slot.u32_at(offset_of!(ExceptionSlotHeader, payload_len))
                         .store(0, Ordering::Relaxed);
                     slot.u32_at(offset_of!(ExceptionSlotHeader, report_kind))
@@ -150,8 +150,8 @@ impl<'a> Slot<'a> {
         }
         self.u32_at(offset_of!(ExceptionSlotHeader, child_pid))
             .store(child.pid, Ordering::Relaxed);
-        self.u64_at(offset_of!(ExceptionSlotHeader, child_start))
-            .store(child.start_ticks, Ordering::Relaxed);
+        self.u64_at(offset_of!(ExceptionSlotHeader, child_token))
+            .store(child.token, Ordering::Relaxed);
         self.state()
             .compare_exchange(
                 SLOT_RESERVED,

@@ -7,7 +7,7 @@
 //! 100 ms; a dead client's slot is reclaimed by the next client that finds no free slot.
 
 use super::cmd_state::{self, GaveUp};
-use super::record_dead;
+use super::{record_dead, record_pid};
 use crate::segment::{Segment, SegmentError};
 use crate::sync::{futex_wait, futex_wake, spin_hint, SpinCounter, WaitStrategy};
 use crate::sys::clock::{monotonic_ns, Deadline};
@@ -220,7 +220,7 @@ impl CommandRing {
             .header_u64(offset_of!(CommandRingHeader, next_ticket))
             .fetch_add(1, Ordering::Relaxed);
         let (slot, generation) = self.claim_slot()?;
-        let me = ProcessIdentity::current().record();
+        let me = ProcessIdentity::current().record().raw();
         self.meta_u64(slot, offset_of!(CommandSlotMeta, client))
             .store(me, Ordering::Relaxed);
         self.meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
@@ -307,7 +307,7 @@ impl CommandRing {
                     server == 0 || record_dead(server)
                 };
                 if server_dead || deadline.expired() {
-                    let pid = (self.server_record().load(Ordering::Relaxed) >> 32) as u32;
+                    let pid = record_pid(self.server_record().load(Ordering::Relaxed));
                     return match cmd_state::give_up(word, generation, server_dead) {
                         GaveUp::Answered(failed) => {
                             self.take_answer(slot, generation, failed, read)
@@ -386,13 +386,13 @@ impl CommandRing {
     /// Becomes the ring's server. A dead server's role is taken over and the requests it had
     /// taken are queued again; a live one's is [`CommandError::ServerBusy`].
     pub fn server(&self) -> Result<CommandServer, CommandError> {
-        let me = ProcessIdentity::current().record();
+        let me = ProcessIdentity::current().record().raw();
         let record = self.server_record();
         loop {
             let current = record.load(Ordering::Acquire);
             if current != 0 && !record_dead(current) {
                 return Err(CommandError::ServerBusy {
-                    pid: (current >> 32) as u32,
+                    pid: record_pid(current),
                 });
             }
             if record

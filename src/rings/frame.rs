@@ -6,8 +6,8 @@
 //! only by the writer: `last_id` with Release after the frame's slot is published, the others
 //! Relaxed (they are statistics).
 
-use super::record_dead;
 use super::slot_word;
+use super::{record_dead, record_pid};
 use crate::segment::{Segment, SegmentError};
 use crate::sync::{futex_wait, futex_wake, spin_hint, WaitStrategy};
 use crate::sys::clock::{monotonic_ns, Deadline};
@@ -239,13 +239,13 @@ impl FrameRing {
     /// Becomes the ring's writer. A dead writer's role is taken over (its half-written slot
     /// discarded); a live one's is [`RingError::WriterBusy`].
     pub fn writer(&self) -> Result<FrameWriter, RingError> {
-        let me = ProcessIdentity::current().record();
+        let me = ProcessIdentity::current().record().raw();
         let writer = self.header_u64(offset_of!(FrameRingHeader, writer));
         loop {
             let current = writer.load(Ordering::Acquire);
             if current != 0 && !record_dead(current) {
                 return Err(RingError::WriterBusy {
-                    pid: (current >> 32) as u32,
+                    pid: record_pid(current),
                 });
             }
             if writer
@@ -271,7 +271,7 @@ impl FrameRing {
 
     /// Registers a reader. It sees frames published from now on.
     pub fn reader(&self, mode: ReadMode) -> Result<FrameReader, RingError> {
-        let me = ProcessIdentity::current().record();
+        let me = ProcessIdentity::current().record().raw();
         for pass in 0..2 {
             for index in 0..FRAME_MAX_READERS as u32 {
                 let rec = self.reader_record(index);

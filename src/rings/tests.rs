@@ -150,7 +150,7 @@ fn a_dead_writer_is_replaced_and_its_half_written_slot_discarded() {
     let ring = t.1.frame_ring("cam", &spec(3)).unwrap();
     // A writer record of a process that cannot exist, mid-frame in slot 0.
     ring.header_u64(std::mem::offset_of!(shm_layout::FrameRingHeader, writer))
-        .store(0x3FFF_FFF0u64 << 32 | 1, Ordering::Relaxed);
+        .store(crate::Record::new(0x3F_FFF0, 1).raw(), Ordering::Relaxed);
     ring.word(0)
         .store(shm_layout::FRAME_WRITING | 5, Ordering::Relaxed);
     let mut w = ring.writer().unwrap();
@@ -167,7 +167,7 @@ fn a_dead_readers_holds_are_reclaimed_by_the_writer() {
     publish(&mut w, 2);
     // Reader 5, of a process that cannot exist, holds frame 1.
     ring.reader_record(5)
-        .store(0x3FFF_FFF0u64 << 32 | 1, Ordering::Relaxed);
+        .store(crate::Record::new(0x3F_FFF0, 1).raw(), Ordering::Relaxed);
     let slot1 = (0..2)
         .find(|&s| slot_word::id_of(ring.word(s).load(Ordering::Relaxed)) == 1)
         .unwrap();

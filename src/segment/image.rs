@@ -117,7 +117,7 @@ pub(crate) fn check_header(
     let header = SegmentHeader::read_from_bytes(&copy).expect("the copy is exactly one header");
     let creator = ProcessIdentity {
         pid: header.creator_pid,
-        start_ticks: header.creator_start_ticks,
+        token: header.creator_token,
     };
     match SegmentState::from_raw(state_raw) {
         Some(SegmentState::Initialising) => return Ok(HeaderCheck::Initialising { creator }),

@@ -30,7 +30,7 @@ pub const MAX_TABLE_CAPACITY: u32 = 1 << 20;
 const TABLE_ENTRY_SIZE: u64 = std::mem::size_of::<shm_layout::TableEntry>() as u64;
 
 use crate::sys::clock::Deadline;
-use crate::sys::identity::{current_process, process_liveness, Liveness};
+use crate::sys::identity::{current_process, Liveness};
 use crate::sys::shm;
 use image::{check_header, HeaderCheck};
 use mapping::Mapping;
@@ -236,10 +236,7 @@ impl Segment {
         // Creator identity first, so an opener that finds the segment still initialising can
         // tell a creator at work from a dead one.
         u32_at(offset_of!(SegmentHeader, creator_pid), me.pid);
-        u64_at(
-            offset_of!(SegmentHeader, creator_start_ticks),
-            me.start_ticks,
-        );
+        u64_at(offset_of!(SegmentHeader, creator_token), me.token);
         u64_at(offset_of!(SegmentHeader, magic), MAGIC);
         u32_at(
             offset_of!(SegmentHeader, version_major),
@@ -331,7 +328,7 @@ impl Segment {
                         })
                     }
                     HeaderCheck::Initialising { creator } => {
-                        if creator.pid != 0 && process_liveness(creator) == Liveness::Dead {
+                        if creator.pid != 0 && creator.liveness() == Liveness::Dead {
                             break Err(SegmentError::CreatorDied {
                                 name: name.to_string(),
                                 creator_pid: creator.pid,

@@ -274,9 +274,9 @@ fn a_half_initialised_segment_of_a_dead_creator_is_named_as_such() {
     map.atomic_u32(offset_of!(SegmentHeader, creator_pid) as u64)
         .unwrap()
         .store(me.pid, Ordering::Relaxed);
-    map.atomic_u64(offset_of!(SegmentHeader, creator_start_ticks) as u64)
+    map.atomic_u64(offset_of!(SegmentHeader, creator_token) as u64)
         .unwrap()
-        .store(me.start_ticks, Ordering::Relaxed);
+        .store(me.token, Ordering::Relaxed);
     let opts = OpenOptions {
         init_timeout: Duration::from_millis(30),
         ..OpenOptions::default()

@@ -1,34 +1,119 @@
-//! Who a process or thread is, in a way that survives pid reuse, and whether it is still alive.
+//! Who a process or thread is, exactly, and whether it is still alive.
 //!
-//! A pid (or tid) alone is not an identity: the kernel hands it to a new process once the old
-//! one is gone. Paired with the start time the kernel records for it (`/proc/PID/stat` field
-//! 22, clock ticks since boot) it is: a live process with the same pid but another start time
-//! is somebody else. Linux resolves `/proc/TID` for any thread id, not only for thread-group
-//! leaders, so the same check works for threads.
+//! A pid (or tid) alone is not an identity: the kernel hands it to a new task once the old one
+//! is gone. Each task is therefore named by its id plus a *token*:
 //!
-//! The current thread's identity is read once and cached in a thread-local; a `fork` child
-//! drops the cached copy it inherited (see [`current_thread`]).
+//! - on kernels with pidfs (Linux 6.9+), the inode number of a pidfd for the task: a 64-bit
+//!   counter the kernel never reuses while it runs, so two tasks never share a token, even a
+//!   stand-in given a dead holder's pid within the same clock tick;
+//! - elsewhere, the start time the kernel records for the task (`/proc/ID/stat` field 22,
+//!   clock ticks since boot) — exact unless a pid is recycled within one tick (10 ms).
+//!
+//! Bit [`TOKEN_TICKS`] of a token says which scheme produced it, so every check uses the one
+//! its token was made with. Tokens are kept to [`TOKEN_BITS`] bits, so `(id << 42) | token`
+//! fits one `u64` ([`Record`]) that a role can be claimed with in one compare-and-swap. Two
+//! pidfs tokens of the same id collide only if 2^41 (2·10^12) tasks were created between
+//! them — more than three years at 20 000 forks per second.
+//!
+//! The current thread's and process's identities are read once and cached; a `fork` child
+//! drops the cached copies it inherited.
 
 use std::fmt;
 
-/// A process: pid plus start time.
+/// Bits of a token (the scheme bit included).
+pub const TOKEN_BITS: u32 = 42;
+/// Mask of a token's value bits.
+pub const TOKEN_VALUE_MASK: u64 = (1 << (TOKEN_BITS - 1)) - 1;
+/// Bit of a token set when it is a start time in clock ticks rather than a pidfs inode.
+pub const TOKEN_TICKS: u64 = 1 << (TOKEN_BITS - 1);
+/// Largest id Linux hands out (`PID_MAX_LIMIT` on 64-bit is 2^22): anything above is corrupt.
+const MAX_ID: u32 = (1 << (64 - TOKEN_BITS)) - 1;
+
+/// A process: its pid plus its token (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProcessIdentity {
     /// Process id.
     pub pid: u32,
-    /// Start time in clock ticks since boot.
-    pub start_ticks: u64,
+    /// Identity token: a pidfs inode, or start ticks with [`TOKEN_TICKS`] set.
+    pub token: u64,
 }
 
-/// A thread: its process id, its thread id and its own start time.
+/// A thread: its process id, its thread id and its own token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ThreadIdentity {
     /// Process (thread group) id.
     pub pid: u32,
     /// Thread id (equal to `pid` for the main thread).
     pub tid: u32,
-    /// Start time of this thread in clock ticks since boot.
-    pub start_ticks: u64,
+    /// Identity token of this thread.
+    pub token: u64,
+}
+
+/// A role holder's identity in one word: `(id << 42) | token`, 0 for nobody. The id is a pid
+/// for process roles (ring writers, readers, servers, clients, device servers, exception
+/// slots) and a tid for thread roles (mutex owners, table claimers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Record(u64);
+
+impl Record {
+    /// Nobody.
+    pub const NONE: Record = Record(0);
+
+    /// The record of `id` with `token`.
+    pub const fn new(id: u32, token: u64) -> Record {
+        Record(((id as u64) << TOKEN_BITS) | (token & (TOKEN_VALUE_MASK | TOKEN_TICKS)))
+    }
+
+    /// A record as stored in the segment (any bits: a corrupt one names a dead nobody).
+    pub const fn from_raw(raw: u64) -> Record {
+        Record(raw)
+    }
+
+    /// The stored form.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// Is this nobody?
+    pub const fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The pid (process roles) or tid (thread roles) it names.
+    pub const fn id(self) -> u32 {
+        (self.0 >> TOKEN_BITS) as u32
+    }
+
+    /// The token it carries.
+    pub const fn token(self) -> u64 {
+        self.0 & (TOKEN_VALUE_MASK | TOKEN_TICKS)
+    }
+
+    /// Is the process named by this record still running? (For process roles.)
+    pub fn process_liveness(self) -> Liveness {
+        if self.is_none() {
+            return Liveness::Dead;
+        }
+        imp::liveness(self.id(), self.token(), false)
+    }
+
+    /// Is the thread named by this record still running? (For thread roles.)
+    pub fn thread_liveness(self) -> Liveness {
+        if self.is_none() {
+            return Liveness::Dead;
+        }
+        imp::liveness(self.id(), self.token(), true)
+    }
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_none() {
+            f.write_str("nobody")
+        } else {
+            write!(f, "{} (token {:#x})", self.id(), self.token())
+        }
+    }
 }
 
 impl ProcessIdentity {
@@ -37,21 +122,19 @@ impl ProcessIdentity {
         current_process()
     }
 
-    /// Whether this process is still running (same pid and start time, not a zombie).
+    /// Whether this process is still running (same pid and token, not a zombie).
     pub fn liveness(&self) -> Liveness {
-        process_liveness(*self)
+        if self.pid == 0 {
+            return Liveness::Dead;
+        }
+        imp::liveness(self.pid, self.token, false)
     }
 
-    /// The 64-bit record rings keep for a role holder: `(pid << 32) | low 32 bits of start`.
-    pub fn record(&self) -> u64 {
-        (u64::from(self.pid) << 32) | (self.start_ticks & 0xFFFF_FFFF)
+    /// The one-word record rings and devices keep for a role holder.
+    #[inline]
+    pub fn record(&self) -> Record {
+        Record::new(self.pid, self.token)
     }
-}
-
-/// Whether the process named by a [`ProcessIdentity::record`] is still running. A process's
-/// main thread has the pid as its tid and the process's start time.
-pub fn record_liveness(record: u64) -> Liveness {
-    thread_liveness((record >> 32) as u32, record as u32)
 }
 
 impl ThreadIdentity {
@@ -60,15 +143,15 @@ impl ThreadIdentity {
         current_thread()
     }
 
-    /// Whether this thread is still running (same tid and start time, not a zombie).
+    /// Whether this thread is still running (same tid and token, not a zombie).
     pub fn liveness(&self) -> Liveness {
-        liveness(self.tid, |start| start == self.start_ticks)
+        imp::liveness(self.tid, self.token, true)
     }
 
-    /// The 64-bit record a mutex stores for its holder: `(tid << 32) | low 32 bits of start`.
+    /// The one-word record a mutex or a table entry stores for its holder.
     #[inline]
-    pub fn owner_record(&self) -> u64 {
-        (u64::from(self.tid) << 32) | (self.start_ticks & shm_layout::OWNER_RECORD_START_MASK)
+    pub fn owner_record(&self) -> Record {
+        Record::new(self.tid, self.token)
     }
 }
 
@@ -78,11 +161,12 @@ impl ThreadIdentity {
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
-    /// Running (or stopped), with the recorded start time.
+    /// Running (or stopped), with the recorded token.
     Alive,
     /// Exited, a zombie, or its id now belongs to someone else.
     Dead,
-    /// `/proc` could not tell (for example `hidepid`): callers must treat this as alive.
+    /// The system could not tell (for example `hidepid`, or out of file descriptors):
+    /// callers must treat this as alive.
     Unknown,
 }
 
@@ -116,9 +200,15 @@ pub(crate) fn parse_stat(text: &str) -> Option<TaskStat> {
     Some(TaskStat { state, start_ticks })
 }
 
+/// The token of a start time.
+fn ticks_token(start_ticks: u64) -> u64 {
+    TOKEN_TICKS | (start_ticks & TOKEN_VALUE_MASK)
+}
+
 #[cfg(not(any(miri, loom)))]
 mod imp {
     use super::*;
+    use crate::sys::pidfd;
     use std::cell::Cell;
     use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
     use std::sync::Once;
@@ -128,7 +218,7 @@ mod imp {
     const UNSET: ThreadIdentity = ThreadIdentity {
         pid: 0,
         tid: 0,
-        start_ticks: 0,
+        token: 0,
     };
 
     thread_local! {
@@ -150,6 +240,22 @@ mod imp {
         (unsafe { libc::syscall(libc::SYS_gettid) }) as u32
     }
 
+    /// The calling task's token: its pidfs inode where the kernel has pidfs, else its start
+    /// time (read from `stat_path`).
+    fn own_token(id: u32, thread: bool, stat_path: &str) -> u64 {
+        if let Ok(fd) = pidfd::open(id, thread) {
+            if let Ok(Some(ino)) = pidfd::unique_inode(&fd) {
+                return ino & TOKEN_VALUE_MASK;
+            }
+        }
+        ticks_token(
+            read_stat(stat_path)
+                .ok()
+                .flatten()
+                .map_or(0, |s| s.start_ticks),
+        )
+    }
+
     #[inline]
     pub fn current_thread() -> ThreadIdentity {
         let id = CURRENT.with(Cell::get);
@@ -168,14 +274,10 @@ mod imp {
         });
         let pid = std::process::id();
         let tid = gettid();
-        let start_ticks = read_stat("/proc/thread-self/stat")
-            .ok()
-            .flatten()
-            .map_or(0, |s| s.start_ticks);
         let id = ThreadIdentity {
             pid,
             tid,
-            start_ticks,
+            token: own_token(tid, true, "/proc/thread-self/stat"),
         };
         CURRENT.with(|c| c.set(id));
         id
@@ -185,7 +287,7 @@ mod imp {
     /// fork child). `getpid` is a real system call (~140 ns here), too slow for a ring's
     /// per-call path, so the pid is cached too and the fork handler clears it.
     static PROCESS_PID: AtomicU32 = AtomicU32::new(0);
-    static PROCESS_START: AtomicU64 = AtomicU64::new(0);
+    static PROCESS_TOKEN: AtomicU64 = AtomicU64::new(0);
 
     extern "C" fn forget_process_after_fork() {
         PROCESS_PID.store(0, Ordering::Relaxed);
@@ -193,13 +295,13 @@ mod imp {
 
     #[inline]
     pub fn current_process() -> ProcessIdentity {
-        // Acquire: pairs with the Release store in `current_process_slow`; the start time
-        // written before it is visible.
+        // Acquire: pairs with the Release store in `current_process_slow`; the token written
+        // before it is visible.
         let pid = PROCESS_PID.load(Ordering::Acquire);
         if pid != 0 {
             return ProcessIdentity {
                 pid,
-                start_ticks: PROCESS_START.load(Ordering::Relaxed),
+                token: PROCESS_TOKEN.load(Ordering::Relaxed),
             };
         }
         current_process_slow()
@@ -213,21 +315,15 @@ mod imp {
             unsafe { libc::pthread_atfork(None, None, Some(forget_process_after_fork)) };
         });
         let pid = std::process::id();
-        let start_ticks = read_stat("/proc/self/stat")
-            .ok()
-            .flatten()
-            .map_or(0, |s| s.start_ticks);
+        let token = own_token(pid, false, "/proc/self/stat");
         // Racing first callers compute the same values; whichever store lands is right.
-        PROCESS_START.store(start_ticks, Ordering::Relaxed);
+        PROCESS_TOKEN.store(token, Ordering::Relaxed);
         PROCESS_PID.store(pid, Ordering::Release);
-        ProcessIdentity { pid, start_ticks }
+        ProcessIdentity { pid, token }
     }
 
     /// Reads `/proc/ID/stat`: `Ok(None)` if the task does not exist.
-    pub fn task_stat(id: u32) -> Result<Option<TaskStat>, ()> {
-        if id == 0 || id > super::MAX_ID {
-            return Ok(None);
-        }
+    fn task_stat(id: u32) -> Result<Option<TaskStat>, ()> {
         match read_stat(&format!("/proc/{id}/stat")) {
             Ok(Some(stat)) => Ok(Some(stat)),
             Ok(None) => Err(()),
@@ -236,12 +332,57 @@ mod imp {
             Err(_) => Err(()),
         }
     }
+
+    /// Is task `id` with `token` alive? `thread`: a thread role (any thread), else a process
+    /// role (a thread-group leader, alive while any of its threads runs).
+    pub fn liveness(id: u32, token: u64, thread: bool) -> Liveness {
+        if id == 0 || id > MAX_ID {
+            return Liveness::Dead;
+        }
+        if token & TOKEN_TICKS != 0 {
+            return match task_stat(id) {
+                Ok(None) => Liveness::Dead,
+                Ok(Some(stat)) if matches!(stat.state, b'Z' | b'X' | b'x') => Liveness::Dead,
+                Ok(Some(stat)) if ticks_token(stat.start_ticks) != token => Liveness::Dead,
+                Ok(Some(_)) => Liveness::Alive,
+                Err(()) => Liveness::Unknown,
+            };
+        }
+        let fd = match pidfd::open(id, thread) {
+            Ok(fd) => fd,
+            // No such task, or (process roles) the id is now a non-leader thread of someone.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH | libc::EINVAL)) => {
+                return Liveness::Dead
+            }
+            Err(_) => return Liveness::Unknown,
+        };
+        match (pidfd::inode(&fd), pidfd::exited(&fd)) {
+            (Ok(ino), _) if ino & TOKEN_VALUE_MASK != token => Liveness::Dead,
+            (Ok(_), Ok(true)) => Liveness::Dead,
+            (Ok(_), Ok(false)) => Liveness::Alive,
+            _ => Liveness::Unknown,
+        }
+    }
+
+    /// Does any live thread have id `tid` (whoever it is)? For claim words whose holder has
+    /// not stored its record yet.
+    pub fn any_task(tid: u32) -> Liveness {
+        if tid == 0 || tid > MAX_ID {
+            return Liveness::Dead;
+        }
+        match task_stat(tid) {
+            Ok(None) => Liveness::Dead,
+            Ok(Some(stat)) if matches!(stat.state, b'Z' | b'X' | b'x') => Liveness::Dead,
+            Ok(Some(_)) => Liveness::Alive,
+            Err(()) => Liveness::Unknown,
+        }
+    }
 }
 
 #[cfg(any(miri, loom))]
 mod imp {
-    //! Stand-ins: Miri and loom cannot read `/proc`. Each thread gets a distinct small id and
-    //! every identity is reported alive, which is all the heap-memory tests rely on.
+    //! Stand-ins: Miri and loom cannot call the kernel. Each thread gets a distinct small id
+    //! and every identity is reported alive, which is all the heap-memory tests rely on.
     use super::*;
 
     #[cfg(not(loom))]
@@ -264,6 +405,8 @@ mod imp {
         static ref NEXT: AtomicU32 = AtomicU32::new(1000);
     }
 
+    const TOKEN: u64 = 7;
+
     pub fn current_thread() -> ThreadIdentity {
         let tid = TID.with(|t| {
             if t.get() == 0 {
@@ -274,30 +417,31 @@ mod imp {
         ThreadIdentity {
             pid: 1,
             tid,
-            start_ticks: 7,
+            token: TOKEN,
         }
     }
 
     pub fn current_process() -> ProcessIdentity {
         ProcessIdentity {
             pid: 1,
-            start_ticks: 7,
+            token: TOKEN,
         }
     }
 
-    pub fn task_stat(id: u32) -> Result<Option<TaskStat>, ()> {
-        if id == 0 || id > super::MAX_ID {
-            return Ok(None);
+    pub fn liveness(id: u32, token: u64, _thread: bool) -> Liveness {
+        if id == 0 || id > MAX_ID || token != TOKEN {
+            return Liveness::Dead;
         }
-        Ok(Some(TaskStat {
-            state: b'R',
-            start_ticks: 7,
-        }))
+        Liveness::Alive
+    }
+
+    pub fn any_task(tid: u32) -> Liveness {
+        if tid == 0 || tid > MAX_ID {
+            return Liveness::Dead;
+        }
+        Liveness::Alive
     }
 }
-
-/// Largest id Linux hands out (`PID_MAX_LIMIT` on 64-bit): anything above is corrupt.
-const MAX_ID: u32 = 4 * 1024 * 1024;
 
 /// The calling thread's identity (cached after the first call on each thread).
 #[inline]
@@ -310,42 +454,22 @@ pub fn current_process() -> ProcessIdentity {
     imp::current_process()
 }
 
-fn liveness(id: u32, matches: impl FnOnce(u64) -> bool) -> Liveness {
-    match imp::task_stat(id) {
-        Ok(None) => Liveness::Dead,
-        Ok(Some(stat)) if matches!(stat.state, b'Z' | b'X' | b'x') => Liveness::Dead,
-        Ok(Some(stat)) if !matches(stat.start_ticks) => Liveness::Dead,
-        Ok(Some(_)) => Liveness::Alive,
-        Err(()) => Liveness::Unknown,
-    }
-}
-
-/// Is the process `id` still alive (same pid, same start time, not a zombie)?
-pub fn process_liveness(id: ProcessIdentity) -> Liveness {
-    liveness(id.pid, |start| start == id.start_ticks)
-}
-
-/// Is thread `tid` alive, and does its start time match the low 32 bits in `start_low`?
-pub fn thread_liveness(tid: u32, start_low: u32) -> Liveness {
-    liveness(tid, |start| start as u32 == start_low)
-}
-
-/// Does any live thread have id `tid` (whoever it is)? Used when no start time was recorded.
+/// Does any live thread have id `tid` (whoever it is)? Used when no record was stored yet.
 pub fn tid_liveness(tid: u32) -> Liveness {
-    liveness(tid, |_| true)
+    imp::any_task(tid)
 }
 
 /// The verdict on a holder named by `tid` in a claim word (a mutex's futex word, a table
-/// entry's state), given the record `(tid << 32) | start_low` that holders store right after
-/// claiming and clear before releasing. See `primitives/mutex/raw.rs` for the table.
-pub fn holder_liveness(tid: u32, record: u64, me: &ThreadIdentity) -> Liveness {
+/// entry's state), given the record that holders store right after claiming and clear before
+/// releasing. See `primitives/mutex/raw.rs` for the table.
+pub fn holder_liveness(tid: u32, record: Record, me: &ThreadIdentity) -> Liveness {
     if tid == me.tid {
         // We are alive and not the holder (the caller checked), so a holder with our tid is a
         // dead predecessor that had it.
         return Liveness::Dead;
     }
-    if (record >> 32) as u32 == tid {
-        return thread_liveness(tid, record as u32);
+    if !record.is_none() && record.id() == tid {
+        return record.thread_liveness();
     }
     match tid_liveness(tid) {
         Liveness::Dead => Liveness::Dead,
@@ -375,29 +499,38 @@ mod tests {
     }
 
     #[test]
+    fn records_round_trip_id_and_token() {
+        let r = Record::new(4_194_303, TOKEN_TICKS | 12345);
+        assert_eq!(r.id(), 4_194_303);
+        assert_eq!(r.token(), TOKEN_TICKS | 12345);
+        assert_eq!(Record::from_raw(r.raw()), r);
+        assert!(Record::NONE.is_none());
+        assert_eq!(Record::NONE.process_liveness(), Liveness::Dead);
+    }
+
+    #[test]
     fn ids_out_of_range_are_dead() {
         assert_eq!(tid_liveness(0), Liveness::Dead);
         assert_eq!(tid_liveness(u32::MAX), Liveness::Dead);
+        assert_eq!(Record::from_raw(u64::MAX).thread_liveness(), Liveness::Dead);
     }
 
     #[cfg(not(miri))]
     #[test]
-    fn the_current_thread_is_alive_and_a_wrong_start_time_is_not() {
+    fn the_current_thread_is_alive_and_another_token_is_not() {
         let me = current_thread();
+        assert_eq!(me.owner_record().thread_liveness(), Liveness::Alive);
         assert_eq!(
-            thread_liveness(me.tid, me.start_ticks as u32),
-            Liveness::Alive
-        );
-        assert_eq!(
-            thread_liveness(me.tid, (me.start_ticks as u32).wrapping_add(1)),
-            Liveness::Dead
+            Record::new(me.tid, me.token ^ 1).thread_liveness(),
+            Liveness::Dead,
+            "a reused tid is somebody else"
         );
         let p = current_process();
-        assert_eq!(process_liveness(p), Liveness::Alive);
-        assert_eq!(ProcessIdentity::current().liveness(), Liveness::Alive);
+        assert_eq!(p.liveness(), Liveness::Alive);
+        assert_eq!(p.record().process_liveness(), Liveness::Alive);
         assert_eq!(ThreadIdentity::current().liveness(), Liveness::Alive);
         let stale = ProcessIdentity {
-            start_ticks: p.start_ticks + 1,
+            token: p.token ^ 1,
             ..p
         };
         assert_eq!(
@@ -409,12 +542,25 @@ mod tests {
 
     #[cfg(not(miri))]
     #[test]
+    fn this_kernel_gives_exact_tokens_when_it_has_pidfs() {
+        let me = current_process();
+        let pidfs = crate::sys::pidfd::open(me.pid, false)
+            .ok()
+            .and_then(|fd| crate::sys::pidfd::unique_inode(&fd).ok().flatten())
+            .is_some();
+        assert_eq!(me.token & TOKEN_TICKS == 0, pidfs);
+        let t = std::thread::spawn(current_thread).join().unwrap();
+        assert_ne!(t.token, current_thread().token, "two threads, two tokens");
+    }
+
+    #[cfg(not(miri))]
+    #[test]
     fn an_exited_thread_is_dead() {
         let id = std::thread::spawn(current_thread).join().unwrap();
         // `join` returns when the kernel clears the thread's tid word, a moment before the
-        // task is released from /proc: allow that moment (the mutex checks every 20 ms).
+        // task is released: allow that moment (the mutex checks every 20 ms).
         let start = std::time::Instant::now();
-        while thread_liveness(id.tid, id.start_ticks as u32) != Liveness::Dead {
+        while id.liveness() != Liveness::Dead {
             assert!(
                 start.elapsed() < std::time::Duration::from_secs(1),
                 "still alive"

@@ -3,8 +3,8 @@
 //! Everything above this module is portable logic over atomics; everything here is a thin,
 //! checked wrapper over one Linux facility: futex wait/wake with absolute `CLOCK_MONOTONIC`
 //! deadlines ([`futex`]), the monotonic clock ([`clock`]), POSIX shared memory objects
-//! ([`shm`]), and process/thread identity with liveness checks that survive pid reuse
-//! ([`identity`]), and signals as polled flags ([`signals`]). Under Miri and loom the identity functions return stand-ins, because neither
+//! ([`shm`]), process/thread identity with liveness checks that survive pid reuse ([`identity`],
+//! over [`pidfd`]s), and signals as polled flags ([`signals`]). Under Miri and loom the identity functions return stand-ins, because neither
 //! can read `/proc`.
 
 pub mod clock;
@@ -12,6 +12,8 @@ pub mod clock;
 pub mod futex;
 pub mod futex_types;
 pub mod identity;
+#[cfg(not(any(loom, miri)))]
+pub mod pidfd;
 #[cfg(not(loom))]
 pub mod process;
 #[cfg(not(loom))]

@@ -14,7 +14,7 @@
 use crate::primitives::Pad;
 use crate::sync::{futex_wait, futex_wake, AtomicU32, AtomicU64, Ordering};
 use crate::sys::clock::Deadline;
-use crate::sys::identity::{current_thread, holder_liveness, Liveness, ThreadIdentity};
+use crate::sys::identity::{current_thread, holder_liveness, Liveness, Record, ThreadIdentity};
 use shm_layout::{
     fnv1a_bytes, ObjectKind, MUTEX_TID_MASK, TABLE_CLAIMED, TABLE_NAME_MAX, TABLE_READY,
 };
@@ -364,7 +364,7 @@ pub(crate) fn find_or_create<E>(
 
 /// The liveness of the claimer `tid` of `e`.
 fn judge(e: &EntryState, tid: u32, me: &ThreadIdentity) -> Liveness {
-    holder_liveness(tid, e.claimer.load(Ordering::Acquire), me)
+    holder_liveness(tid, Record::from_raw(e.claimer.load(Ordering::Acquire)), me)
 }
 
 /// Fills a claimed entry and publishes it (or releases the claim if `create` fails).
@@ -376,7 +376,7 @@ fn claimed<E>(
     me: &ThreadIdentity,
     create: impl FnOnce() -> Result<Created, E>,
 ) -> Result<(EntryInfo, bool), TableError<E>> {
-    e.claimer.store(me.owner_record(), Ordering::Relaxed);
+    e.claimer.store(me.owner_record().raw(), Ordering::Relaxed);
     e.creator_pid.store(me.pid, Ordering::Relaxed);
     let made = match create() {
         Ok(made) => made,

@@ -103,7 +103,7 @@ fn an_entry_claimed_by_a_dead_creator_is_reclaimed() {
         .store(TABLE_CLAIMED | 0x3FFF_FFFE, Ordering::Relaxed);
     t[slot]
         .claimer
-        .store(u64::from(0x3FFF_FFFEu32) << 32 | 9, Ordering::Relaxed);
+        .store(crate::Record::new(0x3FFF_FFFE, 9).raw(), Ordering::Relaxed);
     let (info, created) = find_or_create(&t, &n, ObjectKind::Event, soon(), || made(128)).unwrap();
     assert!(created);
     assert_eq!(
@@ -123,7 +123,9 @@ fn a_live_claimer_that_never_finishes_is_busy_at_the_deadline() {
     t[slot]
         .state
         .store(TABLE_CLAIMED | me.tid, Ordering::Relaxed);
-    t[slot].claimer.store(me.owner_record(), Ordering::Relaxed);
+    t[slot]
+        .claimer
+        .store(me.owner_record().raw(), Ordering::Relaxed);
     let t2 = Arc::clone(&t);
     let r = std::thread::spawn(move || {
         find_or_create(

@@ -378,7 +378,7 @@ impl Mutex {
     pub fn held_by_current_thread(&self) -> bool {
         let me = current_thread();
         self.state.raw_word() & shm_layout::MUTEX_TID_MASK == me.tid
-            && self.state.owner.load(Ordering::Relaxed) == me.owner_record()
+            && self.state.owner.load(Ordering::Relaxed) == me.owner_record().raw()
     }
 
     /// The current holder, if any.

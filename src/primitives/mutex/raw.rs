@@ -15,20 +15,20 @@
 //! shmkit does not use the kernel's robust-futex list: glibc owns the one list head a thread
 //! can register, and sharing it would mean forging glibc's private mutex layout. Instead a
 //! blocked waiter wakes every [`DEATH_CHECK_INTERVAL`] (and once more at its deadline) and
-//! checks the owner named by `word` through `/proc/TID/stat`. The cost: one `/proc` read (about
+//! checks the owner named by `word` through a pidfd (`sys/identity.rs`). The cost: a few system calls (about
 //! 10 µs) per waiter per 20 ms of blocking, nothing on the uncontended or the handed-off path,
 //! and a detection latency of at most one interval (the kernel's list would be immediate).
 //!
-//! The owner *record* (`tid << 32 | low 32 bits of the thread's start time`) tells a dead
-//! owner from a new thread that was given the same tid. It is written by the holder right after
+//! The owner *record* ([`Record`]: the tid and the thread's exact identity token) tells a
+//! dead owner from a new thread that was given the same tid. It is written by the holder right after
 //! it wins `word` and cleared right before it releases `word`, so a record that names the tid in
 //! `word` was written by that tid. Verdicts, for the tid `T` in `word` and the record `R`:
 //!
-//! | `/proc/T`                         | `R`                           | verdict |
+//! | task `T`                          | `R`                           | verdict |
 //! |-----------------------------------|-------------------------------|---------|
 //! | missing, zombie                   | anything                      | dead    |
-//! | a thread with start time `S`      | `(T, S)`                      | alive   |
-//! | a thread with start time `S`      | `(T, S')`, `S' ≠ S`           | dead (tid recycled) |
+//! | a thread with token `S`           | `(T, S)`                      | alive   |
+//! | a thread with token `S`           | `(T, S')`, `S' ≠ S`           | dead (tid recycled) |
 //! | a thread                          | 0 or another tid              | alive (the holder is between its CAS and its record store) |
 //! | unreadable                        | anything                      | alive (cannot prove death) |
 //!
@@ -42,9 +42,7 @@
 use super::MutexState;
 use crate::sync::{futex_wait, futex_wake, spin_hint, AtomicU32, Ordering};
 use crate::sys::clock::{monotonic_ns, Deadline};
-use crate::sys::identity::{
-    holder_liveness, thread_liveness, tid_liveness, Liveness, ThreadIdentity,
-};
+use crate::sys::identity::{holder_liveness, tid_liveness, Liveness, Record, ThreadIdentity};
 use shm_layout::{MUTEX_TID_MASK, MUTEX_WAITERS};
 use std::time::Duration;
 
@@ -144,7 +142,7 @@ impl MutexState {
     fn claim(&self, me: &ThreadIdentity) {
         // Relaxed: observers read these only after an Acquire load of `word` that reads our
         // CAS or a later value, and judge a record that is not yet ours as "maybe alive".
-        self.owner.store(me.owner_record(), Ordering::Relaxed);
+        self.owner.store(me.owner_record().raw(), Ordering::Relaxed);
         // Usually the same process locks again: a load is cheaper than a store here, because
         // every store must drain before the unlock's locked instruction.
         if self.owner_pid.load(Ordering::Relaxed) != me.pid {
@@ -162,7 +160,7 @@ impl MutexState {
             Patience::Within(timeout) => Patience::Until(Deadline::after(timeout)),
             other => other,
         };
-        let my_record = me.owner_record();
+        let my_record = me.owner_record().raw();
         let mut spins = 0;
         let mut slept = false;
         let mut next_check = 0u64;
@@ -239,13 +237,13 @@ impl MutexState {
     }
 
     /// If the holder named by `w` is dead, takes the lock over and returns how; otherwise
-    /// returns the holder as it was judged (one `/proc` read either way).
+    /// returns the holder as it was judged (a few system calls either way).
     #[cold]
     fn try_recover(&self, w: u32, me: &ThreadIdentity) -> Result<RawAcquire, OwnerSnapshot> {
         let holder = w & MUTEX_TID_MASK;
         // Acquire: pairs with the recoverer's or holder's writes of the record.
         let record = self.owner.load(Ordering::Acquire);
-        let liveness = holder_liveness(holder, record, me);
+        let liveness = holder_liveness(holder, Record::from_raw(record), me);
         let dead_pid = self.owner_pid.load(Ordering::Relaxed);
         let judged = OwnerSnapshot {
             tid: holder,
@@ -291,8 +289,9 @@ impl MutexState {
     pub(crate) fn snapshot(&self, w: u32) -> OwnerSnapshot {
         let tid = w & MUTEX_TID_MASK;
         let record = self.owner.load(Ordering::Relaxed);
-        let liveness = if (record >> 32) as u32 == tid {
-            thread_liveness(tid, record as u32)
+        let record = Record::from_raw(record);
+        let liveness = if !record.is_none() && record.id() == tid {
+            record.thread_liveness()
         } else {
             tid_liveness(tid)
         };

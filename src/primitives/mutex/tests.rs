@@ -180,7 +180,7 @@ fn a_recycled_tid_with_a_stale_record_is_dead_even_when_it_is_ours() {
     // A predecessor with our tid but another start time died holding the lock.
     m.state.word.store(me.tid, Ordering::Relaxed);
     m.state.owner.store(
-        (u64::from(me.tid) << 32) | u64::from((me.start_ticks as u32).wrapping_add(3)),
+        crate::sys::identity::Record::new(me.tid, me.token ^ 3).raw(),
         Ordering::Relaxed,
     );
     let outcome = m.lock().unwrap();
