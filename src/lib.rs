@@ -33,6 +33,8 @@
 #[cfg(not(loom))]
 pub mod devices;
 #[cfg(not(loom))]
+mod fault;
+#[cfg(not(loom))]
 pub mod inspect;
 pub mod primitives;
 #[cfg(not(loom))]
@@ -68,4 +70,12 @@ pub use shared::{
     DictError, Shared, SharedAcquired, SharedDict, SharedError, SharedGuard, SharedValue,
 };
 pub use sync::WaitStrategy;
+
+/// Hooks for tests of this crate and of code built on it (feature `test-support`): arm a
+/// [`CrashPoint`](test_support::CrashPoint) to make this process die by `SIGKILL` at an
+/// exact step of a protocol.
+#[cfg(all(feature = "test-support", not(loom)))]
+pub mod test_support {
+    pub use crate::fault::{arm, CrashPoint};
+}
 pub use sys::identity::{Liveness, ProcessIdentity, Record, ThreadIdentity};

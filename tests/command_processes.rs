@@ -4,7 +4,7 @@
 mod common;
 
 use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
-use shmkit::rings::{CommandError, CommandSpec};
+use shmkit::rings::{CommandError, CommandSpec, Outcome};
 use shmkit::{CreateOptions, Segment};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -121,7 +121,7 @@ fn a_server_killed_mid_call_is_noticed_within_100ms() {
     sigkill(&server);
     let (result, noticed) = caller.join().unwrap();
     assert!(
-        matches!(result, Err(CommandError::ServerDied { pid }) if pid == server.id()),
+        matches!(result, Err(CommandError::ServerDied { pid, outcome: Outcome::Unknown }) if pid == server.id()),
         "{result:?}"
     );
     let latency = noticed.duration_since(killed);

@@ -11,11 +11,21 @@
 //! | 0 `FREE` | unused | a client claims it |
 //! | 1 `CLAIMED` | a client is writing its request | that client queues it |
 //! | 2 `QUEUED` | waiting for the server | the server takes it, or the client withdraws it |
-//! | 3 `TAKEN` | the server is handling it | the server replies or fails it, or the client abandons it |
+//! | 3 `TAKEN` | the server is executing it; the request bytes are intact | the server starts answering, or the client abandons it |
+//! | 7 `ANSWERING` | the server is writing the answer (an inline reply overwrites the inline request) | the server publishes it, or the client abandons it |
 //! | 4 `REPLIED` / 5 `FAILED` | the answer is in the reply buffer | the client reads it and frees the slot |
-//! | 6 `ABANDONED` | the client gave up while the server held it | the server frees it instead of replying |
+//! | 8 `LOST` | the server died holding it; `reply_len` is the outcome (0 unknown, 1 executed), `ticket` the dead server's pid | the client reads it and frees the slot |
+//! | 6 `ABANDONED` | the client gave up while a server held it | that server (or, if it died, its successor) frees it |
 //!
 //! Freeing increments the generation, so an answer can only land in the call it belongs to.
+//! Only a server writes into a slot it holds (`TAKEN`, `ANSWERING`, `ABANDONED`), and only a
+//! server frees an `ABANDONED` slot, so a client's stale view of a dead server can never hand
+//! a slot another server is still writing to a new call.
+//!
+//! Delivery is at most once. A successor server taking over from a dead one settles every
+//! slot the dead one held: `ANSWERING` and (unless the request is retry-safe) `TAKEN` become
+//! `LOST`, `ABANDONED` becomes `FREE`; a retry-safe `TAKEN` request (bit [`CMD_RETRY_SAFE`]
+//! of `request_len`) goes back to `QUEUED` and runs again.
 
 use core::mem::{offset_of, size_of};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -34,6 +44,16 @@ pub const CMD_REPLIED: u32 = 4;
 pub const CMD_FAILED: u32 = 5;
 /// The client gave up while the server held it.
 pub const CMD_ABANDONED: u32 = 6;
+/// The server is writing the answer.
+pub const CMD_ANSWERING: u32 = 7;
+/// The server died holding the request; the outcome is in `reply_len`.
+pub const CMD_LOST: u32 = 8;
+/// `reply_len` of a `LOST` slot: the request may or may not have run.
+pub const CMD_LOST_UNKNOWN: u32 = 0;
+/// `reply_len` of a `LOST` slot: the request ran; its reply was lost.
+pub const CMD_LOST_EXECUTED: u32 = 1;
+/// Bit of `request_len`: the client allows a successor server to run the request again.
+pub const CMD_RETRY_SAFE: u32 = 1 << 31;
 /// Most slots in one command ring.
 pub const CMD_MAX_SLOTS: u32 = 1024;
 
@@ -80,11 +100,12 @@ pub struct CommandSlotMeta {
     pub waiting: u32,
     /// The client's record `(pid << 42) | token` (see `SegmentHeader::creator_token`).
     pub client: u64,
-    /// The request's ticket.
+    /// The request's ticket; the dead server's pid when `LOST`.
     pub ticket: u64,
-    /// Request length in bytes (inline when at most [`CMD_INLINE`]).
+    /// Request length in bytes (inline when at most [`CMD_INLINE`]), plus
+    /// [`CMD_RETRY_SAFE`].
     pub request_len: u32,
-    /// Reply length in bytes (inline when at most [`CMD_INLINE`]).
+    /// Reply length in bytes (inline when at most [`CMD_INLINE`]); the outcome when `LOST`.
     pub reply_len: u32,
     /// Inline request, then inline reply (the reply overwrites the consumed request).
     pub inline: [u8; CMD_INLINE as usize],

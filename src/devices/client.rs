@@ -166,7 +166,7 @@ impl<D: Device> DeviceClient<D> {
     fn ring_error(&self, e: CommandError) -> DeviceError {
         let device = self.name.clone();
         match e {
-            CommandError::ServerDied { pid } => {
+            CommandError::ServerDied { pid, outcome } => {
                 let record = self.status.read().map(|s| s.server).unwrap_or(0);
                 if record != 0 && crate::rings::record_pid(record) == pid {
                     let _ = self
@@ -176,7 +176,7 @@ impl<D: Device> DeviceClient<D> {
                 DeviceError::Crashed {
                     device,
                     pid,
-                    message: "the server died during a call".into(),
+                    message: format!("the server died during a call ({outcome})"),
                 }
             }
             CommandError::NoServer => DeviceError::Closed {

@@ -3,7 +3,8 @@
 
 use crate::sync::{fence, futex_wake, AtomicU32, Ordering};
 use shm_layout::{
-    CMD_ABANDONED, CMD_CLAIMED, CMD_FAILED, CMD_FREE, CMD_QUEUED, CMD_REPLIED, CMD_TAKEN,
+    CMD_ABANDONED, CMD_ANSWERING, CMD_CLAIMED, CMD_FAILED, CMD_FREE, CMD_LOST, CMD_QUEUED,
+    CMD_REPLIED, CMD_TAKEN,
 };
 
 pub(crate) fn pack(generation: u32, state: u32) -> u32 {
@@ -62,41 +63,95 @@ pub(crate) fn take(word: &AtomicU32) -> Option<u32> {
     .map(generation_of)
 }
 
-/// Server: publishes the answer of the request it took. False if the client had abandoned
-/// it (the slot is then freed here, and the answer goes nowhere).
-pub(crate) fn answer(word: &AtomicU32, generation: u32, failed: bool) -> bool {
-    let to = pack(generation, if failed { CMD_FAILED } else { CMD_REPLIED });
-    // Release: pairs with the client's Acquire collect; the reply bytes are visible to it.
+/// Server: starts answering the request it took (the request bytes may be overwritten from
+/// here on). False if the client had abandoned it: the slot is then freed here.
+pub(crate) fn begin_answer(word: &AtomicU32, generation: u32) -> bool {
+    // Acquire: the client's abandon (if it won) is ordered before our free; on success the
+    // reply writes that follow stay after this transition.
     match word.compare_exchange(
         pack(generation, CMD_TAKEN),
-        to,
-        Ordering::Release,
+        pack(generation, CMD_ANSWERING),
+        Ordering::Acquire,
         Ordering::Relaxed,
     ) {
         Ok(_) => true,
         Err(_) => {
-            // Only the client can have moved it: to ABANDONED.
-            let _ = word.compare_exchange(
-                pack(generation, CMD_ABANDONED),
-                pack(next(generation), CMD_FREE),
-                Ordering::Release,
-                Ordering::Relaxed,
-            );
+            free_abandoned(word, generation);
             false
         }
     }
 }
 
-/// Client: the answer of its call, if there is one (`Some(failed)`).
-pub(crate) fn collect(word: &AtomicU32, generation: u32) -> Option<bool> {
-    // Acquire: pairs with the server's Release answer.
+/// Server: publishes the answer it wrote (`failed`: an error message). False if the client
+/// abandoned the call meanwhile (the slot is then freed here, the answer goes nowhere).
+pub(crate) fn answer(word: &AtomicU32, generation: u32, failed: bool) -> bool {
+    publish(
+        word,
+        generation,
+        if failed { CMD_FAILED } else { CMD_REPLIED },
+    )
+}
+
+/// Successor server: publishes the `LOST` outcome it wrote into a slot [`settle_orphan`]
+/// returned as [`Orphan::Lost`]. False if the client abandoned it first (then freed here).
+pub(crate) fn answer_lost(word: &AtomicU32, generation: u32, executed: bool) -> bool {
+    let from = if executed { CMD_ANSWERING } else { CMD_TAKEN };
+    publish_from(word, generation, from, CMD_LOST)
+}
+
+fn publish(word: &AtomicU32, generation: u32, state: u32) -> bool {
+    publish_from(word, generation, CMD_ANSWERING, state)
+}
+
+fn publish_from(word: &AtomicU32, generation: u32, from: u32, state: u32) -> bool {
+    // Release: pairs with the client's Acquire collect; the answer bytes are visible to it.
+    match word.compare_exchange(
+        pack(generation, from),
+        pack(generation, state),
+        Ordering::Release,
+        Ordering::Relaxed,
+    ) {
+        Ok(_) => true,
+        Err(_) => {
+            free_abandoned(word, generation);
+            false
+        }
+    }
+}
+
+/// Server: frees a slot its client abandoned (only the server holding a slot may).
+fn free_abandoned(word: &AtomicU32, generation: u32) {
+    // Release: our writes to the slot are done before the next claimer's Acquire claim.
+    let _ = word.compare_exchange(
+        pack(generation, CMD_ABANDONED),
+        pack(next(generation), CMD_FREE),
+        Ordering::Release,
+        Ordering::Relaxed,
+    );
+}
+
+/// An answer a client can collect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The server's reply.
+    Replied,
+    /// The server's error message.
+    Failed,
+    /// The server died holding the request (outcome in the slot).
+    Lost,
+}
+
+/// Client: the answer of its call, if there is one.
+pub(crate) fn collect(word: &AtomicU32, generation: u32) -> Option<Answer> {
+    // Acquire: pairs with the server's Release publish.
     let w = word.load(Ordering::Acquire);
     if generation_of(w) != generation {
         return None;
     }
     match state_of(w) {
-        CMD_REPLIED => Some(false),
-        CMD_FAILED => Some(true),
+        CMD_REPLIED => Some(Answer::Replied),
+        CMD_FAILED => Some(Answer::Failed),
+        CMD_LOST => Some(Answer::Lost),
         _ => None,
     }
 }
@@ -110,64 +165,116 @@ pub(crate) fn free(word: &AtomicU32, generation: u32) {
 /// What giving up on a call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GaveUp {
-    /// The server had not taken it: withdrawn, slot free.
+    /// The server had not taken it: withdrawn (it will never run), slot free.
     Withdrawn,
-    /// The server holds it: marked abandoned; the server frees the slot.
-    Abandoned,
-    /// The answer arrived first (`failed` or not): collect it after all.
-    Answered(bool),
+    /// A server holds it: marked abandoned; that server frees the slot. `executed`: it was
+    /// already writing the answer.
+    Abandoned {
+        /// The server had finished executing the request.
+        executed: bool,
+    },
+    /// The answer arrived first: collect it after all.
+    Answered(Answer),
 }
 
-/// Client: gives up on its call (timeout, server death).
-pub(crate) fn give_up(word: &AtomicU32, generation: u32, server_dead: bool) -> GaveUp {
+/// Client: gives up on its call (timeout, server death). Never frees a slot a server holds.
+pub(crate) fn give_up(word: &AtomicU32, generation: u32) -> GaveUp {
     loop {
         let w = word.load(Ordering::Acquire);
-        let to = match state_of(w) {
-            CMD_QUEUED => pack(next(generation), CMD_FREE),
-            // A dead server will never answer: free it ourselves.
-            CMD_TAKEN if server_dead => pack(next(generation), CMD_FREE),
-            CMD_TAKEN => pack(generation, CMD_ABANDONED),
-            CMD_REPLIED => return GaveUp::Answered(false),
-            CMD_FAILED => return GaveUp::Answered(true),
+        if generation_of(w) != generation {
             // Not ours any more (cannot happen to a live caller).
+            return GaveUp::Withdrawn;
+        }
+        let (to, outcome) = match state_of(w) {
+            CMD_QUEUED => (pack(next(generation), CMD_FREE), GaveUp::Withdrawn),
+            CMD_TAKEN => (
+                pack(generation, CMD_ABANDONED),
+                GaveUp::Abandoned { executed: false },
+            ),
+            CMD_ANSWERING => (
+                pack(generation, CMD_ABANDONED),
+                GaveUp::Abandoned { executed: true },
+            ),
+            CMD_REPLIED => return GaveUp::Answered(Answer::Replied),
+            CMD_FAILED => return GaveUp::Answered(Answer::Failed),
+            CMD_LOST => return GaveUp::Answered(Answer::Lost),
             _ => return GaveUp::Withdrawn,
         };
         if word
             .compare_exchange(w, to, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            return if state_of(to) == CMD_ABANDONED {
-                GaveUp::Abandoned
-            } else {
-                GaveUp::Withdrawn
-            };
+            return outcome;
         }
     }
 }
 
 /// Anyone: frees a slot whose client is dead. Returns true if it was freed (or abandoned
-/// to the server, which then frees it).
+/// to the server holding it, which then frees it).
 pub(crate) fn reclaim_dead_client(word: &AtomicU32, observed: u32) -> bool {
     let generation = generation_of(observed);
     let to = match state_of(observed) {
-        CMD_FREE => return false,
-        CMD_TAKEN => pack(generation, CMD_ABANDONED),
+        // Free already, or a server's to free.
+        CMD_FREE | CMD_ABANDONED => return false,
+        CMD_TAKEN | CMD_ANSWERING => pack(generation, CMD_ABANDONED),
         _ => pack(next(generation), CMD_FREE),
     };
     word.compare_exchange(observed, to, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
 }
 
-/// Server taking over from a dead server: requests it had taken go back to the queue.
-pub(crate) fn requeue_taken(word: &AtomicU32) {
-    let w = word.load(Ordering::Acquire);
-    if state_of(w) == CMD_TAKEN {
-        let _ = word.compare_exchange(
-            w,
-            pack(generation_of(w), CMD_QUEUED),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+/// What a successor server did with a slot the dead server may have held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Orphan {
+    /// Not a dead server's slot.
+    Untouched,
+    /// A retry-safe request queued again.
+    Requeued,
+    /// The successor now holds it (still `TAKEN` or `ANSWERING`, so that a client giving up
+    /// meanwhile learns the same outcome) and must write the `LOST` outcome, then call
+    /// [`answer_lost`]. `executed`: the dead server had started answering.
+    Lost {
+        /// Its generation.
+        generation: u32,
+        /// Whether the request had run.
+        executed: bool,
+    },
+    /// An abandoned slot the dead server never freed, freed now.
+    Freed,
+}
+
+/// Successor server, right after taking the role from a dead server (so every `TAKEN`,
+/// `ANSWERING` and `ABANDONED` slot is the dead one's): settles `word`. `retry_safe` tells
+/// whether the request may run again.
+pub(crate) fn settle_orphan(word: &AtomicU32, retry_safe: impl Fn() -> bool) -> Orphan {
+    loop {
+        let w = word.load(Ordering::Acquire);
+        let generation = generation_of(w);
+        let (to, outcome) = match state_of(w) {
+            CMD_TAKEN if retry_safe() => (pack(generation, CMD_QUEUED), Orphan::Requeued),
+            // Already a server's (ours now): no transition needed to own it. Passing through
+            // another state would tell a client giving up meanwhile another outcome.
+            CMD_TAKEN => {
+                return Orphan::Lost {
+                    generation,
+                    executed: false,
+                }
+            }
+            CMD_ANSWERING => {
+                return Orphan::Lost {
+                    generation,
+                    executed: true,
+                }
+            }
+            CMD_ABANDONED => (pack(next(generation), CMD_FREE), Orphan::Freed),
+            _ => return Orphan::Untouched,
+        };
+        if word
+            .compare_exchange(w, to, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            return outcome;
+        }
     }
 }
 
@@ -239,24 +346,20 @@ mod loom_tests {
             let generation = claim(&word).unwrap();
             queue(&word, generation);
             let w2 = word.clone();
-            let server = thread::spawn(move || {
-                if let Some(g) = take(&w2) {
-                    answer(&w2, g, false)
-                } else {
-                    false
-                }
+            let server = thread::spawn(move || match take(&w2) {
+                Some(g) => begin_answer(&w2, g) && answer(&w2, g, false),
+                None => false,
             });
-            let outcome = give_up(&word, generation, false);
+            let outcome = give_up(&word, generation);
             let delivered = server.join().unwrap();
             match outcome {
-                GaveUp::Answered(false) => {
+                GaveUp::Answered(Answer::Replied) => {
                     assert!(delivered);
-                    assert_eq!(collect(&word, generation), Some(false));
+                    assert_eq!(collect(&word, generation), Some(Answer::Replied));
                     free(&word, generation);
                 }
-                GaveUp::Withdrawn => assert!(!delivered),
-                GaveUp::Abandoned => assert!(!delivered),
-                GaveUp::Answered(true) => panic!("nobody failed it"),
+                GaveUp::Withdrawn | GaveUp::Abandoned { .. } => assert!(!delivered),
+                GaveUp::Answered(other) => panic!("nobody produced {other:?}"),
             }
             let w = word.load(Ordering::SeqCst);
             assert_eq!(
@@ -270,6 +373,91 @@ mod loom_tests {
                 generation,
                 "the next call cannot see this call's answer"
             );
+        });
+    }
+
+    /// A server died holding a request (`TAKEN`, or `ANSWERING` with `answering`). Its
+    /// successor settles the slot while the client, which noticed the death too, gives up:
+    /// whoever wins, the client learns the same outcome, the request is not queued again, and
+    /// the slot ends free.
+    fn a_dead_servers_slot_is_settled_once(answering: bool) {
+        loom::model(move || {
+            let word = Arc::new(AtomicU32::new(0));
+            let generation = claim(&word).unwrap();
+            queue(&word, generation);
+            let g = take(&word).unwrap();
+            if answering {
+                assert!(begin_answer(&word, g));
+            }
+            // The server dies here. Its successor:
+            let w2 = word.clone();
+            let successor = thread::spawn(move || match settle_orphan(&w2, || false) {
+                Orphan::Lost {
+                    generation,
+                    executed,
+                } => {
+                    assert_eq!(executed, answering);
+                    answer_lost(&w2, generation, executed);
+                }
+                Orphan::Freed | Orphan::Untouched => {}
+                Orphan::Requeued => panic!("not retry-safe: must not run again"),
+            });
+            let executed = match give_up(&word, generation) {
+                GaveUp::Abandoned { executed } => executed,
+                GaveUp::Answered(Answer::Lost) => {
+                    free(&word, generation);
+                    answering
+                }
+                other => panic!("unexpected {other:?}"),
+            };
+            successor.join().unwrap();
+            assert_eq!(executed, answering, "both paths tell the same outcome");
+            let w = word.load(Ordering::SeqCst);
+            assert_eq!(state_of(w), CMD_FREE, "slot left in state {}", state_of(w));
+        });
+    }
+
+    #[test]
+    fn a_dead_servers_taken_slot_is_settled_once() {
+        a_dead_servers_slot_is_settled_once(false);
+    }
+
+    #[test]
+    fn a_dead_servers_answering_slot_is_settled_once() {
+        a_dead_servers_slot_is_settled_once(true);
+    }
+
+    /// A retry-safe request held by a dead server is queued again by the successor and run
+    /// at most once more; a client giving up meanwhile withdraws it before it runs, or
+    /// abandons it to the successor, which frees the slot.
+    #[test]
+    fn a_retry_safe_request_runs_again_at_most_once() {
+        loom::model(|| {
+            let word = Arc::new(AtomicU32::new(0));
+            let generation = claim(&word).unwrap();
+            queue(&word, generation);
+            take(&word).unwrap();
+            let w2 = word.clone();
+            let successor = thread::spawn(move || match settle_orphan(&w2, || true) {
+                // The client abandoned it first: freed, never run again.
+                Orphan::Freed => false,
+                Orphan::Requeued => match take(&w2) {
+                    Some(g) => begin_answer(&w2, g) && answer(&w2, g, false),
+                    None => false,
+                },
+                other => panic!("unexpected {other:?}"),
+            });
+            let outcome = give_up(&word, generation);
+            let delivered = successor.join().unwrap();
+            match outcome {
+                GaveUp::Answered(Answer::Replied) => {
+                    assert!(delivered);
+                    free(&word, generation);
+                }
+                GaveUp::Withdrawn | GaveUp::Abandoned { .. } => assert!(!delivered),
+                GaveUp::Answered(other) => panic!("nobody produced {other:?}"),
+            }
+            assert_eq!(state_of(word.load(Ordering::SeqCst)), CMD_FREE);
         });
     }
 
@@ -321,7 +509,7 @@ mod loom_tests {
             let (w2, wait2) = (word.clone(), waiting.clone());
             let server = thread::spawn(move || {
                 let g = take(&w2).unwrap();
-                answer(&w2, g, false) && client_may_sleep(&wait2)
+                begin_answer(&w2, g) && answer(&w2, g, false) && client_may_sleep(&wait2)
             });
             let mut would_sleep = false;
             if collect(&word, generation).is_none() {

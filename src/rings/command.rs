@@ -1,13 +1,18 @@
-//! The command ring: clients `call`, one server `recv`s and answers each request exactly once.
+//! The command ring: clients `call`, one server `recv`s and answers each request at most once.
 //!
 //! Layout and the slot state machine: `shm-layout/src/command.rs` and [`super::cmd_state`].
+//! A request whose server dies while holding it is not run again by a successor: its client
+//! gets [`CommandError::ServerDied`] with the [`Outcome`] (did it run?), unless the client
+//! marked it retry-safe ([`CommandRing::with_retry_safe`]), in which case a successor runs it
+//! again and the client waits for that answer until its deadline.
 //! Enqueueing is lock-free (claim a free slot with a compare-and-swap, take a ticket with a
 //! fetch-add); the server serves the lowest ticket first. Clients sleep on their slot's state
 //! word and check the server's liveness every 20 ms, so a dead server is noticed within
 //! 100 ms; a dead client's slot is reclaimed by the next client that finds no free slot.
 
-use super::cmd_state::{self, GaveUp};
+use super::cmd_state::{self, Answer, GaveUp, Orphan};
 use super::{record_dead, record_pid};
+use crate::fault::{self, CrashPoint};
 use crate::segment::{Segment, SegmentError};
 use crate::sync::{futex_wait, futex_wake, spin_hint, SpinCounter, WaitStrategy};
 use crate::sys::clock::{monotonic_ns, Deadline};
@@ -15,8 +20,8 @@ use crate::sys::identity::ProcessIdentity;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_layout::{
-    BlockKind, CommandRingHeader, CommandSlotMeta, ObjectKind, CMD_INLINE, CMD_MAX_SLOTS,
-    CMD_QUEUED,
+    BlockKind, CommandRingHeader, CommandSlotMeta, ObjectKind, CMD_INLINE, CMD_LOST_EXECUTED,
+    CMD_LOST_UNKNOWN, CMD_MAX_SLOTS, CMD_QUEUED, CMD_RETRY_SAFE,
 };
 use std::mem::{offset_of, size_of};
 use std::ptr::NonNull;
@@ -38,11 +43,13 @@ pub enum CommandError {
         /// How long the call waited.
         waited: Duration,
     },
-    /// The server died before answering.
-    #[error("the server (pid {pid}) died before answering")]
+    /// The server died before answering; `outcome` says whether the request ran.
+    #[error("the server (pid {pid}) died before answering: {outcome}")]
     ServerDied {
         /// Its pid.
         pid: u32,
+        /// Whether the request ran.
+        outcome: Outcome,
     },
     /// No server is attached to the ring.
     #[error("no server is attached to the command ring")]
@@ -80,6 +87,27 @@ pub enum CommandError {
     Corrupt(String),
 }
 
+/// Whether a request whose server died ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It never reached the server and never will (it was withdrawn).
+    NotExecuted,
+    /// The server had taken it: it may or may not have run, partly or wholly.
+    Unknown,
+    /// It ran; the server died while writing its reply.
+    Executed,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::NotExecuted => "the request did not run",
+            Outcome::Unknown => "the request may or may not have run",
+            Outcome::Executed => "the request ran, its reply was lost",
+        })
+    }
+}
+
 /// A command ring in a segment. Cheap to clone.
 #[derive(Clone)]
 pub struct CommandRing {
@@ -90,6 +118,7 @@ pub struct CommandRing {
     max_reply: u32,
     stride: u64,
     strategy: WaitStrategy,
+    retry_safe: bool,
 }
 
 // SAFETY: shared words are atomics; request and reply buffers are only touched by the side the
@@ -190,6 +219,15 @@ impl CommandRing {
         self
     }
 
+    /// This handle, marking its calls retry-safe (or not, the default): if the server dies
+    /// while holding one, a successor server runs it again (so it may run twice) and the call
+    /// waits for that answer until its deadline. For idempotent requests (set a value, read a
+    /// status); never for "move by" commands.
+    pub fn with_retry_safe(mut self, retry_safe: bool) -> CommandRing {
+        self.retry_safe = retry_safe;
+        self
+    }
+
     /// Sends `request` and waits at most `timeout` for the reply.
     pub fn call(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, CommandError> {
         self.call_with(request, timeout, <[u8]>::to_vec)
@@ -234,8 +272,9 @@ impl CommandRing {
                 request.len(),
             )
         };
+        let flags = if self.retry_safe { CMD_RETRY_SAFE } else { 0 };
         self.meta_u32(slot, offset_of!(CommandSlotMeta, request_len))
-            .store(len, Ordering::Relaxed);
+            .store(len | flags, Ordering::Relaxed);
         cmd_state::queue(self.state(slot), generation);
         cmd_state::wake_server_if_asleep(
             self.header_u32(offset_of!(CommandRingHeader, server_sleeping)),
@@ -255,6 +294,14 @@ impl CommandRing {
             if pass == 0 {
                 self.reclaim_dead_clients();
             }
+        }
+        // Slots a dead server held stay with it until a successor settles them: say so.
+        let server = self.server_record().load(Ordering::Acquire);
+        if server == 0 || record_dead(server) {
+            return Err(CommandError::ServerDied {
+                pid: record_pid(server),
+                outcome: Outcome::NotExecuted,
+            });
         }
         Err(CommandError::RingFull { slots: self.slots })
     }
@@ -294,27 +341,23 @@ impl CommandRing {
         let mut next_check = started + SERVER_CHECK.as_nanos() as u64;
         let mut spins = SpinCounter::new();
         loop {
-            if let Some(failed) = cmd_state::collect(word, generation) {
-                return self.take_answer(slot, generation, failed, read);
+            if let Some(answer) = cmd_state::collect(word, generation) {
+                return self.take_answer(slot, generation, answer, read);
             }
             let spinning = self.strategy.keeps_spinning(spins.count());
             // A spinning client looks at the clock every 64 polls, a sleeping one every time.
             if spins.tick() || !spinning {
                 let now = monotonic_ns();
+                let server = self.server_record().load(Ordering::Acquire);
                 let server_dead = now >= next_check && {
                     next_check = now + SERVER_CHECK.as_nanos() as u64;
-                    let server = self.server_record().load(Ordering::Acquire);
                     server == 0 || record_dead(server)
                 };
-                if server_dead || deadline.expired() {
-                    let pid = record_pid(self.server_record().load(Ordering::Relaxed));
-                    return match cmd_state::give_up(word, generation, server_dead) {
-                        GaveUp::Answered(failed) => {
-                            self.take_answer(slot, generation, failed, read)
-                        }
-                        _ if server_dead => Err(CommandError::ServerDied { pid }),
-                        _ => Err(CommandError::Timeout { waited: timeout }),
-                    };
+                // A retry-safe call outlives a dead server: a successor runs it again.
+                let expired = deadline.expired();
+                if (server_dead && !self.retry_safe) || expired {
+                    let dead = server_dead || server == 0 || record_dead(server);
+                    return self.give_up(slot, generation, timeout, dead, record_pid(server), read);
                 }
             }
             if spinning {
@@ -334,13 +377,37 @@ impl CommandRing {
         }
     }
 
+    /// Ends a call without an answer (deadline, or `server_dead`): withdraws or abandons it,
+    /// or collects the answer that won the race.
+    fn give_up<R>(
+        &self,
+        slot: u32,
+        generation: u32,
+        timeout: Duration,
+        server_dead: bool,
+        pid: u32,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CommandError> {
+        let outcome = match cmd_state::give_up(self.state(slot), generation) {
+            GaveUp::Answered(answer) => return self.take_answer(slot, generation, answer, read),
+            GaveUp::Withdrawn => Outcome::NotExecuted,
+            GaveUp::Abandoned { executed: false } => Outcome::Unknown,
+            GaveUp::Abandoned { executed: true } => Outcome::Executed,
+        };
+        if server_dead {
+            Err(CommandError::ServerDied { pid, outcome })
+        } else {
+            Err(CommandError::Timeout { waited: timeout })
+        }
+    }
+
     /// Hands the answer to `read` (or turns it into the server's error) and frees the slot,
     /// also if `read` panics.
     fn take_answer<R>(
         &self,
         slot: u32,
         generation: u32,
-        failed: bool,
+        answer: Answer,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, CommandError> {
         struct FreeOnDrop<'a>(&'a AtomicU32, u32);
@@ -350,6 +417,20 @@ impl CommandRing {
             }
         }
         let _free = FreeOnDrop(self.state(slot), generation);
+        if answer == Answer::Lost {
+            let pid = self
+                .meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
+                .load(Ordering::Relaxed) as u32;
+            let code = self
+                .meta_u32(slot, offset_of!(CommandSlotMeta, reply_len))
+                .load(Ordering::Relaxed);
+            let outcome = if code == CMD_LOST_EXECUTED {
+                Outcome::Executed
+            } else {
+                Outcome::Unknown
+            };
+            return Err(CommandError::ServerDied { pid, outcome });
+        }
         let len = self
             .meta_u32(slot, offset_of!(CommandSlotMeta, reply_len))
             .load(Ordering::Relaxed);
@@ -362,7 +443,7 @@ impl CommandRing {
         // SAFETY: the slot is answered and ours until `_free` releases it, so the server no
         // longer writes it; `reply_at` picks a region of at least `len` bytes inside the slot.
         let reply = unsafe { std::slice::from_raw_parts(self.reply_at(slot, len), len as usize) };
-        if failed {
+        if answer == Answer::Failed {
             Err(CommandError::Failed(
                 String::from_utf8_lossy(reply).into_owned(),
             ))
@@ -400,14 +481,45 @@ impl CommandRing {
                 .is_ok()
             {
                 if current != 0 {
-                    for slot in 0..self.slots {
-                        cmd_state::requeue_taken(self.state(slot));
-                    }
+                    self.settle_orphans(record_pid(current));
                 }
                 return Ok(CommandServer {
                     ring: self.clone(),
                     record: me,
                 });
+            }
+        }
+    }
+}
+
+impl CommandRing {
+    /// Right after taking the server role from the dead server `dead_pid`: settles every slot
+    /// it held (see `shm-layout/src/command.rs`): at most once, unless retry-safe.
+    fn settle_orphans(&self, dead_pid: u32) {
+        for slot in 0..self.slots {
+            let request_len = self.meta_u32(slot, offset_of!(CommandSlotMeta, request_len));
+            let retry_safe = || request_len.load(Ordering::Relaxed) & CMD_RETRY_SAFE != 0;
+            if let Orphan::Lost {
+                generation,
+                executed,
+            } = cmd_state::settle_orphan(self.state(slot), retry_safe)
+            {
+                let code = if executed {
+                    CMD_LOST_EXECUTED
+                } else {
+                    CMD_LOST_UNKNOWN
+                };
+                self.meta_u32(slot, offset_of!(CommandSlotMeta, reply_len))
+                    .store(code, Ordering::Relaxed);
+                self.meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
+                    .store(u64::from(dead_pid), Ordering::Relaxed);
+                if cmd_state::answer_lost(self.state(slot), generation, executed)
+                    && cmd_state::client_may_sleep(
+                        self.meta_u32(slot, offset_of!(CommandSlotMeta, waiting)),
+                    )
+                {
+                    futex_wake(self.state(slot), 1);
+                }
             }
         }
     }
@@ -508,6 +620,7 @@ impl CommandServer {
             let (slot, _) = best?;
             // A failed take means the client withdrew it meanwhile: look again.
             if let Some(generation) = cmd_state::take(ring.state(slot)) {
+                fault::crash_point(CrashPoint::ServerTaken);
                 return Some(Request {
                     server: self,
                     slot,
@@ -528,9 +641,10 @@ impl Request<'_> {
     /// The request's bytes, in place.
     pub fn bytes(&self) -> &[u8] {
         let ring = &self.server.ring;
-        let len = ring
+        let len = (ring
             .meta_u32(self.slot, offset_of!(CommandSlotMeta, request_len))
             .load(Ordering::Relaxed)
+            & !CMD_RETRY_SAFE)
             .min(ring.max_request);
         // SAFETY: the slot is TAKEN by this server: the client does not write the request
         // any more; `request_at` picks a region of at least `len <= max_request` bytes.
@@ -552,9 +666,17 @@ impl Request<'_> {
             });
         }
         let len = bytes.len() as u32;
-        // SAFETY: the slot is TAKEN by this server (or ABANDONED, in which case nobody reads
-        // it); the request it carried is consumed (`bytes()` borrows are over, `self` is
-        // being answered); `reply_at` picks a region of at least `len <= max_reply` bytes.
+        self.answered = true;
+        fault::crash_point(CrashPoint::ServerBeforeAnswer);
+        if !cmd_state::begin_answer(ring.state(self.slot), self.generation) {
+            // The client gave up; the slot is freed and nobody reads an answer.
+            return Ok(false);
+        }
+        fault::crash_point(CrashPoint::ServerAnswering);
+        // SAFETY: the slot is ANSWERING, held by this server (a client that gives up now only
+        // marks it ABANDONED, and only we free it); the request it carried is consumed
+        // (`bytes()` borrows are over, `self` is being answered); `reply_at` picks a region of
+        // at least `len <= max_reply` bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
@@ -564,8 +686,9 @@ impl Request<'_> {
         };
         ring.meta_u32(self.slot, offset_of!(CommandSlotMeta, reply_len))
             .store(len, Ordering::Relaxed);
-        self.answered = true;
+        fault::crash_point(CrashPoint::ServerReplyWritten);
         let delivered = cmd_state::answer(ring.state(self.slot), self.generation, failed);
+        fault::crash_point(CrashPoint::ServerPublished);
         // The handshake with `cmd_state::client_prepares_to_sleep` (loom-checked there).
         if delivered
             && cmd_state::client_may_sleep(
@@ -625,7 +748,11 @@ impl Segment {
         name: &str,
         spec: &CommandSpec,
     ) -> Result<CommandRing, SegmentError> {
-        if !(1..=CMD_MAX_SLOTS).contains(&spec.slots) || spec.max_request == 0 {
+        if !(1..=CMD_MAX_SLOTS).contains(&spec.slots)
+            || spec.max_request == 0
+            || spec.max_request >= CMD_RETRY_SAFE
+            || spec.max_reply >= CMD_RETRY_SAFE
+        {
             return Err(SegmentError::InvalidOption(format!(
                 "command ring {name:?}: {} slots (1..={CMD_MAX_SLOTS}), max request {}",
                 spec.slots, spec.max_request
@@ -697,7 +824,11 @@ impl Segment {
             )
         };
         let need = META + u64::from(max_request) + u64::from(max_reply);
-        let valid = (1..=CMD_MAX_SLOTS).contains(&slots) && stride >= need && stride % 64 == 0;
+        let valid = (1..=CMD_MAX_SLOTS).contains(&slots)
+            && max_request < CMD_RETRY_SAFE
+            && max_reply < CMD_RETRY_SAFE
+            && stride >= need
+            && stride % 64 == 0;
         let size = stride
             .checked_mul(u64::from(slots))
             .and_then(|s| s.checked_add(HEADER))
@@ -717,6 +848,7 @@ impl Segment {
             max_reply,
             stride,
             strategy: WaitStrategy::Block,
+            retry_safe: false,
         })
     }
 }

@@ -7,7 +7,7 @@ mod command;
 mod frame;
 pub(crate) mod slot_word;
 
-pub use command::{CommandError, CommandRing, CommandServer, CommandSpec, Request};
+pub use command::{CommandError, CommandRing, CommandServer, CommandSpec, Outcome, Request};
 
 pub use frame::{
     Frame, FrameReader, FrameRing, FrameSpec, FrameWriter, Pixel, ReadMode, RingError, RingStats,

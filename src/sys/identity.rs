@@ -540,7 +540,7 @@ mod tests {
         );
     }
 
-    #[cfg(not(miri))]
+    #[cfg(not(any(miri, loom)))]
     #[test]
     fn this_kernel_gives_exact_tokens_when_it_has_pidfs() {
         let me = current_process();

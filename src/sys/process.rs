@@ -76,3 +76,13 @@ pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
+
+/// Ends this process at once with `SIGKILL`, as an outside killer would (no unwinding, no
+/// exit handlers): for crash-injection tests.
+#[cfg(feature = "test-support")]
+pub fn kill_self() -> ! {
+    // SAFETY: kill and getpid have no memory preconditions.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    // SIGKILL cannot be caught or ignored; the process is gone before this runs.
+    std::process::abort()
+}
