@@ -297,20 +297,23 @@ impl FrameRing {
 
     /// Frees the registrations and holds of readers whose process died. Returns how many.
     pub fn reclaim_dead_readers(&self) -> u32 {
+        let me = ProcessIdentity::current().record().raw();
         let mut freed = 0;
         for index in 0..FRAME_MAX_READERS as u32 {
             let rec = self.reader_record(index);
             let r = rec.load(Ordering::Acquire);
-            if r != 0 && record_dead(r) {
-                for slot in 0..self.slots {
-                    slot_word::clear_reader(self.word(slot), index);
-                }
-                if rec
-                    .compare_exchange(r, 0, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    freed += 1;
-                }
+            // The protocol (claim the index, clear, free) is loom-checked in `slot_word`.
+            if r != 0
+                && record_dead(r)
+                && slot_word::reclaim_reader(
+                    rec,
+                    r,
+                    me,
+                    index,
+                    (0..self.slots).map(|s| self.word(s)),
+                )
+            {
+                freed += 1;
             }
         }
         freed

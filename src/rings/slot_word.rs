@@ -105,6 +105,39 @@ pub(crate) fn clear_reader(word: &AtomicU64, reader: u32) {
     unpin(word, reader);
 }
 
+/// Anyone: reclaims reader index `reader`, whose registration `record` was seen holding the
+/// dead process record `dead`, clearing its bit from every slot word in `slots`. Returns
+/// whether this caller did it.
+///
+/// The index is claimed first, by swapping `dead` for the caller's own record `me`: a second
+/// reclaimer that saw `dead` too but runs late fails that compare-and-swap and clears
+/// nothing, so it can never clear the bit of a new reader registered on the freed index
+/// (the bits are cleared before the index is free). A reclaimer that dies half-way leaves its
+/// own (now dead) record, which the next reclaimer takes over the same way.
+pub(crate) fn reclaim_reader<'a>(
+    record: &AtomicU64,
+    dead: u64,
+    me: u64,
+    reader: u32,
+    slots: impl IntoIterator<Item = &'a AtomicU64>,
+) -> bool {
+    // Acquire: pairs with the Release free of a previous reclaimer, if any; Relaxed failure:
+    // somebody else has the index, we touch nothing.
+    if record
+        .compare_exchange(dead, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    for word in slots {
+        clear_reader(word, reader);
+    }
+    // Release: pairs with the Acquire of the registration that reads 0 next; our clears
+    // come before that reader's first pin in every slot word's order.
+    record.store(0, Ordering::Release);
+    true
+}
+
 // The sleep handshake between the writer and sleeping readers is a Dekker pair: each side
 // stores its own word, issues a SeqCst fence, then loads the other's, so at least one side
 // sees the other's store. Fences rather than SeqCst accesses because loom checks fences.
@@ -185,6 +218,47 @@ mod loom_tests {
     #[test]
     fn a_pinned_frame_never_changes_under_its_reader_when_both_sides_guess() {
         pinned_frame_never_changes(true);
+    }
+
+    /// Two reclaimers that both saw reader 0's dead record, and a new reader that registers
+    /// on index 0 as soon as it is free and pins a frame: the new reader's pin survives
+    /// (clearing before claiming the index would let the late reclaimer clear it).
+    #[test]
+    fn a_late_reclaimer_never_clears_a_new_readers_pin() {
+        const DEAD: u64 = 0xDEAD;
+        const NEW: u64 = 0x1111;
+        loom::model(|| {
+            let record = Arc::new(AtomicU64::new(DEAD));
+            // Frame 1, held by dead reader 0.
+            let word = Arc::new(AtomicU64::new(1 | (1 << FRAME_READERS_SHIFT)));
+            let reclaimers: Vec<_> = [0x2222u64, 0x3333]
+                .into_iter()
+                .map(|me| {
+                    let (r, w) = (record.clone(), word.clone());
+                    thread::spawn(move || reclaim_reader(&r, DEAD, me, 0, [&*w]))
+                })
+                .collect();
+            let (r, w) = (record.clone(), word.clone());
+            let reader = thread::spawn(move || {
+                let registered = r
+                    .compare_exchange(0, NEW, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok();
+                registered && try_pin(&w, 1, 0, false)
+            });
+            let reclaimed: Vec<bool> = reclaimers.into_iter().map(|h| h.join().unwrap()).collect();
+            let pinned = reader.join().unwrap();
+            assert!(
+                reclaimed.iter().filter(|&&r| r).count() <= 1,
+                "one reclaim per death"
+            );
+            if pinned {
+                assert_ne!(
+                    readers_of(word.load(Ordering::SeqCst)) & 1,
+                    0,
+                    "a late reclaimer cleared the new reader's pin"
+                );
+            }
+        });
     }
 
     /// A frame published as a reader falls asleep is never slept through: either the
