@@ -22,6 +22,7 @@ pub enum CrashPoint {
     ServerPublished = 5,
 }
 
+#[cfg_attr(not(feature = "test-support"), allow(dead_code))]
 impl CrashPoint {
     /// Every point, in sequence order.
     pub const ALL: [CrashPoint; 5] = [

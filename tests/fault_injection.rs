@@ -21,7 +21,7 @@ mod own_main;
 use shmkit::rings::{
     CommandError, CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode, RingError,
 };
-use shmkit::{Acquired, CreateOptions, LockError, Mutex, Segment, WaitStrategy};
+use shmkit::{Acquired, CreateOptions, LockError, Mutex, Segment};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -234,7 +234,7 @@ fn role_reader(w: &World, rng: &mut fastrand::Rng) {
     };
     let mut reader = loop {
         match ring.reader(mode) {
-            Ok(r) => break r.with_strategy(WaitStrategy::SpinThenBlock),
+            Ok(r) => break r,
             Err(RingError::TooManyReaders) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => panic!("reader: {e}"),
         }
@@ -259,11 +259,9 @@ fn role_reader(w: &World, rng: &mut fastrand::Rng) {
                 continue;
             }
         };
-        // Hold it while the writer laps the ring.
-        let hold = Instant::now() + Duration::from_micros(rng.u64(0..3000));
-        while Instant::now() < hold {
-            std::hint::spin_loop();
-        }
+        // Hold it while the writer laps the ring (sleeping: the box has 2 cores for a dozen
+        // processes, and spinning holders would starve the waits whose deadlines are checked).
+        std::thread::sleep(Duration::from_micros(rng.u64(0..3000)));
         match check_frame(words) {
             Ok(seq) if seq == first => w.bump(Stat::FramesChecked),
             Ok(seq) => w.violation(Stat::ChangedWhileHeld, &format!("seq {first} became {seq}")),
@@ -302,7 +300,7 @@ fn role_server(w: &World, rng: &mut fastrand::Rng) {
 }
 
 fn role_client(w: &World, rng: &mut fastrand::Rng) {
-    let ring = w.commands().with_strategy(WaitStrategy::SpinThenBlock);
+    let ring = w.commands();
     loop {
         let id = w.stat(Stat::NextRequestId).fetch_add(1, Ordering::Relaxed);
         if id >= REQUEST_IDS {
@@ -368,10 +366,7 @@ fn role_locker(w: &World, rng: &mut fastrand::Rng) {
         w.bump(Stat::Locks);
         let next = a.load(Ordering::Relaxed) + 1;
         a.store(next, Ordering::Relaxed);
-        let hold = Instant::now() + Duration::from_micros(rng.u64(0..500));
-        while Instant::now() < hold {
-            std::hint::spin_loop();
-        }
+        std::thread::sleep(Duration::from_micros(rng.u64(0..500)));
         b.store(next, Ordering::Relaxed);
         drop(guard);
         std::thread::sleep(Duration::from_micros(rng.u64(0..500)));
@@ -497,7 +492,23 @@ fn random_kills_keep_every_invariant() {
             }
         }
         for c in calls {
-            c.join().unwrap().expect("a call through a reclaimed slot");
+            if let Err(e) = c.join().unwrap() {
+                // A copy of the segment, decoded by hand (shm-layout/src/command.rs).
+                let info = world.seg.lookup("commands").unwrap().unwrap();
+                let image = std::fs::read(format!("/dev/shm/{name}")).unwrap();
+                let at = |o: u64, n: usize| {
+                    let mut b = [0u8; 8];
+                    b[..n].copy_from_slice(&image[o as usize..o as usize + n]);
+                    u64::from_le_bytes(b)
+                };
+                for slot in 0..u64::from(SLOTS) {
+                    let base = info.offset + 128 + slot * 192;
+                    let (state, client) = (at(base, 4), at(base + 8, 8));
+                    let live = shmkit::Record::from_raw(client).process_liveness();
+                    eprintln!("slot {slot}: state {state:#x} client {client:#x} ({live})");
+                }
+                panic!("a call through a reclaimed slot: {e:?}");
+            }
         }
     });
     drop(server);
@@ -511,7 +522,16 @@ fn random_kills_keep_every_invariant() {
         })
         .collect();
     drop(readers);
-    let mut writer = frames.writer().expect("take over the dead writer");
+    let mut writer = match frames.writer() {
+        Ok(w) => w,
+        Err(e) => {
+            let stat = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat"));
+            if let RingError::WriterBusy { pid } = e {
+                eprintln!("writer {pid}: /proc says {:?}", stat(pid));
+            }
+            panic!("take over the dead writer: {e:?}");
+        }
+    };
     drop(writer.claim().expect("a slot to write"));
 
     println!("fault injection: {secs} s, {kills} processes SIGKILLed {per_role:?}, {reused} replaced by a process with the same pid");

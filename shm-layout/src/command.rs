@@ -8,8 +8,8 @@
 //!
 //! | state | meaning | who moves it on |
 //! |---|---|---|
-//! | 0 `FREE` | unused | a client claims it |
-//! | 1 `CLAIMED` | a client is writing its request | that client queues it |
+//! | 0 `FREE`, `client` 0 | unused | a client claims it: `client` 0 → its record (one CAS) |
+//! | 0 `FREE`, `client` ≠ 0 | claimed: that client is writing its request | that client queues it (or, if it died, anyone undoes the claim) |
 //! | 2 `QUEUED` | waiting for the server | the server takes it, or the client withdraws it |
 //! | 3 `TAKEN` | the server is executing it; the request bytes are intact | the server starts answering, or the client abandons it |
 //! | 7 `ANSWERING` | the server is writing the answer (an inline reply overwrites the inline request) | the server publishes it, or the client abandons it |
@@ -17,7 +17,8 @@
 //! | 8 `LOST` | the server died holding it; `reply_len` is the outcome (0 unknown, 1 executed), `ticket` the dead server's pid | the client reads it and frees the slot |
 //! | 6 `ABANDONED` | the client gave up while a server held it | that server (or, if it died, its successor) frees it |
 //!
-//! Freeing increments the generation, so an answer can only land in the call it belongs to.
+//! Freeing increments the generation, so an answer can only land in the call it belongs to,
+//! then clears `client`, so a slot becomes claimable only once it is free.
 //! Only a server writes into a slot it holds (`TAKEN`, `ANSWERING`, `ABANDONED`), and only a
 //! server frees an `ABANDONED` slot, so a client's stale view of a dead server can never hand
 //! a slot another server is still writing to a new call.
@@ -32,7 +33,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Slot states (low 8 bits of `state`).
 pub const CMD_FREE: u32 = 0;
-/// A client is writing its request.
+/// Unused since layout 2.0 (a claimed slot is `FREE` with a non-zero `client`); reserved.
 pub const CMD_CLAIMED: u32 = 1;
 /// Waiting for the server.
 pub const CMD_QUEUED: u32 = 2;
@@ -98,7 +99,9 @@ pub struct CommandSlotMeta {
     pub state: u32,
     /// 1 while the client may be asleep on `state` (the server wakes it only then).
     pub waiting: u32,
-    /// The client's record `(pid << 42) | token` (see `SegmentHeader::creator_token`).
+    /// The claiming client's record `(pid << 42) | token` (see
+    /// `SegmentHeader::creator_token`); the claim word: 0 while the slot is claimable, cleared
+    /// last when a slot is freed.
     pub client: u64,
     /// The request's ticket; the dead server's pid when `LOST`.
     pub ticket: u64,

@@ -305,7 +305,7 @@ fn command_ring(image: &[u8], offset: u64) -> Result<ObjectState, String> {
             .ok_or("command ring: slot offset overflows")?;
         let meta: CommandSlotMeta = read(image, at)?;
         match meta.state & 0xFF {
-            CMD_FREE => {}
+            CMD_FREE if meta.client == 0 => {}
             CMD_QUEUED => {
                 queued += 1;
                 in_use += 1;

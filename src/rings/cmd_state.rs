@@ -1,11 +1,26 @@
 //! The command slot state machine (table in `shm-layout/src/command.rs`), over the `sync`
 //! facade so loom checks the same transitions the segment runs.
+//!
+//! A slot is claimed by swapping its `client` record from 0 to the caller's own record, so a
+//! claimed slot names its claimer from the claim's first instant: a client killed at any point
+//! after claiming leaves a slot that names a dead process and is reclaimed. Freeing stores the
+//! state first and clears `client` last, so a slot is claimable only once it is free.
 
-use crate::sync::{fence, futex_wake, AtomicU32, Ordering};
+use crate::sync::{fence, futex_wake, AtomicU32, AtomicU64, Ordering};
 use shm_layout::{
-    CMD_ABANDONED, CMD_ANSWERING, CMD_CLAIMED, CMD_FAILED, CMD_FREE, CMD_LOST, CMD_QUEUED,
-    CMD_REPLIED, CMD_TAKEN,
+    CMD_ABANDONED, CMD_ANSWERING, CMD_FAILED, CMD_FREE, CMD_LOST, CMD_QUEUED, CMD_REPLIED,
+    CMD_TAKEN,
 };
+
+/// One slot's two protocol words: the state word (also the client's futex word) and the
+/// claimer's record.
+#[derive(Clone, Copy)]
+pub(crate) struct SlotWords<'a> {
+    /// `(generation << 8) | state`.
+    pub state: &'a AtomicU32,
+    /// The claiming client's record; 0 while the slot is claimable.
+    pub client: &'a AtomicU64,
+}
 
 pub(crate) fn pack(generation: u32, state: u32) -> u32 {
     (generation << 8) | state
@@ -24,21 +39,29 @@ fn next(generation: u32) -> u32 {
     (generation + 1) & 0x00FF_FFFF
 }
 
-/// Client: claims a free slot; returns its generation.
-pub(crate) fn claim(word: &AtomicU32) -> Option<u32> {
-    let w = word.load(Ordering::Relaxed);
-    if state_of(w) != CMD_FREE {
+/// Client `me` (its non-zero record): claims a free slot; returns its generation.
+pub(crate) fn claim(s: SlotWords<'_>, me: u64) -> Option<u32> {
+    // A load first: a busy slot costs no locked instruction.
+    if s.client.load(Ordering::Relaxed) != 0 {
         return None;
     }
-    // Acquire: the previous call's reads of the reply are done (its free was Release).
-    word.compare_exchange(
-        w,
-        pack(generation_of(w), CMD_CLAIMED),
-        Ordering::Acquire,
-        Ordering::Relaxed,
-    )
-    .ok()
-    .map(generation_of)
+    // Acquire: pairs with the Release clear in `release_client`; the previous call's reads
+    // and the slot's FREE state are visible.
+    s.client
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .ok()?;
+    let w = s.state.load(Ordering::Relaxed);
+    if state_of(w) != CMD_FREE {
+        // Only a corrupt segment has a claimable slot that is not free: leave it.
+        return None;
+    }
+    Some(generation_of(w))
+}
+
+/// The last step of every free: the slot becomes claimable.
+fn release_client(s: SlotWords<'_>) {
+    // Release: pairs with the Acquire claim; the FREE state stored before is visible.
+    s.client.store(0, Ordering::Release);
 }
 
 /// Client: the request is written; hand it to the server.
@@ -65,10 +88,10 @@ pub(crate) fn take(word: &AtomicU32) -> Option<u32> {
 
 /// Server: starts answering the request it took (the request bytes may be overwritten from
 /// here on). False if the client had abandoned it: the slot is then freed here.
-pub(crate) fn begin_answer(word: &AtomicU32, generation: u32) -> bool {
+pub(crate) fn begin_answer(s: SlotWords<'_>, generation: u32) -> bool {
     // Acquire: the client's abandon (if it won) is ordered before our free; on success the
     // reply writes that follow stay after this transition.
-    match word.compare_exchange(
+    match s.state.compare_exchange(
         pack(generation, CMD_TAKEN),
         pack(generation, CMD_ANSWERING),
         Ordering::Acquire,
@@ -76,7 +99,7 @@ pub(crate) fn begin_answer(word: &AtomicU32, generation: u32) -> bool {
     ) {
         Ok(_) => true,
         Err(_) => {
-            free_abandoned(word, generation);
+            free_abandoned(s, generation);
             false
         }
     }
@@ -84,28 +107,24 @@ pub(crate) fn begin_answer(word: &AtomicU32, generation: u32) -> bool {
 
 /// Server: publishes the answer it wrote (`failed`: an error message). False if the client
 /// abandoned the call meanwhile (the slot is then freed here, the answer goes nowhere).
-pub(crate) fn answer(word: &AtomicU32, generation: u32, failed: bool) -> bool {
-    publish(
-        word,
-        generation,
-        if failed { CMD_FAILED } else { CMD_REPLIED },
-    )
+pub(crate) fn answer(s: SlotWords<'_>, generation: u32, failed: bool) -> bool {
+    publish(s, generation, if failed { CMD_FAILED } else { CMD_REPLIED })
 }
 
 /// Successor server: publishes the `LOST` outcome it wrote into a slot [`settle_orphan`]
 /// returned as [`Orphan::Lost`]. False if the client abandoned it first (then freed here).
-pub(crate) fn answer_lost(word: &AtomicU32, generation: u32, executed: bool) -> bool {
+pub(crate) fn answer_lost(s: SlotWords<'_>, generation: u32, executed: bool) -> bool {
     let from = if executed { CMD_ANSWERING } else { CMD_TAKEN };
-    publish_from(word, generation, from, CMD_LOST)
+    publish_from(s, generation, from, CMD_LOST)
 }
 
-fn publish(word: &AtomicU32, generation: u32, state: u32) -> bool {
-    publish_from(word, generation, CMD_ANSWERING, state)
+fn publish(s: SlotWords<'_>, generation: u32, state: u32) -> bool {
+    publish_from(s, generation, CMD_ANSWERING, state)
 }
 
-fn publish_from(word: &AtomicU32, generation: u32, from: u32, state: u32) -> bool {
+fn publish_from(s: SlotWords<'_>, generation: u32, from: u32, state: u32) -> bool {
     // Release: pairs with the client's Acquire collect; the answer bytes are visible to it.
-    match word.compare_exchange(
+    match s.state.compare_exchange(
         pack(generation, from),
         pack(generation, state),
         Ordering::Release,
@@ -113,21 +132,26 @@ fn publish_from(word: &AtomicU32, generation: u32, from: u32, state: u32) -> boo
     ) {
         Ok(_) => true,
         Err(_) => {
-            free_abandoned(word, generation);
+            free_abandoned(s, generation);
             false
         }
     }
 }
 
 /// Server: frees a slot its client abandoned (only the server holding a slot may).
-fn free_abandoned(word: &AtomicU32, generation: u32) {
+fn free_abandoned(s: SlotWords<'_>, generation: u32) {
     // Release: our writes to the slot are done before the next claimer's Acquire claim.
-    let _ = word.compare_exchange(
-        pack(generation, CMD_ABANDONED),
-        pack(next(generation), CMD_FREE),
-        Ordering::Release,
-        Ordering::Relaxed,
-    );
+    if s.state
+        .compare_exchange(
+            pack(generation, CMD_ABANDONED),
+            pack(next(generation), CMD_FREE),
+            Ordering::Release,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+    {
+        release_client(s);
+    }
 }
 
 /// An answer a client can collect.
@@ -157,9 +181,11 @@ pub(crate) fn collect(word: &AtomicU32, generation: u32) -> Option<Answer> {
 }
 
 /// Client: done with the answer; the slot is free for the next call.
-pub(crate) fn free(word: &AtomicU32, generation: u32) {
+pub(crate) fn free(s: SlotWords<'_>, generation: u32) {
     // Release: our reads of the reply happen before the next claimer's Acquire.
-    word.store(pack(next(generation), CMD_FREE), Ordering::Release);
+    s.state
+        .store(pack(next(generation), CMD_FREE), Ordering::Release);
+    release_client(s);
 }
 
 /// What giving up on a call did.
@@ -178,9 +204,9 @@ pub(crate) enum GaveUp {
 }
 
 /// Client: gives up on its call (timeout, server death). Never frees a slot a server holds.
-pub(crate) fn give_up(word: &AtomicU32, generation: u32) -> GaveUp {
+pub(crate) fn give_up(s: SlotWords<'_>, generation: u32) -> GaveUp {
     loop {
-        let w = word.load(Ordering::Acquire);
+        let w = s.state.load(Ordering::Acquire);
         if generation_of(w) != generation {
             // Not ours any more (cannot happen to a live caller).
             return GaveUp::Withdrawn;
@@ -200,27 +226,66 @@ pub(crate) fn give_up(word: &AtomicU32, generation: u32) -> GaveUp {
             CMD_LOST => return GaveUp::Answered(Answer::Lost),
             _ => return GaveUp::Withdrawn,
         };
-        if word
+        if s.state
             .compare_exchange(w, to, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
+            if outcome == GaveUp::Withdrawn {
+                release_client(s);
+            }
             return outcome;
         }
     }
 }
 
-/// Anyone: frees a slot whose client is dead. Returns true if it was freed (or abandoned
+/// Anyone: frees a slot claimed by the client record `dead`, whose process is dead; the
+/// state word was `observed`, read after `client`. Returns true if it was freed (or abandoned
 /// to the server holding it, which then frees it).
-pub(crate) fn reclaim_dead_client(word: &AtomicU32, observed: u32) -> bool {
+pub(crate) fn reclaim_dead_client(s: SlotWords<'_>, mut observed: u32, dead: u64) -> bool {
+    // A server may move the state meanwhile (take a queued request, answer it): look again,
+    // as long as the slot is still that dead client's.
+    for _ in 0..8 {
+        if try_reclaim_dead_client(s, observed, dead) {
+            return true;
+        }
+        if s.client.load(Ordering::Acquire) != dead {
+            return false;
+        }
+        let now = s.state.load(Ordering::Acquire);
+        if now == observed {
+            return false;
+        }
+        observed = now;
+    }
+    false
+}
+
+fn try_reclaim_dead_client(s: SlotWords<'_>, observed: u32, dead: u64) -> bool {
     let generation = generation_of(observed);
     let to = match state_of(observed) {
-        // Free already, or a server's to free.
-        CMD_FREE | CMD_ABANDONED => return false,
+        // Claimed but never queued (or a free cut short before its last step): only the
+        // claim is left to undo, and only if it is still that dead client's.
+        CMD_FREE => {
+            return s
+                .client
+                .compare_exchange(dead, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        }
+        // A server's to free.
+        CMD_ABANDONED => return false,
         CMD_TAKEN | CMD_ANSWERING => pack(generation, CMD_ABANDONED),
         _ => pack(next(generation), CMD_FREE),
     };
-    word.compare_exchange(observed, to, Ordering::AcqRel, Ordering::Relaxed)
-        .is_ok()
+    if s.state
+        .compare_exchange(observed, to, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    if state_of(to) == CMD_FREE {
+        release_client(s);
+    }
+    true
 }
 
 /// What a successor server did with a slot the dead server may have held.
@@ -246,9 +311,9 @@ pub(crate) enum Orphan {
 /// Successor server, right after taking the role from a dead server (so every `TAKEN`,
 /// `ANSWERING` and `ABANDONED` slot is the dead one's): settles `word`. `retry_safe` tells
 /// whether the request may run again.
-pub(crate) fn settle_orphan(word: &AtomicU32, retry_safe: impl Fn() -> bool) -> Orphan {
+pub(crate) fn settle_orphan(s: SlotWords<'_>, retry_safe: impl Fn() -> bool) -> Orphan {
     loop {
-        let w = word.load(Ordering::Acquire);
+        let w = s.state.load(Ordering::Acquire);
         let generation = generation_of(w);
         let (to, outcome) = match state_of(w) {
             CMD_TAKEN if retry_safe() => (pack(generation, CMD_QUEUED), Orphan::Requeued),
@@ -269,10 +334,13 @@ pub(crate) fn settle_orphan(word: &AtomicU32, retry_safe: impl Fn() -> bool) -> 
             CMD_ABANDONED => (pack(next(generation), CMD_FREE), Orphan::Freed),
             _ => return Orphan::Untouched,
         };
-        if word
+        if s.state
             .compare_exchange(w, to, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
+            if outcome == Orphan::Freed {
+                release_client(s);
+            }
             return outcome;
         }
     }
@@ -337,37 +405,63 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::thread;
 
+    /// A client's record.
+    const ME: u64 = 0x1234;
+
+    struct Words {
+        state: AtomicU32,
+        client: AtomicU64,
+    }
+
+    impl Words {
+        fn new() -> Arc<Words> {
+            Arc::new(Words {
+                state: AtomicU32::new(0),
+                client: AtomicU64::new(0),
+            })
+        }
+
+        fn s(&self) -> SlotWords<'_> {
+            SlotWords {
+                state: &self.state,
+                client: &self.client,
+            }
+        }
+
+        /// Free and claimable again.
+        fn assert_free(&self) {
+            let w = self.state.load(Ordering::SeqCst);
+            assert_eq!(state_of(w), CMD_FREE, "slot left in state {}", state_of(w));
+            assert_eq!(self.client.load(Ordering::SeqCst), 0, "slot left claimed");
+        }
+    }
+
     /// A client that times out while the server works never sees a stale answer, every
     /// answer is delivered at most once, and the slot always ends free.
     #[test]
     fn give_up_races_answer_and_the_slot_ends_free() {
         loom::model(|| {
-            let word = Arc::new(AtomicU32::new(0));
-            let generation = claim(&word).unwrap();
-            queue(&word, generation);
+            let word = Words::new();
+            let generation = claim(word.s(), ME).unwrap();
+            queue(&word.state, generation);
             let w2 = word.clone();
-            let server = thread::spawn(move || match take(&w2) {
-                Some(g) => begin_answer(&w2, g) && answer(&w2, g, false),
+            let server = thread::spawn(move || match take(&w2.state) {
+                Some(g) => begin_answer(w2.s(), g) && answer(w2.s(), g, false),
                 None => false,
             });
-            let outcome = give_up(&word, generation);
+            let outcome = give_up(word.s(), generation);
             let delivered = server.join().unwrap();
             match outcome {
                 GaveUp::Answered(Answer::Replied) => {
                     assert!(delivered);
-                    assert_eq!(collect(&word, generation), Some(Answer::Replied));
-                    free(&word, generation);
+                    assert_eq!(collect(&word.state, generation), Some(Answer::Replied));
+                    free(word.s(), generation);
                 }
                 GaveUp::Withdrawn | GaveUp::Abandoned { .. } => assert!(!delivered),
                 GaveUp::Answered(other) => panic!("nobody produced {other:?}"),
             }
-            let w = word.load(Ordering::SeqCst);
-            assert_eq!(
-                state_of(w),
-                CMD_FREE,
-                "slot leaked in state {}",
-                state_of(w)
-            );
+            word.assert_free();
+            let w = word.state.load(Ordering::SeqCst);
             assert_ne!(
                 generation_of(w),
                 generation,
@@ -382,38 +476,37 @@ mod loom_tests {
     /// the slot ends free.
     fn a_dead_servers_slot_is_settled_once(answering: bool) {
         loom::model(move || {
-            let word = Arc::new(AtomicU32::new(0));
-            let generation = claim(&word).unwrap();
-            queue(&word, generation);
-            let g = take(&word).unwrap();
+            let word = Words::new();
+            let generation = claim(word.s(), ME).unwrap();
+            queue(&word.state, generation);
+            let g = take(&word.state).unwrap();
             if answering {
-                assert!(begin_answer(&word, g));
+                assert!(begin_answer(word.s(), g));
             }
             // The server dies here. Its successor:
             let w2 = word.clone();
-            let successor = thread::spawn(move || match settle_orphan(&w2, || false) {
+            let successor = thread::spawn(move || match settle_orphan(w2.s(), || false) {
                 Orphan::Lost {
                     generation,
                     executed,
                 } => {
                     assert_eq!(executed, answering);
-                    answer_lost(&w2, generation, executed);
+                    answer_lost(w2.s(), generation, executed);
                 }
                 Orphan::Freed | Orphan::Untouched => {}
                 Orphan::Requeued => panic!("not retry-safe: must not run again"),
             });
-            let executed = match give_up(&word, generation) {
+            let executed = match give_up(word.s(), generation) {
                 GaveUp::Abandoned { executed } => executed,
                 GaveUp::Answered(Answer::Lost) => {
-                    free(&word, generation);
+                    free(word.s(), generation);
                     answering
                 }
                 other => panic!("unexpected {other:?}"),
             };
             successor.join().unwrap();
             assert_eq!(executed, answering, "both paths tell the same outcome");
-            let w = word.load(Ordering::SeqCst);
-            assert_eq!(state_of(w), CMD_FREE, "slot left in state {}", state_of(w));
+            word.assert_free();
         });
     }
 
@@ -433,31 +526,63 @@ mod loom_tests {
     #[test]
     fn a_retry_safe_request_runs_again_at_most_once() {
         loom::model(|| {
-            let word = Arc::new(AtomicU32::new(0));
-            let generation = claim(&word).unwrap();
-            queue(&word, generation);
-            take(&word).unwrap();
+            let word = Words::new();
+            let generation = claim(word.s(), ME).unwrap();
+            queue(&word.state, generation);
+            take(&word.state).unwrap();
             let w2 = word.clone();
-            let successor = thread::spawn(move || match settle_orphan(&w2, || true) {
+            let successor = thread::spawn(move || match settle_orphan(w2.s(), || true) {
                 // The client abandoned it first: freed, never run again.
                 Orphan::Freed => false,
-                Orphan::Requeued => match take(&w2) {
-                    Some(g) => begin_answer(&w2, g) && answer(&w2, g, false),
+                Orphan::Requeued => match take(&w2.state) {
+                    Some(g) => begin_answer(w2.s(), g) && answer(w2.s(), g, false),
                     None => false,
                 },
                 other => panic!("unexpected {other:?}"),
             });
-            let outcome = give_up(&word, generation);
+            let outcome = give_up(word.s(), generation);
             let delivered = successor.join().unwrap();
             match outcome {
                 GaveUp::Answered(Answer::Replied) => {
                     assert!(delivered);
-                    free(&word, generation);
+                    free(word.s(), generation);
                 }
                 GaveUp::Withdrawn | GaveUp::Abandoned { .. } => assert!(!delivered),
                 GaveUp::Answered(other) => panic!("nobody produced {other:?}"),
             }
-            assert_eq!(state_of(word.load(Ordering::SeqCst)), CMD_FREE);
+            word.assert_free();
+        });
+    }
+
+    /// A client killed right after claiming (never queued): two reclaimers that saw its dead
+    /// record and a live client wanting the slot. The slot is reclaimed once and claimed by
+    /// the live client at most once; it is never claimed by two.
+    #[test]
+    fn a_dead_claimers_slot_is_reclaimed_once_and_claimed_once() {
+        const DEAD: u64 = 0xDEAD;
+        loom::model(|| {
+            let word = Words::new();
+            claim(word.s(), DEAD).unwrap();
+            let reclaimers: Vec<_> = (0..2)
+                .map(|_| {
+                    let w = word.clone();
+                    thread::spawn(move || {
+                        let observed = w.state.load(Ordering::Acquire);
+                        reclaim_dead_client(w.s(), observed, DEAD)
+                    })
+                })
+                .collect();
+            let w = word.clone();
+            let live = thread::spawn(move || claim(w.s(), ME).is_some());
+            let reclaimed = reclaimers
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|&r| r)
+                .count();
+            let claimed = live.join().unwrap();
+            assert_eq!(reclaimed, 1, "reclaimed exactly once");
+            let client = word.client.load(Ordering::SeqCst);
+            assert_eq!(client, if claimed { ME } else { 0 });
         });
     }
 
@@ -466,20 +591,20 @@ mod loom_tests {
     #[test]
     fn a_request_queued_as_the_server_falls_asleep_is_not_lost() {
         loom::model(|| {
-            let word = Arc::new(AtomicU32::new(0));
+            let word = Words::new();
             let sleeping = Arc::new(AtomicU32::new(0));
             let notify = Arc::new(AtomicU32::new(0));
             let (w2, s2, n2) = (word.clone(), sleeping.clone(), notify.clone());
             let client = thread::spawn(move || {
-                let generation = claim(&w2).unwrap();
-                queue(&w2, generation);
+                let generation = claim(w2.s(), ME).unwrap();
+                queue(&w2.state, generation);
                 wake_server_if_asleep(&s2, &n2);
             });
             let queued = |w: &AtomicU32| state_of(w.load(Ordering::Acquire)) == CMD_QUEUED;
             let mut slept_on = None;
-            if !queued(&word) {
+            if !queued(&word.state) {
                 let seen = server_prepares_to_sleep(&sleeping, &notify);
-                if !queued(&word) {
+                if !queued(&word.state) {
                     slept_on = Some(seen);
                 }
             }
@@ -502,19 +627,19 @@ mod loom_tests {
     #[test]
     fn an_answer_given_as_the_client_falls_asleep_is_not_lost() {
         loom::model(|| {
-            let word = Arc::new(AtomicU32::new(0));
+            let word = Words::new();
             let waiting = Arc::new(AtomicU32::new(0));
-            let generation = claim(&word).unwrap();
-            queue(&word, generation);
+            let generation = claim(word.s(), ME).unwrap();
+            queue(&word.state, generation);
             let (w2, wait2) = (word.clone(), waiting.clone());
             let server = thread::spawn(move || {
-                let g = take(&w2).unwrap();
-                begin_answer(&w2, g) && answer(&w2, g, false) && client_may_sleep(&wait2)
+                let g = take(&w2.state).unwrap();
+                begin_answer(w2.s(), g) && answer(w2.s(), g, false) && client_may_sleep(&wait2)
             });
             let mut would_sleep = false;
-            if collect(&word, generation).is_none() {
+            if collect(&word.state, generation).is_none() {
                 client_prepares_to_sleep(&waiting);
-                would_sleep = collect(&word, generation).is_none();
+                would_sleep = collect(&word.state, generation).is_none();
             }
             let woken = server.join().unwrap();
             assert!(

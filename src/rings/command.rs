@@ -10,7 +10,7 @@
 //! word and check the server's liveness every 20 ms, so a dead server is noticed within
 //! 100 ms; a dead client's slot is reclaimed by the next client that finds no free slot.
 
-use super::cmd_state::{self, Answer, GaveUp, Orphan};
+use super::cmd_state::{self, Answer, GaveUp, Orphan, SlotWords};
 use super::{record_dead, record_pid};
 use crate::fault::{self, CrashPoint};
 use crate::segment::{Segment, SegmentError};
@@ -30,6 +30,8 @@ use std::time::Duration;
 
 const HEADER: u64 = size_of::<CommandRingHeader>() as u64;
 const META: u64 = size_of::<CommandSlotMeta>() as u64;
+/// How often a call that found every slot in use looks again.
+const SLOT_POLL: Duration = Duration::from_micros(50);
 /// How often a waiting client checks that the server is alive.
 const SERVER_CHECK: Duration = Duration::from_millis(20);
 
@@ -60,8 +62,8 @@ pub enum CommandError {
         /// Its pid.
         pid: u32,
     },
-    /// Every slot holds a call in progress.
-    #[error("all {slots} request slots are in use")]
+    /// Every slot held a call in progress for the whole timeout.
+    #[error("all {slots} request slots stayed in use until the deadline")]
     RingFull {
         /// Slots in the ring.
         slots: u32,
@@ -172,6 +174,13 @@ impl CommandRing {
         self.meta_u32(slot, offset_of!(CommandSlotMeta, state))
     }
 
+    fn words(&self, slot: u32) -> SlotWords<'_> {
+        SlotWords {
+            state: self.state(slot),
+            client: self.meta_u64(slot, offset_of!(CommandSlotMeta, client)),
+        }
+    }
+
     fn request_buf(&self, slot: u32) -> *mut u8 {
         // SAFETY: the request buffer follows the 64-byte metadata inside the slot.
         unsafe { self.slot_base(slot).add(META as usize) }
@@ -257,10 +266,7 @@ impl CommandRing {
         let ticket = self
             .header_u64(offset_of!(CommandRingHeader, next_ticket))
             .fetch_add(1, Ordering::Relaxed);
-        let (slot, generation) = self.claim_slot()?;
-        let me = ProcessIdentity::current().record().raw();
-        self.meta_u64(slot, offset_of!(CommandSlotMeta, client))
-            .store(me, Ordering::Relaxed);
+        let (slot, generation) = self.claim_slot(timeout)?;
         self.meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
             .store(ticket, Ordering::Relaxed);
         // SAFETY: the slot is CLAIMED by us: nobody else touches its metadata payload or
@@ -283,44 +289,52 @@ impl CommandRing {
         self.await_answer(slot, generation, timeout, read)
     }
 
-    /// A free slot, reclaiming dead clients' slots if there is none.
-    fn claim_slot(&self) -> Result<(u32, u32), CommandError> {
-        for pass in 0..2 {
-            for slot in 0..self.slots {
-                if let Some(generation) = cmd_state::claim(self.state(slot)) {
-                    return Ok((slot, generation));
+    /// A free slot, reclaiming dead clients' slots if there is none, and waiting (polling)
+    /// up to `timeout` for one to come free: a dead client's slot that a server is still
+    /// answering is freed by that server's answer.
+    fn claim_slot(&self, timeout: Duration) -> Result<(u32, u32), CommandError> {
+        // The claim itself records who we are (see `cmd_state`).
+        let me = ProcessIdentity::current().record().raw();
+        let mut deadline = None;
+        loop {
+            for pass in 0..2 {
+                for slot in 0..self.slots {
+                    if let Some(generation) = cmd_state::claim(self.words(slot), me) {
+                        return Ok((slot, generation));
+                    }
+                }
+                if pass == 0 {
+                    self.reclaim_dead_clients();
                 }
             }
-            if pass == 0 {
-                self.reclaim_dead_clients();
+            // Slots a dead server held stay with it until a successor settles them: say so.
+            let server = self.server_record().load(Ordering::Acquire);
+            if server == 0 || record_dead(server) {
+                return Err(CommandError::ServerDied {
+                    pid: record_pid(server),
+                    outcome: Outcome::NotExecuted,
+                });
             }
+            let deadline = *deadline.get_or_insert_with(|| Deadline::after(timeout));
+            if deadline.expired() {
+                return Err(CommandError::RingFull { slots: self.slots });
+            }
+            std::thread::sleep(SLOT_POLL);
         }
-        // Slots a dead server held stay with it until a successor settles them: say so.
-        let server = self.server_record().load(Ordering::Acquire);
-        if server == 0 || record_dead(server) {
-            return Err(CommandError::ServerDied {
-                pid: record_pid(server),
-                outcome: Outcome::NotExecuted,
-            });
-        }
-        Err(CommandError::RingFull { slots: self.slots })
     }
 
     /// Frees the slots of clients that died mid-call. Returns how many.
     pub fn reclaim_dead_clients(&self) -> u32 {
         let mut freed = 0;
         for slot in 0..self.slots {
-            let w = self.state(slot).load(Ordering::Acquire);
-            if cmd_state::state_of(w) == shm_layout::CMD_FREE {
+            let words = self.words(slot);
+            // The claim word first: a state read after it belongs to that claim or later.
+            let client = words.client.load(Ordering::Acquire);
+            if client == 0 || !record_dead(client) {
                 continue;
             }
-            let client = self
-                .meta_u64(slot, offset_of!(CommandSlotMeta, client))
-                .load(Ordering::Relaxed);
-            if client != 0
-                && record_dead(client)
-                && cmd_state::reclaim_dead_client(self.state(slot), w)
-            {
+            let w = words.state.load(Ordering::Acquire);
+            if cmd_state::reclaim_dead_client(words, w, client) {
                 freed += 1;
             }
         }
@@ -388,7 +402,7 @@ impl CommandRing {
         pid: u32,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, CommandError> {
-        let outcome = match cmd_state::give_up(self.state(slot), generation) {
+        let outcome = match cmd_state::give_up(self.words(slot), generation) {
             GaveUp::Answered(answer) => return self.take_answer(slot, generation, answer, read),
             GaveUp::Withdrawn => Outcome::NotExecuted,
             GaveUp::Abandoned { executed: false } => Outcome::Unknown,
@@ -410,13 +424,13 @@ impl CommandRing {
         answer: Answer,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, CommandError> {
-        struct FreeOnDrop<'a>(&'a AtomicU32, u32);
+        struct FreeOnDrop<'a>(SlotWords<'a>, u32);
         impl Drop for FreeOnDrop<'_> {
             fn drop(&mut self) {
                 cmd_state::free(self.0, self.1);
             }
         }
-        let _free = FreeOnDrop(self.state(slot), generation);
+        let _free = FreeOnDrop(self.words(slot), generation);
         if answer == Answer::Lost {
             let pid = self
                 .meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
@@ -502,7 +516,7 @@ impl CommandRing {
             if let Orphan::Lost {
                 generation,
                 executed,
-            } = cmd_state::settle_orphan(self.state(slot), retry_safe)
+            } = cmd_state::settle_orphan(self.words(slot), retry_safe)
             {
                 let code = if executed {
                     CMD_LOST_EXECUTED
@@ -513,7 +527,7 @@ impl CommandRing {
                     .store(code, Ordering::Relaxed);
                 self.meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
                     .store(u64::from(dead_pid), Ordering::Relaxed);
-                if cmd_state::answer_lost(self.state(slot), generation, executed)
+                if cmd_state::answer_lost(self.words(slot), generation, executed)
                     && cmd_state::client_may_sleep(
                         self.meta_u32(slot, offset_of!(CommandSlotMeta, waiting)),
                     )
@@ -668,7 +682,7 @@ impl Request<'_> {
         let len = bytes.len() as u32;
         self.answered = true;
         fault::crash_point(CrashPoint::ServerBeforeAnswer);
-        if !cmd_state::begin_answer(ring.state(self.slot), self.generation) {
+        if !cmd_state::begin_answer(ring.words(self.slot), self.generation) {
             // The client gave up; the slot is freed and nobody reads an answer.
             return Ok(false);
         }
@@ -687,7 +701,7 @@ impl Request<'_> {
         ring.meta_u32(self.slot, offset_of!(CommandSlotMeta, reply_len))
             .store(len, Ordering::Relaxed);
         fault::crash_point(CrashPoint::ServerReplyWritten);
-        let delivered = cmd_state::answer(ring.state(self.slot), self.generation, failed);
+        let delivered = cmd_state::answer(ring.words(self.slot), self.generation, failed);
         fault::crash_point(CrashPoint::ServerPublished);
         // The handshake with `cmd_state::client_prepares_to_sleep` (loom-checked there).
         if delivered
