@@ -8,9 +8,9 @@
 //! counter differs: from an even (clear) value the only way on is a `set`, so a waiter present
 //! at a `set` is released even if `clear` follows before it runs again. `set` is one
 //! `fetch_or` (no system call unless `WAITERS` was there); when it wakes, it first drops
-//! `WAITERS` from the value it produced so later `set`s stay free of system calls, and wakes
-//! after that, so a waiter that set the bit meanwhile is either asleep (woken) or sees the
-//! changed word (its futex wait returns at once).
+//! `WAITERS` from the set word so later `set`s stay free of system calls, and wakes after
+//! that, so a waiter that set the bit meanwhile is either asleep (woken) or sees the changed
+//! word (its futex wait returns at once).
 
 use super::{Pad, StateRef};
 use crate::sync::{
@@ -109,24 +109,35 @@ impl Event {
     pub fn set(&self) {
         let word = &self.state.word;
         // Release: pairs with the Acquire loads in `wait`, publishing what was written before.
-        // An odd (set) counter is left as it is; an even one becomes the next odd value.
-        let old = word.fetch_or(EVENT_SET, Ordering::Release);
-        if old & EVENT_SET == 0 && old & EVENT_WAITERS != 0 {
-            self.wake_all(old | EVENT_SET);
+        // An odd (set) counter is left as it is; an even one becomes the next odd value. Only
+        // the set bit of the old value is used, so this is one `lock bts` on x86: a single
+        // cache-line transfer, where a full old value would cost a load and a CAS loop.
+        if word.fetch_or(EVENT_SET, Ordering::Release) & EVENT_SET == 0 {
+            // The same word right after our RMW reads our value or a later one. A waiter's
+            // CAS that sets WAITERS expects an even word, so it cannot succeed after our RMW
+            // until a `clear`: the bit, if a sleeper of ours set it, is in what we read.
+            let w = word.load(Ordering::Relaxed);
+            if w & EVENT_WAITERS != 0 {
+                self.wake_all(w);
+            }
         }
     }
 
     #[cold]
-    fn wake_all(&self, produced: u32) {
+    fn wake_all(&self, seen: u32) {
         let word = &self.state.word;
-        // Only our own value loses the bit; if the word moved on, the bit stays (at worst one
-        // needless wake later). Relaxed: the Release that matters was the `fetch_or`.
-        let _ = word.compare_exchange(
-            produced,
-            produced & !EVENT_WAITERS,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        // Drop the bit only from a set word: an even (cleared since) word's bit may belong to
+        // a new waiter of the next `set`. Relaxed: the Release that matters was the `fetch_or`.
+        // Waking after the CAS covers every sleeper of the old value: asleep, it is woken;
+        // not yet asleep, its futex wait finds another value and returns.
+        if seen & EVENT_SET != 0 {
+            let _ = word.compare_exchange(
+                seen,
+                seen & !EVENT_WAITERS,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
         futex_wake(word, u32::MAX);
     }
 
