@@ -14,7 +14,7 @@ pub enum CrashPoint {
     ServerTaken = 1,
     /// The handler returned and the answer is about to start (still `TAKEN`).
     ServerBeforeAnswer = 2,
-    /// `ANSWERING`, no reply byte written yet.
+    /// Marked answering in `reply_len`, no reply byte written yet.
     ServerAnswering = 3,
     /// The reply and its length are written, not yet published.
     ServerReplyWritten = 4,

@@ -11,22 +11,22 @@
 //! | 0 `FREE`, `client` 0 | unused | a client claims it: `client` 0 → its record (one CAS) |
 //! | 0 `FREE`, `client` ≠ 0 | claimed: that client is writing its request | that client queues it (or, if it died, anyone undoes the claim) |
 //! | 2 `QUEUED` | waiting for the server | the server takes it, or the client withdraws it |
-//! | 3 `TAKEN` | the server is executing it; the request bytes are intact | the server starts answering, or the client abandons it |
-//! | 7 `ANSWERING` | the server is writing the answer (an inline reply overwrites the inline request) | the server publishes it, or the client abandons it |
+//! | 3 `TAKEN` | the server is executing it; the request bytes are intact until the server sets [`CMD_ANSWERING_MARK`] in `reply_len`, after which it writes the answer (an inline reply overwrites the inline request) | the server publishes the answer, or the client abandons it |
 //! | 4 `REPLIED` / 5 `FAILED` | the answer is in the reply buffer | the client reads it and frees the slot |
 //! | 8 `LOST` | the server died holding it; `reply_len` is the outcome (0 unknown, 1 executed), `ticket` the dead server's pid | the client reads it and frees the slot |
 //! | 6 `ABANDONED` | the client gave up while a server held it | that server (or, if it died, its successor) frees it |
 //!
 //! Freeing increments the generation, so an answer can only land in the call it belongs to,
 //! then clears `client`, so a slot becomes claimable only once it is free.
-//! Only a server writes into a slot it holds (`TAKEN`, `ANSWERING`, `ABANDONED`), and only a
+//! Only a server writes into a slot it holds (`TAKEN`, `ABANDONED`), and only a
 //! server frees an `ABANDONED` slot, so a client's stale view of a dead server can never hand
 //! a slot another server is still writing to a new call.
 //!
 //! Delivery is at most once. A successor server taking over from a dead one settles every
-//! slot the dead one held: `ANSWERING` and (unless the request is retry-safe) `TAKEN` become
-//! `LOST`, `ABANDONED` becomes `FREE`; a retry-safe `TAKEN` request (bit [`CMD_RETRY_SAFE`]
-//! of `request_len`) goes back to `QUEUED` and runs again.
+//! slot the dead one held: `TAKEN` becomes `LOST` (outcome "ran" if marked answering, else
+//! "unknown"), `ABANDONED` becomes `FREE`; a retry-safe `TAKEN` request (bit
+//! [`CMD_RETRY_SAFE`] of `request_len`) not yet marked answering goes back to `QUEUED` and runs
+//! again.
 
 use core::mem::{offset_of, size_of};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -45,8 +45,9 @@ pub const CMD_REPLIED: u32 = 4;
 pub const CMD_FAILED: u32 = 5;
 /// The client gave up while the server held it.
 pub const CMD_ABANDONED: u32 = 6;
-/// The server is writing the answer.
-pub const CMD_ANSWERING: u32 = 7;
+/// Bit of `reply_len` of a `TAKEN` slot: the server ran the request and started writing the
+/// answer (the client clears `reply_len` when it queues).
+pub const CMD_ANSWERING_MARK: u32 = 1 << 31;
 /// The server died holding the request; the outcome is in `reply_len`.
 pub const CMD_LOST: u32 = 8;
 /// `reply_len` of a `LOST` slot: the request may or may not have run.
@@ -108,7 +109,9 @@ pub struct CommandSlotMeta {
     /// Request length in bytes (inline when at most [`CMD_INLINE`]), plus
     /// [`CMD_RETRY_SAFE`].
     pub request_len: u32,
-    /// Reply length in bytes (inline when at most [`CMD_INLINE`]); the outcome when `LOST`.
+    /// Reply length in bytes (inline when at most [`CMD_INLINE`]), with
+    /// [`CMD_ANSWERING_MARK`] set by the server before it writes the answer (readers mask it
+    /// off); the outcome code when `LOST`.
     pub reply_len: u32,
     /// Inline request, then inline reply (the reply overwrites the consumed request).
     pub inline: [u8; CMD_INLINE as usize],

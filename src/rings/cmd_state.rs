@@ -8,18 +8,26 @@
 
 use crate::sync::{fence, futex_wake, AtomicU32, AtomicU64, Ordering};
 use shm_layout::{
-    CMD_ABANDONED, CMD_ANSWERING, CMD_FAILED, CMD_FREE, CMD_LOST, CMD_QUEUED, CMD_REPLIED,
+    CMD_ABANDONED, CMD_ANSWERING_MARK, CMD_FAILED, CMD_FREE, CMD_LOST, CMD_QUEUED, CMD_REPLIED,
     CMD_TAKEN,
 };
 
-/// One slot's two protocol words: the state word (also the client's futex word) and the
-/// claimer's record.
+/// One slot's protocol words: the state word (also the client's futex word), the claimer's
+/// record, and the reply length (which carries the server's "answering" mark).
 #[derive(Clone, Copy)]
 pub(crate) struct SlotWords<'a> {
     /// `(generation << 8) | state`.
     pub state: &'a AtomicU32,
     /// The claiming client's record; 0 while the slot is claimable.
     pub client: &'a AtomicU64,
+    /// The reply length; [`CMD_ANSWERING_MARK`] once the server started writing the answer.
+    pub reply_len: &'a AtomicU32,
+}
+
+/// Has the server holding `s` started writing its answer (so the request ran, and an inline
+/// request may be overwritten)?
+fn answering(s: SlotWords<'_>) -> bool {
+    s.reply_len.load(Ordering::Relaxed) & CMD_ANSWERING_MARK != 0
 }
 
 pub(crate) fn pack(generation: u32, state: u32) -> u32 {
@@ -65,9 +73,13 @@ fn release_client(s: SlotWords<'_>) {
 }
 
 /// Client: the request is written; hand it to the server.
-pub(crate) fn queue(word: &AtomicU32, generation: u32) {
-    // Release: pairs with the server's Acquire take; the request bytes are visible to it.
-    word.store(pack(generation, CMD_QUEUED), Ordering::Release);
+pub(crate) fn queue(s: SlotWords<'_>, generation: u32) {
+    // No answering mark from a previous call may survive into this one.
+    s.reply_len.store(0, Ordering::Relaxed);
+    // Release: pairs with the server's Acquire take; the request bytes (and the cleared
+    // reply length) are visible to it.
+    s.state
+        .store(pack(generation, CMD_QUEUED), Ordering::Release);
 }
 
 /// Server: takes a queued request; returns its generation.
@@ -86,23 +98,14 @@ pub(crate) fn take(word: &AtomicU32) -> Option<u32> {
     .map(generation_of)
 }
 
-/// Server: starts answering the request it took (the request bytes may be overwritten from
-/// here on). False if the client had abandoned it: the slot is then freed here.
-pub(crate) fn begin_answer(s: SlotWords<'_>, generation: u32) -> bool {
-    // Acquire: the client's abandon (if it won) is ordered before our free; on success the
-    // reply writes that follow stay after this transition.
-    match s.state.compare_exchange(
-        pack(generation, CMD_TAKEN),
-        pack(generation, CMD_ANSWERING),
-        Ordering::Acquire,
-        Ordering::Relaxed,
-    ) {
-        Ok(_) => true,
-        Err(_) => {
-            free_abandoned(s, generation);
-            false
-        }
-    }
+/// Server: marks that it starts answering the request it took (the request ran; its bytes may
+/// be overwritten from here on). A plain store in the slot's line rather than a state change,
+/// so a spinning client does not pull the line away between the mark and the answer.
+pub(crate) fn begin_answer(s: SlotWords<'_>) {
+    s.reply_len.store(CMD_ANSWERING_MARK, Ordering::Relaxed);
+    // Release fence: the mark is visible before any reply byte that may overwrite an inline
+    // request, also to a successor reading the slot after this process was killed.
+    fence(Ordering::Release);
 }
 
 /// Server: publishes the answer it wrote (`failed`: an error message). False if the client
@@ -113,19 +116,14 @@ pub(crate) fn answer(s: SlotWords<'_>, generation: u32, failed: bool) -> bool {
 
 /// Successor server: publishes the `LOST` outcome it wrote into a slot [`settle_orphan`]
 /// returned as [`Orphan::Lost`]. False if the client abandoned it first (then freed here).
-pub(crate) fn answer_lost(s: SlotWords<'_>, generation: u32, executed: bool) -> bool {
-    let from = if executed { CMD_ANSWERING } else { CMD_TAKEN };
-    publish_from(s, generation, from, CMD_LOST)
+pub(crate) fn answer_lost(s: SlotWords<'_>, generation: u32) -> bool {
+    publish(s, generation, CMD_LOST)
 }
 
 fn publish(s: SlotWords<'_>, generation: u32, state: u32) -> bool {
-    publish_from(s, generation, CMD_ANSWERING, state)
-}
-
-fn publish_from(s: SlotWords<'_>, generation: u32, from: u32, state: u32) -> bool {
     // Release: pairs with the client's Acquire collect; the answer bytes are visible to it.
     match s.state.compare_exchange(
-        pack(generation, from),
+        pack(generation, CMD_TAKEN),
         pack(generation, state),
         Ordering::Release,
         Ordering::Relaxed,
@@ -217,10 +215,6 @@ pub(crate) fn give_up(s: SlotWords<'_>, generation: u32) -> GaveUp {
                 pack(generation, CMD_ABANDONED),
                 GaveUp::Abandoned { executed: false },
             ),
-            CMD_ANSWERING => (
-                pack(generation, CMD_ABANDONED),
-                GaveUp::Abandoned { executed: true },
-            ),
             CMD_REPLIED => return GaveUp::Answered(Answer::Replied),
             CMD_FAILED => return GaveUp::Answered(Answer::Failed),
             CMD_LOST => return GaveUp::Answered(Answer::Lost),
@@ -230,10 +224,18 @@ pub(crate) fn give_up(s: SlotWords<'_>, generation: u32) -> GaveUp {
             .compare_exchange(w, to, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            if outcome == GaveUp::Withdrawn {
-                release_client(s);
-            }
-            return outcome;
+            return match outcome {
+                GaveUp::Withdrawn => {
+                    release_client(s);
+                    outcome
+                }
+                // The mark read after abandoning: a server that marks later is still
+                // "may or may not have run" to us, which stays true.
+                GaveUp::Abandoned { .. } => GaveUp::Abandoned {
+                    executed: answering(s),
+                },
+                other => other,
+            };
         }
     }
 }
@@ -273,7 +275,7 @@ fn try_reclaim_dead_client(s: SlotWords<'_>, observed: u32, dead: u64) -> bool {
         }
         // A server's to free.
         CMD_ABANDONED => return false,
-        CMD_TAKEN | CMD_ANSWERING => pack(generation, CMD_ABANDONED),
+        CMD_TAKEN => pack(generation, CMD_ABANDONED),
         _ => pack(next(generation), CMD_FREE),
     };
     if s.state
@@ -295,9 +297,9 @@ pub(crate) enum Orphan {
     Untouched,
     /// A retry-safe request queued again.
     Requeued,
-    /// The successor now holds it (still `TAKEN` or `ANSWERING`, so that a client giving up
-    /// meanwhile learns the same outcome) and must write the `LOST` outcome, then call
-    /// [`answer_lost`]. `executed`: the dead server had started answering.
+    /// The successor now holds it (still `TAKEN`, so that a client giving up meanwhile learns
+    /// the same outcome) and must write the `LOST` outcome, then call [`answer_lost`].
+    /// `executed`: the dead server had started answering.
     Lost {
         /// Its generation.
         generation: u32,
@@ -309,26 +311,23 @@ pub(crate) enum Orphan {
 }
 
 /// Successor server, right after taking the role from a dead server (so every `TAKEN`,
-/// `ANSWERING` and `ABANDONED` slot is the dead one's): settles `word`. `retry_safe` tells
+/// and `ABANDONED` slot is the dead one's): settles `word`. `retry_safe` tells
 /// whether the request may run again.
 pub(crate) fn settle_orphan(s: SlotWords<'_>, retry_safe: impl Fn() -> bool) -> Orphan {
     loop {
         let w = s.state.load(Ordering::Acquire);
         let generation = generation_of(w);
         let (to, outcome) = match state_of(w) {
-            CMD_TAKEN if retry_safe() => (pack(generation, CMD_QUEUED), Orphan::Requeued),
+            // Not answered yet: the request bytes are intact and may run again if allowed.
+            CMD_TAKEN if !answering(s) && retry_safe() => {
+                (pack(generation, CMD_QUEUED), Orphan::Requeued)
+            }
             // Already a server's (ours now): no transition needed to own it. Passing through
             // another state would tell a client giving up meanwhile another outcome.
             CMD_TAKEN => {
                 return Orphan::Lost {
                     generation,
-                    executed: false,
-                }
-            }
-            CMD_ANSWERING => {
-                return Orphan::Lost {
-                    generation,
-                    executed: true,
+                    executed: answering(s),
                 }
             }
             CMD_ABANDONED => (pack(next(generation), CMD_FREE), Orphan::Freed),
@@ -411,6 +410,7 @@ mod loom_tests {
     struct Words {
         state: AtomicU32,
         client: AtomicU64,
+        reply_len: AtomicU32,
     }
 
     impl Words {
@@ -418,6 +418,7 @@ mod loom_tests {
             Arc::new(Words {
                 state: AtomicU32::new(0),
                 client: AtomicU64::new(0),
+                reply_len: AtomicU32::new(0),
             })
         }
 
@@ -425,6 +426,7 @@ mod loom_tests {
             SlotWords {
                 state: &self.state,
                 client: &self.client,
+                reply_len: &self.reply_len,
             }
         }
 
@@ -443,10 +445,13 @@ mod loom_tests {
         loom::model(|| {
             let word = Words::new();
             let generation = claim(word.s(), ME).unwrap();
-            queue(&word.state, generation);
+            queue(word.s(), generation);
             let w2 = word.clone();
             let server = thread::spawn(move || match take(&w2.state) {
-                Some(g) => begin_answer(w2.s(), g) && answer(w2.s(), g, false),
+                Some(g) => {
+                    begin_answer(w2.s());
+                    answer(w2.s(), g, false)
+                }
                 None => false,
             });
             let outcome = give_up(word.s(), generation);
@@ -470,7 +475,7 @@ mod loom_tests {
         });
     }
 
-    /// A server died holding a request (`TAKEN`, or `ANSWERING` with `answering`). Its
+    /// A server died holding a request (`TAKEN`; marked answering with `answering`). Its
     /// successor settles the slot while the client, which noticed the death too, gives up:
     /// whoever wins, the client learns the same outcome, the request is not queued again, and
     /// the slot ends free.
@@ -478,10 +483,11 @@ mod loom_tests {
         loom::model(move || {
             let word = Words::new();
             let generation = claim(word.s(), ME).unwrap();
-            queue(&word.state, generation);
+            queue(word.s(), generation);
             let g = take(&word.state).unwrap();
+            assert_eq!(g, generation);
             if answering {
-                assert!(begin_answer(word.s(), g));
+                begin_answer(word.s());
             }
             // The server dies here. Its successor:
             let w2 = word.clone();
@@ -491,7 +497,7 @@ mod loom_tests {
                     executed,
                 } => {
                     assert_eq!(executed, answering);
-                    answer_lost(w2.s(), generation, executed);
+                    answer_lost(w2.s(), generation);
                 }
                 Orphan::Freed | Orphan::Untouched => {}
                 Orphan::Requeued => panic!("not retry-safe: must not run again"),
@@ -528,14 +534,17 @@ mod loom_tests {
         loom::model(|| {
             let word = Words::new();
             let generation = claim(word.s(), ME).unwrap();
-            queue(&word.state, generation);
+            queue(word.s(), generation);
             take(&word.state).unwrap();
             let w2 = word.clone();
             let successor = thread::spawn(move || match settle_orphan(w2.s(), || true) {
                 // The client abandoned it first: freed, never run again.
                 Orphan::Freed => false,
                 Orphan::Requeued => match take(&w2.state) {
-                    Some(g) => begin_answer(w2.s(), g) && answer(w2.s(), g, false),
+                    Some(g) => {
+                        begin_answer(w2.s());
+                        answer(w2.s(), g, false)
+                    }
                     None => false,
                 },
                 other => panic!("unexpected {other:?}"),
@@ -597,7 +606,7 @@ mod loom_tests {
             let (w2, s2, n2) = (word.clone(), sleeping.clone(), notify.clone());
             let client = thread::spawn(move || {
                 let generation = claim(w2.s(), ME).unwrap();
-                queue(&w2.state, generation);
+                queue(w2.s(), generation);
                 wake_server_if_asleep(&s2, &n2);
             });
             let queued = |w: &AtomicU32| state_of(w.load(Ordering::Acquire)) == CMD_QUEUED;
@@ -630,11 +639,12 @@ mod loom_tests {
             let word = Words::new();
             let waiting = Arc::new(AtomicU32::new(0));
             let generation = claim(word.s(), ME).unwrap();
-            queue(&word.state, generation);
+            queue(word.s(), generation);
             let (w2, wait2) = (word.clone(), waiting.clone());
             let server = thread::spawn(move || {
                 let g = take(&w2.state).unwrap();
-                begin_answer(w2.s(), g) && answer(w2.s(), g, false) && client_may_sleep(&wait2)
+                begin_answer(w2.s());
+                answer(w2.s(), g, false) && client_may_sleep(&wait2)
             });
             let mut would_sleep = false;
             if collect(&word.state, generation).is_none() {

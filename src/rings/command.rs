@@ -20,8 +20,8 @@ use crate::sys::identity::ProcessIdentity;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_layout::{
-    BlockKind, CommandRingHeader, CommandSlotMeta, ObjectKind, CMD_INLINE, CMD_LOST_EXECUTED,
-    CMD_LOST_UNKNOWN, CMD_MAX_SLOTS, CMD_QUEUED, CMD_RETRY_SAFE,
+    BlockKind, CommandRingHeader, CommandSlotMeta, ObjectKind, CMD_ANSWERING_MARK, CMD_INLINE,
+    CMD_LOST_EXECUTED, CMD_LOST_UNKNOWN, CMD_MAX_SLOTS, CMD_QUEUED, CMD_RETRY_SAFE,
 };
 use std::mem::{offset_of, size_of};
 use std::ptr::NonNull;
@@ -178,6 +178,7 @@ impl CommandRing {
         SlotWords {
             state: self.state(slot),
             client: self.meta_u64(slot, offset_of!(CommandSlotMeta, client)),
+            reply_len: self.meta_u32(slot, offset_of!(CommandSlotMeta, reply_len)),
         }
     }
 
@@ -281,7 +282,7 @@ impl CommandRing {
         let flags = if self.retry_safe { CMD_RETRY_SAFE } else { 0 };
         self.meta_u32(slot, offset_of!(CommandSlotMeta, request_len))
             .store(len | flags, Ordering::Relaxed);
-        cmd_state::queue(self.state(slot), generation);
+        cmd_state::queue(self.words(slot), generation);
         cmd_state::wake_server_if_asleep(
             self.header_u32(offset_of!(CommandRingHeader, server_sleeping)),
             self.header_u32(offset_of!(CommandRingHeader, notify)),
@@ -447,7 +448,8 @@ impl CommandRing {
         }
         let len = self
             .meta_u32(slot, offset_of!(CommandSlotMeta, reply_len))
-            .load(Ordering::Relaxed);
+            .load(Ordering::Relaxed)
+            & !CMD_ANSWERING_MARK;
         if len > self.max_reply.max(CMD_INLINE) {
             return Err(CommandError::Corrupt(format!(
                 "reply length {len} above {}",
@@ -527,7 +529,7 @@ impl CommandRing {
                     .store(code, Ordering::Relaxed);
                 self.meta_u64(slot, offset_of!(CommandSlotMeta, ticket))
                     .store(u64::from(dead_pid), Ordering::Relaxed);
-                if cmd_state::answer_lost(self.words(slot), generation, executed)
+                if cmd_state::answer_lost(self.words(slot), generation)
                     && cmd_state::client_may_sleep(
                         self.meta_u32(slot, offset_of!(CommandSlotMeta, waiting)),
                     )
@@ -682,15 +684,13 @@ impl Request<'_> {
         let len = bytes.len() as u32;
         self.answered = true;
         fault::crash_point(CrashPoint::ServerBeforeAnswer);
-        if !cmd_state::begin_answer(ring.words(self.slot), self.generation) {
-            // The client gave up; the slot is freed and nobody reads an answer.
-            return Ok(false);
-        }
+        cmd_state::begin_answer(ring.words(self.slot));
         fault::crash_point(CrashPoint::ServerAnswering);
-        // SAFETY: the slot is ANSWERING, held by this server (a client that gives up now only
-        // marks it ABANDONED, and only we free it); the request it carried is consumed
-        // (`bytes()` borrows are over, `self` is being answered); `reply_at` picks a region of
-        // at least `len <= max_reply` bytes.
+        // SAFETY: the slot is TAKEN (or ABANDONED), held by this server: a client that gives
+        // up only marks it ABANDONED, and only we free it, so nobody else writes or reads these
+        // bytes now; the request it carried is consumed (`bytes()` borrows are over, `self` is
+        // being answered) and marked as such; `reply_at` picks a region of at least
+        // `len <= max_reply` bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
@@ -698,8 +698,10 @@ impl Request<'_> {
                 bytes.len(),
             )
         };
+        // The mark stays: until the answer is published, a successor must still see that
+        // the request ran.
         ring.meta_u32(self.slot, offset_of!(CommandSlotMeta, reply_len))
-            .store(len, Ordering::Relaxed);
+            .store(len | CMD_ANSWERING_MARK, Ordering::Relaxed);
         fault::crash_point(CrashPoint::ServerReplyWritten);
         let delivered = cmd_state::answer(ring.words(self.slot), self.generation, failed);
         fault::crash_point(CrashPoint::ServerPublished);
