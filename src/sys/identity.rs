@@ -34,7 +34,7 @@ const MAX_ID: u32 = (1 << (64 - TOKEN_BITS)) - 1;
 pub struct ProcessIdentity {
     /// Process id.
     pub pid: u32,
-    /// Identity token: a pidfs inode, or start ticks with [`TOKEN_TICKS`] set.
+    /// Identity token: a pidfs inode, or start ticks with bit 41 set.
     pub token: u64,
 }
 
