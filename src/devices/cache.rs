@@ -346,9 +346,8 @@ impl DeviceCache {
     }
 }
 
-/// Sends `sig` to the process of `record` if it is still that process.
+/// Sends `sig` to the process of `record` if it is still that process (through a pidfd, so a
+/// process that reused the pid is never signalled).
 fn signal(record: u64, sig: libc::c_int) {
-    if !crate::rings::record_dead(record) {
-        crate::sys::signals::send(crate::rings::record_pid(record), sig);
-    }
+    crate::sys::identity::Record::from_raw(record).signal_process(sig);
 }

@@ -97,6 +97,13 @@ impl Record {
         imp::liveness(self.id(), self.token(), false)
     }
 
+    /// Sends `signal` to the process named by this record if it is still that process;
+    /// returns whether it was sent. The identity is checked on a pidfd opened first, and the
+    /// signal goes through that pidfd, so a process that reused the pid meanwhile is never hit.
+    pub fn signal_process(self, signal: i32) -> bool {
+        !self.is_none() && imp::signal(self.id(), self.token(), signal)
+    }
+
     /// Is the thread named by this record still running? (For thread roles.)
     pub fn thread_liveness(self) -> Liveness {
         if self.is_none() {
@@ -364,6 +371,23 @@ mod imp {
         }
     }
 
+    /// Sends `signal` to process `id` if it is the one with `token` (see `Record::signal_process`).
+    pub fn signal(id: u32, token: u64, signal: i32) -> bool {
+        if id == 0 || id > MAX_ID {
+            return false;
+        }
+        // The pidfd pins the process: whatever is checked below is about the one we signal.
+        let Ok(fd) = pidfd::open(id, false) else {
+            return false;
+        };
+        let same = if token & TOKEN_TICKS != 0 {
+            matches!(task_stat(id), Ok(Some(stat)) if ticks_token(stat.start_ticks) == token)
+        } else {
+            matches!(pidfd::inode(&fd), Ok(ino) if ino & TOKEN_VALUE_MASK == token)
+        };
+        same && matches!(pidfd::exited(&fd), Ok(false)) && pidfd::send_signal(&fd, signal).is_ok()
+    }
+
     /// Does any live thread have id `tid` (whoever it is)? For claim words whose holder has
     /// not stored its record yet.
     pub fn any_task(tid: u32) -> Liveness {
@@ -440,6 +464,10 @@ mod imp {
             return Liveness::Dead;
         }
         Liveness::Alive
+    }
+
+    pub fn signal(_id: u32, _token: u64, _signal: i32) -> bool {
+        false
     }
 }
 
@@ -551,6 +579,37 @@ mod tests {
         assert_eq!(me.token & TOKEN_TICKS == 0, pidfs);
         let t = std::thread::spawn(current_thread).join().unwrap();
         assert_ne!(t.token, current_thread().token, "two threads, two tokens");
+    }
+
+    /// A signal reaches the process its record names, and never another process that has
+    /// its pid but another token.
+    #[cfg(not(any(miri, loom)))]
+    #[test]
+    fn a_signal_goes_only_to_the_process_its_record_names() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let fd = crate::sys::pidfd::open(pid, false).unwrap();
+        let token = match crate::sys::pidfd::unique_inode(&fd).unwrap() {
+            Some(ino) => ino & TOKEN_VALUE_MASK,
+            None => ticks_token(
+                parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
+                    .unwrap()
+                    .start_ticks,
+            ),
+        };
+        let impostor = Record::new(pid, token ^ 1);
+        assert!(
+            !impostor.signal_process(libc::SIGKILL),
+            "another token: not sent"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "still running");
+        assert!(Record::new(pid, token).signal_process(libc::SIGKILL));
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
 
     #[cfg(not(miri))]

@@ -52,6 +52,25 @@ pub fn inode(fd: &OwnedFd) -> io::Result<u64> {
     Ok(st.st_ino)
 }
 
+/// Sends `signal` to the process behind the pidfd (never to a later process given its pid).
+pub fn send_signal(fd: &OwnedFd, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal takes a valid pidfd, a signal number, a null siginfo (the
+    // kernel fills in a default one) and zero flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(super::last_os_error());
+    }
+    Ok(())
+}
+
 /// Has the task behind the pidfd exited (without waiting)?
 pub fn exited(fd: &OwnedFd) -> io::Result<bool> {
     let mut pfd = libc::pollfd {

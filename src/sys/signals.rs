@@ -51,14 +51,6 @@ pub fn ignore(signal: libc::c_int) {
     unsafe { libc::signal(signal, libc::SIG_IGN) };
 }
 
-/// Sends `signal` to process `pid`. The caller vouches that `pid` is the process it means
-/// (checked its identity a moment before); a pid recycled in between would need a whole
-/// pid-space wrap within that moment.
-pub fn send(pid: u32, signal: libc::c_int) {
-    // SAFETY: kill has no memory preconditions.
-    unsafe { libc::kill(pid as libc::pid_t, signal) };
-}
-
 /// Makes this thread's timed waits end on time rather than up to 50 µs late (the default
 /// timer slack): for servers whose waits are frame periods.
 pub fn precise_timers() {
