@@ -5,7 +5,7 @@
 //! outcome), [`Event`]s and [`Barrier`]s, all process-shared, all with deadlines. A call is an
 //! atomic instruction on the uncontended path and a futex when it must wait.
 //!
-//! Layers, bottom up (see `DESIGN.md`): `shm-layout` (the bytes), `sys` (the only OS calls),
+//! Layers, bottom up (see `ARCHITECTURE.md`): `shm-layout` (the bytes), `sys` (the only OS calls),
 //! `sync` (atomics facade for loom), [`primitives`], [`segment`].
 //!
 //! ```no_run

@@ -7,8 +7,8 @@
 //! `LAYOUT.md` beside this crate documents the same bytes for a reader who does not use Rust.
 //!
 //! The types here are plain integers: they describe bytes, they do not access them. The `shmkit`
-//! crate reaches each shared word through an atomic at the offset given here (DESIGN.md,
-//! invariant 2), and copies headers out before validating them with `zerocopy`.
+//! crate reaches each shared word through an atomic at the offset given here (`ARCHITECTURE.md`,
+//! invariant 1), and copies headers out before validating them with `zerocopy`.
 #![no_std]
 
 mod barrier;

@@ -6,7 +6,7 @@
 //! Every attach compares the fingerprint, so a process built with another `T` gets a typed
 //! error naming both types instead of reinterpreting bytes.
 //!
-//! The value is ordinary memory, touched only by the mutex holder (DESIGN.md invariant 2).
+//! The value is ordinary memory, touched only by the mutex holder (ARCHITECTURE.md, invariant 1).
 //! `&mut T` is handed out only through a guard that is the thread's sole hold on the mutex, so
 //! a reentrant second lock can never alias it.
 
