@@ -389,7 +389,7 @@ impl Experiment for Controller {
                 Err(RingError::Timeout { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let held = shmkit_now_ns();
+            let held = shmkit::clock::monotonic_ns();
             frame_lat.push(held.saturating_sub(frame.ts_ns()));
             if last_id != 0 && frame.id() > last_id + 1 {
                 report.missed += frame.id() - last_id - 1;
@@ -416,7 +416,7 @@ impl Experiment for Controller {
             for (c, d) in command.iter_mut().zip(&delta_c) {
                 *c = (*c - o.gain * d).clamp(-1.0, 1.0);
             }
-            let sent = shmkit_now_ns();
+            let sent = shmkit::clock::monotonic_ns();
             let (_, applied) = set(&command, id)?;
             cmd_lat.push(applied.saturating_sub(sent));
             report.commands += 1;
@@ -464,16 +464,6 @@ fn pin_to(cpu: usize) {
         libc::CPU_SET(cpu % libc::CPU_SETSIZE as usize, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
-}
-
-fn shmkit_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to write; CLOCK_MONOTONIC is the clock frames are stamped with.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl Experiment for Statistics {

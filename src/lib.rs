@@ -71,6 +71,15 @@ pub use shared::{
 };
 pub use sync::WaitStrategy;
 
+/// The clock shmkit stamps frames and keeps deadlines on.
+#[cfg(not(loom))]
+pub mod clock {
+    /// Nanoseconds on `CLOCK_MONOTONIC` (time since boot, not counting suspend): the clock
+    /// of frame timestamps (`Frame::ts_ns`) and device reply times, so latencies can be taken
+    /// against them without calling the OS yourself.
+    pub use crate::sys::clock::monotonic_ns;
+}
+
 /// Hooks for tests of this crate and of code built on it (feature `test-support`): arm a
 /// [`CrashPoint`](test_support::CrashPoint) to make this process die by `SIGKILL` at an
 /// exact step of a protocol.
