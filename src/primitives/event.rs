@@ -300,38 +300,46 @@ mod tests {
         }
     }
 
+    /// Starts one waiting thread per strategy, lets the blocking ones fall asleep, sets the
+    /// event (and clears it at once if `clear_at_once`), and checks every waiter returned `Ok`.
+    fn wake_a_thread_per_strategy(clear_at_once: bool, round: u32) {
+        let e = Arc::new(Event::new_local());
+        let strategies = [
+            WaitStrategy::Block,
+            WaitStrategy::Spin,
+            WaitStrategy::SpinThenBlock,
+            WaitStrategy::Block,
+        ];
+        let waiters: Vec<_> = strategies
+            .into_iter()
+            .map(|s| {
+                let e = Event::clone(&e);
+                std::thread::spawn(move || e.wait_with(s, Duration::from_secs(30)))
+            })
+            .collect();
+        // Long enough for the blocking ones to be asleep in the futex.
+        std::thread::sleep(Duration::from_millis(20));
+        e.set();
+        if clear_at_once {
+            e.clear();
+            assert!(!e.is_set());
+        }
+        for (i, w) in waiters.into_iter().enumerate() {
+            assert_eq!(
+                w.join().unwrap(),
+                Ok(()),
+                "round {round}, waiter {i} slept on"
+            );
+        }
+    }
+
     /// Python's `threading.Event`: every thread waiting when `set()` is called is awakened,
     /// even if `clear()` follows at once, with every strategy.
     #[cfg(not(miri))]
     #[test]
     fn set_then_clear_at_once_wakes_every_thread_waiting() {
         for round in 0..20 {
-            let e = Arc::new(Event::new_local());
-            let strategies = [
-                WaitStrategy::Block,
-                WaitStrategy::Block,
-                WaitStrategy::SpinThenBlock,
-                WaitStrategy::Spin,
-            ];
-            let waiters: Vec<_> = strategies
-                .into_iter()
-                .map(|s| {
-                    let e = Event::clone(&e);
-                    std::thread::spawn(move || e.wait_with(s, Duration::from_secs(5)))
-                })
-                .collect();
-            // Long enough for the blocking ones to be asleep in the futex.
-            std::thread::sleep(Duration::from_millis(20));
-            e.set();
-            e.clear();
-            assert!(!e.is_set());
-            for (i, w) in waiters.into_iter().enumerate() {
-                assert_eq!(
-                    w.join().unwrap(),
-                    Ok(()),
-                    "round {round}, waiter {i} slept on"
-                );
-            }
+            wake_a_thread_per_strategy(true, round);
         }
     }
 
@@ -365,24 +373,6 @@ mod tests {
 
     #[test]
     fn set_wakes_every_thread_waiting() {
-        let e = Arc::new(Event::new_local());
-        let strategies = [
-            WaitStrategy::Block,
-            WaitStrategy::Spin,
-            WaitStrategy::SpinThenBlock,
-            WaitStrategy::Block,
-        ];
-        let waiters: Vec<_> = strategies
-            .into_iter()
-            .map(|s| {
-                let e = Event::clone(&e);
-                std::thread::spawn(move || e.wait_with(s, Duration::from_secs(30)))
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(20));
-        e.set();
-        for w in waiters {
-            assert_eq!(w.join().unwrap(), Ok(()));
-        }
+        wake_a_thread_per_strategy(false, 0);
     }
 }
