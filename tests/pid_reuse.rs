@@ -178,6 +178,25 @@ fn a_mutex_holder_replaced_within_its_tick_is_seen_dead() {
     assert!(waited < Duration::from_millis(200), "took {waited:?}");
 }
 
+/// One object per attempt (`make(i)`); a forked holder takes its role with `take`, is killed
+/// and replaced within its tick; returns what `take` then gives this process on that attempt's
+/// object, tried while the stand-in lives.
+fn take_from_replaced_holder<O, T, E: std::fmt::Debug>(
+    f: &Fixture,
+    make: impl Fn(usize) -> O,
+    take: impl Fn(&O) -> Result<T, E>,
+) -> Result<T, E> {
+    let objects: Vec<O> = (0..ATTEMPTS).map(make).collect();
+    let (stand_in, attempt) = holder_replaced_within_its_tick(f.ready(), |i| {
+        std::mem::forget(take(&objects[i]).unwrap());
+        f.ready().store(1, Ordering::SeqCst);
+    })
+    .expect("no stand-in started within the holder's clock tick");
+    let taken = take(&objects[attempt]);
+    kill_and_reap(stand_in);
+    taken
+}
+
 fn a_frame_writer_replaced_within_its_tick_is_taken_over() {
     let Some(f) = Fixture::new("writer") else {
         return;
@@ -187,17 +206,11 @@ fn a_frame_writer_replaced_within_its_tick_is_taken_over() {
         elem: ElemType::U16,
         shape: vec![8, 8],
     };
-    let name = |i: usize| format!("writer{i}");
-    let rings: Vec<_> = (0..ATTEMPTS)
-        .map(|i| f.seg.frame_ring(&name(i), &spec).unwrap())
-        .collect();
-    let (stand_in, attempt) = holder_replaced_within_its_tick(f.ready(), |i| {
-        std::mem::forget(rings[i].writer().unwrap());
-        f.ready().store(1, Ordering::SeqCst);
-    })
-    .expect("no stand-in started within the holder's clock tick");
-    let taken = rings[attempt].writer();
-    kill_and_reap(stand_in);
+    let taken = take_from_replaced_holder(
+        &f,
+        |i| f.seg.frame_ring(&format!("writer{i}"), &spec).unwrap(),
+        |ring| ring.writer(),
+    );
     assert!(taken.is_ok(), "the dead writer looked alive: {taken:?}");
 }
 
@@ -210,16 +223,10 @@ fn a_command_server_replaced_within_its_tick_is_taken_over() {
         max_request: 64,
         max_reply: 64,
     };
-    let name = |i: usize| format!("server{i}");
-    let rings: Vec<_> = (0..ATTEMPTS)
-        .map(|i| f.seg.command_ring(&name(i), &spec).unwrap())
-        .collect();
-    let (stand_in, attempt) = holder_replaced_within_its_tick(f.ready(), |i| {
-        std::mem::forget(rings[i].server().unwrap());
-        f.ready().store(1, Ordering::SeqCst);
-    })
-    .expect("no stand-in started within the holder's clock tick");
-    let taken = rings[attempt].server();
-    kill_and_reap(stand_in);
+    let taken = take_from_replaced_holder(
+        &f,
+        |i| f.seg.command_ring(&format!("server{i}"), &spec).unwrap(),
+        |ring| ring.server(),
+    );
     assert!(taken.is_ok(), "the dead server looked alive: {taken:?}");
 }
