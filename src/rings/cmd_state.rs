@@ -209,12 +209,9 @@ pub(crate) fn give_up(s: SlotWords<'_>, generation: u32) -> GaveUp {
             // Not ours any more (cannot happen to a live caller).
             return GaveUp::Withdrawn;
         }
-        let (to, outcome) = match state_of(w) {
-            CMD_QUEUED => (pack(next(generation), CMD_FREE), GaveUp::Withdrawn),
-            CMD_TAKEN => (
-                pack(generation, CMD_ABANDONED),
-                GaveUp::Abandoned { executed: false },
-            ),
+        let to = match state_of(w) {
+            CMD_QUEUED => pack(next(generation), CMD_FREE),
+            CMD_TAKEN => pack(generation, CMD_ABANDONED),
             CMD_REPLIED => return GaveUp::Answered(Answer::Replied),
             CMD_FAILED => return GaveUp::Answered(Answer::Failed),
             CMD_LOST => return GaveUp::Answered(Answer::Lost),
@@ -224,17 +221,14 @@ pub(crate) fn give_up(s: SlotWords<'_>, generation: u32) -> GaveUp {
             .compare_exchange(w, to, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            return match outcome {
-                GaveUp::Withdrawn => {
-                    release_client(s);
-                    outcome
-                }
-                // The mark read after abandoning: a server that marks later is still
-                // "may or may not have run" to us, which stays true.
-                GaveUp::Abandoned { .. } => GaveUp::Abandoned {
-                    executed: answering(s),
-                },
-                other => other,
+            if state_of(to) == CMD_FREE {
+                release_client(s);
+                return GaveUp::Withdrawn;
+            }
+            // The mark read after abandoning: a server that marks later is still "may or may
+            // not have run" to us, which stays true.
+            return GaveUp::Abandoned {
+                executed: answering(s),
             };
         }
     }
@@ -310,17 +304,28 @@ pub(crate) enum Orphan {
     Freed,
 }
 
-/// Successor server, right after taking the role from a dead server (so every `TAKEN`,
-/// and `ABANDONED` slot is the dead one's): settles `word`. `retry_safe` tells
-/// whether the request may run again.
+/// Successor server, right after taking the role from a dead server (so every `TAKEN` and
+/// `ABANDONED` slot is the dead one's): settles the slot. `retry_safe` tells whether its
+/// request may run again.
 pub(crate) fn settle_orphan(s: SlotWords<'_>, retry_safe: impl Fn() -> bool) -> Orphan {
     loop {
         let w = s.state.load(Ordering::Acquire);
         let generation = generation_of(w);
-        let (to, outcome) = match state_of(w) {
+        match state_of(w) {
             // Not answered yet: the request bytes are intact and may run again if allowed.
+            // A failed CAS means the client abandoned it meanwhile: look again.
             CMD_TAKEN if !answering(s) && retry_safe() => {
-                (pack(generation, CMD_QUEUED), Orphan::Requeued)
+                if s.state
+                    .compare_exchange(
+                        w,
+                        pack(generation, CMD_QUEUED),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    return Orphan::Requeued;
+                }
             }
             // Already a server's (ours now): no transition needed to own it. Passing through
             // another state would tell a client giving up meanwhile another outcome.
@@ -330,17 +335,12 @@ pub(crate) fn settle_orphan(s: SlotWords<'_>, retry_safe: impl Fn() -> bool) -> 
                     executed: answering(s),
                 }
             }
-            CMD_ABANDONED => (pack(next(generation), CMD_FREE), Orphan::Freed),
-            _ => return Orphan::Untouched,
-        };
-        if s.state
-            .compare_exchange(w, to, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            if outcome == Orphan::Freed {
-                release_client(s);
+            // Ours to free now, as the server holding it.
+            CMD_ABANDONED => {
+                free_abandoned(s, generation);
+                return Orphan::Freed;
             }
-            return outcome;
+            _ => return Orphan::Untouched,
         }
     }
 }

@@ -355,6 +355,8 @@ impl CommandRing {
         let deadline = Deadline::after_from(started, timeout);
         let mut next_check = started + SERVER_CHECK.as_nanos() as u64;
         let mut spins = SpinCounter::new();
+        // The verdict of the last server check (every SERVER_CHECK), and the pid it judged.
+        let (mut server_dead, mut server_pid) = (false, 0);
         loop {
             if let Some(answer) = cmd_state::collect(word, generation) {
                 return self.take_answer(slot, generation, answer, read);
@@ -363,16 +365,16 @@ impl CommandRing {
             // A spinning client looks at the clock every 64 polls, a sleeping one every time.
             if spins.tick() || !spinning {
                 let now = monotonic_ns();
-                let server = self.server_record().load(Ordering::Acquire);
-                let server_dead = now >= next_check && {
+                if now >= next_check {
                     next_check = now + SERVER_CHECK.as_nanos() as u64;
-                    server == 0 || record_dead(server)
-                };
+                    let server = self.server_record().load(Ordering::Acquire);
+                    server_dead = server == 0 || record_dead(server);
+                    server_pid = record_pid(server);
+                }
                 // A retry-safe call outlives a dead server: a successor runs it again.
-                let expired = deadline.expired();
+                let expired = deadline.as_ns().is_some_and(|d| now >= d);
                 if (server_dead && !self.retry_safe) || expired {
-                    let dead = server_dead || server == 0 || record_dead(server);
-                    return self.give_up(slot, generation, timeout, dead, record_pid(server), read);
+                    return self.give_up(slot, generation, timeout, server_dead, server_pid, read);
                 }
             }
             if spinning {
