@@ -769,7 +769,7 @@ impl Segment {
         if !(1..=CMD_MAX_SLOTS).contains(&spec.slots)
             || spec.max_request == 0
             || spec.max_request >= CMD_RETRY_SAFE
-            || spec.max_reply >= CMD_RETRY_SAFE
+            || spec.max_reply >= CMD_ANSWERING_MARK
         {
             return Err(SegmentError::InvalidOption(format!(
                 "command ring {name:?}: {} slots (1..={CMD_MAX_SLOTS}), max request {}",
@@ -844,7 +844,7 @@ impl Segment {
         let need = META + u64::from(max_request) + u64::from(max_reply);
         let valid = (1..=CMD_MAX_SLOTS).contains(&slots)
             && max_request < CMD_RETRY_SAFE
-            && max_reply < CMD_RETRY_SAFE
+            && max_reply < CMD_ANSWERING_MARK
             && stride >= need
             && stride % 64 == 0;
         let size = stride

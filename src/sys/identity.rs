@@ -347,13 +347,7 @@ mod imp {
             return Liveness::Dead;
         }
         if token & TOKEN_TICKS != 0 {
-            return match task_stat(id) {
-                Ok(None) => Liveness::Dead,
-                Ok(Some(stat)) if matches!(stat.state, b'Z' | b'X' | b'x') => Liveness::Dead,
-                Ok(Some(stat)) if ticks_token(stat.start_ticks) != token => Liveness::Dead,
-                Ok(Some(_)) => Liveness::Alive,
-                Err(()) => Liveness::Unknown,
-            };
+            return stat_liveness(id, |start| ticks_token(start) == token);
         }
         let fd = match pidfd::open(id, thread) {
             Ok(fd) => fd,
@@ -381,7 +375,7 @@ mod imp {
             return false;
         };
         let same = if token & TOKEN_TICKS != 0 {
-            matches!(task_stat(id), Ok(Some(stat)) if ticks_token(stat.start_ticks) == token)
+            stat_liveness(id, |start| ticks_token(start) == token) == Liveness::Alive
         } else {
             matches!(pidfd::inode(&fd), Ok(ino) if ino & TOKEN_VALUE_MASK == token)
         };
@@ -394,9 +388,16 @@ mod imp {
         if tid == 0 || tid > MAX_ID {
             return Liveness::Dead;
         }
-        match task_stat(tid) {
+        stat_liveness(tid, |_| true)
+    }
+
+    /// What `/proc/ID/stat` says: no task or a zombie is dead, a task whose start time
+    /// `matches` is alive, another is dead (the id was reused); unreadable is unknown.
+    fn stat_liveness(id: u32, matches: impl FnOnce(u64) -> bool) -> Liveness {
+        match task_stat(id) {
             Ok(None) => Liveness::Dead,
             Ok(Some(stat)) if matches!(stat.state, b'Z' | b'X' | b'x') => Liveness::Dead,
+            Ok(Some(stat)) if !matches(stat.start_ticks) => Liveness::Dead,
             Ok(Some(_)) => Liveness::Alive,
             Err(()) => Liveness::Unknown,
         }
