@@ -227,7 +227,7 @@ impl DeviceCache {
                 status.mark_crashed(s.server, "the server died without closing the device")?;
                 return Err(DeviceError::Crashed {
                     device: name.into(),
-                    pid: crate::rings::record_pid(s.server),
+                    pid: crate::sys::identity::Record::from_raw(s.server).id(),
                     message: msg,
                 });
             }
@@ -322,7 +322,7 @@ impl DeviceCache {
             } else if s.server != 0 && !server_alive(&s) {
                 return Err(DeviceError::Crashed {
                     device: name.into(),
-                    pid: crate::rings::record_pid(s.server),
+                    pid: crate::sys::identity::Record::from_raw(s.server).id(),
                     message: "the server died while opening the device".into(),
                 });
             } else if s.state == DEVICE_CLOSED && s.server == 0 && s.error_len != 0 {

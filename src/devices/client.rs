@@ -168,7 +168,7 @@ impl<D: Device> DeviceClient<D> {
         match e {
             CommandError::ServerDied { pid, outcome } => {
                 let record = self.status.read().map(|s| s.server).unwrap_or(0);
-                if record != 0 && crate::rings::record_pid(record) == pid {
+                if record != 0 && crate::sys::identity::Record::from_raw(record).id() == pid {
                     let _ = self
                         .status
                         .mark_crashed(record, "the server died during a call");

@@ -153,7 +153,7 @@ pub(crate) fn info(s: &DeviceStatus) -> DeviceStatusInfo {
     };
     DeviceStatusInfo {
         state,
-        pid: crate::rings::record_pid(s.server),
+        pid: crate::sys::identity::Record::from_raw(s.server).id(),
         starts: s.starts,
         heartbeat_age: age,
         message: message(s),

@@ -245,7 +245,7 @@ fn holder(m: &MutexLayout) -> Option<u32> {
 }
 
 fn record_pid(record: u64) -> Option<u32> {
-    (record != 0).then_some(crate::rings::record_pid(record))
+    (record != 0).then_some(crate::sys::identity::Record::from_raw(record).id())
 }
 
 fn record_alive(record: u64) -> Option<bool> {
