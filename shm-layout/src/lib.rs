@@ -24,6 +24,7 @@ mod header;
 mod mutex;
 mod shared;
 mod table;
+pub mod validate;
 
 pub use barrier::{
     BarrierLayout, BARRIER_ARRIVED_MASK, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT,

@@ -8,8 +8,9 @@ use super::status::{set_message, Status};
 use super::{object_name, Device, DeviceError};
 use crate::process::ChildContext;
 use crate::process::Entries;
-use crate::rings::{record_dead, CommandError, CommandSpec, FrameWriter};
+use crate::rings::{CommandError, CommandSpec, FrameWriter};
 use crate::sys::clock::monotonic_ns;
+use crate::sys::identity::{Liveness, Record};
 use crate::sys::signals;
 use crate::{ProcessIdentity, Segment};
 use serde::{Deserialize, Serialize};
@@ -255,7 +256,10 @@ fn run<D: Device>(
                 s.heartbeat_ns = now;
                 s.close_requested != 0
             })?;
-            if asked || signals::caught(libc::SIGTERM) || record_dead(args.owner) {
+            if asked
+                || signals::caught(libc::SIGTERM)
+                || Record::from_raw(args.owner).process_liveness() == Liveness::Dead
+            {
                 return Ok(());
             }
         }

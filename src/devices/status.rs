@@ -6,9 +6,9 @@
 //! later reader can still act on (a dead server's state is judged by its liveness anyway).
 
 use super::{object_name, DeviceError};
-use crate::rings::record_dead;
 use crate::shared::{Shared, SharedAcquired};
 use crate::sys::clock::monotonic_ns;
+use crate::sys::identity::{Liveness, Record};
 use crate::Segment;
 use shm_layout::{
     DeviceStatus, DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX,
@@ -132,7 +132,7 @@ pub(crate) fn message(s: &DeviceStatus) -> String {
 
 /// Is the record's server alive?
 pub(crate) fn server_alive(s: &DeviceStatus) -> bool {
-    s.server != 0 && !record_dead(s.server)
+    s.server != 0 && Record::from_raw(s.server).process_liveness() != Liveness::Dead
 }
 
 /// The public reading of a record.

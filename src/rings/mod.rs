@@ -15,18 +15,5 @@ pub use frame::{
 };
 pub use shm_layout::ElemType;
 
-use crate::sys::identity::{Liveness, Record};
-
-/// Is the process holding a ring role (writer, reader, server, client) under the stored
-/// record `raw` dead?
-pub(crate) fn record_dead(raw: u64) -> bool {
-    Record::from_raw(raw).process_liveness() == Liveness::Dead
-}
-
-/// The pid in a stored process record.
-pub(crate) fn record_pid(raw: u64) -> u32 {
-    Record::from_raw(raw).id()
-}
-
 #[cfg(all(test, not(miri)))]
 mod tests;

@@ -149,7 +149,9 @@ fn a_dead_writer_is_replaced_and_its_half_written_slot_discarded() {
     let t = Temp::new("deadwriter");
     let ring = t.1.frame_ring("cam", &spec(3)).unwrap();
     // A writer record of a process that cannot exist, mid-frame in slot 0.
-    ring.header_u64(std::mem::offset_of!(shm_layout::FrameRingHeader, writer))
+    ring.header()
+        .writer
+        .atomic()
         .store(crate::Record::new(0x3F_FFF0, 1).raw(), Ordering::Relaxed);
     ring.word(0)
         .store(shm_layout::FRAME_WRITING | 5, Ordering::Relaxed);
@@ -166,7 +168,8 @@ fn a_dead_readers_holds_are_reclaimed_by_the_writer() {
     publish(&mut w, 1);
     publish(&mut w, 2);
     // Reader 5, of a process that cannot exist, holds frame 1.
-    ring.reader_record(5)
+    ring.header().readers[5]
+        .atomic()
         .store(crate::Record::new(0x3F_FFF0, 1).raw(), Ordering::Relaxed);
     let slot1 = (0..2)
         .find(|&s| slot_word::id_of(ring.word(s).load(Ordering::Relaxed)) == 1)
@@ -177,7 +180,7 @@ fn a_dead_readers_holds_are_reclaimed_by_the_writer() {
         3,
         "the dead reader's hold was reclaimed"
     );
-    assert_eq!(ring.reader_record(5).load(Ordering::Relaxed), 0);
+    assert!(ring.header().readers[5].load().is_none());
 }
 
 #[test]

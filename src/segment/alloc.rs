@@ -9,6 +9,7 @@
 
 use super::{image, Segment, SegmentError};
 use crate::primitives::{Barrier, BarrierState, Event, EventState, Mutex, MutexState, StateRef};
+use crate::sync::SharedWord;
 use shm_layout::{
     BlockKind, SegmentHeader, BARRIER_MAX_PARTIES, BLOCK_HEADER_SIZE, BLOCK_MAX_ALIGN,
 };
@@ -191,31 +192,45 @@ impl Segment {
             .map(Mutex::from_state)
     }
 
-    /// Like [`block_ptr`](Self::block_ptr), checking that the block holds a `kind`.
-    pub(crate) fn block_ptr_of_kind(
+    /// The typed view at the start of the block of `kind` at `offset`, after checking the
+    /// block (finished, that kind, big enough for the view, aligned for it), with the block's
+    /// size for the kind's validator.
+    pub(crate) fn view_of_kind<V: SharedWord>(
         &self,
         offset: u64,
         kind: BlockKind,
-        len: u64,
-    ) -> Result<NonNull<u8>, SegmentError> {
-        self.checked_block(offset, Some(kind), len)?;
-        self.block_start(offset, len)
-    }
-
-    /// A pointer to the first `len` bytes of the block at `offset`, which must hold at least
-    /// that many.
-    pub(crate) fn block_ptr(&self, offset: u64, len: u64) -> Result<NonNull<u8>, SegmentError> {
-        self.checked_block(offset, None, len)?;
-        self.block_start(offset, len)
-    }
-
-    fn block_start(&self, offset: u64, len: u64) -> Result<NonNull<u8>, SegmentError> {
-        self.map
-            .ptr_at(offset, len, 1)
+    ) -> Result<(&V, u64), SegmentError> {
+        let block = self.checked_block(offset, Some(kind), size_of::<V>() as u64)?;
+        let ptr = self
+            .map
+            .ptr_at(offset, size_of::<V>() as u64, align_of::<V>() as u64)
             .ok_or(SegmentError::BadOffset {
                 offset,
-                reason: "outside the segment",
-            })
+                reason: "misaligned for this kind of object",
+            })?;
+        // SAFETY: `ptr_at` checked that `size_of::<V>()` bytes at an address aligned for `V`
+        // lie inside the mapping, which lives as long as `&self`; a `SharedWord` is valid for
+        // any bytes and is written only through atomics.
+        Ok((unsafe { ptr.cast::<V>().as_ref() }, block.size))
+    }
+
+    /// Places a block of `kind` of `size` bytes that starts with the view `V`; `init` fills
+    /// the zeroed view before the block is published.
+    pub(crate) fn allocate_view<V: SharedWord>(
+        &self,
+        kind: BlockKind,
+        size: u64,
+        align: u64,
+        init: impl FnOnce(&V),
+    ) -> Result<u64, SegmentError> {
+        let size = size.max(size_of::<V>() as u64);
+        let align = align.max(align_of::<V>() as u64);
+        self.allocate(kind, size, align, |ptr| {
+            // SAFETY: `allocate` hands us the zeroed body of our new block, at least `size`
+            // (≥ size of `V`) bytes aligned to `align` (≥ alignment of `V`), inside the
+            // mapping; `V` is valid for any bytes.
+            init(unsafe { ptr.cast::<V>().as_ref() })
+        })
     }
 
     /// Places a new robust mutex and returns a handle to it.

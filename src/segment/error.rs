@@ -156,7 +156,23 @@ pub enum SegmentError {
         /// What was asked for.
         requested: &'static str,
     },
-    /// The name exists with the right kind but other parameters (parties, value type).
+    /// `open` found no object of that name.
+    #[error("no {kind} named {name:?} exists; create it first")]
+    ObjectNotFound {
+        /// The name asked for.
+        name: String,
+        /// The kind asked for.
+        kind: &'static str,
+    },
+    /// `create` found the name taken.
+    #[error("{name:?} already exists (asked to create a {kind}); open it instead")]
+    ObjectExists {
+        /// The name.
+        name: String,
+        /// The kind asked for.
+        kind: &'static str,
+    },
+    /// An existing object has other parameters than the opener asked for.
     #[error("{name:?} does not match: {detail}")]
     ParamMismatch {
         /// The name.
@@ -205,5 +221,34 @@ impl SegmentError {
             expected: expected.name(),
             found: found.name(),
         }
+    }
+}
+
+impl SegmentError {
+    /// An object's bytes failed its kind's validator.
+    pub(crate) fn invalid_object(invalid: shm_layout::validate::Invalid) -> SegmentError {
+        SegmentError::Corrupt {
+            what: invalid.object,
+            detail: format!(
+                "{} = {}, expected {}",
+                invalid.field, invalid.value, invalid.expected
+            ),
+        }
+    }
+
+    /// This error, with a parameter mismatch found at attach renamed to the object's name.
+    pub(crate) fn for_name(self, name: &str) -> SegmentError {
+        match self {
+            SegmentError::ParamMismatch { detail, .. } => SegmentError::ParamMismatch {
+                name: name.to_owned(),
+                detail,
+            },
+            other => other,
+        }
+    }
+
+    /// A creator's parameters are not a valid object.
+    pub(crate) fn invalid_params(invalid: shm_layout::validate::Invalid) -> SegmentError {
+        SegmentError::InvalidOption(invalid.to_string())
     }
 }

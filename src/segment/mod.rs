@@ -12,11 +12,14 @@ mod image;
 mod mapping;
 mod name;
 mod named;
+mod object;
 
 pub use crate::table::{EntryInfo, NamedEntry, ObjectName};
 pub use error::SegmentError;
 pub use image::{validate_image, BlockInfo, HeaderInfo};
 pub use name::{SegmentName, MAX_NAME_LEN};
+pub(crate) use object::sealed;
+pub use object::{Placed, SegmentObject, SegmentObjects};
 pub use shm_layout::{BlockKind, ObjectKind};
 
 /// How long a find-or-create waits for another creator of the same name by default.

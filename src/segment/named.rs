@@ -5,10 +5,12 @@
 //! `crate::table`; this module allocates the objects and checks that an existing entry is the
 //! kind (and the parameters) the caller asked for.
 
+use super::object::{sealed, Placed, SegmentObject, SegmentObjects};
 use super::{Segment, SegmentError, TABLE_ENTRY_SIZE};
 use crate::primitives::{Barrier, Event, EventState, Mutex, MutexState};
+#[cfg(feature = "test-support")]
 use crate::sys::clock::Deadline;
-use crate::table::{self, Created, EntryInfo, EntryState, NamedEntry, ObjectName, TableError};
+use crate::table::{self, EntryInfo, EntryState, NamedEntry, ObjectName, TableError};
 use shm_layout::{BlockKind, ObjectKind, SegmentHeader, TableEntry};
 use std::mem::{align_of, offset_of, size_of};
 use std::time::Duration;
@@ -98,64 +100,81 @@ impl Segment {
         let name = object_name(name)?;
         table::lookup(self.table(), &name).map_err(|e| table_error(e, name.as_str()))
     }
+}
 
-    /// Finds `name` (checking its kind, and its parameters with `accept`, which explains a
-    /// mismatch) or creates it with `create`.
-    pub(crate) fn find_or_create(
-        &self,
-        name: &str,
-        kind: ObjectKind,
-        accept: impl FnOnce(&EntryInfo) -> Result<(), String>,
-        create: impl FnOnce() -> Result<Created, SegmentError>,
-    ) -> Result<EntryInfo, SegmentError> {
-        let name = object_name(name)?;
-        let lookup =
-            table::lookup(self.table(), &name).map_err(|e| table_error(e, name.as_str()))?;
-        let info = match lookup {
-            Some(info) => info,
-            None => {
-                table::find_or_create(
-                    self.table(),
-                    &name,
-                    kind,
-                    Deadline::after(self.create_wait),
-                    create,
-                )
-                .map_err(|e| match e {
-                    TableError::Create(err) => err,
-                    TableError::Full { capacity } => SegmentError::TableFull { capacity },
-                    TableError::Busy { creator_pid, tid } => SegmentError::EntryBusy {
-                        name: name.to_string(),
-                        creator_pid,
-                        tid,
-                        waited: self.create_wait,
-                    },
-                    TableError::Corrupt { index, what } => SegmentError::Corrupt {
-                        what: "table entry",
-                        detail: format!("entry {index}: {what}"),
-                    },
-                })?
-                .0
-            }
-        };
-        if info.kind != kind {
-            return Err(SegmentError::KindMismatch {
-                name: name.to_string(),
-                existing: info.kind.name(),
-                requested: kind.name(),
-            });
-        }
-        accept(&info).map_err(|detail| SegmentError::ParamMismatch {
-            name: name.to_string(),
-            detail,
-        })?;
-        Ok(info)
+impl sealed::Sealed for Mutex {}
+impl SegmentObject for Mutex {
+    type Params = ();
+    const KIND: ObjectKind = ObjectKind::Mutex;
+
+    fn attach(segment: &Segment, offset: u64) -> Result<Self, SegmentError> {
+        segment.mutex_at(offset)
     }
 
-    /// Allocates an object whose all-zero bytes are its initial state (a free mutex, a clear
+    fn place(segment: &Segment, _: &()) -> Result<Placed, SegmentError> {
+        segment.place_zeroed::<MutexState>(BlockKind::Mutex)
+    }
+
+    fn mismatch(&self, _: &()) -> Option<String> {
+        None
+    }
+}
+
+impl sealed::Sealed for Event {}
+impl SegmentObject for Event {
+    type Params = ();
+    const KIND: ObjectKind = ObjectKind::Event;
+
+    fn attach(segment: &Segment, offset: u64) -> Result<Self, SegmentError> {
+        segment.event_at(offset)
+    }
+
+    fn place(segment: &Segment, _: &()) -> Result<Placed, SegmentError> {
+        segment.place_zeroed::<EventState>(BlockKind::Event)
+    }
+
+    fn mismatch(&self, _: &()) -> Option<String> {
+        None
+    }
+}
+
+impl sealed::Sealed for Barrier {}
+impl SegmentObject for Barrier {
+    /// The number of parties.
+    type Params = u32;
+    const KIND: ObjectKind = ObjectKind::Barrier;
+
+    fn attach(segment: &Segment, offset: u64) -> Result<Self, SegmentError> {
+        segment.barrier_at(offset)
+    }
+
+    fn place(segment: &Segment, parties: &u32) -> Result<Placed, SegmentError> {
+        let offset = segment
+            .alloc_barrier(*parties)?
+            .offset()
+            .expect("segment objects have offsets");
+        Ok(Placed {
+            offset,
+            size: size_of::<shm_layout::BarrierLayout>() as u64,
+            param: u64::from(*parties),
+        })
+    }
+
+    fn mismatch(&self, parties: &u32) -> Option<String> {
+        (self.parties() != *parties).then(|| {
+            format!(
+                "it has {} parties; {parties} were asked for",
+                self.parties()
+            )
+        })
+    }
+}
+
+impl Segment {
+    /// Places an object whose all-zero bytes are its initial state (a free mutex, a clear
     /// event).
-    fn create_zeroed<T>(&self, kind: BlockKind) -> Result<Created, SegmentError> {
-        Ok(Created {
+    fn place_zeroed<T>(&self, kind: BlockKind) -> Result<Placed, SegmentError> {
+        Ok(Placed {
             offset: self.allocate_state::<T>(kind, |_| {})?,
             size: size_of::<T>() as u64,
             param: 0,
@@ -164,88 +183,53 @@ impl Segment {
 
     /// Finds or creates the mutex `name`.
     pub fn mutex(&self, name: &str) -> Result<Mutex, SegmentError> {
-        let info = self.find_or_create(
-            name,
-            ObjectKind::Mutex,
-            |_| Ok(()),
-            || self.create_zeroed::<MutexState>(BlockKind::Mutex),
-        )?;
-        self.mutex_at(info.offset)
+        self.open_or_create(name, &())
     }
 
     /// Finds or creates the event `name`.
     pub fn event(&self, name: &str) -> Result<Event, SegmentError> {
-        let info = self.find_or_create(
-            name,
-            ObjectKind::Event,
-            |_| Ok(()),
-            || self.create_zeroed::<EventState>(BlockKind::Event),
-        )?;
-        self.event_at(info.offset)
+        self.open_or_create(name, &())
     }
 
     /// Finds or creates the barrier `name` for `parties`; an existing barrier must have the
     /// same number of parties.
     pub fn barrier(&self, name: &str, parties: u32) -> Result<Barrier, SegmentError> {
-        let info = self.find_or_create(
-            name,
-            ObjectKind::Barrier,
-            |info| {
-                if info.param != u64::from(parties) {
-                    return Err(format!(
-                        "it has {} parties, {parties} were asked for",
-                        info.param
-                    ));
-                }
-                Ok(())
-            },
-            || {
-                let offset = self
-                    .alloc_barrier(parties)?
-                    .offset()
-                    .expect("segment objects have offsets");
-                Ok(Created {
-                    offset,
-                    size: size_of::<shm_layout::BarrierLayout>() as u64,
-                    param: u64::from(parties),
-                })
-            },
-        )?;
-        self.barrier_at(info.offset)
+        self.open_or_create(name, &parties)
     }
 }
 
+#[cfg(feature = "test-support")]
 impl Segment {
-    /// Test support: claims `name` through the real find-or-create protocol, then stalls
-    /// inside creation until `release` is set (or forever), the way a process killed
-    /// mid-initialisation would leave it. Used by the multi-process tests; not an API.
-    #[doc(hidden)]
+    /// Test support (feature `test-support`): claims `name` through the real find-or-create
+    /// protocol, then stalls inside creation until `release` is set, the way a process killed
+    /// mid-initialisation would leave it.
     pub fn claim_and_stall_for_test(
         &self,
         name: &str,
         on_claimed: impl FnOnce(),
         release: &std::sync::atomic::AtomicBool,
     ) -> Result<EntryInfo, SegmentError> {
-        self.find_or_create(
-            name,
+        let object_name = object_name(name)?;
+        table::find_or_create(
+            self.table(),
+            &object_name,
             ObjectKind::Event,
-            |_| Ok(()),
+            Deadline::after(self.create_wait),
             || {
                 on_claimed();
                 while !release.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(1));
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                 }
-                let offset = self
-                    .alloc_event()?
-                    .offset()
-                    .expect("segment objects have offsets");
-                Ok(Created {
-                    offset,
-                    size: size_of::<shm_layout::EventLayout>() as u64,
-                    param: 0,
+                let placed = self.place_zeroed::<EventState>(BlockKind::Event)?;
+                Ok::<_, SegmentError>(table::Created {
+                    offset: placed.offset,
+                    size: placed.size,
+                    param: placed.param,
                 })
             },
         )
+        .map(|(info, _)| info)
+        .map_err(|e| creation_error(e, name, self.create_wait))
     }
 }
 
@@ -257,8 +241,19 @@ pub(crate) fn object_name(name: &str) -> Result<ObjectName<'_>, SegmentError> {
     })
 }
 
-fn table_error(e: TableError, name: &str) -> SegmentError {
+pub(super) fn table_error(e: TableError, name: &str) -> SegmentError {
+    creation_error(e.widen(), name, Duration::ZERO)
+}
+
+/// Maps a find-or-create failure: the creator's own error as it is, the table's as a
+/// segment error (`waited`: how long a busy creator was waited for).
+pub(super) fn creation_error(
+    e: TableError<SegmentError>,
+    name: &str,
+    waited: Duration,
+) -> SegmentError {
     match e {
+        TableError::Create(err) => err,
         TableError::Corrupt { index, what } => SegmentError::Corrupt {
             what: "table entry",
             detail: format!("entry {index}: {what} (looking up {name:?})"),
@@ -268,8 +263,7 @@ fn table_error(e: TableError, name: &str) -> SegmentError {
             name: name.to_owned(),
             creator_pid,
             tid,
-            waited: Duration::ZERO,
+            waited,
         },
-        TableError::Create(never) => match never {},
     }
 }

@@ -1,7 +1,7 @@
 //! Single-process tests of named objects, shared values and dictionaries on real segments.
 
-use crate::segment::{CreateOptions, ObjectKind, Segment, SegmentError};
-use crate::shared::{DictError, SharedAcquired, SharedError};
+use crate::segment::{CreateOptions, ObjectKind, Segment, SegmentError, SegmentObjects};
+use crate::shared::{DictError, SharedAcquired, SharedDict, SharedError};
 use std::sync::atomic::{AtomicU32, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -221,7 +221,8 @@ fn dict_insert_get_update_remove_and_snapshots() {
     assert_eq!(d.get::<f64>("gain").unwrap(), Some(0.5));
     d.update::<f64>("gain", |g| g.map(|g| g * 2.0)).unwrap();
     assert_eq!(d.get::<f64>("gain").unwrap(), Some(1.0));
-    let other = Segment::open(&t.0).unwrap().dict("cfg", 1).unwrap();
+    let other: SharedDict = Segment::open(&t.0).unwrap().open("cfg").unwrap();
+    assert_eq!(other.spec(), d.spec(), "the opener reads the capacity back");
     assert_eq!(
         other.get::<String>("name").unwrap().as_deref(),
         Some("woofer")
@@ -302,8 +303,7 @@ fn a_corrupt_dict_region_is_a_typed_error() {
         }
     }
     assert!(matches!(d.get::<u64>("a"), Err(DictError::Corrupt { .. })));
-    d.field32(std::mem::offset_of!(shm_layout::DictHeader, slots))
-        .store(3, Ordering::Relaxed);
+    d.header().slots.store(3, Ordering::Relaxed);
     assert!(matches!(
         d.keys(),
         Err(DictError::Corrupt { what: "header", .. })

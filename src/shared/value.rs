@@ -10,14 +10,19 @@
 //! `&mut T` is handed out only through a guard that is the thread's sole hold on the mutex, so
 //! a reentrant second lock can never alias it.
 
-use crate::primitives::{Acquired, LockError, Mutex, MutexGuard, OwnerDiedGuard, OwnerInfo};
-use crate::segment::{Segment, SegmentError};
-use shm_layout::{fnv1a_bytes, BlockKind, ObjectKind, SharedHeader, SHARED_TYPE_NAME_MAX};
+use crate::primitives::{
+    Acquired, LockError, Mutex, MutexGuard, MutexState, OwnerDiedGuard, OwnerInfo,
+};
+use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, SegmentObjects};
+use crate::sync::{shared_view, AtomicU32, AtomicU64, Ordering, SharedWord};
+use shm_layout::{
+    fnv1a_bytes, validate, BlockKind, ObjectKind, SharedHeader, SHARED_TYPE_NAME_MAX,
+};
 use std::marker::PhantomData;
-use std::mem::{align_of, offset_of, size_of};
+use std::mem::align_of;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU8;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Plain data that may live in a segment: valid for any bytes, no pointers, no padding.
@@ -74,6 +79,7 @@ pub enum SharedError {
 pub struct Shared<T: SharedValue> {
     mutex: Mutex,
     value: NonNull<T>,
+    offset: u64,
     timeout: std::time::Duration,
     _type: PhantomData<T>,
 }
@@ -81,6 +87,7 @@ pub struct Shared<T: SharedValue> {
 impl<T: SharedValue> Clone for Shared<T> {
     fn clone(&self) -> Self {
         Shared {
+            offset: self.offset,
             mutex: self.mutex.clone(),
             value: self.value,
             timeout: self.timeout,
@@ -200,6 +207,11 @@ impl<T: SharedValue> Shared<T> {
         &self.mutex
     }
 
+    /// Offset of the value's block in its segment (for `Segment::attach` in another process).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// This handle, waiting at most `timeout` (default 60 s) in `lock`, `read` and `update`.
     pub fn with_lock_timeout(mut self, timeout: std::time::Duration) -> Shared<T> {
         self.timeout = timeout;
@@ -270,91 +282,53 @@ impl<T: SharedValue> Shared<T> {
     }
 }
 
-impl Segment {
-    /// Finds or creates the shared value `name`, initialised to `init` by its creator. An
-    /// existing value must have been created with the same type.
-    pub fn shared<T: SharedValue>(&self, name: &str, init: T) -> Result<Shared<T>, SegmentError> {
-        let fp = Fingerprint::of::<T>();
-        let align = (fp.align as u64).max(64);
-        let value_offset = SharedHeader::value_offset(fp.align as usize) as u64;
-        let size = value_offset + fp.size;
-        let info = self.find_or_create(
-            name,
-            ObjectKind::Shared,
-            |_| Ok(()),
-            || {
-                let offset = self.allocate(BlockKind::Shared, size, align, |ptr| {
-                    write_fingerprint(ptr, &fp);
-                    // SAFETY: the unpublished block is ours (allocator lock held), holds
-                    // `value_offset + size_of::<T>()` bytes, and `value_offset` (a multiple of
-                    // `align`, or 128) in a block aligned to max(64, align) is aligned for `T`.
-                    unsafe {
-                        ptr.as_ptr()
-                            .add(value_offset as usize)
-                            .cast::<T>()
-                            .write(init)
-                    };
-                })?;
-                Ok(crate::table::Created {
-                    offset,
-                    size,
-                    param: fp.hash,
-                })
-            },
-        )?;
-        self.shared_at(info.offset)
-            .map_err(|e| named_type_error(e, name))
+shared_view! {
+    /// The header's words: the value's mutex, then the type fingerprint.
+    struct SharedHeaderView mirrors SharedHeader, align(64) {
+        mutex: MutexState,
+        type_hash: AtomicU64,
+        size: AtomicU64,
+        align: AtomicU32,
+        type_name_len: AtomicU32,
+        type_name: [AtomicU8; SHARED_TYPE_NAME_MAX],
     }
+}
 
-    /// The shared value at `offset` (checks the block's kind and type fingerprint).
-    pub fn shared_at<T: SharedValue>(&self, offset: u64) -> Result<Shared<T>, SegmentError> {
+impl<T: SharedValue> sealed::Sealed for Shared<T> {}
+
+impl<T: SharedValue> SegmentObject for Shared<T> {
+    /// The initial value, written by the creator only.
+    type Params = T;
+    const KIND: ObjectKind = ObjectKind::Shared;
+
+    fn attach(segment: &Segment, offset: u64) -> Result<Shared<T>, SegmentError> {
         let fp = Fingerprint::of::<T>();
-        let mutex = self.mutex_in_block(offset, BlockKind::Shared)?;
-        let header = self.block_ptr(offset, size_of::<SharedHeader>() as u64)?;
-        let load64 = |field: usize| {
-            // SAFETY: in bounds of the checked block, 8-aligned field of a 64-aligned header;
-            // atomics are valid for any bytes.
-            unsafe { AtomicU64::from_ptr(header.as_ptr().add(field).cast()) }
-                .load(Ordering::Relaxed)
-        };
-        let load32 = |field: usize| {
-            // SAFETY: as above, 4-aligned.
-            unsafe { AtomicU32::from_ptr(header.as_ptr().add(field).cast()) }
-                .load(Ordering::Relaxed)
-        };
-        let found_hash = load64(offset_of!(SharedHeader, type_hash));
-        let found_size = load64(offset_of!(SharedHeader, size));
-        let found_align = load32(offset_of!(SharedHeader, align));
-        if (found_hash, found_size, found_align) != (fp.hash, fp.size, fp.align) {
-            let len = (load32(offset_of!(SharedHeader, type_name_len)) as usize)
-                .min(SHARED_TYPE_NAME_MAX);
-            let mut name = [0u8; SHARED_TYPE_NAME_MAX];
-            for (i, b) in name.iter_mut().enumerate().take(len) {
-                // SAFETY: in bounds of the checked header; a one-byte atomic read.
-                *b = unsafe {
-                    std::sync::atomic::AtomicU8::from_ptr(
-                        header.as_ptr().add(offset_of!(SharedHeader, type_name) + i),
-                    )
-                }
-                .load(Ordering::Relaxed);
-            }
+        let (header, block_size) =
+            segment.view_of_kind::<SharedHeaderView>(offset, BlockKind::Shared)?;
+        let h = header.load_plain();
+        let g = validate::shared(&h, block_size).map_err(SegmentError::invalid_object)?;
+        if (h.type_hash, g.size, g.align) != (fp.hash, fp.size, fp.align) {
             return Err(SegmentError::ParamMismatch {
                 name: format!("shared value at offset {offset}"),
                 detail: format!(
-                    "it holds `{}` ({found_size} bytes, align {found_align}), asked for `{}` ({} bytes, align {})",
-                    String::from_utf8_lossy(&name[..len]),
+                    "it holds `{}` ({} bytes, align {}); `{}` ({} bytes, align {}) was asked for",
+                    String::from_utf8_lossy(&h.type_name[..g.type_name_len]),
+                    g.size,
+                    g.align,
                     fp.name,
                     fp.size,
                     fp.align
                 ),
             });
         }
-        let value_offset = SharedHeader::value_offset(fp.align as usize) as u64;
-        let value = self.block_ptr(offset, value_offset + fp.size)?;
-        // SAFETY: `block_ptr` checked the whole value lies in the block; alignment follows
-        // from the block's alignment (checked below) and `value_offset`.
+        // The fingerprint matched, so `value_offset` is `T`'s, and the validator checked that
+        // `value_offset + size_of::<T>()` bytes lie in the block.
+        // SAFETY: inside the block, as just said.
         let value = unsafe {
-            NonNull::new_unchecked(value.as_ptr().add(value_offset as usize).cast::<T>())
+            NonNull::from(header)
+                .cast::<u8>()
+                .add(g.value_offset as usize)
+                .cast::<T>()
         };
         if value.as_ptr() as usize % align_of::<T>() != 0 {
             return Err(SegmentError::BadOffset {
@@ -363,43 +337,62 @@ impl Segment {
             });
         }
         Ok(Shared {
-            mutex,
+            mutex: segment.mutex_in_block(offset, BlockKind::Shared)?,
             value,
+            offset,
             timeout: crate::DEFAULT_LOCK_TIMEOUT,
             _type: PhantomData,
         })
     }
-}
 
-fn named_type_error(e: SegmentError, name: &str) -> SegmentError {
-    match e {
-        SegmentError::ParamMismatch { detail, .. } => SegmentError::ParamMismatch {
-            name: name.to_owned(),
-            detail,
-        },
-        other => other,
+    fn place(segment: &Segment, init: &T) -> Result<Placed, SegmentError> {
+        let fp = Fingerprint::of::<T>();
+        let align = (fp.align as u64).max(64);
+        let value_offset = SharedHeader::value_offset(fp.align as usize) as u64;
+        let size = value_offset + fp.size;
+        let offset =
+            segment.allocate_view::<SharedHeaderView>(BlockKind::Shared, size, align, |h| {
+                let name = &fp.name.as_bytes()[..fp.name.len().min(SHARED_TYPE_NAME_MAX)];
+                h.type_hash.store(fp.hash, Ordering::Relaxed);
+                h.size.store(fp.size, Ordering::Relaxed);
+                h.align.store(fp.align, Ordering::Relaxed);
+                h.type_name_len.store(name.len() as u32, Ordering::Relaxed);
+                for (cell, &b) in h.type_name.iter().zip(name) {
+                    cell.store(b, Ordering::Relaxed);
+                }
+                let value = std::ptr::from_ref(h)
+                    .cast::<u8>()
+                    .cast_mut()
+                    .wrapping_add(value_offset as usize)
+                    .cast::<T>();
+                // SAFETY: the unpublished block is ours (allocator lock held), holds
+                // `value_offset + size_of::<T>()` bytes, and `value_offset` (a multiple of
+                // `align`, or 128) in a block aligned to max(64, align) is aligned for `T`.
+                unsafe { value.write(*init) };
+            })?;
+        Ok(Placed {
+            offset,
+            size,
+            param: fp.hash,
+        })
+    }
+
+    fn mismatch(&self, _: &T) -> Option<String> {
+        // The type was compared at attach; the initial value only matters to the creator.
+        None
     }
 }
 
-/// Writes the fingerprint into a fresh, unpublished shared block.
-fn write_fingerprint(ptr: NonNull<u8>, fp: &Fingerprint) {
-    let base = ptr.as_ptr();
-    let name = &fp.name.as_bytes()[..fp.name.len().min(SHARED_TYPE_NAME_MAX)];
-    // SAFETY: the block is at least `size_of::<SharedHeader>()` bytes, 64-aligned, and not yet
-    // reachable by anyone else; every field written is in the header at its aligned offset.
-    unsafe {
-        AtomicU64::from_ptr(base.add(offset_of!(SharedHeader, type_hash)).cast())
-            .store(fp.hash, Ordering::Relaxed);
-        AtomicU64::from_ptr(base.add(offset_of!(SharedHeader, size)).cast())
-            .store(fp.size, Ordering::Relaxed);
-        AtomicU32::from_ptr(base.add(offset_of!(SharedHeader, align)).cast())
-            .store(fp.align, Ordering::Relaxed);
-        AtomicU32::from_ptr(base.add(offset_of!(SharedHeader, type_name_len)).cast())
-            .store(name.len() as u32, Ordering::Relaxed);
-        std::ptr::copy_nonoverlapping(
-            name.as_ptr(),
-            base.add(offset_of!(SharedHeader, type_name)),
-            name.len(),
-        );
+impl Segment {
+    /// Finds or creates the shared value `name`, initialised to `init` by its creator. An
+    /// existing value must have been created with the same type.
+    pub fn shared<T: SharedValue>(&self, name: &str, init: T) -> Result<Shared<T>, SegmentError> {
+        self.open_or_create(name, &init)
+    }
+
+    /// The shared value at `offset` (checks the block's kind and type fingerprint): the same
+    /// as `seg.attach::<Shared<T>>(offset)`.
+    pub fn shared_at<T: SharedValue>(&self, offset: u64) -> Result<Shared<T>, SegmentError> {
+        self.attach(offset)
     }
 }

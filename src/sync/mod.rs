@@ -6,6 +6,9 @@
 //! spuriously, so every algorithm already tolerates that), which lets loom explore every
 //! interleaving of the same code that runs in the segment.
 
+#[cfg(not(loom))]
+mod record_word;
+mod view;
 mod wait;
 
 #[cfg(loom)]
@@ -14,5 +17,8 @@ pub(crate) use std::sync::atomic::Ordering;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64};
 
+#[cfg(not(loom))]
+pub(crate) use record_word::RecordWord;
+pub(crate) use view::{shared_view, size_of_field, SharedWord};
 pub use wait::WaitStrategy;
 pub(crate) use wait::{futex_wait, futex_wake, spin_hint, SpinCounter};

@@ -229,7 +229,8 @@ pub(crate) enum TableError<E = std::convert::Infallible> {
 }
 
 impl TableError {
-    fn widen<E>(self) -> TableError<E> {
+    /// This error as a failure of a find-or-create whose creator fails with `E`.
+    pub(crate) fn widen<E>(self) -> TableError<E> {
         match self {
             TableError::Full { capacity } => TableError::Full { capacity },
             TableError::Busy { creator_pid, tid } => TableError::Busy { creator_pid, tid },

@@ -49,6 +49,22 @@ const _: () = {
     assert!(offset_of!(MutexState, owner_pid) == offset_of!(MutexLayout, owner_pid));
 };
 
+// SAFETY: atomics and `Pad` only, laid out as `MutexLayout` (asserted above).
+unsafe impl crate::sync::SharedWord for MutexState {
+    type Plain = shm_layout::MutexLayout;
+    fn load_plain(&self) -> shm_layout::MutexLayout {
+        shm_layout::MutexLayout {
+            word: self.word.load_plain(),
+            meta: self.meta.load_plain(),
+            owner: self.owner.load_plain(),
+            owner_pid: self.owner_pid.load_plain(),
+            reserved0: 0,
+            died: self.died.load_plain(),
+            reserved: [0; 4],
+        }
+    }
+}
+
 impl MutexState {
     /// A free, consistent mutex.
     pub(crate) fn new() -> Self {

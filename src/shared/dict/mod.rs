@@ -9,16 +9,19 @@
 //! [`DictError::Corrupt`].
 
 use crate::primitives::{Acquired, LockError, Mutex, OwnerInfo};
-use crate::segment::{Segment, SegmentError};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shm_layout::{
-    fnv1a_bytes, BlockKind, DictHeader, ObjectKind, DICT_RECORD_HEADER, DICT_RECORD_LIVE,
-    DICT_TOMBSTONE,
-};
-use std::mem::{offset_of, size_of};
+use shm_layout::validate::DictGeometry;
+use shm_layout::{fnv1a_bytes, DictHeader, DICT_RECORD_HEADER, DICT_RECORD_LIVE, DICT_TOMBSTONE};
+use std::mem::size_of;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use view::DictHeaderView;
+
+mod attach;
+mod view;
+
+pub use attach::DictSpec;
 
 /// Longest key in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -88,8 +91,9 @@ fn corrupt(what: &'static str, detail: String) -> DictError {
 #[derive(Clone)]
 pub struct SharedDict {
     mutex: Mutex,
+    offset: u64,
     base: NonNull<u8>,
-    geometry: Geometry,
+    geometry: DictGeometry,
     timeout: std::time::Duration,
 }
 
@@ -105,42 +109,6 @@ impl std::fmt::Debug for SharedDict {
             .field("max_entries", &self.geometry.max_entries)
             .field("data_capacity", &self.geometry.data_capacity)
             .finish()
-    }
-}
-
-/// Sizes fixed at creation, validated against the block at attach and at every operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Geometry {
-    slots: u32,
-    max_entries: u32,
-    data_capacity: u64,
-}
-
-impl Geometry {
-    fn for_entries(max_entries: u32, data_capacity: u64) -> Option<Geometry> {
-        let slots = max_entries
-            .checked_mul(2)?
-            .max(2)
-            .checked_next_power_of_two()?;
-        Some(Geometry {
-            slots,
-            max_entries,
-            data_capacity: data_capacity.checked_next_multiple_of(8)?,
-        })
-    }
-
-    fn block_size(&self) -> Option<u64> {
-        HEADER
-            .checked_add(u64::from(self.slots).checked_mul(16)?)?
-            .checked_add(self.data_capacity.checked_mul(2)?)
-    }
-
-    fn index_base(&self, half: u32) -> u64 {
-        HEADER + u64::from(half) * u64::from(self.slots) * 8
-    }
-
-    fn data_base(&self, half: u32) -> u64 {
-        HEADER + u64::from(self.slots) * 16 + u64::from(half) * self.data_capacity
     }
 }
 
@@ -178,6 +146,19 @@ impl SharedDict {
         self
     }
 
+    /// Offset of the dictionary in its segment (for `Segment::attach` in another process).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Its capacity, as read from the segment.
+    pub fn spec(&self) -> DictSpec {
+        DictSpec {
+            max_entries: self.geometry.max_entries,
+            data_bytes: self.geometry.data_capacity,
+        }
+    }
+
     /// Most keys it can hold.
     pub fn max_entries(&self) -> u32 {
         self.geometry.max_entries
@@ -185,28 +166,30 @@ impl SharedDict {
 
     // ---- raw access (only under the mutex) ----
 
-    fn atomic_u64(&self, off: u64) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.geometry.block_size().unwrap_or(0));
-        // SAFETY: every caller passes an 8-aligned offset inside the block (header fields, or
-        // index words below `data_base(0)`), whose size was checked at attach.
-        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(off as usize).cast()) }
+    /// The header's shared words.
+    pub(super) fn header(&self) -> &DictHeaderView {
+        // SAFETY: attach checked that the block at `base` holds the whole dictionary
+        // (`geometry.size` bytes, at least the header) at a 64-aligned offset; atomics only;
+        // the mutex handle keeps the mapping alive as long as `&self`.
+        unsafe { self.base.cast::<DictHeaderView>().as_ref() }
     }
 
-    fn atomic_u32(&self, off: u64) -> &AtomicU32 {
-        // SAFETY: as in `atomic_u64`, for the 4-aligned header fields.
-        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(off as usize).cast()) }
+    /// Both index halves: `2 × slots` words after the header.
+    fn index_words(&self) -> &[AtomicU64] {
+        // SAFETY: as in `header`; the index halves follow the 128-byte header inside the
+        // checked block, 8-aligned.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.as_ptr().add(HEADER as usize).cast::<AtomicU64>(),
+                self.geometry.slots as usize * 2,
+            )
+        }
     }
 
-    fn field64(&self, field: usize) -> &AtomicU64 {
-        self.atomic_u64(field as u64)
-    }
-
-    pub(super) fn field32(&self, field: usize) -> &AtomicU32 {
-        self.atomic_u32(field as u64)
-    }
-
+    /// Index word `slot` of half `half` (both below their bounds, else a panic: a bug).
     pub(super) fn index(&self, half: u32, slot: u32) -> &AtomicU64 {
-        self.atomic_u64(self.geometry.index_base(half) + u64::from(slot) * 8)
+        assert!(half < 2 && slot < self.geometry.slots);
+        &self.index_words()[(half * self.geometry.slots + slot) as usize]
     }
 
     /// `len` bytes of data half `half` at `at`, bounds-checked.
@@ -233,27 +216,17 @@ impl SharedDict {
 
     fn check_header(&self) -> Result<(u32, u64), DictError> {
         let g = &self.geometry;
-        let slots = self
-            .field32(offset_of!(DictHeader, slots))
-            .load(Ordering::Relaxed);
-        let max = self
-            .field32(offset_of!(DictHeader, max_entries))
-            .load(Ordering::Relaxed);
-        let cap = self
-            .field64(offset_of!(DictHeader, data_capacity))
-            .load(Ordering::Relaxed);
+        let slots = self.header().slots.load(Ordering::Relaxed);
+        let max = self.header().max_entries.load(Ordering::Relaxed);
+        let cap = self.header().data_capacity.load(Ordering::Relaxed);
         if (slots, max, cap) != (g.slots, g.max_entries, g.data_capacity) {
             return Err(corrupt(
                 "header",
                 format!("geometry changed to {slots} slots, {max} keys, {cap} bytes"),
             ));
         }
-        let active = self
-            .field32(offset_of!(DictHeader, active))
-            .load(Ordering::Relaxed);
-        let used = self
-            .field64(offset_of!(DictHeader, used))
-            .load(Ordering::Relaxed);
+        let active = self.header().active.load(Ordering::Relaxed);
+        let used = self.header().used.load(Ordering::Relaxed);
         if active > 1 || used > cap || used % 8 != 0 {
             return Err(corrupt(
                 "header",
@@ -386,12 +359,10 @@ impl SharedDict {
     /// counted) instead of failing. Returns the number dropped.
     fn rebuild(&self, salvage: bool) -> Result<usize, DictError> {
         let g = self.geometry;
-        let from = self
-            .field32(offset_of!(DictHeader, active))
-            .load(Ordering::Relaxed)
-            & 1;
+        let from = self.header().active.load(Ordering::Relaxed) & 1;
         let used = self
-            .field64(offset_of!(DictHeader, used))
+            .header()
+            .used
             .load(Ordering::Relaxed)
             .min(g.data_capacity);
         let to = 1 - from;
@@ -439,16 +410,11 @@ impl SharedDict {
             }
         }
         // Commit: one store makes the new half live.
-        self.field32(offset_of!(DictHeader, active))
-            .store(to, Ordering::Release);
-        self.field64(offset_of!(DictHeader, used))
-            .store(out, Ordering::Relaxed);
-        self.field64(offset_of!(DictHeader, garbage))
-            .store(0, Ordering::Relaxed);
-        self.field32(offset_of!(DictHeader, count))
-            .store(count, Ordering::Relaxed);
-        self.field32(offset_of!(DictHeader, tombstones))
-            .store(0, Ordering::Relaxed);
+        self.header().active.store(to, Ordering::Release);
+        self.header().used.store(out, Ordering::Relaxed);
+        self.header().garbage.store(0, Ordering::Relaxed);
+        self.header().count.store(count, Ordering::Relaxed);
+        self.header().tombstones.store(0, Ordering::Relaxed);
         Ok(lost)
     }
 
@@ -528,9 +494,9 @@ impl SharedDict {
                 self.index(half, *slot)
                     .store(DICT_TOMBSTONE, Ordering::Relaxed);
                 self.mark_dead(half, *record)?;
-                self.bump(offset_of!(DictHeader, garbage), *size as i64);
-                self.bump32(offset_of!(DictHeader, count), -1);
-                self.bump32(offset_of!(DictHeader, tombstones), 1);
+                bump(&self.header().garbage, *size as i64);
+                bump32(&self.header().count, -1);
+                bump32(&self.header().tombstones, 1);
             }
             return Ok(old.map(|(_, _, v)| v));
         };
@@ -540,16 +506,12 @@ impl SharedDict {
                 available: g.data_capacity,
             });
         }
-        let count = self
-            .field32(offset_of!(DictHeader, count))
-            .load(Ordering::Relaxed);
+        let count = self.header().count.load(Ordering::Relaxed);
         if old.is_none() && count >= g.max_entries {
             return Err(DictError::TooManyKeys { max: g.max_entries });
         }
         let size = record_size(key.len(), value.len());
-        let tombstones = self
-            .field32(offset_of!(DictHeader, tombstones))
-            .load(Ordering::Relaxed);
+        let tombstones = self.header().tombstones.load(Ordering::Relaxed);
         if used + size > g.data_capacity || tombstones > g.slots / 4 {
             self.rebuild(false)?;
             (half, used) = self.check_header()?;
@@ -580,8 +542,7 @@ impl SharedDict {
             );
         }
         // 2. `used` covers it.
-        self.field64(offset_of!(DictHeader, used))
-            .store(used + size, Ordering::Relaxed);
+        self.header().used.store(used + size, Ordering::Relaxed);
         // 3. one index store publishes it.
         let hash = key_hash(key);
         let word = ((hash >> 32) << 32) | (used + 1);
@@ -591,13 +552,13 @@ impl SharedDict {
         match old {
             Some((record, old_size, value)) => {
                 self.mark_dead(half, record)?;
-                self.bump(offset_of!(DictHeader, garbage), old_size as i64);
+                bump(&self.header().garbage, old_size as i64);
                 Ok(Some(value))
             }
             None => {
-                self.bump32(offset_of!(DictHeader, count), 1);
+                bump32(&self.header().count, 1);
                 if was_tombstone {
-                    self.bump32(offset_of!(DictHeader, tombstones), -1);
+                    bump32(&self.header().tombstones, -1);
                 }
                 Ok(None)
             }
@@ -609,22 +570,6 @@ impl SharedDict {
         // SAFETY: 2 bytes in bounds (checked by `data`); we hold the mutex.
         unsafe { p.cast::<u16>().write_unaligned(0) };
         Ok(())
-    }
-
-    fn bump(&self, field: usize, by: i64) {
-        let a = self.field64(field);
-        a.store(
-            a.load(Ordering::Relaxed).wrapping_add_signed(by),
-            Ordering::Relaxed,
-        );
-    }
-
-    fn bump32(&self, field: usize, by: i32) {
-        let a = self.field32(field);
-        a.store(
-            a.load(Ordering::Relaxed).wrapping_add_signed(by),
-            Ordering::Relaxed,
-        );
     }
 
     /// Every live (key, value) of the active half, in index order.
@@ -658,10 +603,7 @@ impl SharedDict {
 
     /// Number of keys.
     pub fn len(&self) -> Result<usize, DictError> {
-        self.locked(|d, _, _| {
-            Ok(d.field32(offset_of!(DictHeader, count))
-                .load(Ordering::Relaxed) as usize)
-        })
+        self.locked(|d, _, _| Ok(d.header().count.load(Ordering::Relaxed) as usize))
     }
 
     /// True when there are no keys.
@@ -741,101 +683,18 @@ fn decode<V: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<V, DictError> 
     })
 }
 
-impl Segment {
-    /// Finds or creates the dictionary `name` holding up to `max_entries` keys, with 128 bytes
-    /// of record space per key. An existing dictionary is returned as it is.
-    pub fn dict(&self, name: &str, max_entries: u32) -> Result<SharedDict, SegmentError> {
-        self.dict_with(name, max_entries, u64::from(max_entries) * 128)
-    }
+/// Adds `by` to a counter only the mutex holder writes.
+fn bump(a: &AtomicU64, by: i64) {
+    a.store(
+        a.load(Ordering::Relaxed).wrapping_add_signed(by),
+        Ordering::Relaxed,
+    );
+}
 
-    /// Like [`dict`](Self::dict) with an explicit record space (`data_bytes`, excluding the
-    /// index). The region reserves twice `data_bytes` so compaction can never lose data.
-    pub fn dict_with(
-        &self,
-        name: &str,
-        max_entries: u32,
-        data_bytes: u64,
-    ) -> Result<SharedDict, SegmentError> {
-        let geometry = Geometry::for_entries(max_entries.max(1), data_bytes.max(64))
-            .filter(|g| g.data_capacity <= u64::from(u32::MAX))
-            .ok_or_else(|| {
-                SegmentError::InvalidOption(format!(
-                    "dictionary of {max_entries} keys and {data_bytes} bytes is too large"
-                ))
-            })?;
-        let size = geometry
-            .block_size()
-            .ok_or_else(|| SegmentError::InvalidOption("dictionary size overflows".into()))?;
-        let info = self.find_or_create(
-            name,
-            ObjectKind::Dict,
-            |_| Ok(()),
-            || {
-                let offset = self.allocate(BlockKind::Dict, size, 64, |ptr| {
-                    let base = ptr.as_ptr();
-                    // SAFETY: the block is fresh (zeroed, unpublished, ours under the allocator
-                    // lock), 64-aligned and at least `HEADER` bytes; fields at aligned offsets.
-                    unsafe {
-                        AtomicU32::from_ptr(base.add(offset_of!(DictHeader, slots)).cast())
-                            .store(geometry.slots, Ordering::Relaxed);
-                        AtomicU32::from_ptr(base.add(offset_of!(DictHeader, max_entries)).cast())
-                            .store(geometry.max_entries, Ordering::Relaxed);
-                        AtomicU64::from_ptr(base.add(offset_of!(DictHeader, data_capacity)).cast())
-                            .store(geometry.data_capacity, Ordering::Relaxed);
-                    }
-                })?;
-                Ok(crate::table::Created {
-                    offset,
-                    size,
-                    param: u64::from(max_entries),
-                })
-            },
-        )?;
-        self.dict_at(info.offset)
-    }
-
-    /// The dictionary at `offset` (checks the block's kind and geometry).
-    pub fn dict_at(&self, offset: u64) -> Result<SharedDict, SegmentError> {
-        let mutex = self.mutex_in_block(offset, BlockKind::Dict)?;
-        let header = self.block_ptr(offset, HEADER)?;
-        let base = header.as_ptr();
-        // SAFETY: the header is in bounds of the checked block; aligned fields; atomics are
-        // valid for any bytes.
-        let (slots, max_entries, data_capacity) = unsafe {
-            (
-                AtomicU32::from_ptr(base.add(offset_of!(DictHeader, slots)).cast())
-                    .load(Ordering::Relaxed),
-                AtomicU32::from_ptr(base.add(offset_of!(DictHeader, max_entries)).cast())
-                    .load(Ordering::Relaxed),
-                AtomicU64::from_ptr(base.add(offset_of!(DictHeader, data_capacity)).cast())
-                    .load(Ordering::Relaxed),
-            )
-        };
-        let geometry = Geometry {
-            slots,
-            max_entries,
-            data_capacity,
-        };
-        let valid = slots.is_power_of_two()
-            && slots >= 2
-            && max_entries >= 1
-            && u64::from(max_entries) * 2 <= u64::from(slots)
-            && data_capacity % 8 == 0
-            && data_capacity <= u64::from(u32::MAX);
-        let size =
-            geometry
-                .block_size()
-                .filter(|_| valid)
-                .ok_or_else(|| SegmentError::Corrupt {
-                    what: "dictionary header",
-                    detail: format!("{slots} slots, {max_entries} keys, {data_capacity} bytes"),
-                })?;
-        let base = self.block_ptr(offset, size)?;
-        Ok(SharedDict {
-            mutex,
-            base,
-            geometry,
-            timeout: crate::DEFAULT_LOCK_TIMEOUT,
-        })
-    }
+/// As [`bump`], for a 32-bit counter.
+fn bump32(a: &AtomicU32, by: i32) {
+    a.store(
+        a.load(Ordering::Relaxed).wrapping_add_signed(by),
+        Ordering::Relaxed,
+    );
 }

@@ -1,0 +1,76 @@
+//! Creating a command ring and attaching to one, through the segment's one object path
+//! (`crate::segment::SegmentObject`); geometry is validated by
+//! `shm_layout::validate::command_ring`, the same function the inspector and the fuzz targets
+//! call.
+
+use super::view::HeaderView;
+use super::{CommandRing, CommandSpec};
+use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, SegmentObjects};
+use crate::sync::{Ordering, SharedWord, WaitStrategy};
+use shm_layout::validate::{self, CommandGeometry};
+use shm_layout::{BlockKind, ObjectKind};
+use std::ptr::NonNull;
+
+impl sealed::Sealed for CommandRing {}
+
+impl SegmentObject for CommandRing {
+    type Params = CommandSpec;
+    const KIND: ObjectKind = ObjectKind::CommandRing;
+
+    fn attach(segment: &Segment, offset: u64) -> Result<CommandRing, SegmentError> {
+        let (header, block_size) =
+            segment.view_of_kind::<HeaderView>(offset, BlockKind::CommandRing)?;
+        let geometry = validate::command_ring(&header.load_plain(), block_size)
+            .map_err(SegmentError::invalid_object)?;
+        Ok(CommandRing {
+            _segment: segment.clone(),
+            offset,
+            base: NonNull::from(header).cast(),
+            geometry,
+            strategy: WaitStrategy::Block,
+            retry_safe: false,
+        })
+    }
+
+    fn place(segment: &Segment, spec: &CommandSpec) -> Result<Placed, SegmentError> {
+        let g = CommandGeometry::new(spec.slots, spec.max_request, spec.max_reply)
+            .map_err(SegmentError::invalid_params)?;
+        let offset =
+            segment.allocate_view::<HeaderView>(BlockKind::CommandRing, g.size, 64, |h| {
+                h.slots.store(g.slots, Ordering::Relaxed);
+                h.max_request.store(g.max_request, Ordering::Relaxed);
+                h.max_reply.store(g.max_reply, Ordering::Relaxed);
+                h.slot_stride.store(g.slot_stride, Ordering::Relaxed);
+            })?;
+        Ok(Placed {
+            offset,
+            size: g.size,
+            param: u64::from(spec.slots) << 48
+                ^ u64::from(spec.max_request) << 24
+                ^ u64::from(spec.max_reply),
+        })
+    }
+
+    fn mismatch(&self, spec: &CommandSpec) -> Option<String> {
+        let existing = self.spec();
+        (existing != *spec).then(|| format!("it has {existing}; {spec} were asked for"))
+    }
+}
+
+impl Segment {
+    /// Finds or creates the command ring `name`; an existing ring must have the same spec.
+    /// (To call a ring without knowing its spec: `seg.open::<CommandRing>(name)`.)
+    pub fn command_ring(
+        &self,
+        name: &str,
+        spec: &CommandSpec,
+    ) -> Result<CommandRing, SegmentError> {
+        self.open_or_create(name, spec)
+    }
+
+    /// The command ring at `offset` (geometry validated against the block): the same as
+    /// `seg.attach::<CommandRing>(offset)`.
+    pub fn command_ring_at(&self, offset: u64) -> Result<CommandRing, SegmentError> {
+        self.attach(offset)
+    }
+}

@@ -1,0 +1,229 @@
+//! The ring's single writer: claim a slot, fill it in place, publish.
+
+use super::{slot_word, FrameRing, Pixel, RingError};
+use crate::sync::{futex_wake, Ordering};
+use crate::sys::clock::{monotonic_ns, Deadline};
+use crate::sys::identity::Record;
+use std::mem::size_of;
+use std::time::Duration;
+
+/// The ring's single writer. Dropping it gives the role up.
+pub struct FrameWriter {
+    ring: FrameRing,
+    record: Record,
+}
+
+impl std::fmt::Debug for FrameWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameWriter")
+            .field("ring", &self.ring)
+            .finish()
+    }
+}
+
+impl Drop for FrameWriter {
+    fn drop(&mut self) {
+        self.ring.header().writer.release(self.record);
+    }
+}
+
+impl FrameWriter {
+    /// The writer role, already claimed for `record`.
+    pub(super) fn new(ring: FrameRing, record: Record) -> FrameWriter {
+        FrameWriter { ring, record }
+    }
+
+    /// A slot to fill in place. Fails with [`RingError::AllSlotsHeld`] if readers hold every
+    /// slot but the newest; the writer never waits for readers.
+    pub fn claim(&mut self) -> Result<WriteSlot<'_>, RingError> {
+        let slot = self.find_and_claim().ok_or(RingError::AllSlotsHeld {
+            slots: self.ring.geometry.slots,
+        })?;
+        Ok(self.slot(slot))
+    }
+
+    /// Claims a slot, waiting up to `timeout` for readers to let one go.
+    pub fn claim_timeout(&mut self, timeout: Duration) -> Result<WriteSlot<'_>, RingError> {
+        let deadline = Deadline::after(timeout);
+        loop {
+            if let Some(slot) = self.find_and_claim() {
+                return Ok(self.slot(slot));
+            }
+            if deadline.expired() {
+                return Err(RingError::AllSlotsHeld {
+                    slots: self.ring.geometry.slots,
+                });
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    fn slot(&mut self, slot: u32) -> WriteSlot<'_> {
+        WriteSlot {
+            writer: self,
+            slot,
+            len: 0,
+            published: false,
+        }
+    }
+
+    /// Claims the oldest slot nobody holds (never the newest frame's), reclaiming dead
+    /// readers' holds once if every slot is held.
+    fn find_and_claim(&self) -> Option<u32> {
+        let ring = &self.ring;
+        let slots = ring.geometry.slots;
+        let header = ring.header();
+        let last = header.last_id.load(Ordering::Relaxed);
+        let mut reclaimed = false;
+        // Fast path: the slot after the newest one is usually the oldest frame; try it alone
+        // before reading every slot's cache line.
+        let newest = header.last_slot.load(Ordering::Relaxed);
+        if last != 0 && newest < u64::from(slots) {
+            let next = ((newest + 1) % u64::from(slots)) as u32;
+            // In steady state the next slot holds exactly the oldest frame the ring can hold.
+            let oldest_possible = last.saturating_sub(u64::from(slots) - 1);
+            if slot_word::try_claim_holding(ring.word(next), oldest_possible) {
+                return Some(next);
+            }
+            let w = ring.word(next).load(Ordering::Relaxed);
+            if slot_word::id_of(w) <= oldest_possible
+                && slot_word::try_claim(ring.word(next)).is_some()
+            {
+                return Some(next);
+            }
+        }
+        // Each pass picks the oldest claimable slot without allocating (this runs per frame);
+        // a lost race with a reader's pin costs one more pass.
+        for _ in 0..2 * slots + 2 {
+            let mut best: Option<(u64, u32)> = None;
+            for s in 0..slots {
+                let w = ring.word(s).load(Ordering::Relaxed);
+                let id = slot_word::id_of(w);
+                if slot_word::readers_of(w) == 0
+                    && !slot_word::writing(w)
+                    && (last == 0 || id != last)
+                    && best.is_none_or(|(b, _)| id < b)
+                {
+                    best = Some((id, s));
+                }
+            }
+            match best {
+                Some((_, slot)) if slot_word::try_claim(ring.word(slot)).is_some() => {
+                    return Some(slot)
+                }
+                Some(_) => continue,
+                None if !reclaimed => {
+                    reclaimed = true;
+                    if ring.reclaim_dead_readers() == 0 {
+                        return None;
+                    }
+                }
+                None => return None,
+            }
+        }
+        None
+    }
+
+    /// The ring this writer writes.
+    pub fn ring(&self) -> &FrameRing {
+        &self.ring
+    }
+}
+
+/// A claimed slot: fill it, then [`publish`](Self::publish). Dropping it unpublished gives
+/// the slot back empty.
+pub struct WriteSlot<'w> {
+    writer: &'w mut FrameWriter,
+    slot: u32,
+    len: u64,
+    published: bool,
+}
+
+impl WriteSlot<'_> {
+    /// The whole frame buffer (`max_bytes`), writable in place.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let ring = &self.writer.ring;
+        self.len = ring.geometry.max_bytes;
+        // SAFETY: the claim gives this writer the slot alone (readers are kept out by the
+        // writing bit); `max_bytes <= frame_stride` bytes lie inside the block.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                ring.frame_ptr(self.slot),
+                ring.geometry.max_bytes as usize,
+            )
+        }
+    }
+
+    /// The frame as elements of `T`, writable in place.
+    pub fn typed_mut<T: Pixel>(&mut self) -> Result<&mut [T], RingError> {
+        let ring = &self.writer.ring;
+        ring.view::<T>()?;
+        let n = ring.geometry.max_bytes as usize / size_of::<T>();
+        self.len = ring.geometry.max_bytes;
+        // SAFETY: as in `bytes_mut`; frames are 64-aligned, so aligned for every `Pixel`,
+        // and any bytes are valid for these plain number types.
+        Ok(unsafe { std::slice::from_raw_parts_mut(ring.frame_ptr(self.slot).cast::<T>(), n) })
+    }
+
+    /// Sets how many bytes of the buffer the frame uses (default: all of it once written).
+    pub fn set_len(&mut self, len: u64) {
+        self.len = len.min(self.writer.ring.geometry.max_bytes);
+    }
+
+    /// Sets caller metadata word `i` (0..5): exposure, gain, ...
+    pub fn set_user(&mut self, i: usize, value: u64) {
+        if let Some(word) = self.writer.ring.slot(self.slot).user.get(i) {
+            word.store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes the frame: stamps the next id and the time, and wakes readers. Returns the id.
+    pub fn publish(mut self) -> u64 {
+        let ring = &self.writer.ring;
+        let h = ring.header();
+        let meta = ring.slot(self.slot);
+        let id = h.last_id.load(Ordering::Relaxed).wrapping_add(1) & shm_layout::FRAME_ID_MASK;
+        let now = monotonic_ns();
+        meta.ts_ns.store(now, Ordering::Relaxed);
+        meta.len.store(self.len, Ordering::Relaxed);
+        slot_word::publish(&meta.word, id);
+        h.last_slot.store(u64::from(self.slot), Ordering::Relaxed);
+        // Release: pairs with the reader's Acquire load of `last_id`; the slot word and the
+        // `last_slot` hint written before it are visible with it.
+        h.last_id.store(id, Ordering::Release);
+        // The handshake with `slot_word::reader_prepares_to_sleep` (loom-checked there).
+        let wake = slot_word::ring_doorbell(&h.notify, &h.sleepers, id);
+        // The counters have one writer (this one): plain loads and stores, no locked
+        // read-modify-writes, all on the header line the stores above already own.
+        h.total_written.store(
+            h.total_written.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        let prev_ts = h.last_ts_ns.load(Ordering::Relaxed);
+        h.last_ts_ns.store(now, Ordering::Relaxed);
+        if prev_ts != 0 && now > prev_ts {
+            let instant = 1_000_000_000_000u64 / (now - prev_ts).max(1);
+            let old = h.rate_mhz.load(Ordering::Relaxed);
+            let ema = if old == 0 {
+                instant
+            } else {
+                // Saturating: the header is shared memory and may hold anything.
+                old.saturating_mul(15).saturating_add(instant) / 16
+            };
+            h.rate_mhz.store(ema, Ordering::Relaxed);
+        }
+        if wake {
+            futex_wake(&h.notify, u32::MAX);
+        }
+        self.published = true;
+        id
+    }
+}
+
+impl Drop for WriteSlot<'_> {
+    fn drop(&mut self) {
+        if !self.published {
+            slot_word::abandon(self.writer.ring.word(self.slot));
+        }
+    }
+}

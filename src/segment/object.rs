@@ -1,0 +1,176 @@
+//! One way to open every kind of segment object.
+//!
+//! Each kind (mutex, event, barrier, shared value, dictionary, frame ring, command ring)
+//! implements [`SegmentObject`]: its table kind, its creation parameters, how to place a new
+//! one, how to attach to an existing block (validating every geometry field with the kind's
+//! validator in `shm_layout::validate`), and how to tell whether an existing one matches
+//! parameters. On top of that the segment offers, for every kind alike:
+//!
+//! - [`SegmentObjects::open`]: attach to an existing object by name, reading its geometry from
+//!   the segment (a reader never repeats what the creator said);
+//! - [`SegmentObjects::create`]: create it, failing if the name exists;
+//! - [`SegmentObjects::open_or_create`]: either, checking that an existing object matches the
+//!   parameters and naming both sides when it does not;
+//! - [`Segment::attach`]: attach by offset, through the same validation.
+//!
+//! The short forms (`seg.mutex(name)`, `seg.frame_ring(name, spec)`, ...) are thin wrappers.
+
+use super::{Segment, SegmentError};
+use crate::sys::clock::Deadline;
+use crate::table::{self, Created};
+use shm_layout::ObjectKind;
+
+/// Where a newly placed object is, as recorded in the named-object table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    /// Offset of the object's block.
+    pub offset: u64,
+    /// Bytes of the object.
+    pub size: u64,
+    /// A kind-specific parameter word shown by the inspector (barrier parties, dictionary
+    /// capacity, a fingerprint of a ring's geometry).
+    pub param: u64,
+}
+
+pub(crate) mod sealed {
+    /// Only this crate's object kinds can be segment objects: their bytes are part of the
+    /// versioned layout.
+    pub trait Sealed {}
+}
+
+/// A kind of object that lives in a segment (see the module documentation).
+pub trait SegmentObject: Sized + sealed::Sealed {
+    /// What creating one takes: `()` for a mutex or an event, the number of parties for a
+    /// barrier, the geometry for a ring or a dictionary, the initial value for a shared value.
+    type Params: ?Sized;
+    /// Its kind in the named-object table.
+    const KIND: ObjectKind;
+
+    /// Attaches to the object whose block is at `offset`, validating the block's kind and
+    /// size and every field the handle will rely on.
+    fn attach(segment: &Segment, offset: u64) -> Result<Self, SegmentError>;
+
+    /// Places a new object (not yet named) and says where it is.
+    fn place(segment: &Segment, params: &Self::Params) -> Result<Placed, SegmentError>;
+
+    /// `None` if this existing object matches `params`; otherwise a sentence naming both
+    /// sides ("it has 4 slots of u16 [480, 640]; 8 slots of u16 [480, 640] were asked for").
+    fn mismatch(&self, params: &Self::Params) -> Option<String>;
+}
+
+/// Opening segment objects by name, for every kind alike.
+///
+/// A trait rather than inherent methods only because `Segment::open` and `Segment::create`
+/// already name the segment's own constructors; bring it into scope with
+/// `use shmkit::SegmentObjects` (or `use shmkit::prelude::*`).
+pub trait SegmentObjects {
+    /// Attaches to the existing object `name`, reading its parameters from the segment.
+    /// [`SegmentError::ObjectNotFound`] if there is none, [`SegmentError::KindMismatch`] if
+    /// it is another kind.
+    fn open<T: SegmentObject>(&self, name: &str) -> Result<T, SegmentError>;
+
+    /// Creates the object `name`; [`SegmentError::ObjectExists`] if the name is taken.
+    fn create<T: SegmentObject>(&self, name: &str, params: &T::Params) -> Result<T, SegmentError>;
+
+    /// Opens `name` if it exists (it must be this kind and match `params`, else
+    /// [`SegmentError::ParamMismatch`] names both sides), creates it otherwise. Safe against
+    /// racing creators in any process: exactly one creates it.
+    fn open_or_create<T: SegmentObject>(
+        &self,
+        name: &str,
+        params: &T::Params,
+    ) -> Result<T, SegmentError>;
+}
+
+impl SegmentObjects for Segment {
+    fn open<T: SegmentObject>(&self, name: &str) -> Result<T, SegmentError> {
+        let info = self
+            .lookup(name)?
+            .ok_or_else(|| SegmentError::ObjectNotFound {
+                name: name.to_owned(),
+                kind: T::KIND.name(),
+            })?;
+        if info.kind != T::KIND {
+            return Err(SegmentError::KindMismatch {
+                name: name.to_owned(),
+                existing: info.kind.name(),
+                requested: T::KIND.name(),
+            });
+        }
+        T::attach(self, info.offset).map_err(|e| e.for_name(name))
+    }
+
+    fn create<T: SegmentObject>(&self, name: &str, params: &T::Params) -> Result<T, SegmentError> {
+        let (offset, created) = self.find_or_place::<T>(name, params)?;
+        if !created {
+            return Err(SegmentError::ObjectExists {
+                name: name.to_owned(),
+                kind: T::KIND.name(),
+            });
+        }
+        T::attach(self, offset).map_err(|e| e.for_name(name))
+    }
+
+    fn open_or_create<T: SegmentObject>(
+        &self,
+        name: &str,
+        params: &T::Params,
+    ) -> Result<T, SegmentError> {
+        let (offset, created) = self.find_or_place::<T>(name, params)?;
+        let object = T::attach(self, offset).map_err(|e| e.for_name(name))?;
+        if !created {
+            if let Some(detail) = object.mismatch(params) {
+                return Err(SegmentError::ParamMismatch {
+                    name: name.to_owned(),
+                    detail,
+                });
+            }
+        }
+        Ok(object)
+    }
+}
+
+impl Segment {
+    /// Attaches to the object of kind `T` whose block is at `offset` (as returned by its
+    /// handle's `offset()` in any process), validating it as [`SegmentObjects::open`] does.
+    pub fn attach<T: SegmentObject>(&self, offset: u64) -> Result<T, SegmentError> {
+        T::attach(self, offset)
+    }
+
+    /// Finds `name` (checking its kind) or places it; returns its offset and whether this
+    /// call created it.
+    fn find_or_place<T: SegmentObject>(
+        &self,
+        name: &str,
+        params: &T::Params,
+    ) -> Result<(u64, bool), SegmentError> {
+        let object_name = super::named::object_name(name)?;
+        let found = table::lookup(self.table(), &object_name)
+            .map_err(|e| super::named::table_error(e, name))?;
+        let (info, created) = match found {
+            Some(info) => (info, false),
+            None => table::find_or_create(
+                self.table(),
+                &object_name,
+                T::KIND,
+                Deadline::after(self.create_wait),
+                || {
+                    T::place(self, params).map(|p| Created {
+                        offset: p.offset,
+                        size: p.size,
+                        param: p.param,
+                    })
+                },
+            )
+            .map_err(|e| super::named::creation_error(e, name, self.create_wait))?,
+        };
+        if info.kind != T::KIND {
+            return Err(SegmentError::KindMismatch {
+                name: name.to_owned(),
+                existing: info.kind.name(),
+                requested: T::KIND.name(),
+            });
+        }
+        Ok((info.offset, created))
+    }
+}
