@@ -46,6 +46,20 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
+    /// The kind of block an object of this kind is allocated as.
+    pub const fn block_kind(self) -> crate::BlockKind {
+        use crate::BlockKind as B;
+        match self {
+            Self::Mutex => B::Mutex,
+            Self::Event => B::Event,
+            Self::Barrier => B::Barrier,
+            Self::Shared => B::Shared,
+            Self::Dict => B::Dict,
+            Self::FrameRing => B::FrameRing,
+            Self::CommandRing => B::CommandRing,
+        }
+    }
+
     /// Decodes a raw `kind`.
     pub const fn from_raw(raw: u32) -> Option<Self> {
         match raw {

@@ -12,6 +12,10 @@ use crate::{
     FrameSlotMeta, SharedHeader, BARRIER_MAX_PARTIES, CMD_ANSWERING_MARK, CMD_MAX_SLOTS,
     CMD_RETRY_SAFE, FRAME_MAX_SLOTS, SHARED_TYPE_NAME_MAX,
 };
+use crate::{
+    ExceptionSlotHeader, EXCEPTION_PAYLOAD_MAX, REPORT_ERROR, REPORT_PANIC, SLOT_FREE,
+    SLOT_REPORTED, SLOT_RESERVED, SLOT_RUNNING,
+};
 use core::fmt;
 use core::mem::size_of;
 
@@ -496,6 +500,53 @@ pub fn shared(h: &SharedHeader, block_size: u64) -> Result<SharedGeometry, Inval
         align: h.align,
         type_name_len: h.type_name_len as usize,
     })
+}
+
+// ---------------------------------------------------------------- exception slot
+
+/// A published report's kind and payload length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExceptionReport {
+    /// [`REPORT_ERROR`] or [`REPORT_PANIC`] (0: a report slot with nothing in it).
+    pub kind: u32,
+    /// Payload bytes after the header (at most [`EXCEPTION_PAYLOAD_MAX`]).
+    pub payload_len: usize,
+}
+
+/// Validates an exception slot's header: `None` unless it holds a published report.
+pub fn exception_slot(h: &ExceptionSlotHeader) -> Result<Option<ExceptionReport>, Invalid> {
+    const O: &str = "exception slot";
+    check(
+        matches!(
+            h.state,
+            SLOT_FREE | SLOT_RESERVED | SLOT_RUNNING | SLOT_REPORTED
+        ),
+        O,
+        "state",
+        h.state.into(),
+        "free, reserved, running or reported (0..=3)",
+    )?;
+    if h.state != SLOT_REPORTED {
+        return Ok(None);
+    }
+    check(
+        h.payload_len as usize <= EXCEPTION_PAYLOAD_MAX,
+        O,
+        "payload_len",
+        h.payload_len.into(),
+        "at most 4032",
+    )?;
+    check(
+        matches!(h.report_kind, 0 | REPORT_ERROR | REPORT_PANIC),
+        O,
+        "report_kind",
+        h.report_kind.into(),
+        "0, error (1) or panic (2)",
+    )?;
+    Ok(Some(ExceptionReport {
+        kind: h.report_kind,
+        payload_len: h.payload_len as usize,
+    }))
 }
 
 #[cfg(test)]

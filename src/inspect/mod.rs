@@ -8,11 +8,12 @@
 //! of the segment is still inspected. The JSON form of [`Inspection`] and [`SegmentListing`]
 //! is the tool's `--json` schema (see `cli/SCHEMA.md`).
 
+mod error;
 mod objects;
 mod scan;
 
+pub use error::InspectError;
 pub use objects::{inspect_image, DeviceInfo, Inspection, ObjectInfo, ObjectState, SlotSummary};
 pub use scan::{
-    clean, inspect, list, mapped_by_live_process, CleanAction, InspectError, SegmentListing,
-    SHM_DIR,
+    clean, inspect, list, mapped_by_live_process, CleanAction, SegmentListing, SHM_DIR,
 };

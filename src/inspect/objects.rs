@@ -2,17 +2,17 @@
 //! device servers. Pure over the bytes (plus `/proc` for liveness); every offset and length
 //! is checked, and a nonsensical object is reported as corrupt without stopping the rest.
 
-use super::scan::{corrupt, InspectError};
-use crate::segment::validate_image;
+use super::error::{corrupt, InspectError};
+use crate::segment::{object_block, validate_image, HeaderInfo, SegmentError};
 use crate::sys::identity::{tid_liveness, Liveness, Record};
 use serde::Serialize;
 use shm_layout::{
-    BarrierLayout, CommandRingHeader, CommandSlotMeta, DeviceStatus, DictHeader, EventLayout,
-    ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, MutexConsistency, MutexLayout, ObjectKind,
-    SharedHeader, TableEntry, BARRIER_ARRIVED_MASK, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT,
-    CMD_FREE, CMD_QUEUED, EVENT_SET, EVENT_WAITERS, EXCEPTION_SLOT_SIZE, FRAME_MAX_READERS,
-    FRAME_READERS_SHIFT, FRAME_WRITING, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK,
-    SLOT_FREE, SLOT_REPORTED, TABLE_READY,
+    validate, BarrierLayout, CommandRingHeader, CommandSlotMeta, DeviceStatus, DictHeader,
+    EventLayout, ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, MutexConsistency,
+    MutexLayout, ObjectKind, SharedHeader, TableEntry, BARRIER_ARRIVED_MASK, BARRIER_BROKEN,
+    BARRIER_GENERATION_SHIFT, CMD_FREE, CMD_QUEUED, EVENT_SET, EVENT_WAITERS, EXCEPTION_SLOT_SIZE,
+    FRAME_MAX_READERS, FRAME_READERS_SHIFT, FRAME_WRITING, MUTEX_CONSISTENCY_SHIFT,
+    MUTEX_DEPTH_MASK, MUTEX_TID_MASK, SLOT_FREE, SLOT_REPORTED, TABLE_READY,
 };
 use std::mem::size_of;
 use zerocopy::FromBytes;
@@ -252,17 +252,39 @@ fn record_alive(record: u64) -> Option<bool> {
     (record != 0).then(|| Record::from_raw(record).process_liveness() != Liveness::Dead)
 }
 
-fn frame_ring(image: &[u8], offset: u64) -> Result<ObjectState, String> {
-    let h: FrameRingHeader = read(image, offset)?;
-    if !(2..=shm_layout::FRAME_MAX_SLOTS).contains(&h.slots) {
-        return Err(format!("frame ring header: slots {} out of range", h.slots));
-    }
-    let elem = shm_layout::ElemType::from_raw(h.elem)
-        .map(|e| format!("{e:?}").to_lowercase())
-        .ok_or_else(|| format!("frame ring header: element type {}", h.elem))?;
-    let dims = &h.shape[..(h.ndims.clamp(1, 4) as usize)];
+/// The object's block, checked as a live attach checks it (`object_block`), and its header
+/// validated with the kind's validator: the live handles and the inspector share both steps,
+/// and report a failure with the same words.
+fn checked<H: FromBytes>(
+    image: &[u8],
+    info: &HeaderInfo,
+    offset: u64,
+    kind: ObjectKind,
+) -> Result<(H, u64), String> {
+    let block = object_block(
+        image,
+        offset,
+        info.data_start,
+        info.alloc_next,
+        Some(kind.block_kind()),
+        size_of::<H>() as u64,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((read(image, offset)?, block.size))
+}
+
+/// A validator's verdict in the words of the live attach's error.
+fn invalid(e: shm_layout::validate::Invalid) -> String {
+    SegmentError::invalid_object(e).to_string()
+}
+
+fn frame_ring(image: &[u8], info: &HeaderInfo, offset: u64) -> Result<ObjectState, String> {
+    let (h, block_size): (FrameRingHeader, u64) =
+        checked(image, info, offset, ObjectKind::FrameRing)?;
+    let g = validate::frame_ring(&h, block_size).map_err(invalid)?;
+    let elem = format!("{:?}", g.elem).to_lowercase();
     let (mut held, mut writing) = (0, false);
-    for s in 0..u64::from(h.slots) {
+    for s in 0..u64::from(g.slots) {
         let meta: FrameSlotMeta = read(
             image,
             offset + size_of::<FrameRingHeader>() as u64 + s * size_of::<FrameSlotMeta>() as u64,
@@ -278,8 +300,8 @@ fn frame_ring(image: &[u8], offset: u64) -> Result<ObjectState, String> {
         frames_written: h.total_written,
         last_id: h.last_id,
         rate_hz: h.rate_mhz as f64 / 1000.0,
-        slots: h.slots,
-        format: format!("{elem} {dims:?}"),
+        slots: g.slots,
+        format: format!("{elem} {:?}", g.dims()),
         readers: h.readers[..FRAME_MAX_READERS]
             .iter()
             .filter_map(|&r| record_pid(r))
@@ -289,21 +311,14 @@ fn frame_ring(image: &[u8], offset: u64) -> Result<ObjectState, String> {
     })
 }
 
-fn command_ring(image: &[u8], offset: u64) -> Result<ObjectState, String> {
-    let h: CommandRingHeader = read(image, offset)?;
-    if !(1..=shm_layout::CMD_MAX_SLOTS).contains(&h.slots) || h.slot_stride < 64 {
-        return Err(format!(
-            "command ring header: {} slots of {} bytes",
-            h.slots, h.slot_stride
-        ));
-    }
+fn command_ring(image: &[u8], info: &HeaderInfo, offset: u64) -> Result<ObjectState, String> {
+    let (h, block_size): (CommandRingHeader, u64) =
+        checked(image, info, offset, ObjectKind::CommandRing)?;
+    let g = validate::command_ring(&h, block_size).map_err(invalid)?;
     let (mut queued, mut in_use) = (0, 0);
-    for s in 0..u64::from(h.slots) {
-        let at = s
-            .checked_mul(h.slot_stride)
-            .and_then(|o| o.checked_add(offset + size_of::<CommandRingHeader>() as u64))
-            .ok_or("command ring: slot offset overflows")?;
-        let meta: CommandSlotMeta = read(image, at)?;
+    for s in 0..g.slots {
+        // In bounds: the validator checked that every slot lies in the block.
+        let meta: CommandSlotMeta = read(image, offset + g.slot_offset(s))?;
         match meta.state & 0xFF {
             CMD_FREE if meta.client == 0 => {}
             CMD_QUEUED => {
@@ -316,20 +331,36 @@ fn command_ring(image: &[u8], offset: u64) -> Result<ObjectState, String> {
     Ok(ObjectState::CommandRing {
         server_pid: record_pid(h.server),
         server_alive: record_alive(h.server),
-        slots: h.slots,
+        slots: g.slots,
         queued,
         in_use,
         calls: h.next_ticket,
     })
 }
 
-fn shared_value(image: &[u8], offset: u64) -> Result<(ObjectState, SharedHeader), String> {
-    let h: SharedHeader = read(image, offset)?;
-    let len = (h.type_name_len as usize).min(h.type_name.len());
+fn dict(image: &[u8], info: &HeaderInfo, offset: u64) -> Result<ObjectState, String> {
+    let (d, block_size): (DictHeader, u64) = checked(image, info, offset, ObjectKind::Dict)?;
+    let g = validate::dict(&d, block_size).map_err(invalid)?;
+    Ok(ObjectState::Dict {
+        entries: d.count,
+        max_entries: g.max_entries,
+        bytes_used: d.used,
+        bytes_capacity: g.data_capacity,
+        locked_by: holder(&d.mutex),
+    })
+}
+
+fn shared_value(
+    image: &[u8],
+    info: &HeaderInfo,
+    offset: u64,
+) -> Result<(ObjectState, SharedHeader), String> {
+    let (h, block_size): (SharedHeader, u64) = checked(image, info, offset, ObjectKind::Shared)?;
+    let g = validate::shared(&h, block_size).map_err(invalid)?;
     Ok((
         ObjectState::Shared {
-            type_name: String::from_utf8_lossy(&h.type_name[..len]).into_owned(),
-            size: h.size,
+            type_name: String::from_utf8_lossy(&h.type_name[..g.type_name_len]).into_owned(),
+            size: g.size,
             locked_by: holder(&h.mutex),
         },
         h,
@@ -357,58 +388,43 @@ fn device(image: &[u8], name: &str, offset: u64, h: &SharedHeader) -> Option<Dev
 
 fn object_state(
     image: &[u8],
+    info: &HeaderInfo,
     entry: &TableEntry,
     name: &str,
     devices: &mut Vec<DeviceInfo>,
 ) -> Result<ObjectState, String> {
     let kind = ObjectKind::from_raw(entry.kind)
         .ok_or_else(|| format!("table entry kind {}", entry.kind))?;
-    let end = entry.offset.checked_add(entry.size);
-    if end.is_none_or(|e| e > image.len() as u64) {
-        return Err(format!(
-            "table entry: object at {} of {} bytes runs past the segment's {} bytes",
-            entry.offset,
-            entry.size,
-            image.len()
-        ));
-    }
+    let offset = entry.offset;
     Ok(match kind {
-        ObjectKind::Mutex => mutex_state(&read(image, entry.offset)?),
+        ObjectKind::Mutex => mutex_state(&checked(image, info, offset, kind)?.0),
         ObjectKind::Event => {
-            let e: EventLayout = read(image, entry.offset)?;
+            let (e, _): (EventLayout, u64) = checked(image, info, offset, kind)?;
             ObjectState::Event {
                 set: e.word & EVENT_SET != 0,
                 waiters: e.word & EVENT_WAITERS != 0,
             }
         }
         ObjectKind::Barrier => {
-            let b: BarrierLayout = read(image, entry.offset)?;
+            let (b, _): (BarrierLayout, u64) = checked(image, info, offset, kind)?;
+            let parties = validate::barrier(&b).map_err(invalid)?;
             ObjectState::Barrier {
-                parties: b.parties,
+                parties,
                 arrived: (b.state & BARRIER_ARRIVED_MASK) as u32,
                 generation: (b.state >> BARRIER_GENERATION_SHIFT) as u32,
                 broken: b.state & BARRIER_BROKEN != 0,
             }
         }
         ObjectKind::Shared => {
-            let (state, header) = shared_value(image, entry.offset)?;
-            if let Some(d) = device(image, name, entry.offset, &header) {
+            let (state, header) = shared_value(image, info, offset)?;
+            if let Some(d) = device(image, name, offset, &header) {
                 devices.push(d);
             }
             state
         }
-        ObjectKind::Dict => {
-            let d: DictHeader = read(image, entry.offset)?;
-            ObjectState::Dict {
-                entries: d.count,
-                max_entries: d.max_entries,
-                bytes_used: d.used,
-                bytes_capacity: d.data_capacity,
-                locked_by: holder(&d.mutex),
-            }
-        }
-        ObjectKind::FrameRing => frame_ring(image, entry.offset)?,
-        ObjectKind::CommandRing => command_ring(image, entry.offset)?,
+        ObjectKind::Dict => dict(image, info, offset)?,
+        ObjectKind::FrameRing => frame_ring(image, info, offset)?,
+        ObjectKind::CommandRing => command_ring(image, info, offset)?,
     })
 }
 
@@ -437,13 +453,12 @@ pub fn inspect_image(name: &str, image: &[u8]) -> Result<Inspection, InspectErro
         }
         let len = (entry.name_len as usize).min(entry.name.len());
         let object_name = String::from_utf8_lossy(&entry.name[..len]).into_owned();
-        let state =
-            object_state(image, &entry, &object_name, &mut devices).unwrap_or_else(|detail| {
-                ObjectState::Corrupt {
-                    recorded_kind: entry.kind,
-                    detail,
-                }
-            });
+        let state = object_state(image, &info, &entry, &object_name, &mut devices).unwrap_or_else(
+            |detail| ObjectState::Corrupt {
+                recorded_kind: entry.kind,
+                detail,
+            },
+        );
         objects.push(ObjectInfo {
             name: object_name,
             offset: entry.offset,

@@ -1,5 +1,6 @@
 //! Finding segments in `/dev/shm`, reading them, and deciding which are stale.
 
+use super::error::{corrupt, InspectError};
 use super::objects::{inspect_image, Inspection};
 use crate::segment::{validate_image, SegmentError};
 use crate::sys::identity::Liveness;
@@ -13,38 +14,6 @@ use zerocopy::FromBytes;
 
 /// Where POSIX shared memory objects live on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
-
-/// Why a segment could not be inspected.
-#[derive(Debug, thiserror::Error)]
-pub enum InspectError {
-    /// No such shared memory object.
-    #[error("no segment named {0:?}")]
-    NotFound(String),
-    /// It exists but may not be read.
-    #[error("permission denied reading segment {0:?}")]
-    PermissionDenied(String),
-    /// It is not a shmkit segment (no magic).
-    #[error("{0:?} is not a shmkit segment")]
-    NotShmkit(String),
-    /// Its bytes do not make sense.
-    #[error("segment {name:?} is corrupt: {what}: {detail}")]
-    Corrupt {
-        /// The segment.
-        name: String,
-        /// Which field or structure.
-        what: String,
-        /// The offending value.
-        detail: String,
-    },
-    /// Reading it failed otherwise.
-    #[error("reading segment {name:?}: {source}")]
-    Io {
-        /// The segment.
-        name: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
 
 /// One entry of [`list`].
 #[derive(Debug, Clone, Serialize)]
@@ -224,21 +193,6 @@ fn header_of(
             )))
         }
         Err(e) => Err(corrupt(name, e)),
-    }
-}
-
-pub(crate) fn corrupt(name: &str, e: SegmentError) -> InspectError {
-    match e {
-        SegmentError::Corrupt { what, detail } => InspectError::Corrupt {
-            name: name.to_owned(),
-            what: what.to_owned(),
-            detail: detail.replace("\"<image>\" ", ""),
-        },
-        other => InspectError::Corrupt {
-            name: name.to_owned(),
-            what: "header".into(),
-            detail: other.to_string(),
-        },
     }
 }
 

@@ -9,22 +9,38 @@
 use super::report::ChildReport;
 use super::ProcessError;
 use crate::segment::Segment;
+use crate::sync::{shared_view, AtomicU32, AtomicU64, Ordering, SharedWord};
 use crate::sys::identity::{Liveness, ProcessIdentity};
 use shm_layout::{
-    ExceptionSlotHeader, EXCEPTION_PAYLOAD_MAX, REPORT_ERROR, REPORT_PANIC, SLOT_FREE,
+    validate, ExceptionSlotHeader, EXCEPTION_PAYLOAD_MAX, REPORT_ERROR, REPORT_PANIC, SLOT_FREE,
     SLOT_REPORTED, SLOT_RESERVED, SLOT_RUNNING,
 };
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use zerocopy::FromBytes;
 
 const PAYLOAD: usize = size_of::<ExceptionSlotHeader>();
+
+shared_view! {
+    /// A slot's header words (`shm-layout/src/exception.rs`); the payload follows.
+    struct SlotView mirrors ExceptionSlotHeader, align(64) {
+        state: AtomicU32,
+        child_pid: AtomicU32,
+        child_token: AtomicU64,
+        parent_pid: AtomicU32,
+        report_kind: AtomicU32,
+        parent_token: AtomicU64,
+        payload_len: AtomicU32,
+        reserved0: AtomicU32,
+        reserved: [AtomicU64; 3],
+    }
+}
 
 /// One slot of a segment.
 pub(crate) struct Slot<'a> {
     base: NonNull<u8>,
+    view: &'a SlotView,
     pub(crate) index: u32,
-    _segment: &'a Segment,
 }
 
 /// What a report slot held when read.
@@ -42,45 +58,30 @@ impl<'a> Slot<'a> {
     pub(crate) fn get(segment: &'a Segment, index: u32) -> Option<Slot<'a>> {
         segment.exception_slot(index).map(|base| Slot {
             base,
+            // SAFETY: `exception_slot` checked that the slot's 4 KiB lie in the mapping at a
+            // 64-aligned offset; the view is atomics only; `segment` keeps the mapping alive
+            // for `'a`.
+            view: unsafe { base.cast::<SlotView>().as_ref() },
             index,
-            _segment: segment,
         })
     }
 
-    fn u32_at(&self, field: usize) -> &AtomicU32 {
-        // SAFETY: `field` is a 4-aligned offset inside the 64-byte header of a 64-aligned,
-        // in-bounds slot (checked by `exception_slot`); atomics are valid for any bytes.
-        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(field).cast()) }
-    }
-
-    fn u64_at(&self, field: usize) -> &AtomicU64 {
-        // SAFETY: as in `u32_at`, 8-aligned.
-        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(field).cast()) }
-    }
-
     fn state(&self) -> &AtomicU32 {
-        self.u32_at(offset_of!(ExceptionSlotHeader, state))
-    }
-
-    fn identity(&self, pid: usize, start: usize) -> ProcessIdentity {
-        ProcessIdentity {
-            pid: self.u32_at(pid).load(Ordering::Relaxed),
-            token: self.u64_at(start).load(Ordering::Relaxed),
-        }
+        &self.view.state
     }
 
     fn child(&self) -> ProcessIdentity {
-        self.identity(
-            offset_of!(ExceptionSlotHeader, child_pid),
-            offset_of!(ExceptionSlotHeader, child_token),
-        )
+        ProcessIdentity {
+            pid: self.view.child_pid.load(Ordering::Relaxed),
+            token: self.view.child_token.load(Ordering::Relaxed),
+        }
     }
 
     fn parent(&self) -> ProcessIdentity {
-        self.identity(
-            offset_of!(ExceptionSlotHeader, parent_pid),
-            offset_of!(ExceptionSlotHeader, parent_token),
-        )
+        ProcessIdentity {
+            pid: self.view.parent_pid.load(Ordering::Relaxed),
+            token: self.view.parent_token.load(Ordering::Relaxed),
+        }
     }
 
     /// Reserves a free (or reclaimable) slot for a child of `parent`.
@@ -106,18 +107,14 @@ impl<'a> Slot<'a> {
                     .compare_exchange(from, SLOT_RESERVED, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
-                    slot.u32_at(offset_of!(ExceptionSlotHeader, child_pid))
-                        .store(0, Ordering::Relaxed);
-                    slot.u64_at(offset_of!(ExceptionSlotHeader, child_token))
-                        .store(0, Ordering::Relaxed);
-                    slot.u32_at(offset_of!(ExceptionSlotHeader, parent_pid))
-                        .store(parent.pid, Ordering::Relaxed);
-                    slot.u64_at(offset_of!(ExceptionSlotHeader, parent_token))
+                    slot.view.child_pid.store(0, Ordering::Relaxed);
+                    slot.view.child_token.store(0, Ordering::Relaxed);
+                    slot.view.parent_pid.store(parent.pid, Ordering::Relaxed);
+                    slot.view
+                        .parent_token
                         .store(parent.token, Ordering::Relaxed);
-                    slot.u32_at(offset_of!(ExceptionSlotHeader, payload_len))
-                        .store(0, Ordering::Relaxed);
-                    slot.u32_at(offset_of!(ExceptionSlotHeader, report_kind))
-                        .store(0, Ordering::Relaxed);
+                    slot.view.payload_len.store(0, Ordering::Relaxed);
+                    slot.view.report_kind.store(0, Ordering::Relaxed);
                     return Ok(slot);
                 }
             }
@@ -148,10 +145,8 @@ impl<'a> Slot<'a> {
         if self.parent() != parent {
             return Err(ProcessError::SlotStolen { slot: self.index });
         }
-        self.u32_at(offset_of!(ExceptionSlotHeader, child_pid))
-            .store(child.pid, Ordering::Relaxed);
-        self.u64_at(offset_of!(ExceptionSlotHeader, child_token))
-            .store(child.token, Ordering::Relaxed);
+        self.view.child_pid.store(child.pid, Ordering::Relaxed);
+        self.view.child_token.store(child.token, Ordering::Relaxed);
         self.state()
             .compare_exchange(
                 SLOT_RESERVED,
@@ -175,10 +170,10 @@ impl<'a> Slot<'a> {
                 bytes.len(),
             );
         }
-        self.u32_at(offset_of!(ExceptionSlotHeader, payload_len))
+        self.view
+            .payload_len
             .store(bytes.len() as u32, Ordering::Relaxed);
-        self.u32_at(offset_of!(ExceptionSlotHeader, report_kind))
-            .store(kind, Ordering::Relaxed);
+        self.view.report_kind.store(kind, Ordering::Relaxed);
         // Release: the parent reads the payload after an Acquire load of REPORTED.
         self.state().store(SLOT_REPORTED, Ordering::Release);
     }
@@ -189,18 +184,19 @@ impl<'a> Slot<'a> {
         if state != SLOT_REPORTED || self.child().pid != child_pid {
             return Ok(SlotReport::None);
         }
-        let len = self
-            .u32_at(offset_of!(ExceptionSlotHeader, payload_len))
-            .load(Ordering::Relaxed) as usize;
-        let kind = self
-            .u32_at(offset_of!(ExceptionSlotHeader, report_kind))
-            .load(Ordering::Relaxed);
-        if len > EXCEPTION_PAYLOAD_MAX {
-            return Err(ProcessError::CorruptSlot {
+        let report = validate::exception_slot(&self.view.load_plain()).map_err(|e| {
+            ProcessError::CorruptSlot {
                 slot: self.index,
-                detail: format!("payload length {len} above {EXCEPTION_PAYLOAD_MAX}"),
-            });
-        }
+                detail: e.to_string(),
+            }
+        })?;
+        let Some(validate::ExceptionReport {
+            kind,
+            payload_len: len,
+        }) = report
+        else {
+            return Ok(SlotReport::None);
+        };
         let mut bytes = vec![0u8; len];
         // SAFETY: `len` bytes of payload lie inside the slot (checked above); the child has
         // exited, so nothing writes them now (a hostile writer could, but these are plain
@@ -234,31 +230,21 @@ pub(crate) fn decode_payload(kind: u32, bytes: &[u8]) -> Result<SlotReport, Stri
 /// Decodes a whole slot image (header and payload) as found in a segment: a typed error or a
 /// report, never a panic. What the `exception_slot_decode` fuzz target exercises.
 pub fn decode_slot_image(image: &[u8]) -> Result<Option<ChildReport>, String> {
-    let field = |off: usize| -> Result<u32, String> {
-        image
-            .get(off..off + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .ok_or_else(|| format!("slot image of {} bytes is too short", image.len()))
-    };
-    if field(offset_of!(ExceptionSlotHeader, state))? != SLOT_REPORTED {
+    let (header, _) = ExceptionSlotHeader::read_from_prefix(image)
+        .map_err(|_| format!("slot image of {} bytes is too short", image.len()))?;
+    let Some(report) = validate::exception_slot(&header).map_err(|e| e.to_string())? else {
         return Ok(None);
-    }
-    let len = field(offset_of!(ExceptionSlotHeader, payload_len))? as usize;
-    if len > EXCEPTION_PAYLOAD_MAX {
-        return Err(format!(
-            "payload length {len} above {EXCEPTION_PAYLOAD_MAX}"
-        ));
-    }
-    let payload = image.get(PAYLOAD..PAYLOAD + len).ok_or_else(|| {
-        format!(
-            "payload of {len} bytes runs past the {}-byte image",
-            image.len()
-        )
-    })?;
-    match decode_payload(
-        field(offset_of!(ExceptionSlotHeader, report_kind))?,
-        payload,
-    )? {
+    };
+    let payload = image
+        .get(PAYLOAD..PAYLOAD + report.payload_len)
+        .ok_or_else(|| {
+            format!(
+                "payload of {} bytes runs past the {}-byte image",
+                report.payload_len,
+                image.len()
+            )
+        })?;
+    match decode_payload(report.kind, payload)? {
         SlotReport::None => Ok(None),
         SlotReport::Error(r) | SlotReport::Panic(r) => Ok(Some(r)),
     }

@@ -137,26 +137,14 @@ impl Segment {
         kind: Option<BlockKind>,
         len: u64,
     ) -> Result<image::BlockInfo, SegmentError> {
-        let block = image::read_block(
+        image::object_block(
             &*self.map,
             offset,
             self.info.data_start,
             self.allocated_end(),
-        )?;
-        if let Some(kind) = kind.filter(|&k| k != block.kind) {
-            return Err(SegmentError::wrong_kind(offset, kind, block.kind));
-        }
-        if block.size < len {
-            return Err(SegmentError::Corrupt {
-                what: "block size",
-                detail: format!(
-                    "the {} at offset {offset} has {} bytes, needs {len}",
-                    block.kind.name(),
-                    block.size
-                ),
-            });
-        }
-        Ok(block)
+            kind,
+            len,
+        )
     }
 
     /// Checks that `offset` holds a finished block of `kind` big enough for a `T`.

@@ -316,6 +316,34 @@ pub(crate) fn read_block(
     })
 }
 
+/// Reads the block in front of an object at `offset` (as [`read_block`]) and checks that it
+/// is of `kind` (if given) and at least `len` bytes long: the first step of every attach, live
+/// or over an image, so the inspector and the live handles agree on which blocks are objects.
+pub(crate) fn object_block(
+    bytes: &(impl SegmentBytes + ?Sized),
+    offset: u64,
+    data_start: u64,
+    end: u64,
+    kind: Option<BlockKind>,
+    len: u64,
+) -> Result<BlockInfo, SegmentError> {
+    let block = read_block(bytes, offset, data_start, end)?;
+    if let Some(kind) = kind.filter(|&k| k != block.kind) {
+        return Err(SegmentError::wrong_kind(offset, kind, block.kind));
+    }
+    if block.size < len {
+        return Err(SegmentError::Corrupt {
+            what: "block size",
+            detail: format!(
+                "the {} at offset {offset} has {} bytes, needs {len}",
+                block.kind.name(),
+                block.size
+            ),
+        });
+    }
+    Ok(block)
+}
+
 /// Walks every block from `data_start` to `end` (the allocator's next offset).
 pub(crate) fn walk_blocks(
     bytes: &(impl SegmentBytes + ?Sized),

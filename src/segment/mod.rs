@@ -16,6 +16,7 @@ mod object;
 
 pub use crate::table::{EntryInfo, NamedEntry, ObjectName};
 pub use error::SegmentError;
+pub(crate) use image::object_block;
 pub use image::{validate_image, BlockInfo, HeaderInfo};
 pub use name::{SegmentName, MAX_NAME_LEN};
 pub(crate) use object::sealed;
