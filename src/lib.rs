@@ -64,12 +64,25 @@ pub use primitives::{
     MutexGuard, OwnerDiedGuard, OwnerInfo, DEFAULT_LOCK_TIMEOUT,
 };
 #[cfg(not(loom))]
-pub use segment::{CreateOptions, MemoryOptions, OpenOptions, Segment, SegmentError};
+pub use segment::{
+    CreateOptions, MemoryOptions, OpenOptions, Segment, SegmentError, SegmentObject, SegmentObjects,
+};
 #[cfg(not(loom))]
 pub use shared::{
     DictError, Shared, SharedAcquired, SharedDict, SharedError, SharedGuard, SharedValue,
 };
 pub use sync::WaitStrategy;
+
+/// The names most programs need: `use shmkit::prelude::*;` (brings [`SegmentObjects`] into
+/// scope, so `seg.open::<FrameRing>(name)` works).
+#[cfg(not(loom))]
+pub mod prelude {
+    pub use crate::rings::{CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
+    pub use crate::shared::{DictSpec, Shared, SharedDict};
+    pub use crate::{
+        Barrier, CreateOptions, Event, Mutex, Segment, SegmentError, SegmentObject, SegmentObjects,
+    };
+}
 
 /// The clock shmkit stamps frames and keeps deadlines on.
 #[cfg(not(loom))]

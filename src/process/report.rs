@@ -159,7 +159,10 @@ mod tests {
     fn slot_images_decode_to_typed_errors_or_reports() {
         use crate::process::decode_slot_image;
         assert_eq!(decode_slot_image(&[0; 64]), Ok(None), "not reported");
-        assert!(decode_slot_image(&[0; 8]).is_err(), "shorter than the header");
+        assert!(
+            decode_slot_image(&[0; 8]).is_err(),
+            "shorter than the header"
+        );
         assert!(decode_slot_image(&[3, 0, 0]).is_err(), "too short");
         let mut slot = vec![0u8; 4096];
         slot[0] = 3; // REPORTED

@@ -275,8 +275,14 @@ impl Segment {
 
     /// The barrier at `offset`.
     pub fn barrier_at(&self, offset: u64) -> Result<Barrier, SegmentError> {
-        self.object_at(offset, BlockKind::Barrier)
-            .map(Barrier::from_state)
+        let barrier = self
+            .object_at(offset, BlockKind::Barrier)
+            .map(Barrier::from_state)?;
+        // The same check the inspector runs (`shm_layout::validate::barrier`).
+        let mut layout = <shm_layout::BarrierLayout as zerocopy::FromZeros>::new_zeroed();
+        layout.parties = barrier.parties();
+        shm_layout::validate::barrier(&layout).map_err(SegmentError::invalid_object)?;
+        Ok(barrier)
     }
 
     fn bytes_word(&self, offset: u64, width: u64) -> Result<NonNull<u8>, SegmentError> {

@@ -5,7 +5,7 @@
 mod dict;
 mod value;
 
-pub use dict::{DictError, SharedDict, MAX_KEY_LEN};
+pub use dict::{DictError, DictSpec, SharedDict, MAX_KEY_LEN};
 pub use value::{Shared, SharedAcquired, SharedError, SharedGuard, SharedOwnerDied, SharedValue};
 
 #[cfg(all(test, not(miri)))]
