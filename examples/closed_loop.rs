@@ -18,12 +18,15 @@
 
 use serde::{Deserialize, Serialize};
 use shmkit::devices::sim::{
-    checksum, stroke_test, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm, SimDmConfig,
+    checksum, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm, SimDmConfig,
 };
 use shmkit::devices::DeviceCache;
 use shmkit::process::Entries;
-use shmkit::rings::{FrameReader, ReadMode, RingError};
-use shmkit::testbed::{Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder};
+use shmkit::rings::{FrameReader, FrameRing, ReadMode, RingError};
+use shmkit::testbed::{
+    stroke_test, Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder,
+};
+use shmkit::SegmentObjects;
 use shmkit::WaitStrategy;
 use std::time::{Duration, Instant};
 
@@ -548,13 +551,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     let (mut last_frames, mut last_t) = (0u64, Instant::now());
     // The camera's rate from its ring's counters: readable even after a safety trip closed
     // the camera.
-    let camera_ring = {
-        let info = tb
-            .segment()
-            .lookup("dev/Camera/frames")?
-            .ok_or("the camera has no frame ring")?;
-        tb.segment().frame_ring_at(info.offset)?
-    };
+    let camera_ring: FrameRing = tb.segment().open("dev/Camera/frames")?;
     let (frames_before, t_before) = (camera_ring.stats().total_written, Instant::now());
     drop(camera);
     // The controller ends the run; the limit only guards against a stuck one.
@@ -720,7 +717,7 @@ fn main() {
             }
         }
         Err(e) => {
-            eprintln!("closed_loop: {e}");
+            eprintln!("closed_loop: {}", shmkit::error_chain(&*e));
             std::process::exit(1);
         }
     }

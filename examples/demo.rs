@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("demo: {e}");
+            eprintln!("demo: {}", shmkit::error_chain(&*e));
             ExitCode::FAILURE
         }
     }

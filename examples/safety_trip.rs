@@ -11,8 +11,9 @@
 //! both experiments stop on their own (nothing is signalled), and the report says so.
 
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::{stroke_test, DmCommand, SimDm, SimDmConfig};
+use shmkit::devices::sim::{DmCommand, SimDm, SimDmConfig};
 use shmkit::process::Entries;
+use shmkit::testbed::stroke_test;
 use shmkit::testbed::{Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder};
 use std::time::{Duration, Instant};
 

@@ -84,6 +84,20 @@ pub mod prelude {
     };
 }
 
+/// An error and its whole `source()` chain on one line, each message once
+/// ("open on segment \"lab\" failed: No such file or directory"): shmkit's errors print
+/// only their own message and expose what caused it as their source.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// The clock shmkit stamps frames and keeps deadlines on.
 #[cfg(not(loom))]
 pub mod clock {

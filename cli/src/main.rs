@@ -87,7 +87,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("shmkit inspect: {e}");
+                eprintln!("shmkit inspect: {}", shmkit::error_chain(&e));
                 error_code(&e)
             }
         },
@@ -439,7 +439,7 @@ fn watch(name: &str, period: Duration, count: Option<u64>) -> ExitCode {
         let inspection = match inspect::inspect(name) {
             Ok(i) => i,
             Err(e) => {
-                eprintln!("shmkit watch: {e}");
+                eprintln!("shmkit watch: {}", shmkit::error_chain(&e));
                 return error_code(&e);
             }
         };

@@ -9,10 +9,12 @@ use super::client::DeviceClient;
 use super::server::{ServerArgs, HEARTBEAT};
 use super::status::{info, message, server_alive, set_message, DeviceStatusInfo, Status};
 use super::{check_name, object_name, Device, DeviceError};
+use crate::primitives::Acquired;
 use crate::process::{Child, ChildError, SpawnOptions};
+use crate::segment::Segment;
 use crate::shared::{Shared, SharedAcquired};
 use crate::sys::clock::monotonic_ns;
-use crate::{Acquired, ProcessIdentity, Segment};
+use crate::sys::identity::ProcessIdentity;
 use shm_layout::{
     DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING,
 };

@@ -4,8 +4,11 @@
 use super::server::command_spec;
 use super::status::Status;
 use super::{object_name, Device, DeviceError};
+use crate::primitives::{Acquired, Mutex, MutexGuard};
+use crate::rings::FrameRing;
 use crate::rings::{CommandError, CommandRing, FrameReader, ReadMode};
-use crate::{Acquired, Mutex, MutexGuard, Segment, WaitStrategy};
+use crate::segment::{Segment, SegmentError, SegmentObjects};
+use crate::sync::WaitStrategy;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -141,14 +144,16 @@ impl<D: Device> DeviceClient<D> {
 
     /// A reader of the device's frame ring `suffix` (e.g. a camera's `"frames"`).
     pub fn frames(&self, suffix: &str, mode: ReadMode) -> Result<FrameReader, DeviceError> {
-        let info = self
-            .segment
-            .lookup(&object_name(&self.name, suffix))?
-            .ok_or_else(|| DeviceError::Closed {
-                device: self.name.clone(),
-                reason: format!("it has no frame ring {suffix:?}"),
-            })?;
-        Ok(self.segment.frame_ring_at(info.offset)?.reader(mode)?)
+        let ring: FrameRing = match self.segment.open(&object_name(&self.name, suffix)) {
+            Err(SegmentError::ObjectNotFound { .. }) => {
+                return Err(DeviceError::Closed {
+                    device: self.name.clone(),
+                    reason: format!("it has no frame ring {suffix:?}"),
+                })
+            }
+            other => other?,
+        };
+        Ok(ring.reader(mode)?)
     }
 
     /// The device's status.

@@ -94,10 +94,10 @@ pub enum DeviceError {
     #[error(transparent)]
     Process(#[from] ProcessError),
     /// The status record could not be read or written.
-    #[error("device status: {0}")]
+    #[error("reading the device status failed")]
     Status(#[from] SharedError),
     /// The device's mutex could not be taken.
-    #[error("device mutex: {0}")]
+    #[error("the device mutex failed")]
     Lock(#[from] LockError),
     /// The command ring failed in a way not listed above.
     #[error(transparent)]

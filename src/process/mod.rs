@@ -92,7 +92,7 @@ pub enum ProcessError {
     #[error("cannot encode the child's arguments: {0}")]
     Encode(String),
     /// The OS refused to start or wait for the child.
-    #[error("{op} child {name:?}: {source}")]
+    #[error("cannot {op} child {name:?}")]
     Io {
         /// What was being done.
         op: &'static str,

@@ -199,10 +199,10 @@ pub enum SegmentError {
         waited: Duration,
     },
     /// The allocator's lock failed (its holder hung, or the lock is corrupt).
-    #[error("segment allocator lock: {0}")]
+    #[error("the segment allocator lock failed")]
     AllocatorLock(#[from] crate::primitives::LockError),
     /// Another system call failed.
-    #[error("{op} on segment {name:?}: {source}")]
+    #[error("{op} on segment {name:?} failed")]
     Io {
         /// What was being done.
         op: &'static str,

@@ -1,6 +1,7 @@
 //! The testbed's named events: STOP, FINISH and SAFETY.
 
-use crate::{Event, Segment, SegmentError};
+use crate::primitives::Event;
+use crate::segment::{Segment, SegmentError};
 
 /// The three events every testbed process shares.
 #[derive(Clone)]

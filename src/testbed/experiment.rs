@@ -95,7 +95,7 @@ impl ExperimentContext<'_> {
 
 /// An experiment's failure as its process reports it: which stage failed, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{stage} failed: {source}")]
+#[error("{stage} failed")]
 pub struct ExperimentError {
     /// `pre_experiment`, `experiment` or `post_experiment`.
     pub stage: &'static str,

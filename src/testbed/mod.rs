@@ -11,6 +11,8 @@
 //! a cooperative stop. Children ignore SIGINT: a terminal's Ctrl+C reaches the whole process
 //! group, and the testbed, not the signal, decides how they stop.
 
+#[cfg(feature = "sim")]
+mod checks;
 mod events;
 mod experiment;
 mod safety;
@@ -20,9 +22,11 @@ pub use safety::{safety_fn, SafetyContext, SafetyFn, SafetyTest, SafetyTrip};
 
 use crate::devices::{DeviceCache, DeviceError};
 use crate::process::{Child, ChildError, ProcessError, SpawnOptions};
+use crate::segment::{CreateOptions, Segment, SegmentError};
 use crate::sys::identity::Liveness;
 use crate::sys::signals;
-use crate::{CreateOptions, Segment, SegmentError};
+#[cfg(feature = "sim")]
+pub use checks::stroke_test;
 use events::Events;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};

@@ -8,7 +8,8 @@
 
 use super::wavefront;
 use crate::devices::{object_name, Device, DeviceContext, DeviceFailure};
-use crate::rings::{ElemType, FrameReader, FrameSpec, ReadMode};
+use crate::rings::{ElemType, FrameReader, FrameRing, FrameSpec, ReadMode};
+use crate::segment::SegmentObjects;
 use crate::sys::clock::monotonic_ns;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -108,13 +109,11 @@ impl SimCamera {
         if self.dm.is_none() {
             if let Some(dm) = &self.config.dm {
                 let name = object_name(dm, "shape");
-                if let Ok(Some(info)) = ctx.segment().lookup(&name) {
-                    self.dm = ctx
-                        .segment()
-                        .frame_ring_at(info.offset)
-                        .ok()
-                        .and_then(|r| r.reader(ReadMode::NewestOnly).ok());
-                }
+                self.dm = ctx
+                    .segment()
+                    .open::<FrameRing>(&name)
+                    .ok()
+                    .and_then(|r| r.reader(ReadMode::NewestOnly).ok());
             }
         }
         if let Some(reader) = self.dm.as_mut() {

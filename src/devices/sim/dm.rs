@@ -183,33 +183,3 @@ impl Device for SimDm {
         let _ = self.apply(ctx, 0);
     }
 }
-
-/// A safety test on mirror `dm`'s applied shape (read in place from its shape ring): every
-/// actuator within `fraction` of `stroke`. Passes while the mirror has published nothing.
-pub fn stroke_test(dm: &str, stroke: f32, fraction: f32) -> impl crate::testbed::SafetyTest {
-    let ring_name = crate::devices::object_name(dm, "shape");
-    let limit = stroke * fraction;
-    crate::testbed::safety_fn(&format!("{dm} stroke"), move |ctx| {
-        let Some(info) = ctx.segment().lookup(&ring_name).ok().flatten() else {
-            return Ok(());
-        };
-        let ring = ctx
-            .segment()
-            .frame_ring_at(info.offset)
-            .map_err(|e| e.to_string())?;
-        let mut reader = ring
-            .reader(crate::rings::ReadMode::NewestOnly)
-            .map_err(|e| e.to_string())?;
-        let Some(frame) = reader.latest().map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
-        let values = frame.typed::<f32>().map_err(|e| e.to_string())?;
-        match values.iter().enumerate().find(|(_, v)| v.abs() > limit) {
-            Some((i, v)) => Err(format!(
-                "DM command {v:.3} exceeds {fraction} of stroke on actuator {i} of {}",
-                values.len()
-            )),
-            None => Ok(()),
-        }
-    })
-}

@@ -10,7 +10,7 @@ mod camera;
 mod dm;
 
 pub use camera::{CameraCommand, CameraReply, SimCamera, SimCameraConfig};
-pub use dm::{stroke_test, DmCommand, DmReply, SimDm, SimDmConfig};
+pub use dm::{DmCommand, DmReply, SimDm, SimDmConfig};
 
 /// A fast checksum of a frame's bytes (64-bit words folded with a multiply-rotate), which
 /// the simulated camera stores in each frame's user word 1.
