@@ -31,6 +31,8 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 #[cfg(not(loom))]
+pub mod codec;
+#[cfg(not(loom))]
 pub mod devices;
 #[cfg(not(loom))]
 mod fault;

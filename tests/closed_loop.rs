@@ -3,8 +3,9 @@
 //! Own `main` (no libtest harness): the example's device servers and experiments are children
 //! of this program.
 
-#[path = "../examples/closed_loop.rs"]
-#[allow(dead_code)]
+#[path = "../examples/closed_loop/bench/mod.rs"]
+// The example's report printer is not used here.
+#[allow(dead_code, unused_imports)]
 mod closed_loop;
 
 use shmkit::process::Entries;

@@ -8,9 +8,10 @@
 use clap::{Parser, Subcommand};
 use shmkit::inspect::{self, InspectError, Inspection, ObjectState};
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -345,93 +346,89 @@ fn describe(state: &ObjectState, rate: Option<f64>) -> (&'static str, String) {
     }
 }
 
-static QUIT: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    QUIT.store(true, Ordering::Relaxed);
+/// Where `watch` reads its quit key from.
+enum Keys {
+    /// A terminal, in crossterm's raw mode (restored on drop): `q`, `Q` or Ctrl+C quit.
+    Terminal,
+    /// A pipe or file: a `q` read from it quits; end of input stops reading.
+    Stream { open: bool },
 }
 
-/// Puts a terminal on stdin in "one key at a time, no echo" mode, and back on drop.
-struct RawTerminal(Option<libc::termios>);
-
-impl RawTerminal {
-    fn enter() -> RawTerminal {
-        // SAFETY: isatty/tcgetattr/tcsetattr only read and write the termios we pass.
-        unsafe {
-            if libc::isatty(0) != 1 {
-                return RawTerminal(None);
-            }
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return RawTerminal(None);
-            }
-            let saved = t;
-            // ISIG stays on: Ctrl+C still raises SIGINT, handled as "quit".
-            t.c_lflag &= !(libc::ICANON | libc::ECHO);
-            libc::tcsetattr(0, libc::TCSANOW, &t);
-            RawTerminal(Some(saved))
+impl Keys {
+    fn new() -> Keys {
+        if std::io::stdin().is_terminal() && crossterm::terminal::enable_raw_mode().is_ok() {
+            Keys::Terminal
+        } else {
+            Keys::Stream { open: true }
         }
     }
-}
 
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        if let Some(saved) = self.0 {
-            // SAFETY: restoring the attributes read in `enter`.
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
-        }
-    }
-}
-
-/// Waits up to `period` for a key; true if it was `q` (or stdin asked to quit).
-fn quit_key(period: Duration, stdin_open: &mut bool) -> bool {
-    let mut fds = libc::pollfd {
-        fd: 0,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let deadline = Instant::now() + period;
-    loop {
-        if QUIT.load(Ordering::Relaxed) {
-            return true;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        if !*stdin_open {
-            std::thread::sleep(left.min(Duration::from_millis(50)));
-            continue;
-        }
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut fds, 1, left.as_millis().min(50) as libc::c_int) };
-        if n > 0 {
-            let mut byte = [0u8; 1];
-            // SAFETY: reading one byte into a one-byte buffer.
-            let r = unsafe { libc::read(0, byte.as_mut_ptr().cast(), 1) };
-            if r <= 0 {
-                *stdin_open = false;
-            } else if byte[0] == b'q' || byte[0] == b'Q' {
+    /// Waits up to `period` for a quit key (or `quit` being set by a signal).
+    fn wait_for_quit(&mut self, period: Duration, quit: &AtomicBool) -> bool {
+        let deadline = Instant::now() + period;
+        loop {
+            if quit.load(Ordering::Relaxed) {
                 return true;
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let slice = left.min(Duration::from_millis(50));
+            match self {
+                Keys::Terminal => {
+                    use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+                    if !event::poll(slice).unwrap_or(false) {
+                        continue;
+                    }
+                    if let Ok(Event::Key(k)) = event::read() {
+                        let ctrl_c = k.code == KeyCode::Char('c')
+                            && k.modifiers.contains(KeyModifiers::CONTROL);
+                        if k.kind == KeyEventKind::Press
+                            && (ctrl_c || matches!(k.code, KeyCode::Char('q' | 'Q')))
+                        {
+                            return true;
+                        }
+                    }
+                }
+                Keys::Stream { open: false } => std::thread::sleep(slice),
+                Keys::Stream { open } => {
+                    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+                    let stdin = std::io::stdin();
+                    let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+                    let timeout = Timespec {
+                        tv_sec: 0,
+                        tv_nsec: slice.as_nanos() as _,
+                    };
+                    if poll(&mut fds, Some(&timeout)).unwrap_or(0) == 0 {
+                        continue;
+                    }
+                    let mut byte = [0u8; 1];
+                    match rustix::io::read(&stdin, &mut byte) {
+                        Ok(1) if matches!(byte[0], b'q' | b'Q') => return true,
+                        Ok(1) => {}
+                        _ => *open = false,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        if let Keys::Terminal = self {
+            let _ = crossterm::terminal::disable_raw_mode();
         }
     }
 }
 
 fn watch(name: &str, period: Duration, count: Option<u64>) -> ExitCode {
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
+    let quit = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&quit));
     }
-    let _terminal = RawTerminal::enter();
-    let mut stdin_open = true;
+    let mut keys = Keys::new();
     let mut previous: Option<(Instant, HashMap<String, u64>)> = None;
     let mut shown = 0u64;
     let stdout = std::io::stdout();
@@ -468,17 +465,27 @@ fn watch(name: &str, period: Duration, count: Option<u64>) -> ExitCode {
                 .collect()
         });
         let mut out = stdout.lock();
-        let _ = write!(
+        let _ = crossterm::queue!(
             out,
-            "\x1b[2J\x1b[H{}\n(refreshing every {} ms; q or Ctrl+C quits)\n",
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+            crossterm::cursor::MoveTo(0, 0)
+        );
+        // In raw mode a newline does not return the carriage: write both.
+        let text = format!(
+            "{}\n(refreshing every {} ms; q or Ctrl+C quits)\n",
             render(&inspection, rates.as_ref()),
             period.as_millis()
         );
+        let text = match keys {
+            Keys::Terminal => text.replace('\n', "\r\n"),
+            Keys::Stream { .. } => text,
+        };
+        let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
         drop(out);
         previous = Some((now, counters));
         shown += 1;
-        if count.is_some_and(|c| shown >= c) || quit_key(period, &mut stdin_open) {
+        if count.is_some_and(|c| shown >= c) || keys.wait_for_quit(period, &quit) {
             return ExitCode::SUCCESS;
         }
     }

@@ -83,8 +83,7 @@ fn listing<'a>(all: &'a Value, name: &str) -> &'a Value {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 #[test]
@@ -109,9 +108,7 @@ fn ls_and_clean_tell_live_stale_corrupt_and_foreign_apart() {
     let foreign_checked = is_root();
     if foreign_checked {
         stale_segment(&foreign);
-        let path = std::ffi::CString::new(format!("/dev/shm/{foreign}")).unwrap();
-        // SAFETY: a valid C path; changing the owner of a file we created.
-        assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);
+        std::os::unix::fs::chown(format!("/dev/shm/{foreign}"), Some(65534), Some(65534)).unwrap();
     }
 
     let all = json(&["ls", "--json"]);

@@ -249,9 +249,11 @@ impl DeviceCache {
         };
         let args = ServerArgs {
             name: name.to_owned(),
-            config: postcard::to_allocvec(config).map_err(|e| DeviceError::Codec {
-                device: name.into(),
-                message: e.to_string(),
+            config: crate::codec::encode(config, "the device configuration").map_err(|source| {
+                DeviceError::Codec {
+                    device: name.into(),
+                    source,
+                }
             })?,
             owner: if owner != 0 {
                 owner

@@ -4,6 +4,7 @@
 use super::server::command_spec;
 use super::status::Status;
 use super::{object_name, Device, DeviceError};
+use crate::codec::{CodecError, Direction};
 use crate::primitives::{Acquired, Mutex, MutexGuard};
 use crate::rings::FrameRing;
 use crate::rings::{CommandError, CommandRing, FrameReader, ReadMode};
@@ -110,7 +111,8 @@ impl<D: Device> DeviceClient<D> {
         let bytes: &[u8] = match postcard::to_slice(command, &mut stack) {
             Ok(b) => b,
             Err(_) => {
-                heap = postcard::to_allocvec(command).map_err(|e| self.codec(e))?;
+                heap = postcard::to_allocvec(command)
+                    .map_err(|e| self.codec(Direction::Encode, "the command", e))?;
                 &heap
             }
         };
@@ -123,7 +125,7 @@ impl<D: Device> DeviceClient<D> {
                 device: self.name.clone(),
                 message,
             }),
-            Ok(Err(e)) => Err(self.codec(e)),
+            Ok(Err(e)) => Err(self.codec(Direction::Decode, "the reply", e)),
             Err(e) => Err(self.ring_error(e)),
         }
     }
@@ -161,10 +163,10 @@ impl<D: Device> DeviceClient<D> {
         Ok(super::status::info(&self.status.read()?))
     }
 
-    fn codec(&self, e: postcard::Error) -> DeviceError {
+    fn codec(&self, direction: Direction, what: &'static str, e: postcard::Error) -> DeviceError {
         DeviceError::Codec {
             device: self.name.clone(),
-            message: e.to_string(),
+            source: CodecError::new(direction, what, e),
         }
     }
 

@@ -80,12 +80,13 @@ pub enum DeviceError {
         asked: &'static str,
     },
     /// A command or reply could not be encoded or decoded.
-    #[error("device {device:?}: message encoding: {message}")]
+    #[error("device {device:?}: a message could not be encoded or decoded")]
     Codec {
         /// The device.
         device: String,
-        /// The codec's message.
-        message: String,
+        /// What failed, with postcard's error as its source.
+        #[source]
+        source: crate::codec::CodecError,
     },
     /// The segment refused an object.
     #[error(transparent)]

@@ -142,12 +142,13 @@ fn open_and_run<D: Device>(
     args: &ServerArgs,
 ) -> Result<(), ServerError> {
     let device_err = |e: DeviceError| ServerError::Device(e);
-    let config: D::Config = postcard::from_bytes(&args.config).map_err(|e| {
-        ServerError::Device(DeviceError::Codec {
-            device: args.name.clone(),
-            message: e.to_string(),
-        })
-    })?;
+    let config: D::Config = crate::codec::decode(&args.config, "the device configuration")
+        .map_err(|source| {
+            ServerError::Device(DeviceError::Codec {
+                device: args.name.clone(),
+                source,
+            })
+        })?;
     let ring = segment
         .command_ring(&object_name(&args.name, "cmd"), &command_spec::<D>())
         .map_err(|e| device_err(e.into()))?

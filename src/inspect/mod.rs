@@ -10,6 +10,7 @@
 
 mod error;
 mod objects;
+mod paged;
 mod scan;
 
 pub use error::InspectError;

@@ -3,7 +3,7 @@
 //! is checked, and a nonsensical object is reported as corrupt without stopping the rest.
 
 use super::error::{corrupt, InspectError};
-use crate::segment::{object_block, validate_image, HeaderInfo, SegmentError};
+use crate::segment::{object_block, validate_bytes, HeaderInfo, ImageBytes, SegmentError};
 use crate::sys::identity::{tid_liveness, Liveness, Record};
 use serde::Serialize;
 use shm_layout::{
@@ -15,7 +15,7 @@ use shm_layout::{
     MUTEX_DEPTH_MASK, MUTEX_TID_MASK, SLOT_FREE, SLOT_REPORTED, TABLE_READY,
 };
 use std::mem::size_of;
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 /// A whole segment, decoded.
 #[derive(Debug, Clone, Serialize)]
@@ -201,12 +201,14 @@ pub struct DeviceInfo {
     pub message: String,
 }
 
-fn read<T: FromBytes>(image: &[u8], offset: u64) -> Result<T, String> {
-    let start = usize::try_from(offset).map_err(|_| format!("offset {offset} out of range"))?;
+/// The bytes a decoder reads: a copied image (`[u8]`) or a file read page by page.
+type Image<'a> = dyn ImageBytes + 'a;
+
+fn read<T: FromBytes + IntoBytes>(image: &Image, offset: u64) -> Result<T, String> {
+    let mut value = T::new_zeroed();
     image
-        .get(start..)
-        .and_then(|b| T::read_from_prefix(b).ok())
-        .map(|(t, _)| t)
+        .copy_at(offset, value.as_mut_bytes())
+        .then_some(value)
         .ok_or_else(|| {
             format!(
                 "{} bytes at offset {offset} run past the segment's {} bytes",
@@ -255,8 +257,8 @@ fn record_alive(record: u64) -> Option<bool> {
 /// The object's block, checked as a live attach checks it (`object_block`), and its header
 /// validated with the kind's validator: the live handles and the inspector share both steps,
 /// and report a failure with the same words.
-fn checked<H: FromBytes>(
-    image: &[u8],
+fn checked<H: FromBytes + IntoBytes>(
+    image: &Image,
     info: &HeaderInfo,
     offset: u64,
     kind: ObjectKind,
@@ -278,7 +280,7 @@ fn invalid(e: shm_layout::validate::Invalid) -> String {
     SegmentError::invalid_object(e).to_string()
 }
 
-fn frame_ring(image: &[u8], info: &HeaderInfo, offset: u64) -> Result<ObjectState, String> {
+fn frame_ring(image: &Image, info: &HeaderInfo, offset: u64) -> Result<ObjectState, String> {
     let (h, block_size): (FrameRingHeader, u64) =
         checked(image, info, offset, ObjectKind::FrameRing)?;
     let g = validate::frame_ring(&h, block_size).map_err(invalid)?;
@@ -311,7 +313,7 @@ fn frame_ring(image: &[u8], info: &HeaderInfo, offset: u64) -> Result<ObjectStat
     })
 }
 
-fn command_ring(image: &[u8], info: &HeaderInfo, offset: u64) -> Result<ObjectState, String> {
+fn command_ring(image: &Image, info: &HeaderInfo, offset: u64) -> Result<ObjectState, String> {
     let (h, block_size): (CommandRingHeader, u64) =
         checked(image, info, offset, ObjectKind::CommandRing)?;
     let g = validate::command_ring(&h, block_size).map_err(invalid)?;
@@ -338,7 +340,7 @@ fn command_ring(image: &[u8], info: &HeaderInfo, offset: u64) -> Result<ObjectSt
     })
 }
 
-fn dict(image: &[u8], info: &HeaderInfo, offset: u64) -> Result<ObjectState, String> {
+fn dict(image: &Image, info: &HeaderInfo, offset: u64) -> Result<ObjectState, String> {
     let (d, block_size): (DictHeader, u64) = checked(image, info, offset, ObjectKind::Dict)?;
     let g = validate::dict(&d, block_size).map_err(invalid)?;
     Ok(ObjectState::Dict {
@@ -351,7 +353,7 @@ fn dict(image: &[u8], info: &HeaderInfo, offset: u64) -> Result<ObjectState, Str
 }
 
 fn shared_value(
-    image: &[u8],
+    image: &Image,
     info: &HeaderInfo,
     offset: u64,
 ) -> Result<(ObjectState, SharedHeader), String> {
@@ -367,7 +369,7 @@ fn shared_value(
     ))
 }
 
-fn device(image: &[u8], name: &str, offset: u64, h: &SharedHeader) -> Option<DeviceInfo> {
+fn device(image: &Image, name: &str, offset: u64, h: &SharedHeader) -> Option<DeviceInfo> {
     let device = name.strip_prefix("dev/")?.strip_suffix("/status")?;
     if h.size != size_of::<DeviceStatus>() as u64 {
         return None;
@@ -387,7 +389,7 @@ fn device(image: &[u8], name: &str, offset: u64, h: &SharedHeader) -> Option<Dev
 }
 
 fn object_state(
-    image: &[u8],
+    image: &Image,
     info: &HeaderInfo,
     entry: &TableEntry,
     name: &str,
@@ -431,7 +433,12 @@ fn object_state(
 /// Decodes a segment image (a copy of its bytes). Header or block-chain corruption is an
 /// error; a corrupt object is an [`ObjectState::Corrupt`] entry among the others.
 pub fn inspect_image(name: &str, image: &[u8]) -> Result<Inspection, InspectError> {
-    let (info, blocks) = match validate_image(image).map_err(|e| corrupt(name, e))? {
+    inspect_bytes(name, &image)
+}
+
+/// [`inspect_image`] over any image bytes (a copy, or a file read page by page).
+pub(crate) fn inspect_bytes(name: &str, image: &Image) -> Result<Inspection, InspectError> {
+    let (info, blocks) = match validate_bytes(image).map_err(|e| corrupt(name, e))? {
         Some(v) => v,
         None => {
             return Err(InspectError::Corrupt {

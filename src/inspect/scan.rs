@@ -1,16 +1,17 @@
 //! Finding segments in `/dev/shm`, reading them, and deciding which are stale.
 
 use super::error::{corrupt, InspectError};
-use super::objects::{inspect_image, Inspection};
-use crate::segment::{validate_image, SegmentError};
+use super::objects::{inspect_bytes, Inspection};
+use super::paged::PagedFile;
+use crate::segment::{validate_bytes, ImageBytes, SegmentBytes, SegmentError};
 use crate::sys::identity::Liveness;
-use crate::ProcessIdentity;
+use crate::sys::identity::ProcessIdentity;
 use serde::Serialize;
 use shm_layout::{SegmentHeader, MAGIC};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use zerocopy::FromBytes;
+use zerocopy::{FromZeros, IntoBytes};
 
 /// Where POSIX shared memory objects live on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -46,25 +47,41 @@ fn path_of(name: &str) -> PathBuf {
     Path::new(SHM_DIR).join(name.trim_start_matches('/'))
 }
 
-fn read_segment(name: &str) -> Result<Vec<u8>, InspectError> {
-    let path = path_of(name);
-    std::fs::read(&path).map_err(|e| match e.kind() {
+/// A failed read of segment `name`'s file.
+fn read_error(name: &str, e: std::io::Error) -> InspectError {
+    match e.kind() {
         std::io::ErrorKind::NotFound => InspectError::NotFound(name.to_owned()),
         std::io::ErrorKind::PermissionDenied => InspectError::PermissionDenied(name.to_owned()),
         _ => InspectError::Io {
             name: name.to_owned(),
             source: e,
         },
-    })
+    }
+}
+
+/// Segment `name`'s file, to be read page by page.
+fn open_paged(name: &str) -> Result<PagedFile, InspectError> {
+    let file = std::fs::File::open(path_of(name)).map_err(|e| read_error(name, e))?;
+    let len = file.metadata().map_err(|e| read_error(name, e))?.len();
+    Ok(PagedFile::new(file, len))
 }
 
 /// Inspects segment `name` from a copy of its bytes.
+///
+/// Reads only the pages it decodes (header, table, block headers, the objects' headers and
+/// slot metadata), not frame data: cheap enough to repeat every refresh of `shmkit watch`.
 pub fn inspect(name: &str) -> Result<Inspection, InspectError> {
-    let image = read_segment(name)?;
-    if image.len() < 8 || image[..8] != MAGIC.to_le_bytes() {
+    inspect_paged(name).map(|(inspection, _)| inspection)
+}
+
+/// [`inspect`], also returning how many 4 KiB pages it read.
+pub(crate) fn inspect_paged(name: &str) -> Result<(Inspection, usize), InspectError> {
+    let image = open_paged(name)?;
+    if image.load_u64(0) != Some(MAGIC) {
         return Err(InspectError::NotShmkit(name.to_owned()));
     }
-    inspect_image(name, &image)
+    let inspection = inspect_bytes(name, &image)?;
+    Ok((inspection, image.pages_read()))
 }
 
 /// Pids of live processes other than this one that map `/dev/shm/NAME`.
@@ -141,7 +158,7 @@ pub fn list() -> Vec<SegmentListing> {
                 error: None,
                 name,
             };
-            match read_segment(&listing.name).and_then(|image| header_of(&listing.name, &image)) {
+            match open_paged(&listing.name).and_then(|image| header_of(&listing.name, &image)) {
                 Ok(Some((creator, created_unix_ns, note))) => {
                     listing.error = note;
                     let alive = creator.liveness() != Liveness::Dead;
@@ -173,16 +190,17 @@ pub fn list() -> Vec<SegmentListing> {
 /// `None` while initialising.
 fn header_of(
     name: &str,
-    image: &[u8],
+    image: &PagedFile,
 ) -> Result<Option<(ProcessIdentity, u64, Option<String>)>, InspectError> {
-    match validate_image(image) {
+    match validate_bytes(image) {
         Ok(Some((info, _))) => Ok(Some((info.creator, info.created_unix_ns, None))),
         Ok(None) => Ok(None),
         // Another build's layout: the creator fields sit where every version keeps them.
         Err(e @ (SegmentError::LayoutMismatch { .. } | SegmentError::VersionMismatch { .. })) => {
-            let Ok((header, _)) = SegmentHeader::read_from_prefix(image) else {
+            let mut header = SegmentHeader::new_zeroed();
+            if !image.copy_at(0, header.as_mut_bytes()) {
                 return Err(corrupt(name, e));
-            };
+            }
             Ok(Some((
                 ProcessIdentity {
                     pid: header.creator_pid,

@@ -89,8 +89,8 @@ pub enum ProcessError {
         name: String,
     },
     /// The arguments could not be serialised.
-    #[error("cannot encode the child's arguments: {0}")]
-    Encode(String),
+    #[error(transparent)]
+    Encode(crate::codec::CodecError),
     /// The OS refused to start or wait for the child.
     #[error("cannot {op} child {name:?}")]
     Io {
@@ -402,7 +402,8 @@ impl Segment {
         options: &SpawnOptions,
     ) -> Result<Child, ProcessError> {
         let name = options.name.clone().unwrap_or_else(|| entry.to_owned());
-        let args = postcard::to_allocvec(args).map_err(|e| ProcessError::Encode(e.to_string()))?;
+        let args =
+            crate::codec::encode(args, "the child's arguments").map_err(ProcessError::Encode)?;
         let me = ProcessIdentity::current();
         let slot = Slot::reserve(self, me)?;
         let io_error = |op, source| ProcessError::Io {

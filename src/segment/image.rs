@@ -43,6 +43,47 @@ impl SegmentBytes for [u8] {
     }
 }
 
+/// Segment bytes that can also be copied out in runs (a copied image, or a file read page by
+/// page): what the inspector decodes whole structures from.
+pub(crate) trait ImageBytes: SegmentBytes {
+    /// Copies `out.len()` bytes at `offset` into `out`; false if they run past the end.
+    fn copy_at(&self, offset: u64, out: &mut [u8]) -> bool;
+}
+
+impl ImageBytes for [u8] {
+    fn copy_at(&self, offset: u64, out: &mut [u8]) -> bool {
+        let Some(src) = usize::try_from(offset)
+            .ok()
+            .and_then(|s| self.get(s..s.checked_add(out.len())?))
+        else {
+            return false;
+        };
+        out.copy_from_slice(src);
+        true
+    }
+}
+
+/// A borrowed slice is image bytes too (so a `&[u8]` can be passed as `&dyn ImageBytes`).
+impl SegmentBytes for &[u8] {
+    fn len(&self) -> u64 {
+        SegmentBytes::len(*self)
+    }
+
+    fn load_u32(&self, offset: u64) -> Option<u32> {
+        (**self).load_u32(offset)
+    }
+
+    fn load_u64(&self, offset: u64) -> Option<u64> {
+        (**self).load_u64(offset)
+    }
+}
+
+impl ImageBytes for &[u8] {
+    fn copy_at(&self, offset: u64, out: &mut [u8]) -> bool {
+        (**self).copy_at(offset, out)
+    }
+}
+
 /// What a valid, ready header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeaderInfo {
@@ -369,6 +410,13 @@ pub(crate) fn walk_blocks(
 /// Validates a whole segment image (header and every block) held in ordinary memory, as an
 /// inspector or a fuzzer sees it. `Ok(None)` means the image is still initialising.
 pub fn validate_image(image: &[u8]) -> Result<Option<(HeaderInfo, Vec<BlockInfo>)>, SegmentError> {
+    validate_bytes(image)
+}
+
+/// [`validate_image`] over any segment bytes.
+pub(crate) fn validate_bytes(
+    image: &(impl SegmentBytes + ?Sized),
+) -> Result<Option<(HeaderInfo, Vec<BlockInfo>)>, SegmentError> {
     match check_header(image, "<image>")? {
         HeaderCheck::Initialising { .. } => Ok(None),
         HeaderCheck::Ready(info) => {

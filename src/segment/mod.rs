@@ -16,7 +16,7 @@ mod object;
 
 pub use crate::table::{EntryInfo, NamedEntry, ObjectName};
 pub use error::SegmentError;
-pub(crate) use image::object_block;
+pub(crate) use image::{object_block, validate_bytes, ImageBytes, SegmentBytes};
 pub use image::{validate_image, BlockInfo, HeaderInfo};
 pub use name::{SegmentName, MAX_NAME_LEN};
 pub(crate) use object::sealed;

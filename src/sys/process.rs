@@ -1,49 +1,35 @@
 //! Waiting for a child process to exit, with a deadline, without reaping it early.
 
 use super::clock::Deadline;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use std::io;
 
 /// Waits until process `pid` (our child) has exited or `deadline` passes; does not reap it.
 /// Returns true if it exited. Uses a pidfd, so the wake-up is immediate, not polled.
 pub fn wait_exit(pid: u32, deadline: Deadline) -> io::Result<bool> {
-    // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as libc::c_int;
-    if fd < 0 {
-        return Err(super::last_os_error());
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let fd = pidfd_open(pid, PidfdFlags::empty())?;
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    loop {
+        let timeout = deadline.as_ns().map(|d| {
+            let left = d.saturating_sub(super::clock::monotonic_ns());
+            Timespec {
+                tv_sec: (left / 1_000_000_000) as i64,
+                tv_nsec: (left % 1_000_000_000) as _,
+            }
+        });
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) if deadline.expired() => return Ok(false),
+            Ok(_) | Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
-    let result = loop {
-        let timeout_ms = match deadline.as_ns() {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_sub(super::clock::monotonic_ns());
-                // Round up so we never wake before the deadline.
-                left.div_ceil(1_000_000).min(i32::MAX as u64) as libc::c_int
-            }
-        };
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-        if rc > 0 {
-            break Ok(true);
-        }
-        if rc == 0 {
-            if deadline.expired() {
-                break Ok(false);
-            }
-            continue;
-        }
-        let err = super::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            break Err(err);
-        }
-    };
-    // SAFETY: `fd` is ours and closed once.
-    unsafe { libc::close(fd) };
-    result
 }
 
 /// The conventional name of signal `signal` (`SIGKILL`, ...).

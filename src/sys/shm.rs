@@ -4,9 +4,11 @@
 //! is `O_CREAT | O_EXCL | O_NOFOLLOW`, so it never adopts an object somebody else made and never
 //! follows a symlink planted in `/dev/shm`.
 
+use rustix::fs::{fchmod, fstat, ftruncate, Mode};
+use rustix::shm::{self as posix_shm, OFlags};
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use super::last_os_error;
 
@@ -19,59 +21,44 @@ pub struct ObjectStat {
     pub uid: u32,
 }
 
+/// `O_NOFOLLOW`: never open through a symlink planted in `/dev/shm` (rustix's shm flags
+/// carry any open flag; `O_CLOEXEC` it adds itself).
+fn no_follow() -> OFlags {
+    OFlags::from_bits_retain(rustix::fs::OFlags::NOFOLLOW.bits())
+}
+
 /// Opens an existing object read-write.
 pub fn open(name: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let fd = unsafe {
-        libc::shm_open(
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(last_os_error());
-    }
-    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(posix_shm::open(
+        name,
+        OFlags::RDWR | no_follow(),
+        Mode::empty(),
+    )?)
 }
 
 /// Creates a new object with exactly `mode` (the umask is overridden with `fchmod`).
 pub fn create(name: &CStr, mode: u32) -> io::Result<OwnedFd> {
-    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let fd = unsafe { libc::shm_open(name.as_ptr(), flags, mode as libc::mode_t) };
-    if fd < 0 {
-        return Err(last_os_error());
-    }
-    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: `fd` is an open descriptor we own.
-    if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
-        let err = last_os_error();
+    let mode = Mode::from_bits_truncate(mode);
+    let fd = posix_shm::open(
+        name,
+        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | no_follow(),
+        mode,
+    )?;
+    if let Err(e) = fchmod(&fd, mode) {
         let _ = unlink(name);
-        return Err(err);
+        return Err(e.into());
     }
     Ok(fd)
 }
 
 /// Removes the name; mappings that exist stay valid until unmapped.
 pub fn unlink(name: &CStr) -> io::Result<()> {
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    if unsafe { libc::shm_unlink(name.as_ptr()) } != 0 {
-        return Err(last_os_error());
-    }
-    Ok(())
+    Ok(posix_shm::unlink(name)?)
 }
 
 /// Size, owner and mode of an open object.
 pub fn stat(fd: &OwnedFd) -> io::Result<ObjectStat> {
-    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is open and `st` is a writable stat buffer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(last_os_error());
-    }
+    let st = fstat(fd)?;
     Ok(ObjectStat {
         size: st.st_size as u64,
         uid: st.st_uid,
@@ -80,19 +67,12 @@ pub fn stat(fd: &OwnedFd) -> io::Result<ObjectStat> {
 
 /// Sets the object's size (new bytes read as zero).
 pub fn set_size(fd: &OwnedFd, size: u64) -> io::Result<()> {
-    let size =
-        libc::off_t::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `fd` is open for writing.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
-        return Err(last_os_error());
-    }
-    Ok(())
+    Ok(ftruncate(fd, size)?)
 }
 
 /// The effective user id of this process.
 pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// Faults every page of `[ptr, ptr+len)` in for writing, so the first touch in a control loop

@@ -245,9 +245,8 @@ impl CommandRing {
         request: &Q,
         timeout: Duration,
     ) -> Result<R, CommandError> {
-        let bytes =
-            postcard::to_allocvec(request).map_err(|e| CommandError::Codec(e.to_string()))?;
+        let bytes = crate::codec::encode(request, "the request")?;
         let reply = self.call(&bytes, timeout)?;
-        postcard::from_bytes(&reply).map_err(|e| CommandError::Codec(e.to_string()))
+        Ok(crate::codec::decode(&reply, "the reply")?)
     }
 }

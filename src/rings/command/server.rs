@@ -181,7 +181,7 @@ impl Request<'_> {
 
     /// Decodes the request as `Q` (serde).
     pub fn decode<Q: DeserializeOwned>(&self) -> Result<Q, CommandError> {
-        postcard::from_bytes(self.bytes()).map_err(|e| CommandError::Codec(e.to_string()))
+        Ok(crate::codec::decode(self.bytes(), "the request")?)
     }
 
     fn answer(&mut self, bytes: &[u8], failed: bool) -> Result<bool, CommandError> {
@@ -232,7 +232,7 @@ impl Request<'_> {
 
     /// Answers with a serde value.
     pub fn reply_typed<R: Serialize>(self, value: &R) -> Result<bool, CommandError> {
-        let bytes = postcard::to_allocvec(value).map_err(|e| CommandError::Codec(e.to_string()))?;
+        let bytes = crate::codec::encode(value, "the reply")?;
         self.reply(&bytes)
     }
 

@@ -71,8 +71,8 @@ pub enum CommandError {
     #[error("the server failed the request: {0}")]
     Failed(String),
     /// A message could not be encoded or decoded.
-    #[error("message encoding: {0}")]
-    Codec(String),
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
     /// The ring's bytes hold values no shmkit process writes.
     #[error("corrupt command ring: {0}")]
     Corrupt(String),

@@ -71,15 +71,16 @@ pub enum DictError {
         detail: String,
     },
     /// A value could not be serialised.
-    #[error("cannot encode the value: {0}")]
-    Encode(String),
+    #[error(transparent)]
+    Encode(crate::codec::CodecError),
     /// A stored value does not decode as the requested type.
-    #[error("value of {key:?} does not decode as the requested type: {error}")]
+    #[error("value of {key:?} does not decode as the requested type")]
     Decode {
         /// The key.
         key: String,
-        /// The decoder's message.
-        error: String,
+        /// The decoder's error.
+        #[source]
+        source: crate::codec::CodecError,
     },
 }
 
@@ -615,7 +616,7 @@ impl SharedDict {
 
     /// Sets `key` to `value` (serialised with postcard).
     pub fn insert<V: Serialize>(&self, key: &str, value: &V) -> Result<(), DictError> {
-        let bytes = postcard::to_allocvec(value).map_err(|e| DictError::Encode(e.to_string()))?;
+        let bytes = crate::codec::encode(value, "the value").map_err(DictError::Encode)?;
         self.insert_bytes(key, &bytes).map(drop)
     }
 
@@ -651,10 +652,13 @@ impl SharedDict {
                     return None;
                 }
             };
-            match f(current).map(|v| postcard::to_allocvec(&v)).transpose() {
+            match f(current)
+                .map(|v| crate::codec::encode(&v, "the value"))
+                .transpose()
+            {
                 Ok(next) => next,
                 Err(e) => {
-                    failure = Some(DictError::Encode(e.to_string()));
+                    failure = Some(DictError::Encode(e));
                     None
                 }
             }
@@ -677,9 +681,9 @@ impl SharedDict {
 }
 
 fn decode<V: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<V, DictError> {
-    postcard::from_bytes(bytes).map_err(|e| DictError::Decode {
+    crate::codec::decode(bytes, "the value").map_err(|source| DictError::Decode {
         key: key.to_owned(),
-        error: e.to_string(),
+        source,
     })
 }
 
