@@ -1,7 +1,7 @@
 //! The one serialisation format of typed messages and values (postcard), and its error.
 //!
 //! Typed command-ring calls, dictionary values and child-process arguments all go through
-//! [`encode`] / [`decode`], so a failure is always a [`CodecError`] that says what was being
+//! one `encode` / `decode` pair, so a failure is always a [`CodecError`] that says what was being
 //! encoded or decoded and keeps postcard's error as its `source()`.
 
 use serde::de::DeserializeOwned;

@@ -18,3 +18,7 @@ pub use objects::{inspect_image, DeviceInfo, Inspection, ObjectInfo, ObjectState
 pub use scan::{
     clean, inspect, list, mapped_by_live_process, CleanAction, SegmentListing, SHM_DIR,
 };
+
+// These map real shared memory, which Miri cannot do.
+#[cfg(all(test, not(miri)))]
+mod tests;

@@ -156,6 +156,25 @@ mod tests {
     }
 
     #[test]
+    fn a_report_shows_each_message_of_a_cause_chain_once() {
+        let io = crate::segment::SegmentError::Io {
+            op: "open",
+            name: "lab".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        let outer = crate::process::ProcessError::Segment(io);
+        let r = ChildReport::from_error("shmkit::process::ProcessError", &outer);
+        let all = std::iter::once(&r.message)
+            .chain(&r.chain)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let os = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
+        assert_eq!(all.matches(&os).count(), 1, "{all}");
+        assert_eq!(all.matches("open on segment").count(), 1, "{all}");
+    }
+
+    #[test]
     fn slot_images_decode_to_typed_errors_or_reports() {
         use crate::process::decode_slot_image;
         assert_eq!(decode_slot_image(&[0; 64]), Ok(None), "not reported");
