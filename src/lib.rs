@@ -28,7 +28,7 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 // Under loom only the primitives are built (no segment), leaving some helpers unused.
-#![cfg_attr(loom, allow(dead_code, unused_imports))]
+#![cfg_attr(loom, allow(dead_code, unused_imports, unused_macros))]
 
 #[cfg(not(loom))]
 pub mod codec;

@@ -228,7 +228,7 @@ pub struct CleanAction {
 /// Removes segments whose creator is dead and that no live process maps; never a live one,
 /// never another user's. `dry_run` only reports.
 pub fn clean(dry_run: bool) -> Vec<CleanAction> {
-    let me = crate::sys::process::effective_uid();
+    let me = crate::sys::shm::effective_uid();
     list()
         .into_iter()
         .map(|l| {

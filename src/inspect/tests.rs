@@ -24,7 +24,13 @@ fn inspect_reads_only_the_pages_it_decodes_not_the_frames() {
     let _ = Segment::unlink(&name);
     let cam = inspection.objects.iter().find(|o| o.name == "cam").unwrap();
     assert!(
-        matches!(cam.state, ObjectState::FrameRing { frames_written: 3, .. }),
+        matches!(
+            cam.state,
+            ObjectState::FrameRing {
+                frames_written: 3,
+                ..
+            }
+        ),
         "{:?}",
         cam.state
     );

@@ -243,8 +243,7 @@ mod imp {
     }
 
     fn gettid() -> u32 {
-        // SAFETY: gettid has no preconditions and cannot fail.
-        (unsafe { libc::syscall(libc::SYS_gettid) }) as u32
+        rustix::thread::gettid().as_raw_nonzero().get() as u32
     }
 
     /// The calling task's token: its pidfs inode where the kernel has pidfs, else its start

@@ -57,12 +57,6 @@ pub fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-/// This process's effective user id.
-pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// Ends this process at once with `SIGKILL`, as an outside killer would (no unwinding, no
 /// exit handlers): for crash-injection tests.
 #[cfg(feature = "test-support")]
