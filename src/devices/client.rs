@@ -55,8 +55,8 @@ impl<D: Device> DeviceClient<D> {
         let ring = segment
             .command_ring(&object_name(name, "cmd"), &command_spec::<D>())
             .map_err(|e| match e {
-                crate::SegmentError::ParamMismatch { .. }
-                | crate::SegmentError::KindMismatch { .. } => DeviceError::WrongKind {
+                crate::segment::SegmentError::ParamMismatch { .. }
+                | crate::segment::SegmentError::KindMismatch { .. } => DeviceError::WrongKind {
                     device: name.into(),
                     actual: e.to_string(),
                     asked: D::KIND,

@@ -24,7 +24,7 @@ pub use server::DeviceContext;
 pub use status::{DeviceState, DeviceStatusInfo};
 
 use crate::rings::FrameSpec;
-use crate::WaitStrategy;
+use crate::sync::WaitStrategy;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
@@ -123,7 +123,10 @@ impl<D: Device> DeviceRef<D> {
     }
 
     /// A client, starting the device's server if none runs (bounded wait).
-    pub fn client(&self, segment: &crate::Segment) -> Result<DeviceClient<D>, DeviceError> {
+    pub fn client(
+        &self,
+        segment: &crate::segment::Segment,
+    ) -> Result<DeviceClient<D>, DeviceError> {
         DeviceCache::new(segment).get::<D>(self.name, &self.config())
     }
 
@@ -139,7 +142,10 @@ impl<D: Device> DeviceRef<D> {
 
     /// The device's mutex, for a multi-command critical section: `let m =
     /// Bench::Dm.mutex(&seg)?; let _g = m.lock()?;` (a client's `call` honours it).
-    pub fn mutex(&self, segment: &crate::Segment) -> Result<crate::Mutex, DeviceError> {
+    pub fn mutex(
+        &self,
+        segment: &crate::segment::Segment,
+    ) -> Result<crate::primitives::Mutex, DeviceError> {
         check_name(self.name)?;
         Ok(segment.mutex(&object_name(self.name, "lock"))?)
     }

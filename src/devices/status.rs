@@ -6,10 +6,10 @@
 //! later reader can still act on (a dead server's state is judged by its liveness anyway).
 
 use super::{object_name, DeviceError};
+use crate::segment::Segment;
 use crate::shared::{Shared, SharedAcquired};
 use crate::sys::clock::monotonic_ns;
 use crate::sys::identity::{Liveness, Record};
-use crate::Segment;
 use shm_layout::{
     DeviceStatus, DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX,
     DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING,

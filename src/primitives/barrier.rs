@@ -12,7 +12,8 @@
 //! or abort the barrier stays broken until `reset`. A party that dies while others wait cannot
 //! keep them past their deadline: the first deadline to pass breaks the barrier for all.
 
-use super::{Pad, StateRef};
+use super::StateRef;
+use crate::sync::Pad;
 use crate::sync::{
     futex_wait, futex_wake, spin_hint, AtomicU32, AtomicU64, Ordering, SpinCounter, WaitStrategy,
 };

@@ -12,7 +12,8 @@
 //! that, so a waiter that set the bit meanwhile is either asleep (woken) or sees the changed
 //! word (its futex wait returns at once).
 
-use super::{Pad, StateRef};
+use super::StateRef;
+use crate::sync::Pad;
 use crate::sync::{
     futex_wait, futex_wake, spin_hint, AtomicU32, Ordering, SpinCounter, WaitStrategy,
 };

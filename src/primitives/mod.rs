@@ -20,7 +20,7 @@ pub use mutex::{
     lock_all, Acquired, LockError, Mutex, MutexGuard, OwnerDiedGuard, OwnerInfo,
     DEATH_CHECK_INTERVAL,
 };
-pub(crate) use place::{Pad, StateRef};
+pub(crate) use place::StateRef;
 
 /// The default deadline for acquiring a mutex: 60 s, the Python system's `DEFAULT_TIMEOUT`.
 pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

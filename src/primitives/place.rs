@@ -1,24 +1,9 @@
 //! Where a primitive's state lives, and what keeps that memory alive.
 
 use std::any::Any;
-use std::cell::UnsafeCell;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::Arc;
-
-/// Reserved bytes inside a shared state struct. Never read; an `UnsafeCell` because another
-/// process may write them while we hold a `&` to the struct.
-#[repr(transparent)]
-pub(crate) struct Pad<const N: usize>(UnsafeCell<[u8; N]>);
-
-impl<const N: usize> Pad<N> {
-    pub(crate) const fn new() -> Self {
-        Pad(UnsafeCell::new([0; N]))
-    }
-}
-
-// SAFETY: the bytes are never read or written through this type, so sharing it is harmless.
-unsafe impl<const N: usize> Sync for Pad<N> {}
 
 /// A shared reference to a state struct in a segment mapping or on the heap, together with
 /// whatever keeps that memory mapped (the segment's mapping, or the heap allocation itself).

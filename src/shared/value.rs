@@ -340,7 +340,7 @@ impl<T: SharedValue> SegmentObject for Shared<T> {
             mutex: segment.mutex_in_block(offset, BlockKind::Shared)?,
             value,
             offset,
-            timeout: crate::DEFAULT_LOCK_TIMEOUT,
+            timeout: crate::primitives::DEFAULT_LOCK_TIMEOUT,
             _type: PhantomData,
         })
     }

@@ -19,6 +19,6 @@ pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64};
 
 #[cfg(not(loom))]
 pub(crate) use record_word::RecordWord;
-pub(crate) use view::{shared_view, size_of_field, SharedWord};
+pub(crate) use view::{shared_view, size_of_field, Pad, SharedWord};
 pub use wait::WaitStrategy;
 pub(crate) use wait::{futex_wait, futex_wake, spin_hint, SpinCounter};

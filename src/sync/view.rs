@@ -6,7 +6,23 @@
 //! takes a byte offset, so no caller can pass a wrong one. [`shared_view!`] declares a view
 //! and asserts its size, alignment and every field's offset and size against the layout
 //! type; [`SharedWord`] limits the fields to types that are valid for any bytes another
-//! process may write (atomics, [`Pad`](crate::primitives::Pad), arrays and other views).
+//! process may write (atomics, [`Pad`], arrays and other views).
+
+use std::cell::UnsafeCell;
+
+/// Reserved bytes inside a shared state struct. Never read; an `UnsafeCell` because another
+/// process may write them while we hold a `&` to the struct.
+#[repr(transparent)]
+pub(crate) struct Pad<const N: usize>(UnsafeCell<[u8; N]>);
+
+impl<const N: usize> Pad<N> {
+    pub(crate) const fn new() -> Self {
+        Pad(UnsafeCell::new([0; N]))
+    }
+}
+
+// SAFETY: the bytes are never read or written through this type, so sharing it is harmless.
+unsafe impl<const N: usize> Sync for Pad<N> {}
 
 /// A type that is valid for any bit pattern and may be written by another process while this
 /// one holds a shared reference to it (atomics, padding cells, arrays of them, views).
@@ -52,7 +68,7 @@ unsafe impl<T: SharedWord, const N: usize> SharedWord for [T; N] {
     }
 }
 // SAFETY: `Pad` is an `UnsafeCell` of bytes that is never read.
-unsafe impl<const N: usize> SharedWord for crate::primitives::Pad<N> {
+unsafe impl<const N: usize> SharedWord for Pad<N> {
     type Plain = [u8; N];
     /// Reserved bytes are never read: they copy out as zeros.
     fn load_plain(&self) -> [u8; N] {

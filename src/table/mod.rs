@@ -11,7 +11,7 @@
 //!   created. So no name is ever placed after a claimed slot on its probe path, and a lookup of
 //!   an existing name meets only `READY` entries before it — it never waits or locks.
 
-use crate::primitives::Pad;
+use crate::sync::Pad;
 use crate::sync::{futex_wait, futex_wake, AtomicU32, AtomicU64, Ordering};
 use crate::sys::clock::Deadline;
 use crate::sys::identity::{current_thread, holder_liveness, Liveness, Record, ThreadIdentity};

@@ -8,7 +8,7 @@
 use super::events::Events;
 use crate::devices::DeviceCache;
 use crate::process::{ChildContext, Entries};
-use crate::Segment;
+use crate::segment::Segment;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

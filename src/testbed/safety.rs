@@ -1,7 +1,7 @@
 //! Safety tests: checks the testbed runs before anything starts and then periodically.
 
 use crate::devices::DeviceCache;
-use crate::Segment;
+use crate::segment::Segment;
 
 /// What a safety check can look at.
 #[derive(Debug)]

@@ -11,7 +11,8 @@
 
 mod raw;
 
-use super::{Pad, StateRef, DEFAULT_LOCK_TIMEOUT};
+use super::{StateRef, DEFAULT_LOCK_TIMEOUT};
+use crate::sync::Pad;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::sys::clock::Deadline;
 use crate::sys::identity::{current_thread, Liveness};
