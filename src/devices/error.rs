@@ -1,10 +1,10 @@
 //! What can go wrong between a client and a device.
 
+use crate::primitives::LockError;
 use crate::process::ProcessError;
 use crate::rings::{CommandError, RingError};
 use crate::segment::SegmentError;
 use crate::shared::SharedError;
-use crate::LockError;
 use std::time::Duration;
 
 /// Why a device operation failed.

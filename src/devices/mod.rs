@@ -133,7 +133,7 @@ impl<D: Device> DeviceRef<D> {
     /// A reader of the device's frame ring `suffix` (starting the server if needed).
     pub fn frames(
         &self,
-        segment: &crate::Segment,
+        segment: &crate::segment::Segment,
         suffix: &str,
         mode: crate::rings::ReadMode,
     ) -> Result<crate::rings::FrameReader, DeviceError> {
