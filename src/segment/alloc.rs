@@ -7,6 +7,7 @@
 //! `alloc_next` where it was, and overwrites the half-written bytes. There is no free: objects
 //! live as long as the segment (the named table of a later layer adds reuse).
 
+use super::header_view::HeaderView;
 use super::{image, Segment, SegmentError};
 use crate::primitives::{Barrier, BarrierState, Event, EventState, Mutex, MutexState, StateRef};
 use crate::sync::SharedWord;
@@ -19,11 +20,22 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const HDR: u64 = BLOCK_HEADER_SIZE as u64;
 
+/// A checked object block (see [`Segment::view_of_kind`]).
+pub(crate) struct ObjectBlock<'a, V> {
+    /// The view at the block's start.
+    pub view: &'a V,
+    /// The block's size in bytes.
+    pub size: u64,
+    /// The block's first byte, with the provenance of the whole mapping.
+    pub base: NonNull<u8>,
+}
+
 impl Segment {
-    fn header_u64(&self, field: usize) -> &AtomicU64 {
+    /// The segment header's shared words.
+    pub(super) fn header(&self) -> &HeaderView {
         self.map
-            .atomic_u64(field as u64)
-            .expect("header fields are in bounds")
+            .view_at(0)
+            .expect("open and create checked the mapping holds the header")
     }
 
     /// The allocator's lock, in the header.
@@ -71,7 +83,7 @@ impl Segment {
         let lock = self.alloc_lock();
         // Nothing to repair after a dead allocator: `alloc_next` was not advanced.
         let _guard = lock.lock()?.recover_with(|_| {});
-        let next_word = self.header_u64(offset_of!(SegmentHeader, alloc_next));
+        let next_word = &self.header().alloc_next;
         let next = next_word.load(Ordering::Acquire);
         let len = self.map.len();
         if next < self.info.data_start || next > len || next % HDR != 0 {
@@ -116,15 +128,15 @@ impl Segment {
         write_header(body - HDR, kind.tag(), align, size);
         // Release: publishes the finished block to anyone who reads `alloc_next`.
         next_word.store(end, Ordering::Release);
-        self.header_u64(offset_of!(SegmentHeader, alloc_count))
-            .fetch_add(1, Ordering::Relaxed);
+        self.header().alloc_count.fetch_add(1, Ordering::Relaxed);
         Ok(body)
     }
 
     /// The allocated area's end, as published by the last allocation.
     fn allocated_end(&self) -> u64 {
         // Acquire: pairs with the Release store of `alloc_next` in `allocate`.
-        self.header_u64(offset_of!(SegmentHeader, alloc_next))
+        self.header()
+            .alloc_next
             .load(Ordering::Acquire)
             .min(self.map.len())
     }
@@ -180,36 +192,41 @@ impl Segment {
             .map(Mutex::from_state)
     }
 
-    /// The typed view at the start of the block of `kind` at `offset`, after checking the
-    /// block (finished, that kind, big enough for the view, aligned for it), with the block's
-    /// size for the kind's validator.
+    /// The block of `kind` at `offset`, checked (finished, that kind, big enough for the view
+    /// `V` that starts it, aligned for it): the view, the block's size for the kind's
+    /// validator, and a pointer to the whole block (derived from the mapping, so it may reach
+    /// every byte of the block, not only the view's).
     pub(crate) fn view_of_kind<V: SharedWord>(
         &self,
         offset: u64,
         kind: BlockKind,
-    ) -> Result<(&V, u64), SegmentError> {
+    ) -> Result<ObjectBlock<'_, V>, SegmentError> {
         let block = self.checked_block(offset, Some(kind), size_of::<V>() as u64)?;
-        let ptr = self
+        let misaligned = || SegmentError::BadOffset {
+            offset,
+            reason: "misaligned for this kind of object",
+        };
+        let view = self.map.view_at::<V>(offset).ok_or_else(misaligned)?;
+        let base = self
             .map
-            .ptr_at(offset, size_of::<V>() as u64, align_of::<V>() as u64)
-            .ok_or(SegmentError::BadOffset {
-                offset,
-                reason: "misaligned for this kind of object",
-            })?;
-        // SAFETY: `ptr_at` checked that `size_of::<V>()` bytes at an address aligned for `V`
-        // lie inside the mapping, which lives as long as `&self`; a `SharedWord` is valid for
-        // any bytes and is written only through atomics.
-        Ok((unsafe { ptr.cast::<V>().as_ref() }, block.size))
+            .ptr_at(offset, block.size, 1)
+            .ok_or_else(misaligned)?;
+        Ok(ObjectBlock {
+            view,
+            size: block.size,
+            base,
+        })
     }
 
     /// Places a block of `kind` of `size` bytes that starts with the view `V`; `init` fills
-    /// the zeroed view before the block is published.
+    /// the zeroed view (and, through the second argument, the rest of the block: a pointer to
+    /// its first byte with the provenance of the whole block) before the block is published.
     pub(crate) fn allocate_view<V: SharedWord>(
         &self,
         kind: BlockKind,
         size: u64,
         align: u64,
-        init: impl FnOnce(&V),
+        init: impl FnOnce(&V, NonNull<u8>),
     ) -> Result<u64, SegmentError> {
         let size = size.max(size_of::<V>() as u64);
         let align = align.max(align_of::<V>() as u64);
@@ -217,7 +234,7 @@ impl Segment {
             // SAFETY: `allocate` hands us the zeroed body of our new block, at least `size`
             // (≥ size of `V`) bytes aligned to `align` (≥ alignment of `V`), inside the
             // mapping; `V` is valid for any bytes.
-            init(unsafe { ptr.cast::<V>().as_ref() })
+            init(unsafe { ptr.cast::<V>().as_ref() }, ptr)
         })
     }
 

@@ -7,10 +7,12 @@
 
 use super::image::SegmentBytes;
 use super::MemoryOptions;
+use crate::sync::SharedWord;
 use crate::sys::shm;
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::File;
 use std::io;
+use std::mem::{align_of, size_of};
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -55,6 +57,15 @@ impl Mapping {
         // The mapping's base is page-aligned, so offset alignment is address alignment.
         // SAFETY: `offset + size <= len`, so the result stays inside the mapping.
         NonNull::new(unsafe { self.raw.as_mut_ptr().add(offset as usize) })
+    }
+
+    /// The typed view `V` at `offset`, if it lies inside the mapping, aligned for `V`.
+    pub(crate) fn view_at<V: SharedWord>(&self, offset: u64) -> Option<&V> {
+        let ptr = self.ptr_at(offset, size_of::<V>() as u64, align_of::<V>() as u64)?;
+        // SAFETY: `ptr_at` checked that `size_of::<V>()` bytes at an address aligned for `V`
+        // lie inside the mapping, which lives as long as `&self`; a `SharedWord` is valid for
+        // any bytes and is written by other processes only through atomics.
+        Some(unsafe { ptr.cast::<V>().as_ref() })
     }
 
     /// The `AtomicU32` at `offset` (checked bounds and alignment).

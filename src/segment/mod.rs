@@ -8,6 +8,7 @@
 
 mod alloc;
 mod error;
+mod header_view;
 mod image;
 mod mapping;
 mod name;
@@ -36,13 +37,11 @@ const TABLE_ENTRY_SIZE: u64 = std::mem::size_of::<shm_layout::TableEntry>() as u
 use crate::sys::clock::Deadline;
 use crate::sys::identity::{current_process, Liveness};
 use crate::sys::shm;
+use header_view::HeaderView;
 use image::{check_header, HeaderCheck};
 use mapping::Mapping;
-use shm_layout::{
-    SegmentHeader, SegmentState, HEADER_SIZE, LAYOUT_HASH, MAGIC, VERSION_MAJOR, VERSION_MINOR,
-};
+use shm_layout::{SegmentState, HEADER_SIZE, LAYOUT_HASH, MAGIC, VERSION_MAJOR, VERSION_MINOR};
 use std::io;
-use std::mem::offset_of;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,31 +226,22 @@ impl Segment {
         let created_unix_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let u32_at = |field: usize, v: u32| {
-            map.atomic_u32(field as u64)
-                .expect("header field")
-                .store(v, Ordering::Relaxed)
-        };
-        let u64_at = |field: usize, v: u64| {
-            map.atomic_u64(field as u64)
-                .expect("header field")
-                .store(v, Ordering::Relaxed)
-        };
+        let h = map
+            .view_at::<HeaderView>(0)
+            .expect("a new segment holds at least its header");
         // Creator identity first, so an opener that finds the segment still initialising can
         // tell a creator at work from a dead one.
-        u32_at(offset_of!(SegmentHeader, creator_pid), me.pid);
-        u64_at(offset_of!(SegmentHeader, creator_token), me.token);
-        u64_at(offset_of!(SegmentHeader, magic), MAGIC);
-        u32_at(
-            offset_of!(SegmentHeader, version_major),
-            u32::from(VERSION_MAJOR) | (u32::from(VERSION_MINOR) << 16),
-        );
-        u32_at(offset_of!(SegmentHeader, header_size), HEADER_SIZE as u32);
-        u64_at(offset_of!(SegmentHeader, layout_hash), LAYOUT_HASH);
-        u64_at(offset_of!(SegmentHeader, total_size), map.len());
-        u64_at(offset_of!(SegmentHeader, created_unix_ns), created_unix_ns);
-        u64_at(offset_of!(SegmentHeader, alloc_next), HEADER_SIZE as u64);
-        u64_at(offset_of!(SegmentHeader, data_start), HEADER_SIZE as u64);
+        h.creator_pid.store(me.pid, Ordering::Relaxed);
+        h.creator_token.store(me.token, Ordering::Relaxed);
+        h.magic.store(MAGIC, Ordering::Relaxed);
+        h.version_major.store(VERSION_MAJOR, Ordering::Relaxed);
+        h.version_minor.store(VERSION_MINOR, Ordering::Relaxed);
+        h.header_size.store(HEADER_SIZE as u32, Ordering::Relaxed);
+        h.layout_hash.store(LAYOUT_HASH, Ordering::Relaxed);
+        h.total_size.store(map.len(), Ordering::Relaxed);
+        h.created_unix_ns.store(created_unix_ns, Ordering::Relaxed);
+        h.alloc_next.store(HEADER_SIZE as u64, Ordering::Relaxed);
+        h.data_start.store(HEADER_SIZE as u64, Ordering::Relaxed);
         // The allocator lock is all zeros: a free, consistent mutex. `state` stays
         // Initialising until `publish`, after the table exists.
         HeaderInfo {
@@ -273,9 +263,8 @@ impl Segment {
     /// Marks the segment ready: the last header store, with Release.
     fn publish(&self) {
         // Release: pairs with the Acquire load of `state` in `open`.
-        self.map
-            .atomic_u32(offset_of!(SegmentHeader, state) as u64)
-            .expect("header field")
+        self.header()
+            .state
             .store(SegmentState::Ready as u32, Ordering::Release);
     }
 

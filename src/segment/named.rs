@@ -11,8 +11,9 @@ use crate::primitives::{Barrier, Event, EventState, Mutex, MutexState};
 #[cfg(feature = "test-support")]
 use crate::sys::clock::Deadline;
 use crate::table::{self, EntryInfo, EntryState, NamedEntry, ObjectName, TableError};
-use shm_layout::{BlockKind, ObjectKind, SegmentHeader, TableEntry};
-use std::mem::{align_of, offset_of, size_of};
+use shm_layout::{BlockKind, ObjectKind, TableEntry};
+use std::mem::{align_of, size_of};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 impl Segment {
@@ -20,19 +21,17 @@ impl Segment {
     pub(super) fn create_table(&mut self, capacity: u32) -> Result<(), SegmentError> {
         let bytes = u64::from(capacity) * TABLE_ENTRY_SIZE;
         let offset = self.allocate_raw(BlockKind::Table, bytes, align_of::<TableEntry>() as u64)?;
-        let header = |field: usize| self.map.atomic_u64(field as u64).expect("header field");
-        header(offset_of!(SegmentHeader, table_offset))
-            .store(offset, std::sync::atomic::Ordering::Relaxed);
-        self.map
-            .atomic_u32(offset_of!(SegmentHeader, table_capacity) as u64)
-            .expect("header field")
-            .store(capacity, std::sync::atomic::Ordering::Relaxed);
+        let h = self.header();
+        h.table_offset.store(offset, Ordering::Relaxed);
+        h.table_capacity.store(capacity, Ordering::Relaxed);
+        let (next, count) = (
+            h.alloc_next.load(Ordering::Relaxed),
+            h.alloc_count.load(Ordering::Relaxed),
+        );
         self.info.table_offset = offset;
         self.info.table_capacity = capacity;
-        self.info.alloc_next = header(offset_of!(SegmentHeader, alloc_next))
-            .load(std::sync::atomic::Ordering::Relaxed);
-        self.info.alloc_count = header(offset_of!(SegmentHeader, alloc_count))
-            .load(std::sync::atomic::Ordering::Relaxed);
+        self.info.alloc_next = next;
+        self.info.alloc_count = count;
         Ok(())
     }
 
@@ -43,21 +42,17 @@ impl Segment {
         }
         let bytes = u64::from(slots) * shm_layout::EXCEPTION_SLOT_SIZE as u64;
         let offset = self.allocate_raw(BlockKind::Exceptions, bytes, 64)?;
-        self.map
-            .atomic_u64(offset_of!(SegmentHeader, exception_offset) as u64)
-            .expect("header field")
-            .store(offset, std::sync::atomic::Ordering::Relaxed);
-        self.map
-            .atomic_u32(offset_of!(SegmentHeader, exception_slots) as u64)
-            .expect("header field")
-            .store(slots, std::sync::atomic::Ordering::Relaxed);
+        let h = self.header();
+        h.exception_offset.store(offset, Ordering::Relaxed);
+        h.exception_slots.store(slots, Ordering::Relaxed);
+        let (next, count) = (
+            h.alloc_next.load(Ordering::Relaxed),
+            h.alloc_count.load(Ordering::Relaxed),
+        );
         self.info.exception_offset = offset;
         self.info.exception_slots = slots;
-        let header = |field: usize| self.map.atomic_u64(field as u64).expect("header field");
-        self.info.alloc_next = header(offset_of!(SegmentHeader, alloc_next))
-            .load(std::sync::atomic::Ordering::Relaxed);
-        self.info.alloc_count = header(offset_of!(SegmentHeader, alloc_count))
-            .load(std::sync::atomic::Ordering::Relaxed);
+        self.info.alloc_next = next;
+        self.info.alloc_count = count;
         Ok(())
     }
 

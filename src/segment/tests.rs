@@ -1,6 +1,7 @@
 //! Single-process tests of segment creation, validation, allocation and attachment.
 use super::*;
-use shm_layout::BlockKind;
+use shm_layout::{BlockKind, SegmentHeader};
+use std::mem::offset_of;
 
 /// A segment name unique to this test process and call site; unlinked on drop.
 struct TempName(String);

@@ -303,10 +303,9 @@ impl<T: SharedValue> SegmentObject for Shared<T> {
 
     fn attach(segment: &Segment, offset: u64) -> Result<Shared<T>, SegmentError> {
         let fp = Fingerprint::of::<T>();
-        let (header, block_size) =
-            segment.view_of_kind::<SharedHeaderView>(offset, BlockKind::Shared)?;
-        let h = header.load_plain();
-        let g = validate::shared(&h, block_size).map_err(SegmentError::invalid_object)?;
+        let block = segment.view_of_kind::<SharedHeaderView>(offset, BlockKind::Shared)?;
+        let h = block.view.load_plain();
+        let g = validate::shared(&h, block.size).map_err(SegmentError::invalid_object)?;
         if (h.type_hash, g.size, g.align) != (fp.hash, fp.size, fp.align) {
             return Err(SegmentError::ParamMismatch {
                 name: format!("shared value at offset {offset}"),
@@ -324,12 +323,7 @@ impl<T: SharedValue> SegmentObject for Shared<T> {
         // The fingerprint matched, so `value_offset` is `T`'s, and the validator checked that
         // `value_offset + size_of::<T>()` bytes lie in the block.
         // SAFETY: inside the block, as just said.
-        let value = unsafe {
-            NonNull::from(header)
-                .cast::<u8>()
-                .add(g.value_offset as usize)
-                .cast::<T>()
-        };
+        let value = unsafe { block.base.add(g.value_offset as usize).cast::<T>() };
         if value.as_ptr() as usize % align_of::<T>() != 0 {
             return Err(SegmentError::BadOffset {
                 offset,
@@ -350,8 +344,11 @@ impl<T: SharedValue> SegmentObject for Shared<T> {
         let align = (fp.align as u64).max(64);
         let value_offset = SharedHeader::value_offset(fp.align as usize) as u64;
         let size = value_offset + fp.size;
-        let offset =
-            segment.allocate_view::<SharedHeaderView>(BlockKind::Shared, size, align, |h| {
+        let offset = segment.allocate_view::<SharedHeaderView>(
+            BlockKind::Shared,
+            size,
+            align,
+            |h, block| {
                 let name = &fp.name.as_bytes()[..fp.name.len().min(SHARED_TYPE_NAME_MAX)];
                 h.type_hash.store(fp.hash, Ordering::Relaxed);
                 h.size.store(fp.size, Ordering::Relaxed);
@@ -360,16 +357,16 @@ impl<T: SharedValue> SegmentObject for Shared<T> {
                 for (cell, &b) in h.type_name.iter().zip(name) {
                     cell.store(b, Ordering::Relaxed);
                 }
-                let value = std::ptr::from_ref(h)
-                    .cast::<u8>()
-                    .cast_mut()
+                let value = block
+                    .as_ptr()
                     .wrapping_add(value_offset as usize)
                     .cast::<T>();
                 // SAFETY: the unpublished block is ours (allocator lock held), holds
                 // `value_offset + size_of::<T>()` bytes, and `value_offset` (a multiple of
                 // `align`, or 128) in a block aligned to max(64, align) is aligned for `T`.
                 unsafe { value.write(*init) };
-            })?;
+            },
+        )?;
         Ok(Placed {
             offset,
             size,

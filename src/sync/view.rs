@@ -47,6 +47,13 @@ unsafe impl SharedWord for std::sync::atomic::AtomicU8 {
     }
 }
 // SAFETY: as above.
+unsafe impl SharedWord for std::sync::atomic::AtomicU16 {
+    type Plain = u16;
+    fn load_plain(&self) -> u16 {
+        self.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+// SAFETY: as above.
 unsafe impl SharedWord for super::AtomicU32 {
     type Plain = u32;
     fn load_plain(&self) -> u32 {

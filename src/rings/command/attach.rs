@@ -9,7 +9,6 @@ use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, Segme
 use crate::sync::{Ordering, SharedWord, WaitStrategy};
 use shm_layout::validate::{self, CommandGeometry};
 use shm_layout::{BlockKind, ObjectKind};
-use std::ptr::NonNull;
 
 impl sealed::Sealed for CommandRing {}
 
@@ -18,14 +17,13 @@ impl SegmentObject for CommandRing {
     const KIND: ObjectKind = ObjectKind::CommandRing;
 
     fn attach(segment: &Segment, offset: u64) -> Result<CommandRing, SegmentError> {
-        let (header, block_size) =
-            segment.view_of_kind::<HeaderView>(offset, BlockKind::CommandRing)?;
-        let geometry = validate::command_ring(&header.load_plain(), block_size)
+        let block = segment.view_of_kind::<HeaderView>(offset, BlockKind::CommandRing)?;
+        let geometry = validate::command_ring(&block.view.load_plain(), block.size)
             .map_err(SegmentError::invalid_object)?;
         Ok(CommandRing {
             _segment: segment.clone(),
             offset,
-            base: NonNull::from(header).cast(),
+            base: block.base,
             geometry,
             strategy: WaitStrategy::Block,
             retry_safe: false,
@@ -36,7 +34,7 @@ impl SegmentObject for CommandRing {
         let g = CommandGeometry::new(spec.slots, spec.max_request, spec.max_reply)
             .map_err(SegmentError::invalid_params)?;
         let offset =
-            segment.allocate_view::<HeaderView>(BlockKind::CommandRing, g.size, 64, |h| {
+            segment.allocate_view::<HeaderView>(BlockKind::CommandRing, g.size, 64, |h, _| {
                 h.slots.store(g.slots, Ordering::Relaxed);
                 h.max_request.store(g.max_request, Ordering::Relaxed);
                 h.max_reply.store(g.max_reply, Ordering::Relaxed);

@@ -9,7 +9,6 @@ use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, Segme
 use crate::sync::{Ordering, SharedWord};
 use shm_layout::{validate, BlockKind, ObjectKind};
 use std::mem::size_of;
-use std::ptr::NonNull;
 
 impl sealed::Sealed for FrameRing {}
 
@@ -18,14 +17,13 @@ impl SegmentObject for FrameRing {
     const KIND: ObjectKind = ObjectKind::FrameRing;
 
     fn attach(segment: &Segment, offset: u64) -> Result<FrameRing, SegmentError> {
-        let (header, block_size) =
-            segment.view_of_kind::<HeaderView>(offset, BlockKind::FrameRing)?;
-        let geometry = validate::frame_ring(&header.load_plain(), block_size)
+        let block = segment.view_of_kind::<HeaderView>(offset, BlockKind::FrameRing)?;
+        let geometry = validate::frame_ring(&block.view.load_plain(), block.size)
             .map_err(SegmentError::invalid_object)?;
         Ok(FrameRing {
             _segment: segment.clone(),
             offset,
-            base: NonNull::from(header).cast(),
+            base: block.base,
             shape: geometry.dims().to_vec(),
             geometry,
         })
@@ -35,7 +33,7 @@ impl SegmentObject for FrameRing {
         let g = spec.geometry().map_err(SegmentError::invalid_params)?;
         debug_assert!(g.frame_offset >= (size_of::<HeaderView>() + size_of::<SlotView>()) as u64);
         let offset =
-            segment.allocate_view::<HeaderView>(BlockKind::FrameRing, g.size, 4096, |h| {
+            segment.allocate_view::<HeaderView>(BlockKind::FrameRing, g.size, 4096, |h, _| {
                 h.slots.store(g.slots, Ordering::Relaxed);
                 h.elem.store(g.elem as u32, Ordering::Relaxed);
                 h.max_bytes.store(g.max_bytes, Ordering::Relaxed);

@@ -8,7 +8,6 @@ use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, Segme
 use crate::sync::{Ordering, SharedWord};
 use shm_layout::validate::{self, DictGeometry};
 use shm_layout::{BlockKind, ObjectKind};
-use std::ptr::NonNull;
 
 /// The capacity of a dictionary: what a creator passes, and what an opener reads back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +52,14 @@ impl SegmentObject for SharedDict {
     const KIND: ObjectKind = ObjectKind::Dict;
 
     fn attach(segment: &Segment, offset: u64) -> Result<SharedDict, SegmentError> {
-        let (header, block_size) =
-            segment.view_of_kind::<DictHeaderView>(offset, BlockKind::Dict)?;
-        let geometry = validate::dict(&header.load_plain(), block_size)
+        let block = segment.view_of_kind::<DictHeaderView>(offset, BlockKind::Dict)?;
+        let geometry = validate::dict(&block.view.load_plain(), block.size)
             .map_err(SegmentError::invalid_object)?;
         let mutex = segment.mutex_in_block(offset, BlockKind::Dict)?;
         Ok(SharedDict {
             mutex,
             offset,
-            base: NonNull::from(header).cast(),
+            base: block.base,
             geometry,
             timeout: crate::primitives::DEFAULT_LOCK_TIMEOUT,
         })
@@ -69,11 +67,12 @@ impl SegmentObject for SharedDict {
 
     fn place(segment: &Segment, spec: &DictSpec) -> Result<Placed, SegmentError> {
         let g = spec.geometry()?;
-        let offset = segment.allocate_view::<DictHeaderView>(BlockKind::Dict, g.size, 64, |h| {
-            h.slots.store(g.slots, Ordering::Relaxed);
-            h.max_entries.store(g.max_entries, Ordering::Relaxed);
-            h.data_capacity.store(g.data_capacity, Ordering::Relaxed);
-        })?;
+        let offset =
+            segment.allocate_view::<DictHeaderView>(BlockKind::Dict, g.size, 64, |h, _| {
+                h.slots.store(g.slots, Ordering::Relaxed);
+                h.max_entries.store(g.max_entries, Ordering::Relaxed);
+                h.data_capacity.store(g.data_capacity, Ordering::Relaxed);
+            })?;
         Ok(Placed {
             offset,
             size: g.size,
