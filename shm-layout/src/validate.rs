@@ -132,6 +132,7 @@ impl FrameGeometry {
     }
 
     /// The dimensions in use.
+    #[inline]
     pub fn dims(&self) -> &[u32] {
         &self.shape[..self.ndims as usize]
     }
@@ -270,6 +271,7 @@ impl CommandGeometry {
     }
 
     /// Offset of slot `slot`'s metadata from the ring's start (`slot < slots`).
+    #[inline]
     pub fn slot_offset(&self, slot: u32) -> u64 {
         CMD_HEADER + u64::from(slot) * self.slot_stride
     }
@@ -379,11 +381,13 @@ impl DictGeometry {
     }
 
     /// Offset of index half `half` from the dictionary's start.
+    #[inline]
     pub fn index_base(&self, half: u32) -> u64 {
         DICT_HEADER + u64::from(half) * u64::from(self.slots) * 8
     }
 
     /// Offset of data half `half` from the dictionary's start.
+    #[inline]
     pub fn data_base(&self, half: u32) -> u64 {
         DICT_HEADER + u64::from(self.slots) * 16 + u64::from(half) * self.data_capacity
     }
