@@ -65,6 +65,7 @@ impl std::fmt::Debug for CommandRing {
 
 impl CommandRing {
     /// The header's shared words.
+    #[inline]
     fn header(&self) -> &HeaderView {
         // SAFETY: attach checked that the block at `base` holds the whole ring (header and
         // `slots × slot_stride` bytes) at a 64-aligned offset; atomics only, valid for any
@@ -73,6 +74,7 @@ impl CommandRing {
     }
 
     /// Where slot `slot` starts. Panics (a bug, never UB) if it is not a slot of this ring.
+    #[inline]
     fn slot_ptr(&self, slot: u32) -> *mut u8 {
         assert!(slot < self.geometry.slots, "slot {slot} out of range");
         // SAFETY: attach checked `header + slots × slot_stride <= block size`, and
@@ -85,6 +87,7 @@ impl CommandRing {
     }
 
     /// Slot `slot`'s metadata line.
+    #[inline]
     fn slot(&self, slot: u32) -> &SlotView {
         // SAFETY: `slot_ptr` is in bounds and 64-aligned (the ring is 64-aligned and the
         // stride a multiple of 64, checked at attach), and the 64-byte metadata come first in
@@ -93,6 +96,7 @@ impl CommandRing {
     }
 
     /// The slot's request buffer (`max_request` bytes after the metadata).
+    #[inline]
     fn request_buf(&self, slot: u32) -> *mut u8 {
         // SAFETY: the stride (checked at attach) holds the 64-byte metadata, then
         // `max_request`, then `max_reply` bytes.
@@ -100,6 +104,7 @@ impl CommandRing {
     }
 
     /// The slot's reply buffer (`max_reply` bytes after the request buffer).
+    #[inline]
     fn reply_buf(&self, slot: u32) -> *mut u8 {
         // SAFETY: as in `request_buf`.
         unsafe {
@@ -110,6 +115,7 @@ impl CommandRing {
 
     /// Where a request of `len` bytes lives: inline in the metadata line when it fits, else in
     /// the slot's request buffer.
+    #[inline]
     fn request_at(&self, slot: u32, len: u32) -> *mut u8 {
         if len <= CMD_INLINE {
             self.slot(slot).inline_ptr()
@@ -119,6 +125,7 @@ impl CommandRing {
     }
 
     /// Where a reply of `len` bytes lives (as for requests).
+    #[inline]
     fn reply_at(&self, slot: u32, len: u32) -> *mut u8 {
         if len <= CMD_INLINE {
             self.slot(slot).inline_ptr()

@@ -71,6 +71,7 @@ pub struct RingStats {
 
 impl FrameRing {
     /// The header's shared words.
+    #[inline]
     pub(super) fn header(&self) -> &HeaderView {
         // SAFETY: attach checked that the block at `base` holds the whole ring (`geometry.size`
         // bytes, at least the header) at a 4096-aligned offset; the view is atomics only, valid
@@ -79,6 +80,7 @@ impl FrameRing {
     }
 
     /// Slot `slot`'s metadata. Panics (a bug, never UB) if `slot` is not a slot of this ring.
+    #[inline]
     fn slot(&self, slot: u32) -> &SlotView {
         assert!(slot < self.geometry.slots, "slot {slot} out of range");
         // SAFETY: the metadata array follows the header, `slots` entries of 64 bytes, inside
@@ -94,11 +96,13 @@ impl FrameRing {
     }
 
     /// The slot word of `slot`.
+    #[inline]
     pub(super) fn word(&self, slot: u32) -> &AtomicU64 {
         &self.slot(slot).word
     }
 
     /// Where frame `slot`'s bytes start (`max_bytes` of them belong to it).
+    #[inline]
     fn frame_ptr(&self, slot: u32) -> *mut u8 {
         assert!(slot < self.geometry.slots, "slot {slot} out of range");
         let at = self.geometry.frame_offset + u64::from(slot) * self.geometry.frame_stride;
