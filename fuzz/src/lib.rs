@@ -1,5 +1,5 @@
-//! Shared by the fuzz targets: valid template images, byte edits, and opening an image as a
-//! real segment.
+//! Shared by the fuzz targets: valid template images, byte edits, opening an image as a
+//! real segment, and opening an object there with attach and inspect held to one verdict.
 
 use shmkit::{OpenOptions, Segment};
 use std::io::Write;
@@ -55,4 +55,28 @@ pub fn with_image(tag: &str, image: &[u8], f: impl FnOnce(&Segment)) {
         }
     }
     let _ = Segment::unlink(&name);
+}
+
+/// Opens object `name` of kind `T` by name alone (geometry read from the fuzzed bytes) and
+/// asserts that the live attach and the inspector, which share `shm_layout::validate`, reach
+/// the same verdict on `image`.
+pub fn open_agreeing<T: shmkit::SegmentObject + std::fmt::Debug>(
+    seg: &Segment,
+    image: &[u8],
+    name: &str,
+) -> Result<T, shmkit::SegmentError> {
+    use shmkit::SegmentObjects;
+    let opened = seg.open::<T>(name);
+    let inspected = shmkit::inspect::inspect_image("fuzz", image)
+        .ok()
+        .and_then(|i| i.objects.into_iter().find(|o| o.name == name));
+    if let Some(object) = inspected {
+        let corrupt = matches!(object.state, shmkit::inspect::ObjectState::Corrupt { .. });
+        assert_eq!(
+            opened.is_err(),
+            corrupt,
+            "attach and inspect disagree: {opened:?}"
+        );
+    }
+    opened
 }

@@ -8,8 +8,6 @@
 use super::object::{sealed, Placed, SegmentObject, SegmentObjects};
 use super::{Segment, SegmentError, TABLE_ENTRY_SIZE};
 use crate::primitives::{Barrier, Event, EventState, Mutex, MutexState};
-#[cfg(feature = "test-support")]
-use crate::sys::clock::Deadline;
 use crate::table::{self, EntryInfo, EntryState, NamedEntry, ObjectName, TableError};
 use shm_layout::{BlockKind, ObjectKind, TableEntry};
 use std::mem::{align_of, size_of};
@@ -204,27 +202,14 @@ impl Segment {
         on_claimed: impl FnOnce(),
         release: &std::sync::atomic::AtomicBool,
     ) -> Result<EntryInfo, SegmentError> {
-        let object_name = object_name(name)?;
-        table::find_or_create(
-            self.table(),
-            &object_name,
-            ObjectKind::Event,
-            Deadline::after(self.create_wait),
-            || {
-                on_claimed();
-                while !release.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                let placed = self.place_zeroed::<EventState>(BlockKind::Event)?;
-                Ok::<_, SegmentError>(table::Created {
-                    offset: placed.offset,
-                    size: placed.size,
-                    param: placed.param,
-                })
-            },
-        )
+        self.find_or_create_entry(name, ObjectKind::Event, || {
+            on_claimed();
+            while !release.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            self.place_zeroed::<EventState>(BlockKind::Event)
+        })
         .map(|(info, _)| info)
-        .map_err(|e| creation_error(e, name, self.create_wait))
     }
 }
 

@@ -17,7 +17,7 @@
 
 use super::{Segment, SegmentError};
 use crate::sys::clock::Deadline;
-use crate::table::{self, Created};
+use crate::table::{self, Created, EntryInfo};
 use shm_layout::ObjectKind;
 
 /// Where a newly placed object is, as recorded in the named-object table.
@@ -90,13 +90,7 @@ impl SegmentObjects for Segment {
                 name: name.to_owned(),
                 kind: T::KIND.name(),
             })?;
-        if info.kind != T::KIND {
-            return Err(SegmentError::KindMismatch {
-                name: name.to_owned(),
-                existing: info.kind.name(),
-                requested: T::KIND.name(),
-            });
-        }
+        check_kind(&info, name, T::KIND)?;
         T::attach(self, info.offset).map_err(|e| e.for_name(name))
     }
 
@@ -144,33 +138,49 @@ impl Segment {
         name: &str,
         params: &T::Params,
     ) -> Result<(u64, bool), SegmentError> {
-        let object_name = super::named::object_name(name)?;
-        let found = table::lookup(self.table(), &object_name)
-            .map_err(|e| super::named::table_error(e, name))?;
-        let (info, created) = match found {
-            Some(info) => (info, false),
-            None => table::find_or_create(
-                self.table(),
-                &object_name,
-                T::KIND,
-                Deadline::after(self.create_wait),
-                || {
-                    T::place(self, params).map(|p| Created {
-                        offset: p.offset,
-                        size: p.size,
-                        param: p.param,
-                    })
-                },
-            )
-            .map_err(|e| super::named::creation_error(e, name, self.create_wait))?,
-        };
-        if info.kind != T::KIND {
-            return Err(SegmentError::KindMismatch {
-                name: name.to_owned(),
-                existing: info.kind.name(),
-                requested: T::KIND.name(),
-            });
-        }
+        let (info, created) =
+            self.find_or_create_entry(name, T::KIND, || T::place(self, params))?;
+        check_kind(&info, name, T::KIND)?;
         Ok((info.offset, created))
     }
+
+    /// The table entry `name`, or a new one of `kind` whose object `place` puts in the
+    /// segment (exactly one caller in any process places it); and whether this call did.
+    pub(super) fn find_or_create_entry(
+        &self,
+        name: &str,
+        kind: ObjectKind,
+        place: impl FnOnce() -> Result<Placed, SegmentError>,
+    ) -> Result<(EntryInfo, bool), SegmentError> {
+        if let Some(info) = self.lookup(name)? {
+            return Ok((info, false));
+        }
+        let object_name = super::named::object_name(name)?;
+        table::find_or_create(
+            self.table(),
+            &object_name,
+            kind,
+            Deadline::after(self.create_wait),
+            || {
+                place().map(|p| Created {
+                    offset: p.offset,
+                    size: p.size,
+                    param: p.param,
+                })
+            },
+        )
+        .map_err(|e| super::named::creation_error(e, name, self.create_wait))
+    }
+}
+
+/// `KindMismatch` unless the entry `info` of `name` is a `kind`.
+fn check_kind(info: &EntryInfo, name: &str, kind: ObjectKind) -> Result<(), SegmentError> {
+    if info.kind != kind {
+        return Err(SegmentError::KindMismatch {
+            name: name.to_owned(),
+            existing: info.kind.name(),
+            requested: kind.name(),
+        });
+    }
+    Ok(())
 }

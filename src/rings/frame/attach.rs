@@ -24,7 +24,6 @@ impl SegmentObject for FrameRing {
             _segment: segment.clone(),
             offset,
             base: block.base,
-            shape: geometry.dims().to_vec(),
             geometry,
         })
     }

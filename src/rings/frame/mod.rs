@@ -37,7 +37,6 @@ pub struct FrameRing {
     /// The ring's block: header, then `slots` metadata entries, then the frames.
     base: NonNull<u8>,
     geometry: FrameGeometry,
-    shape: Vec<u32>,
 }
 
 // SAFETY: the ring's shared words are atomics, and frame bytes are only touched under the
@@ -51,7 +50,7 @@ impl std::fmt::Debug for FrameRing {
         f.debug_struct("FrameRing")
             .field("slots", &self.geometry.slots)
             .field("elem", &self.geometry.elem)
-            .field("shape", &self.shape)
+            .field("shape", &self.geometry.dims())
             .finish()
     }
 }
@@ -134,7 +133,7 @@ impl FrameRing {
 
     /// Shape of the frames.
     pub fn shape(&self) -> &[u32] {
-        &self.shape
+        self.geometry.dims()
     }
 
     /// Largest frame in bytes.
