@@ -12,7 +12,7 @@ use crate::rings::{CommandError, CommandSpec, FrameWriter};
 use crate::segment::Segment;
 use crate::sys::clock::monotonic_ns;
 use crate::sys::identity::ProcessIdentity;
-use crate::sys::identity::{Liveness, Record};
+use crate::sys::identity::Record;
 use crate::sys::signals;
 use serde::{Deserialize, Serialize};
 use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING};
@@ -260,7 +260,7 @@ fn run<D: Device>(
             })?;
             if asked
                 || signals::caught(libc::SIGTERM)
-                || Record::from_raw(args.owner).process_liveness() == Liveness::Dead
+                || Record::from_raw(args.owner).process_dead()
             {
                 return Ok(());
             }

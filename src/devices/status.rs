@@ -9,7 +9,7 @@ use super::{object_name, DeviceError};
 use crate::segment::Segment;
 use crate::shared::{Shared, SharedAcquired};
 use crate::sys::clock::monotonic_ns;
-use crate::sys::identity::{Liveness, Record};
+use crate::sys::identity::Record;
 use shm_layout::{
     DeviceStatus, DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_ERROR_MAX,
     DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING,
@@ -132,7 +132,7 @@ pub(crate) fn message(s: &DeviceStatus) -> String {
 
 /// Is the record's server alive?
 pub(crate) fn server_alive(s: &DeviceStatus) -> bool {
-    s.server != 0 && Record::from_raw(s.server).process_liveness() != Liveness::Dead
+    !Record::from_raw(s.server).process_dead()
 }
 
 /// The public reading of a record.

@@ -251,7 +251,7 @@ fn record_pid(record: u64) -> Option<u32> {
 }
 
 fn record_alive(record: u64) -> Option<bool> {
-    (record != 0).then(|| Record::from_raw(record).process_liveness() != Liveness::Dead)
+    (record != 0).then(|| !Record::from_raw(record).process_dead())
 }
 
 /// The object's block, checked as a live attach checks it (`object_block`), and its header

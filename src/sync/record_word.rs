@@ -6,7 +6,7 @@
 //! compare-and-swap back to 0 that does nothing if a survivor already took it over.
 
 use super::{AtomicU64, Ordering, SharedWord};
-use crate::sys::identity::{Liveness, Record};
+use crate::sys::identity::Record;
 
 /// A shared word holding a role holder's [`Record`].
 #[repr(transparent)]
@@ -48,7 +48,7 @@ impl RecordWord {
     pub(crate) fn claim_if_dead(&self, me: Record) -> Result<Record, HeldBy> {
         loop {
             let current = self.load();
-            if !current.is_none() && current.process_liveness() != Liveness::Dead {
+            if !current.process_dead() {
                 return Err(HeldBy(current));
             }
             // AcqRel: Acquire pairs with the previous holder's release (its last writes are

@@ -97,6 +97,12 @@ impl Record {
         imp::liveness(self.id(), self.token(), false)
     }
 
+    /// Is the process named by this record known to be gone (or is the record empty)? The
+    /// question every role takeover asks; `Unknown` counts as not dead.
+    pub fn process_dead(self) -> bool {
+        self.process_liveness() == Liveness::Dead
+    }
+
     /// Sends `signal` to the process named by this record if it is still that process;
     /// returns whether it was sent. The identity is checked on a pidfd opened first, and the
     /// signal goes through that pidfd, so a process that reused the pid meanwhile is never hit.

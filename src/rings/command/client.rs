@@ -5,16 +5,11 @@ use super::super::cmd_state::{self, Answer, GaveUp, SlotWords};
 use super::{CommandError, CommandRing, Outcome, SERVER_CHECK, SLOT_POLL};
 use crate::sync::{futex_wait, spin_hint, Ordering, SpinCounter};
 use crate::sys::clock::{monotonic_ns, Deadline};
-use crate::sys::identity::{Liveness, ProcessIdentity, Record};
+use crate::sys::identity::{ProcessIdentity, Record};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_layout::{CMD_ANSWERING_MARK, CMD_INLINE, CMD_LOST_EXECUTED, CMD_RETRY_SAFE};
 use std::time::Duration;
-
-/// Is the server under `record` gone (no server, or its process is dead)?
-fn server_gone(record: Record) -> bool {
-    record.is_none() || record.process_liveness() == Liveness::Dead
-}
 
 impl CommandRing {
     /// Sends `request` and waits at most `timeout` for the reply.
@@ -84,7 +79,7 @@ impl CommandRing {
             }
             // Slots a dead server held stay with it until a successor settles them: say so.
             let server = self.header().server.load();
-            if server_gone(server) {
+            if server.process_dead() {
                 return Err(CommandError::ServerDied {
                     pid: server.id(),
                     outcome: Outcome::NotExecuted,
@@ -107,7 +102,7 @@ impl CommandRing {
             let words = self.slot(slot).words();
             // The claim word first: a state read after it belongs to that claim or later.
             let client = words.client.load(Ordering::Acquire);
-            if client == 0 || Record::from_raw(client).process_liveness() != Liveness::Dead {
+            if client == 0 || !Record::from_raw(client).process_dead() {
                 continue;
             }
             let w = words.state.load(Ordering::Acquire);
@@ -144,7 +139,7 @@ impl CommandRing {
                 if now >= next_check {
                     next_check = now + SERVER_CHECK.as_nanos() as u64;
                     let server = self.header().server.load();
-                    server_dead = server_gone(server);
+                    server_dead = server.process_dead();
                     server_pid = server.id();
                 }
                 // A retry-safe call outlives a dead server: a successor runs it again.
