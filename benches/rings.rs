@@ -199,7 +199,7 @@ fn frame_latency_cross(c: &mut Criterion) {
             "frame_echo",
             &[name.clone(), bytes.to_string(), strat.to_string()],
         );
-        ready.wait(LONG).unwrap();
+        assert!(ready.wait(LONG), "the peer never got ready");
         g.bench_function(bench, |b| {
             b.iter_custom(|iters| {
                 half_round_trips(iters, |n| {
@@ -261,7 +261,7 @@ fn frame_latency_cross(c: &mut Criterion) {
                 name.clone(),
             ],
         );
-        ready.wait(LONG).unwrap();
+        assert!(ready.wait(LONG), "the peer never got ready");
         g.bench_function(bench, |b| {
             b.iter_custom(|iters| {
                 half_round_trips(iters, |n| {

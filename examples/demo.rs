@@ -107,7 +107,9 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
     // Robustness: a process dies holding a mutex.
     objects.go.clear();
     let mut crasher = Command::new(&exe).args(["crasher", name]).spawn()?;
-    objects.go.wait(Duration::from_secs(30))?;
+    if !objects.go.wait(Duration::from_secs(30)) {
+        return Err("the crasher never said it holds the mutex".into());
+    }
     println!(
         "parent: crasher {} holds the mutex 'crash-demo'; sending SIGKILL",
         crasher.id()
@@ -144,7 +146,9 @@ fn worker(args: &[String]) -> Result<()> {
         std::process::id()
     );
     objects.barrier.wait(Duration::from_secs(30))?;
-    objects.go.wait(Duration::from_secs(30))?;
+    if !objects.go.wait(Duration::from_secs(30)) {
+        return Err("the parent never said go".into());
+    }
     let mut contended = 0u64;
     for _ in 0..INCREMENTS {
         if objects.counter.mutex().owner().is_some() {

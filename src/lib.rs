@@ -22,7 +22,7 @@
 //!     // ... critical section ...
 //! }
 //! ready.set();
-//! ready.wait(Duration::from_secs(1))?;
+//! assert!(ready.wait(Duration::from_secs(1)), "set above, so no timeout");
 //! Segment::unlink("lab")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -62,8 +62,8 @@ mod table;
 pub mod testbed;
 
 pub use primitives::{
-    lock_all, Acquired, Barrier, BarrierError, BarrierWait, Event, EventError, LockError, Mutex,
-    MutexGuard, OwnerDiedGuard, OwnerInfo, DEFAULT_LOCK_TIMEOUT,
+    lock_all, Acquired, Barrier, BarrierError, BarrierWait, Event, EventError, LockError, Locked,
+    Mutex, MutexGuard, OwnerDiedGuard, OwnerInfo, SavedHold, UnlockError, DEFAULT_LOCK_TIMEOUT,
 };
 #[cfg(not(loom))]
 pub use segment::{
@@ -73,7 +73,7 @@ pub use segment::{
 pub use shared::{
     DictError, Shared, SharedAcquired, SharedDict, SharedError, SharedGuard, SharedValue,
 };
-pub use sync::WaitStrategy;
+pub use sync::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, WaitStrategy, INTERRUPT_POLL};
 
 /// The names most programs need: `use shmkit::prelude::*;` (brings [`SegmentObjects`] into
 /// scope, so `seg.open::<FrameRing>(name)` works).

@@ -223,7 +223,7 @@ fn children_killed_without_join_have_their_slots_reclaimed() {
         let child =
             t.1.spawn("sleeper", &"started".to_string())
                 .unwrap_or_else(|e| panic!("spawn {i}: {e}"));
-        started.wait(JOIN).unwrap();
+        assert!(started.wait(JOIN));
         // SAFETY: kill a child we spawned and have not reaped.
         unsafe { libc::kill(child.pid() as libc::pid_t, libc::SIGKILL) };
         // Never joined: it stays a zombie (which reads as dead) and its slot stays taken.
@@ -279,10 +279,10 @@ fn a_child_learns_within_1s_that_its_parent_died() {
     let watching = t.1.event("watching").unwrap();
     let gone = t.1.event("parent-gone").unwrap();
     let mut parent = t.1.spawn("spawn_watcher", &()).unwrap();
-    watching.wait(JOIN).unwrap();
+    assert!(watching.wait(JOIN));
     parent.kill().unwrap();
     let killed = Instant::now();
-    gone.wait(Duration::from_secs(5)).unwrap();
+    assert!(gone.wait(Duration::from_secs(5)));
     let took = killed.elapsed();
     assert!(took < Duration::from_secs(1), "noticed after {took:?}");
     let _ = parent.join(JOIN);

@@ -150,10 +150,7 @@ fn a_forced_close_gets_past_a_client_holding_the_mutex() {
     let dm = Bench::Dm.client_in(&cache).unwrap();
     let pid = dm.status().unwrap().pid;
     let mut child = seg.spawn("holder", &()).unwrap();
-    seg.event("held")
-        .unwrap()
-        .wait(Duration::from_secs(10))
-        .unwrap();
+    assert!(seg.event("held").unwrap().wait(Duration::from_secs(10)));
     // A call now waits for the mutex: the holder is stuck.
     let stuck = dm.call_timeout(&DmCommand::Get, Duration::from_millis(50));
     assert!(matches!(stuck, Err(DeviceError::Lock(_))), "{stuck:?}");
@@ -217,10 +214,7 @@ fn owner(ctx: &ChildContext, _: ()) -> Result<(), Never> {
 fn the_owner_killed_closes_the_device_within_1s() {
     let seg = segment("owner");
     let mut child = seg.spawn("owner", &()).unwrap();
-    seg.event("owned")
-        .unwrap()
-        .wait(Duration::from_secs(10))
-        .unwrap();
+    assert!(seg.event("owned").unwrap().wait(Duration::from_secs(10)));
     let server: u32 = seg
         .dict("owner", 4)
         .unwrap()

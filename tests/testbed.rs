@@ -349,11 +349,7 @@ fn launch_testbed_process(
     let coord = Segment::create(&coord_name, &shmkit::CreateOptions::new(4 << 20)).unwrap();
     let tb_name = name(test);
     let child = coord.spawn(entry, &tb_name).unwrap();
-    coord
-        .event("up")
-        .unwrap()
-        .wait(Duration::from_secs(10))
-        .unwrap();
+    assert!(coord.event("up").unwrap().wait(Duration::from_secs(10)));
     let pids = coord.dict("pids", 4).unwrap();
     (coord, coord_name, tb_name, child, pids)
 }

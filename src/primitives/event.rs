@@ -15,7 +15,8 @@
 use super::StateRef;
 use crate::sync::Pad;
 use crate::sync::{
-    futex_wait, futex_wake, spin_hint, AtomicU32, Ordering, SpinCounter, WaitStrategy,
+    futex_wait, futex_wake, spin_hint, AtomicU32, Interrupt, NoInterrupt, Ordering, SpinCounter,
+    Stop, Timeout, WaitStrategy, Waiting,
 };
 use crate::sys::clock::Deadline;
 use shm_layout::{EVENT_COUNTER_MASK, EVENT_SET, EVENT_WAITERS};
@@ -47,18 +48,18 @@ impl EventState {
     }
 }
 
-/// Why an event wait returned without the event being set.
+/// Why an interruptible event wait returned without an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
-    /// The deadline passed with the event still clear.
-    #[error("timed out after {waited:?} waiting for the event to be set")]
-    Timeout {
-        /// How long the call waited.
-        waited: Duration,
-    },
+    /// The caller's interrupt check said stop before the event was set.
+    #[error("interrupted while waiting for the event to be set")]
+    Interrupted,
 }
 
-/// A process-shared event. `set` wakes every waiter in every process.
+/// A process-shared event, as `threading.Event`: `set` wakes every waiter in every process
+/// (even one that finds the event cleared again by the time it runs), and
+/// [`wait`](Self::wait) returns whether the event was set (`false` only on timeout; a zero
+/// timeout polls).
 #[derive(Clone)]
 pub struct Event {
     state: StateRef<EventState>,
@@ -164,20 +165,52 @@ impl Event {
         self.state.word.load(Ordering::Acquire) & EVENT_SET != 0
     }
 
-    /// Waits until the event is set, at most `timeout`, with this handle's strategy.
-    pub fn wait(&self, timeout: Duration) -> Result<(), EventError> {
-        self.wait_until(self.strategy, Deadline::after(timeout), timeout)
+    /// Waits until the event is set, at most `timeout`, with this handle's strategy. True if
+    /// it was set (as `threading.Event.wait`); a zero timeout only polls.
+    #[must_use = "false means the timeout passed with the event clear"]
+    pub fn wait(&self, timeout: Duration) -> bool {
+        self.wait_with(self.strategy, timeout)
     }
 
-    /// Waits until the event is set, at most `timeout`, with `strategy`.
-    pub fn wait_with(&self, strategy: WaitStrategy, timeout: Duration) -> Result<(), EventError> {
-        self.wait_until(strategy, Deadline::after(timeout), timeout)
+    /// [`wait`](Self::wait) with `strategy` instead of this handle's.
+    #[must_use = "false means the timeout passed with the event clear"]
+    pub fn wait_with(&self, strategy: WaitStrategy, timeout: Duration) -> bool {
+        match self.arm() {
+            Ok(()) => true,
+            Err(ticket) => {
+                let mut waiting = Waiting::new(Deadline::after(timeout), &NoInterrupt);
+                self.wait_armed(ticket, strategy, &mut waiting).is_ok()
+            }
+        }
     }
 
     /// Waits as long as it takes for the event to be set.
     pub fn wait_forever(&self) {
-        // A deadline of never cannot time out.
-        let _ = self.wait_until(self.strategy, Deadline::NEVER, Duration::MAX);
+        if let Err(ticket) = self.arm() {
+            let mut waiting = Waiting::new(Deadline::NEVER, &NoInterrupt);
+            // No deadline and no interrupt: only a `set` ends it.
+            let _ = self.wait_armed(ticket, self.strategy, &mut waiting);
+        }
+    }
+
+    /// Waits within `timeout` and gives up with [`EventError::Interrupted`] within 100 ms of
+    /// `interrupt` saying stop. `Ok(true)` if the event was set, `Ok(false)` on timeout.
+    pub fn wait_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<bool, EventError> {
+        match self.arm() {
+            Ok(()) => Ok(true),
+            Err(ticket) => {
+                let mut waiting = Waiting::new(timeout.deadline(), interrupt);
+                match self.wait_armed(ticket, self.strategy, &mut waiting) {
+                    Ok(()) => Ok(true),
+                    Err(Stop::TimedOut) => Ok(false),
+                    Err(Stop::Interrupted) => Err(EventError::Interrupted),
+                }
+            }
+        }
     }
 
     /// Starts a wait: `Ok` if the event is set now, else the ticket [`fired`](Self::fired)
@@ -203,27 +236,14 @@ impl Event {
         (w & EVENT_COUNTER_MASK != ticket, w)
     }
 
-    #[inline]
-    fn wait_until(
-        &self,
-        strategy: WaitStrategy,
-        deadline: Deadline,
-        timeout: Duration,
-    ) -> Result<(), EventError> {
-        match self.arm() {
-            Ok(()) => Ok(()),
-            Err(ticket) => self.wait_armed(ticket, strategy, deadline, timeout),
-        }
-    }
-
-    /// The wait after [`arm`](Self::arm): until the counter leaves `ticket` or the deadline.
+    /// The wait after [`arm`](Self::arm): until the counter leaves `ticket`, the deadline, or
+    /// the interrupt.
     pub(crate) fn wait_armed(
         &self,
         ticket: u32,
         strategy: WaitStrategy,
-        deadline: Deadline,
-        timeout: Duration,
-    ) -> Result<(), EventError> {
+        waiting: &mut Waiting<'_>,
+    ) -> Result<(), Stop> {
         let word = &self.state.word;
         let mut spins = SpinCounter::new();
         loop {
@@ -233,15 +253,13 @@ impl Event {
             }
             let spinning = strategy.keeps_spinning(spins.count());
             if spinning {
-                if spins.tick() && deadline.expired() {
-                    return Err(EventError::Timeout { waited: timeout });
+                if spins.tick() {
+                    waiting.check()?;
                 }
                 spin_hint();
                 continue;
             }
-            if deadline.expired() {
-                return Err(EventError::Timeout { waited: timeout });
-            }
+            waiting.check()?;
             if w & EVENT_WAITERS == 0
                 && word
                     .compare_exchange(w, w | EVENT_WAITERS, Ordering::Relaxed, Ordering::Relaxed)
@@ -249,7 +267,8 @@ impl Event {
             {
                 continue;
             }
-            futex_wait(word, w | EVENT_WAITERS, deadline);
+            let outcome = futex_wait(word, w | EVENT_WAITERS, waiting.sleep_deadline());
+            waiting.slept(outcome);
         }
     }
 }
@@ -280,7 +299,7 @@ mod tests {
             WaitStrategy::Spin,
             WaitStrategy::SpinThenBlock,
         ] {
-            assert_eq!(e.wait_with(s, Duration::ZERO), Ok(()));
+            assert!(e.wait_with(s, Duration::ZERO));
         }
     }
 
@@ -292,12 +311,8 @@ mod tests {
             WaitStrategy::Spin,
             WaitStrategy::SpinThenBlock,
         ] {
-            assert_eq!(
-                e.wait_with(s, Duration::from_millis(5)),
-                Err(EventError::Timeout {
-                    waited: Duration::from_millis(5)
-                })
-            );
+            assert!(!e.wait_with(s, Duration::from_millis(5)));
+            assert!(!e.wait_with(s, Duration::ZERO), "a zero timeout polls");
         }
     }
 
@@ -326,11 +341,7 @@ mod tests {
             assert!(!e.is_set());
         }
         for (i, w) in waiters.into_iter().enumerate() {
-            assert_eq!(
-                w.join().unwrap(),
-                Ok(()),
-                "round {round}, waiter {i} slept on"
-            );
+            assert!(w.join().unwrap(), "round {round}, waiter {i} slept on");
         }
     }
 
@@ -349,9 +360,9 @@ mod tests {
         let e = Event::new_local();
         e.set();
         e.clear();
-        assert!(e.wait(Duration::from_millis(5)).is_err());
+        assert!(!e.wait(Duration::from_millis(5)));
         e.set();
-        assert_eq!(e.wait(Duration::ZERO), Ok(()));
+        assert!(e.wait(Duration::ZERO));
     }
 
     #[test]

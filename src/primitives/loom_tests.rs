@@ -106,7 +106,8 @@ fn event_set_then_clear_releases_a_waiter_that_was_waiting() {
         let waiter = thread::spawn(move || {
             let ticket = e2.arm().expect_err("nobody set it yet");
             armed2.store(1, Ordering::Release);
-            e2.wait_armed(ticket, WaitStrategy::Block, Deadline::NEVER, Duration::MAX)
+            let mut waiting = crate::sync::Waiting::new(Deadline::NEVER, &crate::NoInterrupt);
+            e2.wait_armed(ticket, WaitStrategy::Block, &mut waiting)
         });
         while armed.load(Ordering::Acquire) == 0 {
             thread::yield_now();

@@ -6,6 +6,7 @@
 //! spuriously, so every algorithm already tolerates that), which lets loom explore every
 //! interleaving of the same code that runs in the segment.
 
+mod patience;
 #[cfg(not(loom))]
 mod record_word;
 mod view;
@@ -17,6 +18,8 @@ pub(crate) use std::sync::atomic::Ordering;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64};
 
+pub use patience::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, INTERRUPT_POLL};
+pub(crate) use patience::{Stop, Waiting};
 #[cfg(not(loom))]
 pub(crate) use record_word::RecordWord;
 pub(crate) use view::{shared_view, size_of_field, Pad, SharedWord};

@@ -48,6 +48,11 @@ impl Deadline {
         Deadline(ns.and_then(|ns| now.checked_add(ns)))
     }
 
+    /// The deadline at `ns` on `CLOCK_MONOTONIC`.
+    pub fn at_ns(ns: u64) -> Deadline {
+        Deadline(Some(ns))
+    }
+
     /// The deadline as nanoseconds on `CLOCK_MONOTONIC`; `None` for never.
     pub fn as_ns(self) -> Option<u64> {
         self.0

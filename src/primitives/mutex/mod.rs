@@ -13,7 +13,7 @@ mod raw;
 
 use super::{StateRef, DEFAULT_LOCK_TIMEOUT};
 use crate::sync::Pad;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Interrupt, NoInterrupt, Ordering, Timeout};
 use crate::sys::clock::Deadline;
 use crate::sys::identity::{current_thread, Liveness};
 use raw::{OwnerSnapshot, Patience, RawAcquire, RawFailure};
@@ -21,6 +21,7 @@ use shm_layout::{MutexConsistency, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 pub use raw::DEATH_CHECK_INTERVAL;
@@ -129,10 +130,16 @@ pub enum LockError {
         /// The holder when the deadline passed.
         owner: OwnerInfo,
     },
-    /// `try_lock` found the mutex held by another live thread.
+    /// `try_lock` (or a zero timeout) found the mutex held by another live thread.
     #[error("mutex is held by {owner}")]
     WouldBlock {
         /// The current holder.
+        owner: OwnerInfo,
+    },
+    /// The caller's interrupt check said stop while another thread held the mutex.
+    #[error("interrupted while waiting for a mutex held by {owner}")]
+    Interrupted {
+        /// The holder when the wait was interrupted.
         owner: OwnerInfo,
     },
     /// A previous holder died and the next one released it without making it consistent.
@@ -149,7 +156,70 @@ pub enum LockError {
     },
 }
 
+/// Why a guard-free release (or [`Mutex::make_consistent`]) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnlockError {
+    /// The calling thread does not hold the mutex (`threading.RLock.release` raises
+    /// `RuntimeError` here). Nothing was changed.
+    #[error("cannot release a mutex this thread does not hold; {}", match owner {
+        Some(o) => format!("it is held by {o}"),
+        None => "it is not held".to_string(),
+    })]
+    NotOwner {
+        /// The holder at the time of the call, if any.
+        owner: Option<OwnerInfo>,
+    },
+}
+
+/// How a guard-free [`Mutex::acquire`] got the mutex; the caller holds it and must
+/// [`release`](Mutex::release) it from the same thread.
+#[must_use = "the mutex is held until `release` is called"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locked {
+    /// The mutex was free: the caller holds it once.
+    Acquired,
+    /// The caller already held it; it now holds it `depth` times.
+    Reentered {
+        /// [`Mutex::recursion_count`] after this acquisition.
+        depth: u32,
+    },
+    /// The previous holder died inside its critical section. The caller holds the mutex and
+    /// it stays inconsistent: repair the data, then [`Mutex::make_consistent`]; releasing it
+    /// before that makes it not recoverable (as `pthread_mutex_unlock` does).
+    OwnerDied {
+        /// The holder found dead.
+        previous: Option<OwnerInfo>,
+    },
+}
+
+/// A hold depth taken off a mutex by [`Mutex::release_save`], to be put back whole by
+/// [`Mutex::acquire_restore`] (what `threading.Condition.wait` does with an `RLock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedHold {
+    count: NonZeroU32,
+}
+
+impl SavedHold {
+    /// A saved hold of `count` levels (a binding rebuilding what it handed out); `None` for 0.
+    pub fn new(count: u32) -> Option<SavedHold> {
+        NonZeroU32::new(count).map(|count| SavedHold { count })
+    }
+
+    /// How many levels were held.
+    pub fn count(self) -> u32 {
+        self.count.get()
+    }
+}
+
 /// A robust, reentrant, process-shared mutex.
+///
+/// It behaves as `threading.RLock`: the owner may re-acquire it, only the owner may release
+/// it, the hold depth can be read ([`recursion_count`](Self::recursion_count)) and saved and
+/// restored whole ([`release_save`](Self::release_save) /
+/// [`acquire_restore`](Self::acquire_restore)). Two ways to hold it: a guard
+/// ([`lock`](Self::lock) and friends), released on drop; or guard-free
+/// ([`acquire`](Self::acquire) / [`release`](Self::release)) for callers in another language
+/// that cannot keep a Rust guard across calls. Both count in the same depth.
 ///
 /// It protects no data itself (data in a segment is reached by offset): hold the guard while
 /// touching what it protects. Cloning the handle gives another handle to the same mutex.
@@ -314,7 +384,7 @@ impl<'a> MutexGuard<'a> {
 impl Drop for MutexGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        self.mutex.release(self.tid);
+        self.mutex.release_level(self.tid);
     }
 }
 
@@ -341,12 +411,12 @@ impl Mutex {
         self.lock_timeout(DEFAULT_LOCK_TIMEOUT)
     }
 
-    /// Locks, waiting at most `timeout`.
+    /// Locks, waiting at most `timeout` (zero tries once, as [`try_lock`](Self::try_lock)).
     #[inline]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Acquired<'_>, LockError> {
         match self.lock_fast() {
             Some(done) => done,
-            None => self.acquire(Patience::Within(timeout), timeout),
+            None => self.lock_slow(Patience::of(Timeout::After(timeout)), &NoInterrupt),
         }
     }
 
@@ -354,7 +424,167 @@ impl Mutex {
     pub fn lock_forever(&self) -> Result<Acquired<'_>, LockError> {
         match self.lock_fast() {
             Some(done) => done,
-            None => self.acquire(Patience::Until(Deadline::NEVER), Duration::MAX),
+            None => self.lock_slow(Patience::Until(Deadline::NEVER), &NoInterrupt),
+        }
+    }
+
+    /// Locks within `timeout`, giving up with [`LockError::Interrupted`] within 100 ms of
+    /// `interrupt` saying stop (it is consulted only while this thread sleeps).
+    #[inline]
+    pub fn lock_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Acquired<'_>, LockError> {
+        match self.lock_fast() {
+            Some(done) => done,
+            None => self.lock_slow(Patience::of(timeout), interrupt),
+        }
+    }
+
+    /// Locks without a guard, for callers that cannot keep one (a language binding): the
+    /// calling thread holds the mutex until it calls [`release`](Self::release) as many times
+    /// as it acquired. Same outcomes as [`lock_interruptible`](Self::lock_interruptible).
+    pub fn acquire(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Locked, LockError> {
+        let acquired = self.lock_interruptible(timeout, interrupt)?;
+        Ok(self.forget_into_locked(acquired))
+    }
+
+    /// Turns a guard into the guard-free outcome, leaving the mutex held.
+    fn forget_into_locked(&self, acquired: Acquired<'_>) -> Locked {
+        match acquired {
+            Acquired::Locked(g) => {
+                std::mem::forget(g);
+                match self.recursion_count() {
+                    1 => Locked::Acquired,
+                    depth => Locked::Reentered { depth },
+                }
+            }
+            Acquired::OwnerDied(g) => {
+                let previous = g.previous_owner();
+                // Held, and inconsistent until `make_consistent`: skip the guard's drop,
+                // which would release it as not recoverable.
+                std::mem::forget(g.into_guard());
+                Locked::OwnerDied { previous }
+            }
+        }
+    }
+
+    /// Releases one level held through [`acquire`](Self::acquire) (or a guard's level, if
+    /// the caller mixes both). A thread that does not hold the mutex gets
+    /// [`UnlockError::NotOwner`] naming the holder, and nothing changes. Releasing the last
+    /// level of a mutex whose previous owner died before [`make_consistent`](Self::make_consistent)
+    /// makes it not recoverable.
+    pub fn release(&self) -> Result<(), UnlockError> {
+        let me = self.check_owner()?;
+        let state = &*self.state;
+        let meta = state.meta.load(Ordering::Relaxed);
+        if meta & MUTEX_DEPTH_MASK == 0
+            && MutexConsistency::from_raw(meta >> MUTEX_CONSISTENCY_SHIFT)
+                == Some(MutexConsistency::Inconsistent)
+        {
+            state.set_consistency(MutexConsistency::NotRecoverable);
+        }
+        self.release_level(me);
+        Ok(())
+    }
+
+    /// Releases the last level leaving the mutex inconsistent: the next locker is told the
+    /// owner died and repairs (the guard-free twin of [`OwnerDiedGuard::release_inconsistent`]).
+    pub fn release_inconsistent(&self) -> Result<(), UnlockError> {
+        let me = self.check_owner()?;
+        let state = &*self.state;
+        let meta = state.meta.load(Ordering::Relaxed);
+        // Still inconsistent from a death: the next locker is told about that holder, not us.
+        if MutexConsistency::from_raw(meta >> MUTEX_CONSISTENCY_SHIFT)
+            != Some(MutexConsistency::Inconsistent)
+        {
+            state.died.store(
+                u64::from(current_thread().pid) << 32 | u64::from(me),
+                Ordering::Relaxed,
+            );
+        }
+        state.set_consistency(MutexConsistency::Inconsistent);
+        self.release_level(me);
+        Ok(())
+    }
+
+    /// Declares the data repaired after [`Locked::OwnerDied`]; the caller must hold the mutex.
+    pub fn make_consistent(&self) -> Result<(), UnlockError> {
+        self.check_owner()?;
+        self.state.set_consistency(MutexConsistency::Consistent);
+        Ok(())
+    }
+
+    /// How many times the calling thread holds the mutex (0 if it does not):
+    /// `threading.RLock._recursion_count`.
+    pub fn recursion_count(&self) -> u32 {
+        if !self.held_by_current_thread() {
+            return 0;
+        }
+        (self.state.meta.load(Ordering::Relaxed) & MUTEX_DEPTH_MASK) + 1
+    }
+
+    /// Releases every level the calling thread holds and returns how many, for
+    /// [`acquire_restore`](Self::acquire_restore) (`threading.RLock._release_save`). The
+    /// consistency state is kept: a mutex saved inconsistent is restored inconsistent.
+    pub fn release_save(&self) -> Result<SavedHold, UnlockError> {
+        let me = self.check_owner()?;
+        let state = &*self.state;
+        let meta = state.meta.load(Ordering::Relaxed);
+        let count = (meta & MUTEX_DEPTH_MASK) + 1;
+        state
+            .meta
+            .store(meta & !MUTEX_DEPTH_MASK, Ordering::Relaxed);
+        self.release_level(me);
+        Ok(SavedHold {
+            count: NonZeroU32::new(count).expect("depth + 1 is never 0"),
+        })
+    }
+
+    /// Acquires the mutex and restores a depth saved by [`release_save`](Self::release_save)
+    /// (`threading.RLock._acquire_restore`). A thread that holds it already adds the saved
+    /// levels to its own. Outcomes as [`acquire`](Self::acquire); after
+    /// [`Locked::OwnerDied`] the saved levels are held too.
+    pub fn acquire_restore(
+        &self,
+        saved: SavedHold,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Locked, LockError> {
+        let locked = self.acquire(timeout, interrupt)?;
+        let state = &*self.state;
+        let meta = state.meta.load(Ordering::Relaxed);
+        let depth = meta & MUTEX_DEPTH_MASK;
+        let Some(total) = depth
+            .checked_add(saved.count() - 1)
+            .filter(|&t| t <= MUTEX_DEPTH_MASK)
+        else {
+            self.release_level(current_thread().tid);
+            return Err(LockError::TooDeep);
+        };
+        state
+            .meta
+            .store((meta & !MUTEX_DEPTH_MASK) | total, Ordering::Relaxed);
+        Ok(match locked {
+            Locked::OwnerDied { previous } => Locked::OwnerDied { previous },
+            _ if total == 0 => Locked::Acquired,
+            _ => Locked::Reentered { depth: total + 1 },
+        })
+    }
+
+    /// The calling thread's tid if it holds the mutex, else who does.
+    fn check_owner(&self) -> Result<u32, UnlockError> {
+        if self.held_by_current_thread() {
+            Ok(current_thread().tid)
+        } else {
+            Err(UnlockError::NotOwner {
+                owner: self.owner(),
+            })
         }
     }
 
@@ -383,7 +613,7 @@ impl Mutex {
     /// checks the holder's liveness (one `/proc` read, ~10 µs), so that a dead holder is
     /// recovered here too: poll with `lock_timeout` rather than a tight `try_lock` loop.
     pub fn try_lock(&self) -> Result<Acquired<'_>, LockError> {
-        self.acquire(Patience::Try, Duration::ZERO)
+        self.lock_slow(Patience::Try, &NoInterrupt)
     }
 
     /// Is this the same mutex as `other` (another handle to the same bytes)?
@@ -391,7 +621,9 @@ impl Mutex {
         std::ptr::eq(&*self.state, &*other.state)
     }
 
-    /// Does the calling thread hold this mutex?
+    /// Does the calling thread hold this mutex? (`threading.RLock._is_owned`: two loads and
+    /// the thread's cached identity, no system call.)
+    #[inline]
     pub fn held_by_current_thread(&self) -> bool {
         let me = current_thread();
         self.state.raw_word() & shm_layout::MUTEX_TID_MASK == me.tid
@@ -405,7 +637,11 @@ impl Mutex {
     }
 
     #[cold]
-    fn acquire(&self, patience: Patience, timeout: Duration) -> Result<Acquired<'_>, LockError> {
+    fn lock_slow(
+        &self,
+        patience: Patience,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Acquired<'_>, LockError> {
         let me = current_thread();
         let state = &*self.state;
         let guard = MutexGuard {
@@ -413,7 +649,7 @@ impl Mutex {
             tid: me.tid,
             _not_send: PhantomData,
         };
-        match state.raw_lock(&me, patience) {
+        match state.raw_lock(&me, patience, interrupt) {
             Ok(RawAcquire::Fresh) => {}
             Ok(RawAcquire::Reentered) => {
                 let meta = state.meta.load(Ordering::Relaxed);
@@ -438,14 +674,22 @@ impl Mutex {
                     guard: ManuallyDrop::new(guard),
                 }));
             }
-            Err(RawFailure::Held(owner)) => {
+            Err(failure) => {
                 std::mem::forget(guard);
-                let owner = owner.into();
-                return Err(match patience {
-                    Patience::Try => LockError::WouldBlock { owner },
-                    Patience::Within(_) | Patience::Until(_) => LockError::Timeout {
-                        waited: timeout,
-                        owner,
+                return Err(match (failure, patience) {
+                    (RawFailure::Interrupted(owner), _) => LockError::Interrupted {
+                        owner: owner.into(),
+                    },
+                    (RawFailure::Held(owner), Patience::Try) => LockError::WouldBlock {
+                        owner: owner.into(),
+                    },
+                    (RawFailure::Held(owner), Patience::Within(waited)) => LockError::Timeout {
+                        waited,
+                        owner: owner.into(),
+                    },
+                    (RawFailure::Held(owner), Patience::Until(_)) => LockError::Timeout {
+                        waited: Duration::MAX,
+                        owner: owner.into(),
                     },
                 });
             }
@@ -494,7 +738,7 @@ impl Mutex {
     }
 
     #[inline(always)]
-    fn release(&self, tid: u32) {
+    fn release_level(&self, tid: u32) {
         let state = &*self.state;
         if state.meta.load(Ordering::Relaxed) != 0 || !state.raw_unlock_fast(tid) {
             self.release_slow(tid);
@@ -545,9 +789,16 @@ pub fn lock_all<'a>(
     order.sort_by_key(|&i| &*mutexes[i].state as *const MutexState as usize);
     let mut taken: Vec<Option<Acquired<'a>>> = (0..mutexes.len()).map(|_| None).collect();
     for i in order {
-        match mutexes[i].acquire(Patience::Until(deadline), timeout) {
+        match mutexes[i].lock_slow(Patience::Until(deadline), &NoInterrupt) {
             Ok(a) => taken[i] = Some(a),
             Err(e) => {
+                let e = match e {
+                    LockError::Timeout { owner, .. } => LockError::Timeout {
+                        waited: timeout,
+                        owner,
+                    },
+                    other => other,
+                };
                 for a in taken.into_iter().flatten() {
                     if let Acquired::OwnerDied(g) = a {
                         g.release_inconsistent();

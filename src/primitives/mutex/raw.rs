@@ -40,7 +40,9 @@
 //! may be asleep.
 
 use super::MutexState;
-use crate::sync::{futex_wait, futex_wake, spin_hint, AtomicU32, Ordering};
+use crate::sync::{
+    futex_wait, futex_wake, spin_hint, AtomicU32, Interrupt, Ordering, Stop, Timeout, Waiting,
+};
 use crate::sys::clock::{monotonic_ns, Deadline};
 use crate::sys::identity::{holder_liveness, tid_liveness, Liveness, Record, ThreadIdentity};
 use shm_layout::{MUTEX_TID_MASK, MUTEX_WAITERS};
@@ -77,6 +79,8 @@ pub(crate) enum RawAcquire {
 pub(crate) enum RawFailure {
     /// The deadline passed (or, for `try`, the lock was held) while this thread held it.
     Held(OwnerSnapshot),
+    /// The caller's interrupt check said stop while this thread held it.
+    Interrupted(OwnerSnapshot),
 }
 
 /// Whether to wait for the lock.
@@ -89,6 +93,17 @@ pub(crate) enum Patience {
     Within(Duration),
     /// Wait until the deadline.
     Until(Deadline),
+}
+
+impl Patience {
+    /// The patience a [`Timeout`] asks for: zero tries once.
+    pub(crate) fn of(timeout: Timeout) -> Patience {
+        match timeout {
+            Timeout::After(d) if d.is_zero() => Patience::Try,
+            Timeout::After(d) => Patience::Within(d),
+            Timeout::Forever => Patience::Until(Deadline::NEVER),
+        }
+    }
 }
 
 impl MutexState {
@@ -130,11 +145,12 @@ impl MutexState {
         &self,
         me: &ThreadIdentity,
         patience: Patience,
+        interrupt: &dyn Interrupt,
     ) -> Result<RawAcquire, RawFailure> {
         if self.raw_try_fresh(me) {
             return Ok(RawAcquire::Fresh);
         }
-        self.raw_lock_slow(me, patience)
+        self.raw_lock_slow(me, patience, interrupt)
     }
 
     /// Writes the holder's record; called right after winning `word`.
@@ -155,11 +171,15 @@ impl MutexState {
         &self,
         me: &ThreadIdentity,
         patience: Patience,
+        interrupt: &dyn Interrupt,
     ) -> Result<RawAcquire, RawFailure> {
-        let patience = match patience {
-            Patience::Within(timeout) => Patience::Until(Deadline::after(timeout)),
-            other => other,
+        let deadline = match patience {
+            Patience::Try => None,
+            Patience::Within(timeout) => Some(Deadline::after(timeout)),
+            Patience::Until(deadline) => Some(deadline),
         };
+        // The clock (and the interrupt schedule) is read only once a waiter must wait.
+        let mut waiting = deadline.map(|d| Waiting::new(d, interrupt));
         let my_record = me.owner_record().raw();
         let mut spins = 0;
         let mut slept = false;
@@ -195,10 +215,8 @@ impl MutexState {
                 }
                 continue;
             }
-            let deadline = match patience {
-                Patience::Try => return self.try_recover(w, me).map_err(RawFailure::Held),
-                Patience::Until(deadline) => deadline,
-                Patience::Within(_) => unreachable!("converted to a deadline above"),
+            let Some(waiting) = waiting.as_mut() else {
+                return self.try_recover(w, me).map_err(RawFailure::Held);
             };
             if spins < SPIN_LIMIT {
                 spins += 1;
@@ -206,10 +224,18 @@ impl MutexState {
                 continue;
             }
             let now = monotonic_ns();
-            if deadline.as_ns().is_some_and(|d| now >= d) {
+            if let Err(stop) = waiting.check_at(now) {
                 // One last look: a dead owner is recovered even by a waiter whose deadline
                 // is shorter than the check interval.
-                return self.try_recover(w, me).map_err(RawFailure::Held);
+                let got = self.try_recover(w, me);
+                if got.is_err() && slept {
+                    // A wake-up meant for the next locker may have reached us: pass it on.
+                    futex_wake(self.word(), 1);
+                }
+                return got.map_err(|owner| match stop {
+                    Stop::TimedOut => RawFailure::Held(owner),
+                    Stop::Interrupted => RawFailure::Interrupted(owner),
+                });
             }
             if next_check == 0 {
                 next_check = now.saturating_add(DEATH_CHECK_INTERVAL.as_nanos() as u64);
@@ -228,11 +254,12 @@ impl MutexState {
                 continue;
             }
             slept = true;
-            futex_wait(
+            let outcome = futex_wait(
                 self.word(),
                 w | MUTEX_WAITERS,
-                deadline.capped(DEATH_CHECK_INTERVAL),
+                waiting.sleep_deadline_capped(DEATH_CHECK_INTERVAL),
             );
+            waiting.slept(outcome);
         }
     }
 

@@ -233,3 +233,203 @@ fn lock_all_releases_what_it_took_when_one_lock_fails() {
     done_tx.send(()).unwrap();
     holder.join().unwrap();
 }
+
+// ---- threading.RLock semantics, guard-free ----
+
+#[test]
+fn guard_free_acquire_and_release_count_levels_like_an_rlock() {
+    let m = Mutex::new_local();
+    assert_eq!(m.recursion_count(), 0);
+    assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Locked::Acquired));
+    assert_eq!(
+        m.acquire(Timeout::ZERO, &NoInterrupt),
+        Ok(Locked::Reentered { depth: 2 })
+    );
+    {
+        let _guard = plain_lock(&m);
+        assert_eq!(m.recursion_count(), 3, "a guard counts in the same depth");
+    }
+    assert_eq!(m.recursion_count(), 2);
+    m.release().unwrap();
+    assert!(m.held_by_current_thread());
+    m.release().unwrap();
+    assert!(!m.held_by_current_thread());
+    assert_eq!(m.state.raw_word(), 0);
+    assert_eq!(
+        m.release(),
+        Err(UnlockError::NotOwner { owner: None }),
+        "releasing an un-acquired lock is an error, as RLock's RuntimeError"
+    );
+}
+
+#[cfg(not(miri))]
+#[test]
+fn release_by_a_thread_that_does_not_hold_it_is_refused_and_names_the_owner() {
+    let m = Arc::new(Mutex::new_local());
+    assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Locked::Acquired));
+    let me = current_thread();
+    let m2 = Arc::clone(&m);
+    let (refused, count) = std::thread::spawn(move || (m2.release(), m2.recursion_count()))
+        .join()
+        .unwrap();
+    match refused {
+        Err(UnlockError::NotOwner { owner: Some(o) }) => {
+            assert_eq!((o.pid, o.tid), (me.pid, me.tid));
+            let text = UnlockError::NotOwner { owner: Some(o) }.to_string();
+            assert!(text.contains(&format!("tid {}", me.tid)), "{text}");
+        }
+        other => panic!("expected NotOwner naming us, got {other:?}"),
+    }
+    assert_eq!(count, 0, "another thread's recursion count is 0");
+    assert!(
+        m.held_by_current_thread(),
+        "the refused release changed nothing"
+    );
+    m.release().unwrap();
+}
+
+#[cfg(not(miri))]
+#[test]
+fn release_save_frees_every_level_and_acquire_restore_puts_them_back() {
+    let m = Arc::new(Mutex::new_local());
+    for _ in 0..3 {
+        let _ = m.acquire(Timeout::ZERO, &NoInterrupt).unwrap();
+    }
+    let saved = m.release_save().unwrap();
+    assert_eq!(saved.count(), 3);
+    assert_eq!(m.state.raw_word(), 0, "fully released");
+    // Another thread can take it in between, as a Condition's notifier does.
+    let m2 = Arc::clone(&m);
+    std::thread::spawn(move || {
+        let _g = plain_lock(&m2);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        m.acquire_restore(saved, Timeout::ZERO, &NoInterrupt),
+        Ok(Locked::Reentered { depth: 3 })
+    );
+    assert_eq!(m.recursion_count(), 3);
+    for _ in 0..3 {
+        m.release().unwrap();
+    }
+    assert_eq!(m.owner(), None);
+    assert_eq!(m.release_save(), Err(UnlockError::NotOwner { owner: None }));
+    assert_eq!(SavedHold::new(0), None);
+}
+
+#[test]
+fn guard_free_owner_died_leaves_the_lock_held_until_made_consistent() {
+    let m = Mutex::new_local();
+    m.abandon_to_a_dead_owner();
+    match m.acquire(Timeout::ZERO, &NoInterrupt) {
+        Ok(Locked::OwnerDied { previous: Some(p) }) => assert_eq!(p.pid, 4242),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert!(m.held_by_current_thread(), "held so it can be repaired");
+    m.make_consistent().unwrap();
+    m.release().unwrap();
+    assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Locked::Acquired));
+    m.release().unwrap();
+}
+
+#[test]
+fn guard_free_release_before_make_consistent_makes_the_mutex_not_recoverable() {
+    let m = Mutex::new_local();
+    m.abandon_to_a_dead_owner();
+    assert!(matches!(
+        m.acquire(Timeout::ZERO, &NoInterrupt),
+        Ok(Locked::OwnerDied { .. })
+    ));
+    m.release().unwrap();
+    assert_eq!(
+        m.acquire(Timeout::ZERO, &NoInterrupt),
+        Err(LockError::NotRecoverable)
+    );
+}
+
+#[test]
+fn guard_free_release_inconsistent_hands_the_repair_to_the_next_locker() {
+    let m = Mutex::new_local();
+    m.abandon_to_a_dead_owner();
+    let _ = m.acquire(Timeout::ZERO, &NoInterrupt).unwrap();
+    m.release_inconsistent().unwrap();
+    match m.acquire(Timeout::ZERO, &NoInterrupt) {
+        Ok(Locked::OwnerDied { previous: Some(p) }) => {
+            assert_eq!(p.pid, 4242, "still the holder that died, not the releaser")
+        }
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    m.make_consistent().unwrap();
+    m.release().unwrap();
+}
+
+#[test]
+fn make_consistent_by_a_non_owner_is_refused() {
+    let m = Mutex::new_local();
+    assert_eq!(
+        m.make_consistent(),
+        Err(UnlockError::NotOwner { owner: None })
+    );
+}
+
+#[cfg(not(miri))]
+#[test]
+fn a_zero_timeout_tries_once_and_reports_the_holder() {
+    let m = Arc::new(Mutex::new_local());
+    let _g = plain_lock(&m);
+    let m2 = Arc::clone(&m);
+    let got = std::thread::spawn(move || {
+        let t0 = std::time::Instant::now();
+        let r = m2.lock_timeout(Duration::ZERO).map(|_| ());
+        let g = m2.acquire(Timeout::ZERO, &NoInterrupt);
+        (r, g, t0.elapsed())
+    })
+    .join()
+    .unwrap();
+    assert!(
+        matches!(got.0, Err(LockError::WouldBlock { .. })),
+        "{:?}",
+        got.0
+    );
+    assert!(
+        matches!(got.1, Err(LockError::WouldBlock { .. })),
+        "{:?}",
+        got.1
+    );
+    assert!(
+        got.2 < Duration::from_millis(50),
+        "did not sleep: {:?}",
+        got.2
+    );
+}
+
+#[cfg(not(miri))]
+#[test]
+fn an_interrupted_lock_returns_within_100ms_of_the_check_saying_stop() {
+    use std::sync::atomic::AtomicBool;
+    let m = Arc::new(Mutex::new_local());
+    let _g = plain_lock(&m);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (m2, stop2) = (Arc::clone(&m), Arc::clone(&stop));
+    let waiter = std::thread::spawn(move || {
+        let check = || stop2.load(std::sync::atomic::Ordering::Relaxed);
+        let r = m2.lock_interruptible(Timeout::Forever, &check).map(|_| ());
+        (r, std::time::Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(120));
+    let asked = std::time::Instant::now();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (r, returned) = waiter.join().unwrap();
+    assert!(matches!(r, Err(LockError::Interrupted { .. })), "{r:?}");
+    assert!(
+        returned.duration_since(asked) < Duration::from_millis(100),
+        "took {:?}",
+        returned.duration_since(asked)
+    );
+    drop(_g);
+    assert!(
+        m.try_lock().is_ok(),
+        "an interrupted waiter leaves nothing behind"
+    );
+}
