@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const EXIT_BROKEN: i32 = 3;
+const EXIT_PARTY_DIED: i32 = 6;
 
 fn strategy(name: &str) -> WaitStrategy {
     match name {
@@ -60,7 +61,23 @@ fn child_entry() {
                     Err(BarrierError::Broken) => EXIT_BROKEN,
                     Err(BarrierError::Timeout { .. }) => 4,
                     Err(BarrierError::Corrupt { .. }) => 5,
+                    Err(BarrierError::PartyDied { .. }) => EXIT_PARTY_DIED,
+                    Err(BarrierError::Interrupted) => 7,
+                    Err(BarrierError::ActionFailed { .. }) => 8,
                 }
+            }
+            "barrier_lead_and_hang" => {
+                // The last party: its action says so, then hangs until this process is killed.
+                let (mine, running) = (seg.clone(), num(2));
+                let barrier = seg.barrier_at(num(1)).unwrap().with_action(move || {
+                    mine.atomic_u64_at(running)
+                        .unwrap()
+                        .store(1, Ordering::Release);
+                    std::thread::sleep(Duration::from_secs(60));
+                    Ok::<(), std::io::Error>(())
+                });
+                let _ = barrier.wait(Duration::from_secs(60));
+                0
             }
             other => panic!("unknown role {other}"),
         }
@@ -236,30 +253,93 @@ fn a_timeout_breaks_the_barrier_for_every_waiting_process() {
     }
 }
 
+/// Waits at `barrier` in a thread of this process; the thread returns the outcome and when
+/// it came.
+fn wait_in_thread(
+    barrier: &shmkit::Barrier,
+) -> std::thread::JoinHandle<(Result<shmkit::BarrierWait, BarrierError>, Instant)> {
+    let barrier = barrier.clone();
+    std::thread::spawn(move || {
+        let r = barrier.wait(Duration::from_secs(20));
+        (r, Instant::now())
+    })
+}
+
+/// The exit of a party the death broke the barrier for: broken, or the one that found it.
+fn broken_or_found(code: Option<i32>) -> bool {
+    code == Some(EXIT_BROKEN) || code == Some(EXIT_PARTY_DIED)
+}
+
 #[test]
-fn a_party_killed_while_others_wait_does_not_hold_them_past_their_deadline() {
+fn a_party_killed_while_waiting_breaks_the_barrier_for_the_others_within_100ms() {
     let name = TempSegment::new("bdeath");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    // Four parties: the victim arrives and dies (its arrival still counts, as it would with a
-    // thread), the survivor and this process arrive, and the fourth never comes.
+    // Four parties: the victim, a survivor and this process wait (20 s deadlines); the fourth
+    // never comes. Without death detection they would wait out their 20 s.
     let barrier = seg.alloc_barrier(4).unwrap();
-    let mut victim = spawn_barrier_waiters(&name.0, barrier.offset().unwrap(), 1, 20_000).remove(0);
+    let offset = barrier.offset().unwrap();
+    let mut victim = spawn_barrier_waiters(&name.0, offset, 1, 20_000).remove(0);
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 1));
-    sigkill(&victim);
-    let _ = victim.wait();
-    let mut survivor =
-        spawn_barrier_waiters(&name.0, barrier.offset().unwrap(), 1, 20_000).remove(0);
+    let mut survivor = spawn_barrier_waiters(&name.0, offset, 1, 20_000).remove(0);
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 2));
-    let start = Instant::now();
-    assert!(matches!(
-        barrier.wait(Duration::from_millis(100)),
-        Err(BarrierError::Timeout { .. })
-    ));
-    assert!(start.elapsed() < Duration::from_millis(150));
-    assert_eq!(
-        wait_exit(&mut survivor, Duration::from_secs(10)).code(),
-        Some(EXIT_BROKEN)
+    let mine = wait_in_thread(&barrier);
+    assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 3));
+    std::thread::sleep(Duration::from_millis(30));
+    sigkill(&victim);
+    let killed = Instant::now();
+    let _ = victim.wait();
+    let (outcome, at) = mine.join().unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Err(BarrierError::Broken | BarrierError::PartyDied { .. })
+        ),
+        "{outcome:?}"
     );
+    let took = at.duration_since(killed);
+    assert!(
+        took < Duration::from_millis(100),
+        "broken {took:?} after the kill"
+    );
+    assert!(broken_or_found(
+        wait_exit(&mut survivor, Duration::from_secs(10)).code()
+    ));
+    assert!(barrier.is_broken());
+}
+
+#[test]
+fn a_last_party_killed_while_running_the_action_breaks_the_barrier_within_100ms() {
+    let name = TempSegment::new("bleader");
+    let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
+    let barrier = seg.alloc_barrier(3).unwrap();
+    let offset = barrier.offset().unwrap();
+    let running_off = seg.alloc_bytes(8, 64).unwrap();
+    let running = seg.atomic_u64_at(running_off).unwrap();
+    let mut waiter = spawn_barrier_waiters(&name.0, offset, 1, 20_000).remove(0);
+    assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 1));
+    let mine = wait_in_thread(&barrier);
+    assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 2));
+    let mut leader = spawn(
+        "barrier_lead_and_hang",
+        &[name.0.clone(), offset.to_string(), running_off.to_string()],
+    );
+    assert!(eventually(Duration::from_secs(20), || running
+        .load(Ordering::Acquire)
+        == 1));
+    assert_eq!(barrier.n_waiting(), 3, "all arrived; the action runs");
+    sigkill(&leader);
+    let killed = Instant::now();
+    let _ = leader.wait();
+    let (outcome, at) = mine.join().unwrap();
+    assert!(outcome.is_err(), "{outcome:?}");
+    let took = at.duration_since(killed);
+    assert!(
+        took < Duration::from_millis(100),
+        "broken {took:?} after the kill"
+    );
+    assert!(broken_or_found(
+        wait_exit(&mut waiter, Duration::from_secs(10)).code()
+    ));
 }
 
 #[test]

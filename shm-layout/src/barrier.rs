@@ -11,6 +11,24 @@
 //!
 //! Every change of `state` that a waiter must notice is followed by an increment of `seq` and
 //! a futex wake on it; waiters sleep on `seq`, never on `state` (a futex word is 32 bits).
+//!
+//! `arrived == parties` means the last party has arrived and is running the barrier's action;
+//! nobody is released until it ends the generation.
+//!
+//! # Party slots
+//! After the 64-byte header come [`barrier_slots`]`(parties)` [`BarrierPartySlot`]s, so that a
+//! party killed while it waits can be told from one that is merely slow. A party claims a
+//! free slot (its thread's record, by compare-and-swap) *before* it arrives, writes the
+//! generation and arrival index it is about to take into `tag`, and frees the slot when its
+//! wait returns. Waiters check the record of the slot tagged with the next arrival index of
+//! their generation; a dead one breaks the generation. Twice `parties` slots leave room for
+//! parties of a generation that has ended but which have not yet run to free their slot.
+//!
+//! | `tag` bits | field                                         |
+//! |------------|-----------------------------------------------|
+//! | 0          | valid: 1 once a party has written it          |
+//! | 16..=31    | arrival index the party is taking             |
+//! | 32..=63    | generation the party is arriving in           |
 
 use core::mem::{offset_of, size_of};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -42,8 +60,39 @@ pub struct BarrierLayout {
     pub reserved: [u64; 6],
 }
 
+/// One party's slot after the barrier's header (see the module's table for `tag`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct BarrierPartySlot {
+    /// The waiting thread's identity record; 0 when the slot is free.
+    pub record: u64,
+    /// Generation and arrival index the holder is taking (valid bit 0).
+    pub tag: u64,
+}
+
+/// Bit of a slot's `tag`: it has been written.
+pub const BARRIER_TAG_VALID: u64 = 1;
+/// Shift of the arrival index in a slot's `tag`.
+pub const BARRIER_TAG_INDEX_SHIFT: u32 = 16;
+/// Shift of the generation in a slot's `tag`.
+pub const BARRIER_TAG_GENERATION_SHIFT: u32 = 32;
+
+/// Number of party slots a barrier for `parties` has.
+pub const fn barrier_slots(parties: u32) -> u32 {
+    parties.saturating_mul(2)
+}
+
+/// Bytes a barrier for `parties` occupies: the header and its party slots.
+pub const fn barrier_size(parties: u32) -> u64 {
+    size_of::<BarrierLayout>() as u64
+        + barrier_slots(parties) as u64 * size_of::<BarrierPartySlot>() as u64
+}
+
 const _: () = {
     assert!(size_of::<BarrierLayout>() == 64);
+    assert!(size_of::<BarrierPartySlot>() == 16);
+    assert!(offset_of!(BarrierPartySlot, record) == 0);
+    assert!(offset_of!(BarrierPartySlot, tag) == 8);
     assert!(offset_of!(BarrierLayout, seq) == 0);
     assert!(offset_of!(BarrierLayout, parties) == 4);
     assert!(offset_of!(BarrierLayout, state) == 8);

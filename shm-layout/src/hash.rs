@@ -5,8 +5,9 @@
 //! numbers were not bumped.
 
 use crate::{
-    BarrierLayout, BlockHeader, EventLayout, MutexLayout, SegmentHeader, BARRIER_BROKEN,
-    BARRIER_GENERATION_SHIFT, BLOCK_TAG_MAGIC, EVENT_SET, EVENT_WAITERS, MAGIC,
+    barrier_slots, BarrierLayout, BarrierPartySlot, BlockHeader, EventLayout, MutexLayout,
+    SegmentHeader, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT, BARRIER_TAG_GENERATION_SHIFT,
+    BARRIER_TAG_INDEX_SHIFT, BLOCK_TAG_MAGIC, EVENT_SET, EVENT_WAITERS, MAGIC,
     MUTEX_CONSISTENCY_SHIFT, MUTEX_TID_MASK, MUTEX_WAITERS,
 };
 use core::mem::{align_of, offset_of, size_of};
@@ -58,6 +59,12 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     offset_of!(BarrierLayout, parties) as u64,
     offset_of!(BarrierLayout, state) as u64,
     BARRIER_BROKEN,
+    size_of::<BarrierPartySlot>() as u64,
+    offset_of!(BarrierPartySlot, record) as u64,
+    offset_of!(BarrierPartySlot, tag) as u64,
+    BARRIER_TAG_INDEX_SHIFT as u64,
+    BARRIER_TAG_GENERATION_SHIFT as u64,
+    barrier_slots(1) as u64,
     BARRIER_GENERATION_SHIFT as u64,
     offset_of!(SegmentHeader, table_offset) as u64,
     offset_of!(SegmentHeader, table_capacity) as u64,

@@ -447,14 +447,21 @@ pub fn dict(h: &DictHeader, block_size: u64) -> Result<DictGeometry, Invalid> {
 
 // ---------------------------------------------------------------- barrier, shared value
 
-/// Validates a barrier; returns its number of parties.
-pub fn barrier(b: &BarrierLayout) -> Result<u32, Invalid> {
+/// Validates a barrier in a block of `block_size` bytes; returns its number of parties.
+pub fn barrier(b: &BarrierLayout, block_size: u64) -> Result<u32, Invalid> {
     check(
         (1..=BARRIER_MAX_PARTIES).contains(&b.parties),
         "barrier",
         "parties",
         b.parties.into(),
         "1..=65535",
+    )?;
+    check(
+        block_size >= crate::barrier_size(b.parties),
+        "barrier",
+        "block size",
+        block_size,
+        "room for the header and two slots per party",
     )?;
     Ok(b.parties)
 }

@@ -408,8 +408,8 @@ fn object_state(
             }
         }
         ObjectKind::Barrier => {
-            let (b, _): (BarrierLayout, u64) = checked(image, info, offset, kind)?;
-            let parties = validate::barrier(&b).map_err(invalid)?;
+            let (b, block_size): (BarrierLayout, u64) = checked(image, info, offset, kind)?;
+            let parties = validate::barrier(&b, block_size).map_err(invalid)?;
             ObjectState::Barrier {
                 parties,
                 arrived: (b.state & BARRIER_ARRIVED_MASK) as u32,

@@ -133,6 +133,80 @@ fn barrier_releases_both_parties_with_distinct_indexes() {
     });
 }
 
+/// The action handoff: the last party runs the action before either party is released, and
+/// what the action wrote is visible to every party after its wait (loom reports a data race
+/// on the cell otherwise). A party released early would find `released` ahead of the action.
+#[test]
+fn barrier_action_runs_before_any_party_is_released_and_publishes_its_writes() {
+    use crate::sync::{AtomicU32, Ordering};
+    struct Cell(UnsafeCell<u32>);
+    // SAFETY: the model's accesses are ordered by the barrier, which is what loom checks: an
+    // unordered pair is reported as a data race.
+    unsafe impl Sync for Cell {}
+    impl std::ops::Deref for Cell {
+        type Target = UnsafeCell<u32>;
+        fn deref(&self) -> &UnsafeCell<u32> {
+            &self.0
+        }
+    }
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let data = Arc::new(Cell(UnsafeCell::new(0u32)));
+        let released = Arc::new(AtomicU32::new(0));
+        let (d, r) = (data.clone(), released.clone());
+        let b = Barrier::new_local(2).with_action(move || {
+            assert_eq!(
+                r.load(Ordering::Relaxed),
+                0,
+                "a party left before the action"
+            );
+            // SAFETY: only the action writes, and the barrier orders it before every read.
+            d.with_mut(|v| unsafe { *v = 42 });
+            Ok::<(), std::io::Error>(())
+        });
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (b, data, released) = (b.clone(), data.clone(), released.clone());
+                thread::spawn(move || {
+                    let w = b.wait_forever().unwrap();
+                    released.fetch_add(1, Ordering::Relaxed);
+                    // SAFETY: as above.
+                    assert_eq!(data.with(|v| unsafe { *v }), 42);
+                    w.index
+                })
+            })
+            .collect();
+        let mut indexes: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, [0, 1]);
+    });
+}
+
+/// A failing action breaks the generation for both parties: neither is released as if it
+/// had completed.
+#[test]
+fn barrier_failing_action_breaks_the_generation_for_both_parties() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let b = Barrier::new_local(2).with_action(|| Err("no"));
+        let b2 = b.clone();
+        let t = thread::spawn(move || b2.wait_forever());
+        let mine = b.wait_forever();
+        let theirs = t.join().unwrap();
+        let failed = [&mine, &theirs]
+            .iter()
+            .filter(|r| matches!(r, Err(super::BarrierError::ActionFailed { .. })))
+            .count();
+        let broken = [&mine, &theirs]
+            .iter()
+            .filter(|r| matches!(r, Err(super::BarrierError::Broken)))
+            .count();
+        assert_eq!((failed, broken), (1, 1), "{mine:?} {theirs:?}");
+    });
+}
+
 #[test]
 fn barrier_abort_releases_a_waiter_as_broken() {
     loom::model(|| {

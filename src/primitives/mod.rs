@@ -11,8 +11,8 @@ mod event;
 pub(crate) mod mutex;
 mod place;
 
-pub(crate) use barrier::BarrierState;
-pub use barrier::{Barrier, BarrierError, BarrierWait};
+pub use barrier::{Barrier, BarrierAction, BarrierError, BarrierWait};
+pub(crate) use barrier::{BarrierState, PartySlot};
 pub(crate) use event::EventState;
 pub use event::{Event, EventError};
 pub(crate) use mutex::MutexState;
@@ -20,7 +20,7 @@ pub use mutex::{
     lock_all, Acquired, LockError, Locked, Mutex, MutexGuard, OwnerDiedGuard, OwnerInfo, SavedHold,
     UnlockError, DEATH_CHECK_INTERVAL,
 };
-pub(crate) use place::StateRef;
+pub(crate) use place::{StateRef, StateSlice};
 
 /// The default deadline for acquiring a mutex: 60 s, the Python system's `DEFAULT_TIMEOUT`.
 pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

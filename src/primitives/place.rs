@@ -75,3 +75,68 @@ impl<T: Sync + 'static> Deref for StateRef<T> {
         unsafe { self.ptr.as_ref() }
     }
 }
+
+/// A shared reference to an array of state structs (a barrier's party slots) in a segment
+/// mapping or on the heap, with whatever keeps that memory alive.
+pub(crate) struct StateSlice<T: Sync + 'static> {
+    ptr: NonNull<T>,
+    len: usize,
+    _keep: Arc<dyn Any + Send + Sync>,
+}
+
+// SAFETY: as for `StateRef`: `T: Sync` and the keep-alive is `Send + Sync`.
+unsafe impl<T: Sync + 'static> Send for StateSlice<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync + 'static> Sync for StateSlice<T> {}
+
+impl<T: Sync + Send + 'static> StateSlice<T> {
+    /// `len` values made by `make` in their own heap allocation.
+    pub(crate) fn heap(len: usize, make: impl FnMut() -> T) -> Self {
+        let arc: Arc<[T]> = std::iter::repeat_with(make).take(len).collect();
+        let ptr = NonNull::from(&arc[..]).cast::<T>();
+        StateSlice {
+            ptr,
+            len,
+            _keep: Arc::new(arc),
+        }
+    }
+}
+
+impl<T: Sync + 'static> StateSlice<T> {
+    /// An array inside a mapping.
+    ///
+    /// # Safety
+    /// `ptr` must be aligned for `T` and point to `len * size_of::<T>()` bytes that stay
+    /// mapped while `keep` is alive; `T` must be valid for any bytes (atomics only).
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn in_mapping(
+        ptr: NonNull<T>,
+        len: usize,
+        keep: Arc<dyn Any + Send + Sync>,
+    ) -> Self {
+        StateSlice {
+            ptr,
+            len,
+            _keep: keep,
+        }
+    }
+}
+
+impl<T: Sync + 'static> Clone for StateSlice<T> {
+    fn clone(&self) -> Self {
+        StateSlice {
+            ptr: self.ptr,
+            len: self.len,
+            _keep: Arc::clone(&self._keep),
+        }
+    }
+}
+
+impl<T: Sync + 'static> Deref for StateSlice<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: construction guarantees `len` valid, aligned values while `_keep` lives,
+        // and `_keep` lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}

@@ -9,7 +9,9 @@
 
 use super::header_view::HeaderView;
 use super::{image, Segment, SegmentError};
-use crate::primitives::{Barrier, BarrierState, Event, EventState, Mutex, MutexState, StateRef};
+use crate::primitives::{
+    Barrier, BarrierState, Event, EventState, Mutex, MutexState, PartySlot, StateRef, StateSlice,
+};
 use crate::sync::SharedWord;
 use shm_layout::{
     BlockKind, SegmentHeader, BARRIER_MAX_PARTIES, BLOCK_HEADER_SIZE, BLOCK_MAX_ALIGN,
@@ -259,15 +261,20 @@ impl Segment {
                 "barrier parties {parties} outside 1..={BARRIER_MAX_PARTIES}"
             )));
         }
-        let off = self.allocate_state::<BarrierState>(BlockKind::Barrier, |ptr| {
-            let parties_at = ptr
-                .as_ptr()
-                .wrapping_add(offset_of!(shm_layout::BarrierLayout, parties));
-            // SAFETY: `ptr` is the zeroed, 64-aligned, in-bounds body of our new block, which
-            // nobody else can reach before it is published; the parties field is at a
-            // 4-aligned offset inside it.
-            unsafe { AtomicU32::from_ptr(parties_at.cast()) }.store(parties, Ordering::Relaxed);
-        })?;
+        let off = self.allocate(
+            BlockKind::Barrier,
+            shm_layout::barrier_size(parties),
+            align_of::<BarrierState>() as u64,
+            |ptr| {
+                let parties_at = ptr
+                    .as_ptr()
+                    .wrapping_add(offset_of!(shm_layout::BarrierLayout, parties));
+                // SAFETY: `ptr` is the zeroed, 64-aligned, in-bounds body of our new block,
+                // which nobody else can reach before it is published; the parties field is at
+                // a 4-aligned offset inside it. All-zero slots are free slots.
+                unsafe { AtomicU32::from_ptr(parties_at.cast()) }.store(parties, Ordering::Relaxed);
+            },
+        )?;
         self.barrier_at(off)
     }
 
@@ -290,16 +297,39 @@ impl Segment {
             .map(Event::from_state)
     }
 
-    /// The barrier at `offset`.
+    /// The barrier at `offset`, after the validator has checked its party count against its
+    /// block (the header and two party slots per party).
     pub fn barrier_at(&self, offset: u64) -> Result<Barrier, SegmentError> {
-        let barrier = self
-            .object_at(offset, BlockKind::Barrier)
-            .map(Barrier::from_state)?;
+        let header = size_of::<BarrierState>() as u64;
+        let block = self.checked_block(offset, Some(BlockKind::Barrier), header)?;
+        let state: StateRef<BarrierState> =
+            self.state_ref(offset).ok_or(SegmentError::BadOffset {
+                offset,
+                reason: "misaligned for this kind of object",
+            })?;
         // The same check the inspector runs (`shm_layout::validate::barrier`).
         let mut layout = <shm_layout::BarrierLayout as zerocopy::FromZeros>::new_zeroed();
-        layout.parties = barrier.parties();
-        shm_layout::validate::barrier(&layout).map_err(SegmentError::invalid_object)?;
-        Ok(barrier)
+        layout.parties = state.parties_raw();
+        let parties = shm_layout::validate::barrier(&layout, block.size)
+            .map_err(SegmentError::invalid_object)?;
+        let len = shm_layout::barrier_slots(parties) as usize;
+        let slots_at = offset + header;
+        let ptr = self
+            .map
+            .ptr_at(
+                slots_at,
+                (len * size_of::<PartySlot>()) as u64,
+                align_of::<PartySlot>() as u64,
+            )
+            .ok_or(SegmentError::BadOffset {
+                offset,
+                reason: "barrier slots outside the mapping",
+            })?;
+        // SAFETY: `ptr_at` checked that the `len` slots are in bounds and aligned, and the
+        // validator that the block holds them; `PartySlot` is two atomics, valid for any bytes;
+        // the mapping's Arc keeps them mapped as long as the slice.
+        let slots = unsafe { StateSlice::in_mapping(ptr.cast(), len, self.map.clone()) };
+        Ok(Barrier::from_parts(state, slots))
     }
 
     fn bytes_word(&self, offset: u64, width: u64) -> Result<NonNull<u8>, SegmentError> {

@@ -148,7 +148,7 @@ impl SegmentObject for Barrier {
             .expect("segment objects have offsets");
         Ok(Placed {
             offset,
-            size: size_of::<shm_layout::BarrierLayout>() as u64,
+            size: shm_layout::barrier_size(*parties),
             param: u64::from(*parties),
         })
     }

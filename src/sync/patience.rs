@@ -160,9 +160,10 @@ impl<'a> Waiting<'a> {
         }
     }
 
-    /// The call's deadline.
-    pub(crate) fn deadline(&self) -> Deadline {
-        self.deadline
+    /// Drops the deadline (the interrupt check stays): the caller's condition no longer
+    /// depends on it.
+    pub(crate) fn waive_deadline(&mut self) {
+        self.deadline = Deadline::NEVER;
     }
 
     /// Reads the clock and says whether to stop: the deadline first, then the check if due.
@@ -182,11 +183,6 @@ impl<'a> Waiting<'a> {
             }
         }
         Ok(())
-    }
-
-    /// Is the caller's check asking to stop (called now, whatever its schedule)?
-    pub(crate) fn interrupted_now(&self) -> bool {
-        self.interrupt.is_active() && self.interrupt.should_stop()
     }
 
     /// The deadline for the next sleep: the call's, cut to the next due check.
