@@ -115,6 +115,19 @@ fn child_entry() {
                     std::thread::sleep(Duration::from_secs(1));
                 }
             }
+            "hold_owned" => {
+                // Several owned frames at once, from an owned reader that is itself dropped.
+                let mut r = ring.reader(ReadMode::OldestFirst).unwrap().into_owned();
+                let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+                let frames: Vec<_> = (0..4)
+                    .map(|_| r.next(Duration::from_secs(10)).unwrap())
+                    .collect();
+                drop(r);
+                flag.store(frames.len() as u64, Ordering::Release);
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
             other => panic!("unknown role {other}"),
         }
     });
@@ -188,6 +201,41 @@ fn a_reader_killed_holding_a_frame_does_not_stop_the_writer() {
         cam.reclaim_dead_readers(),
         1,
         "the dead reader's registration and hold are reclaimed"
+    );
+    // Every slot is usable again: hold 15 frames here and the writer still finds the 16th.
+    let mut readers: Vec<_> = (0..15)
+        .map(|_| cam.reader(ReadMode::OldestFirst).unwrap())
+        .collect();
+    let mut held = Vec::new();
+    for r in &mut readers {
+        writer.claim().unwrap().publish();
+        held.push(r.latest().unwrap().unwrap().id());
+    }
+    held.dedup();
+    assert_eq!(held.len(), 15);
+}
+
+#[test]
+fn a_process_killed_holding_owned_frames_has_its_pins_reclaimed() {
+    let name = TempSegment::new("deadowned");
+    let seg = Segment::create(&name.0, &CreateOptions::new(8 << 20)).unwrap();
+    let flag_off = seg.alloc_bytes(8, 64).unwrap();
+    let flag = seg.atomic_u64_at(flag_off).unwrap();
+    let cam = seg.frame_ring("cam", &spec()).unwrap();
+    let mut writer = cam.writer().unwrap();
+    let mut holder = spawn("hold_owned", &[name.0.clone(), flag_off.to_string()]);
+    // Publish until the holder has taken (and keeps) its four frames.
+    assert!(eventually(Duration::from_secs(10), || {
+        writer.claim().unwrap().publish();
+        std::thread::sleep(Duration::from_millis(1));
+        flag.load(Ordering::Acquire) == 4
+    }));
+    sigkill(&holder);
+    let _ = holder.wait();
+    assert_eq!(
+        cam.reclaim_dead_readers(),
+        1,
+        "one registration, four pins, reclaimed"
     );
     // Every slot is usable again: hold 15 frames here and the writer still finds the 16th.
     let mut readers: Vec<_> = (0..15)

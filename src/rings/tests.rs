@@ -128,6 +128,176 @@ fn a_held_frame_never_changes_and_a_full_ring_is_a_typed_error() {
     assert_eq!(r.latest().unwrap().unwrap().id(), 3);
 }
 
+// ---- owned frames ----
+
+fn reader_bits(ring: &FrameRing) -> u64 {
+    (0..ring.slots())
+        .map(|s| slot_word::readers_of(ring.word(s).load(Ordering::Relaxed)))
+        .fold(0, |a, b| a | b)
+}
+
+#[test]
+fn owned_frames_are_static_send_and_sync() {
+    fn owned<T: Send + Sync + 'static>() {}
+    owned::<OwnedFrame>();
+    owned::<OwnedFrameReader>();
+}
+
+#[test]
+fn several_owned_frames_are_held_at_once_and_never_change() {
+    let t = Temp::new("owned");
+    let ring = t.1.frame_ring("cam", &spec(4)).unwrap();
+    let mut w = ring.writer().unwrap();
+    let mut r = ring.reader(ReadMode::OldestFirst).unwrap().into_owned();
+    for v in 1..=3 {
+        publish(&mut w, v);
+    }
+    let held: Vec<OwnedFrame> = (0..3).map(|_| r.next(Duration::ZERO).unwrap()).collect();
+    assert_eq!(held.iter().map(|f| f.id()).collect::<Vec<_>>(), [1, 2, 3]);
+    // Three slots held, one free: the writer keeps going through the free one only.
+    for v in 4..20 {
+        publish(&mut w, v);
+        // The newest frame's slot is not claimable either; with 3 held the writer stalls.
+        if w.claim().map(|_| ()).is_err() {
+            break;
+        }
+    }
+    for (f, v) in held.iter().zip(1u16..) {
+        assert!(
+            f.typed::<u16>().unwrap().iter().all(|&x| x == v),
+            "frame {v} changed"
+        );
+        assert_eq!(f.user(0), u64::from(v));
+    }
+    drop(held);
+    assert_eq!(reader_bits(&ring), 0, "every pin released");
+}
+
+#[test]
+fn an_owned_frame_dropped_on_another_thread_releases_its_pin() {
+    let t = Temp::new("ownedthread");
+    let ring = t.1.frame_ring("cam", &spec(2)).unwrap();
+    let mut w = ring.writer().unwrap();
+    let mut r = ring.reader(ReadMode::NewestOnly).unwrap().into_owned();
+    publish(&mut w, 1);
+    let f = r.latest().unwrap().unwrap();
+    assert_ne!(reader_bits(&ring), 0);
+    std::thread::spawn(move || assert_eq!(f.id(), 1))
+        .join()
+        .unwrap();
+    assert_eq!(reader_bits(&ring), 0);
+}
+
+#[test]
+fn the_same_frame_held_twice_stays_pinned_until_both_are_dropped() {
+    let t = Temp::new("ownedtwice");
+    let ring = t.1.frame_ring("cam", &spec(2)).unwrap();
+    let mut w = ring.writer().unwrap();
+    let mut r = ring.reader(ReadMode::NewestOnly).unwrap().into_owned();
+    publish(&mut w, 1);
+    let a = r.latest().unwrap().unwrap();
+    let b = r.latest().unwrap().unwrap();
+    assert_eq!((a.id(), b.id()), (1, 1));
+    publish(&mut w, 2); // into the other slot
+    drop(a);
+    // Frame 1 is still held by `b`, frame 2 is the newest: nothing to claim.
+    assert!(matches!(
+        w.claim().map(|_| ()),
+        Err(RingError::AllSlotsHeld { slots: 2 })
+    ));
+    assert!(b.typed::<u16>().unwrap().iter().all(|&x| x == 1));
+    drop(b);
+    assert_eq!(reader_bits(&ring), 0);
+    assert_eq!(publish(&mut w, 3), 3);
+}
+
+#[test]
+fn an_owned_readers_registration_outlives_it_while_its_frames_live() {
+    let t = Temp::new("ownedreg");
+    let ring = t.1.frame_ring("cam", &spec(2)).unwrap();
+    let mut w = ring.writer().unwrap();
+    let mut r = ring.reader(ReadMode::NewestOnly).unwrap().into_owned();
+    publish(&mut w, 1);
+    let f = r.latest().unwrap().unwrap();
+    drop(r);
+    let registered = || {
+        ring.header()
+            .readers
+            .iter()
+            .filter(|rec| !rec.load().is_none())
+            .count()
+    };
+    assert_eq!(registered(), 1, "the frame keeps the registration");
+    assert_eq!(f.id(), 1);
+    drop(f);
+    assert_eq!(registered(), 0);
+}
+
+#[test]
+fn owned_frames_dropped_concurrently_with_new_holds_never_lose_a_pin() {
+    let t = Temp::new("ownedrace");
+    let ring = t.1.frame_ring("cam", &spec(3)).unwrap();
+    let mut w = ring.writer().unwrap();
+    let mut r = ring.reader(ReadMode::NewestOnly).unwrap().into_owned();
+    publish(&mut w, 1);
+    let (tx, rx) = std::sync::mpsc::channel::<OwnedFrame>();
+    let dropper = std::thread::spawn(move || {
+        for f in rx {
+            drop(f);
+        }
+    });
+    for _ in 0..20_000 {
+        let f = r.latest().unwrap().unwrap();
+        let keep = r.latest().unwrap().unwrap();
+        tx.send(f).unwrap();
+        // `keep` holds the same slot: whatever the dropper does, the pin must stay.
+        let slot_word = (0..3)
+            .map(|s| ring.word(s).load(Ordering::Relaxed))
+            .find(|&w| slot_word::id_of(w) == 1)
+            .unwrap();
+        assert_ne!(
+            slot_word::readers_of(slot_word),
+            0,
+            "pin lost under a live hold"
+        );
+        drop(keep);
+    }
+    drop(tx);
+    dropper.join().unwrap();
+    assert_eq!(reader_bits(&ring), 0);
+}
+
+#[test]
+fn an_interrupted_next_returns_within_100ms() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let t = Temp::new("interrupt");
+    let ring = t.1.frame_ring("cam", &spec(2)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let mut plain = ring.reader(ReadMode::NewestOnly).unwrap();
+    let mut owned = ring.reader(ReadMode::NewestOnly).unwrap().into_owned();
+    let waiter = std::thread::spawn(move || {
+        let check = || stop2.load(Ordering::Relaxed);
+        let a = plain
+            .next_interruptible(crate::Timeout::Forever, &check)
+            .map(|_| ());
+        let t_a = std::time::Instant::now();
+        let b = owned
+            .next_interruptible(crate::Timeout::Forever, &check)
+            .map(|_| ());
+        (a, t_a, b, std::time::Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(80));
+    let asked = std::time::Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    let (a, t_a, b, t_b) = waiter.join().unwrap();
+    assert!(matches!(a, Err(RingError::Interrupted)), "{a:?}");
+    assert!(matches!(b, Err(RingError::Interrupted)), "{b:?}");
+    assert!(t_a.duration_since(asked) < Duration::from_millis(100));
+    assert!(t_b.duration_since(asked) < Duration::from_millis(100));
+}
+
 #[test]
 fn one_writer_at_a_time_and_a_dropped_claim_leaves_no_frame() {
     let t = Temp::new("writer");

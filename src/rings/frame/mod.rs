@@ -16,7 +16,7 @@ mod spec;
 mod view;
 mod writer;
 
-pub use reader::{Frame, FrameReader};
+pub use reader::{Frame, FrameReader, OwnedFrame, OwnedFrameReader};
 pub use spec::{FrameSpec, Pixel, ReadMode, RingError};
 pub use writer::{FrameWriter, WriteSlot};
 

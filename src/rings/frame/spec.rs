@@ -95,6 +95,9 @@ pub enum RingError {
         /// How long the call waited.
         waited: Duration,
     },
+    /// The caller's interrupt check said stop before a new frame came.
+    #[error("interrupted while waiting for a frame")]
+    Interrupted,
     /// An oldest-first reader fell behind by more than the ring holds; it resumes at the
     /// oldest frame still held.
     #[error("reader fell behind: {missed} frames were overwritten before it read them")]
