@@ -293,14 +293,130 @@ fn output_can_be_prefixed_with_the_childs_name() {
     let options = SpawnOptions {
         name: Some("printer-1".into()),
         prefix_output: true,
+        ..SpawnOptions::default()
     };
     let mut child = t.1.spawn_with("printer", &3u32, &options).unwrap();
     assert_eq!(child.name(), "printer-1");
     child.join(JOIN).unwrap();
 }
 
+/// Run through a host program (a shell that execs this binary with an extra argument): the
+/// entry sees the host's argument, so the host really ran, and was still found by name.
+fn hosted(_: &ChildContext, expect: String) -> Result<(), Huge> {
+    if std::env::args().any(|a| a == expect) {
+        Ok(())
+    } else {
+        Err(Huge(format!(
+            "argument {expect:?} missing: {:?}",
+            std::env::args().collect::<Vec<_>>()
+        )))
+    }
+}
+
+fn a_child_spawned_through_a_host_program_finds_its_entry() {
+    let t = Temp::new("host", 2);
+    let exe = std::env::current_exe().unwrap();
+    let options = SpawnOptions {
+        program: Some(shmkit::process::HostProgram::new(
+            "/bin/sh",
+            [
+                std::ffi::OsString::from("-c"),
+                "exec \"$0\" --from-host".into(),
+                exe.into_os_string(),
+            ],
+        )),
+        ..SpawnOptions::default()
+    };
+    let mut child =
+        t.1.spawn_with("hosted", &"--from-host".to_string(), &options)
+            .unwrap();
+    child.join(JOIN).unwrap();
+    // The host program's own failure is reported as such, not as a shmkit entry's.
+    let bad = SpawnOptions {
+        program: Some(shmkit::process::HostProgram::new(
+            "/bin/sh",
+            ["-c", "exit 9"],
+        )),
+        ..SpawnOptions::default()
+    };
+    match t
+        .1
+        .spawn_with("hosted", &String::new(), &bad)
+        .unwrap()
+        .join(JOIN)
+    {
+        Err(ChildError::Exited { code: 9, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t.1.exception_slots_in_use(), 0);
+}
+
+static JOIN_FLAG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn set_join_flag(_: libc::c_int) {
+    JOIN_FLAG.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A join interrupted by a signal whose handler sets the flag the check reads (as a binding
+/// checks for Ctrl+C): it returns within 100 ms, the child still runs and joins again.
+fn an_interrupted_join_returns_within_100ms_and_the_child_is_joinable_again() {
+    use std::sync::atomic::Ordering;
+    let t = Temp::new("joinint", 2);
+    // SAFETY: a zeroed sigaction is valid; the handler stores to an atomic only; no
+    // SA_RESTART, as CPython installs its handlers.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = set_join_flag as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    let mut child = t.1.spawn("sleeper", &"jstarted".to_string()).unwrap();
+    assert!(t.1.event("jstarted").unwrap().wait(JOIN));
+    // SAFETY: pthread_self names this thread.
+    let me = unsafe { libc::pthread_self() };
+    let signaller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(80));
+        let at = Instant::now();
+        // SAFETY: `me` is the joining thread, alive until it has joined this thread.
+        unsafe { libc::pthread_kill(me, libc::SIGUSR2) };
+        at
+    });
+    let check = || JOIN_FLAG.load(Ordering::Relaxed);
+    let got = child.join_interruptible(shmkit::Timeout::Forever, &check);
+    let returned = Instant::now();
+    let sent = signaller.join().unwrap();
+    assert!(
+        matches!(got, Err(ChildError::Interrupted { .. })),
+        "{got:?}"
+    );
+    assert!(returned.duration_since(sent) < Duration::from_millis(100));
+    // Signals the check ignores end nothing early.
+    let start = Instant::now();
+    let ignore = || false;
+    let signaller = std::thread::spawn(move || {
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(30));
+            // SAFETY: as above.
+            unsafe { libc::pthread_kill(me, libc::SIGUSR2) };
+        }
+    });
+    let got = child.join_interruptible(shmkit::Timeout::After(Duration::from_millis(250)), &ignore);
+    signaller.join().unwrap();
+    assert!(
+        matches!(got, Err(ChildError::StillRunning { .. })),
+        "{got:?}"
+    );
+    assert!(start.elapsed() >= Duration::from_millis(250));
+    child.kill().unwrap();
+    assert!(matches!(child.join(JOIN), Err(ChildError::Signaled { .. })));
+}
+
 fn main() {
     Entries::new()
+        .entry("hosted", hosted)
         .entry("fail_chain", fail_chain)
         .entry("panic", panic_entry)
         .entry("signal", signal_entry)
@@ -312,7 +428,15 @@ fn main() {
         .entry("printer", printer)
         .dispatch();
 
-    let tests: [(&str, fn()); 10] = [
+    let tests: [(&str, fn()); 12] = [
+        (
+            "a_child_spawned_through_a_host_program_finds_its_entry",
+            a_child_spawned_through_a_host_program_finds_its_entry,
+        ),
+        (
+            "an_interrupted_join_returns_within_100ms_and_the_child_is_joinable_again",
+            an_interrupted_join_returns_within_100ms_and_the_child_is_joinable_again,
+        ),
         (
             "an_error_with_a_two_level_cause_chain_reaches_join",
             an_error_with_a_two_level_cause_chain_reaches_join,

@@ -273,7 +273,7 @@ impl DeviceCache {
             &args,
             &SpawnOptions {
                 name: Some(format!("device {name}")),
-                prefix_output: false,
+                ..SpawnOptions::default()
             },
         )?;
         self.await_running(name, &status, Some(child))

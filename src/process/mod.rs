@@ -32,9 +32,10 @@ pub use report::{ChildReport, TRUNCATION_MARKER};
 pub use slots::decode_slot_image;
 
 use crate::segment::{Segment, SegmentError};
-use crate::sys::clock::Deadline;
+use crate::sync::{Interrupt, NoInterrupt, Stop, Timeout, Waiting};
+use crate::sys::futex_types::FutexWait;
 use crate::sys::identity::{Liveness, ProcessIdentity};
-use crate::sys::process::{signal_name, wait_exit};
+use crate::sys::process::{signal_name, ExitWait, ExitWatch};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use slots::{Slot, SlotReport, KIND_ERROR, KIND_PANIC};
@@ -154,6 +155,15 @@ pub enum ChildError {
         /// The exit code.
         code: i32,
     },
+    /// The caller's interrupt check said stop while the child ran (it keeps running; join
+    /// again or kill it).
+    #[error("interrupted while joining child {name:?} (pid {pid}), which is still running")]
+    Interrupted {
+        /// The child's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+    },
     /// It was still running at the deadline (it keeps running; join again or kill it).
     #[error("child {name:?} (pid {pid}) is still running after {waited:?}")]
     StillRunning {
@@ -210,51 +220,118 @@ impl Entries {
     /// In a child started by [`Segment::spawn`]: runs its entry and exits the process. In the
     /// parent (no entry marker in the environment): returns at once.
     pub fn dispatch(self) {
-        let Ok(entry) = std::env::var(ENV_ENTRY) else {
+        let Some(start) = ChildStart::from_env() else {
             return;
         };
-        // Children of this child must not inherit the marker.
-        std::env::remove_var(ENV_ENTRY);
-        let code = match self.run_child(&entry) {
-            Ok(code) => code,
+        let code = match start {
+            Ok(start) => match self.entries.get(start.entry()) {
+                Some(f) => {
+                    let result = f(start.context(), start.args());
+                    start.finish(result.map_err(|report| *report))
+                }
+                None => {
+                    eprintln!(
+                        "shmkit child {:?}: no entry named {:?} is registered",
+                        start.entry(),
+                        start.entry()
+                    );
+                    EXIT_SETUP
+                }
+            },
             Err(message) => {
-                eprintln!("shmkit child {entry:?}: {message}");
+                eprintln!("shmkit child: {message}");
                 EXIT_SETUP
             }
         };
         let _ = std::io::stdout().flush();
         std::process::exit(code);
     }
+}
 
-    fn run_child(&self, entry: &str) -> Result<i32, String> {
+/// What a process started by [`Segment::spawn`] finds in its environment: its entry's name,
+/// its arguments, its segment and exception slot. [`Entries::dispatch`] is built on it; a
+/// host that runs entries its own way (a language binding whose entries are functions of
+/// that language) uses it directly: read the start, run the entry, [`finish`](Self::finish).
+pub struct ChildStart {
+    entry: String,
+    args: Vec<u8>,
+    slot: u32,
+    context: ChildContext,
+}
+
+impl std::fmt::Debug for ChildStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildStart")
+            .field("entry", &self.entry)
+            .field("name", &self.context.name)
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
+impl ChildStart {
+    /// `None` in a process that was not spawned as a child. Otherwise the start (or why the
+    /// environment is unusable), with the child's slot tagged with its identity and a panic
+    /// hook installed that reports a panic into it. Removes the entry marker from the
+    /// environment, so the child's own children do not inherit it.
+    pub fn from_env() -> Option<Result<ChildStart, String>> {
+        let entry = std::env::var(ENV_ENTRY).ok()?;
+        std::env::remove_var(ENV_ENTRY);
+        Some(ChildStart::read(entry))
+    }
+
+    fn read(entry: String) -> Result<ChildStart, String> {
         let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
-        let f = self
-            .entries
-            .get(entry)
-            .ok_or_else(|| format!("no entry named {entry:?} is registered"))?;
         let segment = Segment::open(&var(ENV_SEGMENT)?).map_err(|e| e.to_string())?;
         let slot_index: u32 = var(ENV_SLOT)?
             .parse()
             .map_err(|_| "bad slot index".to_owned())?;
         let parent = parse_identity(&var(ENV_PARENT)?).ok_or("bad parent identity")?;
         let args = decode_hex(&var(ENV_ARGS)?).ok_or("bad argument encoding")?;
-        let name = std::env::var(ENV_NAME).unwrap_or_else(|_| entry.to_owned());
+        let name = std::env::var(ENV_NAME).unwrap_or_else(|_| entry.clone());
         let me = ProcessIdentity::current();
         let slot = Slot::get(&segment, slot_index).ok_or("slot index out of range")?;
         slot.tag(me, parent).map_err(|e| e.to_string())?;
         install_panic_hook(segment.clone(), slot_index);
-        let ctx = ChildContext {
-            segment: segment.clone(),
-            name,
-            parent,
-            parent_dead: AtomicBool::new(false),
-            last_check: AtomicU64::new(0),
-        };
-        match f(&ctx, &args) {
-            Ok(()) => Ok(0),
+        Ok(ChildStart {
+            entry,
+            args,
+            slot: slot_index,
+            context: ChildContext {
+                segment,
+                name,
+                parent,
+                parent_dead: AtomicBool::new(false),
+                last_check: AtomicU64::new(0),
+            },
+        })
+    }
+
+    /// The entry to run.
+    pub fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    /// The arguments, as the parent's `spawn` encoded them (postcard).
+    pub fn args(&self) -> &[u8] {
+        &self.args
+    }
+
+    /// The child's context (segment, name, parent).
+    pub fn context(&self) -> &ChildContext {
+        &self.context
+    }
+
+    /// Records how the entry ended and returns the exit code the child should exit with
+    /// (0, or [`EXIT_FAILED`] after writing the report the parent's `join` returns).
+    pub fn finish(self, result: Result<(), ChildReport>) -> i32 {
+        match result {
+            Ok(()) => 0,
             Err(report) => {
-                slot.report(KIND_ERROR, &report);
-                Ok(EXIT_FAILED)
+                if let Some(slot) = Slot::get(&self.context.segment, self.slot) {
+                    slot.report(KIND_ERROR, &report);
+                }
+                EXIT_FAILED
             }
         }
     }
@@ -365,6 +442,34 @@ pub struct SpawnOptions {
     pub name: Option<String>,
     /// Prefix every line the child prints with `[name] ` (default: output inherited as is).
     pub prefix_output: bool,
+    /// The program to execute for the child (default: this program again). For entries that
+    /// live in a library loaded by another language — a Python interpreter running a module
+    /// that calls [`ChildStart::from_env`] or [`Entries::dispatch`]. The child finds its
+    /// entry, segment and arguments in its environment either way.
+    pub program: Option<HostProgram>,
+}
+
+/// A program and its arguments, executed for a child instead of the current executable.
+#[derive(Debug, Clone)]
+pub struct HostProgram {
+    /// Path (or name looked up in `PATH`) of the program.
+    pub program: std::path::PathBuf,
+    /// Its arguments (not including the program itself).
+    pub args: Vec<std::ffi::OsString>,
+}
+
+impl HostProgram {
+    /// `program` with `args`.
+    pub fn new<I, A>(program: impl Into<std::path::PathBuf>, args: I) -> HostProgram
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<std::ffi::OsString>,
+    {
+        HostProgram {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+        }
+    }
 }
 
 /// A running (or finished, unjoined) child. Dropping it neither waits for nor kills the
@@ -411,14 +516,20 @@ impl Segment {
             name: name.clone(),
             source,
         };
-        let exe = match std::env::current_exe() {
-            Ok(exe) => exe,
-            Err(e) => {
-                slot.release();
-                return Err(io_error("find the executable of", e));
+        let mut command = match &options.program {
+            Some(host) => {
+                let mut c = Command::new(&host.program);
+                c.args(&host.args);
+                c
             }
+            None => match std::env::current_exe() {
+                Ok(exe) => Command::new(exe),
+                Err(e) => {
+                    slot.release();
+                    return Err(io_error("find the executable of", e));
+                }
+            },
         };
-        let mut command = Command::new(exe);
         command
             .env(ENV_ENTRY, entry)
             .env(ENV_SEGMENT, self.name())
@@ -497,6 +608,16 @@ impl Child {
     /// Waits at most `timeout` for the child to end and says how it ended. The exception slot
     /// is released once the child has ended; after `StillRunning` the child can be joined again.
     pub fn join(&mut self, timeout: Duration) -> Result<(), ChildError> {
+        self.join_interruptible(Timeout::After(timeout), &NoInterrupt)
+    }
+
+    /// [`join`](Self::join) within `timeout`, giving up with [`ChildError::Interrupted`]
+    /// (the child still running, joinable again) within 100 ms of `interrupt` saying stop.
+    pub fn join_interruptible(
+        &mut self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<(), ChildError> {
         if self.joined {
             return Err(ProcessError::AlreadyJoined {
                 name: self.name.clone(),
@@ -509,13 +630,33 @@ impl Child {
             name: self.name.clone(),
             source,
         };
-        let exited = wait_exit(pid, Deadline::after(timeout)).map_err(|e| io("wait for", e))?;
-        if !exited {
-            return Err(ChildError::StillRunning {
-                name: self.name.clone(),
-                pid,
-                waited: timeout,
-            });
+        let watch = ExitWatch::new(pid).map_err(|e| io("wait for", e))?;
+        let mut waiting = Waiting::new(timeout.deadline(), interrupt);
+        loop {
+            match watch
+                .wait(waiting.sleep_deadline())
+                .map_err(|e| io("wait for", e))?
+            {
+                ExitWait::Exited => break,
+                ExitWait::Signal => waiting.slept(FutexWait::Interrupted),
+                ExitWait::TimedOut => {}
+            }
+            match waiting.check() {
+                Ok(()) => {}
+                Err(Stop::TimedOut) => {
+                    return Err(ChildError::StillRunning {
+                        name: self.name.clone(),
+                        pid,
+                        waited: timeout.as_duration(),
+                    })
+                }
+                Err(Stop::Interrupted) => {
+                    return Err(ChildError::Interrupted {
+                        name: self.name.clone(),
+                        pid,
+                    })
+                }
+            }
         }
         let status = self.process.wait().map_err(|e| io("reap", e))?;
         for relay in self.relays.drain(..) {

@@ -516,6 +516,88 @@ fn a_timed_out_call_never_receives_a_stale_reply_and_leaks_no_slot() {
     assert_eq!(client.join().unwrap().unwrap(), b"3");
 }
 
+/// Runs `wait` in a thread with an interrupt check, sets the check after 80 ms, and returns
+/// the outcome and how long after the check was set it came.
+fn interrupted_after<T: Send + 'static>(
+    wait: impl FnOnce(&dyn crate::Interrupt) -> T + Send + 'static,
+) -> (T, Duration) {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let waiter = std::thread::spawn(move || {
+        let check = move || stop2.load(Ordering::Relaxed);
+        let r = wait(&check);
+        (r, std::time::Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(80));
+    let asked = std::time::Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    let (r, at) = waiter.join().unwrap();
+    (r, at.duration_since(asked))
+}
+
+#[test]
+fn interrupted_calls_and_receives_return_within_100ms_and_say_what_ran() {
+    let t = Temp::new("cmdint");
+    let one_slot = CommandSpec {
+        slots: 1,
+        ..cmd_spec()
+    };
+    let ring = t.1.command_ring("dm", &one_slot).unwrap();
+    let server = ring.server().unwrap();
+    // Not taken by the server: withdrawn, did not run.
+    let r = ring.clone();
+    let (got, took) = interrupted_after(move |stop| {
+        r.call_interruptible(b"queued", crate::Timeout::Forever, stop)
+    });
+    assert_eq!(
+        got,
+        Err(CommandError::Interrupted {
+            outcome: Outcome::NotExecuted
+        })
+    );
+    assert!(took < Duration::from_millis(100), "{took:?}");
+    assert!(
+        matches!(
+            server.recv(Duration::ZERO),
+            Err(CommandError::Timeout { .. })
+        ),
+        "the withdrawn request is gone"
+    );
+    // Taken and not answered: abandoned, may have run; the late reply goes nowhere.
+    let r = ring.clone();
+    let client = std::thread::spawn(move || {
+        interrupted_after(move |stop| r.call_interruptible(b"taken", crate::Timeout::Forever, stop))
+    });
+    let req = server.recv(Duration::from_secs(10)).unwrap();
+    let (got, took) = client.join().unwrap();
+    assert_eq!(
+        got,
+        Err(CommandError::Interrupted {
+            outcome: Outcome::Unknown
+        })
+    );
+    assert!(took < Duration::from_millis(100), "{took:?}");
+    assert!(!req.reply(b"late").unwrap());
+    // The server's own wait.
+    let idle = t.1.command_ring("idle", &one_slot).unwrap();
+    let (got, took) = interrupted_after(move |stop| {
+        let server = idle.server().unwrap();
+        server
+            .recv_interruptible(crate::Timeout::Forever, stop)
+            .map(|_| ())
+    });
+    assert_eq!(
+        got,
+        Err(CommandError::Interrupted {
+            outcome: Outcome::NotExecuted
+        })
+    );
+    assert!(took < Duration::from_millis(100), "{took:?}");
+    drop(server);
+}
+
 #[test]
 fn a_second_server_is_busy_and_a_dropped_server_is_noticed() {
     let t = Temp::new("cmdserver");

@@ -6,16 +6,38 @@ use rustix::io::Errno;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use std::io;
 
-/// Waits until process `pid` (our child) has exited or `deadline` passes; does not reap it.
-/// Returns true if it exited. Uses a pidfd, so the wake-up is immediate, not polled.
-pub fn wait_exit(pid: u32, deadline: Deadline) -> io::Result<bool> {
-    let pid = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let fd = pidfd_open(pid, PidfdFlags::empty())?;
-    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    loop {
+/// How one wait for a child's exit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitWait {
+    /// The process has exited (it is not reaped).
+    Exited,
+    /// The deadline passed first.
+    TimedOut,
+    /// A signal interrupted the wait (`EINTR`): the caller looks at its interrupt check.
+    Signal,
+}
+
+/// A pidfd on one of our children, to wait for its exit with a deadline without reaping it.
+/// The wake-up is immediate (the kernel signals the pidfd), not polled.
+pub struct ExitWatch {
+    fd: rustix::fd::OwnedFd,
+}
+
+impl ExitWatch {
+    /// Opens a pidfd on process `pid`.
+    pub fn new(pid: u32) -> io::Result<ExitWatch> {
+        let pid = i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(ExitWatch {
+            fd: pidfd_open(pid, PidfdFlags::empty())?,
+        })
+    }
+
+    /// Waits until the process has exited, `deadline` passes or a signal arrives.
+    pub fn wait(&self, deadline: Deadline) -> io::Result<ExitWait> {
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
         let timeout = deadline.as_ns().map(|d| {
             let left = d.saturating_sub(super::clock::monotonic_ns());
             Timespec {
@@ -24,10 +46,10 @@ pub fn wait_exit(pid: u32, deadline: Deadline) -> io::Result<bool> {
             }
         });
         match poll(&mut fds, timeout.as_ref()) {
-            Ok(n) if n > 0 => return Ok(true),
-            Ok(_) if deadline.expired() => return Ok(false),
-            Ok(_) | Err(Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+            Ok(n) if n > 0 => Ok(ExitWait::Exited),
+            Ok(_) => Ok(ExitWait::TimedOut),
+            Err(Errno::INTR) => Ok(ExitWait::Signal),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -430,7 +430,7 @@ impl Testbed {
             experiment,
             &SpawnOptions {
                 name: Some(E::NAME.to_owned()),
-                prefix_output: false,
+                ..SpawnOptions::default()
             },
         )?;
         let pid = child.pid();

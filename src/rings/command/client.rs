@@ -3,13 +3,26 @@
 
 use super::super::cmd_state::{self, Answer, GaveUp, SlotWords};
 use super::{CommandError, CommandRing, Outcome, SERVER_CHECK, SLOT_POLL};
-use crate::sync::{futex_wait, spin_hint, Ordering, SpinCounter};
+use crate::sync::{
+    futex_wait, spin_hint, Interrupt, NoInterrupt, Ordering, SpinCounter, Stop, Timeout, Waiting,
+};
 use crate::sys::clock::{monotonic_ns, Deadline};
 use crate::sys::identity::{ProcessIdentity, Record};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_layout::{CMD_ANSWERING_MARK, CMD_INLINE, CMD_LOST_EXECUTED, CMD_RETRY_SAFE};
 use std::time::Duration;
+
+/// Why a client stops waiting for its answer.
+#[derive(Debug, Clone, Copy)]
+enum GiveUp {
+    /// Its deadline (the timeout it was given) passed.
+    Deadline(Duration),
+    /// The server (this pid) died and the request is not retry-safe.
+    ServerDied(u32),
+    /// The caller's interrupt check said stop.
+    Interrupted,
+}
 
 impl CommandRing {
     /// Sends `request` and waits at most `timeout` for the reply.
@@ -19,10 +32,35 @@ impl CommandRing {
 
     /// Sends `request` and hands the reply to `read` in place, without copying or allocating;
     /// the slot is released when `read` returns. For control loops calling at kHz rates.
+    #[inline]
     pub fn call_with<R>(
         &self,
         request: &[u8],
         timeout: Duration,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CommandError> {
+        self.call_interruptible_with(request, Timeout::After(timeout), &NoInterrupt, read)
+    }
+
+    /// [`call`](Self::call) within `timeout`, giving up with [`CommandError::Interrupted`]
+    /// (the request withdrawn or abandoned, its outcome said) within 100 ms of `interrupt`
+    /// saying stop.
+    pub fn call_interruptible(
+        &self,
+        request: &[u8],
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<u8>, CommandError> {
+        self.call_interruptible_with(request, timeout, interrupt, <[u8]>::to_vec)
+    }
+
+    /// [`call_with`](Self::call_with), interruptible as
+    /// [`call_interruptible`](Self::call_interruptible).
+    pub fn call_interruptible_with<R>(
+        &self,
+        request: &[u8],
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, CommandError> {
         let len = u32::try_from(request.len())
@@ -39,7 +77,7 @@ impl CommandRing {
         // The ticket is taken before the slot so that every write to the slot's line happens
         // in one burst, between the claim and the queue.
         let ticket = self.header().next_ticket.fetch_add(1, Ordering::Relaxed);
-        let (slot, generation) = self.claim_slot(timeout)?;
+        let (slot, generation) = self.claim_slot(timeout, interrupt)?;
         self.slot(slot).ticket.store(ticket, Ordering::Relaxed);
         // SAFETY: the slot is CLAIMED by us: nobody else touches its metadata payload or
         // request buffer, and `request_at` picks a region of at least `len` bytes.
@@ -56,16 +94,20 @@ impl CommandRing {
             .store(len | flags, Ordering::Relaxed);
         cmd_state::queue(self.slot(slot).words(), generation);
         cmd_state::wake_server_if_asleep(&self.header().server_sleeping, &self.header().notify);
-        self.await_answer(slot, generation, timeout, read)
+        self.await_answer(slot, generation, timeout, interrupt, read)
     }
 
     /// A free slot, reclaiming dead clients' slots if there is none, and waiting (polling)
     /// up to `timeout` for one to come free: a dead client's slot that a server is still
     /// answering is freed by that server's answer.
-    fn claim_slot(&self, timeout: Duration) -> Result<(u32, u32), CommandError> {
+    fn claim_slot(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<(u32, u32), CommandError> {
         // The claim itself records who we are (see `cmd_state`).
         let me = ProcessIdentity::current().record().raw();
-        let mut deadline = None;
+        let mut waiting = None;
         loop {
             for pass in 0..2 {
                 for slot in 0..self.geometry.slots {
@@ -85,11 +127,20 @@ impl CommandRing {
                     outcome: Outcome::NotExecuted,
                 });
             }
-            let deadline = *deadline.get_or_insert_with(|| Deadline::after(timeout));
-            if deadline.expired() {
-                return Err(CommandError::RingFull {
-                    slots: self.geometry.slots,
-                });
+            let waiting =
+                waiting.get_or_insert_with(|| Waiting::new(timeout.deadline(), interrupt));
+            match waiting.check() {
+                Ok(()) => {}
+                Err(Stop::TimedOut) => {
+                    return Err(CommandError::RingFull {
+                        slots: self.geometry.slots,
+                    })
+                }
+                Err(Stop::Interrupted) => {
+                    return Err(CommandError::Interrupted {
+                        outcome: Outcome::NotExecuted,
+                    })
+                }
             }
             std::thread::sleep(SLOT_POLL);
         }
@@ -117,13 +168,18 @@ impl CommandRing {
         &self,
         slot: u32,
         generation: u32,
-        timeout: Duration,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, CommandError> {
         let word = &self.slot(slot).state;
         // The clock is read while the server works, not before the request leaves.
         let started = monotonic_ns();
-        let deadline = Deadline::after_from(started, timeout);
+        let deadline = match timeout {
+            Timeout::After(d) => Deadline::after_from(started, d),
+            Timeout::Forever => Deadline::NEVER,
+        };
+        let mut waiting = Waiting::new(deadline, interrupt);
         let mut next_check = started + SERVER_CHECK.as_nanos() as u64;
         let mut spins = SpinCounter::new();
         // The verdict of the last server check (every SERVER_CHECK), and the pid it judged.
@@ -143,37 +199,49 @@ impl CommandRing {
                     server_pid = server.id();
                 }
                 // A retry-safe call outlives a dead server: a successor runs it again.
-                let expired = deadline.as_ns().is_some_and(|d| now >= d);
-                if (server_dead && !self.retry_safe) || expired {
-                    return self.give_up(slot, generation, timeout, server_dead, server_pid, read);
+                if server_dead && !self.retry_safe {
+                    return self.give_up(slot, generation, GiveUp::ServerDied(server_pid), read);
+                }
+                match waiting.check_at(now) {
+                    Ok(()) => {}
+                    Err(Stop::TimedOut) => {
+                        let why = if server_dead {
+                            GiveUp::ServerDied(server_pid)
+                        } else {
+                            GiveUp::Deadline(timeout.as_duration())
+                        };
+                        return self.give_up(slot, generation, why, read);
+                    }
+                    Err(Stop::Interrupted) => {
+                        return self.give_up(slot, generation, GiveUp::Interrupted, read)
+                    }
                 }
             }
             if spinning {
                 spin_hint();
                 continue;
             }
-            let waiting = &self.slot(slot).waiting;
+            let waiting_word = &self.slot(slot).waiting;
             // The handshake with `cmd_state::client_may_sleep` (loom-checked there).
-            cmd_state::client_prepares_to_sleep(waiting);
+            cmd_state::client_prepares_to_sleep(waiting_word);
             let w = word.load(Ordering::Acquire);
             if cmd_state::generation_of(w) == generation
                 && cmd_state::collect(word, generation).is_none()
             {
-                futex_wait(word, w, deadline.capped(SERVER_CHECK));
+                let outcome = futex_wait(word, w, waiting.sleep_deadline_capped(SERVER_CHECK));
+                waiting.slept(outcome);
             }
-            waiting.store(0, Ordering::Relaxed);
+            waiting_word.store(0, Ordering::Relaxed);
         }
     }
 
-    /// Ends a call without an answer (deadline, or `server_dead`): withdraws or abandons it,
-    /// or collects the answer that won the race.
+    /// Ends a call without an answer (for `why`): withdraws or abandons it, or collects the
+    /// answer that won the race.
     fn give_up<R>(
         &self,
         slot: u32,
         generation: u32,
-        timeout: Duration,
-        server_dead: bool,
-        pid: u32,
+        why: GiveUp,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, CommandError> {
         let outcome = match cmd_state::give_up(self.slot(slot).words(), generation) {
@@ -182,11 +250,11 @@ impl CommandRing {
             GaveUp::Abandoned { executed: false } => Outcome::Unknown,
             GaveUp::Abandoned { executed: true } => Outcome::Executed,
         };
-        if server_dead {
-            Err(CommandError::ServerDied { pid, outcome })
-        } else {
-            Err(CommandError::Timeout { waited: timeout })
-        }
+        Err(match why {
+            GiveUp::ServerDied(pid) => CommandError::ServerDied { pid, outcome },
+            GiveUp::Deadline(waited) => CommandError::Timeout { waited },
+            GiveUp::Interrupted => CommandError::Interrupted { outcome },
+        })
     }
 
     /// Hands the answer to `read` (or turns it into the server's error) and frees the slot,

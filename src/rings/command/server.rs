@@ -2,9 +2,12 @@
 //! at most once), receive the oldest request, answer it in place.
 
 use super::super::cmd_state::{self, Orphan};
-use super::{CommandError, CommandRing};
+use super::{CommandError, CommandRing, Outcome};
 use crate::fault::{self, CrashPoint};
-use crate::sync::{futex_wait, futex_wake, spin_hint, Ordering, SpinCounter};
+use crate::sync::{
+    futex_wait, futex_wake, spin_hint, Interrupt, NoInterrupt, Ordering, SpinCounter, Stop,
+    Timeout, Waiting,
+};
 use crate::sys::clock::Deadline;
 use crate::sys::identity::{ProcessIdentity, Record};
 use serde::de::DeserializeOwned;
@@ -104,8 +107,27 @@ impl std::fmt::Debug for Request<'_> {
 impl CommandServer {
     /// The next request (lowest ticket first), waiting at most `timeout`.
     pub fn recv(&self, timeout: Duration) -> Result<Request<'_>, CommandError> {
+        let mut waiting = Waiting::new(Deadline::after(timeout), &NoInterrupt);
+        self.recv_waiting(&mut waiting, timeout)
+    }
+
+    /// [`recv`](Self::recv) within `timeout`, giving up with [`CommandError::Interrupted`]
+    /// within 100 ms of `interrupt` saying stop.
+    pub fn recv_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Request<'_>, CommandError> {
+        let mut waiting = Waiting::new(timeout.deadline(), interrupt);
+        self.recv_waiting(&mut waiting, timeout.as_duration())
+    }
+
+    fn recv_waiting(
+        &self,
+        waiting: &mut Waiting<'_>,
+        timeout: Duration,
+    ) -> Result<Request<'_>, CommandError> {
         let ring = &self.ring;
-        let deadline = Deadline::after(timeout);
         let notify = &ring.header().notify;
         let sleeping = &ring.header().server_sleeping;
         let mut spins = SpinCounter::new();
@@ -114,8 +136,16 @@ impl CommandServer {
                 return Ok(request);
             }
             let spinning = ring.strategy.keeps_spinning(spins.count());
-            if (spins.tick() || !spinning) && deadline.expired() {
-                return Err(CommandError::Timeout { waited: timeout });
+            if spins.tick() || !spinning {
+                match waiting.check() {
+                    Ok(()) => {}
+                    Err(Stop::TimedOut) => return Err(CommandError::Timeout { waited: timeout }),
+                    Err(Stop::Interrupted) => {
+                        return Err(CommandError::Interrupted {
+                            outcome: Outcome::NotExecuted,
+                        })
+                    }
+                }
             }
             if spinning {
                 spin_hint();
@@ -127,7 +157,8 @@ impl CommandServer {
                 cmd_state::server_awake(sleeping);
                 return Ok(request);
             }
-            futex_wait(notify, seen, deadline);
+            let outcome = futex_wait(notify, seen, waiting.sleep_deadline());
+            waiting.slept(outcome);
             cmd_state::server_awake(sleeping);
         }
     }

@@ -34,6 +34,14 @@ pub enum CommandError {
         /// How long the call waited.
         waited: Duration,
     },
+    /// The caller's interrupt check said stop. A call's request was withdrawn or abandoned
+    /// as on a timeout (no stale reply reaches a later call); `outcome` says whether it ran
+    /// (always `NotExecuted` for a `recv`, which took nothing).
+    #[error("interrupted while waiting: {outcome}")]
+    Interrupted {
+        /// Whether the request ran.
+        outcome: Outcome,
+    },
     /// The server died before answering; `outcome` says whether the request ran.
     #[error("the server (pid {pid}) died before answering: {outcome}")]
     ServerDied {
