@@ -366,7 +366,7 @@ fn an_interrupted_join_returns_within_100ms_and_the_child_is_joinable_again() {
     // SA_RESTART, as CPython installs its handlers.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = set_join_flag as usize;
+        action.sa_sigaction = set_join_flag as *const () as usize;
         libc::sigemptyset(&mut action.sa_mask);
         assert_eq!(
             libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),

@@ -37,7 +37,7 @@ fn install_handler() {
     // no SA_RESTART, so blocking system calls see EINTR as under CPython.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_usr1 as usize;
+        action.sa_sigaction = on_usr1 as *const () as usize;
         libc::sigemptyset(&mut action.sa_mask);
         action.sa_flags = 0;
         assert_eq!(
