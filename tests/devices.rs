@@ -168,6 +168,42 @@ fn a_forced_close_gets_past_a_client_holding_the_mutex() {
     finish(seg, &cache);
 }
 
+/// The one owner-died contract for devices: a call that finds the device's mutex abandoned
+/// by a dead client does not run, says who died, and a retry runs; `lock()` hands the
+/// outcome to the caller as any mutex does.
+fn a_client_killed_holding_the_device_mutex_is_reported_and_the_retry_runs() {
+    let seg = segment("clientdied");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    for lock_style in [false, true] {
+        let held = seg.event("held").unwrap();
+        held.clear();
+        let mut child = seg.spawn("holder", &()).unwrap();
+        let pid = child.pid();
+        assert!(held.wait(Duration::from_secs(10)));
+        child.kill().unwrap();
+        let _ = child.join(Duration::from_secs(5));
+        if lock_style {
+            match dm.lock().unwrap() {
+                shmkit::Acquired::OwnerDied(g) => {
+                    assert_eq!(g.previous_owner().map(|p| p.pid), Some(pid));
+                    drop(g.make_consistent());
+                }
+                shmkit::Acquired::Locked(_) => panic!("the death was not reported"),
+            }
+        } else {
+            match dm.call(&DmCommand::Get) {
+                Err(DeviceError::OwnerDied {
+                    previous: Some(p), ..
+                }) => assert_eq!(p.pid, pid),
+                other => panic!("expected OwnerDied, got {other:?}"),
+            }
+        }
+        assert!(matches!(dm.call(&DmCommand::Get), Ok(DmReply::Shape(_))));
+    }
+    finish(seg, &cache);
+}
+
 fn an_open_failure_reaches_the_first_caller_with_its_message() {
     let seg = segment("openfail");
     let cache = DeviceCache::new(&seg).own().unwrap();
@@ -406,7 +442,11 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 9] = [
+    let tests: [(&str, fn()); 10] = [
+        (
+            "a_client_killed_holding_the_device_mutex_is_reported_and_the_retry_runs",
+            a_client_killed_holding_the_device_mutex_is_reported_and_the_retry_runs,
+        ),
         (
             "four_processes_requesting_the_camera_start_one_server",
             four_processes_requesting_the_camera_start_one_server,

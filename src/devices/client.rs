@@ -5,7 +5,7 @@ use super::server::command_spec;
 use super::status::Status;
 use super::{object_name, Device, DeviceError};
 use crate::codec::{CodecError, Direction};
-use crate::primitives::{Acquired, Mutex, MutexGuard};
+use crate::primitives::{Acquired, Mutex};
 use crate::rings::FrameRing;
 use crate::rings::{CommandError, CommandRing, FrameReader, ReadMode};
 use crate::segment::{Segment, SegmentError, SegmentObjects};
@@ -105,7 +105,20 @@ impl<D: Device> DeviceClient<D> {
         command: &D::Command,
         timeout: Duration,
     ) -> Result<D::Reply, DeviceError> {
-        let _guard = self.lock_timeout(timeout)?;
+        let _guard = match self.lock_timeout(timeout)? {
+            Acquired::Locked(g) => g,
+            Acquired::OwnerDied(g) => {
+                // The one owner-died contract (ARCHITECTURE.md): a one-shot call does not run
+                // after a death; it repairs what it can (here: nothing lives under the mutex)
+                // and says so.
+                let previous = g.previous_owner();
+                drop(g.make_consistent());
+                return Err(DeviceError::OwnerDied {
+                    device: self.name.clone(),
+                    previous,
+                });
+            }
+        };
         let mut stack = [0u8; STACK_MESSAGE];
         let heap;
         let bytes: &[u8] = match postcard::to_slice(command, &mut stack) {
@@ -131,17 +144,15 @@ impl<D: Device> DeviceClient<D> {
     }
 
     /// Takes the device's mutex for a multi-command critical section (re-entrant; calls made
-    /// while holding it do not wait for it). A previous holder that died is recovered from:
-    /// the device's state lives in its server, not under the mutex.
-    pub fn lock(&self) -> Result<MutexGuard<'_>, DeviceError> {
+    /// while holding it do not wait for it). As for any mutex, a previous holder that died
+    /// inside its section is reported as [`Acquired::OwnerDied`]: the device may be
+    /// mid-sequence; put it in a known state, then `make_consistent`.
+    pub fn lock(&self) -> Result<Acquired<'_>, DeviceError> {
         self.lock_timeout(self.timeout)
     }
 
-    fn lock_timeout(&self, timeout: Duration) -> Result<MutexGuard<'_>, DeviceError> {
-        Ok(match self.lock.lock_timeout(timeout)? {
-            Acquired::Locked(g) => g,
-            Acquired::OwnerDied(g) => g.make_consistent(),
-        })
+    fn lock_timeout(&self, timeout: Duration) -> Result<Acquired<'_>, DeviceError> {
+        Ok(self.lock.lock_timeout(timeout)?)
     }
 
     /// A reader of the device's frame ring `suffix` (e.g. a camera's `"frames"`).

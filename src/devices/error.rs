@@ -61,6 +61,17 @@ pub enum DeviceError {
         /// Its error message.
         message: String,
     },
+    /// A client died holding the device's mutex (inside a multi-command section). The
+    /// command did not run; the mutex was made consistent again (the device's state lives in
+    /// its server, so there is nothing in the segment to repair), and a retry runs. The
+    /// device itself may be left mid-sequence by the dead client: put it in a known state.
+    #[error("device {device:?}: a client ({}) died holding the device's mutex; the command did not run (retry; the device may be mid-sequence)", match previous { Some(p) => p.to_string(), None => "unknown".into() })]
+    OwnerDied {
+        /// The device's name.
+        device: String,
+        /// The client that died holding the mutex.
+        previous: Option<crate::primitives::OwnerInfo>,
+    },
     /// No answer in time (the call was withdrawn: no late answer will surface).
     #[error("device {device:?} did not answer within {waited:?}")]
     Timeout {

@@ -5,6 +5,12 @@
 //! `shm-layout` (asserted at compile time), an algorithm over that struct written against the
 //! `sync` facade, and a handle that keeps the memory alive. The same code runs on a segment
 //! mapping and on the heap (where Miri and loom can check it); nothing here knows which.
+//!
+//! Their semantics are `threading`'s: the mutex is an `RLock` (owner re-acquires, only the
+//! owner releases, depth readable and saved/restored whole), the event a `threading.Event`
+//! (`wait` returns whether it was set), the barrier a `threading.Barrier` (action, `n_waiting`,
+//! `broken`, `reset`, `abort`). A holder's death follows the one owner-died contract in
+//! `ARCHITECTURE.md`.
 
 mod barrier;
 mod event;

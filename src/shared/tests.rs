@@ -288,6 +288,26 @@ fn a_dead_dict_holder_surfaces_once_and_the_dict_stays_readable() {
 }
 
 #[test]
+fn locking_a_dict_a_holder_died_in_repairs_it_and_reports_once() {
+    let t = Temp::new("dictlock", 64);
+    let d = t.1.dict("d", 16).unwrap();
+    d.insert("a", &1u64).unwrap();
+    d.mutex().abandon_to_a_dead_owner();
+    assert!(matches!(
+        d.lock().map(|_| ()),
+        Err(DictError::OwnerDied {
+            previous: Some(_),
+            lost: 0
+        })
+    ));
+    let g = d.lock().unwrap();
+    d.insert("b", &2u64).unwrap();
+    drop(g);
+    assert_eq!(d.get::<u64>("a").unwrap(), Some(1));
+    assert_eq!(d.get::<u64>("b").unwrap(), Some(2));
+}
+
+#[test]
 fn a_corrupt_dict_region_is_a_typed_error() {
     let t = Temp::new("dictcorrupt", 64);
     let d = t.1.dict("d", 16).unwrap();

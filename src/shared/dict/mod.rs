@@ -79,10 +79,18 @@ fn key_hash(key: &[u8]) -> u64 {
 }
 
 impl SharedDict {
-    /// The dictionary's mutex: hold it to make several operations one critical section (the
-    /// operations lock it reentrantly).
+    /// The dictionary's mutex (its state, for inspection). To make several operations one
+    /// critical section, hold [`lock`](Self::lock) instead: it repairs the dictionary after a
+    /// holder's death, which a plain lock of this mutex does not.
     pub fn mutex(&self) -> &Mutex {
         &self.mutex
+    }
+
+    /// Locks the dictionary for a critical section of several operations (they lock it again
+    /// reentrantly). If a holder died inside, the dictionary is repaired first and the call
+    /// returns [`DictError::OwnerDied`] (the lock not taken; retry), as every operation does.
+    pub fn lock(&self) -> Result<crate::primitives::MutexGuard<'_>, DictError> {
+        self.locked_guard()
     }
 
     /// This handle, waiting at most `timeout` (default 60 s) for the dictionary's mutex.

@@ -3,27 +3,32 @@
 
 use super::error::{corrupt, DictError};
 use super::{key_hash, SharedDict};
-use crate::primitives::Acquired;
+use crate::primitives::{Acquired, MutexGuard};
 use crate::sync::Ordering;
 use shm_layout::DICT_TOMBSTONE;
 
 impl SharedDict {
     // ---- locking and repair ----
 
+    /// The mutex, held. After a holder's death, repairs and reports instead.
+    pub(super) fn locked_guard(&self) -> Result<MutexGuard<'_>, DictError> {
+        match self.mutex.lock_timeout(self.timeout)? {
+            Acquired::Locked(g) => Ok(g),
+            Acquired::OwnerDied(g) => {
+                let previous = g.previous_owner();
+                let lost = self.rebuild(true)?;
+                drop(g.make_consistent());
+                Err(DictError::OwnerDied { previous, lost })
+            }
+        }
+    }
+
     /// Runs `f` with the mutex held. After a holder's death, repairs and reports instead.
     pub(super) fn locked<R>(
         &self,
         f: impl FnOnce(&Self, u32, u64) -> Result<R, DictError>,
     ) -> Result<R, DictError> {
-        let guard = match self.mutex.lock_timeout(self.timeout)? {
-            Acquired::Locked(g) => g,
-            Acquired::OwnerDied(g) => {
-                let previous = g.previous_owner();
-                let lost = self.rebuild(true)?;
-                drop(g.make_consistent());
-                return Err(DictError::OwnerDied { previous, lost });
-            }
-        };
+        let guard = self.locked_guard()?;
         let (active, used) = self.check_header()?;
         let result = f(self, active, used);
         drop(guard);
