@@ -7,10 +7,11 @@
 //! - `command_clients`: 1 / 4 / 16 client threads (this process, CPU 0) against one blocking
 //!   server (a child on CPU 1). `rtt/N` is one client's round trip while the N − 1 others call
 //!   back to back; `per_call/N` the wall time per call with all N calling (1 / throughput).
-//! - `named_lookup_fill`: name lookup in a table of 1024 entries filled to 10 / 50 / 90 %
-//!   (a present name and an absent one), beside a `HashMap` of the same size.
-//! - `dict_get_size`: `SharedDict::get` in dictionaries of 16 and 4096 entries, beside a
-//!   `HashMap` behind a `std::sync::Mutex`.
+//! - `named_lookup_fill`: name lookup in a table of 1024 entries filled to 10 / 50 / 90 %,
+//!   of present and of absent names (64 of each, cycled, so the cost is an average over probe
+//!   paths), beside a `HashMap` of the same size.
+//! - `dict_get_size`: `SharedDict::get` in dictionaries of 16 and 4096 entries (64 keys
+//!   cycled), beside a `HashMap` behind a `std::sync::Mutex`.
 //!
 //! Run: `cargo bench --bench scaling`.
 
@@ -239,6 +240,15 @@ fn command_clients(c: &mut Criterion) {
     let _ = Segment::unlink(&name);
 }
 
+/// `KEYS` names spread over `0..count` with `make`, so an iteration's cost is the average over
+/// the table's probe paths, not one name's luck.
+fn spread(count: u32, make: impl Fn(u32) -> String) -> Vec<String> {
+    (0..KEYS).map(|k| make(k * count.max(1) / KEYS)).collect()
+}
+
+/// Names cycled through per benchmark.
+const KEYS: u32 = 64;
+
 fn named_lookup_fill(c: &mut Criterion) {
     const CAPACITY: u32 = 1024;
     let mut g = c.benchmark_group("named_lookup_fill");
@@ -248,19 +258,43 @@ fn named_lookup_fill(c: &mut Criterion) {
         for i in 0..count {
             seg.event(&format!("name-{i}")).unwrap();
         }
-        let present = format!("name-{}", count / 2);
+        let present = spread(count, |i| format!("name-{i}"));
+        let absent = spread(KEYS, |i| format!("absent-{i}"));
         let map: HashMap<String, u64> = (0..count)
             .map(|i| (format!("name-{i}"), u64::from(i)))
             .collect();
+        let mut k = 0usize;
+        let mut next = |names: &[String]| {
+            k = (k + 1) % names.len();
+            k
+        };
         g.bench_with_input(BenchmarkId::new("shmkit_hit", percent), &percent, |b, _| {
-            b.iter(|| black_box(seg.lookup(black_box(&present)).unwrap()))
+            b.iter(|| black_box(seg.lookup(black_box(&present[next(&present)])).unwrap()))
         });
-        g.bench_with_input(BenchmarkId::new("shmkit_miss", percent), &percent, |b, _| {
-            b.iter(|| black_box(seg.lookup(black_box("absent-name")).unwrap()))
-        });
-        g.bench_with_input(BenchmarkId::new("std_hashmap_hit", percent), &percent, |b, _| {
-            b.iter(|| black_box(map.get(black_box(present.as_str())).copied()))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("shmkit_miss", percent),
+            &percent,
+            |b, _| b.iter(|| black_box(seg.lookup(black_box(&absent[next(&absent)])).unwrap())),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("std_hashmap_hit", percent),
+            &percent,
+            |b, _| {
+                b.iter(|| {
+                    black_box(
+                        map.get(black_box(present[next(&present)].as_str()))
+                            .copied(),
+                    )
+                })
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("std_hashmap_miss", percent),
+            &percent,
+            |b, _| {
+                b.iter(|| black_box(map.get(black_box(absent[next(&absent)].as_str())).copied()))
+            },
+        );
         let _ = Segment::unlink(&name);
     }
     g.finish();
@@ -274,18 +308,34 @@ fn dict_get_size(c: &mut Criterion) {
         for i in 0..entries {
             d.insert(&format!("key-{i}"), &(u64::from(i) * 3)).unwrap();
         }
-        let key = format!("key-{}", entries / 2);
+        let keys = spread(entries, |i| format!("key-{i}"));
         let map: StdMutex<HashMap<String, u64>> = StdMutex::new(
             (0..entries)
                 .map(|i| (format!("key-{i}"), u64::from(i) * 3))
                 .collect(),
         );
+        let mut k = 0usize;
+        let mut next = || {
+            k = (k + 1) % keys.len();
+            k
+        };
         g.bench_with_input(BenchmarkId::new("shmkit", entries), &entries, |b, _| {
-            b.iter(|| black_box(d.get::<u64>(black_box(&key)).unwrap()))
+            b.iter(|| black_box(d.get::<u64>(black_box(&keys[next()])).unwrap()))
         });
-        g.bench_with_input(BenchmarkId::new("std_hashmap", entries), &entries, |b, _| {
-            b.iter(|| black_box(map.lock().unwrap().get(black_box(key.as_str())).copied()))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("std_hashmap", entries),
+            &entries,
+            |b, _| {
+                b.iter(|| {
+                    black_box(
+                        map.lock()
+                            .unwrap()
+                            .get(black_box(keys[next()].as_str()))
+                            .copied(),
+                    )
+                })
+            },
+        );
         let _ = Segment::unlink(&name);
     }
     g.finish();

@@ -62,7 +62,7 @@ mod table;
 pub mod testbed;
 
 pub use primitives::{
-    lock_all, Acquired, Barrier, BarrierError, BarrierWait, Event, EventError, LockError, Locked,
+    lock_all, Acquired, Barrier, BarrierError, BarrierWait, Event, EventError, Held, LockError,
     Mutex, MutexGuard, OwnerDiedGuard, OwnerInfo, SavedHold, UnlockError, DEFAULT_LOCK_TIMEOUT,
 };
 #[cfg(not(loom))]

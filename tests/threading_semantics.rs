@@ -7,7 +7,7 @@ mod common;
 
 use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
 use shmkit::{
-    CreateOptions, LockError, Locked, NoInterrupt, Segment, SegmentObjects, Timeout, UnlockError,
+    CreateOptions, Held, LockError, NoInterrupt, Segment, SegmentObjects, Timeout, UnlockError,
 };
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,7 +22,7 @@ fn child_entry() {
         let m = seg.mutex("m").unwrap();
         match role {
             "hold_guard_free" => {
-                assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Locked::Acquired));
+                assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Held::Once));
                 let _ = m.acquire(Timeout::ZERO, &NoInterrupt).unwrap();
                 flag.store(u64::from(std::process::id()), Ordering::Release);
                 loop {
@@ -40,7 +40,7 @@ fn child_entry() {
                 // The parent holds it now; restoring waits for it.
                 let restored =
                     m.acquire_restore(saved, Timeout::After(Duration::from_secs(20)), &NoInterrupt);
-                if restored != Ok(Locked::Reentered { depth: 3 }) || m.recursion_count() != 3 {
+                if restored != Ok(Held::Reentered { depth: 3 }) || m.recursion_count() != 3 {
                     eprintln!("restored {restored:?}, depth {}", m.recursion_count());
                     return 1;
                 }
@@ -126,7 +126,7 @@ fn a_release_by_a_process_that_does_not_hold_the_mutex_names_the_holder() {
     sigkill(&child);
     let _ = child.wait();
     match m.acquire(Timeout::After(Duration::from_secs(5)), &NoInterrupt) {
-        Ok(Locked::OwnerDied { previous: Some(p) }) => assert_eq!(p.pid, pid),
+        Ok(Held::OwnerDied { previous: Some(p) }) => assert_eq!(p.pid, pid),
         other => panic!("expected OwnerDied naming pid {pid}, got {other:?}"),
     }
     assert_eq!(

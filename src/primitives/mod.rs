@@ -23,7 +23,7 @@ pub(crate) use event::EventState;
 pub use event::{Event, EventError};
 pub(crate) use mutex::MutexState;
 pub use mutex::{
-    lock_all, Acquired, LockError, Locked, Mutex, MutexGuard, OwnerDiedGuard, OwnerInfo, SavedHold,
+    lock_all, Acquired, Held, LockError, Mutex, MutexGuard, OwnerDiedGuard, OwnerInfo, SavedHold,
     UnlockError, DEATH_CHECK_INTERVAL,
 };
 pub(crate) use place::{StateRef, StateSlice};

@@ -175,9 +175,9 @@ pub enum UnlockError {
 /// [`release`](Mutex::release) it from the same thread.
 #[must_use = "the mutex is held until `release` is called"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Locked {
+pub enum Held {
     /// The mutex was free: the caller holds it once.
-    Acquired,
+    Once,
     /// The caller already held it; it now holds it `depth` times.
     Reentered {
         /// [`Mutex::recursion_count`] after this acquisition.
@@ -445,23 +445,19 @@ impl Mutex {
     /// Locks without a guard, for callers that cannot keep one (a language binding): the
     /// calling thread holds the mutex until it calls [`release`](Self::release) as many times
     /// as it acquired. Same outcomes as [`lock_interruptible`](Self::lock_interruptible).
-    pub fn acquire(
-        &self,
-        timeout: Timeout,
-        interrupt: &dyn Interrupt,
-    ) -> Result<Locked, LockError> {
+    pub fn acquire(&self, timeout: Timeout, interrupt: &dyn Interrupt) -> Result<Held, LockError> {
         let acquired = self.lock_interruptible(timeout, interrupt)?;
-        Ok(self.forget_into_locked(acquired))
+        Ok(self.forget_into_held(acquired))
     }
 
     /// Turns a guard into the guard-free outcome, leaving the mutex held.
-    fn forget_into_locked(&self, acquired: Acquired<'_>) -> Locked {
+    fn forget_into_held(&self, acquired: Acquired<'_>) -> Held {
         match acquired {
             Acquired::Locked(g) => {
                 std::mem::forget(g);
                 match self.recursion_count() {
-                    1 => Locked::Acquired,
-                    depth => Locked::Reentered { depth },
+                    1 => Held::Once,
+                    depth => Held::Reentered { depth },
                 }
             }
             Acquired::OwnerDied(g) => {
@@ -469,7 +465,7 @@ impl Mutex {
                 // Held, and inconsistent until `make_consistent`: skip the guard's drop,
                 // which would release it as not recoverable.
                 std::mem::forget(g.into_guard());
-                Locked::OwnerDied { previous }
+                Held::OwnerDied { previous }
             }
         }
     }
@@ -513,7 +509,7 @@ impl Mutex {
         Ok(())
     }
 
-    /// Declares the data repaired after [`Locked::OwnerDied`]; the caller must hold the mutex.
+    /// Declares the data repaired after [`Held::OwnerDied`]; the caller must hold the mutex.
     pub fn make_consistent(&self) -> Result<(), UnlockError> {
         self.check_owner()?;
         self.state.set_consistency(MutexConsistency::Consistent);
@@ -549,13 +545,13 @@ impl Mutex {
     /// Acquires the mutex and restores a depth saved by [`release_save`](Self::release_save)
     /// (`threading.RLock._acquire_restore`). A thread that holds it already adds the saved
     /// levels to its own. Outcomes as [`acquire`](Self::acquire); after
-    /// [`Locked::OwnerDied`] the saved levels are held too.
+    /// [`Held::OwnerDied`] the saved levels are held too.
     pub fn acquire_restore(
         &self,
         saved: SavedHold,
         timeout: Timeout,
         interrupt: &dyn Interrupt,
-    ) -> Result<Locked, LockError> {
+    ) -> Result<Held, LockError> {
         let locked = self.acquire(timeout, interrupt)?;
         let state = &*self.state;
         let meta = state.meta.load(Ordering::Relaxed);
@@ -571,9 +567,9 @@ impl Mutex {
             .meta
             .store((meta & !MUTEX_DEPTH_MASK) | total, Ordering::Relaxed);
         Ok(match locked {
-            Locked::OwnerDied { previous } => Locked::OwnerDied { previous },
-            _ if total == 0 => Locked::Acquired,
-            _ => Locked::Reentered { depth: total + 1 },
+            Held::OwnerDied { previous } => Held::OwnerDied { previous },
+            _ if total == 0 => Held::Once,
+            _ => Held::Reentered { depth: total + 1 },
         })
     }
 

@@ -240,10 +240,10 @@ fn lock_all_releases_what_it_took_when_one_lock_fails() {
 fn guard_free_acquire_and_release_count_levels_like_an_rlock() {
     let m = Mutex::new_local();
     assert_eq!(m.recursion_count(), 0);
-    assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Locked::Acquired));
+    assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Held::Once));
     assert_eq!(
         m.acquire(Timeout::ZERO, &NoInterrupt),
-        Ok(Locked::Reentered { depth: 2 })
+        Ok(Held::Reentered { depth: 2 })
     );
     {
         let _guard = plain_lock(&m);
@@ -266,7 +266,7 @@ fn guard_free_acquire_and_release_count_levels_like_an_rlock() {
 #[test]
 fn release_by_a_thread_that_does_not_hold_it_is_refused_and_names_the_owner() {
     let m = Arc::new(Mutex::new_local());
-    assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Locked::Acquired));
+    assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Held::Once));
     let me = current_thread();
     let m2 = Arc::clone(&m);
     let (refused, count) = std::thread::spawn(move || (m2.release(), m2.recursion_count()))
@@ -307,7 +307,7 @@ fn release_save_frees_every_level_and_acquire_restore_puts_them_back() {
     .unwrap();
     assert_eq!(
         m.acquire_restore(saved, Timeout::ZERO, &NoInterrupt),
-        Ok(Locked::Reentered { depth: 3 })
+        Ok(Held::Reentered { depth: 3 })
     );
     assert_eq!(m.recursion_count(), 3);
     for _ in 0..3 {
@@ -323,13 +323,13 @@ fn guard_free_owner_died_leaves_the_lock_held_until_made_consistent() {
     let m = Mutex::new_local();
     m.abandon_to_a_dead_owner();
     match m.acquire(Timeout::ZERO, &NoInterrupt) {
-        Ok(Locked::OwnerDied { previous: Some(p) }) => assert_eq!(p.pid, 4242),
+        Ok(Held::OwnerDied { previous: Some(p) }) => assert_eq!(p.pid, 4242),
         other => panic!("expected OwnerDied, got {other:?}"),
     }
     assert!(m.held_by_current_thread(), "held so it can be repaired");
     m.make_consistent().unwrap();
     m.release().unwrap();
-    assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Locked::Acquired));
+    assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Held::Once));
     m.release().unwrap();
 }
 
@@ -339,7 +339,7 @@ fn guard_free_release_before_make_consistent_makes_the_mutex_not_recoverable() {
     m.abandon_to_a_dead_owner();
     assert!(matches!(
         m.acquire(Timeout::ZERO, &NoInterrupt),
-        Ok(Locked::OwnerDied { .. })
+        Ok(Held::OwnerDied { .. })
     ));
     m.release().unwrap();
     assert_eq!(
@@ -355,7 +355,7 @@ fn guard_free_release_inconsistent_hands_the_repair_to_the_next_locker() {
     let _ = m.acquire(Timeout::ZERO, &NoInterrupt).unwrap();
     m.release_inconsistent().unwrap();
     match m.acquire(Timeout::ZERO, &NoInterrupt) {
-        Ok(Locked::OwnerDied { previous: Some(p) }) => {
+        Ok(Held::OwnerDied { previous: Some(p) }) => {
             assert_eq!(p.pid, 4242, "still the holder that died, not the releaser")
         }
         other => panic!("expected OwnerDied, got {other:?}"),
