@@ -14,7 +14,7 @@ mod common;
 
 use common::{
     child_args, pin_to_cpu, pthread_robust_recursive_init, raw_round_trip, serve_raw_peer, timed,
-    ChildProc, RawShm, CHILD_ROLE,
+    ChildProc, RawShm,
 };
 use criterion::{criterion_group, Criterion};
 use shmkit::{CreateOptions, Event, Segment, WaitStrategy};
@@ -294,10 +294,5 @@ criterion_group!(
 );
 
 fn main() {
-    if let Ok(role) = std::env::var(CHILD_ROLE) {
-        child_main(&role);
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::bench_main(child_main, benches);
 }

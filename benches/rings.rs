@@ -10,9 +10,7 @@
 
 mod common;
 
-use common::{
-    child_args, pin_to_cpu, raw_round_trip, serve_raw_peer, timed, ChildProc, RawShm, CHILD_ROLE,
-};
+use common::{child_args, pin_to_cpu, raw_round_trip, serve_raw_peer, timed, ChildProc, RawShm};
 use criterion::{criterion_group, Criterion};
 use iceoryx2::prelude::*;
 use shmkit::rings::{CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
@@ -87,14 +85,7 @@ fn child_main(role: &str) {
                 .command_ring("cmd", &command_spec())
                 .unwrap()
                 .with_strategy(strategy(&args[1]));
-            let server = ring.server().unwrap();
-            loop {
-                let req = server.recv(LONG).unwrap();
-                let mut echo = [0u8; 64];
-                let len = req.bytes().len();
-                echo[..len].copy_from_slice(req.bytes());
-                req.reply(&echo[..len]).unwrap();
-            }
+            common::serve_echo_commands(&ring)
         }
         "iceoryx2_echo" => {
             let node = NodeBuilder::new().create::<ipc::Service>().unwrap();
@@ -359,10 +350,5 @@ fn command_rtt_cross(c: &mut Criterion) {
 criterion_group!(benches, frame_latency_cross, command_rtt_cross);
 
 fn main() {
-    if let Ok(role) = std::env::var(CHILD_ROLE) {
-        child_main(&role);
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::bench_main(child_main, benches);
 }

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{child_args, pin_to_cpu, ChildProc, CHILD_ROLE};
+use common::{child_args, pin_to_cpu, ChildProc};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use shmkit::prelude::*;
 use std::collections::HashMap;
@@ -80,14 +80,7 @@ fn child_main(role: &str) {
         }
         "command_server" => {
             let ring: CommandRing = seg.open("cmd").unwrap();
-            let server = ring.server().unwrap();
-            loop {
-                let req = server.recv(LONG).unwrap();
-                let mut echo = [0u8; 64];
-                let len = req.bytes().len();
-                echo[..len].copy_from_slice(req.bytes());
-                req.reply(&echo[..len]).unwrap();
-            }
+            common::serve_echo_commands(&ring)
         }
         other => panic!("unknown bench child role {other}"),
     }
@@ -350,10 +343,5 @@ criterion_group!(
 );
 
 fn main() {
-    if let Ok(role) = std::env::var(CHILD_ROLE) {
-        child_main(&role);
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    common::bench_main(child_main, benches);
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
-use shmkit::rings::{ElemType, FrameSpec, ReadMode, RingError};
+use shmkit::rings::{ElemType, FrameRing, FrameSpec, FrameWriter, ReadMode, RingError};
 use shmkit::{CreateOptions, Segment, WaitStrategy};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -202,17 +202,7 @@ fn a_reader_killed_holding_a_frame_does_not_stop_the_writer() {
         1,
         "the dead reader's registration and hold are reclaimed"
     );
-    // Every slot is usable again: hold 15 frames here and the writer still finds the 16th.
-    let mut readers: Vec<_> = (0..15)
-        .map(|_| cam.reader(ReadMode::OldestFirst).unwrap())
-        .collect();
-    let mut held = Vec::new();
-    for r in &mut readers {
-        writer.claim().unwrap().publish();
-        held.push(r.latest().unwrap().unwrap().id());
-    }
-    held.dedup();
-    assert_eq!(held.len(), 15);
+    every_slot_is_usable_again(&cam, &mut writer);
 }
 
 #[test]
@@ -237,15 +227,20 @@ fn a_process_killed_holding_owned_frames_has_its_pins_reclaimed() {
         1,
         "one registration, four pins, reclaimed"
     );
-    // Every slot is usable again: hold 15 frames here and the writer still finds the 16th.
-    let mut readers: Vec<_> = (0..15)
-        .map(|_| cam.reader(ReadMode::OldestFirst).unwrap())
-        .collect();
+    every_slot_is_usable_again(&cam, &mut writer);
+}
+
+/// After a dead reader's reclaim, all 16 slots are usable: 15 frames held here at once (one
+/// reader each) and the writer still claims the 16th slot.
+fn every_slot_is_usable_again(cam: &FrameRing, writer: &mut FrameWriter) {
     let mut held = Vec::new();
-    for r in &mut readers {
+    for _ in 0..15 {
+        let mut r = cam.reader(ReadMode::NewestOnly).unwrap().into_owned();
         writer.claim().unwrap().publish();
-        held.push(r.latest().unwrap().unwrap().id());
+        held.push(r.latest().unwrap().unwrap());
     }
-    held.dedup();
-    assert_eq!(held.len(), 15);
+    let mut ids: Vec<u64> = held.iter().map(|f| f.id()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 15, "15 distinct frames held");
+    assert!(writer.claim().is_ok(), "the 16th slot is free");
 }

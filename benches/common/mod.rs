@@ -306,3 +306,28 @@ pub fn timed(iters: u64, mut round_trip: impl FnMut(u64)) -> std::time::Duration
     }
     start.elapsed()
 }
+
+/// A bench binary's `main`: a re-executed child plays its role (`CHILD_ROLE`), the parent
+/// runs the criterion groups and prints the summary.
+pub fn bench_main(child_main: fn(&str), benches: fn()) {
+    if let Ok(role) = std::env::var(CHILD_ROLE) {
+        child_main(&role);
+        return;
+    }
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}
+
+/// Serves `ring` forever, echoing each request as its reply.
+pub fn serve_echo_commands(ring: &shmkit::rings::CommandRing) -> ! {
+    let server = ring.server().unwrap();
+    loop {
+        let req = server.recv(Duration::from_secs(60)).unwrap();
+        let mut echo = [0u8; 64];
+        let len = req.bytes().len();
+        echo[..len].copy_from_slice(req.bytes());
+        req.reply(&echo[..len]).unwrap();
+    }
+}
