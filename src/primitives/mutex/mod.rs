@@ -450,6 +450,21 @@ impl Mutex {
         Ok(self.forget_into_held(acquired))
     }
 
+    /// The part of [`acquire`](Self::acquire) that needs no waiting: `Some` if the mutex was
+    /// free (one compare-and-swap) or already held by the caller, `None` — nothing changed, no
+    /// system call made — if another thread holds it. A binding calls this before it lets go
+    /// of its interpreter lock to wait.
+    #[inline]
+    pub fn try_acquire_uncontended(&self) -> Option<Result<Held, LockError>> {
+        if let Some(done) = self.lock_fast() {
+            return Some(done.map(|a| self.forget_into_held(a)));
+        }
+        if self.held_by_current_thread() {
+            return Some(self.acquire(Timeout::ZERO, &NoInterrupt));
+        }
+        None
+    }
+
     /// Turns a guard into the guard-free outcome, leaving the mutex held.
     fn forget_into_held(&self, acquired: Acquired<'_>) -> Held {
         match acquired {

@@ -433,3 +433,22 @@ fn an_interrupted_lock_returns_within_100ms_of_the_check_saying_stop() {
         "an interrupted waiter leaves nothing behind"
     );
 }
+
+#[cfg(not(miri))]
+#[test]
+fn the_uncontended_try_takes_a_free_or_own_mutex_and_leaves_a_held_one_alone() {
+    let m = Arc::new(Mutex::new_local());
+    assert_eq!(m.try_acquire_uncontended(), Some(Ok(Held::Once)));
+    assert_eq!(
+        m.try_acquire_uncontended(),
+        Some(Ok(Held::Reentered { depth: 2 }))
+    );
+    let m2 = Arc::clone(&m);
+    let other = std::thread::spawn(move || m2.try_acquire_uncontended())
+        .join()
+        .unwrap();
+    assert_eq!(other, None, "held by another thread: nothing done");
+    m.release().unwrap();
+    m.release().unwrap();
+    assert_eq!(m.owner(), None);
+}

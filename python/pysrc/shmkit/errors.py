@@ -1,0 +1,78 @@
+"""The exceptions shmkit raises.
+
+Each is a subclass of :class:`ShmkitError` *and* of the built-in or :mod:`threading`
+exception a Python user already catches for the same situation, so code written against
+:mod:`threading` keeps working: a broken barrier is a :class:`threading.BrokenBarrierError`,
+a lock timeout a :class:`TimeoutError`, a release by a non-owner a :class:`RuntimeError`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class ShmkitError(Exception):
+    """Base class of every shmkit exception."""
+
+
+class LockTimeout(ShmkitError, TimeoutError):
+    """A mutex was not acquired in time (raised by ``with mutex:``; ``acquire`` returns False).
+
+    ``owner_pid`` / ``owner_tid`` name the holder at the deadline.
+    """
+
+    def __init__(self, message: str, owner_pid: int, owner_tid: int) -> None:
+        super().__init__(message)
+        self.owner_pid = owner_pid
+        self.owner_tid = owner_tid
+
+
+class OwnerDiedError(ShmkitError):
+    """The previous holder of a mutex died holding it.
+
+    The caller now holds the mutex, and it stays inconsistent: repair the data it protects,
+    call ``mutex.make_consistent()``, then release it. Releasing it before that makes the
+    mutex unrecoverable (as ``pthread_mutex_unlock`` does).
+    """
+
+    def __init__(self, message: str, previous_pid: int | None, previous_tid: int | None) -> None:
+        super().__init__(message)
+        self.previous_pid = previous_pid
+        self.previous_tid = previous_tid
+
+
+class NotRecoverableError(ShmkitError):
+    """A mutex whose dead holder's data was never declared consistent: recreate it."""
+
+
+class NotOwnerError(ShmkitError, RuntimeError):
+    """A mutex was released (or made consistent) by a thread that does not hold it."""
+
+
+class BrokenBarrierError(ShmkitError, threading.BrokenBarrierError):
+    """The barrier is broken (a party timed out, was interrupted or died, the action raised,
+    or it was aborted or reset)."""
+
+
+class BarrierTimeout(BrokenBarrierError, TimeoutError):
+    """This party's wait timed out; the barrier is now broken for every party."""
+
+
+class PartyDiedError(BrokenBarrierError):
+    """A party died while waiting at the barrier; the barrier is now broken."""
+
+    def __init__(self, message: str, tid: int) -> None:
+        super().__init__(message)
+        self.tid = tid
+
+
+class SegmentError(ShmkitError, OSError):
+    """A segment could not be created, opened or used (the message says why)."""
+
+
+class ObjectNotFound(ShmkitError, KeyError):
+    """No object of that name exists in the segment."""
+
+
+class CorruptError(ShmkitError):
+    """Shared bytes hold values no shmkit process writes."""

@@ -1,0 +1,57 @@
+//! The `shmkit._shmkit` extension module: a thin layer over the `shmkit` crate.
+//!
+//! Each Python class wraps one Rust handle (`segment.rs`, `mutex.rs`, `event.rs`,
+//! `barrier.rs`); blocking calls let go of the GIL and listen for Ctrl+C (`wait.rs`); errors
+//! become the exceptions of `shmkit.errors` (`errors.rs`). The Python package
+//! (`pysrc/shmkit/`) re-exports these classes with stubs.
+
+mod barrier;
+mod errors;
+mod event;
+mod mutex;
+mod segment;
+mod wait;
+
+use pyo3::prelude::*;
+
+/// Where a Python handle's object lives: for pickling (by segment and name) and `repr`.
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
+    /// Process-local (heap) object.
+    Local,
+    /// Object `name` in segment `segment`.
+    Named {
+        /// The segment's name.
+        segment: String,
+        /// The object's name.
+        name: String,
+    },
+}
+
+impl Origin {
+    /// `(segment, name)` of a named object; a `RuntimeError` for a local one.
+    pub(crate) fn named(&self, kind: &str) -> PyResult<(String, String)> {
+        match self {
+            Origin::Named { segment, name } => Ok((segment.clone(), name.clone())),
+            Origin::Local => Err(mutex::not_shareable(kind)),
+        }
+    }
+
+    /// For `repr`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Origin::Local => "(local)".to_owned(),
+            Origin::Named { segment, name } => format!("{name:?} in {segment:?}"),
+        }
+    }
+}
+
+#[pymodule]
+fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<segment::PySegment>()?;
+    m.add_class::<mutex::PyMutex>()?;
+    m.add_class::<event::PyEvent>()?;
+    m.add_class::<barrier::PyBarrier>()?;
+    m.add("DEFAULT_TIMEOUT", 60.0)?;
+    Ok(())
+}

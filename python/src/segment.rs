@@ -1,0 +1,173 @@
+//! `shmkit.Segment`: creating, opening and naming objects in a shared-memory segment.
+
+use crate::barrier::PyBarrier;
+use crate::errors::segment_error;
+use crate::event::PyEvent;
+use crate::mutex::PyMutex;
+use crate::wait::{lock_timeout, DEFAULT_LOCK_TIMEOUT};
+use crate::Origin;
+use pyo3::prelude::*;
+use shmkit::{CreateOptions, Segment};
+
+/// A shared-memory segment: every process that opens it by name sees the same objects.
+#[pyclass(module = "shmkit._shmkit", name = "Segment", frozen)]
+pub struct PySegment {
+    inner: Segment,
+}
+
+fn options(size: u64, table_capacity: Option<u32>, mode: Option<u32>) -> CreateOptions {
+    let mut o = CreateOptions::new(size);
+    if let Some(t) = table_capacity {
+        o = o.table_capacity(t);
+    }
+    if let Some(m) = mode {
+        o = o.mode(m);
+    }
+    o
+}
+
+impl PySegment {
+    fn origin(&self, name: &str) -> Origin {
+        Origin::Named {
+            segment: self.inner.name().to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+#[pymethods]
+impl PySegment {
+    /// Creates segment `name` of `size` bytes (fails if it exists). `mode` is the file mode
+    /// (0o600, private to this user, unless given).
+    #[staticmethod]
+    #[pyo3(signature = (name, size = 1 << 24, *, table_capacity = None, mode = None))]
+    fn create(
+        py: Python<'_>,
+        name: &str,
+        size: u64,
+        table_capacity: Option<u32>,
+        mode: Option<u32>,
+    ) -> PyResult<PySegment> {
+        let o = options(size, table_capacity, mode);
+        let inner = py
+            .detach(|| Segment::create(name, &o))
+            .map_err(|e| segment_error(py, e))?;
+        Ok(PySegment { inner })
+    }
+
+    /// Opens existing segment `name`.
+    #[staticmethod]
+    fn open(py: Python<'_>, name: &str) -> PyResult<PySegment> {
+        let inner = py
+            .detach(|| Segment::open(name))
+            .map_err(|e| segment_error(py, e))?;
+        Ok(PySegment { inner })
+    }
+
+    /// Opens segment `name`, creating it (with `size` bytes) if it does not exist.
+    #[staticmethod]
+    #[pyo3(signature = (name, size = 1 << 24, *, table_capacity = None, mode = None))]
+    fn open_or_create(
+        py: Python<'_>,
+        name: &str,
+        size: u64,
+        table_capacity: Option<u32>,
+        mode: Option<u32>,
+    ) -> PyResult<PySegment> {
+        let o = options(size, table_capacity, mode);
+        let inner = py
+            .detach(|| Segment::open_or_create(name, &o))
+            .map_err(|e| segment_error(py, e))?;
+        Ok(PySegment { inner })
+    }
+
+    /// Removes segment `name` from the system (processes that have it open keep it).
+    #[staticmethod]
+    fn unlink(py: Python<'_>, name: &str) -> PyResult<()> {
+        Segment::unlink(name).map_err(|e| segment_error(py, e))
+    }
+
+    /// The segment's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name().to_owned()
+    }
+
+    /// Its size in bytes.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    /// The named objects: `(name, kind)` pairs.
+    fn entries(&self, py: Python<'_>) -> PyResult<Vec<(String, String)>> {
+        let entries = self.inner.entries().map_err(|e| segment_error(py, e))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| (e.name, format!("{:?}", e.entry.kind).to_lowercase()))
+            .collect())
+    }
+
+    /// The mutex `name`, created if needed. `timeout`: its default acquire timeout in seconds
+    /// (60 unless given; -1 waits forever).
+    #[pyo3(signature = (name, timeout = None))]
+    fn mutex(&self, py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<PyMutex> {
+        let inner = self.inner.mutex(name).map_err(|e| segment_error(py, e))?;
+        Ok(PyMutex::wrap(
+            inner,
+            lock_timeout(timeout, DEFAULT_LOCK_TIMEOUT)?,
+            self.origin(name),
+        ))
+    }
+
+    /// The event `name`, created if needed.
+    fn event(&self, py: Python<'_>, name: &str) -> PyResult<PyEvent> {
+        let inner = self.inner.event(name).map_err(|e| segment_error(py, e))?;
+        Ok(PyEvent::wrap(inner, self.origin(name)))
+    }
+
+    /// The barrier `name` for `parties`, created if needed (an existing one must have as many
+    /// parties). `action` runs in the last party to arrive through this handle, before any
+    /// party is released; `timeout` is the default wait timeout (None: forever).
+    #[pyo3(signature = (name, parties, action = None, timeout = None))]
+    fn barrier(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        parties: u32,
+        action: Option<Py<PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<PyBarrier> {
+        let inner = self
+            .inner
+            .barrier(name, parties)
+            .map_err(|e| segment_error(py, e))?;
+        PyBarrier::wrap(inner, action, timeout, self.origin(name))
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        false
+    }
+
+    fn __reduce__(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, (String,))> {
+        let open = py
+            .import("shmkit._shmkit")?
+            .getattr("Segment")?
+            .getattr("open")?
+            .unbind();
+        Ok((open, (self.inner.name().to_owned(),)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<shmkit.Segment {:?} {} bytes>",
+            self.inner.name(),
+            self.inner.size()
+        )
+    }
+}

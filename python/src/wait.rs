@@ -1,0 +1,73 @@
+//! Blocking without the GIL, interruptible by Ctrl+C.
+//!
+//! Every wait runs detached from the interpreter (other Python threads keep running) with an
+//! interrupt check that re-attaches for a moment and runs the pending signal handlers
+//! (`PyErr_CheckSignals`): a `KeyboardInterrupt` raised there ends the wait (shmkit's check
+//! runs at most every 50 ms and right after the signal's `EINTR`) and is re-raised by the caller.
+//! Only the main thread runs signal handlers, exactly as in CPython.
+
+use pyo3::exceptions::{PyOverflowError, PyValueError};
+use pyo3::prelude::*;
+use shmkit::{Interrupt, Timeout};
+use std::cell::Cell;
+use std::time::Duration;
+
+/// Runs `wait` detached from the interpreter with a Ctrl+C check. Returns its result and the
+/// exception a signal handler raised, if that is what stopped it.
+pub(crate) fn detached<T, F>(py: Python<'_>, wait: F) -> (T, Option<PyErr>)
+where
+    F: for<'a> FnOnce(&'a dyn Interrupt) -> T + Send,
+    T: Send,
+{
+    py.detach(|| {
+        let raised: Cell<Option<PyErr>> = Cell::new(None);
+        let check = || {
+            Python::attach(|py| match py.check_signals() {
+                Ok(()) => false,
+                Err(e) => {
+                    raised.set(Some(e));
+                    true
+                }
+            })
+        };
+        let out = wait(&check);
+        (out, raised.take())
+    })
+}
+
+/// A `threading`-style timeout in seconds: `None` is the caller's default, `-1` (the
+/// `acquire` convention) waits forever; other negative values and NaN are a `ValueError`,
+/// infinity an `OverflowError` — as `threading.Lock.acquire` says.
+pub(crate) fn lock_timeout(timeout: Option<f64>, default: Timeout) -> PyResult<Timeout> {
+    match timeout {
+        None => Ok(default),
+        Some(-1.0) => Ok(Timeout::Forever),
+        Some(t) if t.is_nan() || t < 0.0 => Err(PyValueError::new_err(
+            "timeout value must be a non-negative number",
+        )),
+        Some(t) => Timeout::from_secs_f64(t)
+            .map_err(|_| PyOverflowError::new_err("timeout value is too large")),
+    }
+}
+
+/// A `Condition.wait`-style timeout: `None` waits forever, anything not positive polls (as
+/// `threading.Event.wait` does), infinity is an `OverflowError`.
+pub(crate) fn wait_timeout(timeout: Option<f64>) -> PyResult<Timeout> {
+    match timeout {
+        None => Ok(Timeout::Forever),
+        Some(t) if t.is_nan() || t <= 0.0 => Ok(Timeout::ZERO),
+        Some(t) => Timeout::from_secs_f64(t)
+            .map_err(|_| PyOverflowError::new_err("timeout value is too large")),
+    }
+}
+
+/// `timeout` as seconds for `repr`s and properties (`None` for forever).
+pub(crate) fn seconds(timeout: Timeout) -> Option<f64> {
+    match timeout {
+        Timeout::After(d) => Some(d.as_secs_f64()),
+        Timeout::Forever => None,
+    }
+}
+
+/// The default mutex acquire timeout of the Python system: 60 s.
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Timeout = Timeout::After(Duration::from_secs(60));
