@@ -456,8 +456,14 @@ impl Mutex {
     /// of its interpreter lock to wait.
     #[inline]
     pub fn try_acquire_uncontended(&self) -> Option<Result<Held, LockError>> {
-        if let Some(done) = self.lock_fast() {
-            return Some(done.map(|a| self.forget_into_held(a)));
+        match self.lock_fast() {
+            // A fresh acquisition of a consistent mutex: held once (no depth to read).
+            Some(Ok(Acquired::Locked(g))) => {
+                std::mem::forget(g);
+                return Some(Ok(Held::Once));
+            }
+            Some(done) => return Some(done.map(|a| self.forget_into_held(a))),
+            None => {}
         }
         if self.held_by_current_thread() {
             return Some(self.acquire(Timeout::ZERO, &NoInterrupt));
@@ -490,17 +496,22 @@ impl Mutex {
     /// [`UnlockError::NotOwner`] naming the holder, and nothing changes. Releasing the last
     /// level of a mutex whose previous owner died before [`make_consistent`](Self::make_consistent)
     /// makes it not recoverable.
+    #[inline]
     pub fn release(&self) -> Result<(), UnlockError> {
         let me = self.check_owner()?;
         let state = &*self.state;
         let meta = state.meta.load(Ordering::Relaxed);
+        // The common case, inline: one level of a consistent mutex, nobody waiting.
+        if meta == 0 && state.raw_unlock_fast(me) {
+            return Ok(());
+        }
         if meta & MUTEX_DEPTH_MASK == 0
             && MutexConsistency::from_raw(meta >> MUTEX_CONSISTENCY_SHIFT)
                 == Some(MutexConsistency::Inconsistent)
         {
             state.set_consistency(MutexConsistency::NotRecoverable);
         }
-        self.release_level(me);
+        self.release_slow(me);
         Ok(())
     }
 
@@ -589,9 +600,13 @@ impl Mutex {
     }
 
     /// The calling thread's tid if it holds the mutex, else who does.
+    #[inline]
     fn check_owner(&self) -> Result<u32, UnlockError> {
-        if self.held_by_current_thread() {
-            Ok(current_thread().tid)
+        let me = current_thread();
+        if self.state.raw_word() & shm_layout::MUTEX_TID_MASK == me.tid
+            && self.state.owner.load(Ordering::Relaxed) == me.owner_record().raw()
+        {
+            Ok(me.tid)
         } else {
             Err(UnlockError::NotOwner {
                 owner: self.owner(),
