@@ -8,6 +8,7 @@
 mod barrier;
 mod errors;
 mod event;
+mod frames;
 mod mutex;
 mod segment;
 mod wait;
@@ -52,6 +53,10 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mutex::PyMutex>()?;
     m.add_class::<event::PyEvent>()?;
     m.add_class::<barrier::PyBarrier>()?;
+    m.add_class::<frames::PyFrameRing>()?;
+    m.add_class::<frames::PyFrameReader>()?;
+    m.add_class::<frames::PyFrame>()?;
+    m.add_class::<frames::PyFrameWriter>()?;
     m.add("DEFAULT_TIMEOUT", 60.0)?;
     Ok(())
 }

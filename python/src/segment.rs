@@ -145,6 +145,29 @@ impl PySegment {
         PyBarrier::wrap(inner, action, timeout, self.origin(name))
     }
 
+    /// The frame ring `name`: opened as it is when `shape` and `dtype` are not given, else
+    /// created if needed with `slots` slots of `shape` elements of `dtype` (an existing ring
+    /// must match).
+    #[pyo3(signature = (name, shape = None, dtype = None, slots = 4))]
+    fn frame_ring(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        shape: Option<Vec<u32>>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        slots: u32,
+    ) -> PyResult<crate::frames::PyFrameRing> {
+        crate::frames::frame_ring(
+            py,
+            &self.inner,
+            name,
+            shape,
+            dtype,
+            slots,
+            self.origin(name),
+        )
+    }
+
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

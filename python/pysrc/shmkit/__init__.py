@@ -16,11 +16,23 @@ from __future__ import annotations
 from typing import Callable
 
 from . import errors
-from ._shmkit import DEFAULT_TIMEOUT, Barrier, Event, Mutex, Segment
+from ._shmkit import (
+    DEFAULT_TIMEOUT,
+    Barrier,
+    Event,
+    Frame,
+    FrameReader,
+    FrameRing,
+    FrameWriter,
+    Mutex,
+    Segment,
+)
 from .errors import (
     BarrierTimeout,
     BrokenBarrierError,
     CorruptError,
+    FrameOverrun,
+    FrameTimeout,
     LockTimeout,
     NotOwnerError,
     NotRecoverableError,
@@ -38,6 +50,12 @@ __all__ = [
     "BrokenBarrierError",
     "CorruptError",
     "Event",
+    "Frame",
+    "FrameOverrun",
+    "FrameReader",
+    "FrameRing",
+    "FrameTimeout",
+    "FrameWriter",
     "LockTimeout",
     "Mutex",
     "NotOwnerError",

@@ -3,9 +3,21 @@
 from types import TracebackType
 from typing import Callable, final
 
+import numpy as np
+import numpy.typing as npt
 from typing_extensions import Self
 
-__all__ = ["Barrier", "DEFAULT_TIMEOUT", "Event", "Mutex", "Segment"]
+__all__ = [
+    "Barrier",
+    "DEFAULT_TIMEOUT",
+    "Event",
+    "Frame",
+    "FrameReader",
+    "FrameRing",
+    "FrameWriter",
+    "Mutex",
+    "Segment",
+]
 
 DEFAULT_TIMEOUT: float
 
@@ -37,6 +49,13 @@ class Segment:
         action: Callable[[], object] | None = None,
         timeout: float | None = None,
     ) -> Barrier: ...
+    def frame_ring(
+        self,
+        name: str,
+        shape: list[int] | tuple[int, ...] | None = None,
+        dtype: npt.DTypeLike | None = None,
+        slots: int = 4,
+    ) -> FrameRing: ...
     def __enter__(self) -> Segment: ...
     def __exit__(
         self,
@@ -94,3 +113,46 @@ class Barrier:
     def broken(self) -> bool: ...
     @property
     def timeout(self) -> float | None: ...
+
+@final
+class FrameRing:
+    def reader(self, mode: str = "newest") -> FrameReader: ...
+    def writer(self) -> FrameWriter: ...
+    @property
+    def shape(self) -> list[int]: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def slots(self) -> int: ...
+    @property
+    def last_id(self) -> int: ...
+
+@final
+class FrameReader:
+    def next(self, timeout: float | None = None) -> Frame: ...
+    def latest(self) -> Frame | None: ...
+    def __iter__(self) -> FrameReader: ...
+    def __next__(self) -> Frame: ...
+
+@final
+class Frame:
+    @property
+    def id(self) -> int: ...
+    @property
+    def ts_ns(self) -> int: ...
+    def user(self, i: int) -> int: ...
+    @property
+    def array(self) -> npt.NDArray[np.generic]: ...
+    def copy(self) -> npt.NDArray[np.generic]: ...
+    def __len__(self) -> int: ...
+    def __enter__(self) -> Frame: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
+@final
+class FrameWriter:
+    def write(self, array: npt.NDArray[np.generic], user: list[int] | None = None) -> int: ...

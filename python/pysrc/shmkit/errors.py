@@ -76,3 +76,16 @@ class ObjectNotFound(ShmkitError, KeyError):
 
 class CorruptError(ShmkitError):
     """Shared bytes hold values no shmkit process writes."""
+
+
+class FrameTimeout(ShmkitError, TimeoutError):
+    """No new frame came before the timeout."""
+
+
+class FrameOverrun(ShmkitError):
+    """An oldest-first reader fell behind: ``missed`` frames were overwritten unread (it
+    resumes at the oldest frame still held)."""
+
+    def __init__(self, message: str, missed: int) -> None:
+        super().__init__(message)
+        self.missed = missed

@@ -1,0 +1,387 @@
+//! Frame rings from Python: frames as read-only numpy arrays without a copy.
+//!
+//! A reader hands out `Frame`s backed by an owned frame hold (`shmkit::rings::OwnedFrame`):
+//! `frame.array` is an `ndarray` view of the slot itself whose base object is the `Frame`, so
+//! the slot stays pinned — the writer can never change memory a Python array still shows —
+//! until the last view and the frame are garbage collected. The views are read-only, and
+//! numpy refuses to make them writable (their base exports no writable buffer).
+
+use crate::errors::{raise, segment_error};
+use crate::wait::{detached, wait_timeout};
+use crate::Origin;
+use numpy::ndarray::{ArrayView, IxDyn};
+use numpy::{
+    npyffi, Element, PyArray, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use shmkit::rings::{
+    ElemType, FrameRing, FrameWriter, OwnedFrame, OwnedFrameReader, ReadMode, RingError,
+};
+use std::sync::Mutex as StdMutex;
+
+/// The numpy dtype name of an element type.
+fn dtype_name(elem: ElemType) -> &'static str {
+    match elem {
+        ElemType::U8 => "uint8",
+        ElemType::U16 => "uint16",
+        ElemType::U32 => "uint32",
+        ElemType::I16 => "int16",
+        ElemType::I32 => "int32",
+        ElemType::F32 => "float32",
+        ElemType::F64 => "float64",
+    }
+}
+
+/// The element type of a numpy dtype name (as `numpy.dtype(x).name` spells it).
+pub(crate) fn elem_of(dtype: &str) -> PyResult<ElemType> {
+    Ok(match dtype {
+        "uint8" => ElemType::U8,
+        "uint16" => ElemType::U16,
+        "uint32" => ElemType::U32,
+        "int16" => ElemType::I16,
+        "int32" => ElemType::I32,
+        "float32" => ElemType::F32,
+        "float64" => ElemType::F64,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "dtype {other} has no frame element type (use uint8, uint16, uint32, int16, \
+                 int32, float32 or float64)"
+            )))
+        }
+    })
+}
+
+/// A ring error as a Python exception.
+fn ring_error(py: Python<'_>, e: RingError) -> PyErr {
+    let message = e.to_string();
+    match e {
+        RingError::Timeout { .. } => raise(py, "FrameTimeout", (message,)),
+        RingError::Overrun { missed } => raise(py, "FrameOverrun", (message, missed)),
+        RingError::Corrupt(_) => raise(py, "CorruptError", (message,)),
+        _ => PyRuntimeError::new_err(message),
+    }
+}
+
+/// A frame ring in a segment.
+#[pyclass(module = "shmkit._shmkit", name = "FrameRing", frozen)]
+pub struct PyFrameRing {
+    inner: FrameRing,
+    origin: Origin,
+}
+
+impl PyFrameRing {
+    pub(crate) fn wrap(inner: FrameRing, origin: Origin) -> PyFrameRing {
+        PyFrameRing { inner, origin }
+    }
+}
+
+#[pymethods]
+impl PyFrameRing {
+    /// A reader: `mode` is "newest" (skip to the newest frame) or "oldest" (every frame, in
+    /// order, `FrameOverrun` when it fell behind).
+    #[pyo3(signature = (mode = "newest"))]
+    fn reader(&self, py: Python<'_>, mode: &str) -> PyResult<PyFrameReader> {
+        let mode = match mode {
+            "newest" => ReadMode::NewestOnly,
+            "oldest" => ReadMode::OldestFirst,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "mode must be \"newest\" or \"oldest\", not {other:?}"
+                )))
+            }
+        };
+        let reader = self.inner.reader(mode).map_err(|e| ring_error(py, e))?;
+        Ok(PyFrameReader {
+            inner: StdMutex::new(reader.into_owned()),
+            shape: self.shape(),
+            elem: self.inner.elem(),
+        })
+    }
+
+    /// Becomes the ring's writer (a dead writer's role is taken over).
+    fn writer(&self, py: Python<'_>) -> PyResult<PyFrameWriter> {
+        let writer = self.inner.writer().map_err(|e| ring_error(py, e))?;
+        Ok(PyFrameWriter {
+            inner: StdMutex::new(writer),
+        })
+    }
+
+    /// The frames' shape.
+    #[getter]
+    fn shape(&self) -> Vec<usize> {
+        self.inner.shape().iter().map(|&d| d as usize).collect()
+    }
+
+    /// The frames' numpy dtype name.
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        dtype_name(self.inner.elem())
+    }
+
+    /// Slots in the ring.
+    #[getter]
+    fn slots(&self) -> u32 {
+        self.inner.slots()
+    }
+
+    /// Id of the newest frame (0: none yet).
+    #[getter]
+    fn last_id(&self) -> u64 {
+        self.inner.stats().last_id
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<shmkit.FrameRing {} {} {:?} x {} slots>",
+            self.origin.describe(),
+            self.dtype(),
+            self.shape(),
+            self.slots()
+        )
+    }
+}
+
+/// Reads frames; iterating waits for each next frame.
+#[pyclass(module = "shmkit._shmkit", name = "FrameReader")]
+pub struct PyFrameReader {
+    inner: StdMutex<OwnedFrameReader>,
+    shape: Vec<usize>,
+    elem: ElemType,
+}
+
+impl PyFrameReader {
+    fn frame(&self, inner: OwnedFrame) -> PyFrame {
+        PyFrame {
+            inner,
+            shape: self.shape.clone(),
+            elem: self.elem,
+        }
+    }
+}
+
+#[pymethods]
+impl PyFrameReader {
+    /// The next frame, waiting at most `timeout` seconds (None: forever); `FrameTimeout`
+    /// when none came.
+    #[pyo3(signature = (timeout = None))]
+    fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyFrame> {
+        let t = wait_timeout(timeout)?;
+        let reader = &self.inner;
+        let (got, raised) = detached(py, |check| {
+            let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            r.next_interruptible(t, check)
+        });
+        if let Some(e) = raised {
+            return Err(e);
+        }
+        got.map(|f| self.frame(f)).map_err(|e| ring_error(py, e))
+    }
+
+    /// The newest frame, without waiting (None before the first).
+    fn latest(&self, py: Python<'_>) -> PyResult<Option<PyFrame>> {
+        let mut r = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let got = r.latest().map_err(|e| ring_error(py, e))?;
+        drop(r);
+        Ok(got.map(|f| self.frame(f)))
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<PyFrame> {
+        self.next(py, None)
+    }
+}
+
+/// One frame, held in place until it and every array viewing it are gone.
+#[pyclass(module = "shmkit._shmkit", name = "Frame", frozen)]
+pub struct PyFrame {
+    inner: OwnedFrame,
+    shape: Vec<usize>,
+    elem: ElemType,
+}
+
+/// A read-only array of `T` over the frame's bytes, with `container` as its base.
+fn view_of<'py, T: Element>(
+    py: Python<'py>,
+    frame: &PyFrame,
+    container: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let bytes = frame.inner.bytes();
+    let count: usize = frame.shape.iter().product();
+    let shape = if count * std::mem::size_of::<T>() == bytes.len() {
+        frame.shape.clone()
+    } else {
+        // A shorter frame than the ring's shape (a `set_len`): flat.
+        vec![bytes.len() / std::mem::size_of::<T>()]
+    };
+    // SAFETY: frames start 64-aligned in the segment (`FrameGeometry`), so the pointer is
+    // aligned for every element type; `shape` covers at most `bytes.len()` bytes; any bytes
+    // are a valid `T` (integers and floats).
+    let view = unsafe { ArrayView::from_shape_ptr(IxDyn(&shape), bytes.as_ptr().cast::<T>()) };
+    // SAFETY: `container` is the `Frame` whose owned hold pins these bytes; numpy keeps it
+    // as the array's base, so the bytes stay pinned and mapped while the array lives.
+    let array: Bound<'py, PyArrayDyn<T>> = unsafe { PyArray::borrow_from_array(&view, container) };
+    // SAFETY: a valid array object we just made; clearing WRITEABLE only restricts it.
+    unsafe { (*array.as_array_ptr()).flags &= !npyffi::NPY_ARRAY_WRITEABLE };
+    let _ = py;
+    Ok(array.as_untyped().clone())
+}
+
+#[pymethods]
+impl PyFrame {
+    /// The frame's id (1, 2, 3, ... in publish order).
+    #[getter]
+    fn id(&self) -> u64 {
+        self.inner.id()
+    }
+
+    /// Publish time (CLOCK_MONOTONIC, ns).
+    #[getter]
+    fn ts_ns(&self) -> u64 {
+        self.inner.ts_ns()
+    }
+
+    /// Caller metadata word `i` (0..5).
+    fn user(&self, i: usize) -> u64 {
+        self.inner.user(i)
+    }
+
+    /// The frame as a read-only numpy array over the slot itself (no copy).
+    #[getter]
+    fn array<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyUntypedArray>> {
+        let py = slf.py();
+        let frame = slf.get();
+        let container = slf.clone().into_any();
+        match frame.elem {
+            ElemType::U8 => view_of::<u8>(py, frame, container),
+            ElemType::U16 => view_of::<u16>(py, frame, container),
+            ElemType::U32 => view_of::<u32>(py, frame, container),
+            ElemType::I16 => view_of::<i16>(py, frame, container),
+            ElemType::I32 => view_of::<i32>(py, frame, container),
+            ElemType::F32 => view_of::<f32>(py, frame, container),
+            ElemType::F64 => view_of::<f64>(py, frame, container),
+        }
+    }
+
+    /// A private copy of the frame's array.
+    fn copy<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let view = PyFrame::array(slf)?;
+        view.call_method0("copy")
+    }
+
+    /// Bytes in the frame.
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<shmkit.Frame id={} {} {:?}>",
+            self.inner.id(),
+            dtype_name(self.elem),
+            self.shape
+        )
+    }
+}
+
+/// Writes frames: `write(array)` copies an array into the next slot and publishes it.
+#[pyclass(module = "shmkit._shmkit", name = "FrameWriter")]
+pub struct PyFrameWriter {
+    inner: StdMutex<FrameWriter>,
+}
+
+#[pymethods]
+impl PyFrameWriter {
+    /// Copies `array` (the ring's dtype, at most its size) into a free slot, sets the user
+    /// words given, publishes it and returns the frame id.
+    #[pyo3(signature = (array, user = None))]
+    fn write(
+        &self,
+        py: Python<'_>,
+        array: &Bound<'_, PyUntypedArray>,
+        user: Option<Vec<u64>>,
+    ) -> PyResult<u64> {
+        let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let want = dtype_name(w.ring().elem());
+        let got = array.dtype().to_string();
+        if got != want {
+            return Err(PyValueError::new_err(format!(
+                "the ring holds {want} frames; the array is {got}"
+            )));
+        }
+        let contiguous = array.call_method0("tobytes")?;
+        let bytes: &[u8] = contiguous.extract()?;
+        let max = w.ring().max_bytes() as usize;
+        if bytes.len() > max {
+            return Err(PyValueError::new_err(format!(
+                "the array has {} bytes; the ring's frames hold {max}",
+                bytes.len()
+            )));
+        }
+        let mut slot = w
+            .claim_timeout(std::time::Duration::from_secs(1))
+            .map_err(|e| ring_error(py, e))?;
+        slot.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
+        slot.set_len(bytes.len() as u64);
+        for (i, v) in user.unwrap_or_default().into_iter().enumerate().take(6) {
+            slot.set_user(i, v);
+        }
+        Ok(slot.publish())
+    }
+}
+
+/// For `Segment.frame_ring`: the ring `name`, opened (no shape) or created if needed.
+pub(crate) fn frame_ring(
+    py: Python<'_>,
+    seg: &shmkit::Segment,
+    name: &str,
+    shape: Option<Vec<u32>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    slots: u32,
+    origin: Origin,
+) -> PyResult<PyFrameRing> {
+    use shmkit::SegmentObjects;
+    let dtype = match dtype {
+        Some(d) => Some(
+            py.import("numpy")?
+                .call_method1("dtype", (d,))?
+                .getattr("name")?
+                .extract::<String>()?,
+        ),
+        None => None,
+    };
+    let ring = match (shape, dtype.as_deref()) {
+        (None, None) => seg.open::<FrameRing>(name),
+        (Some(shape), Some(dtype)) => seg.frame_ring(
+            name,
+            &shmkit::rings::FrameSpec {
+                slots,
+                elem: elem_of(dtype)?,
+                shape,
+            },
+        ),
+        _ => {
+            return Err(PyValueError::new_err(
+                "give both shape and dtype to create a frame ring, or neither to open one",
+            ))
+        }
+    }
+    .map_err(|e| segment_error(py, e))?;
+    Ok(PyFrameRing::wrap(ring, origin))
+}
