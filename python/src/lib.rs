@@ -6,6 +6,8 @@
 //! (`pysrc/shmkit/`) re-exports these classes with stubs.
 
 mod barrier;
+mod commands;
+mod dict;
 mod errors;
 mod event;
 mod frames;
@@ -53,6 +55,9 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mutex::PyMutex>()?;
     m.add_class::<event::PyEvent>()?;
     m.add_class::<barrier::PyBarrier>()?;
+    m.add_class::<commands::PyCommandRing>()?;
+    m.add_class::<dict::PyRawDict>()?;
+    m.add_class::<commands::PyCommandServer>()?;
     m.add_class::<frames::PyFrameRing>()?;
     m.add_class::<frames::PyFrameReader>()?;
     m.add_class::<frames::PyFrame>()?;

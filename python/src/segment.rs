@@ -168,6 +168,42 @@ impl PySegment {
         )
     }
 
+    /// The command ring `name`: opened as it is with no sizes given, else created if needed
+    /// with `slots` request slots of `max_request` / `max_reply` bytes.
+    #[pyo3(signature = (name, slots = None, max_request = 4096, max_reply = 4096))]
+    fn command_ring(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        slots: Option<u32>,
+        max_request: u32,
+        max_reply: u32,
+    ) -> PyResult<crate::commands::PyCommandRing> {
+        let spec = slots.map(|s| (s, max_request, max_reply));
+        crate::commands::command_ring(py, &self.inner, name, spec, self.origin(name))
+    }
+
+    /// The dictionary `name` as a `shmkit.SharedDict` (a `MutableMapping` of str keys and
+    /// picklable values): opened as it is without `max_entries`, else created if needed.
+    #[pyo3(signature = (name, max_entries = None))]
+    fn dict(&self, py: Python<'_>, name: &str, max_entries: Option<u32>) -> PyResult<Py<PyAny>> {
+        let raw = crate::dict::raw_dict(py, &self.inner, name, max_entries)?;
+        let class = py.import("shmkit._dict")?.getattr("SharedDict")?;
+        Ok(class.call1((raw,))?.unbind())
+    }
+
+    /// The byte-level dictionary `name` (`shmkit.SharedDict` wraps it): opened as it is
+    /// without `max_entries`, else created if needed.
+    #[pyo3(signature = (name, max_entries = None))]
+    fn _raw_dict(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        max_entries: Option<u32>,
+    ) -> PyResult<crate::dict::PyRawDict> {
+        crate::dict::raw_dict(py, &self.inner, name, max_entries)
+    }
+
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

@@ -16,9 +16,12 @@ from __future__ import annotations
 from typing import Callable
 
 from . import errors
+from ._dict import SharedDict
 from ._shmkit import (
     DEFAULT_TIMEOUT,
     Barrier,
+    CommandRing,
+    CommandServer,
     Event,
     Frame,
     FrameReader,
@@ -30,16 +33,22 @@ from ._shmkit import (
 from .errors import (
     BarrierTimeout,
     BrokenBarrierError,
+    CallTimeout,
+    CommandFailed,
     CorruptError,
+    DictFullError,
+    DictRepairedError,
     FrameOverrun,
     FrameTimeout,
     LockTimeout,
+    NoServerError,
     NotOwnerError,
     NotRecoverableError,
     ObjectNotFound,
     OwnerDiedError,
     PartyDiedError,
     SegmentError,
+    ServerDiedError,
     ShmkitError,
 )
 
@@ -48,7 +57,13 @@ __all__ = [
     "Barrier",
     "BarrierTimeout",
     "BrokenBarrierError",
+    "CallTimeout",
+    "CommandFailed",
+    "CommandRing",
+    "CommandServer",
     "CorruptError",
+    "DictFullError",
+    "DictRepairedError",
     "Event",
     "Frame",
     "FrameOverrun",
@@ -58,6 +73,7 @@ __all__ = [
     "FrameWriter",
     "LockTimeout",
     "Mutex",
+    "NoServerError",
     "NotOwnerError",
     "NotRecoverableError",
     "ObjectNotFound",
@@ -65,6 +81,8 @@ __all__ = [
     "PartyDiedError",
     "Segment",
     "SegmentError",
+    "ServerDiedError",
+    "SharedDict",
     "ShmkitError",
     "errors",
 ]
@@ -89,3 +107,9 @@ def _rebuild_barrier(
 ) -> Barrier:
     """Unpickles a segment barrier (with its action, which must itself be picklable)."""
     return Segment.open(segment).barrier(name, parties, action, timeout)
+
+
+def _rebuild_dict(segment: str, name: str) -> SharedDict:
+    """Unpickles a segment dictionary."""
+    d: SharedDict = Segment.open(segment).dict(name)
+    return d

@@ -1,7 +1,7 @@
 """Type stubs of the extension module (hand-written; `python -m mypy.stubtest shmkit` checks them)."""
 
 from types import TracebackType
-from typing import Callable, final
+from typing import Any, Callable, final
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,8 @@ from typing_extensions import Self
 
 __all__ = [
     "Barrier",
+    "CommandRing",
+    "CommandServer",
     "DEFAULT_TIMEOUT",
     "Event",
     "Frame",
@@ -16,6 +18,7 @@ __all__ = [
     "FrameRing",
     "FrameWriter",
     "Mutex",
+    "RawDict",
     "Segment",
 ]
 
@@ -56,6 +59,15 @@ class Segment:
         dtype: npt.DTypeLike | None = None,
         slots: int = 4,
     ) -> FrameRing: ...
+    def command_ring(
+        self,
+        name: str,
+        slots: int | None = None,
+        max_request: int = 4096,
+        max_reply: int = 4096,
+    ) -> CommandRing: ...
+    def dict(self, name: str, max_entries: int | None = None) -> Any: ...
+    def _raw_dict(self, name: str, max_entries: int | None = None) -> RawDict: ...
     def __enter__(self) -> Segment: ...
     def __exit__(
         self,
@@ -156,3 +168,28 @@ class Frame:
 @final
 class FrameWriter:
     def write(self, array: npt.NDArray[np.generic], user: list[int] | None = None) -> int: ...
+
+@final
+class CommandRing:
+    def call(self, request: bytes, timeout: float | None = None) -> bytes: ...
+    def server(self) -> CommandServer: ...
+    @property
+    def spec(self) -> tuple[int, int, int]: ...
+
+@final
+class CommandServer:
+    def serve(self, handler: Callable[[bytes], bytes], timeout: float | None = None) -> bool: ...
+
+@final
+class RawDict:
+    def get(self, key: str) -> bytes | None: ...
+    def set(self, key: str, value: bytes) -> None: ...
+    def delete(self, key: str) -> bool: ...
+    def keys(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+    def acquire(self) -> None: ...
+    def release(self) -> None: ...
+    @property
+    def max_entries(self) -> int: ...
+    @property
+    def origin(self) -> tuple[str, str]: ...

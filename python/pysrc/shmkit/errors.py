@@ -89,3 +89,42 @@ class FrameOverrun(ShmkitError):
     def __init__(self, message: str, missed: int) -> None:
         super().__init__(message)
         self.missed = missed
+
+
+class DictRepairedError(ShmkitError):
+    """A holder died inside the dictionary; shmkit repaired it (``lost`` damaged records
+    dropped, usually 0). The operation did not run: retry it."""
+
+    def __init__(self, message: str, previous_pid: int | None, lost: int) -> None:
+        super().__init__(message)
+        self.previous_pid = previous_pid
+        self.lost = lost
+
+
+class DictFullError(ShmkitError):
+    """The dictionary holds its maximum number of keys, or its data area is full."""
+
+
+class CallTimeout(ShmkitError, TimeoutError):
+    """A command call got no reply in time (it was withdrawn or abandoned; ``ran`` says
+    whether it ran: "no" or "unknown")."""
+
+    def __init__(self, message: str, ran: str) -> None:
+        super().__init__(message)
+        self.ran = ran
+
+
+class ServerDiedError(ShmkitError):
+    """The command server died before answering; ``ran`` is "no", "unknown" or "yes"."""
+
+    def __init__(self, message: str, ran: str) -> None:
+        super().__init__(message)
+        self.ran = ran
+
+
+class NoServerError(ShmkitError):
+    """No server is attached to the command ring."""
+
+
+class CommandFailed(ShmkitError):
+    """The server's handler raised; the message is its exception's text."""

@@ -1,0 +1,164 @@
+//! Command rings from Python: calls with bytes in and bytes out, and a server loop that runs
+//! a Python handler per request.
+//!
+//! A request borrows its server in Rust, so Python never holds one: `serve(handler)` takes
+//! the next request, calls `handler(request_bytes)` with the GIL and answers with what it
+//! returns — or fails the call with the exception's text if it raises.
+
+use crate::errors::{raise, segment_error};
+use crate::wait::{detached, wait_timeout};
+use crate::Origin;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use shmkit::rings::{CommandError, CommandRing, CommandServer, CommandSpec, Outcome};
+
+/// A command error as a Python exception.
+fn command_error(py: Python<'_>, e: CommandError) -> PyErr {
+    let message = e.to_string();
+    let ran = |o: Outcome| match o {
+        Outcome::NotExecuted => "no",
+        Outcome::Unknown => "unknown",
+        Outcome::Executed => "yes",
+    };
+    match e {
+        CommandError::Timeout { .. } => raise(py, "CallTimeout", (message, "unknown")),
+        CommandError::ServerDied { outcome, .. } => {
+            raise(py, "ServerDiedError", (message, ran(outcome)))
+        }
+        CommandError::NoServer => raise(py, "NoServerError", (message,)),
+        CommandError::Failed(text) => raise(py, "CommandFailed", (text,)),
+        CommandError::TooLarge { .. } => PyValueError::new_err(message),
+        CommandError::Corrupt(_) => raise(py, "CorruptError", (message,)),
+        _ => PyRuntimeError::new_err(message),
+    }
+}
+
+/// A command ring in a segment.
+#[pyclass(module = "shmkit._shmkit", name = "CommandRing", frozen)]
+pub struct PyCommandRing {
+    inner: CommandRing,
+    origin: Origin,
+}
+
+#[pymethods]
+impl PyCommandRing {
+    /// Sends `request` and returns the server's reply, waiting at most `timeout` seconds
+    /// (None: forever). `CallTimeout`, `ServerDiedError` (with `ran`: "no", "unknown" or
+    /// "yes"), `NoServerError`, or `CommandFailed` with the server's message.
+    #[pyo3(signature = (request, timeout = None))]
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        request: &[u8],
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let t = wait_timeout(timeout)?;
+        let ring = &self.inner;
+        let (got, raised) = detached(py, |check| ring.call_interruptible(request, t, check));
+        if let Some(e) = raised {
+            return Err(e);
+        }
+        got.map(|reply| PyBytes::new(py, &reply))
+            .map_err(|e| command_error(py, e))
+    }
+
+    /// Becomes the ring's server (a dead server's role is taken over).
+    fn server(&self, py: Python<'_>) -> PyResult<PyCommandServer> {
+        let inner = self.inner.server().map_err(|e| command_error(py, e))?;
+        Ok(PyCommandServer { inner })
+    }
+
+    /// `(slots, max_request, max_reply)`.
+    #[getter]
+    fn spec(&self) -> (u32, u32, u32) {
+        let s = self.inner.spec();
+        (s.slots, s.max_request, s.max_reply)
+    }
+
+    fn __repr__(&self) -> String {
+        let (slots, q, r) = self.spec();
+        format!(
+            "<shmkit.CommandRing {} {slots} slots, requests <= {q} B, replies <= {r} B>",
+            self.origin.describe()
+        )
+    }
+}
+
+/// The server side of a command ring.
+#[pyclass(module = "shmkit._shmkit", name = "CommandServer", frozen)]
+pub struct PyCommandServer {
+    inner: CommandServer,
+}
+
+#[pymethods]
+impl PyCommandServer {
+    /// Waits at most `timeout` seconds (None: forever) for a request and answers it with
+    /// `handler(request) -> bytes`; a handler that raises fails the call with its message.
+    /// Returns False if no request came in time.
+    #[pyo3(signature = (handler, timeout = None))]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        handler: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        let t = wait_timeout(timeout)?;
+        let server = &self.inner;
+        // The request is taken and answered inside one detached section, re-attaching only
+        // to run the handler: a `Request` borrows the server and never reaches Python.
+        let handler = handler.clone().unbind();
+        let (outcome, raised) = detached(py, |check| {
+            let req = match server.recv_interruptible(t, check) {
+                Ok(req) => req,
+                Err(e) => return Err(e),
+            };
+            let answer = Python::attach(|py| {
+                let bytes = PyBytes::new(py, req.bytes());
+                match handler.call1(py, (bytes,)) {
+                    Ok(reply) => reply.extract::<Vec<u8>>(py).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            });
+            Ok(match answer {
+                Ok(reply) => req.reply(&reply),
+                Err(message) => req.fail(&message),
+            })
+        });
+        if let Some(e) = raised {
+            return Err(e);
+        }
+        match outcome {
+            Ok(Ok(_answered)) => Ok(true),
+            Ok(Err(e)) | Err(e) if matches!(e, CommandError::Timeout { .. }) => Ok(false),
+            Ok(Err(e)) | Err(e) => Err(command_error(py, e)),
+        }
+    }
+}
+
+/// For `Segment.command_ring`.
+pub(crate) fn command_ring(
+    py: Python<'_>,
+    seg: &shmkit::Segment,
+    name: &str,
+    spec: Option<(u32, u32, u32)>,
+    origin: Origin,
+) -> PyResult<PyCommandRing> {
+    use shmkit::SegmentObjects;
+    let ring = match spec {
+        None => seg.open::<CommandRing>(name),
+        Some((slots, max_request, max_reply)) => seg.command_ring(
+            name,
+            &CommandSpec {
+                slots,
+                max_request,
+                max_reply,
+            },
+        ),
+    }
+    .map_err(|e| segment_error(py, e))?;
+    Ok(PyCommandRing {
+        inner: ring,
+        origin,
+    })
+}
