@@ -17,6 +17,7 @@ from typing import Callable
 
 from . import errors
 from ._dict import SharedDict
+from ._process import ChildError, ChildExited, ChildKilled, ChildStillRunning, Process
 from ._shmkit import (
     DEFAULT_TIMEOUT,
     Barrier,
@@ -58,6 +59,10 @@ __all__ = [
     "BarrierTimeout",
     "BrokenBarrierError",
     "CallTimeout",
+    "ChildError",
+    "ChildExited",
+    "ChildKilled",
+    "ChildStillRunning",
     "CommandFailed",
     "CommandRing",
     "CommandServer",
@@ -79,6 +84,7 @@ __all__ = [
     "ObjectNotFound",
     "OwnerDiedError",
     "PartyDiedError",
+    "Process",
     "Segment",
     "SegmentError",
     "ServerDiedError",
