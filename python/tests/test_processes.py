@@ -78,6 +78,10 @@ BLOCKED_IN = {
     "mutex": "seg.mutex('held').acquire(timeout=-1)",
     "event": "seg.event('never').wait()",
     "barrier": "seg.barrier('alone', 2).wait()",
+    "frame": "seg.frame_ring('cam', (8,), 'uint8').reader().next()",
+    "call": "seg.command_ring('dm', 2, 64, 64).call(b'never answered')",
+    "serve": "seg.command_ring('idle', 2, 64, 64).server().serve(lambda r: r)",
+    "join": "p = shmkit.Process(target=time.sleep, args=(30,)); p.start(); spawned.append(p); p.join()",
 }
 
 
@@ -85,16 +89,21 @@ BLOCKED_IN = {
 def test_ctrl_c_interrupts_a_blocked_call_within_100ms(call: str, seg: shmkit.Segment) -> None:
     held = seg.mutex("held")
     held.acquire()
+    dm = seg.command_ring("dm", 2, 64, 64)
+    _server = dm.server()  # attached, never serving: a call waits for its answer
     child = _run(
         f"""
         import sys, time, shmkit
         seg = shmkit.Segment.open(sys.argv[1])
+        spawned = []
         print("ready", flush=True)
         try:
             {BLOCKED_IN[call]}
             print("returned", flush=True)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
+        for p in spawned:
+            p.kill()
         """,
         seg,
     )

@@ -1,0 +1,20 @@
+"""The examples in `python/examples/` run to the end."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_two_processes_example_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "two_processes.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "parent read 50 frames in place; the child counted 50" in out.stdout
