@@ -234,18 +234,39 @@ pub(crate) fn give_up(s: SlotWords<'_>, generation: u32) -> GaveUp {
     }
 }
 
-/// Anyone: frees a slot claimed by the client record `dead`, whose process is dead; the
-/// state word was `observed`, read after `client`. Returns true if it was freed (or abandoned
-/// to the server holding it, which then frees it).
+/// Anyone: frees slot `s` if its claim belongs to a dead client (`dead` says which records
+/// are dead). Returns whether this caller freed it.
+///
+/// The claim is read first and the state after it, and the claim is checked again before
+/// every compare-and-swap: a dead client never claims again (its record is unique), so a
+/// claim seen as `x` before and after a state read was `x`'s all along, and that state
+/// belongs to `x`'s call. Checking the claim only *before* the state read (as this did)
+/// let a late reclaimer read a new live client's queued state after another reclaimer had
+/// freed the slot and the new client had claimed it — and free it, losing that request.
+pub(crate) fn reclaim_if_dead(s: SlotWords<'_>, dead: impl Fn(u64) -> bool) -> bool {
+    // Acquire: pairs with the claim's CAS; a state read after it belongs to that claim or a
+    // later one (told apart by the re-check in `reclaim_dead_client`).
+    let client = s.client.load(Ordering::Acquire);
+    if client == 0 || !dead(client) {
+        return false;
+    }
+    let w = s.state.load(Ordering::Acquire);
+    reclaim_dead_client(s, w, client)
+}
+
+/// Frees a slot whose claim is the dead client `dead`, from the state `observed` (read after
+/// the claim was seen as `dead`).
 pub(crate) fn reclaim_dead_client(s: SlotWords<'_>, mut observed: u32, dead: u64) -> bool {
     // A server may move the state meanwhile (take a queued request, answer it): look again,
     // as long as the slot is still that dead client's.
     for _ in 0..8 {
-        if try_reclaim_dead_client(s, observed, dead) {
-            return true;
-        }
+        // Acquire: the state `observed` was read before this load; the claim still being
+        // `dead` now means it was `dead`'s throughout, so `observed` is its call's state.
         if s.client.load(Ordering::Acquire) != dead {
             return false;
+        }
+        if try_reclaim_dead_client(s, observed, dead) {
+            return true;
         }
         let now = s.state.load(Ordering::Acquire);
         if now == observed {
@@ -279,7 +300,14 @@ fn try_reclaim_dead_client(s: SlotWords<'_>, observed: u32, dead: u64) -> bool {
         return false;
     }
     if state_of(to) == CMD_FREE {
-        release_client(s);
+        // Not a plain store of 0: another reclaimer that saw the slot FREE with the dead
+        // claim may have ended this free already, and a live client claimed the slot since;
+        // a store would erase that claim. Whoever clears the dead claim did the reclaim.
+        // Release: pairs with the next claim's Acquire, as `release_client`.
+        return s
+            .client
+            .compare_exchange(dead, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok();
     }
     true
 }
@@ -592,6 +620,57 @@ mod loom_tests {
             assert_eq!(reclaimed, 1, "reclaimed exactly once");
             let client = word.client.load(Ordering::SeqCst);
             assert_eq!(client, if claimed { ME } else { 0 });
+        });
+    }
+
+    /// A late reclaimer that saw the dead client's claim never frees the slot after another
+    /// reclaimer freed it and a live client claimed it and queued a request (the fault
+    /// injection test's "call through a reclaimed slot" timeout).
+    #[test]
+    fn a_late_reclaimer_never_frees_a_live_clients_queued_request() {
+        const DEAD: u64 = 0xDEAD;
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let word = Words::new();
+            let generation = claim(word.s(), DEAD).unwrap();
+            queue(word.s(), generation);
+            let reclaimers: Vec<_> = (0..2)
+                .map(|_| {
+                    let w = word.clone();
+                    thread::spawn(move || reclaim_if_dead(w.s(), |c| c == DEAD))
+                })
+                .collect();
+            let w = word.clone();
+            let live = thread::spawn(move || {
+                for _ in 0..3 {
+                    if let Some(g) = claim(w.s(), ME) {
+                        queue(w.s(), g);
+                        return Some(g);
+                    }
+                    thread::yield_now();
+                }
+                None
+            });
+            let reclaimed = reclaimers
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|&r| r)
+                .count();
+            let queued = live.join().unwrap();
+            assert_eq!(reclaimed, 1, "reclaimed exactly once");
+            if let Some(g) = queued {
+                assert_eq!(
+                    word.client.load(Ordering::SeqCst),
+                    ME,
+                    "the live claim was undone"
+                );
+                assert_eq!(
+                    word.state.load(Ordering::SeqCst),
+                    pack(g, CMD_QUEUED),
+                    "the live client's queued request was freed"
+                );
+            }
         });
     }
 

@@ -151,13 +151,7 @@ impl CommandRing {
         let mut freed = 0;
         for slot in 0..self.geometry.slots {
             let words = self.slot(slot).words();
-            // The claim word first: a state read after it belongs to that claim or later.
-            let client = words.client.load(Ordering::Acquire);
-            if client == 0 || !Record::from_raw(client).process_dead() {
-                continue;
-            }
-            let w = words.state.load(Ordering::Acquire);
-            if cmd_state::reclaim_dead_client(words, w, client) {
+            if cmd_state::reclaim_if_dead(words, |c| Record::from_raw(c).process_dead()) {
                 freed += 1;
             }
         }
