@@ -6,19 +6,26 @@ of several repeats per case, in ns per operation, and the ratios the package pro
 - ``lock``: an uncontended acquire + release pair, as method calls and as a ``with`` block,
   for a segment ``shmkit.Mutex``, ``multiprocessing.RLock`` and ``threading.RLock``;
 - ``event round trip``: two processes ping-pong through a pair of events (``shmkit`` segment
-  events, ``multiprocessing.Event``) or a ``multiprocessing.Pipe``.
+  events, ``multiprocessing.Event``) or a ``multiprocessing.Pipe``;
+- ``frame read``: the newest frame of a ring as an ``ndarray`` (64 B and 8 MiB, zero-copy),
+  beside ``multiprocessing.shared_memory`` + ``np.copy`` of the same 8 MiB;
+- ``call``: a command-ring call to a server process running a Python handler, beside a
+  ``multiprocessing`` manager proxy call (the Python system's mechanism).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from multiprocessing import shared_memory
 import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 import shmkit
 
@@ -119,6 +126,75 @@ def event_rtt(kind: str, n: int) -> float:
     return took
 
 
+def frame_read(seg: shmkit.Segment, nbytes: int, n: int) -> float:
+    ring = seg.frame_ring(f"f{nbytes}", (nbytes,), np.uint8, slots=2)
+    reader = ring.reader()
+    ring.writer().write(np.zeros(nbytes, dtype=np.uint8))
+
+    def run(k: int) -> None:
+        for _ in range(k):
+            frame = reader.latest()
+            assert frame is not None
+            frame.array[0]
+
+    return per_op(run, n)
+
+
+def shm_copy(nbytes: int, n: int) -> float:
+    shm = shared_memory.SharedMemory(create=True, size=nbytes)
+    try:
+        view: np.ndarray = np.ndarray((nbytes,), dtype=np.uint8, buffer=shm.buf)
+
+        def run(k: int) -> None:
+            for _ in range(k):
+                np.copy(view)[0]
+
+        took = per_op(run, n)
+        del view
+        return took
+    finally:
+        shm.close()
+        shm.unlink()
+
+
+def _serve(seg_name: str, n: int) -> None:
+    server = shmkit.Segment.open(seg_name).command_ring("cmd").server()
+    for _ in range(n):
+        server.serve(lambda request: request)
+
+
+def call_rtt(n: int) -> tuple[float, float]:
+    ctx = mp.get_context("spawn")
+    name = f"shmkit-pybench-cmd-{os.getpid()}"
+    seg = shmkit.Segment.create(name, 1 << 20)
+    try:
+        ring = seg.command_ring("cmd", slots=4, max_request=64, max_reply=64)
+        p = ctx.Process(target=_serve, args=(name, n + 100))
+        p.start()
+        while True:
+            try:
+                ring.call(b"warm", 1.0)
+                break
+            except shmkit.NoServerError:
+                time.sleep(0.01)
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            ring.call(b"ping", 10.0)
+        ours = (time.perf_counter_ns() - t0) / n
+        for _ in range(99):
+            ring.call(b"drain", 10.0)
+        p.join(30)
+    finally:
+        shmkit.Segment.unlink(name)
+    with ctx.Manager() as manager:
+        proxy = manager.dict({"k": 1})
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            proxy.get("k")
+        theirs = (time.perf_counter_ns() - t0) / n
+    return ours, theirs
+
+
 def main() -> None:
     name = f"shmkit-pybench-lock-{os.getpid()}"
     seg = shmkit.Segment.create(name, 1 << 20)
@@ -153,6 +229,21 @@ def main() -> None:
         f"  ratio to multiprocessing.Event {rtt['shmkit'] / rtt['multiprocessing']:.2f}"
         f"   to Pipe {rtt['shmkit'] / rtt['pipe']:.2f}"
     )
+    name = f"shmkit-pybench-frames-{os.getpid()}"
+    seg2 = shmkit.Segment.create(name, 1 << 26)
+    try:
+        small = frame_read(seg2, 64, 20_000)
+        big = frame_read(seg2, 8 << 20, 20_000)
+    finally:
+        shmkit.Segment.unlink(name)
+    copy = shm_copy(8 << 20, 200)
+    print("ns per newest-frame read as an ndarray")
+    print(f"  shmkit 64 B {small:9.0f}   shmkit 8 MiB {big:9.0f}   shared_memory + np.copy 8 MiB {copy:9.0f}")
+    print(f"  ratio 8 MiB / 64 B {big / small:.2f}   8 MiB / shared_memory copy {big / copy:.3f}")
+    call_ns, proxy_ns = call_rtt(5_000)
+    print("ns per call to a server process")
+    print(f"  shmkit command ring {call_ns:9.0f}   multiprocessing manager proxy {proxy_ns:9.0f}")
+    print(f"  ratio {call_ns / proxy_ns:.2f}")
 
 
 if __name__ == "__main__":
