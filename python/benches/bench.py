@@ -158,9 +158,8 @@ def shm_copy(nbytes: int, n: int) -> float:
 
 
 def _serve(seg_name: str, n: int) -> None:
-    server = shmkit.Segment.open(seg_name).command_ring("cmd").server()
-    for _ in range(n):
-        server.serve(lambda request: request)
+    server = shmkit.Segment.open(seg_name).command_ring("cmd", wait="spin_then_block").server()
+    server.serve_many(lambda request: request, n)
 
 
 def call_rtt(n: int) -> tuple[float, float]:
@@ -168,7 +167,9 @@ def call_rtt(n: int) -> tuple[float, float]:
     name = f"shmkit-pybench-cmd-{os.getpid()}"
     seg = shmkit.Segment.create(name, 1 << 20)
     try:
-        ring = seg.command_ring("cmd", slots=4, max_request=64, max_reply=64)
+        ring = seg.command_ring(
+            "cmd", slots=4, max_request=64, max_reply=64, wait="spin_then_block"
+        )
         p = ctx.Process(target=_serve, args=(name, n + 100))
         p.start()
         while True:

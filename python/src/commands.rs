@@ -103,36 +103,52 @@ impl PyCommandServer {
         handler: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<bool> {
+        self.serve_many(py, handler, 1, timeout).map(|n| n == 1)
+    }
+
+    /// Serves up to `count` requests as `serve` does, staying detached from the interpreter
+    /// between them (the GIL is taken only to run `handler`); each waits at most `timeout`.
+    /// Returns how many were served (fewer when a wait timed out).
+    #[pyo3(signature = (handler, count, timeout = None))]
+    fn serve_many(
+        &self,
+        py: Python<'_>,
+        handler: &Bound<'_, PyAny>,
+        count: u64,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
         let t = wait_timeout(timeout)?;
         let server = &self.inner;
-        // The request is taken and answered inside one detached section, re-attaching only
+        // Each request is taken and answered inside the detached section, re-attaching only
         // to run the handler: a `Request` borrows the server and never reaches Python.
         let handler = handler.clone().unbind();
         let (outcome, raised) = detached(py, |check| {
-            let req = match server.recv_interruptible(t, check) {
-                Ok(req) => req,
-                Err(e) => return Err(e),
-            };
-            let answer = Python::attach(|py| {
-                let bytes = PyBytes::new(py, req.bytes());
-                match handler.call1(py, (bytes,)) {
-                    Ok(reply) => reply.extract::<Vec<u8>>(py).map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
-            });
-            Ok(match answer {
-                Ok(reply) => req.reply(&reply),
-                Err(message) => req.fail(&message),
-            })
+            let mut served = 0u64;
+            while served < count {
+                let req = match server.recv_interruptible(t, check) {
+                    Ok(req) => req,
+                    Err(CommandError::Timeout { .. }) => return Ok(served),
+                    Err(e) => return Err(e),
+                };
+                let answer = Python::attach(|py| {
+                    let bytes = PyBytes::new(py, req.bytes());
+                    match handler.call1(py, (bytes,)) {
+                        Ok(reply) => reply.extract::<Vec<u8>>(py).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                });
+                match answer {
+                    Ok(reply) => req.reply(&reply)?,
+                    Err(message) => req.fail(&message)?,
+                };
+                served += 1;
+            }
+            Ok(served)
         });
         if let Some(e) = raised {
             return Err(e);
         }
-        match outcome {
-            Ok(Ok(_answered)) => Ok(true),
-            Ok(Err(e)) | Err(e) if matches!(e, CommandError::Timeout { .. }) => Ok(false),
-            Ok(Err(e)) | Err(e) => Err(command_error(py, e)),
-        }
+        outcome.map_err(|e| command_error(py, e))
     }
 }
 
@@ -142,6 +158,7 @@ pub(crate) fn command_ring(
     seg: &shmkit::Segment,
     name: &str,
     spec: Option<(u32, u32, u32)>,
+    strategy: shmkit::WaitStrategy,
     origin: Origin,
 ) -> PyResult<PyCommandRing> {
     use shmkit::SegmentObjects;
@@ -158,7 +175,7 @@ pub(crate) fn command_ring(
     }
     .map_err(|e| segment_error(py, e))?;
     Ok(PyCommandRing {
-        inner: ring,
+        inner: ring.with_strategy(strategy),
         origin,
     })
 }

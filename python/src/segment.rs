@@ -169,8 +169,10 @@ impl PySegment {
     }
 
     /// The command ring `name`: opened as it is with no sizes given, else created if needed
-    /// with `slots` request slots of `max_request` / `max_reply` bytes.
-    #[pyo3(signature = (name, slots = None, max_request = 4096, max_reply = 4096))]
+    /// with `slots` request slots of `max_request` / `max_reply` bytes. `wait` is how this
+    /// handle's calls and its server wait: "block" (sleep in the kernel), "spin_then_block"
+    /// (poll a few microseconds first: lower latency for a busy server) or "spin".
+    #[pyo3(signature = (name, slots = None, max_request = 4096, max_reply = 4096, wait = "block"))]
     fn command_ring(
         &self,
         py: Python<'_>,
@@ -178,9 +180,11 @@ impl PySegment {
         slots: Option<u32>,
         max_request: u32,
         max_reply: u32,
+        wait: &str,
     ) -> PyResult<crate::commands::PyCommandRing> {
         let spec = slots.map(|s| (s, max_request, max_reply));
-        crate::commands::command_ring(py, &self.inner, name, spec, self.origin(name))
+        let strategy = crate::wait::strategy(wait)?;
+        crate::commands::command_ring(py, &self.inner, name, spec, strategy, self.origin(name))
     }
 
     /// The dictionary `name` as a `shmkit.SharedDict` (a `MutableMapping` of str keys and

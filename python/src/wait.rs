@@ -8,7 +8,7 @@
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
-use shmkit::{Interrupt, Timeout};
+use shmkit::{Interrupt, Timeout, WaitStrategy};
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -71,3 +71,15 @@ pub(crate) fn seconds(timeout: Timeout) -> Option<f64> {
 
 /// The default mutex acquire timeout of the Python system: 60 s.
 pub(crate) const DEFAULT_LOCK_TIMEOUT: Timeout = Timeout::After(Duration::from_secs(60));
+
+/// A wait strategy by name: "block", "spin_then_block" or "spin".
+pub(crate) fn strategy(name: &str) -> PyResult<WaitStrategy> {
+    match name {
+        "block" => Ok(WaitStrategy::Block),
+        "spin_then_block" => Ok(WaitStrategy::SpinThenBlock),
+        "spin" => Ok(WaitStrategy::Spin),
+        other => Err(PyValueError::new_err(format!(
+            "wait must be \"block\", \"spin_then_block\" or \"spin\", not {other:?}"
+        ))),
+    }
+}

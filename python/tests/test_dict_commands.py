@@ -80,6 +80,7 @@ def test_calls_reach_a_python_handler_and_its_exception_comes_back(seg: shmkit.S
     t.join()
     assert served.is_set()
     assert server.serve(handler, 0.05) is False, "no request: False at the timeout"
+    assert server.serve_many(handler, 3, 0.05) == 0
     with pytest.raises(shmkit.CallTimeout) as info:
         ring.call(b"nobody serves", 0.05)
     assert info.value.ran in ("no", "unknown")

@@ -65,6 +65,7 @@ class Segment:
         slots: int | None = None,
         max_request: int = 4096,
         max_reply: int = 4096,
+        wait: str = "block",
     ) -> CommandRing: ...
     def dict(self, name: str, max_entries: int | None = None) -> Any: ...
     def _raw_dict(self, name: str, max_entries: int | None = None) -> RawDict: ...
@@ -179,6 +180,9 @@ class CommandRing:
 @final
 class CommandServer:
     def serve(self, handler: Callable[[bytes], bytes], timeout: float | None = None) -> bool: ...
+    def serve_many(
+        self, handler: Callable[[bytes], bytes], count: int, timeout: float | None = None
+    ) -> int: ...
 
 @final
 class RawDict:
