@@ -75,6 +75,13 @@ impl PyMutex {
     /// `OwnerDiedError` with the mutex held by the caller.
     #[pyo3(signature = (blocking = true, timeout = None))]
     fn acquire(&self, py: Python<'_>, blocking: bool, timeout: Option<f64>) -> PyResult<bool> {
+        // CPython's order: converting the number (NaN, infinity) fails first, then a timeout
+        // with `blocking=False`, then a negative timeout other than -1.
+        if let Some(t) = timeout {
+            if t.is_nan() || t.is_infinite() {
+                lock_timeout(Some(t), self.timeout)?;
+            }
+        }
         if !blocking {
             if timeout.is_some_and(|t| t != -1.0) {
                 return Err(PyValueError::new_err(

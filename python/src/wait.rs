@@ -36,17 +36,19 @@ where
 }
 
 /// A `threading`-style timeout in seconds: `None` is the caller's default, `-1` (the
-/// `acquire` convention) waits forever; other negative values and NaN are a `ValueError`,
-/// infinity an `OverflowError` — as `threading.Lock.acquire` says.
+/// `acquire` convention) waits forever; NaN and other negative values are a `ValueError`,
+/// infinity an `OverflowError` — with CPython's own messages.
 pub(crate) fn lock_timeout(timeout: Option<f64>, default: Timeout) -> PyResult<Timeout> {
     match timeout {
         None => Ok(default),
         Some(-1.0) => Ok(Timeout::Forever),
-        Some(t) if t.is_nan() || t < 0.0 => Err(PyValueError::new_err(
-            "timeout value must be a non-negative number",
+        Some(t) if t.is_nan() => Err(PyValueError::new_err("Invalid value NaN (not a number)")),
+        Some(t) if t.is_infinite() => Err(PyOverflowError::new_err(
+            "timestamp out of range for platform time_t",
         )),
+        Some(t) if t < 0.0 => Err(PyValueError::new_err("timeout value must be positive")),
         Some(t) => Timeout::from_secs_f64(t)
-            .map_err(|_| PyOverflowError::new_err("timeout value is too large")),
+            .map_err(|_| PyOverflowError::new_err("timestamp out of range for platform time_t")),
     }
 }
 
