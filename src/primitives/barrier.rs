@@ -473,7 +473,7 @@ impl Barrier {
             // (they are running and free theirs soon), or by dead ones. A dead holder whose
             // tag names the current generation is evidence its watcher needs: left alone.
             let generation = self.load().generation;
-            for slot in self.slots.iter() {
+            for (i, slot) in self.slots.iter().enumerate() {
                 let held = slot.record.load(Ordering::Acquire);
                 let stale = tag_generation(slot.tag.load(Ordering::Acquire)) != Some(generation);
                 if held != 0
@@ -484,7 +484,7 @@ impl Barrier {
                         .compare_exchange(held, me.raw(), Ordering::AcqRel, Ordering::Relaxed)
                         .is_ok()
                 {
-                    return Ok(self.slot_index(slot));
+                    return Ok(i);
                 }
             }
             match waiting.check() {
@@ -507,11 +507,6 @@ impl Barrier {
             );
             waiting.slept(outcome);
         }
-    }
-
-    fn slot_index(&self, slot: &PartySlot) -> usize {
-        (slot as *const PartySlot as usize - self.slots.as_ptr() as usize)
-            / std::mem::size_of::<PartySlot>()
     }
 
     /// Arrives (holding `slot`) and waits for the generation to end.

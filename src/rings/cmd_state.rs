@@ -256,7 +256,7 @@ pub(crate) fn reclaim_if_dead(s: SlotWords<'_>, dead: impl Fn(u64) -> bool) -> b
 
 /// Frees a slot whose claim is the dead client `dead`, from the state `observed` (read after
 /// the claim was seen as `dead`).
-pub(crate) fn reclaim_dead_client(s: SlotWords<'_>, mut observed: u32, dead: u64) -> bool {
+fn reclaim_dead_client(s: SlotWords<'_>, mut observed: u32, dead: u64) -> bool {
     // A server may move the state meanwhile (take a queued request, answer it): look again,
     // as long as the slot is still that dead client's.
     for _ in 0..8 {

@@ -501,17 +501,15 @@ impl Mutex {
         let me = self.check_owner()?;
         let state = &*self.state;
         let meta = state.meta.load(Ordering::Relaxed);
-        // The common case, inline: one level of a consistent mutex, nobody waiting.
-        if meta == 0 && state.raw_unlock_fast(me) {
-            return Ok(());
-        }
-        if meta & MUTEX_DEPTH_MASK == 0
+        // `meta == 0` (one level, consistent) is the common case and needs nothing here.
+        if meta != 0
+            && meta & MUTEX_DEPTH_MASK == 0
             && MutexConsistency::from_raw(meta >> MUTEX_CONSISTENCY_SHIFT)
                 == Some(MutexConsistency::Inconsistent)
         {
             state.set_consistency(MutexConsistency::NotRecoverable);
         }
-        self.release_slow(me);
+        self.release_level(me);
         Ok(())
     }
 
