@@ -94,8 +94,6 @@ impl PyFrameRing {
         let reader = self.inner.reader(mode).map_err(|e| ring_error(py, e))?;
         Ok(PyFrameReader {
             inner: StdMutex::new(reader.into_owned()),
-            shape: self.shape(),
-            elem: self.inner.elem(),
         })
     }
 
@@ -146,17 +144,11 @@ impl PyFrameRing {
 #[pyclass(module = "shmkit._shmkit", name = "FrameReader")]
 pub struct PyFrameReader {
     inner: StdMutex<OwnedFrameReader>,
-    shape: Vec<usize>,
-    elem: ElemType,
 }
 
 impl PyFrameReader {
     fn frame(&self, inner: OwnedFrame) -> PyFrame {
-        PyFrame {
-            inner,
-            shape: self.shape.clone(),
-            elem: self.elem,
-        }
+        PyFrame { inner }
     }
 }
 
@@ -199,20 +191,30 @@ impl PyFrameReader {
 #[pyclass(module = "shmkit._shmkit", name = "Frame", frozen)]
 pub struct PyFrame {
     inner: OwnedFrame,
-    shape: Vec<usize>,
-    elem: ElemType,
+}
+
+impl PyFrame {
+    /// The ring's frame shape (each frame's array has it unless the frame is shorter).
+    fn shape(&self) -> Vec<usize> {
+        self.inner
+            .ring()
+            .shape()
+            .iter()
+            .map(|&d| d as usize)
+            .collect()
+    }
 }
 
 /// A read-only array of `T` over the frame's bytes, with `container` as its base.
 fn view_of<'py, T: Element>(
-    py: Python<'py>,
     frame: &PyFrame,
     container: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
     let bytes = frame.inner.bytes();
-    let count: usize = frame.shape.iter().product();
+    let full = frame.shape();
+    let count: usize = full.iter().product();
     let shape = if count * std::mem::size_of::<T>() == bytes.len() {
-        frame.shape.clone()
+        full
     } else {
         // A shorter frame than the ring's shape (a `set_len`): flat.
         vec![bytes.len() / std::mem::size_of::<T>()]
@@ -226,7 +228,6 @@ fn view_of<'py, T: Element>(
     let array: Bound<'py, PyArrayDyn<T>> = unsafe { PyArray::borrow_from_array(&view, container) };
     // SAFETY: a valid array object we just made; clearing WRITEABLE only restricts it.
     unsafe { (*array.as_array_ptr()).flags &= !npyffi::NPY_ARRAY_WRITEABLE };
-    let _ = py;
     Ok(array.as_untyped().clone())
 }
 
@@ -252,17 +253,16 @@ impl PyFrame {
     /// The frame as a read-only numpy array over the slot itself (no copy).
     #[getter]
     fn array<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyUntypedArray>> {
-        let py = slf.py();
         let frame = slf.get();
         let container = slf.clone().into_any();
-        match frame.elem {
-            ElemType::U8 => view_of::<u8>(py, frame, container),
-            ElemType::U16 => view_of::<u16>(py, frame, container),
-            ElemType::U32 => view_of::<u32>(py, frame, container),
-            ElemType::I16 => view_of::<i16>(py, frame, container),
-            ElemType::I32 => view_of::<i32>(py, frame, container),
-            ElemType::F32 => view_of::<f32>(py, frame, container),
-            ElemType::F64 => view_of::<f64>(py, frame, container),
+        match frame.inner.ring().elem() {
+            ElemType::U8 => view_of::<u8>(frame, container),
+            ElemType::U16 => view_of::<u16>(frame, container),
+            ElemType::U32 => view_of::<u32>(frame, container),
+            ElemType::I16 => view_of::<i16>(frame, container),
+            ElemType::I32 => view_of::<i32>(frame, container),
+            ElemType::F32 => view_of::<f32>(frame, container),
+            ElemType::F64 => view_of::<f64>(frame, container),
         }
     }
 
@@ -294,8 +294,8 @@ impl PyFrame {
         format!(
             "<shmkit.Frame id={} {} {:?}>",
             self.inner.id(),
-            dtype_name(self.elem),
-            self.shape
+            dtype_name(self.inner.ring().elem()),
+            self.shape()
         )
     }
 }

@@ -62,6 +62,9 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frames::PyFrameReader>()?;
     m.add_class::<frames::PyFrame>()?;
     m.add_class::<frames::PyFrameWriter>()?;
-    m.add("DEFAULT_TIMEOUT", 60.0)?;
+    m.add(
+        "DEFAULT_TIMEOUT",
+        shmkit::DEFAULT_LOCK_TIMEOUT.as_secs_f64(),
+    )?;
     Ok(())
 }

@@ -27,6 +27,19 @@ fn options(size: u64, table_capacity: Option<u32>, mode: Option<u32>) -> CreateO
 }
 
 impl PySegment {
+    /// Runs `make` (create or open-or-create) without the GIL, with the options asked for.
+    fn made(
+        py: Python<'_>,
+        size: u64,
+        table_capacity: Option<u32>,
+        mode: Option<u32>,
+        make: impl FnOnce(&CreateOptions) -> Result<Segment, shmkit::SegmentError> + Send,
+    ) -> PyResult<PySegment> {
+        let o = options(size, table_capacity, mode);
+        let inner = py.detach(|| make(&o)).map_err(|e| segment_error(py, e))?;
+        Ok(PySegment { inner })
+    }
+
     fn origin(&self, name: &str) -> Origin {
         Origin::Named {
             segment: self.inner.name().to_owned(),
@@ -48,11 +61,7 @@ impl PySegment {
         table_capacity: Option<u32>,
         mode: Option<u32>,
     ) -> PyResult<PySegment> {
-        let o = options(size, table_capacity, mode);
-        let inner = py
-            .detach(|| Segment::create(name, &o))
-            .map_err(|e| segment_error(py, e))?;
-        Ok(PySegment { inner })
+        PySegment::made(py, size, table_capacity, mode, |o| Segment::create(name, o))
     }
 
     /// Opens existing segment `name`.
@@ -74,11 +83,9 @@ impl PySegment {
         table_capacity: Option<u32>,
         mode: Option<u32>,
     ) -> PyResult<PySegment> {
-        let o = options(size, table_capacity, mode);
-        let inner = py
-            .detach(|| Segment::open_or_create(name, &o))
-            .map_err(|e| segment_error(py, e))?;
-        Ok(PySegment { inner })
+        PySegment::made(py, size, table_capacity, mode, |o| {
+            Segment::open_or_create(name, o)
+        })
     }
 
     /// Removes segment `name` from the system (processes that have it open keep it).

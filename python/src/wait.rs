@@ -10,7 +10,6 @@ use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use shmkit::{Interrupt, Timeout, WaitStrategy};
 use std::cell::Cell;
-use std::time::Duration;
 
 /// Runs `wait` detached from the interpreter with a Ctrl+C check. Returns its result and the
 /// exception a signal handler raised, if that is what stopped it.
@@ -71,8 +70,8 @@ pub(crate) fn seconds(timeout: Timeout) -> Option<f64> {
     }
 }
 
-/// The default mutex acquire timeout of the Python system: 60 s.
-pub(crate) const DEFAULT_LOCK_TIMEOUT: Timeout = Timeout::After(Duration::from_secs(60));
+/// The default mutex acquire timeout: the core's (60 s, the Python system's).
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Timeout = Timeout::After(shmkit::DEFAULT_LOCK_TIMEOUT);
 
 /// A wait strategy by name: "block", "spin_then_block" or "spin".
 pub(crate) fn strategy(name: &str) -> PyResult<WaitStrategy> {

@@ -4,10 +4,32 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 import shmkit
+
+
+@contextmanager
+def held_by_another_thread(m: shmkit.Mutex) -> Iterator[None]:
+    """`m` held by a helper thread for the duration of the block."""
+    held, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with m:
+            held.set()
+            done.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(10)
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
 
 
 @pytest.fixture(params=["local", "segment"])
@@ -67,47 +89,21 @@ def test_argument_checks_match_threading(mutex: shmkit.Mutex) -> None:
 
 
 def test_a_timeout_returns_false_and_with_raises_lock_timeout(mutex: shmkit.Mutex) -> None:
-    held = threading.Event()
-    done = threading.Event()
-
-    def holder() -> None:
-        with mutex:
-            held.set()
-            done.wait(10)
-
-    t = threading.Thread(target=holder)
-    t.start()
-    held.wait(10)
-    start = time.monotonic()
-    assert mutex.acquire(timeout=0.05) is False
-    assert 0.05 <= time.monotonic() - start < 0.5
-    assert mutex.acquire(blocking=False) is False
-    short = shmkit.Mutex(timeout=0.05) if mutex.timeout is None else None
-    del short
-    done.set()
-    t.join()
+    with held_by_another_thread(mutex):
+        start = time.monotonic()
+        assert mutex.acquire(timeout=0.05) is False
+        assert 0.05 <= time.monotonic() - start < 0.5
+        assert mutex.acquire(blocking=False) is False
 
 
 def test_with_raises_lock_timeout_naming_the_holder(seg: shmkit.Segment) -> None:
     m = seg.mutex("short", timeout=0.05)
-    held = threading.Event()
-    done = threading.Event()
-
-    def holder() -> None:
-        with m:
-            held.set()
-            done.wait(10)
-
-    t = threading.Thread(target=holder)
-    t.start()
-    held.wait(10)
-    with pytest.raises(shmkit.LockTimeout) as info:
-        with m:
-            pass
+    with held_by_another_thread(m):
+        with pytest.raises(shmkit.LockTimeout) as info:
+            with m:
+                pass
     assert isinstance(info.value, TimeoutError)
     assert info.value.owner_tid != 0
-    done.set()
-    t.join()
 
 
 def test_release_save_and_acquire_restore_round_trip_the_depth(mutex: shmkit.Mutex) -> None:
@@ -158,27 +154,18 @@ def test_threads_incrementing_under_the_mutex_lose_no_update(mutex: shmkit.Mutex
 
 
 def test_a_blocked_acquire_lets_other_python_threads_run(mutex: shmkit.Mutex) -> None:
-    held = threading.Event()
-    done = threading.Event()
+    stop = threading.Event()
     ticks = [0]
 
-    def holder() -> None:
-        with mutex:
-            held.set()
-            done.wait(10)
-
     def ticker() -> None:
-        while not done.is_set():
+        while not stop.is_set():
             ticks[0] += 1
             time.sleep(0.001)
 
-    h = threading.Thread(target=holder)
-    h.start()
-    held.wait(10)
-    tk = threading.Thread(target=ticker)
-    tk.start()
-    assert mutex.acquire(timeout=0.2) is False
-    done.set()
-    h.join()
-    tk.join()
+    with held_by_another_thread(mutex):
+        tk = threading.Thread(target=ticker)
+        tk.start()
+        assert mutex.acquire(timeout=0.2) is False
+        stop.set()
+        tk.join()
     assert ticks[0] > 20, "the GIL was held while waiting"
