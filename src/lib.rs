@@ -71,7 +71,8 @@ pub use segment::{
 };
 #[cfg(not(loom))]
 pub use shared::{
-    DictError, Shared, SharedAcquired, SharedDict, SharedError, SharedGuard, SharedValue,
+    BytesSpec, DictError, Shared, SharedAcquired, SharedBytes, SharedDict, SharedError,
+    SharedGuard, SharedValue,
 };
 pub use sync::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, WaitStrategy, INTERRUPT_POLL};
 

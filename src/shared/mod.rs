@@ -1,10 +1,12 @@
 //! Shared objects built on the segment: [`Shared<T>`] (a plain-data value and its robust
-//! mutex) and [`SharedDict`] (a string-keyed dictionary under one robust mutex), both found or
+//! mutex; [`SharedBytes`] when the type is known only at run time) and [`SharedDict`] (a string-keyed dictionary under one robust mutex), both found or
 //! created by name from any process.
 
+mod bytes;
 mod dict;
 mod value;
 
+pub use bytes::{BytesSpec, SharedBytes};
 pub use dict::{DictError, DictSpec, SharedDict, MAX_KEY_LEN};
 pub use value::{Shared, SharedAcquired, SharedError, SharedGuard, SharedOwnerDied, SharedValue};
 

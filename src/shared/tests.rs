@@ -1,7 +1,9 @@
 //! Single-process tests of named objects, shared values and dictionaries on real segments.
 
+use crate::primitives::Held;
 use crate::segment::{CreateOptions, ObjectKind, Segment, SegmentError, SegmentObjects};
-use crate::shared::{DictError, SharedAcquired, SharedDict, SharedError};
+use crate::shared::{BytesSpec, DictError, SharedAcquired, SharedBytes, SharedDict, SharedError};
+use crate::{NoInterrupt, Timeout};
 use std::sync::atomic::{AtomicU32, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -347,4 +349,119 @@ fn a_panic_inside_update_marks_the_value_inconsistent() {
         other => panic!("{other:?}"),
     }
     assert_eq!(*v.lock().unwrap().recover_with(|x| *x = 1), 1);
+}
+
+fn bytes_spec(name: &str, init: &[u8]) -> BytesSpec {
+    BytesSpec::new(name, 8, init.to_vec()).unwrap()
+}
+
+#[test]
+fn run_time_typed_values_read_write_and_reopen_as_they_are() {
+    let t = Temp::new("bytes", 64);
+    let v =
+        t.1.shared_bytes("gain", &bytes_spec("f64[2]", &[1; 16]))
+            .unwrap();
+    assert_eq!((v.len(), v.align(), v.type_name()), (16, 8, "f64[2]"));
+    let mut out = [0u8; 16];
+    v.read(&mut out, Timeout::Forever, &NoInterrupt).unwrap();
+    assert_eq!(out, [1; 16]);
+    v.write(&[7; 16], Timeout::Forever, &NoInterrupt).unwrap();
+    // Opened by name alone, the value reports the type its creator gave.
+    let again: SharedBytes = t.1.open("gain").unwrap();
+    assert_eq!((again.len(), again.type_name()), (16, "f64[2]"));
+    again
+        .read(&mut out, Timeout::Forever, &NoInterrupt)
+        .unwrap();
+    assert_eq!(out, [7; 16]);
+    // The creator's initial bytes do not overwrite an existing value.
+    let third =
+        t.1.shared_bytes("gain", &bytes_spec("f64[2]", &[0; 16]))
+            .unwrap();
+    third
+        .read(&mut out, Timeout::Forever, &NoInterrupt)
+        .unwrap();
+    assert_eq!(out, [7; 16]);
+}
+
+#[test]
+fn run_time_typed_values_refuse_another_type_length_or_alignment() {
+    let t = Temp::new("bytestype", 64);
+    let v =
+        t.1.shared_bytes("v", &bytes_spec("f64[2]", &[0; 16]))
+            .unwrap();
+    match t.1.shared_bytes("v", &bytes_spec("i64[2]", &[0; 16])) {
+        Err(SegmentError::ParamMismatch { detail, .. }) => {
+            assert!(
+                detail.contains("f64[2]") && detail.contains("i64[2]"),
+                "{detail}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // A Rust type of the same size is another type too.
+    assert!(matches!(
+        t.1.open::<crate::Shared<[u64; 2]>>("v"),
+        Err(SegmentError::ParamMismatch { .. })
+    ));
+    assert!(matches!(
+        v.write(&[0; 8], Timeout::Forever, &NoInterrupt),
+        Err(SharedError::WrongLength {
+            expected: 16,
+            got: 8
+        })
+    ));
+    assert!(matches!(
+        BytesSpec::new("x", 3, vec![]),
+        Err(SegmentError::InvalidOption(_))
+    ));
+}
+
+#[test]
+fn a_run_time_typed_value_is_read_and_written_inside_its_holders_critical_section() {
+    let t = Temp::new("byteshold", 64);
+    let v =
+        t.1.shared_bytes("v", &bytes_spec("u8[8]", &[0; 8]))
+            .unwrap();
+    let held = v.mutex().acquire(Timeout::Forever, &NoInterrupt).unwrap();
+    assert!(matches!(held, Held::Once));
+    // Holding the mutex, reads and writes do not wait for it again.
+    v.write(&[3; 8], Timeout::ZERO, &NoInterrupt).unwrap();
+    let other = v.clone();
+    let blocked = std::thread::spawn(move || {
+        let mut out = [0u8; 8];
+        other.read(&mut out, Timeout::ZERO, &NoInterrupt)
+    })
+    .join()
+    .unwrap();
+    assert!(matches!(blocked, Err(SharedError::Lock(_))), "{blocked:?}");
+    v.mutex().release().unwrap();
+    let mut out = [0u8; 8];
+    v.read(&mut out, Timeout::ZERO, &NoInterrupt).unwrap();
+    assert_eq!(out, [3; 8]);
+}
+
+#[test]
+fn a_dead_holder_of_a_run_time_typed_value_is_reported_until_repaired() {
+    let t = Temp::new("bytesdied", 64);
+    let v =
+        t.1.shared_bytes("v", &bytes_spec("u8[8]", &[1; 8]))
+            .unwrap();
+    v.mutex().abandon_to_a_dead_owner();
+    let mut out = [0u8; 8];
+    for _ in 0..2 {
+        assert!(matches!(
+            v.read(&mut out, Timeout::Forever, &NoInterrupt),
+            Err(SharedError::OwnerDied { .. })
+        ));
+    }
+    // The repair: take the hold, fix the value inside it, declare it consistent.
+    assert!(matches!(
+        v.mutex().acquire(Timeout::Forever, &NoInterrupt),
+        Ok(Held::OwnerDied { .. })
+    ));
+    v.write(&[2; 8], Timeout::Forever, &NoInterrupt).unwrap();
+    v.mutex().make_consistent().unwrap();
+    v.mutex().release().unwrap();
+    v.read(&mut out, Timeout::Forever, &NoInterrupt).unwrap();
+    assert_eq!(out, [2; 8]);
 }

@@ -18,6 +18,7 @@ use crate::sync::{shared_view, AtomicU32, AtomicU64, Ordering, SharedWord};
 use shm_layout::{
     fnv1a_bytes, validate, BlockKind, ObjectKind, SharedHeader, SHARED_TYPE_NAME_MAX,
 };
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::mem::align_of;
 use std::ops::{Deref, DerefMut};
@@ -31,24 +32,32 @@ pub trait SharedValue: FromBytes + IntoBytes + KnownLayout + Immutable + Copy + 
 
 impl<T: FromBytes + IntoBytes + KnownLayout + Immutable + Copy + 'static> SharedValue for T {}
 
-/// The fingerprint recorded for `T`.
-struct Fingerprint {
+/// What a shared-value block records about its type, compared at every attach.
+pub(super) struct Fingerprint {
     hash: u64,
     size: u64,
     align: u32,
-    name: &'static str,
+    name: Cow<'static, str>,
 }
 
 impl Fingerprint {
     fn of<T: SharedValue>() -> Fingerprint {
-        let name = std::any::type_name::<T>();
+        Fingerprint::new(
+            Cow::Borrowed(std::any::type_name::<T>()),
+            size_of::<T>() as u64,
+            align_of::<T>() as u32,
+        )
+    }
+
+    /// The fingerprint of a type described at run time (`align` a power of two up to 4096).
+    pub(super) fn new(name: Cow<'static, str>, size: u64, align: u32) -> Fingerprint {
         Fingerprint {
             // Size and alignment are mixed in so that a type renamed but reshaped differs too.
             hash: fnv1a_bytes(name.as_bytes())
-                ^ (size_of::<T>() as u64).rotate_left(17)
-                ^ (align_of::<T>() as u64).rotate_left(41),
-            size: size_of::<T>() as u64,
-            align: align_of::<T>() as u32,
+                ^ size.rotate_left(17)
+                ^ u64::from(align).rotate_left(41),
+            size,
+            align,
             name,
         }
     }
@@ -73,6 +82,14 @@ pub enum SharedError {
     /// The guard passed in does not hold this value's mutex, or is not the thread's only guard.
     #[error("the guard does not hold this value's mutex alone")]
     WrongGuard,
+    /// A run-time typed value was read into or written from a buffer of the wrong size.
+    #[error("the value is {expected} bytes, the buffer {got}")]
+    WrongLength {
+        /// The value's size.
+        expected: usize,
+        /// The buffer's size.
+        got: usize,
+    },
 }
 
 /// A `T` in a segment, with its robust mutex. Cheap to clone.
@@ -302,37 +319,18 @@ impl<T: SharedValue> SegmentObject for Shared<T> {
     const KIND: ObjectKind = ObjectKind::Shared;
 
     fn attach(segment: &Segment, offset: u64) -> Result<Shared<T>, SegmentError> {
-        let fp = Fingerprint::of::<T>();
-        let block = segment.view_of_kind::<SharedHeaderView>(offset, BlockKind::Shared)?;
-        let h = block.view.load_plain();
-        let g = validate::shared(&h, block.size).map_err(SegmentError::invalid_object)?;
-        if (h.type_hash, g.size, g.align) != (fp.hash, fp.size, fp.align) {
+        let (mutex, value, stored) = attach_block(segment, offset)?;
+        // A matching fingerprint means the recorded size and alignment are `T`'s, so the
+        // pointer holds an aligned `T`.
+        if let Some(detail) = stored.mismatch(&Fingerprint::of::<T>()) {
             return Err(SegmentError::ParamMismatch {
                 name: format!("shared value at offset {offset}"),
-                detail: format!(
-                    "it holds `{}` ({} bytes, align {}); `{}` ({} bytes, align {}) was asked for",
-                    String::from_utf8_lossy(&h.type_name[..g.type_name_len]),
-                    g.size,
-                    g.align,
-                    fp.name,
-                    fp.size,
-                    fp.align
-                ),
-            });
-        }
-        // The fingerprint matched, so `value_offset` is `T`'s, and the validator checked that
-        // `value_offset + size_of::<T>()` bytes lie in the block.
-        // SAFETY: inside the block, as just said.
-        let value = unsafe { block.base.add(g.value_offset as usize).cast::<T>() };
-        if value.as_ptr() as usize % align_of::<T>() != 0 {
-            return Err(SegmentError::BadOffset {
-                offset,
-                reason: "shared value misaligned for its type",
+                detail,
             });
         }
         Ok(Shared {
-            mutex: segment.mutex_in_block(offset, BlockKind::Shared)?,
-            value,
+            mutex,
+            value: value.cast::<T>(),
             offset,
             timeout: crate::primitives::DEFAULT_LOCK_TIMEOUT,
             _type: PhantomData,
@@ -340,44 +338,105 @@ impl<T: SharedValue> SegmentObject for Shared<T> {
     }
 
     fn place(segment: &Segment, init: &T) -> Result<Placed, SegmentError> {
-        let fp = Fingerprint::of::<T>();
-        let align = (fp.align as u64).max(64);
-        let value_offset = SharedHeader::value_offset(fp.align as usize) as u64;
-        let size = value_offset + fp.size;
-        let offset = segment.allocate_view::<SharedHeaderView>(
-            BlockKind::Shared,
-            size,
-            align,
-            |h, block| {
-                let name = &fp.name.as_bytes()[..fp.name.len().min(SHARED_TYPE_NAME_MAX)];
-                h.type_hash.store(fp.hash, Ordering::Relaxed);
-                h.size.store(fp.size, Ordering::Relaxed);
-                h.align.store(fp.align, Ordering::Relaxed);
-                h.type_name_len.store(name.len() as u32, Ordering::Relaxed);
-                for (cell, &b) in h.type_name.iter().zip(name) {
-                    cell.store(b, Ordering::Relaxed);
-                }
-                let value = block
-                    .as_ptr()
-                    .wrapping_add(value_offset as usize)
-                    .cast::<T>();
-                // SAFETY: the unpublished block is ours (allocator lock held), holds
-                // `value_offset + size_of::<T>()` bytes, and `value_offset` (a multiple of
-                // `align`, or 128) in a block aligned to max(64, align) is aligned for `T`.
-                unsafe { value.write(*init) };
-            },
-        )?;
-        Ok(Placed {
-            offset,
-            size,
-            param: fp.hash,
-        })
+        place_block(segment, &Fingerprint::of::<T>(), init.as_bytes())
     }
 
     fn mismatch(&self, _: &T) -> Option<String> {
         // The type was compared at attach; the initial value only matters to the creator.
         None
     }
+}
+
+/// What an attached shared-value block says about its type.
+#[derive(Debug, Clone)]
+pub(super) struct StoredType {
+    /// The fingerprint's hash.
+    pub(super) hash: u64,
+    /// The value's size in bytes.
+    pub(super) size: u64,
+    /// The value's alignment.
+    pub(super) align: u32,
+    /// The type's name as recorded (truncated to `SHARED_TYPE_NAME_MAX` bytes).
+    pub(super) name: String,
+}
+
+impl StoredType {
+    /// `None` if this is `fp`'s type, else a sentence naming both.
+    pub(super) fn mismatch(&self, fp: &Fingerprint) -> Option<String> {
+        if (self.hash, self.size, self.align) == (fp.hash, fp.size, fp.align) {
+            return None;
+        }
+        Some(format!(
+            "it holds `{}` ({} bytes, align {}); `{}` ({} bytes, align {}) was asked for",
+            self.name, self.size, self.align, fp.name, fp.size, fp.align
+        ))
+    }
+}
+
+/// Attaches the shared-value block at `offset`: its mutex, a pointer to its value bytes
+/// (`size` of them, aligned to `align`, both as the block records them) and its type.
+pub(super) fn attach_block(
+    segment: &Segment,
+    offset: u64,
+) -> Result<(Mutex, NonNull<u8>, StoredType), SegmentError> {
+    let block = segment.view_of_kind::<SharedHeaderView>(offset, BlockKind::Shared)?;
+    let h = block.view.load_plain();
+    let g = validate::shared(&h, block.size).map_err(SegmentError::invalid_object)?;
+    // SAFETY: the validator checked that `value_offset + size` bytes lie in the block.
+    let value = unsafe { block.base.add(g.value_offset as usize) };
+    if value.as_ptr() as usize % g.align as usize != 0 {
+        return Err(SegmentError::BadOffset {
+            offset,
+            reason: "shared value misaligned for its type",
+        });
+    }
+    let stored = StoredType {
+        hash: h.type_hash,
+        size: g.size,
+        align: g.align,
+        name: String::from_utf8_lossy(&h.type_name[..g.type_name_len]).into_owned(),
+    };
+    Ok((
+        segment.mutex_in_block(offset, BlockKind::Shared)?,
+        value,
+        stored,
+    ))
+}
+
+/// Places a shared-value block for `fp`, its value initialised from `init` (`fp.size` bytes).
+pub(super) fn place_block(
+    segment: &Segment,
+    fp: &Fingerprint,
+    init: &[u8],
+) -> Result<Placed, SegmentError> {
+    assert_eq!(
+        init.len() as u64,
+        fp.size,
+        "initial bytes match the fingerprint's size"
+    );
+    let align = u64::from(fp.align).max(64);
+    let value_offset = SharedHeader::value_offset(fp.align as usize) as u64;
+    let size = value_offset + fp.size;
+    let offset =
+        segment.allocate_view::<SharedHeaderView>(BlockKind::Shared, size, align, |h, block| {
+            let name = &fp.name.as_bytes()[..fp.name.len().min(SHARED_TYPE_NAME_MAX)];
+            h.type_hash.store(fp.hash, Ordering::Relaxed);
+            h.size.store(fp.size, Ordering::Relaxed);
+            h.align.store(fp.align, Ordering::Relaxed);
+            h.type_name_len.store(name.len() as u32, Ordering::Relaxed);
+            for (cell, &b) in h.type_name.iter().zip(name) {
+                cell.store(b, Ordering::Relaxed);
+            }
+            let value = block.as_ptr().wrapping_add(value_offset as usize);
+            // SAFETY: the unpublished block is ours (allocator lock held) and holds
+            // `value_offset + init.len()` bytes; `init` is a separate buffer.
+            unsafe { std::ptr::copy_nonoverlapping(init.as_ptr(), value, init.len()) };
+        })?;
+    Ok(Placed {
+        offset,
+        size,
+        param: fp.hash,
+    })
 }
 
 impl Segment {
