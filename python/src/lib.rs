@@ -13,6 +13,7 @@ mod event;
 mod frames;
 mod mutex;
 mod segment;
+mod value;
 mod wait;
 
 use pyo3::prelude::*;
@@ -29,6 +30,13 @@ pub(crate) enum Origin {
         /// The object's name.
         name: String,
     },
+    /// Part of object `name` in segment `segment` (a shared value's mutex): pickle the object.
+    Inside {
+        /// The segment's name.
+        segment: String,
+        /// The owning object's name.
+        name: String,
+    },
 }
 
 impl Origin {
@@ -37,6 +45,9 @@ impl Origin {
         match self {
             Origin::Named { segment, name } => Ok((segment.clone(), name.clone())),
             Origin::Local => Err(mutex::not_shareable(kind)),
+            Origin::Inside { name, .. } => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "this {kind} belongs to {name:?}: pickle {name:?} itself"
+            ))),
         }
     }
 
@@ -45,6 +56,7 @@ impl Origin {
         match self {
             Origin::Local => "(local)".to_owned(),
             Origin::Named { segment, name } => format!("{name:?} in {segment:?}"),
+            Origin::Inside { segment, name } => format!("of {name:?} in {segment:?}"),
         }
     }
 }
@@ -57,6 +69,7 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<barrier::PyBarrier>()?;
     m.add_class::<commands::PyCommandRing>()?;
     m.add_class::<dict::PyRawDict>()?;
+    m.add_class::<value::PyRawValue>()?;
     m.add_class::<commands::PyCommandServer>()?;
     m.add_class::<frames::PyFrameRing>()?;
     m.add_class::<frames::PyFrameReader>()?;

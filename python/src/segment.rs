@@ -215,6 +215,40 @@ impl PySegment {
         crate::dict::raw_dict(py, &self.inner, name, max_entries)
     }
 
+    /// The shared numpy value `name` (`shmkit.SharedValue`): created with `init` if absent;
+    /// an existing one must have the same dtype and shape. Without `dtype` the value is opened
+    /// as its creator made it.
+    #[pyo3(signature = (name, dtype = None, shape = None, init = None))]
+    fn value(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        dtype: Option<Py<PyAny>>,
+        shape: Option<Py<PyAny>>,
+        init: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let open = py.import("shmkit._value")?.getattr("_open_value")?;
+        let seg = Py::new(
+            py,
+            PySegment {
+                inner: self.inner.clone(),
+            },
+        )?;
+        Ok(open.call1((seg, name, dtype, shape, init))?.unbind())
+    }
+
+    /// The byte-level value `name` (`shmkit.SharedValue` wraps it): opened as it is without
+    /// `typed`, else created from `(type_name, align, initial bytes)` if needed.
+    #[pyo3(signature = (name, typed = None))]
+    fn _raw_value(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        typed: Option<(String, u32, Vec<u8>)>,
+    ) -> PyResult<crate::value::PyRawValue> {
+        crate::value::raw_value(py, &self.inner, name, typed)
+    }
+
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

@@ -81,6 +81,7 @@ BLOCKED_IN = {
     "frame": "seg.frame_ring('cam', (8,), 'uint8').reader().next()",
     "call": "seg.command_ring('dm', 2, 64, 64).call(b'never answered')",
     "serve": "seg.command_ring('idle', 2, 64, 64).server().serve(lambda r: r)",
+    "value": "seg.value('busy').get()",
     "join": "p = shmkit.Process(target=time.sleep, args=(30,)); p.start(); spawned.append(p); p.join()",
 }
 
@@ -89,6 +90,8 @@ BLOCKED_IN = {
 def test_ctrl_c_interrupts_a_blocked_call_within_100ms(call: str, seg: shmkit.Segment) -> None:
     held = seg.mutex("held")
     held.acquire()
+    busy = seg.value("busy", "f8").mutex
+    busy.acquire()
     dm = seg.command_ring("dm", 2, 64, 64)
     _server = dm.server()  # attached, never serving: a call waits for its answer
     child = _run(
@@ -115,5 +118,6 @@ def test_ctrl_c_interrupts_a_blocked_call_within_100ms(call: str, seg: shmkit.Se
     took = time.monotonic() - sent
     child.wait(10)
     held.release()
+    busy.release()
     assert line == "interrupted"
     assert took < 0.1, f"KeyboardInterrupt {took * 1000:.0f} ms after SIGINT"

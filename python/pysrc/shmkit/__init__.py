@@ -17,6 +17,7 @@ from typing import Callable
 
 from . import errors
 from ._dict import SharedDict
+from ._value import SharedValue
 from ._process import ChildError, ChildExited, ChildKilled, ChildStillRunning, Process
 from ._shmkit import (
     DEFAULT_TIMEOUT,
@@ -40,6 +41,7 @@ from .errors import (
     DictFullError,
     DictRepairedError,
     FrameOverrun,
+    InconsistentValueError,
     FrameTimeout,
     LockTimeout,
     NoServerError,
@@ -76,6 +78,7 @@ __all__ = [
     "FrameRing",
     "FrameTimeout",
     "FrameWriter",
+    "InconsistentValueError",
     "LockTimeout",
     "Mutex",
     "NoServerError",
@@ -89,6 +92,7 @@ __all__ = [
     "SegmentError",
     "ServerDiedError",
     "SharedDict",
+    "SharedValue",
     "ShmkitError",
     "errors",
 ]
@@ -117,5 +121,4 @@ def _rebuild_barrier(
 
 def _rebuild_dict(segment: str, name: str) -> SharedDict:
     """Unpickles a segment dictionary."""
-    d: SharedDict = Segment.open(segment).dict(name)
-    return d
+    return Segment.open(segment).dict(name)

@@ -41,6 +41,20 @@ class OwnerDiedError(ShmkitError):
         self.previous_tid = previous_tid
 
 
+class InconsistentValueError(ShmkitError):
+    """A holder of a shared value died mid-update and nobody has repaired it yet.
+
+    Nothing was read or written, and the value's mutex is not held: acquire ``value.mutex``
+    (which raises :class:`OwnerDiedError` holding it), ``set`` a good value, call
+    ``make_consistent()`` and release.
+    """
+
+    def __init__(self, message: str, previous_pid: int | None, previous_tid: int | None) -> None:
+        super().__init__(message)
+        self.previous_pid = previous_pid
+        self.previous_tid = previous_tid
+
+
 class NotRecoverableError(ShmkitError):
     """A mutex whose dead holder's data was never declared consistent: recreate it."""
 
