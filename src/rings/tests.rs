@@ -315,6 +315,53 @@ fn one_writer_at_a_time_and_a_dropped_claim_leaves_no_frame() {
 }
 
 #[test]
+fn an_owned_claim_publishes_abandons_and_hands_the_writer_back() {
+    let t = Temp::new("ownedclaim");
+    let ring = t.1.frame_ring("cam", &spec(3)).unwrap();
+    let mut r = ring.reader(ReadMode::OldestFirst).unwrap();
+    let w = ring.writer().unwrap();
+    let mut slot = w.claim_owned(Duration::from_secs(1)).unwrap();
+    slot.bytes_mut().fill(5);
+    slot.set_user(1, 9);
+    // Readers see nothing until the publish.
+    assert!(r.latest().unwrap().is_none());
+    let (id, w) = slot.publish();
+    assert_eq!(id, 1);
+    let f = r.next(Duration::from_secs(1)).unwrap();
+    assert_eq!((f.id(), f.user(1), f.len()), (1, 9, 64));
+    assert!(f.bytes().iter().all(|&b| b == 5));
+    drop(f);
+    // Abandoned: no frame, and the writer is still the writer.
+    let w = w.claim_owned(Duration::from_secs(1)).unwrap().abandon();
+    assert_eq!(ring.stats().last_id, 1);
+    assert!(matches!(
+        ring.writer().map(|_| ()),
+        Err(RingError::WriterBusy { .. })
+    ));
+    // Dropped: no frame either, and the role is given up with it.
+    drop(w.claim_owned(Duration::from_secs(1)).unwrap());
+    assert_eq!(ring.stats().last_id, 1);
+    let w = ring.writer().unwrap();
+    assert_eq!(w.claim_owned(Duration::ZERO).unwrap().publish().0, 2);
+}
+
+#[test]
+fn an_owned_claim_that_finds_every_slot_held_hands_the_writer_back() {
+    let t = Temp::new("ownedfull");
+    let ring = t.1.frame_ring("cam", &spec(2)).unwrap();
+    let mut w = ring.writer().unwrap();
+    let mut r = ring.reader(ReadMode::NewestOnly).unwrap();
+    publish(&mut w, 1);
+    let held = r.latest().unwrap().unwrap();
+    publish(&mut w, 2); // frame 1's slot is held, frame 2's is the newest
+    let (w, e) = w.claim_owned(Duration::from_millis(5)).unwrap_err();
+    assert_eq!(e, RingError::AllSlotsHeld { slots: 2 });
+    drop(held);
+    let (id, _w) = w.claim_owned(Duration::ZERO).unwrap().publish();
+    assert_eq!(id, 3);
+}
+
+#[test]
 fn a_dead_writer_is_replaced_and_its_half_written_slot_discarded() {
     let t = Temp::new("deadwriter");
     let ring = t.1.frame_ring("cam", &spec(3)).unwrap();

@@ -18,7 +18,7 @@ mod writer;
 
 pub use reader::{Frame, FrameReader, OwnedFrame, OwnedFrameReader};
 pub use spec::{FrameSpec, Pixel, ReadMode, RingError};
-pub use writer::{FrameWriter, WriteSlot};
+pub use writer::{FrameWriter, OwnedWriteSlot, WriteSlot};
 
 use super::slot_word;
 use crate::segment::Segment;

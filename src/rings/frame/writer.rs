@@ -128,66 +128,52 @@ impl FrameWriter {
     pub fn ring(&self) -> &FrameRing {
         &self.ring
     }
-}
 
-/// A claimed slot: fill it, then [`publish`](Self::publish). Dropping it unpublished gives
-/// the slot back empty.
-pub struct WriteSlot<'w> {
-    writer: &'w mut FrameWriter,
-    slot: u32,
-    len: u64,
-    published: bool,
-}
-
-impl WriteSlot<'_> {
-    /// The whole frame buffer (`max_bytes`), writable in place.
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        let ring = &self.writer.ring;
-        self.len = ring.geometry.max_bytes;
-        // SAFETY: the claim gives this writer the slot alone (readers are kept out by the
-        // writing bit); `max_bytes <= frame_stride` bytes lie inside the block.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                ring.frame_ptr(self.slot),
-                ring.geometry.max_bytes as usize,
-            )
+    /// A slot to fill in place that owns this writer (for callers that cannot hold a borrow:
+    /// a binding's slot object). Waits up to `timeout` for readers to let a slot go; on
+    /// failure the writer comes back with the error.
+    #[allow(clippy::result_large_err)] // the writer itself, handed back: no allocation
+    pub fn claim_owned(
+        mut self,
+        timeout: Duration,
+    ) -> Result<OwnedWriteSlot, (FrameWriter, RingError)> {
+        let claimed = self.claim_timeout(timeout).map(WriteSlot::into_index);
+        match claimed {
+            Ok(slot) => Ok(OwnedWriteSlot {
+                writer: Some(self),
+                slot,
+                len: 0,
+            }),
+            Err(e) => Err((self, e)),
         }
     }
 
-    /// The frame as elements of `T`, writable in place.
-    pub fn typed_mut<T: Pixel>(&mut self) -> Result<&mut [T], RingError> {
-        let ring = &self.writer.ring;
-        ring.view::<T>()?;
-        let n = ring.geometry.max_bytes as usize / size_of::<T>();
-        self.len = ring.geometry.max_bytes;
-        // SAFETY: as in `bytes_mut`; frames are 64-aligned, so aligned for every `Pixel`,
-        // and any bytes are valid for these plain number types.
-        Ok(unsafe { std::slice::from_raw_parts_mut(ring.frame_ptr(self.slot).cast::<T>(), n) })
+    /// Slot `slot`'s whole buffer.
+    fn buffer(&self, slot: u32) -> (*mut u8, usize) {
+        (
+            self.ring.frame_ptr(slot),
+            self.ring.geometry.max_bytes as usize,
+        )
     }
 
-    /// Sets how many bytes of the buffer the frame uses (default: all of it once written).
-    pub fn set_len(&mut self, len: u64) {
-        self.len = len.min(self.writer.ring.geometry.max_bytes);
-    }
-
-    /// Sets caller metadata word `i` (0..5): exposure, gain, ...
-    pub fn set_user(&mut self, i: usize, value: u64) {
-        if let Some(word) = self.writer.ring.slot(self.slot).user.get(i) {
+    fn set_user_word(&self, slot: u32, i: usize, value: u64) {
+        if let Some(word) = self.ring.slot(slot).user.get(i) {
             word.store(value, Ordering::Relaxed);
         }
     }
 
-    /// Publishes the frame: stamps the next id and the time, and wakes readers. Returns the id.
-    pub fn publish(mut self) -> u64 {
-        let ring = &self.writer.ring;
+    /// Publishes claimed slot `slot` holding `len` bytes: stamps the next id and the time, and
+    /// wakes readers. Returns the id.
+    fn publish_slot(&self, slot: u32, len: u64) -> u64 {
+        let ring = &self.ring;
         let h = ring.header();
-        let meta = ring.slot(self.slot);
+        let meta = ring.slot(slot);
         let id = h.last_id.load(Ordering::Relaxed).wrapping_add(1) & shm_layout::FRAME_ID_MASK;
         let now = monotonic_ns();
         meta.ts_ns.store(now, Ordering::Relaxed);
-        meta.len.store(self.len, Ordering::Relaxed);
+        meta.len.store(len, Ordering::Relaxed);
         slot_word::publish(&meta.word, id);
-        h.last_slot.store(u64::from(self.slot), Ordering::Relaxed);
+        h.last_slot.store(u64::from(slot), Ordering::Relaxed);
         // Release: pairs with the reader's Acquire load of `last_id`; the slot word and the
         // `last_slot` hint written before it are visible with it.
         h.last_id.store(id, Ordering::Release);
@@ -215,8 +201,59 @@ impl WriteSlot<'_> {
         if wake {
             futex_wake(&h.notify, u32::MAX);
         }
-        self.published = true;
         id
+    }
+}
+
+/// A claimed slot: fill it, then [`publish`](Self::publish). Dropping it unpublished gives
+/// the slot back empty.
+pub struct WriteSlot<'w> {
+    writer: &'w mut FrameWriter,
+    slot: u32,
+    len: u64,
+    published: bool,
+}
+
+impl WriteSlot<'_> {
+    /// The whole frame buffer (`max_bytes`), writable in place.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let (ptr, len) = self.writer.buffer(self.slot);
+        self.len = len as u64;
+        // SAFETY: the claim gives this writer the slot alone (readers are kept out by the
+        // writing bit); `max_bytes <= frame_stride` bytes lie inside the block.
+        unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+    }
+
+    /// The frame as elements of `T`, writable in place.
+    pub fn typed_mut<T: Pixel>(&mut self) -> Result<&mut [T], RingError> {
+        self.writer.ring.view::<T>()?;
+        let (ptr, len) = self.writer.buffer(self.slot);
+        self.len = len as u64;
+        // SAFETY: as in `bytes_mut`; frames are 64-aligned, so aligned for every `Pixel`,
+        // and any bytes are valid for these plain number types.
+        Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), len / size_of::<T>()) })
+    }
+
+    /// Sets how many bytes of the buffer the frame uses (default: all of it once written).
+    pub fn set_len(&mut self, len: u64) {
+        self.len = len.min(self.writer.ring.geometry.max_bytes);
+    }
+
+    /// Sets caller metadata word `i` (0..5): exposure, gain, ...
+    pub fn set_user(&mut self, i: usize, value: u64) {
+        self.writer.set_user_word(self.slot, i, value);
+    }
+
+    /// Publishes the frame: stamps the next id and the time, and wakes readers. Returns the id.
+    pub fn publish(mut self) -> u64 {
+        self.published = true;
+        self.writer.publish_slot(self.slot, self.len)
+    }
+
+    /// The slot's index, the claim passing to the caller (who publishes or abandons it).
+    fn into_index(mut self) -> u32 {
+        self.published = true;
+        self.slot
     }
 }
 
@@ -224,6 +261,83 @@ impl Drop for WriteSlot<'_> {
     fn drop(&mut self) {
         if !self.published {
             slot_word::abandon(self.writer.ring.word(self.slot));
+        }
+    }
+}
+
+/// A claimed slot that owns its [`FrameWriter`] ([`FrameWriter::claim_owned`]): the same
+/// operations as [`WriteSlot`], and the writer back from [`publish`](Self::publish) or
+/// [`abandon`](Self::abandon). Dropping it gives the slot back empty and the writer role up.
+pub struct OwnedWriteSlot {
+    /// `Some` until published or abandoned.
+    writer: Option<FrameWriter>,
+    slot: u32,
+    len: u64,
+}
+
+impl std::fmt::Debug for OwnedWriteSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedWriteSlot")
+            .field("slot", &self.slot)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl OwnedWriteSlot {
+    fn writer(&self) -> &FrameWriter {
+        self.writer.as_ref().expect("present until consumed")
+    }
+
+    /// The slot's whole buffer (`max_bytes`): its address and length. Writing through it is
+    /// the caller's business; the claim keeps readers out until publish. Marks the frame as
+    /// the whole buffer (see [`set_len`](Self::set_len)).
+    pub fn buffer(&mut self) -> (*mut u8, usize) {
+        let (ptr, len) = self.writer().buffer(self.slot);
+        self.len = len as u64;
+        (ptr, len)
+    }
+
+    /// The whole frame buffer, writable in place.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let (ptr, len) = self.buffer();
+        // SAFETY: as in `WriteSlot::bytes_mut`; `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+    }
+
+    /// Sets how many bytes of the buffer the frame uses.
+    pub fn set_len(&mut self, len: u64) {
+        self.len = len.min(self.writer().ring.geometry.max_bytes);
+    }
+
+    /// Sets caller metadata word `i` (0..5).
+    pub fn set_user(&mut self, i: usize, value: u64) {
+        self.writer().set_user_word(self.slot, i, value);
+    }
+
+    /// The ring this slot belongs to.
+    pub fn ring(&self) -> &FrameRing {
+        &self.writer().ring
+    }
+
+    /// Publishes the frame; returns its id and the writer.
+    pub fn publish(mut self) -> (u64, FrameWriter) {
+        let writer = self.writer.take().expect("present until consumed");
+        (writer.publish_slot(self.slot, self.len), writer)
+    }
+
+    /// Gives the slot back unpublished; returns the writer.
+    pub fn abandon(mut self) -> FrameWriter {
+        let writer = self.writer.take().expect("present until consumed");
+        slot_word::abandon(writer.ring.word(self.slot));
+        writer
+    }
+}
+
+impl Drop for OwnedWriteSlot {
+    fn drop(&mut self) {
+        if let Some(writer) = &self.writer {
+            slot_word::abandon(writer.ring.word(self.slot));
         }
     }
 }
