@@ -1,8 +1,9 @@
-"""Two processes sharing a mutex, an event, a dictionary and a frame ring.
+"""Two processes sharing a mutex, an event, a dictionary, a numpy value and a frame ring.
 
 The parent creates the segment and its objects and starts a camera-like child; the child
-publishes frames and counts them in the dictionary under the mutex; the parent reads every
-frame in place as a numpy array (no copy) and checks its contents.
+fills each frame in place in a claimed slot, stamps it with the exposure the parent set in a
+shared value, and counts it in the dictionary under the mutex; the parent reads every frame
+in place as a numpy array (no copy) and checks its contents.
 
 Run: ``python python/examples/two_processes.py``
 """
@@ -25,10 +26,13 @@ def camera(ring_seg: shmkit.Segment, ready: shmkit.Event, lock: shmkit.Mutex,
     """The child: waits for the parent's reader, then publishes FRAMES frames at 500 Hz (the
     writer never waits for readers: a reader slower than the camera skips or overruns)."""
     writer = ring_seg.frame_ring("camera").writer()
+    exposure = ring_seg.value("exposure")  # dtype and shape as the parent created it
     assert ready.wait(30), "the parent never got ready"
     for i in range(FRAMES):
-        frame = np.full(SHAPE, i, dtype=np.uint16)
-        writer.write(frame, user=[i])
+        with writer.claim() as slot:  # published when the block ends
+            slot.array[:] = i  # written in place: the slot itself, no copy
+            slot.set_user(0, i)
+            slot.set_user(1, int(exposure.get() * 1e6))
         with lock:
             stats["published"] = stats.get("published", 0) + 1
         time.sleep(0.002)
@@ -40,6 +44,7 @@ def main() -> None:
         try:
             ring = seg.frame_ring("camera", SHAPE, np.uint16, slots=8)
             ready, lock, stats = seg.event("ready"), seg.mutex("stats-lock"), seg.dict("stats", 16)
+            seg.value("exposure", np.float64, init=0.002)  # seconds
             reader = ring.reader("oldest")
             child = shmkit.Process(target=camera, args=(seg, ready, lock, stats))
             child.start()
@@ -48,6 +53,7 @@ def main() -> None:
             for frame in reader:
                 image = frame.array  # a read-only view of the slot itself
                 assert image.shape == SHAPE and int(image[0, 0]) == frame.user(0) == seen
+                assert frame.user(1) == 2000  # the exposure, in microseconds
                 seen += 1
                 if seen == FRAMES:
                     break

@@ -34,11 +34,16 @@ fn command_error(py: Python<'_>, e: CommandError) -> PyErr {
     }
 }
 
+/// What a command ring pickles to: segment, name and wait strategy.
+type Pickled = (String, String, &'static str);
+
 /// A command ring in a segment.
 #[pyclass(module = "shmkit._shmkit", name = "CommandRing", frozen)]
 pub struct PyCommandRing {
     inner: CommandRing,
     origin: Origin,
+    /// The wait strategy's name, for pickling.
+    wait: &'static str,
 }
 
 #[pymethods]
@@ -74,6 +79,15 @@ impl PyCommandRing {
     fn spec(&self) -> (u32, u32, u32) {
         let s = self.inner.spec();
         (s.slots, s.max_request, s.max_reply)
+    }
+
+    fn __reduce__(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, Pickled)> {
+        let (segment, name) = self.origin.named("CommandRing")?;
+        let rebuild = py
+            .import("shmkit")?
+            .getattr("_rebuild_command_ring")?
+            .unbind();
+        Ok((rebuild, (segment, name, self.wait)))
     }
 
     fn __repr__(&self) -> String {
@@ -158,9 +172,10 @@ pub(crate) fn command_ring(
     seg: &shmkit::Segment,
     name: &str,
     spec: Option<(u32, u32, u32)>,
-    strategy: shmkit::WaitStrategy,
+    wait: &str,
     origin: Origin,
 ) -> PyResult<PyCommandRing> {
+    let (strategy, wait) = crate::wait::strategy(wait)?;
     use shmkit::SegmentObjects;
     let ring = match spec {
         None => seg.open::<CommandRing>(name),
@@ -177,5 +192,6 @@ pub(crate) fn command_ring(
     Ok(PyCommandRing {
         inner: ring.with_strategy(strategy),
         origin,
+        wait,
     })
 }

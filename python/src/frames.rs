@@ -7,6 +7,7 @@
 //! numpy refuses to make them writable (their base exports no writable buffer).
 
 use crate::errors::{raise, segment_error};
+use crate::frame_writer::PyFrameWriter;
 use crate::wait::{detached, wait_timeout};
 use crate::Origin;
 use numpy::ndarray::{ArrayView, IxDyn};
@@ -15,13 +16,11 @@ use numpy::{
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use shmkit::rings::{
-    ElemType, FrameRing, FrameWriter, OwnedFrame, OwnedFrameReader, ReadMode, RingError,
-};
+use shmkit::rings::{ElemType, FrameRing, OwnedFrame, OwnedFrameReader, ReadMode, RingError};
 use std::sync::Mutex as StdMutex;
 
 /// The numpy dtype name of an element type.
-fn dtype_name(elem: ElemType) -> &'static str {
+pub(crate) fn dtype_name(elem: ElemType) -> &'static str {
     match elem {
         ElemType::U8 => "uint8",
         ElemType::U16 => "uint16",
@@ -53,7 +52,7 @@ pub(crate) fn elem_of(dtype: &str) -> PyResult<ElemType> {
 }
 
 /// A ring error as a Python exception.
-fn ring_error(py: Python<'_>, e: RingError) -> PyErr {
+pub(crate) fn ring_error(py: Python<'_>, e: RingError) -> PyErr {
     let message = e.to_string();
     match e {
         RingError::Timeout { .. } => raise(py, "FrameTimeout", (message,)),
@@ -100,9 +99,7 @@ impl PyFrameRing {
     /// Becomes the ring's writer (a dead writer's role is taken over).
     fn writer(&self, py: Python<'_>) -> PyResult<PyFrameWriter> {
         let writer = self.inner.writer().map_err(|e| ring_error(py, e))?;
-        Ok(PyFrameWriter {
-            inner: StdMutex::new(writer),
-        })
+        Ok(PyFrameWriter::wrap(writer))
     }
 
     /// The frames' shape.
@@ -127,6 +124,15 @@ impl PyFrameRing {
     #[getter]
     fn last_id(&self) -> u64 {
         self.inner.stats().last_id
+    }
+
+    fn __reduce__(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, (String, String))> {
+        let (segment, name) = self.origin.named("FrameRing")?;
+        let rebuild = py
+            .import("shmkit")?
+            .getattr("_rebuild_frame_ring")?
+            .unbind();
+        Ok((rebuild, (segment, name)))
     }
 
     fn __repr__(&self) -> String {
@@ -297,52 +303,6 @@ impl PyFrame {
             dtype_name(self.inner.ring().elem()),
             self.shape()
         )
-    }
-}
-
-/// Writes frames: `write(array)` copies an array into the next slot and publishes it.
-#[pyclass(module = "shmkit._shmkit", name = "FrameWriter")]
-pub struct PyFrameWriter {
-    inner: StdMutex<FrameWriter>,
-}
-
-#[pymethods]
-impl PyFrameWriter {
-    /// Copies `array` (the ring's dtype, at most its size) into a free slot, sets the user
-    /// words given, publishes it and returns the frame id.
-    #[pyo3(signature = (array, user = None))]
-    fn write(
-        &self,
-        py: Python<'_>,
-        array: &Bound<'_, PyUntypedArray>,
-        user: Option<Vec<u64>>,
-    ) -> PyResult<u64> {
-        let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let want = dtype_name(w.ring().elem());
-        let got = array.dtype().to_string();
-        if got != want {
-            return Err(PyValueError::new_err(format!(
-                "the ring holds {want} frames; the array is {got}"
-            )));
-        }
-        let contiguous = array.call_method0("tobytes")?;
-        let bytes: &[u8] = contiguous.extract()?;
-        let max = w.ring().max_bytes() as usize;
-        if bytes.len() > max {
-            return Err(PyValueError::new_err(format!(
-                "the array has {} bytes; the ring's frames hold {max}",
-                bytes.len()
-            )));
-        }
-        let mut slot = w
-            .claim_timeout(std::time::Duration::from_secs(1))
-            .map_err(|e| ring_error(py, e))?;
-        slot.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
-        slot.set_len(bytes.len() as u64);
-        for (i, v) in user.unwrap_or_default().into_iter().enumerate().take(6) {
-            slot.set_user(i, v);
-        }
-        Ok(slot.publish())
     }
 }
 

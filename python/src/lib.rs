@@ -10,6 +10,7 @@ mod commands;
 mod dict;
 mod errors;
 mod event;
+mod frame_writer;
 mod frames;
 mod mutex;
 mod segment;
@@ -74,7 +75,8 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frames::PyFrameRing>()?;
     m.add_class::<frames::PyFrameReader>()?;
     m.add_class::<frames::PyFrame>()?;
-    m.add_class::<frames::PyFrameWriter>()?;
+    m.add_class::<frame_writer::PyFrameWriter>()?;
+    m.add_class::<frame_writer::PyWriteSlot>()?;
     m.add(
         "DEFAULT_TIMEOUT",
         shmkit::DEFAULT_LOCK_TIMEOUT.as_secs_f64(),

@@ -190,8 +190,7 @@ impl PySegment {
         wait: &str,
     ) -> PyResult<crate::commands::PyCommandRing> {
         let spec = slots.map(|s| (s, max_request, max_reply));
-        let strategy = crate::wait::strategy(wait)?;
-        crate::commands::command_ring(py, &self.inner, name, spec, strategy, self.origin(name))
+        crate::commands::command_ring(py, &self.inner, name, spec, wait, self.origin(name))
     }
 
     /// The dictionary `name` as a `shmkit.SharedDict` (a `MutableMapping` of str keys and

@@ -73,12 +73,12 @@ pub(crate) fn seconds(timeout: Timeout) -> Option<f64> {
 /// The default mutex acquire timeout: the core's (60 s, the Python system's).
 pub(crate) const DEFAULT_LOCK_TIMEOUT: Timeout = Timeout::After(shmkit::DEFAULT_LOCK_TIMEOUT);
 
-/// A wait strategy by name: "block", "spin_then_block" or "spin".
-pub(crate) fn strategy(name: &str) -> PyResult<WaitStrategy> {
+/// A wait strategy by name: "block", "spin_then_block" or "spin" (and that name, kept).
+pub(crate) fn strategy(name: &str) -> PyResult<(WaitStrategy, &'static str)> {
     match name {
-        "block" => Ok(WaitStrategy::Block),
-        "spin_then_block" => Ok(WaitStrategy::SpinThenBlock),
-        "spin" => Ok(WaitStrategy::Spin),
+        "block" => Ok((WaitStrategy::Block, "block")),
+        "spin_then_block" => Ok((WaitStrategy::SpinThenBlock, "spin_then_block")),
+        "spin" => Ok((WaitStrategy::Spin, "spin")),
         other => Err(PyValueError::new_err(format!(
             "wait must be \"block\", \"spin_then_block\" or \"spin\", not {other:?}"
         ))),

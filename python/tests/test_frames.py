@@ -91,3 +91,84 @@ def test_next_times_out_and_the_reader_iterates(seg: shmkit.Segment) -> None:
     t.join()
     assert got == [0, 1, 2]
     assert seg.frame_ring("cam").shape == [4], "opened as it is, without a spec"
+
+
+def test_a_claimed_slot_is_a_writable_view_published_in_place(seg: shmkit.Segment) -> None:
+    ring = seg.frame_ring("cam", (4, 8), np.uint16)
+    reader, writer = ring.reader("oldest"), ring.writer()
+    with writer.claim() as slot:
+        slot.array[:] = np.arange(32, dtype=np.uint16).reshape(4, 8)
+        slot.array[0, 0] = 1000
+        slot.set_user(2, 5)
+    assert not slot.claimed
+    frame = reader.next(5)
+    assert frame.id == 1 and frame.user(2) == 5
+    assert frame.array[0, 0] == 1000 and frame.array[3, 7] == 31
+    # The writable array is the slot itself: writing through it is what readers then see.
+    slot2 = writer.claim()
+    a = slot2.array
+    assert a.flags.writeable and a.dtype == np.uint16 and a.shape == (4, 8)
+    a.fill(9)
+    del a
+    assert slot2.publish(user=[3]) == 2
+    assert int(reader.next(5).array.sum()) == 9 * 32
+
+
+def test_publishing_while_a_view_of_the_slot_is_alive_is_an_error_not_a_torn_frame(
+    seg: shmkit.Segment,
+) -> None:
+    ring = seg.frame_ring("cam", (16,), np.float32, slots=3)
+    reader, writer = ring.reader("oldest"), ring.writer()
+    slot = writer.claim()
+    a = slot.array
+    part = a[4:8]  # a view of the view: also keeps the slot exported
+    del a
+    a_mv = memoryview(slot)
+    with pytest.raises(BufferError, match="2 array"):
+        slot.publish()
+    with pytest.raises(BufferError):
+        slot.abandon()
+    assert slot.claimed
+    with pytest.raises(shmkit.FrameTimeout):
+        reader.next(0.01)  # nothing published
+    with pytest.raises(RuntimeError, match="one frame at a time"):
+        writer.claim()
+    a_mv.release()
+    del part
+    assert slot.publish() == 1
+    with pytest.raises(RuntimeError, match="already published"):
+        slot.array
+    # A block that ends with the array still bound raises instead of publishing.
+    with pytest.raises(BufferError):
+        with writer.claim() as s:
+            kept = s.array
+            kept[:] = 2.0
+    assert ring.last_id == 1
+    del kept
+    # The slot was left claimed while `kept` lived; collected now, the writer is back.
+    del s
+    assert writer.write(np.zeros(16, np.float32)) == 2
+
+
+def test_a_block_that_raises_abandons_the_claimed_slot(seg: shmkit.Segment) -> None:
+    ring = seg.frame_ring("cam", (8,), np.uint8)
+    writer = ring.writer()
+    with pytest.raises(KeyError):
+        with writer.claim() as slot:
+            slot.array[:] = 1
+            raise KeyError("camera glitch")
+    assert not slot.claimed and ring.last_id == 0
+    assert writer.write(np.ones(8, np.uint8)) == 1
+
+
+def test_write_copies_any_array_layout_once_and_checks_dtype_and_size(seg: shmkit.Segment) -> None:
+    ring = seg.frame_ring("cam", (4, 4), np.int32)
+    reader, writer = ring.reader("oldest"), ring.writer()
+    base = np.arange(16, dtype=np.int32).reshape(4, 4)
+    writer.write(base.T)  # not C-contiguous: written in C order of the transposed view
+    assert np.array_equal(reader.next(5).array, base.T)
+    with pytest.raises(ValueError, match="int32"):
+        writer.write(base.astype(np.int64))
+    with pytest.raises(ValueError, match="bytes"):
+        writer.write(np.zeros(17, np.int32))
+    assert writer.write(base) == 2  # the failed writes gave the slot and writer back

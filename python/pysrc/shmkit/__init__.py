@@ -31,6 +31,7 @@ from ._shmkit import (
     FrameWriter,
     Mutex,
     Segment,
+    WriteSlot,
 )
 from .errors import (
     BarrierTimeout,
@@ -94,6 +95,7 @@ __all__ = [
     "SharedDict",
     "SharedValue",
     "ShmkitError",
+    "WriteSlot",
     "errors",
 ]
 
@@ -122,3 +124,13 @@ def _rebuild_barrier(
 def _rebuild_dict(segment: str, name: str) -> SharedDict:
     """Unpickles a segment dictionary."""
     return Segment.open(segment).dict(name)
+
+
+def _rebuild_frame_ring(segment: str, name: str) -> FrameRing:
+    """Unpickles a frame ring (opened as its creator made it)."""
+    return Segment.open(segment).frame_ring(name)
+
+
+def _rebuild_command_ring(segment: str, name: str, wait: str) -> CommandRing:
+    """Unpickles a command ring with its handle's wait strategy."""
+    return Segment.open(segment).command_ring(name, wait=wait)
