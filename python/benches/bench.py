@@ -6,7 +6,8 @@ of several repeats per case, in ns per operation, and the ratios the package pro
 - ``lock``: an uncontended acquire + release pair, as method calls and as a ``with`` block,
   for a segment ``shmkit.Mutex``, ``multiprocessing.RLock`` and ``threading.RLock``;
 - ``event round trip``: two processes ping-pong through a pair of events (``shmkit`` segment
-  events, ``multiprocessing.Event``) or a ``multiprocessing.Pipe``;
+  events waiting with the default "block" and with "spin_then_block", ``multiprocessing.Event``)
+  or a ``multiprocessing.Pipe``;
 - ``frame read``: the newest frame of a ring as an ``ndarray`` (64 B and 8 MiB, zero-copy),
   beside ``multiprocessing.shared_memory`` + ``np.copy`` of the same 8 MiB;
 - ``call``: a command-ring call to a server process running a Python handler, beside a
@@ -15,8 +16,13 @@ of several repeats per case, in ns per operation, and the ratios the package pro
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
+
+# numpy's BLAS threads would compete with the measured processes for the 2 cores (nothing
+# here uses BLAS): keep it to one, in this process and the spawned ones.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import multiprocessing as mp  # noqa: E402
 from multiprocessing import shared_memory
 import statistics
 import sys
@@ -29,17 +35,24 @@ import numpy as np
 
 import shmkit
 
-REPEATS = 7
+REPEATS = 11
 
 
 def per_op(run: Callable[[int], None], n: int) -> float:
     """Median over REPEATS of the ns per operation of ``run(n)``."""
-    samples = []
+    return interleaved({"run": run}, n)["run"]
+
+
+def interleaved(runs: dict[str, Callable[[int], None]], n: int) -> dict[str, float]:
+    """Median over REPEATS of the ns per operation of each ``run(n)``, the cases taking
+    turns within every repeat so that a slow spell of the machine hits them alike."""
+    samples: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(REPEATS):
-        t0 = time.perf_counter_ns()
-        run(n)
-        samples.append((time.perf_counter_ns() - t0) / n)
-    return statistics.median(samples)
+        for label, run in runs.items():
+            t0 = time.perf_counter_ns()
+            run(n)
+            samples[label].append((time.perf_counter_ns() - t0) / n)
+    return {label: statistics.median(v) for label, v in samples.items()}
 
 
 def lock_methods(lock: Any) -> Callable[[int], None]:
@@ -62,9 +75,9 @@ def lock_with(lock: Any) -> Callable[[int], None]:
     return run
 
 
-def _echo_shmkit(seg_name: str, n: int) -> None:
+def _echo_shmkit(seg_name: str, wait: str, n: int) -> None:
     seg = shmkit.Segment.open(seg_name)
-    ping, pong = seg.event("ping"), seg.event("pong")
+    ping, pong = seg.event("ping", wait), seg.event("pong", wait)
     for _ in range(n):
         ping.wait()
         ping.clear()
@@ -90,40 +103,50 @@ def round_trips(ping: Any, pong: Any, n: int) -> None:
         pong.clear()
 
 
+BATCHES = 5
+
+
 def event_rtt(kind: str, n: int) -> float:
+    """Median over BATCHES batches of ``n`` round trips of the ns per round trip, with one
+    echo process for all of them."""
     ctx = mp.get_context("spawn")
+    total = BATCHES * n
+    samples = []
     if kind == "pipe":
         here, there = ctx.Pipe()
-        p = ctx.Process(target=_echo_pipe, args=(there, n + 1))
+        p = ctx.Process(target=_echo_pipe, args=(there, total + 1))
         p.start()
         here.send_bytes(b"x")
         here.recv_bytes()
-        t0 = time.perf_counter_ns()
-        for _ in range(n):
-            here.send_bytes(b"x")
-            here.recv_bytes()
-        took = (time.perf_counter_ns() - t0) / n
+        for _ in range(BATCHES):
+            t0 = time.perf_counter_ns()
+            for _ in range(n):
+                here.send_bytes(b"x")
+                here.recv_bytes()
+            samples.append((time.perf_counter_ns() - t0) / n)
         p.join()
-        return took
+        return statistics.median(samples)
     ping: Any
     pong: Any
-    if kind == "shmkit":
-        name = f"shmkit-pybench-{os.getpid()}"
+    name = f"shmkit-pybench-{os.getpid()}"
+    if kind.startswith("shmkit"):
+        wait = kind.split()[1]
         seg = shmkit.Segment.create(name, 1 << 20)
-        ping, pong = seg.event("ping"), seg.event("pong")
-        p = ctx.Process(target=_echo_shmkit, args=(name, n + 1))
+        ping, pong = seg.event("ping", wait), seg.event("pong", wait)
+        p = ctx.Process(target=_echo_shmkit, args=(name, wait, total + 1))
     else:
         ping, pong = ctx.Event(), ctx.Event()
-        p = ctx.Process(target=_echo_mp, args=(ping, pong, n + 1))
+        p = ctx.Process(target=_echo_mp, args=(ping, pong, total + 1))
     p.start()
     round_trips(ping, pong, 1)
-    t0 = time.perf_counter_ns()
-    round_trips(ping, pong, n)
-    took = (time.perf_counter_ns() - t0) / n
+    for _ in range(BATCHES):
+        t0 = time.perf_counter_ns()
+        round_trips(ping, pong, n)
+        samples.append((time.perf_counter_ns() - t0) / n)
     p.join()
-    if kind == "shmkit":
+    if kind.startswith("shmkit"):
         shmkit.Segment.unlink(name)
-    return took
+    return statistics.median(samples)
 
 
 def frame_read(seg: shmkit.Segment, nbytes: int, n: int) -> float:
@@ -206,9 +229,13 @@ def main() -> None:
             "threading.RLock": threading.RLock(),
         }
         n = 200_000
-        rows: dict[str, tuple[float, float]] = {
-            label: (per_op(lock_methods(lock), n), per_op(lock_with(lock), n))
-            for label, lock in locks.items()
+        runs: dict[str, Callable[[int], None]] = {}
+        for label, lock in locks.items():
+            runs[label + " methods"] = lock_methods(lock)
+            runs[label + " with"] = lock_with(lock)
+        medians = interleaved(runs, n)
+        rows = {
+            label: (medians[label + " methods"], medians[label + " with"]) for label in locks
         }
     finally:
         shmkit.Segment.unlink(name)
@@ -222,14 +249,16 @@ def main() -> None:
             f"  ratio to {peer:22s} methods {ours[0] / theirs[0]:.2f}   with {ours[1] / theirs[1]:.2f}"
         )
     trips = 2_000
-    rtt = {kind: event_rtt(kind, trips) for kind in ("shmkit", "multiprocessing", "pipe")}
-    print(f"ns per event round trip between two processes ({trips} trips)")
+    kinds = ("shmkit block", "shmkit spin_then_block", "multiprocessing", "pipe")
+    rtt = {kind: event_rtt(kind, trips) for kind in kinds}
+    print(f"ns per event round trip between two processes (median of {BATCHES} x {trips} trips)")
     for kind, ns in rtt.items():
         print(f"  {kind:28s} {ns:9.0f}")
-    print(
-        f"  ratio to multiprocessing.Event {rtt['shmkit'] / rtt['multiprocessing']:.2f}"
-        f"   to Pipe {rtt['shmkit'] / rtt['pipe']:.2f}"
-    )
+    for kind in kinds[:2]:
+        print(
+            f"  {kind}: ratio to multiprocessing.Event {rtt[kind] / rtt['multiprocessing']:.2f}"
+            f"   to Pipe {rtt[kind] / rtt['pipe']:.2f}"
+        )
     name = f"shmkit-pybench-frames-{os.getpid()}"
     seg2 = shmkit.Segment.create(name, 1 << 26)
     try:

@@ -5,26 +5,38 @@ use crate::Origin;
 use pyo3::prelude::*;
 use shmkit::{Event, EventError};
 
+/// What an event pickles to: segment, name and wait strategy.
+type Pickled = (String, String, &'static str);
+
 /// A flag any process can set and wait for, as `threading.Event`: `set` wakes every waiter,
 /// even one that finds the flag cleared again by the time it runs.
 #[pyclass(module = "shmkit._shmkit", name = "Event", frozen)]
 pub struct PyEvent {
     inner: Event,
     origin: Origin,
+    /// The wait strategy's name, for pickling.
+    wait: &'static str,
 }
 
 impl PyEvent {
-    pub(crate) fn wrap(inner: Event, origin: Origin) -> PyEvent {
-        PyEvent { inner, origin }
+    /// `inner` waited on with the strategy named `wait` ("block", "spin_then_block", "spin").
+    pub(crate) fn wrap(inner: Event, origin: Origin, wait: &str) -> PyResult<PyEvent> {
+        let (strategy, wait) = crate::wait::strategy(wait)?;
+        Ok(PyEvent {
+            inner: inner.with_strategy(strategy),
+            origin,
+            wait,
+        })
     }
 }
 
 #[pymethods]
 impl PyEvent {
-    /// An event local to this process (for threads).
+    /// An event local to this process (for threads). `wait` as for `Segment.event`.
     #[new]
-    fn new() -> PyEvent {
-        PyEvent::wrap(Event::new_local(), Origin::Local)
+    #[pyo3(signature = (wait = "block"))]
+    fn new(wait: &str) -> PyResult<PyEvent> {
+        PyEvent::wrap(Event::new_local(), Origin::Local, wait)
     }
 
     /// Sets the flag and wakes every waiter.
@@ -62,10 +74,10 @@ impl PyEvent {
         }
     }
 
-    fn __reduce__(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, (String, String))> {
+    fn __reduce__(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, Pickled)> {
         let (segment, name) = self.origin.named("Event")?;
         let rebuild = py.import("shmkit")?.getattr("_rebuild_event")?.unbind();
-        Ok((rebuild, (segment, name)))
+        Ok((rebuild, (segment, name, self.wait)))
     }
 
     fn __repr__(&self) -> String {

@@ -13,6 +13,7 @@ mod event;
 mod frame_writer;
 mod frames;
 mod mutex;
+mod mutex_fast;
 mod segment;
 mod value;
 mod wait;
@@ -66,6 +67,7 @@ impl Origin {
 fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<segment::PySegment>()?;
     m.add_class::<mutex::PyMutex>()?;
+    mutex_fast::install(m.py())?;
     m.add_class::<event::PyEvent>()?;
     m.add_class::<barrier::PyBarrier>()?;
     m.add_class::<commands::PyCommandRing>()?;

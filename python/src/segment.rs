@@ -127,10 +127,13 @@ impl PySegment {
         ))
     }
 
-    /// The event `name`, created if needed.
-    fn event(&self, py: Python<'_>, name: &str) -> PyResult<PyEvent> {
+    /// The event `name`, created if needed. `wait` is how this handle waits: "block" (sleep
+    /// in the kernel at once), "spin_then_block" (poll a few microseconds first: the fastest
+    /// round trip when the other side answers quickly and a core is free) or "spin".
+    #[pyo3(signature = (name, wait = "block"))]
+    fn event(&self, py: Python<'_>, name: &str, wait: &str) -> PyResult<PyEvent> {
         let inner = self.inner.event(name).map_err(|e| segment_error(py, e))?;
-        Ok(PyEvent::wrap(inner, self.origin(name)))
+        PyEvent::wrap(inner, self.origin(name), wait)
     }
 
     /// The barrier `name` for `parties`, created if needed (an existing one must have as many

@@ -450,6 +450,32 @@ impl Mutex {
         Ok(self.forget_into_held(acquired))
     }
 
+    /// The common case of [`acquire`](Self::acquire), for a binding's hot path: one
+    /// compare-and-swap taking a free, consistent mutex — held once, as `Held::Once` — with
+    /// no result to build. `false`: nothing changed (it is held, or its state needs the full
+    /// path); call `acquire` or [`try_acquire_uncontended`](Self::try_acquire_uncontended).
+    #[inline]
+    pub fn try_acquire_free(&self) -> bool {
+        let me = current_thread();
+        let state = &*self.state;
+        if !state.raw_try_fresh(&me) {
+            return false;
+        }
+        if state.meta.load(Ordering::Relaxed) == 0 {
+            return true;
+        }
+        self.undo_fresh(me.tid);
+        false
+    }
+
+    /// Gives back a fresh acquisition whose `meta` needs the full path (a dead owner's
+    /// inconsistency, a not-recoverable mark): `meta` untouched, waiters woken as by any
+    /// release, so the full path sees exactly the state this call found.
+    #[cold]
+    fn undo_fresh(&self, tid: u32) {
+        let _ = self.state.raw_unlock(tid, false);
+    }
+
     /// The part of [`acquire`](Self::acquire) that needs no waiting: `Some` if the mutex was
     /// free (one compare-and-swap) or already held by the caller, `None` — nothing changed, no
     /// system call made — if another thread holds it. A binding calls this before it lets go
@@ -498,6 +524,35 @@ impl Mutex {
     /// makes it not recoverable.
     #[inline]
     pub fn release(&self) -> Result<(), UnlockError> {
+        if self.try_release_fast() {
+            return Ok(());
+        }
+        self.release_checked()
+    }
+
+    /// The common case of [`release`](Self::release), for a binding's hot path: the caller
+    /// holds the mutex once, consistent, and nobody waits — two loads of its own lines and one
+    /// compare-and-swap, no result to build. `false`: nothing changed; call `release`.
+    #[inline]
+    pub fn try_release_fast(&self) -> bool {
+        let me = current_thread();
+        let state = &*self.state;
+        if state.raw_word() != me.tid
+            || state.owner.load(Ordering::Relaxed) != me.owner_record().raw()
+            || state.meta.load(Ordering::Relaxed) != 0
+        {
+            return false;
+        }
+        // A waiter that arrived since the first load set its bit: the record is cleared
+        // already, the slow path wakes it.
+        if !state.raw_unlock_fast(me.tid) {
+            self.release_slow(me.tid);
+        }
+        true
+    }
+
+    #[cold]
+    fn release_checked(&self) -> Result<(), UnlockError> {
         let me = self.check_owner()?;
         let state = &*self.state;
         let meta = state.meta.load(Ordering::Relaxed);
