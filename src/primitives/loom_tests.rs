@@ -40,6 +40,38 @@ fn mutex_excludes_and_publishes_the_critical_section() {
     });
 }
 
+/// The binding's guard-free fast paths (`try_acquire_free` / `try_release_fast`, with
+/// `acquire` / `release` behind them) against a guard user: exclusion, publication, and no
+/// lost wake-up when a waiter sets its bit between the fast release's check and its CAS.
+#[test]
+fn mutex_fast_paths_exclude_and_wake_like_the_guards() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new_local());
+        let data = Arc::new(UnsafeCell::new(0u32));
+        let (m2, d2) = (m.clone(), data.clone());
+        let t = thread::spawn(move || {
+            if !m2.try_acquire_free() {
+                let held = m2.acquire(crate::sync::Timeout::Forever, &crate::sync::NoInterrupt);
+                assert!(matches!(held, Ok(super::Held::Once)));
+            }
+            // SAFETY: the mutex gives exclusive access; loom checks that it does.
+            d2.with_mut(|d| unsafe { *d += 1 });
+            if !m2.try_release_fast() {
+                m2.release().expect("held");
+            }
+        });
+        {
+            let _g = locked(&m);
+            // SAFETY: as above.
+            data.with_mut(|d| unsafe { *d += 1 });
+        }
+        t.join().unwrap();
+        let _g = locked(&m);
+        // SAFETY: as above.
+        assert_eq!(data.with(|d| unsafe { *d }), 2);
+    });
+}
+
 #[test]
 fn mutex_reentrancy_is_counted_under_contention() {
     loom::model(|| {

@@ -452,3 +452,66 @@ fn the_uncontended_try_takes_a_free_or_own_mutex_and_leaves_a_held_one_alone() {
     m.release().unwrap();
     assert_eq!(m.owner(), None);
 }
+
+#[test]
+fn the_binding_fast_paths_take_only_the_plain_case_and_change_nothing_otherwise() {
+    let m = Mutex::new_local();
+    assert!(m.try_acquire_free(), "free and consistent: held once");
+    assert_eq!(m.recursion_count(), 1);
+    assert!(
+        !m.try_acquire_free(),
+        "held (by us): the full path counts levels"
+    );
+    assert!(matches!(
+        m.acquire(Timeout::ZERO, &NoInterrupt),
+        Ok(Held::Reentered { depth: 2 })
+    ));
+    assert!(!m.try_release_fast(), "two levels: the full path");
+    m.release().unwrap();
+    assert!(m.try_release_fast(), "one level, nobody waiting");
+    assert_eq!(m.owner(), None);
+    assert!(
+        !m.try_release_fast(),
+        "not held: nothing changed, release says why"
+    );
+    assert!(matches!(
+        m.release(),
+        Err(UnlockError::NotOwner { owner: None })
+    ));
+
+    // Free but inconsistent (its holder died and a survivor passed the repair on): the fast
+    // path gives the acquisition back, and the full path reports the death.
+    abandon_to_a_dead_tid(&m);
+    match m.acquire(Timeout::ZERO, &NoInterrupt) {
+        Ok(Held::OwnerDied { .. }) => m.release_inconsistent().unwrap(),
+        other => panic!("{other:?}"),
+    }
+    assert!(!m.try_acquire_free());
+    assert_eq!(m.owner(), None, "the undone acquisition left it free");
+    assert!(matches!(
+        m.acquire(Timeout::ZERO, &NoInterrupt),
+        Ok(Held::OwnerDied { .. })
+    ));
+    assert!(!m.try_release_fast(), "inconsistent: the full path decides");
+    m.make_consistent().unwrap();
+    m.release().unwrap();
+    assert!(m.try_acquire_free());
+    assert!(m.try_release_fast());
+}
+
+#[test]
+fn a_fast_release_with_a_waiter_wakes_it() {
+    let m = Arc::new(Mutex::new_local());
+    assert!(m.try_acquire_free());
+    let m2 = m.clone();
+    let waiter = std::thread::spawn(move || {
+        let held = m2.acquire(Timeout::After(Duration::from_secs(10)), &NoInterrupt);
+        assert!(matches!(held, Ok(Held::Once)), "{held:?}");
+        m2.release().unwrap();
+    });
+    // Let the waiter set its bit: then the fast release's word is no longer just our tid.
+    std::thread::sleep(Duration::from_millis(50));
+    m.release().unwrap();
+    waiter.join().unwrap();
+    assert_eq!(m.owner(), None);
+}
