@@ -122,25 +122,74 @@ unsafe fn fall_back(
     }
 }
 
-/// `acquire(blocking=True, timeout=None)`.
+/// A call's (vectorcall) arguments, as `fall_back` takes them.
+#[derive(Clone, Copy)]
+struct Args {
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+}
+
+/// No arguments (a METH_NOARGS call).
+const NO_ARGS: Args = Args {
+    args: std::ptr::null(),
+    nargs: 0,
+    kwnames: std::ptr::null_mut(),
+};
+
+/// The common shape of the four methods: when the call is the plain one (`plain`) and the
+/// fast path `fast` succeeds on `slf`'s mutex, answer with a new reference to `answer`;
+/// otherwise — other arguments, the full path needed, or a panic — call the full method.
+///
+/// # Safety
+/// Called from one of the methods below with the interpreter's arguments: attached, `slf` a
+/// `Mutex`, `answer` a valid object, `args` as `fall_back` requires.
+#[inline(always)]
+unsafe fn fast_or_full(
+    slf: *mut ffi::PyObject,
+    plain: bool,
+    fast: impl Fn(&shmkit::Mutex) -> bool,
+    answer: *mut ffi::PyObject,
+    full: fn(&Fallbacks) -> &Py<PyAny>,
+    args: Args,
+) -> *mut ffi::PyObject {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        if plain {
+            let done = std::panic::catch_unwind(AssertUnwindSafe(|| fast(&mutex_of(slf).inner)));
+            if matches!(done, Ok(true)) {
+                return new_ref(answer);
+            }
+        }
+        fall_back(full, slf, args.args, args.nargs, args.kwnames)
+    }
+}
+
+/// `acquire(blocking=True, timeout=None)`: the plain call is `acquire()`.
 unsafe extern "C" fn acquire(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    let args = Args {
+        args,
+        nargs,
+        kwnames,
+    };
+    let plain = nargs == 0 && kwnames.is_null();
     // SAFETY: called by the interpreter as a METH_FASTCALL | METH_KEYWORDS method of
     // `Mutex`: attached, `slf` a `Mutex`, the arguments as `fall_back` requires.
     unsafe {
-        if nargs == 0 && kwnames.is_null() {
-            let free = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                mutex_of(slf).inner.try_acquire_free()
-            }));
-            if matches!(free, Ok(true)) {
-                return new_ref(ffi::Py_True());
-            }
-        }
-        fall_back(|f| &f.acquire, slf, args, nargs, kwnames)
+        let answer = ffi::Py_True();
+        fast_or_full(
+            slf,
+            plain,
+            shmkit::Mutex::try_acquire_free,
+            answer,
+            |f| &f.acquire,
+            args,
+        )
     }
 }
 
@@ -151,17 +200,14 @@ unsafe extern "C" fn release(
 ) -> *mut ffi::PyObject {
     // SAFETY: called by the interpreter as a METH_NOARGS method of `Mutex`.
     unsafe {
-        let done =
-            std::panic::catch_unwind(AssertUnwindSafe(|| mutex_of(slf).inner.try_release_fast()));
-        if matches!(done, Ok(true)) {
-            return new_ref(ffi::Py_None());
-        }
-        fall_back(
-            |f| &f.release,
+        let answer = ffi::Py_None();
+        fast_or_full(
             slf,
-            std::ptr::null(),
-            0,
-            std::ptr::null_mut(),
+            true,
+            shmkit::Mutex::try_release_fast,
+            answer,
+            |f| &f.release,
+            NO_ARGS,
         )
     }
 }
@@ -173,12 +219,14 @@ unsafe extern "C" fn enter(
 ) -> *mut ffi::PyObject {
     // SAFETY: called by the interpreter as a METH_NOARGS method of `Mutex`.
     unsafe {
-        let free =
-            std::panic::catch_unwind(AssertUnwindSafe(|| mutex_of(slf).inner.try_acquire_free()));
-        if matches!(free, Ok(true)) {
-            return new_ref(slf);
-        }
-        fall_back(|f| &f.enter, slf, std::ptr::null(), 0, std::ptr::null_mut())
+        fast_or_full(
+            slf,
+            true,
+            shmkit::Mutex::try_acquire_free,
+            slf,
+            |f| &f.enter,
+            NO_ARGS,
+        )
     }
 }
 
@@ -189,17 +237,23 @@ unsafe extern "C" fn exit(
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    let args = Args {
+        args,
+        nargs,
+        kwnames,
+    };
+    let plain = nargs == 3 && kwnames.is_null();
     // SAFETY: called by the interpreter as a METH_FASTCALL | METH_KEYWORDS method of `Mutex`.
     unsafe {
-        if nargs == 3 && kwnames.is_null() {
-            let done = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                mutex_of(slf).inner.try_release_fast()
-            }));
-            if matches!(done, Ok(true)) {
-                return new_ref(ffi::Py_False());
-            }
-        }
-        fall_back(|f| &f.exit, slf, args, nargs, kwnames)
+        let answer = ffi::Py_False();
+        fast_or_full(
+            slf,
+            plain,
+            shmkit::Mutex::try_release_fast,
+            answer,
+            |f| &f.exit,
+            args,
+        )
     }
 }
 
