@@ -6,7 +6,7 @@ of several repeats per case, in ns per operation, and the ratios the package pro
 - ``lock``: an uncontended acquire + release pair, as method calls and as a ``with`` block,
   for a segment ``shmkit.Mutex``, ``multiprocessing.RLock`` and ``threading.RLock``;
 - ``event round trip``: two processes ping-pong through a pair of events (``shmkit`` segment
-  events waiting with the default "block" and with "spin_then_block", ``multiprocessing.Event``)
+  events waiting with the default "spin_then_block" and with "block", ``multiprocessing.Event``)
   or a ``multiprocessing.Pipe``;
 - ``frame read``: the newest frame of a ring as an ``ndarray`` (64 B and 8 MiB, zero-copy),
   beside ``multiprocessing.shared_memory`` + ``np.copy`` of the same 8 MiB;
@@ -149,7 +149,8 @@ def event_rtt(kind: str, n: int) -> float:
     return statistics.median(samples)
 
 
-def frame_read(seg: shmkit.Segment, nbytes: int, n: int) -> float:
+def frame_read(seg: shmkit.Segment, nbytes: int) -> Callable[[int], None]:
+    """Reading the newest frame of a ring of ``nbytes`` frames as an ndarray, ``k`` times."""
     ring = seg.frame_ring(f"f{nbytes}", (nbytes,), np.uint8, slots=2)
     reader = ring.reader()
     ring.writer().write(np.zeros(nbytes, dtype=np.uint8))
@@ -160,7 +161,7 @@ def frame_read(seg: shmkit.Segment, nbytes: int, n: int) -> float:
             assert frame is not None
             frame.array[0]
 
-    return per_op(run, n)
+    return run
 
 
 def shm_copy(nbytes: int, n: int) -> float:
@@ -249,21 +250,21 @@ def main() -> None:
             f"  ratio to {peer:22s} methods {ours[0] / theirs[0]:.2f}   with {ours[1] / theirs[1]:.2f}"
         )
     trips = 2_000
-    kinds = ("shmkit block", "shmkit spin_then_block", "multiprocessing", "pipe")
+    kinds = ("shmkit spin_then_block", "shmkit block", "multiprocessing", "pipe")
     rtt = {kind: event_rtt(kind, trips) for kind in kinds}
     print(f"ns per event round trip between two processes (median of {BATCHES} x {trips} trips)")
     for kind, ns in rtt.items():
         print(f"  {kind:28s} {ns:9.0f}")
     for kind in kinds[:2]:
         print(
-            f"  {kind}: ratio to multiprocessing.Event {rtt[kind] / rtt['multiprocessing']:.2f}"
-            f"   to Pipe {rtt[kind] / rtt['pipe']:.2f}"
+            f"  {kind}: ratio to multiprocessing.Event {rtt[kind] / rtt['multiprocessing']:.3g}"
+            f"   to Pipe {rtt[kind] / rtt['pipe']:.3g}"
         )
     name = f"shmkit-pybench-frames-{os.getpid()}"
     seg2 = shmkit.Segment.create(name, 1 << 26)
     try:
-        small = frame_read(seg2, 64, 20_000)
-        big = frame_read(seg2, 8 << 20, 20_000)
+        reads = interleaved({"small": frame_read(seg2, 64), "big": frame_read(seg2, 8 << 20)}, 20_000)
+        small, big = reads["small"], reads["big"]
     finally:
         shmkit.Segment.unlink(name)
     copy = shm_copy(8 << 20, 200)

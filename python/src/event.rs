@@ -34,7 +34,7 @@ impl PyEvent {
 impl PyEvent {
     /// An event local to this process (for threads). `wait` as for `Segment.event`.
     #[new]
-    #[pyo3(signature = (wait = "block"))]
+    #[pyo3(signature = (wait = "spin_then_block"))]
     fn new(wait: &str) -> PyResult<PyEvent> {
         PyEvent::wrap(Event::new_local(), Origin::Local, wait)
     }

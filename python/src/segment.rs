@@ -127,10 +127,12 @@ impl PySegment {
         ))
     }
 
-    /// The event `name`, created if needed. `wait` is how this handle waits: "block" (sleep
-    /// in the kernel at once), "spin_then_block" (poll a few microseconds first: the fastest
-    /// round trip when the other side answers quickly and a core is free) or "spin".
-    #[pyo3(signature = (name, wait = "block"))]
+    /// The event `name`, created if needed. `wait` is how this handle waits:
+    /// "spin_then_block" (the default: poll a bounded while first — 4000 polls — then sleep;
+    /// a round trip between processes of a few hundred ns instead of a kernel wake-up's tens
+    /// of µs), "block" (sleep in the kernel at once: no spinning, for a machine with no core
+    /// to spare) or "spin" (never sleep).
+    #[pyo3(signature = (name, wait = "spin_then_block"))]
     fn event(&self, py: Python<'_>, name: &str, wait: &str) -> PyResult<PyEvent> {
         let inner = self.inner.event(name).map_err(|e| segment_error(py, e))?;
         PyEvent::wrap(inner, self.origin(name), wait)
@@ -180,9 +182,9 @@ impl PySegment {
 
     /// The command ring `name`: opened as it is with no sizes given, else created if needed
     /// with `slots` request slots of `max_request` / `max_reply` bytes. `wait` is how this
-    /// handle's calls and its server wait: "block" (sleep in the kernel), "spin_then_block"
-    /// (poll a few microseconds first: lower latency for a busy server) or "spin".
-    #[pyo3(signature = (name, slots = None, max_request = 4096, max_reply = 4096, wait = "block"))]
+    /// handle's calls and its server wait, as for `event`: "spin_then_block" (the default),
+    /// "block" or "spin".
+    #[pyo3(signature = (name, slots = None, max_request = 4096, max_reply = 4096, wait = "spin_then_block"))]
     fn command_ring(
         &self,
         py: Python<'_>,

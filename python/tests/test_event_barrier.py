@@ -130,3 +130,13 @@ def test_a_timeout_breaks_the_barrier_with_a_broken_barrier_error(
 def test_barrier_arguments_are_checked() -> None:
     with pytest.raises(ValueError):
         shmkit.Barrier(0)
+
+
+def test_the_wait_strategy_is_checked_and_every_strategy_waits_alike(seg: shmkit.Segment) -> None:
+    with pytest.raises(ValueError, match="spin_then_block"):
+        seg.event("e", wait="busy")
+    for wait in ("spin_then_block", "block", "spin"):
+        e = seg.event(f"e-{wait}", wait)
+        threading.Timer(0.05, e.set).start()
+        assert e.wait(10) is True
+        assert shmkit.Event(wait).wait(0.01) is False

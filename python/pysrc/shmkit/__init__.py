@@ -105,7 +105,7 @@ def _rebuild_mutex(segment: str, name: str, timeout: float | None) -> Mutex:
     return Segment.open(segment).mutex(name, -1.0 if timeout is None else timeout)
 
 
-def _rebuild_event(segment: str, name: str, wait: str = "block") -> Event:
+def _rebuild_event(segment: str, name: str, wait: str = "spin_then_block") -> Event:
     """Unpickles a segment event with its handle's wait strategy."""
     return Segment.open(segment).event(name, wait)
 
