@@ -153,6 +153,13 @@ pub struct PyFrameReader {
 }
 
 impl PyFrameReader {
+    /// A Python reader over `inner`.
+    pub(crate) fn wrap(inner: OwnedFrameReader) -> PyFrameReader {
+        PyFrameReader {
+            inner: StdMutex::new(inner),
+        }
+    }
+
     fn frame(&self, inner: OwnedFrame) -> PyFrame {
         PyFrame { inner }
     }

@@ -7,6 +7,7 @@
 
 mod barrier;
 mod commands;
+mod devices;
 mod dict;
 mod errors;
 mod event;
@@ -77,6 +78,11 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frames::PyFrameRing>()?;
     m.add_class::<frames::PyFrameReader>()?;
     m.add_class::<frames::PyFrame>()?;
+    m.add_class::<devices::PyDeviceCache>()?;
+    m.add_class::<devices::PyDeviceClient>()?;
+    m.add_class::<devices::PySimCamera>()?;
+    m.add_class::<devices::PySimDm>()?;
+    m.add_function(wrap_pyfunction!(devices::run_child, m)?)?;
     m.add_class::<frame_writer::PyFrameWriter>()?;
     m.add_class::<frame_writer::PyWriteSlot>()?;
     m.add(

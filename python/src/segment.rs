@@ -40,6 +40,11 @@ impl PySegment {
         Ok(PySegment { inner })
     }
 
+    /// The core segment.
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.inner
+    }
+
     fn origin(&self, name: &str) -> Origin {
         Origin::Named {
             segment: self.inner.name().to_owned(),

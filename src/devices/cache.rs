@@ -10,7 +10,7 @@ use super::server::{ServerArgs, HEARTBEAT};
 use super::status::{info, message, server_alive, set_message, DeviceStatusInfo, Status};
 use super::{check_name, object_name, Device, DeviceError};
 use crate::primitives::Acquired;
-use crate::process::{Child, ChildError, SpawnOptions};
+use crate::process::{Child, ChildError, HostProgram, SpawnOptions};
 use crate::segment::Segment;
 use crate::shared::{Shared, SharedAcquired};
 use crate::sys::clock::monotonic_ns;
@@ -41,6 +41,7 @@ pub struct DeviceCache {
     segment: Segment,
     policy: RestartPolicy,
     start_timeout: Duration,
+    program: Option<HostProgram>,
     children: Arc<StdMutex<HashMap<String, Child>>>,
 }
 
@@ -63,6 +64,7 @@ impl DeviceCache {
             segment: segment.clone(),
             policy: RestartPolicy::Never,
             start_timeout: Duration::from_secs(10),
+            program: None,
             children: Arc::default(),
         }
     }
@@ -85,6 +87,13 @@ impl DeviceCache {
     /// This cache with another bound on waiting for a server to start.
     pub fn with_start_timeout(mut self, timeout: Duration) -> DeviceCache {
         self.start_timeout = timeout;
+        self
+    }
+
+    /// This cache starting servers with `program` instead of the current executable (a
+    /// Python interpreter that hands the child's start to [`crate::process::Entries::run`]).
+    pub fn with_program(mut self, program: HostProgram) -> DeviceCache {
+        self.program = Some(program);
         self
     }
 
@@ -273,6 +282,7 @@ impl DeviceCache {
             &args,
             &SpawnOptions {
                 name: Some(format!("device {name}")),
+                program: self.program.clone(),
                 ..SpawnOptions::default()
             },
         )?;

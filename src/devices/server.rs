@@ -84,6 +84,13 @@ impl DeviceContext {
     pub fn frame_writer(&mut self, suffix: &str) -> Option<&mut FrameWriter> {
         self.writers.get_mut(suffix)
     }
+
+    /// Takes the writer of frame ring `suffix` out of the context, for a device that keeps it
+    /// itself (an acquisition thread, a binding's device object). The role stays with this
+    /// process for as long as the writer lives.
+    pub fn take_frame_writer(&mut self, suffix: &str) -> Option<FrameWriter> {
+        self.writers.remove(suffix)
+    }
 }
 
 /// Why a server stopped.

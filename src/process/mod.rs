@@ -223,7 +223,17 @@ impl Entries {
         let Some(start) = ChildStart::from_env() else {
             return;
         };
-        let code = match start {
+        let code = self.run(start);
+        let _ = std::io::stdout().flush();
+        std::process::exit(code);
+    }
+
+    /// Runs the entry `start` names (a child's environment, as [`ChildStart::from_env`] read
+    /// it) and returns the exit code the child should exit with, its outcome recorded for the
+    /// parent's `join`. What a host that is not a Rust `main` (a Python interpreter started as
+    /// a [`HostProgram`]) calls instead of [`dispatch`](Self::dispatch).
+    pub fn run(&self, start: Result<ChildStart, String>) -> i32 {
+        match start {
             Ok(start) => match self.entries.get(start.entry()) {
                 Some(f) => {
                     let result = f(start.context(), start.args());
@@ -232,7 +242,7 @@ impl Entries {
                 None => {
                     eprintln!(
                         "shmkit child {:?}: no entry named {:?} is registered",
-                        start.entry(),
+                        start.context().name(),
                         start.entry()
                     );
                     EXIT_SETUP
@@ -242,9 +252,7 @@ impl Entries {
                 eprintln!("shmkit child: {message}");
                 EXIT_SETUP
             }
-        };
-        let _ = std::io::stdout().flush();
-        std::process::exit(code);
+        }
     }
 }
 

@@ -16,6 +16,16 @@ from __future__ import annotations
 from typing import Callable
 
 from . import errors
+from ._devices import (
+    Device,
+    DeviceCache,
+    DeviceEnum,
+    DeviceProxy,
+    SimCamera,
+    SimDm,
+    current_cache,
+    use_segment,
+)
 from ._dict import SharedDict
 from ._value import SharedValue
 from ._process import ChildError, ChildExited, ChildKilled, ChildStillRunning, Process
@@ -39,6 +49,14 @@ from .errors import (
     CallTimeout,
     CommandFailed,
     CorruptError,
+    DeviceClosed,
+    DeviceCrashed,
+    DeviceError,
+    DeviceFailSafe,
+    DeviceFailed,
+    DeviceOpenFailed,
+    DeviceOwnerDied,
+    DeviceTimeout,
     DictFullError,
     DictRepairedError,
     FrameOverrun,
@@ -58,6 +76,14 @@ from .errors import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Device",
+    "DeviceCache",
+    "DeviceEnum",
+    "DeviceProxy",
+    "SimCamera",
+    "SimDm",
+    "current_cache",
+    "use_segment",
     "Barrier",
     "BarrierTimeout",
     "BrokenBarrierError",
@@ -70,6 +96,14 @@ __all__ = [
     "CommandRing",
     "CommandServer",
     "CorruptError",
+    "DeviceClosed",
+    "DeviceCrashed",
+    "DeviceError",
+    "DeviceFailSafe",
+    "DeviceFailed",
+    "DeviceOpenFailed",
+    "DeviceOwnerDied",
+    "DeviceTimeout",
     "DictFullError",
     "DictRepairedError",
     "Event",

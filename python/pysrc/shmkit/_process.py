@@ -84,7 +84,7 @@ def _chain(exc: BaseException) -> list[_Link]:
     return links
 
 
-def _rebuild(links: list[_Link]) -> BaseException:
+def _rebuild(links: list[_Link], origin: str = "the child process") -> BaseException:
     built: list[tuple[BaseException, str]] = []
     for data, type_name, message, tb, how in links:
         exc: BaseException | None = None
@@ -95,7 +95,7 @@ def _rebuild(links: list[_Link]) -> BaseException:
                 exc = None
         if exc is None:
             exc = ChildError(f"{type_name}: {message}", type_name, tb)
-        exc.add_note(f"Raised in the child process:\n{tb.rstrip()}")
+        exc.add_note(f"Raised in {origin}:\n{tb.rstrip()}")
         built.append((exc, how))
     for (exc, _), (nxt, how) in zip(built, built[1:]):
         if how == "cause":

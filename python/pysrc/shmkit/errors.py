@@ -142,3 +142,36 @@ class NoServerError(ShmkitError):
 
 class CommandFailed(ShmkitError):
     """The server's handler raised; the message is its exception's text."""
+
+
+class DeviceError(ShmkitError):
+    """A device could not be reached, started or used (the message says which and why)."""
+
+
+class DeviceOpenFailed(DeviceError):
+    """The device's ``open`` failed in its server (the message carries its traceback)."""
+
+
+class DeviceCrashed(DeviceError):
+    """The device's server died without closing it (restart it, or use ``restart="on_access"``)."""
+
+
+class DeviceClosed(DeviceError):
+    """The device is closed (or closing)."""
+
+
+class DeviceFailSafe(DeviceError):
+    """The device put itself in its fail-safe state and refuses commands until restarted."""
+
+
+class DeviceTimeout(DeviceError, TimeoutError):
+    """The device did not start, or did not answer, in time."""
+
+
+class DeviceOwnerDied(DeviceError):
+    """A client died holding the device's mutex; this call did not run (retry it: the device
+    may be mid-sequence)."""
+
+
+class DeviceFailed(DeviceError):
+    """The device failed the command in its server (a Rust device's own error message)."""
