@@ -1,0 +1,229 @@
+"""Python devices on the core's device servers: served once, shared by processes, crashes,
+safe closes, owner death, fail-safe, and the built-in simulated camera and mirror."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+import shmkit
+
+
+def _log(key: str, value: Any) -> None:
+    """Records ``key`` in the test segment's "log" dictionary (from a device's server)."""
+    shmkit.Segment.open(os.environ[shmkit._devices.SEGMENT_ENV]).dict("log", 64)[key] = value
+
+
+class Counter(shmkit.Device):
+    """A device whose state lives in its server: a count and who asked."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.count = start
+
+    def open(self) -> None:
+        _log("opened", os.getpid())
+
+    def close(self) -> None:
+        _log("closed", self.count)
+
+    def incr(self, by: int = 1) -> int:
+        self.count += by
+        return self.count
+
+    def server_pid(self) -> int:
+        return os.getpid()
+
+    def fail(self, text: str) -> None:
+        try:
+            raise KeyError(text)
+        except KeyError as e:
+            raise ValueError(f"actuator failure: {text}") from e
+
+    def echo(self, value: Any) -> Any:
+        return value
+
+    def trip(self) -> str:
+        self.request_fail_safe("over-current")
+        return "tripping"
+
+
+class Devices(shmkit.DeviceEnum):
+    COUNTER = (Counter, {"start": 10})
+
+
+def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def cache(seg: shmkit.Segment) -> Any:
+    cache = shmkit.use_segment(seg)
+    seg.dict("log", 64)
+    yield cache
+    for name in ("COUNTER", "CAM", "DM"):
+        try:
+            cache.close(name, 5.0)
+        except shmkit.ShmkitError:
+            pass
+
+
+def _bump_through_the_enum(n: int) -> None:
+    pids = {Devices.COUNTER.server_pid()}
+    for _ in range(n):
+        Devices.COUNTER.incr()
+    pids.add(Devices.COUNTER.server_pid())
+    assert len(pids) == 1
+
+
+def test_a_device_is_served_once_and_called_from_several_processes(cache: Any) -> None:
+    assert Devices.COUNTER.incr(0) == 10  # opened on first use, with its configuration
+    server = Devices.COUNTER.server_pid()
+    assert server != os.getpid()
+    children = [shmkit.Process(target=_bump_through_the_enum, args=(50,)) for _ in range(2)]
+    for c in children:
+        c.start()
+    for c in children:
+        c.join(60)
+    assert Devices.COUNTER.incr(0) == 110, "every process reached the same device"
+    assert Devices.COUNTER.server_pid() == server
+    assert cache.status("COUNTER")["starts"] == 1
+    # Arguments and results of any picklable type, arrays included.
+    a = np.arange(6.0).reshape(2, 3)
+    assert np.array_equal(Devices.COUNTER.echo({"a": a, "t": (1, "x")})["a"], a)
+
+
+def test_a_device_methods_exception_reaches_the_caller_with_its_cause(cache: Any) -> None:
+    with pytest.raises(ValueError, match="actuator failure: stuck") as info:
+        Devices.COUNTER.fail("stuck")
+    assert isinstance(info.value.__cause__, KeyError)
+    assert any("Raised in device 'COUNTER'" in n for n in info.value.__notes__)
+    with pytest.raises(AttributeError):
+        Devices.COUNTER.no_such_method()
+    with pytest.raises(AttributeError, match="not a device command"):
+        Devices.COUNTER.close()  # the safe state is the server's business, not a command
+    assert Devices.COUNTER.incr() == 11, "a failed command leaves the device serving"
+
+
+def test_a_crashed_server_is_reported_then_started_again(seg: shmkit.Segment, cache: Any) -> None:
+    first = Devices.COUNTER.server_pid()
+    os.kill(first, signal.SIGKILL)
+    assert _wait_for(lambda: cache.status("COUNTER")["state"] == "crashed")
+    with pytest.raises(shmkit.DeviceError):
+        Devices.COUNTER.incr()
+    # restart="never": it stays crashed until restarted explicitly.
+    with pytest.raises(shmkit.DeviceCrashed):
+        Devices.COUNTER.incr()
+    again = cache.restart("COUNTER", Counter, {"start": 0})
+    assert again.server_pid() != first and again.incr() == 1
+    assert cache.status("COUNTER")["starts"] == 2
+
+
+def test_restart_on_access_starts_a_crashed_server_on_the_next_use(seg: shmkit.Segment) -> None:
+    cache = shmkit.DeviceCache(seg, restart="on_access")
+    seg.dict("log", 64)
+    try:
+        first = cache.get("COUNTER", Counter).server_pid()
+        os.kill(first, signal.SIGKILL)
+        assert _wait_for(lambda: cache.status("COUNTER")["state"] == "crashed")
+        with pytest.raises(shmkit.DeviceError):
+            cache.get("COUNTER", Counter).incr()  # the call in flight is reported
+        assert cache.get("COUNTER", Counter).server_pid() != first  # the next one restarts
+    finally:
+        cache.close("COUNTER")
+
+
+def _hold_the_device_lock(seconds: float) -> None:
+    with Devices.COUNTER:
+        Devices.COUNTER.incr()
+        time.sleep(seconds)
+
+
+def test_a_safe_close_goes_through_while_another_process_holds_the_device(
+    seg: shmkit.Segment, cache: Any
+) -> None:
+    Devices.COUNTER.incr()
+    holder = shmkit.Process(target=_hold_the_device_lock, args=(30,))
+    holder.start()
+    mutex = seg.mutex("dev/COUNTER/lock")
+    assert _wait_for(lambda: mutex.locked())
+    started = time.monotonic()
+    status = cache.close("COUNTER", 5.0)
+    assert status["state"] == "closed" and time.monotonic() - started < 5
+    assert seg.dict("log")["closed"] == 12, "close() ran in the server, with the device's state"
+    holder.kill()
+    with pytest.raises(shmkit.ChildKilled):
+        holder.join(10)
+
+
+def test_the_owner_dying_closes_the_device(seg: shmkit.Segment) -> None:
+    seg.dict("log", 64)
+    script = textwrap.dedent(
+        """
+        import sys, time, shmkit
+        sys.path.insert(0, sys.argv[2])
+        from test_devices import Counter
+        cache = shmkit.DeviceCache(shmkit.Segment.open(sys.argv[1]))
+        print(cache.get("COUNTER", Counter).server_pid(), flush=True)
+        time.sleep(60)
+        """
+    )
+    starter = subprocess.Popen(
+        [sys.executable, "-c", script, seg.name, os.path.dirname(__file__)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert starter.stdout is not None
+    server = int(starter.stdout.readline())
+    starter.kill()
+    starter.wait()
+    log = seg.dict("log")
+    assert _wait_for(lambda: "closed" in log, 2.0), "the server closed the device within 2 s"
+    assert _wait_for(lambda: not os.path.exists(f"/proc/{server}") or _zombie(server), 2.0)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_device_asking_for_its_fail_safe_state_is_closed_and_refuses_commands(
+    seg: shmkit.Segment, cache: Any
+) -> None:
+    assert Devices.COUNTER.trip() == "tripping"
+    assert seg.dict("log")["closed"] == 10, "closed before the caller heard back"
+    with pytest.raises(shmkit.DeviceFailSafe):
+        Devices.COUNTER.incr()
+    assert cache.status("COUNTER")["state"] == "fail_safe"
+
+
+def test_the_simulated_camera_and_mirror_from_python(seg: shmkit.Segment, cache: Any) -> None:
+    dm = cache.get("DM", shmkit.SimDm, {"actuators": 4, "stroke": 1.0})
+    cam = cache.get("CAM", shmkit.SimCamera, {"rate_hz": 500.0, "subapertures": 4, "dm": "DM",
+                                               "dm_actuators": 4})
+    frame_id, clipped, applied_ns = dm.set(np.full(16, 2.0, dtype=np.float32), tag=7)
+    assert clipped == 16 and applied_ns > 0 and frame_id >= 1
+    assert dm.get() == [1.0] * 16
+    reader = cam.frames("frames")
+    f = reader.next(5)
+    assert f.array.dtype == np.uint16 and f.array.shape == (32, 32)
+    frames, rate = cam.stats()
+    assert frames >= 1 and rate == 500.0
+    with cache.get("DM", shmkit.SimDm):
+        dm.zero()
+    assert dm.get() == [0.0] * 16
