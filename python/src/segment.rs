@@ -258,6 +258,19 @@ impl PySegment {
         crate::value::raw_value(py, &self.inner, name, typed)
     }
 
+    /// The pid of the process that created the segment.
+    #[getter]
+    fn creator_pid(&self) -> u32 {
+        self.inner.info().creator.pid
+    }
+
+    /// Is the segment's creator still alive (by pid and start time, so a recycled pid does
+    /// not count)? A testbed replaces a segment whose creator died.
+    #[getter]
+    fn creator_alive(&self) -> bool {
+        self.inner.info().creator.liveness() != shmkit::Liveness::Dead
+    }
+
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

@@ -27,6 +27,16 @@ from ._devices import (
     use_segment,
 )
 from ._dict import SharedDict
+from ._testbed import (
+    Experiment,
+    ExperimentOutcome,
+    InitialSafetyCheckFailed,
+    SafetyTest,
+    SafetyTrip,
+    Testbed,
+    TestbedReport,
+    TestbedStopping,
+)
 from ._value import SharedValue
 from ._process import ChildError, ChildExited, ChildKilled, ChildStillRunning, Process
 from ._shmkit import (
@@ -76,6 +86,14 @@ from .errors import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Experiment",
+    "ExperimentOutcome",
+    "InitialSafetyCheckFailed",
+    "SafetyTest",
+    "SafetyTrip",
+    "Testbed",
+    "TestbedReport",
+    "TestbedStopping",
     "Device",
     "DeviceCache",
     "DeviceEnum",

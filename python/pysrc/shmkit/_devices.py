@@ -336,12 +336,14 @@ def current_cache() -> DeviceCache:
 
 
 class DeviceEnum(enum.Enum):
-    """The enum API: each member is ``NAME = (device class, config dict)``; attribute access
+    """The enum API: each member is ``NAME = (device class, config dict)`` (or just the class,
+    for its default configuration); attribute access
     on a member calls the device (``Devices.DM.set(...)``), ``with Devices.DM:`` holds its
     mutex. Members use the process's testbed segment (`use_segment`)."""
 
     def _proxy(self) -> DeviceProxy:
-        kind, config = self.value
+        value = self.value
+        kind, config = (value, {}) if isinstance(value, type) else value
         return current_cache().get(self.name, kind, dict(config))
 
     def __getattr__(self, attr: str) -> Any:
