@@ -18,3 +18,16 @@ def test_two_processes_example_runs() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "parent read 50 frames in place; the child counted 50" in out.stdout
+
+
+def test_the_ported_manager_style_experiment_runs_unchanged_but_for_its_imports() -> None:
+    source = (EXAMPLES / "catkit_port.py").read_text()
+    assert "from shmkit.compat import" in source
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "catkit_port.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "20 steps in lockstep" in out.stdout

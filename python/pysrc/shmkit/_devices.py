@@ -322,6 +322,13 @@ def use_segment(segment: Segment, restart: str = "never") -> DeviceCache:
     return cache
 
 
+def forget_segment(name: str) -> None:
+    """Stops using segment ``name`` in this process (its testbed closed it)."""
+    _caches.pop(name, None)
+    if os.environ.get(SEGMENT_ENV) == name:
+        del os.environ[SEGMENT_ENV]
+
+
 def current_cache() -> DeviceCache:
     """The device cache of this process's testbed segment (see `use_segment`)."""
     name = os.environ.get(SEGMENT_ENV)

@@ -272,6 +272,7 @@ class Testbed:
         self._close_devices()
         if self._previous_sigint is not None:
             signal.signal(signal.SIGINT, self._previous_sigint)
+        _devices.forget_segment(self.segment.name)
         try:
             Segment.unlink(self.segment.name)
         except SegmentError:
