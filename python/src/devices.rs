@@ -24,7 +24,7 @@ use shmkit::devices::{
     DeviceStatusInfo, RestartPolicy,
 };
 use shmkit::process::{ChildStart, Entries, HostProgram};
-use shmkit::rings::{FrameSpec, ReadMode};
+use shmkit::rings::FrameSpec;
 use shmkit::WaitStrategy;
 use std::time::Duration;
 
@@ -415,23 +415,23 @@ macro_rules! client_methods {
                 self.inner.name().to_owned()
             }
 
-            /// A reader of the device's frame ring `suffix` ("newest" or "oldest").
-            #[pyo3(signature = (suffix, mode = "newest"))]
-            fn frames(&self, py: Python<'_>, suffix: &str, mode: &str) -> PyResult<PyFrameReader> {
-                let mode = match mode {
-                    "newest" => ReadMode::NewestOnly,
-                    "oldest" => ReadMode::OldestFirst,
-                    other => {
-                        return Err(PyValueError::new_err(format!(
-                            "mode must be \"newest\" or \"oldest\", not {other:?}"
-                        )))
-                    }
-                };
+            /// A reader of the device's frame ring `suffix` ("newest" or "oldest"; `wait` as
+            /// for `FrameRing.reader`).
+            #[pyo3(signature = (suffix, mode = "newest", wait = "spin_then_block"))]
+            fn frames(
+                &self,
+                py: Python<'_>,
+                suffix: &str,
+                mode: &str,
+                wait: &str,
+            ) -> PyResult<PyFrameReader> {
+                let mode = crate::frames::read_mode(mode)?;
+                let (strategy, _) = crate::wait::strategy(wait)?;
                 let reader = self
                     .inner
                     .frames(suffix, mode)
                     .map_err(|e| device_error(py, e))?;
-                Ok(PyFrameReader::wrap(reader.into_owned()))
+                Ok(PyFrameReader::wrap(reader.into_owned().with_strategy(strategy)))
             }
 
             /// The device's status (as `_DeviceCache.status`).

@@ -51,6 +51,17 @@ pub(crate) fn elem_of(dtype: &str) -> PyResult<ElemType> {
     })
 }
 
+/// A read mode by name: "newest" or "oldest".
+pub(crate) fn read_mode(mode: &str) -> PyResult<ReadMode> {
+    match mode {
+        "newest" => Ok(ReadMode::NewestOnly),
+        "oldest" => Ok(ReadMode::OldestFirst),
+        other => Err(PyValueError::new_err(format!(
+            "mode must be \"newest\" or \"oldest\", not {other:?}"
+        ))),
+    }
+}
+
 /// A ring error as a Python exception.
 pub(crate) fn ring_error(py: Python<'_>, e: RingError) -> PyErr {
     let message = e.to_string();
@@ -78,22 +89,16 @@ impl PyFrameRing {
 #[pymethods]
 impl PyFrameRing {
     /// A reader: `mode` is "newest" (skip to the newest frame) or "oldest" (every frame, in
-    /// order, `FrameOverrun` when it fell behind).
-    #[pyo3(signature = (mode = "newest"))]
-    fn reader(&self, py: Python<'_>, mode: &str) -> PyResult<PyFrameReader> {
-        let mode = match mode {
-            "newest" => ReadMode::NewestOnly,
-            "oldest" => ReadMode::OldestFirst,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "mode must be \"newest\" or \"oldest\", not {other:?}"
-                )))
-            }
-        };
+    /// order, `FrameOverrun` when it fell behind); `wait` as for `Segment.event`
+    /// ("spin_then_block" by default, "block" or "spin").
+    #[pyo3(signature = (mode = "newest", wait = "spin_then_block"))]
+    fn reader(&self, py: Python<'_>, mode: &str, wait: &str) -> PyResult<PyFrameReader> {
+        let mode = read_mode(mode)?;
+        let (strategy, _) = crate::wait::strategy(wait)?;
         let reader = self.inner.reader(mode).map_err(|e| ring_error(py, e))?;
-        Ok(PyFrameReader {
-            inner: StdMutex::new(reader.into_owned()),
-        })
+        Ok(PyFrameReader::wrap(
+            reader.into_owned().with_strategy(strategy),
+        ))
     }
 
     /// Becomes the ring's writer (a dead writer's role is taken over).
@@ -191,6 +196,14 @@ impl PyFrameReader {
         Ok(got.map(|f| self.frame(f)))
     }
 
+    /// Id of the newest frame the ring holds (a controller that finds it ahead of the frame
+    /// it just read knows a newer one is waiting).
+    #[getter]
+    fn last_id(&self) -> u64 {
+        let r = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        r.ring().stats().last_id
+    }
+
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
@@ -283,6 +296,12 @@ impl PyFrame {
     fn copy<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let view = PyFrame::array(slf)?;
         view.call_method0("copy")
+    }
+
+    /// The frame's checksum as the simulated camera computes it (it stores it in user word 1):
+    /// a torn frame would not match. Computed over the slot in place.
+    fn checksum(&self) -> u64 {
+        shmkit::devices::sim::checksum(self.inner.bytes())
     }
 
     /// Bytes in the frame.

@@ -227,3 +227,30 @@ def test_the_simulated_camera_and_mirror_from_python(seg: shmkit.Segment, cache:
     with cache.get("DM", shmkit.SimDm):
         dm.zero()
     assert dm.get() == [0.0] * 16
+
+
+class Imager(shmkit.Device):
+    """A Python camera: frames written into its own ring, read by clients without pickling."""
+
+    frame_rings = {"frames": ((4, 6), "uint16", 4)}
+
+    def __init__(self, level: int = 3) -> None:
+        self.level = level
+
+    def expose(self, n: int) -> int:
+        last = 0
+        for i in range(n):
+            with self.frames["frames"].claim() as slot:
+                slot.array[:] = self.level + i
+                slot.set_user(0, i)
+            last = i
+        return last
+
+
+def test_a_python_device_publishes_frames_that_clients_read_in_place(cache: Any) -> None:
+    cam = cache.get("CAM", Imager, {"level": 5})
+    reader = cam.frames("frames", "oldest")
+    assert cam.expose(3) == 2
+    got = [reader.next(5) for _ in range(3)]
+    assert [int(f.array[0, 0]) for f in got] == [5, 6, 7]
+    assert got[0].array.shape == (4, 6) and not got[0].array.flags.writeable

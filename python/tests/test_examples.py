@@ -31,3 +31,16 @@ def test_the_ported_manager_style_experiment_runs_unchanged_but_for_its_imports(
     )
     assert out.returncode == 0, out.stderr
     assert "20 steps in lockstep" in out.stdout
+
+
+def test_the_python_closed_loop_runs_short_with_no_torn_frame_and_converges() -> None:
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "closed_loop.py"), "--duration", "1.5", "--rate", "500",
+         "--subapertures", "8", "--actuators", "6", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 torn; statistics reader" in out.stdout
+    assert "residual (RMS slope, px): open loop" in out.stdout

@@ -205,9 +205,11 @@ class DeviceProxy:
         call.__name__ = method
         return call
 
-    def frames(self, suffix: str = "frames", mode: str = "newest") -> FrameReader:
-        """A reader of the device's frame ring ``suffix``."""
-        reader: FrameReader = self._client.frames(suffix, mode)
+    def frames(
+        self, suffix: str = "frames", mode: str = "newest", wait: str = "spin_then_block"
+    ) -> FrameReader:
+        """A reader of the device's frame ring ``suffix`` (``mode`` "newest" or "oldest")."""
+        reader: FrameReader = self._client.frames(suffix, mode, wait)
         return reader
 
     def status(self) -> dict[str, Any]:
