@@ -220,6 +220,45 @@ def call_rtt(n: int) -> tuple[float, float]:
     return ours, theirs
 
 
+class _Echo(shmkit.Device):
+    """A Python device whose method returns its argument."""
+
+    def echo(self, value: int) -> int:
+        return value
+
+
+def device_calls(n: int) -> dict[str, float]:
+    """ns per call: a Python device method (small arguments), a call to the Rust simulated
+    mirror from Python and the same call made from Rust, in the same run."""
+    name = f"shmkit-pybench-dev-{os.getpid()}"
+    seg = shmkit.Segment.create(name, 1 << 24)
+    cache = shmkit.DeviceCache(seg)
+    try:
+        echo = cache.get("ECHO", _Echo).echo
+        dm = cache.get("DM", shmkit.SimDm, {"actuators": 12})
+        dm_get = dm.get
+        echo(0)
+        dm_get()
+
+        def python_device(k: int) -> None:
+            for i in range(k):
+                echo(i)
+
+        def rust_device(k: int) -> None:
+            for _ in range(k):
+                dm_get()
+
+        got = interleaved({"python": python_device, "sim_from_python": rust_device}, n)
+        got["sim_from_rust"] = statistics.median(
+            dm.client._time_get_from_rust(n) for _ in range(REPEATS)
+        )
+        return got
+    finally:
+        for dev in ("ECHO", "DM"):
+            cache.close(dev)
+        shmkit.Segment.unlink(name)
+
+
 def main() -> None:
     name = f"shmkit-pybench-lock-{os.getpid()}"
     seg = shmkit.Segment.create(name, 1 << 20)
@@ -275,6 +314,12 @@ def main() -> None:
     print("ns per call to a server process")
     print(f"  shmkit command ring {call_ns:9.0f}   multiprocessing manager proxy {proxy_ns:9.0f}")
     print(f"  ratio {call_ns / proxy_ns:.2f}")
+    dev = device_calls(2_000)
+    print("ns per device call (median of interleaved repeats)")
+    print(f"  Python device method {dev['python']:9.0f}   manager proxy call {proxy_ns:9.0f}"
+          f"   ratio {dev['python'] / proxy_ns:.3f}")
+    print(f"  sim mirror get() from Python {dev['sim_from_python']:9.0f}   from Rust "
+          f"{dev['sim_from_rust']:9.0f}   ratio {dev['sim_from_python'] / dev['sim_from_rust']:.2f}")
 
 
 if __name__ == "__main__":

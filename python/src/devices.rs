@@ -532,6 +532,21 @@ client_methods!(PySimDm {
         }
     }
 
+    /// The same `get()` call made `n` times from Rust, with no Python in between: ns per
+    /// call (the Python benchmark's "from Rust" side, in the same process and run).
+    fn _time_get_from_rust(&self, py: Python<'_>, n: u32) -> PyResult<f64> {
+        let inner = &self.inner;
+        let took = py.detach(|| {
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                inner.call(&DmCommand::Get)?;
+            }
+            Ok::<_, DeviceError>(start.elapsed())
+        });
+        let took = took.map_err(|e| device_error(py, e))?;
+        Ok(took.as_nanos() as f64 / f64::from(n.max(1)))
+    }
+
     /// Flattens the mirror.
     fn zero(&self, py: Python<'_>) -> PyResult<()> {
         self.send(py, DmCommand::Zero).map(|_| ())

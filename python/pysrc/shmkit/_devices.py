@@ -170,6 +170,12 @@ class DeviceProxy:
         """The device's robust mutex (what ``with proxy:`` holds)."""
         return self._mutex
 
+    @property
+    def client(self) -> Any:
+        """The underlying client: `SimCameraClient`, `SimDmClient`, or the pickled-call client
+        of a Python device."""
+        return self._client
+
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
             raise AttributeError(method)
