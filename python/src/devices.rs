@@ -12,6 +12,7 @@
 use crate::errors::segment_error;
 use crate::frame_writer::PyFrameWriter;
 use crate::frames::{elem_of, PyFrameReader};
+use crate::wait::detached;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -25,7 +26,7 @@ use shmkit::devices::{
 };
 use shmkit::process::{ChildStart, Entries, HostProgram};
 use shmkit::rings::FrameSpec;
-use shmkit::WaitStrategy;
+use shmkit::{Timeout, WaitStrategy};
 use std::time::Duration;
 
 /// What a Python device server is started with.
@@ -188,6 +189,26 @@ pub fn run_child(py: Python<'_>) -> PyResult<i32> {
     }))
 }
 
+/// Calls `client` detached from the interpreter, Ctrl+C ending the wait (the exception the
+/// signal handler raised is what the caller gets), within the client's call timeout.
+fn call<D: Device>(
+    py: Python<'_>,
+    client: &DeviceClient<D>,
+    command: &D::Command,
+) -> PyResult<D::Reply>
+where
+    D::Command: Sync,
+    D::Reply: Send,
+{
+    let (got, raised) = detached(py, |check| {
+        client.call_interruptible(command, Timeout::After(client.timeout()), check)
+    });
+    if let Some(e) = raised {
+        return Err(e);
+    }
+    got.map_err(|e| device_error(py, e))
+}
+
 /// A device error as the Python exception `shmkit.errors` names for it.
 pub(crate) fn device_error(py: Python<'_>, e: DeviceError) -> PyErr {
     let message = shmkit::error_chain(&e);
@@ -237,6 +258,8 @@ fn seconds(timeout: f64) -> PyResult<Duration> {
 #[pyclass(module = "shmkit._shmkit", name = "_DeviceCache", frozen)]
 pub struct PyDeviceCache {
     inner: DeviceCache,
+    /// Each client's call timeout.
+    call_timeout: Duration,
 }
 
 #[pymethods]
@@ -244,13 +267,14 @@ impl PyDeviceCache {
     /// A cache over `segment`: `restart` is "never" or "on_access"; servers are started as
     /// `program args...` (this interpreter running `shmkit._devices._serve`).
     #[new]
-    #[pyo3(signature = (segment, program, args, restart = "never", start_timeout = 10.0))]
+    #[pyo3(signature = (segment, program, args, restart = "never", start_timeout = 10.0, call_timeout = 60.0))]
     fn new(
         segment: &crate::segment::PySegment,
         program: String,
         args: Vec<String>,
         restart: &str,
         start_timeout: f64,
+        call_timeout: f64,
     ) -> PyResult<PyDeviceCache> {
         let policy = match restart {
             "never" => RestartPolicy::Never,
@@ -266,6 +290,7 @@ impl PyDeviceCache {
                 .with_restart_policy(policy)
                 .with_start_timeout(seconds(start_timeout)?)
                 .with_program(HostProgram::new(program, args)),
+            call_timeout: seconds(call_timeout)?,
         })
     }
 
@@ -302,8 +327,10 @@ impl PyDeviceCache {
                 cache.get::<PyDevice>(name, &config)
             }
         });
-        got.map(|inner| PyDeviceClient { inner })
-            .map_err(|e| device_error(py, e))
+        got.map(|inner| PyDeviceClient {
+            inner: inner.with_timeout(self.call_timeout),
+        })
+        .map_err(|e| device_error(py, e))
     }
 
     /// A client of the simulated camera `name` (`config`: `SimCameraConfig`'s fields).
@@ -340,8 +367,10 @@ impl PyDeviceCache {
                 cache.get::<SimCamera>(name, &c)
             }
         });
-        got.map(|inner| PySimCamera { inner })
-            .map_err(|e| device_error(py, e))
+        got.map(|inner| PySimCamera {
+            inner: inner.with_timeout(self.call_timeout),
+        })
+        .map_err(|e| device_error(py, e))
     }
 
     /// A client of the simulated mirror `name` (`config`: `SimDmConfig`'s fields).
@@ -375,8 +404,10 @@ impl PyDeviceCache {
                 cache.get::<SimDm>(name, &c)
             }
         });
-        got.map(|inner| PySimDm { inner })
-            .map_err(|e| device_error(py, e))
+        got.map(|inner| PySimDm {
+            inner: inner.with_timeout(self.call_timeout),
+        })
+        .map_err(|e| device_error(py, e))
     }
 
     /// The status of device `name` as a dict (state, pid, starts, heartbeat_age, message).
@@ -452,10 +483,7 @@ pub struct PyDeviceClient {
 client_methods!(PyDeviceClient {
     /// Sends a pickled `(method, args, kwargs)` and returns the pickled outcome.
     fn call<'py>(&self, py: Python<'py>, request: Vec<u8>) -> PyResult<Bound<'py, PyBytes>> {
-        let inner = &self.inner;
-        let reply = py
-            .detach(|| inner.call(&request))
-            .map_err(|e| device_error(py, e))?;
+        let reply = call(py, &self.inner, &request)?;
         Ok(PyBytes::new(py, &reply))
     }
 });
@@ -468,9 +496,7 @@ pub struct PySimCamera {
 
 impl PySimCamera {
     fn send(&self, py: Python<'_>, command: CameraCommand) -> PyResult<CameraReply> {
-        let inner = &self.inner;
-        py.detach(|| inner.call(&command))
-            .map_err(|e| device_error(py, e))
+        call(py, &self.inner, &command)
     }
 }
 
@@ -509,9 +535,7 @@ pub struct PySimDm {
 
 impl PySimDm {
     fn send(&self, py: Python<'_>, command: DmCommand) -> PyResult<DmReply> {
-        let inner = &self.inner;
-        py.detach(|| inner.call(&command))
-            .map_err(|e| device_error(py, e))
+        call(py, &self.inner, &command)
     }
 }
 

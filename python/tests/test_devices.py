@@ -50,6 +50,9 @@ class Counter(shmkit.Device):
     def echo(self, value: Any) -> Any:
         return value
 
+    def nap(self, seconds: float) -> None:
+        time.sleep(seconds)
+
     def trip(self) -> str:
         self.request_fail_safe("over-current")
         return "tripping"
@@ -254,3 +257,42 @@ def test_a_python_device_publishes_frames_that_clients_read_in_place(cache: Any)
     got = [reader.next(5) for _ in range(3)]
     assert [int(f.array[0, 0]) for f in got] == [5, 6, 7]
     assert got[0].array.shape == (4, 6) and not got[0].array.flags.writeable
+
+
+def test_ctrl_c_interrupts_a_device_call_within_100ms(seg: shmkit.Segment, cache: Any) -> None:
+    Devices.COUNTER.incr()  # started by this process, so the child only calls
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import sys
+                sys.path.insert(0, sys.argv[2])
+                import shmkit
+                from test_devices import Devices
+                shmkit.use_segment(shmkit.Segment.open(sys.argv[1]))
+                Devices.COUNTER.incr()
+                print("ready", flush=True)
+                try:
+                    Devices.COUNTER.nap(2)
+                    print("returned", flush=True)
+                except KeyboardInterrupt:
+                    print("interrupted", flush=True)
+                """
+            ),
+            seg.name,
+            os.path.dirname(__file__),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    time.sleep(0.3)  # inside the call
+    os.kill(child.pid, signal.SIGINT)
+    sent = time.monotonic()
+    line = child.stdout.readline().strip()
+    took = time.monotonic() - sent
+    child.wait(10)
+    assert line == "interrupted"
+    assert took < 0.1, f"KeyboardInterrupt {took * 1000:.0f} ms after SIGINT"

@@ -9,7 +9,7 @@ use crate::primitives::{Acquired, Mutex};
 use crate::rings::FrameRing;
 use crate::rings::{CommandError, CommandRing, FrameReader, ReadMode};
 use crate::segment::{Segment, SegmentError, SegmentObjects};
-use crate::sync::WaitStrategy;
+use crate::sync::{Interrupt, NoInterrupt, Timeout, WaitStrategy};
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -105,7 +105,21 @@ impl<D: Device> DeviceClient<D> {
         command: &D::Command,
         timeout: Duration,
     ) -> Result<D::Reply, DeviceError> {
-        let _guard = match self.lock_timeout(timeout)? {
+        self.call_interruptible(command, Timeout::After(timeout), &NoInterrupt)
+    }
+
+    /// As [`call`](Self::call), waiting at most `timeout` for the mutex and for the reply
+    /// each, and giving up when `interrupt` says so (a binding's Ctrl+C): the mutex wait ends
+    /// with [`DeviceError::Lock`]`(`[`LockError::Interrupted`](crate::LockError)`)`, the reply
+    /// wait with [`DeviceError::Command`]`(`[`CommandError::Interrupted`]` { outcome })`
+    /// saying whether the command ran.
+    pub fn call_interruptible(
+        &self,
+        command: &D::Command,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<D::Reply, DeviceError> {
+        let _guard = match self.lock.lock_interruptible(timeout, interrupt)? {
             Acquired::Locked(g) => g,
             Acquired::OwnerDied(g) => {
                 // The one owner-died contract (ARCHITECTURE.md): a one-shot call does not run
@@ -129,9 +143,11 @@ impl<D: Device> DeviceClient<D> {
                 &heap
             }
         };
-        let answer = self.ring.call_with(bytes, timeout, |reply| {
-            postcard::from_bytes::<Result<D::Reply, String>>(reply)
-        });
+        let answer = self
+            .ring
+            .call_interruptible_with(bytes, timeout, interrupt, |reply| {
+                postcard::from_bytes::<Result<D::Reply, String>>(reply)
+            });
         match answer {
             Ok(Ok(Ok(reply))) => Ok(reply),
             Ok(Ok(Err(message))) => Err(DeviceError::Failed {
@@ -153,6 +169,11 @@ impl<D: Device> DeviceClient<D> {
 
     fn lock_timeout(&self, timeout: Duration) -> Result<Acquired<'_>, DeviceError> {
         Ok(self.lock.lock_timeout(timeout)?)
+    }
+
+    /// The call timeout this client uses (see [`with_timeout`](Self::with_timeout)).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// A reader of the device's frame ring `suffix` (e.g. a camera's `"frames"`).

@@ -252,10 +252,18 @@ class DeviceCache:
     """Starts each device's server once (in any process) and hands out proxies.
 
     ``restart="on_access"`` starts a crashed device's server again on its next use
-    (``"never"``, the default, raises :class:`~shmkit.errors.DeviceCrashed`).
+    (``"never"``, the default, raises :class:`~shmkit.errors.DeviceCrashed`). A call waits at
+    most ``call_timeout`` seconds (for the device's mutex and for the answer each; default 60,
+    the Python system's lock timeout) and Ctrl+C ends the wait.
     """
 
-    def __init__(self, segment: Segment, restart: str = "never", start_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        segment: Segment,
+        restart: str = "never",
+        start_timeout: float = 10.0,
+        call_timeout: float = 60.0,
+    ) -> None:
         self.segment = segment
         self._cache = _DeviceCache(
             segment,
@@ -263,6 +271,7 @@ class DeviceCache:
             ["-c", "from shmkit._devices import _serve; _serve()"],
             restart,
             start_timeout,
+            call_timeout,
         )
         self._proxies: dict[str, DeviceProxy] = {}
 

@@ -271,6 +271,7 @@ class _DeviceCache:
         args: list[str],
         restart: str = "never",
         start_timeout: float = 10.0,
+        call_timeout: float = 60.0,
     ) -> Self: ...
     def own(self) -> None: ...
     def python(
