@@ -41,6 +41,7 @@ class Options:
     actuators: int = 12
     gain: float = 0.4
     wait: str = "spin_then_block"
+    pin: bool = False
 
 
 class Devices(shmkit.DeviceEnum):
@@ -129,6 +130,8 @@ class Controller(shmkit.Experiment):
 
     def experiment(self) -> None:
         o = self.o
+        if o.pin:
+            os.sched_setaffinity(0, {max(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))})
         cache = shmkit.current_cache()
         dm = cache.get("DM", shmkit.SimDm, dm_config(o))
         camera = cache.get("CAMERA", shmkit.SimCamera, camera_config(o))
@@ -251,6 +254,10 @@ class Statistics(shmkit.Experiment):
 def run(o: Options) -> dict[str, Any]:
     """Runs the bench; returns the experiments' reports and the camera's rate."""
     name = f"shmkit-pyloop-{os.getpid()}"
+    if o.pin:
+        # Everything but the controller on CPU 0 (the servers and the reader inherit it);
+        # the controller moves itself to the last CPU.
+        os.sched_setaffinity(0, {0})
     with shmkit.Testbed(name, Devices, stop_timeout=5.0) as tb:
         assert tb.segment is not None
         results = tb.segment.dict("closed-loop/results", 8)
@@ -306,10 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actuators", type=int, default=12)
     p.add_argument("--gain", type=float, default=0.4)
     p.add_argument("--wait", choices=["spin_then_block", "block", "spin"], default="spin_then_block")
+    p.add_argument("--pin", action="store_true",
+                   help="the controller alone on the last CPU, everything else on CPU 0")
     p.add_argument("--check", action="store_true",
                    help="exit non-zero unless 0 torn and the residual converged")
     a = p.parse_args(argv)
-    o = Options(a.duration, a.rate, a.subapertures, a.pixels, a.actuators, a.gain, a.wait)
+    o = Options(a.duration, a.rate, a.subapertures, a.pixels, a.actuators, a.gain, a.wait, a.pin)
     r = run(o)
     print_report(o, r)
     c = r["controller"]
