@@ -168,6 +168,42 @@ fn a_forced_close_gets_past_a_client_holding_the_mutex() {
     finish(seg, &cache);
 }
 
+/// A call waiting for the device's mutex (held by another process) ends when its interrupt
+/// says so — typed, promptly, nothing sent — even with no deadline.
+fn an_interrupted_call_gives_up_waiting_for_the_device() {
+    let seg = segment("interrupt");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    let mut child = seg.spawn("holder", &()).unwrap();
+    assert!(seg.event("held").unwrap().wait(Duration::from_secs(10)));
+    let flag = std::sync::atomic::AtomicBool::new(false);
+    let t = Instant::now();
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        dm.call_interruptible(&DmCommand::Get, shmkit::Timeout::Forever, &|| {
+            flag.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    });
+    assert!(
+        matches!(
+            got,
+            Err(DeviceError::Lock(shmkit::LockError::Interrupted { .. }))
+        ),
+        "{got:?}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "gave up after {:?}",
+        t.elapsed()
+    );
+    child.kill().unwrap();
+    let _ = child.join(Duration::from_secs(5));
+    finish(seg, &cache);
+}
+
 /// The one owner-died contract for devices: a call that finds the device's mutex abandoned
 /// by a dead client does not run, says who died, and a retry runs; `lock()` hands the
 /// outcome to the caller as any mutex does.
@@ -442,7 +478,11 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 10] = [
+    let tests: [(&str, fn()); 11] = [
+        (
+            "an_interrupted_call_gives_up_waiting_for_the_device",
+            an_interrupted_call_gives_up_waiting_for_the_device,
+        ),
         (
             "a_client_killed_holding_the_device_mutex_is_reported_and_the_retry_runs",
             a_client_killed_holding_the_device_mutex_is_reported_and_the_retry_runs,
