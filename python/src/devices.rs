@@ -43,13 +43,16 @@ pub struct PyDeviceConfig {
 pub struct PyDevice {
     /// The device object; `None` once closed.
     obj: Option<Py<PyAny>>,
+    /// `shmkit._devices._handle`, looked up once.
+    handler: Option<Py<PyAny>>,
 }
 
 impl Drop for PyDevice {
     fn drop(&mut self) {
         // The object is released with the interpreter attached (no reference pool).
-        if let Some(obj) = self.obj.take() {
-            Python::attach(|_| drop(obj));
+        let (obj, handler) = (self.obj.take(), self.handler.take());
+        if obj.is_some() || handler.is_some() {
+            Python::attach(|_| drop((obj, handler)));
         }
     }
 }
@@ -102,7 +105,7 @@ impl Device for PyDevice {
             .collect();
         let (name, segment) = (ctx.name().to_owned(), ctx.segment().name().to_owned());
         Python::attach(|py| {
-            let made = (|| -> PyResult<Py<PyAny>> {
+            let made = (|| -> PyResult<(Py<PyAny>, Py<PyAny>)> {
                 let frames = PyDict::new(py);
                 for (suffix, writer) in writers {
                     frames.set_item(suffix, Py::new(py, PyFrameWriter::wrap(writer))?)?;
@@ -112,10 +115,13 @@ impl Device for PyDevice {
                     "_open_device",
                     (PyBytes::new(py, &config.factory), name, segment, frames),
                 )?;
-                Ok(obj.unbind())
+                Ok((obj.unbind(), module.getattr("_handle")?.unbind()))
             })();
-            made.map(|obj| PyDevice { obj: Some(obj) })
-                .map_err(|e| failure(py, e))
+            made.map(|(obj, handler)| PyDevice {
+                obj: Some(obj),
+                handler: Some(handler),
+            })
+            .map_err(|e| failure(py, e))
         })
     }
 
@@ -125,18 +131,20 @@ impl Device for PyDevice {
         ctx: &mut DeviceContext,
     ) -> Result<Vec<u8>, DeviceFailure> {
         let obj = self.obj.as_ref().ok_or("the device is closed")?;
+        let handler = self.handler.as_ref().ok_or("the device is closed")?;
         Python::attach(|py| {
-            let module = py.import("shmkit._devices").map_err(|e| failure(py, e))?;
-            let out = module
-                .call_method1("_handle", (obj.bind(py), PyBytes::new(py, &command)))
+            let out = handler
+                .bind(py)
+                .call1((obj.bind(py), PyBytes::new(py, &command)))
                 .map_err(|e| failure(py, e))?;
             // `(reply, fail_safe_reason)`: a device may ask for its fail-safe state.
-            let (reply, fail_safe): (Vec<u8>, Option<String>) =
+            // Bytes taken as a slice: extracting a `Vec<u8>` would walk them one by one.
+            let (reply, fail_safe): (Bound<'_, PyBytes>, Option<String>) =
                 out.extract().map_err(|e| failure(py, e))?;
             if let Some(reason) = fail_safe {
                 ctx.enter_fail_safe(&reason);
             }
-            Ok(reply)
+            Ok(reply.as_bytes().to_vec())
         })
     }
 
@@ -482,8 +490,8 @@ pub struct PyDeviceClient {
 
 client_methods!(PyDeviceClient {
     /// Sends a pickled `(method, args, kwargs)` and returns the pickled outcome.
-    fn call<'py>(&self, py: Python<'py>, request: Vec<u8>) -> PyResult<Bound<'py, PyBytes>> {
-        let reply = call(py, &self.inner, &request)?;
+    fn call<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let reply = call(py, &self.inner, &request.to_vec())?;
         Ok(PyBytes::new(py, &reply))
     }
 });
@@ -556,16 +564,24 @@ client_methods!(PySimDm {
         }
     }
 
-    /// The same `get()` call made `n` times from Rust, with no Python in between: ns per
-    /// call (the Python benchmark's "from Rust" side, in the same process and run).
-    fn _time_get_from_rust(&self, py: Python<'_>, n: u32) -> PyResult<f64> {
+    /// The same `get()` call made `n` times from Rust, one every `period_us` microseconds
+    /// (busy-waiting in between, as a controller commanding once per frame would be
+    /// computing): mean ns per call, the calls alone timed. The Python benchmark's "from
+    /// Rust" side, in the same process and run.
+    fn _time_get_from_rust(&self, py: Python<'_>, n: u32, period_us: u64) -> PyResult<f64> {
         let inner = &self.inner;
+        let period = Duration::from_micros(period_us);
         let took = py.detach(|| {
-            let start = std::time::Instant::now();
+            let mut total = Duration::ZERO;
             for _ in 0..n {
+                let start = std::time::Instant::now();
                 inner.call(&DmCommand::Get)?;
+                total += start.elapsed();
+                while start.elapsed() < period {
+                    std::hint::spin_loop();
+                }
             }
-            Ok::<_, DeviceError>(start.elapsed())
+            Ok::<_, DeviceError>(total)
         });
         let took = took.map_err(|e| device_error(py, e))?;
         Ok(took.as_nanos() as f64 / f64::from(n.max(1)))
