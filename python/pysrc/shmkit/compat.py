@@ -74,29 +74,6 @@ def _segment() -> Segment:
     return seg
 
 
-def get_lock(name: str, timeout: float | None = None) -> Mutex:
-    """The shared reentrant mutex ``name`` (default acquire timeout 60 s)."""
-    return _segment().mutex(name, timeout)
-
-
-get_mutex = get_lock
-
-
-def get_event(name: str) -> Event:
-    """The shared event ``name``."""
-    return _segment().event(name)
-
-
-def get_barrier(
-    name: str,
-    parties: int,
-    action: Callable[[], object] | None = None,
-    timeout: float | None = None,
-) -> Barrier:
-    """The shared barrier ``name`` for ``parties`` processes."""
-    return _segment().barrier(name, parties, action, timeout)
-
-
 class MutexedDict(SharedDict):
     """A shared dictionary (``str`` keys, picklable values): every access atomic; ``with d:``
     or ``with d.lock():`` for a wider critical section."""
@@ -160,3 +137,26 @@ class SharedMemoryManager:
     ) -> Barrier:
         """The shared barrier ``name`` for ``parties`` processes."""
         return self.segment.barrier(name, parties, action, timeout)
+
+
+def get_lock(name: str, timeout: float | None = None) -> Mutex:
+    """The shared reentrant mutex ``name`` (default acquire timeout 60 s)."""
+    return SharedMemoryManager().get_lock(name, timeout)
+
+
+get_mutex = get_lock
+
+
+def get_event(name: str) -> Event:
+    """The shared event ``name``."""
+    return SharedMemoryManager().get_event(name)
+
+
+def get_barrier(
+    name: str,
+    parties: int,
+    action: Callable[[], object] | None = None,
+    timeout: float | None = None,
+) -> Barrier:
+    """The shared barrier ``name`` for ``parties`` processes."""
+    return SharedMemoryManager().get_barrier(name, parties, action, timeout)
