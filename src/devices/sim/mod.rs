@@ -8,6 +8,7 @@
 
 mod camera;
 mod dm;
+pub mod optics;
 pub mod turbulence;
 
 pub use camera::{CameraCommand, CameraReply, SimCamera, SimCameraConfig};
