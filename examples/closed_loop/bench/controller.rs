@@ -104,7 +104,7 @@ impl Experiment for Controller {
                 m[r * nact + k] = (s[r] - s_minus[r]) / (2.0 * delta);
             }
         }
-        let rec = reconstructor(&m, nslopes, nact);
+        let (rec, dropped) = reconstructor(&m, nslopes, nact);
         let mut command = vec![0f32; nact];
         let (shape, _) = set(&command, 0)?;
         fresh_slopes(&mut frames, shape, subs, pix, &mut s)?;
@@ -114,6 +114,7 @@ impl Experiment for Controller {
         progress.insert("phase", &"closed loop")?;
         let mut report = ControllerReport {
             open_loop_residual,
+            modes_dropped: dropped as u64,
             ..ControllerReport::default()
         };
         let (mut frame_lat, mut cmd_lat) = (Vec::new(), Vec::new());

@@ -1,5 +1,10 @@
-//! The controller's arithmetic: slopes of a Shack-Hartmann image, RMS, and the regularised
-//! least-squares reconstructor.
+//! The controller's arithmetic: slopes of a Shack-Hartmann image, RMS, and the truncated-SVD
+//! least-squares reconstructor (the decomposition is `nalgebra`'s).
+
+use nalgebra::DMatrix;
+
+/// Modes with a singular value below this fraction of the largest are not corrected.
+pub const TRUNCATION: f64 = 1e-2;
 
 /// Slopes (x for every sub-aperture, then y) of one image, in pixels from each centre.
 pub fn slopes(image: &[u16], subs: usize, pix: usize, out: &mut [f32]) {
@@ -34,61 +39,34 @@ pub fn rms(v: &[f32]) -> f64 {
     (v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / v.len().max(1) as f64).sqrt()
 }
 
-/// `(MᵀM + αI)⁻¹ Mᵀ` for `m` of `rows × cols` (row-major), by Cholesky: `cols × rows`.
-pub fn reconstructor(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut a = vec![0f64; cols * cols];
-    for i in 0..cols {
-        for j in 0..=i {
-            let mut s = 0.0;
-            for r in 0..rows {
-                s += f64::from(m[r * cols + i]) * f64::from(m[r * cols + j]);
-            }
-            a[i * cols + j] = s;
-            a[j * cols + i] = s;
+/// The truncated-SVD least-squares reconstructor of `m` (`rows × cols`, row-major): `V Σ⁺ Uᵀ`,
+/// `cols × rows`, with the modes whose singular value is below `TRUNCATION` × the largest
+/// dropped (the mirror modes the sensor barely sees, which would amplify noise). Returns the
+/// reconstructor and how many modes were dropped.
+pub fn reconstructor(m: &[f32], rows: usize, cols: usize) -> (Vec<f32>, usize) {
+    let a = DMatrix::from_row_iterator(rows, cols, m.iter().map(|&v| f64::from(v)));
+    let svd = a.svd(true, true);
+    let (u, v_t) = (
+        svd.u.as_ref().expect("U was asked for"),
+        svd.v_t.as_ref().expect("Vᵀ was asked for"),
+    );
+    let s = &svd.singular_values;
+    let largest = s.iter().copied().fold(0.0f64, f64::max);
+    let mut inverse = DMatrix::<f64>::zeros(cols, rows);
+    let mut dropped = 0;
+    for (k, &sigma) in s.iter().enumerate() {
+        if sigma <= largest * TRUNCATION {
+            dropped += 1;
+            continue;
         }
+        // V[:, k] (1/σ) U[:, k]ᵀ
+        inverse += (v_t.row(k).transpose() / sigma) * u.column(k).transpose();
     }
-    let trace: f64 = (0..cols).map(|i| a[i * cols + i]).sum();
-    let alpha = 1e-3 * trace / cols as f64;
-    for i in 0..cols {
-        a[i * cols + i] += alpha;
-    }
-    // Cholesky: a = L Lᵀ, L in the lower triangle.
-    for j in 0..cols {
-        let mut d = a[j * cols + j];
-        for k in 0..j {
-            d -= a[j * cols + k] * a[j * cols + k];
-        }
-        let d = d.max(1e-12).sqrt();
-        a[j * cols + j] = d;
-        for i in j + 1..cols {
-            let mut s = a[i * cols + j];
-            for k in 0..j {
-                s -= a[i * cols + k] * a[j * cols + k];
-            }
-            a[i * cols + j] = s / d;
-        }
-    }
-    // Solve (L Lᵀ) X = Mᵀ, one column of Mᵀ (= one row of M) at a time.
     let mut r = vec![0f32; cols * rows];
-    let mut y = vec![0f64; cols];
-    for row in 0..rows {
-        for i in 0..cols {
-            let mut s = f64::from(m[row * cols + i]);
-            for k in 0..i {
-                s -= a[i * cols + k] * y[k];
-            }
-            y[i] = s / a[i * cols + i];
-        }
-        for i in (0..cols).rev() {
-            let mut s = y[i];
-            for k in i + 1..cols {
-                s -= a[k * cols + i] * y[k];
-            }
-            y[i] = s / a[i * cols + i];
-        }
-        for i in 0..cols {
-            r[i * rows + row] = y[i] as f32;
+    for i in 0..cols {
+        for j in 0..rows {
+            r[i * rows + j] = inverse[(i, j)] as f32;
         }
     }
-    r
+    (r, dropped)
 }

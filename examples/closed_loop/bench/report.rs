@@ -32,6 +32,8 @@ pub struct ControllerReport {
     pub open_loop_residual: f64,
     /// RMS slope after the first 1, 2, 3, 5, 10, 20, 50 and 100 closed-loop frames.
     pub first_frames: Vec<(u64, f64)>,
+    /// Mirror modes the truncated-SVD reconstructor leaves uncorrected, of `actuators²`.
+    pub modes_dropped: u64,
 }
 
 /// What the statistics reader measured.
@@ -72,6 +74,11 @@ pub fn print_report(o: &Options, r: &Report) {
     println!(
         "  checksums: controller {} verified, {} torn; statistics reader {} verified, {} torn (mean intensity {:.1})",
         c.verified, c.torn, r.statistics.verified, r.statistics.torn, r.statistics.mean_intensity
+    );
+    println!(
+        "  reconstructor: truncated SVD, {} of {} mirror modes corrected",
+        (o.actuators * o.actuators) as u64 - c.modes_dropped,
+        o.actuators * o.actuators
     );
     println!(
         "  residual (RMS slope, px): open loop {:.4}",
