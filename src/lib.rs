@@ -101,6 +101,13 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Real-time mode for a control loop's thread: locked memory and a `SCHED_FIFO` priority,
+/// with errors that name the missing limit or capability.
+#[cfg(not(loom))]
+pub mod realtime {
+    pub use crate::sys::realtime::{enter, leave, Realtime, RealtimeError};
+}
+
 /// The clock shmkit stamps frames and keeps deadlines on.
 #[cfg(not(loom))]
 pub mod clock {

@@ -61,6 +61,10 @@ struct Args {
     /// Controller alone on the last CPU, everything else on CPU 0.
     #[arg(long)]
     pin: bool,
+    /// The controller in real-time mode: memory locked, SCHED_FIFO priority 50 (needs
+    /// CAP_SYS_NICE / `ulimit -r`, CAP_IPC_LOCK / `ulimit -l`; says so when refused).
+    #[arg(long)]
+    realtime: bool,
 }
 
 impl Args {
@@ -79,6 +83,7 @@ impl Args {
             }
             .into(),
             pin: self.pin,
+            realtime: self.realtime,
             ..Options::default()
         }
     }

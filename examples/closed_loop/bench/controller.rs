@@ -55,6 +55,12 @@ impl Experiment for Controller {
         if o.pin {
             pin_to(cpus().saturating_sub(1));
         }
+        if o.realtime {
+            match shmkit::realtime::enter(50) {
+                Ok(r) => eprintln!("controller: real-time mode, SCHED_FIFO {}", r.priority),
+                Err(e) => eprintln!("controller: running without real-time mode: {e}"),
+            }
+        }
         // The mirror's replies are waited for the same way as frames: with blocking waits,
         // the controller never spins on a CPU the mirror's server may need.
         let dm = ctx

@@ -27,6 +27,9 @@ pub struct Options {
     /// default: on the 2-vCPU VM this was measured on, a controller alone on a CPU that halts
     /// between frames wakes later (p99 59–79 µs) than one the scheduler places (p99 ~49 µs).
     pub pin: bool,
+    /// The controller's thread in real-time mode (locked memory, `SCHED_FIFO` 50) when the
+    /// user has the right; a message saying what is missing otherwise.
+    pub realtime: bool,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             wait: "block".into(),
             segment: format!("shmkit-closed-loop-{}", std::process::id()),
             pin: false,
+            realtime: false,
         }
     }
 }
