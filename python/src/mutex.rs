@@ -34,9 +34,6 @@ impl PyMutex {
 
     /// Acquires with `timeout`; `Ok(false)` on timeout, owner death as `OwnerDiedError`.
     fn acquire_for(&self, py: Python<'_>, timeout: Timeout) -> PyResult<bool> {
-        if self.inner.try_acquire_free() {
-            return Ok(true);
-        }
         let held = match self.inner.try_acquire_uncontended() {
             Some(done) => done,
             None if timeout.is_zero() => self.inner.acquire(Timeout::ZERO, &shmkit::NoInterrupt),
@@ -78,10 +75,6 @@ impl PyMutex {
     /// `OwnerDiedError` with the mutex held by the caller.
     #[pyo3(signature = (blocking = true, timeout = None))]
     fn acquire(&self, py: Python<'_>, blocking: bool, timeout: Option<f64>) -> PyResult<bool> {
-        // The common call — `acquire()` of a free mutex — before any argument handling.
-        if blocking && timeout.is_none() && self.inner.try_acquire_free() {
-            return Ok(true);
-        }
         // CPython's order: converting the number (NaN, infinity) fails first, then a timeout
         // with `blocking=False`, then a negative timeout other than -1.
         if let Some(t) = timeout {
@@ -103,9 +96,6 @@ impl PyMutex {
 
     /// Releases one level; `NotOwnerError` (a `RuntimeError`) if this thread does not hold it.
     fn release(&self, py: Python<'_>) -> PyResult<()> {
-        if self.inner.try_release_fast() {
-            return Ok(());
-        }
         self.inner.release().map_err(|e| unlock_error(py, e))
     }
 

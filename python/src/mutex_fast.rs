@@ -66,9 +66,11 @@ unsafe fn new_ref(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
 unsafe fn fall_back(
     full: impl FnOnce(&Fallbacks) -> &Py<PyAny>,
     slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
+    Args {
+        args,
+        nargs,
+        kwnames,
+    }: Args,
 ) -> *mut ffi::PyObject {
     let Some(fallbacks) = FALLBACKS.get() else {
         // Never: installed before the class is reachable. Fail as a Python error.
@@ -122,7 +124,8 @@ unsafe fn fall_back(
     }
 }
 
-/// A call's (vectorcall) arguments, as `fall_back` takes them.
+/// A call's (vectorcall) arguments: `nargs` positional ones in `args`, then one per name in
+/// `kwnames`.
 #[derive(Clone, Copy)]
 struct Args {
     args: *const *mut ffi::PyObject,
@@ -137,9 +140,10 @@ const NO_ARGS: Args = Args {
     kwnames: std::ptr::null_mut(),
 };
 
-/// The common shape of the four methods: when the call is the plain one (`plain`) and the
-/// fast path `fast` succeeds on `slf`'s mutex, answer with a new reference to `answer`;
-/// otherwise — other arguments, the full path needed, or a panic — call the full method.
+/// The common shape of the four methods: when the call is the plain one (`plain_nargs`
+/// positional arguments, no keywords) and the fast path `fast` succeeds on `slf`'s mutex,
+/// answer with a new reference to `answer`; otherwise — other arguments, the full path
+/// needed, or a panic — call the full method.
 ///
 /// # Safety
 /// Called from one of the methods below with the interpreter's arguments: attached, `slf` a
@@ -147,7 +151,7 @@ const NO_ARGS: Args = Args {
 #[inline(always)]
 unsafe fn fast_or_full(
     slf: *mut ffi::PyObject,
-    plain: bool,
+    plain_nargs: ffi::Py_ssize_t,
     fast: impl Fn(&shmkit::Mutex) -> bool,
     answer: *mut ffi::PyObject,
     full: fn(&Fallbacks) -> &Py<PyAny>,
@@ -155,13 +159,13 @@ unsafe fn fast_or_full(
 ) -> *mut ffi::PyObject {
     // SAFETY: as the caller guarantees.
     unsafe {
-        if plain {
+        if args.nargs == plain_nargs && args.kwnames.is_null() {
             let done = std::panic::catch_unwind(AssertUnwindSafe(|| fast(&mutex_of(slf).inner)));
             if matches!(done, Ok(true)) {
                 return new_ref(answer);
             }
         }
-        fall_back(full, slf, args.args, args.nargs, args.kwnames)
+        fall_back(full, slf, args)
     }
 }
 
@@ -177,14 +181,13 @@ unsafe extern "C" fn acquire(
         nargs,
         kwnames,
     };
-    let plain = nargs == 0 && kwnames.is_null();
     // SAFETY: called by the interpreter as a METH_FASTCALL | METH_KEYWORDS method of
     // `Mutex`: attached, `slf` a `Mutex`, the arguments as `fall_back` requires.
     unsafe {
         let answer = ffi::Py_True();
         fast_or_full(
             slf,
-            plain,
+            0,
             shmkit::Mutex::try_acquire_free,
             answer,
             |f| &f.acquire,
@@ -203,7 +206,7 @@ unsafe extern "C" fn release(
         let answer = ffi::Py_None();
         fast_or_full(
             slf,
-            true,
+            0,
             shmkit::Mutex::try_release_fast,
             answer,
             |f| &f.release,
@@ -221,7 +224,7 @@ unsafe extern "C" fn enter(
     unsafe {
         fast_or_full(
             slf,
-            true,
+            0,
             shmkit::Mutex::try_acquire_free,
             slf,
             |f| &f.enter,
@@ -242,13 +245,12 @@ unsafe extern "C" fn exit(
         nargs,
         kwnames,
     };
-    let plain = nargs == 3 && kwnames.is_null();
     // SAFETY: called by the interpreter as a METH_FASTCALL | METH_KEYWORDS method of `Mutex`.
     unsafe {
         let answer = ffi::Py_False();
         fast_or_full(
             slf,
-            plain,
+            3,
             shmkit::Mutex::try_release_fast,
             answer,
             |f| &f.exit,

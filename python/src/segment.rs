@@ -229,21 +229,14 @@ impl PySegment {
     /// as its creator made it.
     #[pyo3(signature = (name, dtype = None, shape = None, init = None))]
     fn value(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         name: &str,
         dtype: Option<Py<PyAny>>,
         shape: Option<Py<PyAny>>,
         init: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let open = py.import("shmkit._value")?.getattr("_open_value")?;
-        let seg = Py::new(
-            py,
-            PySegment {
-                inner: self.inner.clone(),
-            },
-        )?;
-        Ok(open.call1((seg, name, dtype, shape, init))?.unbind())
+        let open = slf.py().import("shmkit._value")?.getattr("_open_value")?;
+        Ok(open.call1((slf, name, dtype, shape, init))?.unbind())
     }
 
     /// The byte-level value `name` (`shmkit.SharedValue` wraps it): opened as it is without

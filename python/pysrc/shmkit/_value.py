@@ -164,12 +164,8 @@ def _open_value(
 
 
 def _rebuild_value(segment: str, name: str, descr: Any, shape: tuple[int, ...]) -> SharedValue:
+    """Unpickles a shared value: opened with its dtype and shape, so the segment's own
+    fingerprint check refuses a value that has another type now."""
     from ._shmkit import Segment
 
-    seg = Segment.open(segment)
-    raw = seg._raw_value(name)
-    dtype = np.dtype(descr)
-    # The same check an open with a dtype makes, without an initial value to create from.
-    if raw.type_name != _type_name(dtype, shape)[:40]:
-        raise TypeError(f"{name!r} in {segment!r} is no longer a {dtype} {shape} value")
-    return SharedValue(raw, dtype, shape)
+    return _open_value(Segment.open(segment), name, np.dtype(descr), shape, None)

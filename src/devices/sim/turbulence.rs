@@ -231,7 +231,7 @@ impl FrozenFlow {
     }
 }
 
-// Numeric work with no unsafe code: nothing for Miri to find, minutes for it to run.
+// Pure numeric work (no raw pointers): nothing for Miri to find, minutes for it to run.
 #[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
