@@ -1,24 +1,24 @@
-//! A simulated adaptive-optics bench closing its loop through shmkit — the README's main demo.
+//! A simulated adaptive-optics bench correcting moving turbulence through shmkit — the
+//! README's main demo.
 //!
 //! ```text
-//! cargo run --release --example closed_loop            # 10 s, camera at 2 kHz, blocking waits
-//! cargo run --release --example closed_loop -- --help  # durations, rates, sizes, wait strategy
+//! cargo run --release --example closed_loop            # 10 s at 2 kHz, report under target/
+//! cargo run --release --example closed_loop -- --help  # durations, turbulence, gains, waits
 //! ```
 //!
-//! One testbed process starts a simulated wavefront-sensor camera (16×16 sub-apertures) and a
-//! simulated 12×12 deformable mirror, each in its own server process, with a safety test on
-//! the mirror's stroke. Two experiments run in their own processes: the controller calibrates
-//! (pushes and pulls every actuator), then on every frame reads the image in place, computes
-//! the slopes, multiplies by the reconstructor and integrates into the mirror command; a
-//! second experiment reads the same frames at the same time for image statistics. Both verify
-//! every frame's checksum. The report gives rates, missed frames, both IPC latencies
-//! (p50/p99/p99.9/max), torn frames (0) and the residual per second (it converges).
+//! A physical Shack-Hartmann camera (8 m pupil, 24 × 24 sub-apertures of 8 px, frozen-flow
+//! von Kármán turbulence, photon and read noise) and a 25 × 25 Gaussian-influence mirror run
+//! in their own server processes; a controller calibrates, measures its latency in frames,
+//! closes a leaky-integrator loop on every frame, and a statistics reader checks the same
+//! frames. The report gives the IPC latencies, the computation time, missed and torn frames,
+//! residual and Strehl open and closed loop, the error budget, the measured rejection
+//! transfer function beside the model, and writes plots and a JSON file to `--report DIR`.
 //!
 //! This file is the command line; the bench itself is in `bench/`.
 
 mod bench;
 
-use bench::{entries, print_report, run, Options};
+use bench::{entries, print_report, run, write_report, Options, Summary};
 use clap::{Parser, ValueEnum};
 use shmkit::process::Entries;
 
@@ -33,28 +33,52 @@ enum Wait {
     SpinThenBlock,
 }
 
-/// closed_loop: a simulated adaptive-optics loop through shmkit.
+/// closed_loop: a simulated adaptive-optics bench closing its loop through shmkit.
 #[derive(Debug, Parser)]
 #[command(name = "closed_loop")]
 struct Args {
-    /// Closed-loop time after calibration, seconds.
+    /// Closed-loop time, seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     duration: f64,
     /// Camera frame rate.
     #[arg(long, value_name = "HZ", default_value_t = 2000.0)]
     rate: f64,
-    /// Sub-apertures per side.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Sub-apertures per side (the mirror has one more actuator per side).
+    #[arg(long, value_name = "N", default_value_t = 24, value_parser = clap::value_parser!(u32).range(2..=64))]
     subapertures: u32,
     /// Pixels per sub-aperture side.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=64))]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(4..=32))]
     pixels: u32,
-    /// Mirror actuators per side.
-    #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(2..=64))]
-    actuators: u32,
+    /// Pupil diameter, metres.
+    #[arg(long, value_name = "M", default_value_t = 8.0)]
+    diameter: f64,
+    /// Fried parameter at 500 nm, metres.
+    #[arg(long, value_name = "M", default_value_t = 0.16)]
+    r0: f64,
+    /// Outer scale, metres.
+    #[arg(long, value_name = "M", default_value_t = 25.0)]
+    outer_scale: f64,
+    /// Wind speed, m/s.
+    #[arg(long, value_name = "M/S", default_value_t = 10.0)]
+    wind: f64,
+    /// Wind direction, degrees.
+    #[arg(long, value_name = "DEG", default_value_t = 0.0)]
+    wind_direction: f64,
+    /// Turbulent layers (equal shares; the wind turns 40° and speeds up 50 % per layer).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    layers: u32,
+    /// Seed of the turbulence and of the noise.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Photo-electrons per sub-aperture per frame.
+    #[arg(long, value_name = "E", default_value_t = 500.0)]
+    photons: f64,
     /// Integrator gain.
-    #[arg(long, value_name = "G", default_value_t = 0.4)]
+    #[arg(long, value_name = "G", default_value_t = 0.5)]
     gain: f32,
+    /// Integrator leak.
+    #[arg(long, value_name = "L", default_value_t = 0.995)]
+    leak: f32,
     /// How the experiments wait for frames.
     #[arg(long, value_enum, default_value = "block")]
     wait: Wait,
@@ -65,27 +89,49 @@ struct Args {
     /// CAP_SYS_NICE / `ulimit -r`, CAP_IPC_LOCK / `ulimit -l`; says so when refused).
     #[arg(long)]
     realtime: bool,
+    /// Folder for the report (plots, JSON, frames); default `target/closed-loop/<time>`.
+    #[arg(long, value_name = "DIR")]
+    report: Option<std::path::PathBuf>,
 }
 
 impl Args {
     fn options(&self) -> Options {
-        Options {
+        let mut o = Options {
             duration_s: self.duration,
             rate_hz: self.rate,
             subapertures: self.subapertures,
             pixels: self.pixels,
-            actuators: self.actuators,
             gain: self.gain,
-            wait: match self.wait {
-                Wait::Block => "block",
-                Wait::Spin => "spin",
-                Wait::SpinThenBlock => "spin-then-block",
-            }
-            .into(),
+            leak: self.leak,
             pin: self.pin,
             realtime: self.realtime,
             ..Options::default()
+        };
+        o.ao.diameter = self.diameter;
+        o.ao.r0 = self.r0;
+        o.ao.outer_scale = self.outer_scale;
+        o.ao.seed = self.seed;
+        o.ao.photons = self.photons;
+        o.ao.layers = (0..self.layers)
+            .map(|k| shmkit::devices::sim::ao::WindLayer {
+                fraction: 1.0 / f64::from(self.layers),
+                speed: self.wind * 1.5f64.powi(k as i32),
+                direction_deg: self.wind_direction + 40.0 * f64::from(k),
+            })
+            .collect();
+        o.wait = match self.wait {
+            Wait::Block => "block",
+            Wait::Spin => "spin",
+            Wait::SpinThenBlock => "spin-then-block",
         }
+        .into();
+        o.report_dir = Some(self.report.clone().unwrap_or_else(|| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            std::path::PathBuf::from(format!("target/closed-loop/{secs}"))
+        }));
+        o
     }
 }
 
@@ -95,9 +141,24 @@ fn main() {
     let options = Args::parse().options();
     match run(&options, true) {
         Ok(report) => {
-            print_report(&options, &report);
-            let torn = report.controller.torn + report.statistics.torn;
-            if torn > 0 || !report.failures.is_empty() {
+            let summary = Summary::of(&options, &report);
+            print_report(&options, &summary);
+            if let Some(dir) = &options.report_dir {
+                match write_report(dir, &options, &report, &summary) {
+                    Ok(files) => {
+                        println!(
+                            "report: {} ({} files: report.json, SVG plots, PGM frames)",
+                            dir.display(),
+                            files.len()
+                        );
+                    }
+                    Err(e) => {
+                        eprintln!("closed_loop: writing the report to {}: {e}", dir.display());
+                        std::process::exit(1);
+                    }
+                }
+            }
+            if summary.torn.0 + summary.torn.1 > 0 || !summary.failures.is_empty() {
                 std::process::exit(1);
             }
         }

@@ -1,14 +1,19 @@
-//! The controller experiment: calibrate, then close the loop on every frame.
+//! The controller experiment: calibrate without turbulence, measure the loop's latency in
+//! frames with a poke test, watch the open loop, then close the loop on every frame and
+//! record what an AO engineer judges it by.
 
-use super::linalg::{reconstructor, rms, slopes};
+use super::linalg::{mvm, reconstructor, slopes};
 use super::options::Options;
-use super::report::ControllerReport;
-use super::stats::percentiles;
+use super::rtf;
+use super::telemetry::ControllerReport;
 use super::{cpus, pin_to};
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::{checksum, DmCommand, DmReply, SimCamera, SimDm};
-use shmkit::rings::{FrameReader, ReadMode, RingError};
+use shmkit::devices::sim::ao::AoGeometry;
+use shmkit::devices::sim::{checksum, CameraCommand, DmCommand, DmReply, SimCamera, SimDm};
+use shmkit::devices::DeviceClient;
+use shmkit::rings::{Frame, FrameReader, ReadMode, RingError};
 use shmkit::testbed::{Experiment, ExperimentContext, ExperimentFailure};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The controller experiment.
@@ -18,25 +23,120 @@ pub struct Controller {
     pub options: Options,
 }
 
-/// The slopes of the next frame rendered with mirror shape `dm_frame` or a later one (the
-/// camera stamps the shape it used in user word 2).
-fn fresh_slopes(
-    reader: &mut FrameReader,
-    dm_frame: u64,
-    subs: usize,
-    pix: usize,
-    out: &mut [f32],
-) -> Result<(), ExperimentFailure> {
-    loop {
-        let frame = match reader.next(Duration::from_secs(2)) {
-            Ok(f) => f,
-            Err(RingError::Overrun { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if frame.user(2) >= dm_frame {
-            slopes(frame.typed::<u16>()?, subs, pix, out);
-            return Ok(());
+/// The calibration source is this much brighter than the guide star (a fibre source at the
+/// bench's focus), so the interaction matrix is measured with one frame per push and pull.
+const CALIBRATION_FLUX: f64 = 300.0;
+
+/// Low-order mirror patterns (tip, tilt, focus, two astigmatisms, two comas) on the active
+/// actuators, each normalised so projecting a command on it gives its coefficient: the modes
+/// the rejection transfer function is measured on (where the turbulence has its power).
+fn low_order_modes(geometry: &AoGeometry) -> Vec<Vec<f32>> {
+    let n = geometry.actuators();
+    let half = (n - 1) as f64 / 2.0;
+    let xy: Vec<(f64, f64)> = geometry
+        .active()
+        .iter()
+        .map(|&k| {
+            (
+                ((k % n) as f64 - half) / half,
+                ((k / n) as f64 - half) / half,
+            )
+        })
+        .collect();
+    let shapes: [fn(f64, f64) -> f64; 7] = [
+        |x, _| x,
+        |_, y| y,
+        |x, y| 2.0 * (x * x + y * y) - 1.0,
+        |x, y| x * x - y * y,
+        |x, y| 2.0 * x * y,
+        |x, y| (3.0 * (x * x + y * y) - 2.0) * x,
+        |x, y| (3.0 * (x * x + y * y) - 2.0) * y,
+    ];
+    shapes
+        .iter()
+        .map(|f| {
+            let v: Vec<f64> = xy.iter().map(|&(x, y)| f(x, y)).collect();
+            let norm2: f64 = v.iter().map(|a| a * a).sum();
+            v.iter().map(|a| (a / norm2.max(1e-12)) as f32).collect()
+        })
+        .collect()
+}
+
+fn project(mode: &[f32], v: &[f32]) -> f32 {
+    mode.iter().zip(v).map(|(a, b)| a * b).sum()
+}
+
+/// The frame reader with the accounting every read shares: checksums (torn frames counted,
+/// never used) and overruns.
+struct Frames {
+    reader: FrameReader,
+    verified: u64,
+    torn: u64,
+}
+
+impl Frames {
+    /// The next frame; `Ok(None)` on a timeout or an overrun (`missed` counts the frames
+    /// lost), or on a torn frame.
+    fn next(
+        &mut self,
+        timeout: Duration,
+        missed: &mut u64,
+    ) -> Result<Option<Frame<'_>>, ExperimentFailure> {
+        match self.reader.next(timeout) {
+            Ok(frame) => {
+                if checksum(frame.bytes()) == frame.user(1) {
+                    self.verified += 1;
+                    Ok(Some(frame))
+                } else {
+                    self.torn += 1;
+                    Ok(None)
+                }
+            }
+            Err(RingError::Overrun { missed: m }) => {
+                *missed += m;
+                Ok(None)
+            }
+            Err(RingError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The mirror, with the commands recently applied kept by their shape frame id (the camera
+/// stamps the id it rendered with, so the loop knows which command each frame saw).
+struct Mirror {
+    client: DeviceClient<SimDm>,
+    applied: VecDeque<(u64, Vec<f32>)>,
+}
+
+impl Mirror {
+    /// Applies `values`; returns the shape frame id and when it was applied.
+    fn set(&mut self, values: &[f32], tag: u64) -> Result<(u64, u64), ExperimentFailure> {
+        match self.client.call(&DmCommand::Set {
+            values: values.to_vec(),
+            tag,
+        })? {
+            DmReply::Applied {
+                frame, applied_ns, ..
+            } => {
+                if self.applied.len() == 64 {
+                    self.applied.pop_front();
+                }
+                self.applied.push_back((frame, values.to_vec()));
+                Ok((frame, applied_ns))
+            }
+            other => Err(format!("unexpected mirror reply {other:?}").into()),
+        }
+    }
+
+    /// The command a frame rendered with shape frame `id` saw (`None`: older than kept, or
+    /// the mirror's initial flat shape).
+    fn seen(&self, id: u64) -> Option<&[f32]> {
+        self.applied
+            .iter()
+            .rev()
+            .find(|(f, _)| *f <= id)
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -45,12 +145,12 @@ impl Experiment for Controller {
 
     fn experiment(&mut self, ctx: &ExperimentContext<'_>) -> Result<(), ExperimentFailure> {
         let o = &self.options;
-        let (subs, pix, n) = (
-            o.subapertures as usize,
-            o.pixels as usize,
-            o.actuators as usize,
-        );
-        let (nslopes, nact) = (2 * subs * subs, n * n);
+        let geometry = AoGeometry::new(&o.ao, o.subapertures as usize, o.pixels as usize)?;
+        let bg = o.ao.background as f32;
+        let (nv, n) = (geometry.valid().len(), geometry.actuators());
+        let nslopes = 2 * nv;
+        let active = geometry.active().to_vec();
+        let na = active.len();
         let seg = ctx.segment();
         if o.pin {
             pin_to(cpus().saturating_sub(1));
@@ -63,137 +163,258 @@ impl Experiment for Controller {
         }
         // The mirror's replies are waited for the same way as frames: with blocking waits,
         // the controller never spins on a CPU the mirror's server may need.
-        let dm = ctx
-            .devices()
-            .get::<SimDm>("Dm", &o.dm())?
-            .with_strategy(o.strategy());
+        let mut mirror = Mirror {
+            client: ctx
+                .devices()
+                .get::<SimDm>("Dm", &o.dm())?
+                .with_strategy(o.strategy()),
+            applied: VecDeque::new(),
+        };
         let camera = ctx.devices().get::<SimCamera>("Camera", &o.camera())?;
         // Oldest-first: every frame is seen (telemetry, checksum); a frame with a newer one
         // already behind it only feeds telemetry, so the mirror is never commanded from a
         // backlog (stale slopes make an integrator unstable).
-        let mut frames = camera
-            .frames("frames", ReadMode::OldestFirst)?
-            .with_strategy(o.strategy());
+        let mut frames = Frames {
+            reader: camera
+                .frames("frames", ReadMode::OldestFirst)?
+                .with_strategy(o.strategy()),
+            verified: 0,
+            torn: 0,
+        };
         let progress = seg.dict("closed-loop/progress", 16)?;
+        let mut report = ControllerReport {
+            sizes: (nv as u64, na as u64),
+            ..ControllerReport::default()
+        };
+        let mut ignored_missed = 0u64;
         let mut s = vec![0f32; nslopes];
         let mut s_minus = vec![0f32; nslopes];
-        // Returns the mirror's shape frame id and when it was applied.
-        let set = |values: &[f32], tag: u64| -> Result<(u64, u64), ExperimentFailure> {
-            match dm.call(&DmCommand::Set {
-                values: values.to_vec(),
-                tag,
-            })? {
-                DmReply::Applied {
-                    frame, applied_ns, ..
-                } => Ok((frame, applied_ns)),
-                other => Err(format!("unexpected mirror reply {other:?}").into()),
+        let full = |values: &[f32]| -> Vec<f32> {
+            let mut c = vec![0f32; n * n];
+            for (&k, &v) in active.iter().zip(values) {
+                c[k] = v;
             }
+            c
         };
 
-        // Calibration: push-pull every actuator.
+        // The slopes of the next frame rendered with mirror shape `shape` or a later one.
+        let fresh = |frames: &mut Frames, shape: u64, out: &mut [f32], missed: &mut u64| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Some(frame) = frames.next(Duration::from_millis(500), missed)? {
+                    if frame.user(2) >= shape {
+                        slopes(frame.typed::<u16>()?, &geometry, bg, out);
+                        return Ok(());
+                    }
+                }
+            }
+            Err::<(), ExperimentFailure>("no frame from the camera within 5 s".into())
+        };
+
+        // Calibration without turbulence: push-pull every active actuator.
         progress.insert("phase", &"calibrating")?;
-        let delta = 0.05f32;
-        let mut m = vec![0f32; nslopes * nact];
-        let mut poke = vec![0f32; nact];
-        for k in 0..nact {
+        camera.call(&CameraCommand::Turbulence(false))?;
+        camera.call(&CameraCommand::Photons(o.ao.photons * CALIBRATION_FLUX))?;
+        let calibration = Instant::now();
+        let delta = o.poke_um;
+        let mut m = vec![0f32; nslopes * na];
+        let mut poke = vec![0f32; na];
+        for k in 0..na {
             if ctx.should_stop() {
                 return Ok(());
             }
             poke[k] = delta;
-            let (shape, _) = set(&poke, 0)?;
-            fresh_slopes(&mut frames, shape, subs, pix, &mut s)?;
+            let (shape, _) = mirror.set(&full(&poke), 0)?;
+            fresh(&mut frames, shape, &mut s, &mut ignored_missed)?;
             poke[k] = -delta;
-            let (shape, _) = set(&poke, 0)?;
-            fresh_slopes(&mut frames, shape, subs, pix, &mut s_minus)?;
+            let (shape, _) = mirror.set(&full(&poke), 0)?;
+            fresh(&mut frames, shape, &mut s_minus, &mut ignored_missed)?;
             poke[k] = 0.0;
             for r in 0..nslopes {
-                m[r * nact + k] = (s[r] - s_minus[r]) / (2.0 * delta);
+                m[r * na + k] = (s[r] - s_minus[r]) / (2.0 * delta);
+            }
+            if k % 50 == 0 {
+                progress.insert("frames", &(k as u64))?;
             }
         }
-        let (rec, dropped) = reconstructor(&m, nslopes, nact);
-        let mut command = vec![0f32; nact];
-        let (shape, _) = set(&command, 0)?;
-        fresh_slopes(&mut frames, shape, subs, pix, &mut s)?;
-        let open_loop_residual = rms(&s);
+        camera.call(&CameraCommand::Photons(o.ao.photons))?;
+        let (rec, dropped) = reconstructor(&m, nslopes, na);
+        report.modes = ((na - dropped) as u64, na as u64);
+        report.calibration_s = calibration.elapsed().as_secs_f64();
+
+        // Poke test, the way the loop runs: on a frame's arrival, command a step (a tilt of
+        // the whole mirror), then count the frames until the sensor sees half of it.
+        progress.insert("phase", &"poke test")?;
+        let tilt: Vec<f32> = low_order_modes(&geometry)[0]
+            .iter()
+            .map(|&v| {
+                v / low_order_modes(&geometry)[0]
+                    .iter()
+                    .map(|a| a * a)
+                    .sum::<f32>()
+                    .sqrt()
+            })
+            .collect();
+        let mut expected = vec![0f32; nslopes];
+        {
+            // The sensor's response to the step, from the calibration.
+            let step: Vec<f32> = tilt.iter().map(|&v| v * 4.0 * delta).collect();
+            mvm(&m, &step, &mut expected);
+        }
+        let expected_norm: f32 = expected.iter().map(|v| v * v).sum();
+        let mut level = 0.0f32;
+        for step in 0..o.poke_steps {
+            let target = if step % 2 == 0 { 1.0 } else { 0.0 };
+            let from = loop {
+                let id = match frames.next(Duration::from_secs(1), &mut ignored_missed)? {
+                    Some(frame) => frame.id(),
+                    None => continue,
+                };
+                if frames.reader.ring().stats().last_id == id {
+                    break id;
+                }
+            };
+            let values: Vec<f32> = tilt.iter().map(|&v| v * 4.0 * delta * target).collect();
+            mirror.set(&full(&values), from)?;
+            let mut seen = 0u32;
+            for _ in 0..20 {
+                let Some(frame) = frames.next(Duration::from_secs(1), &mut ignored_missed)? else {
+                    continue;
+                };
+                slopes(frame.typed::<u16>()?, &geometry, bg, &mut s);
+                let along = s.iter().zip(&expected).map(|(a, b)| a * b).sum::<f32>()
+                    / expected_norm.max(1e-12);
+                if (along - level).abs() > 0.5 * (target - level).abs() {
+                    seen = (frame.id() - from) as u32;
+                    break;
+                }
+            }
+            level = target;
+            report.poke_frames.push(seen);
+            // Settle before the next step.
+            for _ in 0..3 {
+                frames.next(Duration::from_secs(1), &mut ignored_missed)?;
+            }
+        }
+        mirror.set(&vec![0f32; n * n], 0)?;
+
+        // Open loop: turbulence on, mirror flat.
+        progress.insert("phase", &"open loop")?;
+        camera.call(&CameraCommand::Turbulence(true))?;
+        let (shape, _) = mirror.set(&vec![0f32; n * n], 0)?;
+        fresh(&mut frames, shape, &mut s, &mut ignored_missed)?;
+        let open = Instant::now();
+        let mut t_last = 0.0f64;
+        while open.elapsed().as_secs_f64() < o.open_loop_s && !ctx.should_stop() {
+            if let Some(frame) = frames.next(Duration::from_secs(1), &mut ignored_missed)? {
+                t_last = frame.user(4) as f64 * 1e-9;
+                report
+                    .residual
+                    .push((t_last as f32, f64::from_bits(frame.user(3)) as f32));
+                if report.frame_open.is_empty() {
+                    report.frame_open = frame.typed::<u16>()?.to_vec();
+                }
+            }
+        }
 
         // Closed loop.
         progress.insert("phase", &"closed loop")?;
-        let mut report = ControllerReport {
-            open_loop_residual,
-            modes_dropped: dropped as u64,
-            ..ControllerReport::default()
-        };
-        let (mut frame_lat, mut cmd_lat) = (Vec::new(), Vec::new());
+        report.t_close = t_last;
+        let modes = low_order_modes(&geometry);
+        let mut modal_e: Vec<Vec<f32>> = vec![Vec::new(); modes.len()];
+        let mut modal_p: Vec<Vec<f32>> = vec![Vec::new(); modes.len()];
+        let mut command = vec![0f32; na];
+        let mut e = vec![0f32; na];
+        let mut pol = vec![0f32; na];
+        let mut out = vec![0f32; n * n];
         let start = Instant::now();
-        let mut second = (0.0f64, 0u64);
-        let mut last_id = 0u64;
-        let mut delta_c = vec![0f32; nact];
+        let (mut last_id, mut last_ts) = (0u64, 0u64);
+        let (gain, leak) = (o.gain, o.leak);
+        let stroke = o.stroke;
+        let mut missed = 0u64;
         while !ctx.should_stop() && start.elapsed().as_secs_f64() < o.duration_s {
-            let frame = match frames.next(Duration::from_secs(1)) {
-                Ok(f) => f,
-                Err(RingError::Overrun { missed }) => {
-                    report.missed += missed;
-                    continue;
-                }
-                Err(RingError::Timeout { .. }) => continue,
-                Err(e) => return Err(e.into()),
+            let Some(frame) = frames.next(Duration::from_secs(1), &mut missed)? else {
+                continue;
             };
             let held = shmkit::clock::monotonic_ns();
-            frame_lat.push(held.saturating_sub(frame.ts_ns()));
-            if last_id != 0 && frame.id() > last_id + 1 {
-                report.missed += frame.id() - last_id - 1;
+            let (id, ts) = (frame.id(), frame.ts_ns());
+            report
+                .frame_latency_us
+                .push(held.saturating_sub(ts) as f32 / 1000.0);
+            if last_id != 0 {
+                if id > last_id + 1 {
+                    missed += id - last_id - 1;
+                }
+                report
+                    .frame_period_us
+                    .push(ts.saturating_sub(last_ts) as f32 / 1000.0);
             }
-            last_id = frame.id();
-            if checksum(frame.bytes()) == frame.user(1) {
-                report.verified += 1;
-            } else {
-                report.torn += 1;
+            (last_id, last_ts) = (id, ts);
+            let t = frame.user(4) as f64 * 1e-9;
+            report
+                .residual
+                .push((t as f32, f64::from_bits(frame.user(3)) as f32));
+            report.t_end = t;
+            let shape_seen = frame.user(2);
+            slopes(frame.typed::<u16>()?, &geometry, bg, &mut s);
+            if report.frames % 1000 == 999 || report.frame_closed.is_empty() {
+                report.frame_closed = frame.typed::<u16>()?.to_vec();
             }
-            slopes(frame.typed::<u16>()?, subs, pix, &mut s);
-            let id = frame.id();
             drop(frame);
             report.frames += 1;
-            if frames.ring().stats().last_id > id {
+            if frames.reader.ring().stats().last_id > id {
                 report.telemetry_only += 1;
                 continue;
             }
-            // Integrator: c -= g R s.
-            for (i, d) in delta_c.iter_mut().enumerate() {
-                let row = &rec[i * nslopes..][..nslopes];
-                *d = row.iter().zip(&s).map(|(r, x)| r * x).sum();
+            let mvm_start = shmkit::clock::monotonic_ns();
+            mvm(&rec, &s, &mut e);
+            let mvm_end = shmkit::clock::monotonic_ns();
+            // Leaky integrator: c ← l c − g R s, clipped to the stroke.
+            for (c, d) in command.iter_mut().zip(&e) {
+                *c = (leak * *c - gain * d).clamp(-stroke, stroke);
             }
-            for (c, d) in command.iter_mut().zip(&delta_c) {
-                *c = (*c - o.gain * d).clamp(-1.0, 1.0);
+            for (&k, &v) in active.iter().zip(&command) {
+                out[k] = v;
             }
             let sent = shmkit::clock::monotonic_ns();
-            let (_, applied) = set(&command, id)?;
-            cmd_lat.push(applied.saturating_sub(sent));
+            report
+                .compute_us
+                .push(sent.saturating_sub(held) as f32 / 1000.0);
+            report
+                .mvm_us
+                .push(mvm_end.saturating_sub(mvm_start) as f32 / 1000.0);
+            // What the frame saw, for the pseudo-open loop: R s = R s_atm + c_seen.
+            let seen = mirror.seen(shape_seen).map(|c| c.to_vec());
+            let (_, applied) = mirror.set(&out, id)?;
+            report
+                .command_latency_us
+                .push(applied.saturating_sub(sent) as f32 / 1000.0);
             report.commands += 1;
-            let residual = rms(&s);
-            if [1, 2, 3, 5, 10, 20, 50, 100].contains(&report.commands) {
-                report.first_frames.push((report.commands, residual));
-            }
-            second.0 += residual;
-            second.1 += 1;
-            if start.elapsed().as_secs_f64() >= (report.residual_per_second.len() + 1) as f64 {
-                report
-                    .residual_per_second
-                    .push(second.0 / second.1.max(1) as f64);
-                second = (0.0, 0);
+            if let Some(seen) = seen {
+                for ((p, &ek), &k) in pol.iter_mut().zip(&e).zip(&active) {
+                    *p = ek - seen[k];
+                }
+                for (m, mode) in modes.iter().enumerate() {
+                    modal_e[m].push(project(mode, &e));
+                    modal_p[m].push(project(mode, &pol));
+                }
             }
             if report.frames % 200 == 0 {
                 progress.insert("frames", &report.frames)?;
-                progress.insert("residual", &residual)?;
-                progress.insert("missed", &report.missed)?;
+                progress.insert(
+                    "residual",
+                    &f64::from(report.residual.last().map_or(0.0, |r| r.1)),
+                )?;
+                progress.insert("missed", &missed)?;
             }
         }
-        if second.1 > 0 {
-            report.residual_per_second.push(second.0 / second.1 as f64);
-        }
+        report.missed = missed;
         report.loop_hz = report.frames as f64 / start.elapsed().as_secs_f64().max(1e-9);
-        report.frame_latency = percentiles(frame_lat);
-        report.command_latency = percentiles(cmd_lat);
-        seg.dict("closed-loop/results", 8)?
+        report.rtf = rtf::measured(&modal_e, &modal_p, o.rate_hz);
+        report.mirror = out;
+        report.verified = frames.verified;
+        report.torn = frames.torn;
+        seg.dict_with("closed-loop/results", 4, o.results_bytes())?
             .insert("controller", &report)?;
         progress.insert("phase", &"done")?;
         Ok(())

@@ -1,32 +1,44 @@
 //! The bench behind the `closed_loop` example (also run by `tests/closed_loop.rs`): a
-//! simulated adaptive-optics loop closing through shmkit.
+//! simulated adaptive-optics bench correcting moving turbulence through shmkit.
 //!
-//! One testbed process starts a simulated wavefront-sensor camera (16×16 sub-apertures) and a
-//! simulated 12×12 deformable mirror, each in its own server process, with a safety test on
-//! the mirror's stroke. Two experiments run in their own processes: the controller calibrates
-//! (pushes and pulls every actuator), then on every frame reads the image in place, computes
-//! the slopes, multiplies by the reconstructor and integrates into the mirror command; a
-//! second experiment reads the same frames at the same time for image statistics. Both verify
-//! every frame's checksum. The report gives rates, missed frames, both IPC latencies
-//! (p50/p99/p99.9/max), torn frames (0) and the residual per second (it converges).
+//! One testbed process starts a physical Shack-Hartmann camera (24 × 24 sub-apertures of 8 px
+//! on an 8 m pupil, frozen-flow von Kármán turbulence, photon and read noise) and a 25 × 25
+//! deformable mirror, each in its own server process, with a safety test on the mirror's
+//! stroke. Two experiments run in their own processes: the controller calibrates without
+//! turbulence (push-pull on every active actuator, truncated-SVD reconstructor), measures
+//! the loop's latency in frames with a poke test, watches the open loop, then on every frame
+//! reads the image in place, centroids, multiplies by the reconstructor and runs a leaky
+//! integrator into the mirror; a second experiment reads the same frames for image
+//! statistics. Both verify every frame's checksum. Afterwards the testbed process rebuilds the
+//! same atmosphere for the error budget and writes the report (text, JSON, SVG plots).
 //!
 //! Files: `options.rs` (parameters), `controller.rs` and `statistics.rs` (the experiments),
-//! `linalg.rs` (slopes and reconstructor), `stats.rs` (percentiles), `report.rs`; this file
-//! registers the processes and orchestrates a run.
+//! `linalg.rs` (centroids, reconstructor, MVM), `rtf.rs` (rejection transfer function),
+//! `budget.rs` (error budget), `telemetry.rs` (what the experiments send back),
+//! `summary.rs` (every number of a run), `report.rs` (text), `plots.rs` (SVG), `stats.rs`
+//! (percentiles); this file registers the processes and orchestrates a run.
 
 #![allow(clippy::needless_range_loop)]
 
+mod budget;
 mod controller;
 mod linalg;
 mod options;
+mod plots;
 mod report;
+mod rtf;
 mod statistics;
 mod stats;
+mod summary;
+mod telemetry;
 
+pub use budget::Budget;
 pub use controller::Controller;
 pub use options::Options;
-pub use report::{print_report, ControllerReport, StatsReport};
+pub use report::{print_report, write_report};
 pub use statistics::Statistics;
+pub use summary::Summary;
+pub use telemetry::{ControllerReport, StatsReport};
 
 use shmkit::devices::sim::{SimCamera, SimDm};
 use shmkit::devices::DeviceCache;
@@ -72,6 +84,8 @@ pub struct Report {
     pub camera_hz: f64,
     /// Experiments that failed, with their errors.
     pub failures: Vec<String>,
+    /// The error budget over the end of the closed loop (`None` if the loop did not run).
+    pub budget: Option<Budget>,
 }
 
 /// Runs the bench; `progress` prints a live line.
@@ -82,12 +96,16 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     }
     let stroke = options.dm().stroke;
     let tb = TestbedBuilder::new(&options.segment)
+        .size(options.segment_bytes())
         .devices(&["Dm", "Camera"])
         .safety_check_interval(Duration::from_millis(100))
         .safety_test(stroke_test("Dm", stroke, 0.8))
         .start()?;
     let devices: &DeviceCache = tb.devices();
     devices.get::<SimDm>("Dm", &options.dm())?;
+    if progress {
+        eprintln!("drawing the phase screens, starting the camera and the mirror ...");
+    }
     let camera = devices.get::<SimCamera>("Camera", &options.camera())?;
     tb.start_experiment(&Controller {
         options: options.clone(),
@@ -117,10 +135,18 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
             let missed: u64 = progress_dict.get("missed")?.unwrap_or(0);
             let rate = (frames.saturating_sub(last_frames)) as f64 / last_t.elapsed().as_secs_f64();
             (last_frames, last_t) = (frames, Instant::now());
-            eprint!(
-                "\r{:>6.1} s  {phase:<12} loop {rate:>7.0} Hz  frames {frames:>7}  missed {missed:>4}  residual {residual:.4} px   ",
-                started.elapsed().as_secs_f64()
-            );
+            if phase == "closed loop" {
+                eprint!(
+                    "\r{:>6.1} s  {phase:<12} loop {rate:>7.0} Hz  frames {frames:>7}  missed {missed:>4}  residual {residual:>6.1} nm  Strehl(H) {:.2}   ",
+                    started.elapsed().as_secs_f64(),
+                    shmkit::devices::sim::ao::strehl(residual, options.science_nm)
+                );
+            } else {
+                eprint!(
+                    "\r{:>6.1} s  {phase:<12} {frames:>7}                                                              ",
+                    started.elapsed().as_secs_f64()
+                );
+            }
         }
     }
     if progress {
@@ -133,7 +159,9 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         / t_before.elapsed().as_secs_f64();
     tb.request_finish();
     tb.wait_experiments(Duration::from_secs(3));
-    let results = tb.segment().dict("closed-loop/results", 8)?;
+    let results = tb
+        .segment()
+        .dict_with("closed-loop/results", 4, options.results_bytes())?;
     let controller: ControllerReport = results.get("controller")?.unwrap_or_default();
     let statistics: StatsReport = results.get("statistics")?.unwrap_or_default();
     let trip = tb.trip();
@@ -146,10 +174,22 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     if let Some(trip) = trip {
         failures.push(format!("safety trip {}: {}", trip.test, trip.message));
     }
+    // The budget over the last seconds of closed loop (at most 4: it replays every frame).
+    let budget = if controller.t_end > controller.t_close + 0.5 {
+        if progress {
+            eprintln!("error budget: replaying the turbulence ...");
+        }
+        let t1 = controller.t_end;
+        let t0 = (t1 - 4.0).max(controller.t_close + 0.3);
+        Some(budget::error_budget(options, t0, t1, &controller.residual)?)
+    } else {
+        None
+    };
     Ok(Report {
         controller,
         statistics,
         camera_hz,
         failures,
+        budget,
     })
 }

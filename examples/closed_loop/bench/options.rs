@@ -1,55 +1,119 @@
 //! The run's parameters, shared by the testbed process and both experiments.
 
 use serde::{Deserialize, Serialize};
+use shmkit::devices::sim::ao::{AoConfig, WindLayer};
 use shmkit::devices::sim::{SimCameraConfig, SimDmConfig};
 use shmkit::WaitStrategy;
+use std::path::PathBuf;
 
 /// The run's parameters (sent to both experiments).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Options {
     /// Seconds of closed loop after calibration.
     pub duration_s: f64,
+    /// Seconds of open loop (turbulence on, mirror flat) before closing.
+    pub open_loop_s: f64,
     /// Camera frames per second.
     pub rate_hz: f64,
-    /// Sub-apertures per side.
+    /// Sub-apertures per side (the mirror has one more actuator per side, on the corners).
     pub subapertures: u32,
     /// Pixels per sub-aperture side.
     pub pixels: u32,
-    /// Mirror actuators per side.
-    pub actuators: u32,
     /// Integrator gain.
     pub gain: f32,
+    /// Integrator leak: `c ← leak · c − gain · R s`.
+    pub leak: f32,
+    /// The physics: pupil, turbulence, sensor, mirror coupling.
+    pub ao: AoConfig,
+    /// Mirror stroke, µm of surface.
+    pub stroke: f32,
+    /// Push-pull amplitude of the calibration, µm.
+    pub poke_um: f32,
+    /// Poke-test steps (latency in frames).
+    pub poke_steps: u32,
     /// How the experiments wait for frames: "block", "spin" or "spin-then-block".
     pub wait: String,
     /// Testbed segment name.
     pub segment: String,
-    /// Pin the controller to the last CPU and everything else to CPU 0 (on 2+ CPUs). Off by
-    /// default: on the 2-vCPU VM this was measured on, a controller alone on a CPU that halts
-    /// between frames wakes later (p99 59–79 µs) than one the scheduler places (p99 ~49 µs).
+    /// Pin the controller to the last CPU and everything else to CPU 0 (on 2+ CPUs).
     pub pin: bool,
     /// The controller's thread in real-time mode (locked memory, `SCHED_FIFO` 50) when the
     /// user has the right; a message saying what is missing otherwise.
     pub realtime: bool,
+    /// Where the plotted report goes (`None`: no plots, only the returned numbers).
+    pub report_dir: Option<PathBuf>,
+    /// The wavelength Strehl is reported at, nm (H band).
+    pub science_nm: f64,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             duration_s: 10.0,
+            open_loop_s: 0.5,
             rate_hz: 2000.0,
-            subapertures: 16,
+            subapertures: 24,
             pixels: 8,
-            actuators: 12,
-            gain: 0.4,
+            gain: 0.5,
+            leak: 0.995,
+            ao: AoConfig::default(),
+            stroke: 5.0,
+            poke_um: 0.25,
+            poke_steps: 20,
             wait: "block".into(),
             segment: format!("shmkit-closed-loop-{}", std::process::id()),
             pin: false,
             realtime: false,
+            report_dir: None,
+            science_nm: 1650.0,
         }
     }
 }
 
 impl Options {
+    /// The small configuration of the test suite: 8 × 8 sub-apertures on a 2 m pupil (the
+    /// same r0 / d ratio as the default bench's 8 m and 24 × 24), at 1 kHz.
+    #[allow(dead_code)] // the test suite's, not the example's
+    pub fn small() -> Options {
+        Options {
+            duration_s: 2.0,
+            open_loop_s: 0.3,
+            rate_hz: 1000.0,
+            subapertures: 8,
+            poke_steps: 6,
+            ao: AoConfig {
+                diameter: 8.0 / 3.0,
+                outer_scale: 10.0,
+                layers: vec![WindLayer {
+                    fraction: 1.0,
+                    speed: 5.0,
+                    direction_deg: 30.0,
+                }],
+                ..AoConfig::default()
+            },
+            ..Options::default()
+        }
+    }
+
+    /// Bytes of the results dictionary: the controller's per-frame telemetry (five f32
+    /// series and the residual's (t, nm) pairs) with room to spare, and two camera frames.
+    pub fn results_bytes(&self) -> u64 {
+        let frames = self.rate_hz * (self.duration_s + self.open_loop_s + 2.0);
+        let side = u64::from(self.subapertures * self.pixels);
+        (frames * 48.0) as u64 + 4 * side * side + (1 << 20)
+    }
+
+    /// The testbed segment's size: the results dictionary (twice its record space) and the
+    /// rest of the bench.
+    pub fn segment_bytes(&self) -> u64 {
+        2 * self.results_bytes() + (64 << 20)
+    }
+
+    /// Actuators per side.
+    pub fn actuators(&self) -> u32 {
+        self.subapertures + 1
+    }
+
     pub fn strategy(&self) -> WaitStrategy {
         match self.wait.as_str() {
             "spin" => WaitStrategy::Spin,
@@ -66,14 +130,15 @@ impl Options {
             slots: 16,
             gain: 1.0,
             dm: Some("Dm".into()),
-            dm_actuators: self.actuators,
+            dm_actuators: self.actuators(),
+            ao: Some(self.ao.clone()),
         }
     }
 
     pub fn dm(&self) -> SimDmConfig {
         SimDmConfig {
-            actuators: self.actuators,
-            stroke: 1.0,
+            actuators: self.actuators(),
+            stroke: self.stroke,
             fail_open: None,
             hard_limit: None,
         }

@@ -1,96 +1,142 @@
-//! What the experiments measured, and the printed report.
+//! The printed report, and the report folder: `report.json` (the configuration with its seed
+//! and every number), the SVG plots and the two camera frames as PGM images.
 
 use super::options::Options;
+use super::plots;
 use super::stats::Percentiles;
+use super::summary::Summary;
 use super::Report;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 
-/// What the controller measured.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ControllerReport {
-    /// Frames the controller read.
-    pub frames: u64,
-    /// Mirror commands sent (one per frame read, except telemetry-only ones).
-    pub commands: u64,
-    /// Frames read with a newer one already published: used for telemetry only.
-    pub telemetry_only: u64,
-    /// Frames the controller never saw (overruns and id gaps).
-    pub missed: u64,
-    /// Loop iterations per second.
-    pub loop_hz: f64,
-    /// Frame publish → controller holds it.
-    pub frame_latency: Percentiles,
-    /// Command sent → mirror applied it.
-    pub command_latency: Percentiles,
-    /// Frames whose checksum matched.
-    pub verified: u64,
-    /// Frames whose checksum did not (torn).
-    pub torn: u64,
-    /// Mean RMS slope (pixels) per second of closed loop.
-    pub residual_per_second: Vec<f64>,
-    /// RMS slope before closing the loop.
-    pub open_loop_residual: f64,
-    /// RMS slope after the first 1, 2, 3, 5, 10, 20, 50 and 100 closed-loop frames.
-    pub first_frames: Vec<(u64, f64)>,
-    /// Mirror modes the truncated-SVD reconstructor leaves uncorrected, of `actuators²`.
-    pub modes_dropped: u64,
-}
-
-/// What the statistics reader measured.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct StatsReport {
-    /// Frames read.
-    pub frames: u64,
-    /// Frames whose checksum matched.
-    pub verified: u64,
-    /// Frames whose checksum did not.
-    pub torn: u64,
-    /// Mean pixel value over the frames read.
-    pub mean_intensity: f64,
-}
 /// Prints the run's report.
-pub fn print_report(o: &Options, r: &Report) {
-    let c = &r.controller;
+pub fn print_report(o: &Options, s: &Summary) {
     let lat = |name: &str, p: &Percentiles| {
         println!(
-            "  {name:<34} p50 {:>7.1} µs   p99 {:>7.1} µs   p99.9 {:>7.1} µs   max {:>8.1} µs   (n = {})",
+            "  {name:<36} p50 {:>7.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  max {:>8.1} µs  (n = {})",
             p.p50, p.p99, p.p999, p.max, p.n
         );
     };
     println!(
-        "closed loop: {}×{} sub-apertures of {} px, {}×{} actuators, waits: {}",
-        o.subapertures, o.subapertures, o.pixels, o.actuators, o.actuators, o.wait
+        "AO bench: {:.1} m pupil, {}×{} sub-apertures of {} px ({} valid), {}×{} actuators ({} active), waits: {}",
+        o.ao.diameter,
+        o.subapertures,
+        o.subapertures,
+        o.pixels,
+        s.sizes.0,
+        o.actuators(),
+        o.actuators(),
+        s.sizes.1,
+        o.wait
+    );
+    let layer = &o.ao.layers[0];
+    println!(
+        "  turbulence: r0 {:.3} m at {:.0} nm, L0 {:.0} m, {} layer(s), wind {:.1} m/s at {:.0}°; seed {}",
+        o.ao.r0, o.ao.r0_wavelength_nm, o.ao.outer_scale, o.ao.layers.len(), layer.speed, layer.direction_deg, o.ao.seed
     );
     println!(
-        "  camera rate {:>10.1} Hz (asked {:.0})",
-        r.camera_hz, o.rate_hz
+        "  camera {:>8.1} Hz (asked {:.0}); loop {:>8.1} Hz: {} frames, {} missed, {} commands, {} telemetry only",
+        s.camera_hz, o.rate_hz, s.loop_hz, s.frames, s.missed, s.commands, s.telemetry_only
+    );
+    lat("frame publish -> controller holds it", &s.frame_latency);
+    lat("command sent -> mirror applied it", &s.command_latency);
+    lat("control computation (frame -> command)", &s.compute);
+    lat("  of which the MVM", &s.mvm);
+    lat("frame-period jitter |dt - period|", &s.jitter);
+    println!(
+        "  checksums: controller {} verified, {} torn; statistics reader {} verified, {} torn",
+        s.verified.0, s.torn.0, s.verified.1, s.torn.1
     );
     println!(
-        "  loop rate   {:>10.1} Hz: {} frames read, {} missed by the controller; {} mirror commands ({} frames arrived behind a newer one: telemetry only)",
-        c.loop_hz, c.frames, c.missed, c.commands, c.telemetry_only
-    );
-    lat("frame publish -> controller holds it", &c.frame_latency);
-    lat("command sent -> mirror applied it", &c.command_latency);
-    println!(
-        "  checksums: controller {} verified, {} torn; statistics reader {} verified, {} torn (mean intensity {:.1})",
-        c.verified, c.torn, r.statistics.verified, r.statistics.torn, r.statistics.mean_intensity
+        "  reconstructor: truncated SVD, {} of {} mirror modes corrected; calibration {:.1} s",
+        s.modes.0, s.modes.1, s.calibration_s
     );
     println!(
-        "  reconstructor: truncated SVD, {} of {} mirror modes corrected",
-        (o.actuators * o.actuators) as u64 - c.modes_dropped,
-        o.actuators * o.actuators
+        "  latency (poke test): {} frame(s) median, model {} — steps {:?}",
+        s.latency_frames, s.model_delay, s.poke_frames
     );
     println!(
-        "  residual (RMS slope, px): open loop {:.4}",
-        c.open_loop_residual
+        "  residual: open loop {:.0} nm (Strehl {:.3} at {:.2} µm), closed loop {:.1} nm (Strehl {:.3})",
+        s.open_loop_nm,
+        s.strehl_open,
+        s.science_nm / 1000.0,
+        s.closed_loop_nm,
+        s.strehl_closed
     );
-    for (frame, v) in &c.first_frames {
-        println!("    after frame {frame:>4}: {v:.4}");
+    if let Some(b) = &s.budget {
+        println!(
+            "  error budget over t = {:.1}..{:.1} s: fitting {:.1}, aliasing {:.1}, temporal {:.1}, noise {:.1} -> {:.1} nm; measured {:.1} nm ({:.2} x budget)",
+            b.window.0, b.window.1, b.fitting_nm, b.aliasing_nm, b.temporal_nm, b.noise_nm, b.total_nm, b.measured_nm, s.budget_ratio
+        );
     }
-    for (i, v) in c.residual_per_second.iter().enumerate() {
-        println!("    second {:>3}: {v:.4}", i + 1);
-    }
-    for f in &r.failures {
+    println!(
+        "  rejection: model bandwidth {:.0} Hz (gain {}, leak {}, delay {} frame); measured / model below it: {} (max deviation {:.0} %)",
+        s.bandwidth_hz,
+        o.gain,
+        o.leak,
+        s.model_delay,
+        s.rtf_bands
+            .iter()
+            .map(|(f, r)| format!("{f:.0} Hz {r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        100.0 * s.rtf_max_deviation
+    );
+    for f in &s.failures {
         println!("  FAILURE: {f}");
     }
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    options: &'a Options,
+    summary: &'a Summary,
+    /// Measured |RTF| per frequency.
+    rtf: &'a [(f64, f64)],
+    /// Residual (t s, nm), every 10th frame.
+    residual: Vec<(f32, f32)>,
+    /// The last mirror command, µm.
+    mirror: &'a [f32],
+}
+
+/// A PGM image of a u16 frame.
+fn pgm(path: &Path, frame: &[u16], side: usize) -> std::io::Result<()> {
+    let mut bytes = format!("P5\n{side} {side}\n65535\n").into_bytes();
+    for &v in frame.iter().take(side * side) {
+        bytes.extend_from_slice(&v.to_be_bytes());
+    }
+    std::fs::write(path, bytes)
+}
+
+/// Writes the report folder; returns the files written.
+pub fn write_report(
+    dir: &Path,
+    o: &Options,
+    r: &Report,
+    s: &Summary,
+) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let c = &r.controller;
+    let json = Json {
+        options: o,
+        summary: s,
+        rtf: &c.rtf,
+        residual: c.residual.iter().step_by(10).copied().collect(),
+        mirror: &c.mirror,
+    };
+    let mut files = vec![dir.join("report.json")];
+    std::fs::write(&files[0], serde_json::to_string_pretty(&json)?)?;
+    let side = (o.subapertures * o.pixels) as usize;
+    for (name, frame) in [
+        ("frame-open-loop.pgm", &c.frame_open),
+        ("frame-closed-loop.pgm", &c.frame_closed),
+    ] {
+        if !frame.is_empty() {
+            let path = dir.join(name);
+            pgm(&path, frame, side)?;
+            files.push(path);
+        }
+    }
+    files.extend(plots::write_all(dir, o, r, s)?);
+    Ok(files)
 }

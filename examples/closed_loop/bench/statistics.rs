@@ -1,7 +1,7 @@
 //! The image-statistics experiment: a second reader of the same frames.
 
 use super::options::Options;
-use super::report::StatsReport;
+use super::telemetry::StatsReport;
 use serde::{Deserialize, Serialize};
 use shmkit::devices::sim::{checksum, SimCamera};
 use shmkit::rings::{ReadMode, RingError};
@@ -42,7 +42,7 @@ impl Experiment for Statistics {
         }
         report.mean_intensity = total / report.frames.max(1) as f64;
         ctx.segment()
-            .dict("closed-loop/results", 8)?
+            .dict_with("closed-loop/results", 4, o.results_bytes())?
             .insert("statistics", &report)?;
         Ok(())
     }

@@ -5,7 +5,13 @@
 //! number, user word 1 its [`checksum`](super::checksum), so readers can prove it untorn, and
 //! user word 2 the id of the mirror shape frame it was rendered with (causality for
 //! calibration: a frame published after a mirror change may have been rendered before it).
+//!
+//! With [`SimCameraConfig::ao`] set the camera is a physical Shack-Hartmann sensor instead
+//! ([`AoModel`]): moving turbulence, a Gaussian-influence mirror, noisy spots. Then user word 3
+//! is the true residual wavefront RMS over the pupil (nm, `f64` bits) and user word 4 the
+//! simulated time (ns) the frame shows — the truth a bench reports Strehl from and replays.
 
+use super::ao::{AoConfig, AoModel};
 use super::wavefront;
 use crate::devices::{object_name, Device, DeviceContext, DeviceFailure};
 use crate::rings::{ElemType, FrameReader, FrameRing, FrameSpec, ReadMode};
@@ -31,6 +37,10 @@ pub struct SimCameraConfig {
     pub dm: Option<String>,
     /// Actuators per side of that mirror.
     pub dm_actuators: u32,
+    /// A physical adaptive-optics sensor (moving turbulence, Gaussian mirror, noisy spots;
+    /// `dm_actuators` must be `subapertures + 1`) instead of the fixed-aberration toy.
+    #[serde(default)]
+    pub ao: Option<AoConfig>,
 }
 
 impl Default for SimCameraConfig {
@@ -43,6 +53,7 @@ impl Default for SimCameraConfig {
             gain: 1.0,
             dm: None,
             dm_actuators: 12,
+            ao: None,
         }
     }
 }
@@ -58,6 +69,12 @@ pub enum CameraCommand {
     Start,
     /// Frames published so far.
     Stats,
+    /// Switch the turbulence on or off (AO mode; calibration is done without it). Simulated
+    /// time keeps running either way.
+    Turbulence(bool),
+    /// Set the source's flux, photo-electrons per sub-aperture per frame (AO mode; a bench
+    /// calibrates on a bright calibration source).
+    Photons(f64),
 }
 
 /// Replies of a [`SimCamera`].
@@ -85,6 +102,17 @@ pub struct SimCamera {
     dm_shape: Vec<f32>,
     /// Id of the mirror shape frame the next image is rendered with.
     dm_frame: u64,
+    ao: Option<AoState>,
+}
+
+/// The physical sensor's model and scratch buffers.
+struct AoState {
+    model: AoModel,
+    turbulence: bool,
+    wavefront: Vec<f32>,
+    slopes: Vec<f32>,
+    /// Simulated time of the next frame, ns.
+    t_ns: u64,
 }
 
 impl std::fmt::Debug for SimCamera {
@@ -128,7 +156,38 @@ impl SimCamera {
         }
     }
 
+    /// Renders the physical sensor's frame into the next slot.
+    fn render_ao(&mut self, ctx: &mut DeviceContext) -> Result<(), DeviceFailure> {
+        self.refresh_dm(ctx);
+        let period = self.period_ns;
+        let ao = self.ao.as_mut().ok_or("not in AO mode")?;
+        let t_ns = ao.t_ns;
+        ao.t_ns += period;
+        let t = t_ns as f64 * 1e-9;
+        ao.model
+            .wavefront(t, ao.turbulence, &self.dm_shape, &mut ao.wavefront);
+        let residual = ao.model.geometry().rms(&ao.wavefront);
+        ao.model.slopes(&ao.wavefront, &mut ao.slopes);
+        let writer = ctx
+            .frame_writer("frames")
+            .ok_or("the frames ring is missing")?;
+        let mut slot = writer.claim()?;
+        ao.model.render(&ao.slopes, slot.typed_mut::<u16>()?);
+        let sum = super::checksum(slot.bytes_mut());
+        slot.set_user(0, self.frames);
+        slot.set_user(1, sum);
+        slot.set_user(2, self.dm_frame);
+        slot.set_user(3, residual.to_bits());
+        slot.set_user(4, t_ns);
+        slot.publish();
+        self.frames += 1;
+        Ok(())
+    }
+
     fn render(&mut self, ctx: &mut DeviceContext) -> Result<(), DeviceFailure> {
+        if self.ao.is_some() {
+            return self.render_ao(ctx);
+        }
         self.refresh_dm(ctx);
         let (subs, pix) = (
             self.config.subapertures as usize,
@@ -215,6 +274,33 @@ impl Device for SimCamera {
         }
         let period_ns = period_ns(config.rate_hz)?;
         let n = config.dm_actuators.max(2) as usize;
+        let ao = match &config.ao {
+            None => None,
+            Some(physics) => {
+                if config.dm_actuators != config.subapertures + 1 {
+                    return Err(format!(
+                        "an AO camera of {} sub-apertures needs a mirror of {} actuators per \
+                         side (on the corners), not {}",
+                        config.subapertures,
+                        config.subapertures + 1,
+                        config.dm_actuators
+                    )
+                    .into());
+                }
+                let model = AoModel::new(
+                    physics,
+                    config.subapertures as usize,
+                    config.pixels as usize,
+                )?;
+                Some(AoState {
+                    wavefront: model.grid_buffer(),
+                    slopes: vec![0.0; 2 * model.geometry().valid().len()],
+                    model,
+                    turbulence: true,
+                    t_ns: 0,
+                })
+            }
+        };
         Ok(SimCamera {
             config: config.clone(),
             period_ns,
@@ -224,6 +310,7 @@ impl Device for SimCamera {
             dm: None,
             dm_shape: vec![0.0; n * n],
             dm_frame: 0,
+            ao,
         })
     }
 
@@ -243,6 +330,14 @@ impl Device for SimCamera {
                 self.running = true;
                 self.next_due = monotonic_ns();
             }
+            CameraCommand::Turbulence(on) => match self.ao.as_mut() {
+                Some(ao) => ao.turbulence = on,
+                None => return Err("turbulence needs the AO mode (`ao` in the config)".into()),
+            },
+            CameraCommand::Photons(photons) => match self.ao.as_mut() {
+                Some(ao) => ao.model.set_photons(photons)?,
+                None => return Err("photons need the AO mode (`ao` in the config)".into()),
+            },
             CameraCommand::Stats => {
                 return Ok(CameraReply::Stats {
                     frames: self.frames,

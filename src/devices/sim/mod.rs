@@ -2,10 +2,14 @@
 //! camera's simulation sees. They are what the examples and tests use, and what a user tries
 //! first (feature `sim`, on by default).
 //!
-//! The optics are deliberately simple: a fixed aberration `W(x, y)` plus twice the mirror's
+//! Two cameras in one: with [`SimCameraConfig::ao`] set, a physical adaptive-optics sensor
+//! ([`ao`]: moving von Kármán turbulence, a Gaussian-influence mirror, a geometric
+//! Shack-Hartmann with noisy spots). Without it, the toy below, which the tests use:
+//! the optics are deliberately simple: a fixed aberration `W(x, y)` plus twice the mirror's
 //! surface (reflection) is the wavefront; each sub-aperture's spot moves with the local
 //! wavefront slope. A controller that drives the mirror to `-W / 2` flattens it.
 
+pub mod ao;
 mod camera;
 mod dm;
 pub mod optics;

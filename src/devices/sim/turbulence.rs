@@ -137,6 +137,37 @@ impl PhaseScreen {
     }
 }
 
+impl PhaseScreen {
+    /// Adds `scale ×` the screen to `out`, an `nx × ny` grid (row-major) whose step is the
+    /// screen's own spacing and whose first point is `(x0, y0)` metres. Every grid point then
+    /// sits at the same fraction of a screen cell, so the bilinear weights are computed once:
+    /// the cheap way to sample a translated screen on every frame.
+    pub fn add_grid(&self, x0: f64, y0: f64, nx: usize, ny: usize, scale: f32, out: &mut [f32]) {
+        let n = self.n;
+        let (u, v) = (x0 / self.dx, y0 / self.dx);
+        let (u0, v0) = (u.floor(), v.floor());
+        let (fu, fv) = ((u - u0) as f32, (v - v0) as f32);
+        let w = [
+            (1.0 - fu) * (1.0 - fv) * scale,
+            fu * (1.0 - fv) * scale,
+            (1.0 - fu) * fv * scale,
+            fu * fv * scale,
+        ];
+        let wrap = |i: f64| (i.rem_euclid(n as f64)) as usize % n;
+        let (i0, j0) = (wrap(u0), wrap(v0));
+        let columns: Vec<(usize, usize)> = (0..nx)
+            .map(|gx| ((i0 + gx) % n, (i0 + gx + 1) % n))
+            .collect();
+        for (gy, row) in out.chunks_exact_mut(nx).take(ny).enumerate() {
+            let top = &self.phase[((j0 + gy) % n) * n..][..n];
+            let bottom = &self.phase[((j0 + gy + 1) % n) * n..][..n];
+            for (o, &(a, b)) in row.iter_mut().zip(&columns) {
+                *o += w[0] * top[a] + w[1] * top[b] + w[2] * bottom[a] + w[3] * bottom[b];
+            }
+        }
+    }
+}
+
 /// Lane's subharmonics: three levels of 3 × 3 frequencies below the grid's lowest, added to
 /// `phase` with their mean removed.
 fn add_subharmonics(phase: &mut [f64], spec: &ScreenSpec, rng: &mut StdRng) {
@@ -220,6 +251,26 @@ impl FrozenFlow {
     /// The layers.
     pub fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+
+    /// Adds `scale ×` the phase at time `t` to the `nx × ny` grid `out` starting at `(x0, y0)`
+    /// metres with every layer's own sample spacing as its step (see
+    /// [`PhaseScreen::add_grid`]; all layers must share that spacing).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_grid(
+        &self,
+        x0: f64,
+        y0: f64,
+        nx: usize,
+        ny: usize,
+        t: f64,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        for l in &self.layers {
+            l.screen
+                .add_grid(x0 + l.wind.0 * t, y0 + l.wind.1 * t, nx, ny, scale, out);
+        }
     }
 
     /// The phase (radians) at pupil point `(x, y)` metres at time `t` seconds.
@@ -368,6 +419,17 @@ mod tests {
         // After t seconds the pattern seen at x is the one that was at x + v t.
         let (x, y, t) = (1.0, 2.0, 0.05);
         assert!((flow.phase(x, y, t) - flow.phase(x + 10.0 * t, y, 0.0)).abs() < 1e-6);
+        // The grid sampler is the point sampler on a grid of the screen's own step.
+        let (nx, ny) = (7, 5);
+        let mut grid = vec![0f32; nx * ny];
+        flow.add_grid(-3.3, 60.2, nx, ny, t, 2.0, &mut grid);
+        for gy in 0..ny {
+            for gx in 0..nx {
+                let (x, y) = (-3.3 + gx as f64 * 0.125, 60.2 + gy as f64 * 0.125);
+                let point = 2.0 * flow.phase(x, y, t);
+                assert!((grid[gy * nx + gx] - point).abs() < 1e-4, "{gx}, {gy}");
+            }
+        }
         // A periodic screen has no seam where it wraps.
         let size = 64.0 * 0.125;
         assert!((flow.phase(0.3, 0.7, 0.0) - flow.phase(0.3 + size, 0.7, 0.0)).abs() < 1e-5);
