@@ -82,11 +82,13 @@ struct Args {
     /// How the experiments wait for frames.
     #[arg(long, value_enum, default_value = "block")]
     wait: Wait,
-    /// Controller alone on the last CPU, everything else on CPU 0.
+    /// Let the scheduler place every process (default: the controller alone on the last
+    /// CPU, everything else on CPU 0).
     #[arg(long)]
-    pin: bool,
-    /// The controller in real-time mode: memory locked, SCHED_FIFO priority 50 (needs
-    /// CAP_SYS_NICE / `ulimit -r`, CAP_IPC_LOCK / `ulimit -l`; says so when refused).
+    no_pin: bool,
+    /// The loop's processes in real-time mode: memory locked, SCHED_FIFO priorities 50
+    /// (controller), 45 (mirror server), 40 (camera server); needs CAP_SYS_NICE /
+    /// `ulimit -r` and CAP_IPC_LOCK / `ulimit -l`, and says so when refused.
     #[arg(long)]
     realtime: bool,
     /// Folder for the report (plots, JSON, frames); default `target/closed-loop/<time>`.
@@ -103,7 +105,7 @@ impl Args {
             pixels: self.pixels,
             gain: self.gain,
             leak: self.leak,
-            pin: self.pin,
+            pin: !self.no_pin,
             realtime: self.realtime,
             ..Options::default()
         };

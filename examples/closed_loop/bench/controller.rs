@@ -75,18 +75,19 @@ struct Frames {
 }
 
 impl Frames {
-    /// The next frame; `Ok(None)` on a timeout or an overrun (`missed` counts the frames
-    /// lost), or on a torn frame.
-    fn next(
+    /// The next frame and when it was held (before its checksum was verified); `Ok(None)`
+    /// on a timeout or an overrun (`missed` counts the frames lost), or on a torn frame.
+    fn next_held(
         &mut self,
         timeout: Duration,
         missed: &mut u64,
-    ) -> Result<Option<Frame<'_>>, ExperimentFailure> {
+    ) -> Result<Option<(Frame<'_>, u64)>, ExperimentFailure> {
         match self.reader.next(timeout) {
             Ok(frame) => {
+                let held = shmkit::clock::monotonic_ns();
                 if checksum(frame.bytes()) == frame.user(1) {
                     self.verified += 1;
-                    Ok(Some(frame))
+                    Ok(Some((frame, held)))
                 } else {
                     self.torn += 1;
                     Ok(None)
@@ -99,6 +100,15 @@ impl Frames {
             Err(RingError::Timeout { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The next frame (see [`next_held`](Self::next_held)).
+    fn next(
+        &mut self,
+        timeout: Duration,
+        missed: &mut u64,
+    ) -> Result<Option<Frame<'_>>, ExperimentFailure> {
+        Ok(self.next_held(timeout, missed)?.map(|(frame, _)| frame))
     }
 }
 
@@ -156,7 +166,7 @@ impl Experiment for Controller {
             pin_to(cpus().saturating_sub(1));
         }
         if o.realtime {
-            match shmkit::realtime::enter(50) {
+            match shmkit::realtime::enter(super::options::CONTROLLER_PRIORITY) {
                 Ok(r) => eprintln!("controller: real-time mode, SCHED_FIFO {}", r.priority),
                 Err(e) => eprintln!("controller: running without real-time mode: {e}"),
             }
@@ -329,14 +339,14 @@ impl Experiment for Controller {
         let mut out = vec![0f32; n * n];
         let start = Instant::now();
         let (mut last_id, mut last_ts) = (0u64, 0u64);
+        let mut first = (0u64, 0u64);
         let (gain, leak) = (o.gain, o.leak);
         let stroke = o.stroke;
         let mut missed = 0u64;
         while !ctx.should_stop() && start.elapsed().as_secs_f64() < o.duration_s {
-            let Some(frame) = frames.next(Duration::from_secs(1), &mut missed)? else {
+            let Some((frame, held)) = frames.next_held(Duration::from_secs(1), &mut missed)? else {
                 continue;
             };
-            let held = shmkit::clock::monotonic_ns();
             let (id, ts) = (frame.id(), frame.ts_ns());
             report
                 .frame_latency_us
@@ -350,6 +360,9 @@ impl Experiment for Controller {
                     .push(ts.saturating_sub(last_ts) as f32 / 1000.0);
             }
             (last_id, last_ts) = (id, ts);
+            if first.0 == 0 {
+                first = (id, ts);
+            }
             let t = frame.user(4) as f64 * 1e-9;
             report
                 .residual
@@ -409,6 +422,9 @@ impl Experiment for Controller {
             }
         }
         report.missed = missed;
+        if last_ts > first.1 {
+            report.camera_hz = (last_id - first.0) as f64 / ((last_ts - first.1) as f64 * 1e-9);
+        }
         report.loop_hz = report.frames as f64 / start.elapsed().as_secs_f64().max(1e-9);
         report.rtf = rtf::measured(&modal_e, &modal_p, o.rate_hz);
         report.mirror = out;

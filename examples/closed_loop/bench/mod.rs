@@ -64,6 +64,24 @@ pub(crate) fn pin_to(cpu: usize) {
     }
 }
 
+/// Moves the calling process to `SCHED_IDLE`: it runs only when no normal or real-time task
+/// wants the CPU, so a reader of every frame cannot delay the loop's processes on a shared
+/// CPU (the completely fair scheduler would otherwise favour it for using less CPU than the
+/// controller). Needs no privilege.
+pub(crate) fn background() -> std::io::Result<()> {
+    // SAFETY: sched_setscheduler reads the param struct we pass and nothing else; policy 0
+    // priority is the only valid one for SCHED_IDLE.
+    let rc = unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Registers the bench's device servers and experiments.
 pub fn entries(entries: Entries) -> Entries {
     entries

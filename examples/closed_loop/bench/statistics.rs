@@ -19,6 +19,10 @@ impl Experiment for Statistics {
 
     fn experiment(&mut self, ctx: &ExperimentContext<'_>) -> Result<(), ExperimentFailure> {
         let o = &self.options;
+        // A background consumer: it must never delay the controller on a shared CPU.
+        if let Err(e) = super::background() {
+            eprintln!("statistics: staying at normal priority: {e}");
+        }
         let camera = ctx.devices().get::<SimCamera>("Camera", &o.camera())?;
         let mut frames = camera
             .frames("frames", ReadMode::NewestOnly)?

@@ -21,8 +21,10 @@ const SETTLE_S: f64 = 0.2;
 /// The numbers of one run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
-    /// Frames per second the camera published.
+    /// Frames per second the camera published during the closed loop.
     pub camera_hz: f64,
+    /// Frames per second over the whole run (calibration, a safety trip included).
+    pub camera_hz_run: f64,
     /// Loop iterations per second.
     pub loop_hz: f64,
     /// Closed-loop frames read, commands sent, frames used for telemetry only, frames missed.
@@ -116,7 +118,8 @@ impl Summary {
             .as_ref()
             .map_or(0.0, |b| b.measured_nm / b.total_nm.max(1e-9));
         Summary {
-            camera_hz: report.camera_hz,
+            camera_hz: c.camera_hz,
+            camera_hz_run: report.camera_hz,
             loop_hz: c.loop_hz,
             frames: c.frames,
             commands: c.commands,

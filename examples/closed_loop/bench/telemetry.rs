@@ -18,6 +18,9 @@ pub struct ControllerReport {
     pub missed: u64,
     /// Loop iterations per second.
     pub loop_hz: f64,
+    /// The camera's rate over the closed loop: frame ids published per second of their
+    /// timestamps.
+    pub camera_hz: f64,
     /// Frames whose checksum matched (every frame read, calibration included).
     pub verified: u64,
     /// Frames whose checksum did not (torn).

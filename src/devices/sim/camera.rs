@@ -41,6 +41,10 @@ pub struct SimCameraConfig {
     /// `dm_actuators` must be `subapertures + 1`) instead of the fixed-aberration toy.
     #[serde(default)]
     pub ao: Option<AoConfig>,
+    /// Run the server's loop in real-time mode at this `SCHED_FIFO` priority (memory locked);
+    /// when the system refuses, the server says why on stderr and runs without it.
+    #[serde(default)]
+    pub realtime: Option<i32>,
 }
 
 impl Default for SimCameraConfig {
@@ -54,6 +58,7 @@ impl Default for SimCameraConfig {
             dm: None,
             dm_actuators: 12,
             ao: None,
+            realtime: None,
         }
     }
 }
@@ -274,6 +279,7 @@ impl Device for SimCamera {
         }
         let period_ns = period_ns(config.rate_hz)?;
         let n = config.dm_actuators.max(2) as usize;
+        super::enter_realtime(Self::KIND, config.realtime);
         let ao = match &config.ao {
             None => None,
             Some(physics) => {

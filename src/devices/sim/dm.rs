@@ -19,6 +19,10 @@ pub struct SimDmConfig {
     /// A command beyond this magnitude puts the mirror in its fail-safe state (a hardware
     /// interlock); `None`: never.
     pub hard_limit: Option<f32>,
+    /// Run the server's loop in real-time mode at this `SCHED_FIFO` priority (memory locked);
+    /// when the system refuses, the server says why on stderr and runs without it.
+    #[serde(default)]
+    pub realtime: Option<i32>,
 }
 
 impl Default for SimDmConfig {
@@ -28,6 +32,7 @@ impl Default for SimDmConfig {
             stroke: 1.0,
             fail_open: None,
             hard_limit: None,
+            realtime: None,
         }
     }
 }
@@ -116,6 +121,7 @@ impl Device for SimDm {
             );
         }
         let n = config.actuators as usize;
+        super::enter_realtime(Self::KIND, config.realtime);
         let mut dm = SimDm {
             n,
             stroke: config.stroke,

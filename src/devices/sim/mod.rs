@@ -18,6 +18,17 @@ pub mod turbulence;
 pub use camera::{CameraCommand, CameraReply, SimCamera, SimCameraConfig};
 pub use dm::{DmCommand, DmReply, SimDm, SimDmConfig};
 
+/// Puts a simulated device's server in real-time mode if its configuration asks; a refusal
+/// is reported, not fatal (a bench without the privilege still runs, with ordinary latency).
+fn enter_realtime(kind: &str, priority: Option<i32>) {
+    if let Some(priority) = priority {
+        match crate::realtime::enter(priority) {
+            Ok(r) => eprintln!("{kind}: real-time mode, SCHED_FIFO {}", r.priority),
+            Err(e) => eprintln!("{kind}: running without real-time mode: {e}"),
+        }
+    }
+}
+
 /// A fast checksum of a frame's bytes (64-bit words folded with a multiply-rotate), which
 /// the simulated camera stores in each frame's user word 1.
 pub fn checksum(bytes: &[u8]) -> u64 {
