@@ -376,6 +376,72 @@ fn the_camera_sees_the_mirror_flatten_the_wavefront() {
     finish(seg, &cache);
 }
 
+fn the_ao_camera_publishes_its_truth_and_refuses_bad_settings() {
+    use shmkit::devices::sim::ao::AoConfig;
+    let seg = segment("ao");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let ao = AoConfig {
+        diameter: 8.0 / 3.0,
+        outer_scale: 10.0,
+        ..AoConfig::default()
+    };
+    let config = SimCameraConfig {
+        subapertures: 8,
+        rate_hz: 500.0,
+        dm_actuators: 9,
+        ao: Some(ao.clone()),
+        ..SimCameraConfig::default()
+    };
+    let camera = cache.get::<SimCamera>("AoCam", &config).unwrap();
+    let mut frames = camera.frames("frames", ReadMode::OldestFirst).unwrap();
+    let truth = |frames: &mut shmkit::rings::FrameReader| {
+        let f = frames.next(Duration::from_secs(2)).unwrap();
+        (f64::from_bits(f.user(3)), f.user(4))
+    };
+    let (turbulent, t0) = truth(&mut frames);
+    let (_, t1) = truth(&mut frames);
+    assert!(turbulent > 50.0, "{turbulent} nm of turbulence over 2.7 m");
+    assert_eq!(
+        t1 - t0,
+        2_000_000,
+        "simulated time advances one period a frame"
+    );
+    camera.call(&CameraCommand::Turbulence(false)).unwrap();
+    // Frames already in the ring were rendered before the switch.
+    let mut flat = f64::MAX;
+    for _ in 0..20 {
+        flat = truth(&mut frames).0;
+        if flat < 1e-3 {
+            break;
+        }
+    }
+    assert!(
+        flat < 1e-3,
+        "{flat} nm with turbulence off and a flat mirror"
+    );
+    let err = camera.call(&CameraCommand::Photons(-1.0)).unwrap_err();
+    assert!(err.to_string().contains("photo-electrons"), "{err}");
+    let mismatched = SimCameraConfig {
+        dm_actuators: 12,
+        ..config.clone()
+    };
+    match cache.get::<SimCamera>("AoCam2", &mismatched).unwrap_err() {
+        DeviceError::OpenFailed { message, .. } => {
+            assert!(message.contains("needs a mirror of 9"), "{message}")
+        }
+        other => panic!("expected an open failure, got {other:?}"),
+    }
+    let toy = cache
+        .get::<SimCamera>("Toy", &SimCameraConfig::default())
+        .unwrap();
+    let err = toy.call(&CameraCommand::Turbulence(true)).unwrap_err();
+    assert!(err.to_string().contains("AO mode"), "{err}");
+    for name in ["AoCam", "Toy"] {
+        assert!(cache.close_all(&[name], Duration::from_secs(2)).is_empty());
+    }
+    finish(seg, &cache);
+}
+
 fn a_hard_limit_puts_the_mirror_in_its_fail_safe_state() {
     let seg = segment("failsafe");
     let cache = DeviceCache::new(&seg).own().unwrap();
@@ -478,7 +544,11 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 11] = [
+    let tests: [(&str, fn()); 12] = [
+        (
+            "the_ao_camera_publishes_its_truth_and_refuses_bad_settings",
+            the_ao_camera_publishes_its_truth_and_refuses_bad_settings,
+        ),
         (
             "an_interrupted_call_gives_up_waiting_for_the_device",
             an_interrupted_call_gives_up_waiting_for_the_device,

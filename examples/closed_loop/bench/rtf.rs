@@ -5,8 +5,19 @@ use rustfft::num_complex::Complex;
 use rustfft::FftPlanner;
 use std::f64::consts::PI;
 
-/// Welch segment length, frames.
-pub const SEGMENT: usize = 1024;
+/// The longest Welch segment, frames (2 s at 2 kHz: 0.5 Hz resolution, so the steep
+/// low-frequency part of the open-loop spectrum does not leak into the bins compared).
+pub const MAX_SEGMENT: usize = 4096;
+
+/// The segment for `frames` samples: the largest power of two giving at least 4 segments,
+/// within 128 and [`MAX_SEGMENT`].
+pub fn segment(frames: usize) -> usize {
+    let mut n = 128;
+    while n * 2 <= MAX_SEGMENT && n * 2 * 4 <= frames {
+        n *= 2;
+    }
+    n
+}
 
 /// `|RTF(f)|` of a leaky integrator `c ← l c − g e` whose command reaches the sensor `delay`
 /// frames after the frame it was computed from, at frame rate `fs`:
@@ -29,28 +40,28 @@ pub fn bandwidth(fs: f64, gain: f64, leak: f64, delay: u32) -> f64 {
 }
 
 /// Welch power spectrum summed over `series` (each one signal sampled at every frame):
-/// Hann-windowed segments of [`SEGMENT`], half overlapping, mean removed; bins 0..=SEGMENT/2.
-fn power(series: &[Vec<f32>]) -> Vec<f64> {
+/// Hann-windowed segments of `seg` samples, half overlapping, mean removed; bins 0..=seg/2.
+fn power(series: &[Vec<f32>], seg: usize) -> Vec<f64> {
     let mut planner = FftPlanner::<f64>::new();
-    let fft = planner.plan_fft_forward(SEGMENT);
-    let window: Vec<f64> = (0..SEGMENT)
-        .map(|k| 0.5 - 0.5 * (2.0 * PI * k as f64 / SEGMENT as f64).cos())
+    let fft = planner.plan_fft_forward(seg);
+    let window: Vec<f64> = (0..seg)
+        .map(|k| 0.5 - 0.5 * (2.0 * PI * k as f64 / seg as f64).cos())
         .collect();
-    let mut sum = vec![0.0f64; SEGMENT / 2 + 1];
-    let mut buf = vec![Complex::new(0.0, 0.0); SEGMENT];
+    let mut sum = vec![0.0f64; seg / 2 + 1];
+    let mut buf = vec![Complex::new(0.0, 0.0); seg];
     for s in series {
         let mut start = 0;
-        while start + SEGMENT <= s.len() {
-            let seg = &s[start..start + SEGMENT];
-            let mean = seg.iter().map(|&v| f64::from(v)).sum::<f64>() / SEGMENT as f64;
-            for ((b, &v), w) in buf.iter_mut().zip(seg).zip(&window) {
+        while start + seg <= s.len() {
+            let chunk = &s[start..start + seg];
+            let mean = chunk.iter().map(|&v| f64::from(v)).sum::<f64>() / seg as f64;
+            for ((b, &v), w) in buf.iter_mut().zip(chunk).zip(&window) {
                 *b = Complex::new((f64::from(v) - mean) * w, 0.0);
             }
             fft.process(&mut buf);
             for (acc, b) in sum.iter_mut().zip(&buf) {
                 *acc += b.norm_sqr();
             }
-            start += SEGMENT / 2;
+            start += seg / 2;
         }
     }
     sum
@@ -59,15 +70,18 @@ fn power(series: &[Vec<f32>]) -> Vec<f64> {
 /// The measured `|RTF|`: `sqrt(PSD(residual) / PSD(pseudo open loop))` per frequency bin
 /// (from bin 1), both summed over the modes given. Empty with less than one segment.
 pub fn measured(residual: &[Vec<f32>], open: &[Vec<f32>], fs: f64) -> Vec<(f64, f64)> {
-    let (e, p) = (power(residual), power(open));
+    let seg = segment(residual.iter().map(Vec::len).min().unwrap_or(0));
+    let (e, p) = (power(residual, seg), power(open, seg));
     (1..e.len())
         .filter(|&k| p[k] > 0.0)
-        .map(|k| (k as f64 * fs / SEGMENT as f64, (e[k] / p[k]).sqrt()))
+        .map(|k| (k as f64 * fs / seg as f64, (e[k] / p[k]).sqrt()))
         .collect()
 }
 
 /// The measured RTF against the model below the bandwidth, in bands of a fifth of a decade
-/// (bin ratios averaged in log): `(band centre Hz, measured / model)` per band from 4 Hz.
+/// (bin ratios averaged in log): `(band centre Hz, measured / model)` per band from 4 Hz or
+/// eight frequency bins, whichever is higher (below, the window's leakage of the open-loop
+/// spectrum's steep low end dominates the bins).
 pub fn compare(
     measured: &[(f64, f64)],
     fs: f64,
@@ -77,7 +91,8 @@ pub fn compare(
 ) -> Vec<(f64, f64)> {
     let top = bandwidth(fs, gain, leak, delay);
     let mut bands: Vec<(f64, f64)> = Vec::new();
-    let mut lo = 4.0f64;
+    let resolution = measured.first().map_or(1.0, |m| m.0);
+    let mut lo = (8.0 * resolution).max(4.0);
     while lo < top {
         let hi = (lo * 10f64.powf(0.2)).min(top);
         let logs: Vec<f64> = measured
