@@ -148,10 +148,18 @@ fn main() {
             if let Some(dir) = &options.report_dir {
                 match write_report(dir, &options, &report, &summary) {
                     Ok(files) => {
+                        let png = files
+                            .iter()
+                            .any(|f| f.extension().is_some_and(|e| e == "png"));
                         println!(
-                            "report: {} ({} files: report.json, SVG plots, PGM frames)",
+                            "report: {} ({} files: report.json, SVG plots{}, PGM frames)",
                             dir.display(),
-                            files.len()
+                            files.len(),
+                            if png {
+                                " with PNG copies"
+                            } else {
+                                " (no PNG: rsvg-convert is not installed)"
+                            }
                         );
                     }
                     Err(e) => {

@@ -1,5 +1,6 @@
 //! The printed report, and the report folder: `report.json` (the configuration with its seed
-//! and every number), the SVG plots and the two camera frames as PGM images.
+//! and every number), the SVG plots (and PNG copies where `rsvg-convert` is installed) and
+//! the two camera frames as PGM images.
 
 use super::options::Options;
 use super::plots;
@@ -137,6 +138,30 @@ pub fn write_report(
             files.push(path);
         }
     }
-    files.extend(plots::write_all(dir, o, r, s)?);
+    let svgs = plots::write_all(dir, o, r, s)?;
+    files.extend(pngs(&svgs));
+    files.extend(svgs);
     Ok(files)
+}
+
+/// PNG copies of the SVGs where the system can render them with its fonts (`rsvg-convert`,
+/// librsvg); none otherwise — plotters' own bitmap backend would need a font backend built
+/// in, the SVGs need none.
+fn pngs(svgs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for svg in svgs {
+        let png = svg.with_extension("png");
+        match std::process::Command::new("rsvg-convert")
+            .arg("-o")
+            .arg(&png)
+            .arg(svg)
+            .stderr(std::process::Stdio::null())
+            .status()
+        {
+            Ok(status) if status.success() => out.push(png),
+            // Not installed, or it failed: the SVGs are the report.
+            _ => break,
+        }
+    }
+    out
 }
