@@ -38,6 +38,8 @@ pub mod devices;
 mod fault;
 #[cfg(not(loom))]
 pub mod inspect;
+#[cfg(not(loom))]
+pub mod isio;
 pub mod primitives;
 #[cfg(not(loom))]
 pub mod process;

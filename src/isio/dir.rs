@@ -1,0 +1,173 @@
+//! Where streams live and what they are called: `$MILK_SHM_DIR` if it names a directory,
+//! else `/milk/shm` if it exists, else `/tmp` (the reference's order); a stream `NAME` is the
+//! file `NAME.im.shm` there. [`list`] reads every stream's header without mapping it.
+
+use super::layout::{self, Metadata};
+use super::IsioError;
+use serde::Serialize;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The file name suffix of a stream.
+pub const SUFFIX: &str = ".im.shm";
+
+/// The stream directory, resolved as the reference does.
+pub fn shm_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MILK_SHM_DIR") {
+        let dir = PathBuf::from(dir);
+        if dir.is_dir() {
+            return dir;
+        }
+    }
+    let milk = PathBuf::from("/milk/shm");
+    if milk.is_dir() {
+        return milk;
+    }
+    PathBuf::from("/tmp")
+}
+
+/// Checks a stream name: 1 to 79 bytes (the header's field holds 80 with its NUL), printable
+/// ASCII without `/`, not `.` or `..`.
+pub fn check_name(name: &str) -> Result<(), IsioError> {
+    let refuse = |reason| {
+        Err(IsioError::Name {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return refuse("empty");
+    }
+    if name.len() > 79 {
+        return refuse("longer than 79 bytes");
+    }
+    if name == "." || name == ".." {
+        return refuse("a directory, not a name");
+    }
+    if !name.bytes().all(|b| b.is_ascii_graphic() && b != b'/') {
+        return refuse("only printable ASCII without '/' or spaces");
+    }
+    Ok(())
+}
+
+/// The file of stream `name` in `dir`.
+pub fn stream_path(dir: &Path, name: &str) -> Result<PathBuf, IsioError> {
+    check_name(name)?;
+    Ok(dir.join(format!("{name}{SUFFIX}")))
+}
+
+/// Is process `pid` alive (or at least present)?
+pub(crate) fn pid_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only asks whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// One stream of a directory, as `shmkit milk ls` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamInfo {
+    /// The name (from the file name).
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Shape, slowest axis first (empty if unreadable).
+    pub shape: Vec<u32>,
+    /// Element type name.
+    pub datatype: String,
+    /// Frames written.
+    pub cnt0: u64,
+    /// The creating process.
+    pub creator_pid: i32,
+    /// Is it alive?
+    pub creator_alive: bool,
+    /// Processes that posted a semaphore last, and whether alive.
+    pub writers: Vec<(i32, bool)>,
+    /// Why the stream could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+fn info(path: &Path, name: String) -> StreamInfo {
+    let mut out = StreamInfo {
+        name,
+        path: path.to_owned(),
+        shape: Vec::new(),
+        datatype: String::new(),
+        cnt0: 0,
+        creator_pid: 0,
+        creator_alive: false,
+        writers: Vec::new(),
+        error: None,
+    };
+    let read = || -> Result<(layout::Parsed, Vec<i32>), IsioError> {
+        let file = std::fs::File::open(path).map_err(|e| IsioError::io("opening", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| IsioError::io("reading", path, e))?
+            .len();
+        let mut header = [0u8; core::mem::size_of::<Metadata>()];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| IsioError::TooShort { len })?;
+        let parsed = layout::parse(&header, len)?;
+        let sem = usize::from(parsed.layout.sem);
+        let mut pids = vec![0u8; 4 * sem];
+        file.read_exact_at(&mut pids, parsed.layout.write_pids)
+            .map_err(|e| IsioError::io("reading", path, e))?;
+        let pids = pids
+            .chunks_exact(4)
+            .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((parsed, pids))
+    };
+    match read() {
+        Ok((p, pids)) => {
+            out.shape = p.shape();
+            out.datatype = p.datatype.name().to_owned();
+            out.cnt0 = p.metadata.cnt0;
+            out.creator_pid = p.metadata.creator_pid;
+            out.creator_alive = pid_alive(p.metadata.creator_pid);
+            let mut writers: Vec<i32> = pids.into_iter().filter(|&p| p > 0).collect();
+            writers.sort_unstable();
+            writers.dedup();
+            out.writers = writers.into_iter().map(|p| (p, pid_alive(p))).collect();
+        }
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    out
+}
+
+/// Every stream in `dir`, sorted by name; an unreadable one is listed with its error.
+pub fn list(dir: &Path) -> Result<Vec<StreamInfo>, IsioError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| IsioError::io("listing", dir, e))?;
+    let mut out: Vec<StreamInfo> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let name = file.strip_suffix(SUFFIX)?.to_owned();
+            Some(info(&e.path(), name))
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_would_escape_or_not_fit_are_refused() {
+        for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(80), "tab\t"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["dm00disp", "cam.raw-1", &"x".repeat(79)] {
+            check_name(good).unwrap();
+        }
+        assert_eq!(
+            stream_path(Path::new("/milk/shm"), "wfs").unwrap(),
+            PathBuf::from("/milk/shm/wfs.im.shm")
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! ImageStreamIO (milk / cacao) streams: the format the adaptive-optics community's real-time
+//! pipelines share camera and mirror data through, read and written so a lab keeps its milk
+//! tools running beside shmkit.
+//!
+//! A stream is a file, `$MILK_SHM_DIR/<name>.im.shm` (default `/milk/shm`, else `/tmp`),
+//! holding a 384-byte header, one frame of data, keywords, process-shared semaphores (unnamed
+//! `sem_t`s inside the file: format 2.00) that the writer posts after each frame, and a few
+//! PID and status arrays. [`layout`] owns the bytes, [`dir`] the directory and names,
+//! `stream` the mapping, `sem` the semaphores; the exporter (writing a frame ring's frames into
+//! a stream exactly as the reference writer does) and the importer (copying a stream's frames
+//! into a frame ring, dropping torn copies) build on them.
+//!
+//! Everything read from a stream file is hostile input: sizes, counts and offsets are checked
+//! before anything is attached, and a torn copy (the writer's counter or write flag changed
+//! during it) is dropped and counted, never published.
+
+pub mod dir;
+pub mod layout;
+// The mapping and the semaphores are the export's and import's (in progress: issue 18).
+#[allow(dead_code)]
+mod sem;
+#[allow(dead_code)]
+mod stream;
+
+pub use dir::{list, shm_dir, StreamInfo};
+pub use layout::DataType;
+
+use std::path::PathBuf;
+
+/// What can go wrong with a stream.
+#[derive(Debug, thiserror::Error)]
+pub enum IsioError {
+    /// A stream name ImageStreamIO cannot hold or that would leave its directory.
+    #[error("stream name {name:?}: {reason}")]
+    Name {
+        /// The name.
+        name: String,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// The file is shorter than the 384-byte header.
+    #[error("{len} bytes: shorter than the 384-byte stream header")]
+    TooShort {
+        /// Its length.
+        len: u64,
+    },
+    /// Another format version.
+    #[error("stream format version {found:?}; this reader speaks 2.00")]
+    Version {
+        /// The version string found.
+        found: String,
+    },
+    /// Not 1 to 3 axes.
+    #[error("{naxis} axes; a stream has 1 to 3")]
+    Axes {
+        /// Axes claimed.
+        naxis: u8,
+    },
+    /// Sizes inconsistent with the element count.
+    #[error(
+        "sizes {size:?} do not make the {nelement} elements the header claims (or exceed 10^10)"
+    )]
+    Shape {
+        /// Sizes.
+        size: Vec<u32>,
+        /// Elements claimed.
+        nelement: u64,
+    },
+    /// An element type code ImageStreamIO does not define.
+    #[error("element type code {code} is not an ImageStreamIO type")]
+    UnknownType {
+        /// The code.
+        code: u8,
+    },
+    /// An ImageStreamIO element type no shmkit frame ring holds.
+    #[error("element type {name} (code {code}) has no shmkit equivalent")]
+    UnsupportedType {
+        /// Its name.
+        name: &'static str,
+        /// Its code.
+        code: u8,
+    },
+    /// A shape shmkit cannot export (more than 3 axes, or empty).
+    #[error("shape {shape:?}: a stream has 1 to 3 non-empty axes")]
+    Unexportable {
+        /// The ring's shape.
+        shape: Vec<u32>,
+    },
+    /// A GPU stream.
+    #[error("the stream's data is on GPU {location}; only CPU streams are supported")]
+    Gpu {
+        /// GPU index.
+        location: i8,
+    },
+    /// The regions the header describes do not end where the file does.
+    #[error("the header describes a {expected}-byte file; it has {found}")]
+    FileSize {
+        /// Size the header implies.
+        expected: u64,
+        /// Actual size.
+        found: u64,
+    },
+    /// Something else inconsistent.
+    #[error("corrupt stream: {0}")]
+    Corrupt(&'static str),
+    /// Every semaphore is taken by a live reader.
+    #[error("all {count} semaphores of the stream are taken by live readers")]
+    NoSemaphore {
+        /// Semaphores.
+        count: u16,
+    },
+    /// The stream belongs to a live writer.
+    #[error("{path} is written by process {pid}, which is alive")]
+    InUse {
+        /// The stream file.
+        path: PathBuf,
+        /// Its writer.
+        pid: i32,
+    },
+    /// The stream file went away or was re-created with another shape or type.
+    #[error("{path} changed: {reason}")]
+    Changed {
+        /// The stream file.
+        path: PathBuf,
+        /// What changed.
+        reason: String,
+    },
+    /// An operating-system call failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The frame ring refused.
+    #[error(transparent)]
+    Ring(#[from] crate::rings::RingError),
+    /// The segment refused.
+    #[error(transparent)]
+    Segment(#[from] crate::segment::SegmentError),
+}
+
+impl IsioError {
+    fn io(what: &'static str, path: &std::path::Path, source: std::io::Error) -> IsioError {
+        IsioError::Io {
+            what,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

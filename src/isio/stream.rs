@@ -1,0 +1,223 @@
+//! One stream file mapped read-write, its header checked once ([`layout::parse`]) before
+//! anything is attached; afterwards only offsets the checked layout gives are touched, through
+//! raw pointers and atomics (the file is shared with processes that write it as plain C
+//! memory, so no Rust reference to its bytes is ever made).
+//!
+//! One hazard stays outside any check: a process that truncates the file while it is mapped
+//! makes the next access fault (`SIGBUS`). The importer re-checks the file's size before each
+//! copy, which narrows that window to the copy itself; milk tools never truncate a live stream.
+
+use super::layout::{self, Metadata, Parsed};
+use super::IsioError;
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8};
+use zerocopy::IntoBytes;
+
+/// The largest stream file opened (1 TiB): a length beyond is a corrupt size, not a stream.
+const MAX_FILE: u64 = 1 << 40;
+
+/// A mapped stream.
+pub(crate) struct Stream {
+    path: PathBuf,
+    file: File,
+    map: MmapRaw,
+    parsed: Parsed,
+    inode: u64,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("path", &self.path)
+            .field("inode", &self.inode)
+            .field("layout", &self.parsed.layout)
+            .finish()
+    }
+}
+
+fn map(file: &File, len: u64, path: &Path) -> Result<MmapRaw, IsioError> {
+    MmapOptions::new()
+        .len(len as usize)
+        .map_raw(file)
+        .map_err(|e| IsioError::io("mapping", path, e))
+}
+
+impl Stream {
+    /// Maps the existing stream file at `path` and checks it.
+    pub(crate) fn open(path: &Path) -> Result<Stream, IsioError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| IsioError::io("opening", path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| IsioError::io("reading the size of", path, e))?;
+        let len = meta.len();
+        if len < core::mem::size_of::<Metadata>() as u64 {
+            return Err(IsioError::TooShort { len });
+        }
+        if len > MAX_FILE {
+            return Err(IsioError::Corrupt("the file is larger than 1 TiB"));
+        }
+        let map = map(&file, len, path)?;
+        let mut header = [0u8; core::mem::size_of::<Metadata>()];
+        // SAFETY: the mapping is `len` ≥ 384 bytes long; the header is copied out once and
+        // checked as plain bytes (a concurrent writer can only make the check fail).
+        unsafe {
+            std::ptr::copy_nonoverlapping(map.as_ptr(), header.as_mut_ptr(), header.len());
+        }
+        let parsed = layout::parse(&header, len)?;
+        Ok(Stream {
+            path: path.to_owned(),
+            file,
+            map,
+            parsed,
+            inode: meta.ino(),
+        })
+    }
+
+    /// Creates the stream file at `path` (which must not exist) with permissions `mode`,
+    /// sized for `md`, with `md` as its header; everything after the header is zero.
+    pub(crate) fn create(path: &Path, md: &Metadata, mode: u32) -> Result<Stream, IsioError> {
+        let layout = layout::Layout::of(md)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|e| IsioError::io("creating", path, e))?;
+        // The process umask must not decide who may read the stream.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| IsioError::io("setting the mode of", path, e))?;
+        file.set_len(layout.total)
+            .map_err(|e| IsioError::io("sizing", path, e))?;
+        let inode = file
+            .metadata()
+            .map_err(|e| IsioError::io("reading", path, e))?
+            .ino();
+        let map = map(&file, layout.total, path)?;
+        let mut md = *md;
+        md.inode = inode;
+        let bytes = md.as_bytes();
+        // SAFETY: the mapping is `layout.total` ≥ 384 bytes; nobody else maps the new file yet.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr(), bytes.len()) };
+        let parsed = layout::parse(bytes, layout.total)?;
+        Ok(Stream {
+            path: path.to_owned(),
+            file,
+            map,
+            parsed,
+            inode,
+        })
+    }
+
+    /// The checked header and layout.
+    pub(crate) fn parsed(&self) -> &Parsed {
+        &self.parsed
+    }
+
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The inode mapped.
+    pub(crate) fn inode(&self) -> u64 {
+        self.inode
+    }
+
+    /// Is the file at the path still this one, at least as long as its layout?
+    pub(crate) fn still_current(&self) -> bool {
+        std::fs::metadata(&self.path)
+            .is_ok_and(|m| m.ino() == self.inode && m.len() >= self.parsed.layout.total)
+    }
+
+    /// Is the mapped file (whatever its path now holds) still long enough to touch?
+    pub(crate) fn long_enough(&self) -> bool {
+        self.file
+            .metadata()
+            .is_ok_and(|m| m.len() >= self.parsed.layout.total)
+    }
+
+    /// A pointer `offset` bytes into the mapping.
+    fn at(&self, offset: u64) -> *mut u8 {
+        assert!(
+            offset < self.parsed.layout.total,
+            "offset inside the layout"
+        );
+        // SAFETY: `offset` is inside the mapping (asserted against the checked layout).
+        unsafe { self.map.as_mut_ptr().add(offset as usize) }
+    }
+
+    /// The header word at `offset` (8-aligned: the layout's constants are).
+    pub(crate) fn u64_word(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset % 8 == 0 && offset + 8 <= 384);
+        // SAFETY: inside the header, 8-aligned (the mapping is page-aligned); an atomic view
+        // of shared memory is the point; the mapping lives as long as `self`.
+        unsafe { AtomicU64::from_ptr(self.at(offset as u64).cast()) }
+    }
+
+    /// The header byte at `offset`.
+    pub(crate) fn u8_word(&self, offset: usize) -> &AtomicU8 {
+        debug_assert!(offset < 384);
+        // SAFETY: inside the header; bytes need no alignment.
+        unsafe { AtomicU8::from_ptr(self.at(offset as u64)) }
+    }
+
+    /// Element `index` of the 4-byte array at `region` (`index < sem`).
+    fn word32(&self, region: u64, index: u16) -> *mut u8 {
+        assert!(index < self.parsed.layout.sem, "semaphore index in range");
+        self.at(region + 4 * u64::from(index))
+    }
+
+    /// Reader PID of semaphore `index`.
+    pub(crate) fn read_pid(&self, index: u16) -> &AtomicI32 {
+        // SAFETY: inside the read-PID array (index checked), 4-aligned (regions start at
+        // multiples of 8).
+        unsafe { AtomicI32::from_ptr(self.word32(self.parsed.layout.read_pids, index).cast()) }
+    }
+
+    /// Writer PID of semaphore `index`.
+    pub(crate) fn write_pid(&self, index: u16) -> &AtomicI32 {
+        // SAFETY: as `read_pid`, in the write-PID array.
+        unsafe { AtomicI32::from_ptr(self.word32(self.parsed.layout.write_pids, index).cast()) }
+    }
+
+    /// Status word of semaphore `index` (`IMAGE_SEMAPHORE_STATUS_*`).
+    pub(crate) fn sem_status(&self, index: u16) -> &AtomicU32 {
+        // SAFETY: as `read_pid`, in the status array.
+        unsafe { AtomicU32::from_ptr(self.word32(self.parsed.layout.semstatus, index).cast()) }
+    }
+
+    /// Semaphore `index`.
+    pub(crate) fn sem(&self, index: u16) -> *mut libc::sem_t {
+        assert!(index < self.parsed.layout.sem, "semaphore index in range");
+        self.at(self.parsed.layout.semaphores + 32 * u64::from(index))
+            .cast()
+    }
+
+    /// The logging semaphore.
+    pub(crate) fn semlog(&self) -> *mut libc::sem_t {
+        self.at(self.parsed.layout.semlog).cast()
+    }
+
+    /// Keyword `index`'s bytes (`index < nb_kw`).
+    pub(crate) fn keyword(&self, index: u16) -> *mut u8 {
+        assert!(index < self.parsed.layout.nb_kw, "keyword index in range");
+        self.at(self.parsed.layout.keywords + 128 * u64::from(index))
+    }
+
+    /// The data region and its length.
+    pub(crate) fn data(&self) -> (*mut u8, usize) {
+        let l = &self.parsed.layout;
+        if l.data_len == 0 {
+            return (std::ptr::null_mut(), 0);
+        }
+        (self.at(l.data), l.data_len as usize)
+    }
+}
