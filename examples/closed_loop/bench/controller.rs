@@ -255,16 +255,10 @@ impl Experiment for Controller {
         // Poke test, the way the loop runs: on a frame's arrival, command a step (a tilt of
         // the whole mirror), then count the frames until the sensor sees half of it.
         progress.insert("phase", &"poke test")?;
-        let tilt: Vec<f32> = low_order_modes(&geometry)[0]
-            .iter()
-            .map(|&v| {
-                v / low_order_modes(&geometry)[0]
-                    .iter()
-                    .map(|a| a * a)
-                    .sum::<f32>()
-                    .sqrt()
-            })
-            .collect();
+        // The modes once: the poke test's tilt here, the RTF's projections in the loop.
+        let modes = low_order_modes(&geometry);
+        let norm = modes[0].iter().map(|a| a * a).sum::<f32>().sqrt();
+        let tilt: Vec<f32> = modes[0].iter().map(|&v| v / norm).collect();
         let mut expected = vec![0f32; nslopes];
         {
             // The sensor's response to the step, from the calibration.
@@ -330,7 +324,6 @@ impl Experiment for Controller {
         // Closed loop.
         progress.insert("phase", &"closed loop")?;
         report.t_close = t_last;
-        let modes = low_order_modes(&geometry);
         let mut modal_e: Vec<Vec<f32>> = vec![Vec::new(); modes.len()];
         let mut modal_p: Vec<Vec<f32>> = vec![Vec::new(); modes.len()];
         let mut command = vec![0f32; na];
