@@ -165,6 +165,53 @@ pub struct Keyword {
     pub comment: [u8; 80],
 }
 
+impl Keyword {
+    /// Offset of the value inside a keyword.
+    pub const VALUE: u64 = 24;
+    /// Offset of the write counter inside a keyword.
+    pub const CNT: u64 = 40;
+
+    /// An `L` (64-bit integer) keyword; the name is cut to 15 bytes and the comment to 79
+    /// (each field keeps its NUL).
+    pub fn long(name: &str, value: i64, comment: &str) -> Keyword {
+        let mut kw = Keyword::new_zeroed();
+        let n = name.len().min(15);
+        kw.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        kw.kind = b'L';
+        kw.value[..8].copy_from_slice(&value.to_ne_bytes());
+        let c = comment.len().min(79);
+        kw.comment[..c].copy_from_slice(&comment.as_bytes()[..c]);
+        kw
+    }
+
+    /// An unused (`N`) keyword, as the reference writer initialises them.
+    pub fn unused() -> Keyword {
+        let mut kw = Keyword::new_zeroed();
+        kw.kind = b'N';
+        kw
+    }
+
+    /// The keyword's name.
+    pub fn name(&self) -> String {
+        c_str(&self.name)
+    }
+
+    /// The value, if this is an `L` keyword.
+    pub fn long_value(&self) -> Option<i64> {
+        (self.kind == b'L').then(|| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.value[..8]);
+            i64::from_ne_bytes(b)
+        })
+    }
+}
+
+/// Offsets inside a `STREAM_PROC_TRACE` entry the creator initialises.
+pub mod proctrace {
+    /// `trigsemindex` (`i32`; -1: none).
+    pub const TRIGSEMINDEX: u64 = 48;
+}
+
 /// Bytes of a `STREAM_PROC_TRACE` entry.
 pub const PROCTRACE_SIZE: u64 = 64;
 /// Bytes of a `CBFRAMEMD` entry.

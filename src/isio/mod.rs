@@ -6,24 +6,31 @@
 //! holding a 384-byte header, one frame of data, keywords, process-shared semaphores (unnamed
 //! `sem_t`s inside the file: format 2.00) that the writer posts after each frame, and a few
 //! PID and status arrays. [`layout`] owns the bytes, [`dir`] the directory and names,
-//! `stream` the mapping, `sem` the semaphores; the exporter (writing a frame ring's frames into
-//! a stream exactly as the reference writer does) and the importer (copying a stream's frames
-//! into a frame ring, dropping torn copies) build on them.
+//! `stream` the mapping, `sem` the semaphores, [`time`] the clock crossing; [`writer`] writes
+//! frames exactly as the reference writer does and [`reader`] copies them out tear-free; the
+//! [`Exporter`] (a frame ring into a stream) and the [`Importer`] (a stream into a frame ring)
+//! are those two driven by a ring.
 //!
 //! Everything read from a stream file is hostile input: sizes, counts and offsets are checked
 //! before anything is attached, and a torn copy (the writer's counter or write flag changed
 //! during it) is dropped and counted, never published.
 
 pub mod dir;
+pub mod export;
+pub mod import;
 pub mod layout;
-// The mapping and the semaphores are the export's and import's (in progress: issue 18).
-#[allow(dead_code)]
+pub mod reader;
 mod sem;
-#[allow(dead_code)]
 mod stream;
+pub mod time;
+pub mod writer;
 
 pub use dir::{list, shm_dir, StreamInfo};
+pub use export::{ExportOptions, ExportStats, Exporter};
+pub use import::{ImportOptions, ImportStats, Importer};
 pub use layout::DataType;
+pub use reader::{Copied, FrameInfo, StreamReader};
+pub use writer::{FrameMeta, StreamOptions, StreamWriter};
 
 use std::path::PathBuf;
 
@@ -134,6 +141,12 @@ pub enum IsioError {
         path: PathBuf,
         /// The error.
         source: std::io::Error,
+    },
+    /// A rate limit that is not a positive number of frames per second.
+    #[error("rate limit {rate}: a rate is a finite number of frames per second > 0")]
+    Rate {
+        /// The rate given.
+        rate: f64,
     },
     /// The frame ring refused.
     #[error(transparent)]

@@ -7,14 +7,14 @@
 //! makes the next access fault (`SIGBUS`). The importer re-checks the file's size before each
 //! copy, which narrows that window to the copy itself; milk tools never truncate a live stream.
 
-use super::layout::{self, Metadata, Parsed};
+use super::layout::{self, Keyword, Metadata, Parsed, PROCTRACE_SIZE};
 use super::IsioError;
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8};
-use zerocopy::IntoBytes;
+use zerocopy::{FromZeros, IntoBytes};
 
 /// The largest stream file opened (1 TiB): a length beyond is a corrupt size, not a stream.
 const MAX_FILE: u64 = 1 << 40;
@@ -103,10 +103,13 @@ impl Stream {
         let map = map(&file, layout.total, path)?;
         let mut md = *md;
         md.inode = inode;
+        let parsed = layout::parse(md.as_bytes(), layout.total)?;
+        // The version string stays zero until the creator has initialised everything
+        // (`set_version`): a reader refuses the file until then.
+        md.version = [0; 32];
         let bytes = md.as_bytes();
         // SAFETY: the mapping is `layout.total` ≥ 384 bytes; nobody else maps the new file yet.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr(), bytes.len()) };
-        let parsed = layout::parse(bytes, layout.total)?;
         Ok(Stream {
             path: path.to_owned(),
             file,
@@ -114,6 +117,31 @@ impl Stream {
             parsed,
             inode,
         })
+    }
+
+    /// Changes header fields of a stream this process is creating (before [`set_version`]
+    /// makes it readable: a read-modify-write of the whole header).
+    ///
+    /// [`set_version`]: Stream::set_version
+    pub(crate) fn set_header(&self, change: impl FnOnce(&mut Metadata)) {
+        let mut md = Metadata::zeroed();
+        let bytes = md.as_mut_bytes();
+        // SAFETY: the header's 384 bytes, copied out and back; only the creator touches the
+        // header before the version is set.
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr(), bytes.as_mut_ptr(), 384) };
+        change(&mut md);
+        let bytes = md.as_bytes();
+        // SAFETY: as above.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_mut_ptr(), 384) };
+    }
+
+    /// Writes the version string: from now on readers accept the stream.
+    pub(crate) fn set_version(&self) {
+        let version = self.parsed.metadata.version;
+        for (i, &b) in version.iter().enumerate() {
+            self.u8_word(i)
+                .store(b, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// The checked header and layout.
@@ -210,6 +238,48 @@ impl Stream {
     pub(crate) fn keyword(&self, index: u16) -> *mut u8 {
         assert!(index < self.parsed.layout.nb_kw, "keyword index in range");
         self.at(self.parsed.layout.keywords + 128 * u64::from(index))
+    }
+
+    /// The 8-byte word `field` bytes into keyword `index` ([`Keyword::VALUE`] or
+    /// [`Keyword::CNT`]).
+    pub(crate) fn keyword_word(&self, index: u16, field: u64) -> &AtomicU64 {
+        debug_assert!(field % 8 == 0 && field + 8 <= 128);
+        // SAFETY: inside keyword `index` (checked by `keyword`), 8-aligned (keywords start at
+        // a multiple of 8 and are 128 bytes each); the mapping lives as long as `self`.
+        unsafe { AtomicU64::from_ptr(self.keyword(index).add(field as usize).cast()) }
+    }
+
+    /// A copy of keyword `index` (a writer may be changing it: the caller checks the copy
+    /// against the frame counter as it checks the data).
+    pub(crate) fn read_keyword(&self, index: u16) -> Keyword {
+        let mut kw = Keyword::new_zeroed();
+        let bytes = kw.as_mut_bytes();
+        // SAFETY: 128 bytes inside the keyword array (index checked by `keyword`) into a
+        // local; any bytes are a valid `Keyword`.
+        unsafe { std::ptr::copy_nonoverlapping(self.keyword(index), bytes.as_mut_ptr(), 128) };
+        kw
+    }
+
+    /// Writes keyword `index` whole (the creator, before anyone reads the stream).
+    pub(crate) fn write_keyword(&self, index: u16, kw: &Keyword) {
+        let bytes = kw.as_bytes();
+        // SAFETY: 128 bytes inside the keyword array (index checked by `keyword`).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.keyword(index), 128) };
+    }
+
+    /// The `i32` `field` bytes into process-trace entry `index`.
+    pub(crate) fn proctrace_i32(&self, index: u16, field: u64) -> &AtomicI32 {
+        let l = &self.parsed.layout;
+        let nb = self.parsed.metadata.nb_proctrace;
+        assert!(index < nb && field % 4 == 0 && field + 4 <= PROCTRACE_SIZE);
+        // SAFETY: inside entry `index` of the process-trace region (bounds asserted),
+        // 4-aligned (the region starts at a multiple of 8, entries are 64 bytes).
+        unsafe {
+            AtomicI32::from_ptr(
+                self.at(l.proctrace + PROCTRACE_SIZE * u64::from(index) + field)
+                    .cast(),
+            )
+        }
     }
 
     /// The data region and its length.
