@@ -1,9 +1,13 @@
-//! `shmkit`: list, inspect, watch and clean shmkit segments.
+//! `shmkit`: list, inspect, watch and clean shmkit segments; bridge frame rings to
+//! ImageStreamIO streams (`shmkit milk`, in `milk.rs`).
 //!
-//! Every subcommand reads segments from a copy of their bytes ([`shmkit::inspect`]): the tool
-//! never maps a segment writably and never changes one, except `clean`, which removes stale
-//! ones. Exit codes: 0 success, 1 the segment is missing, unreadable or not shmkit's, 2 bad
+//! The segment subcommands read segments from a copy of their bytes ([`shmkit::inspect`]):
+//! they never map a segment writably and never change one, except `clean`, which removes
+//! stale ones; `milk export` and `milk import` are long-running bridges that read and write
+//! a ring like any shmkit process. Exit codes: 0 success, 1 the segment is missing, unreadable or not shmkit's, 2 bad
 //! usage, 3 the segment is corrupt.
+
+mod milk;
 
 use clap::{Parser, Subcommand};
 use shmkit::inspect::{self, InspectError, Inspection, ObjectState};
@@ -62,6 +66,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// ImageStreamIO (milk / cacao) streams: export a ring, import a stream, list streams.
+    Milk {
+        #[command(subcommand)]
+        command: milk::Milk,
+    },
 }
 
 const EXIT_MISSING: u8 = 1;
@@ -97,6 +106,7 @@ fn main() -> ExitCode {
             interval_ms,
             count,
         } => watch(&name, Duration::from_millis(interval_ms.max(50)), count),
+        Command::Milk { command } => milk::run(command),
         Command::Clean { dry_run, json } => {
             let actions = inspect::clean(dry_run);
             if json {

@@ -1,10 +1,11 @@
 //! The real `shmkit` binary against real segments: live, stale (creator SIGKILLed), corrupt
 //! (bytes overwritten), another user's; JSON checked field by field; `clean` removing only
-//! the stale one; `watch` quitting on `q`; exit codes and `--help`.
+//! the stale one; `watch` quitting on `q`; `milk export | import | ls` as processes stopped
+//! by SIGTERM; exit codes and `--help`.
 
 use serde_json::Value;
 use shmkit::rings::{CommandSpec, ElemType, FrameSpec, ReadMode};
-use shmkit::{CreateOptions, Segment};
+use shmkit::{CreateOptions, Segment, SegmentObjects};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::process::{Command, Stdio};
@@ -359,6 +360,10 @@ fn every_subcommand_has_help() {
         &["inspect", "--help"],
         &["watch", "--help"],
         &["clean", "--help"],
+        &["milk", "--help"],
+        &["milk", "export", "--help"],
+        &["milk", "import", "--help"],
+        &["milk", "ls", "--help"],
     ] {
         let (code, out, _) = shmkit(sub);
         assert_eq!(code, 0, "{sub:?}");
@@ -397,4 +402,117 @@ fn watch_refreshes_until_q() {
     assert!(out.contains("tick"));
     drop(seg);
     let _ = Segment::unlink(&name);
+}
+
+fn sigterm(child: &std::process::Child) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn milk_export_import_and_ls_run_as_processes_and_stop_cleanly_on_sigterm() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("shmkit-cli-milk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let src = format!("shmkit-cli-milk-src-{}", std::process::id());
+    let dst = format!("shmkit-cli-milk-dst-{}", std::process::id());
+    let _ = Segment::unlink(&dst);
+    let seg = fresh(&src);
+    let ring = seg
+        .frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[6, 10]))
+        .unwrap();
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shmkit"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let export = spawn(&[
+        "milk", "export", &src, "cam", "--name", "clicam", "--dir", d,
+    ]);
+    let file = dir.join("clicam.im.shm");
+    wait_for("the stream", || file.exists());
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "private by default");
+    let import = spawn(&["milk", "import", "clicam", &dst, "copy", "--dir", d]);
+    wait_for("the imported ring", || {
+        Segment::open(&dst)
+            .and_then(|s| s.open::<shmkit::rings::FrameRing>("copy"))
+            .is_ok()
+    });
+    let copy = Segment::open(&dst)
+        .unwrap()
+        .open::<shmkit::rings::FrameRing>("copy")
+        .unwrap();
+    assert_eq!(copy.shape(), &[6, 10]);
+    let mut reader = copy.reader(ReadMode::NewestOnly).unwrap();
+    let mut w = ring.writer().unwrap();
+    // The importer may still be starting: publish until a frame comes through.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        let mut slot = w.claim().unwrap();
+        slot.typed_mut::<u16>().unwrap().fill(0xBEEF);
+        slot.publish();
+        if let Ok(f) = reader.next(Duration::from_millis(100)) {
+            break f.typed::<u16>().unwrap().to_vec();
+        }
+        assert!(Instant::now() < deadline, "no frame came through");
+    };
+    assert!(got.iter().all(|&v| v == 0xBEEF));
+    let listed = json(&["milk", "ls", "--json", "--dir", d]);
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "clicam")
+        .expect("the stream is listed");
+    assert_eq!(entry["shape"], serde_json::json!([6, 10]));
+    assert_eq!(entry["datatype"], "UINT16");
+    assert!(entry["cnt0"].as_u64().unwrap() >= 1);
+    assert_eq!(entry["creator_alive"], true);
+    let (code, table, _) = shmkit(&["milk", "ls", "--dir", d]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("clicam") && table.contains("6x10"),
+        "{table}"
+    );
+    for child in [&export, &import] {
+        sigterm(child);
+    }
+    let export = export.wait_with_output().unwrap();
+    let import = import.wait_with_output().unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    assert!(String::from_utf8_lossy(&import.stdout).contains("frames published"));
+    assert!(!file.exists(), "export removes its stream on SIGTERM");
+    // A stream name that would leave the directory is bad usage.
+    let (code, _, err) = shmkit(&["milk", "import", "../x", &dst, "r", "--dir", d]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = shmkit(&["milk", "export", &src, "nonesuch", "--dir", d]);
+    assert_eq!(code, 1, "{err}");
+    let _ = Segment::unlink(&src);
+    let _ = Segment::unlink(&dst);
+    let _ = std::fs::remove_dir_all(&dir);
 }
