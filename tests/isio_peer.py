@@ -22,6 +22,8 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
 
 # IMAGE_METADATA, field by field as ImageStruct.h declares it ('@': native sizes and C
 # alignment; the zero-width `uint64_t : 0` fields fall where the next field is 8-aligned
@@ -90,7 +92,7 @@ def round8(n: int) -> int:
     return (n + 7) & ~7
 
 
-def layout(md: dict[str, int]) -> dict[str, int]:
+def layout(md: Mapping[str, Any]) -> dict[str, int]:
     """Where each region starts, in the order ImageStreamIO_image_sizing lays them out."""
     at = round8(METADATA.size)
     out: dict[str, int] = {}
@@ -255,7 +257,7 @@ def write(path: str, count: int) -> int:
     sizes = (32, 24, 0)
     nsem, nkw, nproc = 10, 4, 10
     nelement = sizes[0] * sizes[1]
-    md = {f: 0 for f in FIELDS}
+    md: dict[str, Any] = {f: 0 for f in FIELDS}
     md.update(
         version=b"", name=os.path.basename(path).split(".")[0].encode(), naxis=2,
         size0=sizes[0], size1=sizes[1], nelement=nelement, datatype=3, imagetype=2,
