@@ -1,0 +1,162 @@
+//! `shmkit-zenoh`: a bridge process. Exports local frame rings and imports remote ones as
+//! its configuration (a JSON file, and/or flags) says, until SIGINT or SIGTERM.
+//!
+//! Exit codes: 0 stopped cleanly, 1 the bridge failed (a ring missing, a spec mismatch, …),
+//! 2 bad usage or configuration.
+
+use clap::Parser;
+use shmkit_zenoh::{Bridge, BridgeConfig, BridgeError, ExportRing, ImportRing};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "shmkit-zenoh",
+    version,
+    about = "Bridge shmkit frame rings over Zenoh"
+)]
+struct Cli {
+    /// A JSON configuration file (flags add to it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This bridge's host name in keys (default: the machine's).
+    #[arg(long)]
+    host: Option<String>,
+    /// An endpoint to listen on (repeatable): tcp/127.0.0.1:7447, unixsock-stream//tmp/b.sock.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// An endpoint to connect to (repeatable).
+    #[arg(long)]
+    connect: Vec<String>,
+    /// Link lease in milliseconds.
+    #[arg(long)]
+    lease_ms: Option<u64>,
+    /// Export SEGMENT/RING (repeatable; no limits: use the file for those).
+    #[arg(long)]
+    export: Vec<String>,
+    /// Import HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING (repeatable).
+    #[arg(long)]
+    import: Vec<String>,
+    /// Print the links' status every this many milliseconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    status_ms: u64,
+}
+
+fn parse_export(s: &str) -> Result<ExportRing, BridgeError> {
+    let (segment, ring) = s
+        .split_once('/')
+        .ok_or_else(|| BridgeError::Config(format!("--export {s}: SEGMENT/RING")))?;
+    Ok(ExportRing {
+        segment: segment.into(),
+        ring: ring.into(),
+        max_rate: None,
+        decimate: 1,
+        max_bytes_per_s: None,
+    })
+}
+
+fn parse_import(s: &str) -> Result<ImportRing, BridgeError> {
+    let bad = || {
+        BridgeError::Config(format!(
+            "--import {s}: HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING"
+        ))
+    };
+    let (remote, local) = s.split_once('=').ok_or_else(bad)?;
+    let mut r = remote.splitn(3, '/');
+    let (Some(host), Some(segment), Some(ring)) = (r.next(), r.next(), r.next()) else {
+        return Err(bad());
+    };
+    let (local_segment, local_ring) = local.split_once('/').ok_or_else(bad)?;
+    Ok(ImportRing {
+        host: host.into(),
+        segment: segment.into(),
+        ring: ring.into(),
+        local_segment: local_segment.into(),
+        local_ring: local_ring.into(),
+        slots: 8,
+    })
+}
+
+fn config(cli: &Cli) -> Result<BridgeConfig, BridgeError> {
+    let mut c = match &cli.config {
+        Some(path) => BridgeConfig::from_file(path)?,
+        None => BridgeConfig::default(),
+    };
+    if let Some(h) = &cli.host {
+        c.host = h.clone();
+    }
+    c.listen.extend(cli.listen.iter().cloned());
+    c.connect.extend(cli.connect.iter().cloned());
+    if let Some(l) = cli.lease_ms {
+        c.lease_ms = l;
+    }
+    for e in &cli.export {
+        c.export.push(parse_export(e)?);
+    }
+    for i in &cli.import {
+        c.import.push(parse_import(i)?);
+    }
+    c.check()?;
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shmkit-zenoh: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
+    }
+    let bridge = match Bridge::start(config) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("shmkit-zenoh: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "bridge {} up: {} exports, {} imports",
+        bridge.config.host,
+        bridge.exports.len(),
+        bridge.imports.len()
+    );
+    let period = Duration::from_millis(cli.status_ms);
+    let mut waited = Duration::ZERO;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        waited += Duration::from_millis(50);
+        if cli.status_ms > 0 && waited >= period {
+            waited = Duration::ZERO;
+            for i in &bridge.imports {
+                println!("{}: {:?}", i.key.frames(), i.link());
+            }
+        }
+    }
+    for e in &bridge.exports {
+        println!(
+            "{}: sent {}, skipped {}",
+            e.key.frames(),
+            e.counters.sent.load(Ordering::Relaxed),
+            e.counters.skipped.load(Ordering::Relaxed)
+        );
+    }
+    for i in &bridge.imports {
+        println!("{}: {:?}", i.key.frames(), i.link());
+    }
+    match bridge.stop() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shmkit-zenoh: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Frames in: a remote ring's samples copied into a local ring created from the remote
+//! `@spec`, so local readers stay zero-copy. Every sample is checked (header, size, shape,
+//! checksum) before it is published; sequence gaps are counted; the remote bridge's
+//! liveliness token drives the link's `up` word in the local segment ([`LinkStatus`]).
+
+use crate::config::ImportRing;
+use crate::error::BridgeError;
+use crate::header::{fnv1a, FrameHeader};
+use crate::keys::{self, RingKey};
+use crate::spec::RemoteSpec;
+use crate::status::{status_name, LinkStatus};
+use shmkit::rings::{FrameRing, FrameSpec, FrameWriter, RingError};
+use shmkit::{CreateOptions, Segment, SegmentError, Shared};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use zenoh::sample::SampleKind;
+use zenoh::Wait;
+
+/// How long to wait for the remote `@spec`.
+pub const SPEC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Segment headroom beyond the ring (header, table, the status value).
+const SEGMENT_HEADROOM: u64 = 1 << 20;
+
+/// Asks the remote bridge for `key`'s spec.
+pub fn remote_spec(session: &zenoh::Session, key: &RingKey) -> Result<RemoteSpec, BridgeError> {
+    let spec_key = key.spec();
+    let replies = session
+        .get(&spec_key)
+        .timeout(SPEC_TIMEOUT)
+        .wait()
+        .map_err(BridgeError::zenoh)?;
+    while let Ok(reply) = replies.recv() {
+        match reply.result() {
+            Ok(sample) => return RemoteSpec::parse(&spec_key, &sample.payload().to_bytes()),
+            Err(e) => {
+                return Err(BridgeError::BadSpec {
+                    key: spec_key,
+                    detail: format!(
+                        "error reply: {}",
+                        String::from_utf8_lossy(&e.payload().to_bytes())
+                    ),
+                })
+            }
+        }
+    }
+    Err(BridgeError::NoSpec {
+        key: spec_key,
+        waited_ms: SPEC_TIMEOUT.as_millis() as u64,
+    })
+}
+
+struct Receiver {
+    writer: FrameWriter,
+    spec: FrameSpec,
+    status: Shared<LinkStatus>,
+}
+
+impl Receiver {
+    fn take(&mut self, payload: &[u8], attachment: Option<&[u8]>) {
+        let header = attachment.map(FrameHeader::decode);
+        let ok = match &header {
+            Some(Ok(h)) => {
+                h.len == payload.len() as u64
+                    && h.elem == self.spec.elem
+                    && h.shape == self.spec.shape
+                    && payload.len() as u64 <= self.writer.ring().max_bytes()
+                    && fnv1a(payload) == h.checksum
+            }
+            _ => false,
+        };
+        let now = shmkit::clock::monotonic_ns();
+        let Some(Ok(h)) = header.filter(|_| ok) else {
+            let _ = self.status.update(|s| s.rejected += 1);
+            return;
+        };
+        let published = match self.writer.claim() {
+            Ok(mut slot) => {
+                slot.bytes_mut()[..payload.len()].copy_from_slice(payload);
+                slot.set_len(payload.len() as u64);
+                for (i, &u) in h.user.iter().enumerate() {
+                    slot.set_user(i, u);
+                }
+                slot.publish();
+                true
+            }
+            Err(RingError::AllSlotsHeld { .. }) => false,
+            Err(_) => false,
+        };
+        let _ = self.status.update(|s| {
+            if s.last_seq != 0 && h.seq > s.last_seq + 1 {
+                s.gaps += h.seq - s.last_seq - 1;
+            }
+            s.last_seq = s.last_seq.max(h.seq);
+            s.remote_skipped += h.skipped;
+            s.last_rx_ns = now;
+            if published {
+                s.received += 1;
+            } else {
+                s.ring_full += 1;
+            }
+        });
+    }
+}
+
+/// A remote ring being imported. Dropping it undeclares the subscriptions.
+pub struct FrameImport {
+    /// The remote ring's key.
+    pub key: RingKey,
+    /// The local ring.
+    pub ring: FrameRing,
+    /// The link's status value in the local segment.
+    pub status: Shared<LinkStatus>,
+    _frames: zenoh::pubsub::Subscriber<()>,
+    _liveliness: zenoh::pubsub::Subscriber<()>,
+    _segment: Segment,
+}
+
+impl FrameImport {
+    /// Starts importing `i`: asks the remote spec, finds or creates the local segment and
+    /// ring (an existing ring of another spec is [`BridgeError::SpecMismatch`]), subscribes.
+    pub fn start(session: &zenoh::Session, i: &ImportRing) -> Result<FrameImport, BridgeError> {
+        let key = RingKey::new(&i.host, &i.segment, &i.ring)?;
+        let remote = remote_spec(session, &key)?;
+        let spec = remote.frame_spec(i.slots);
+        let size = remote
+            .max_bytes
+            .checked_mul(u64::from(i.slots) + 1)
+            .and_then(|b| b.checked_add(SEGMENT_HEADROOM))
+            .ok_or_else(|| BridgeError::Config("the remote ring's size overflows".into()))?;
+        let segment = Segment::open_or_create(&i.local_segment, &CreateOptions::new(size))?;
+        let ring = match segment.frame_ring(&i.local_ring, &spec) {
+            Ok(r) => r,
+            Err(SegmentError::ParamMismatch { detail, .. }) => {
+                return Err(BridgeError::SpecMismatch {
+                    ring: i.local_ring.clone(),
+                    local: detail,
+                    remote: spec.to_string(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let status = segment.shared(&status_name(&i.local_ring), LinkStatus::default())?;
+        let _ = status.update(|s| *s = LinkStatus::default());
+        let receiver = Arc::new(Mutex::new(Receiver {
+            writer: ring.writer()?,
+            spec,
+            status: status.clone(),
+        }));
+        let frames = session
+            .declare_subscriber(key.frames())
+            .callback({
+                let receiver = Arc::clone(&receiver);
+                move |sample| {
+                    let payload = sample.payload().to_bytes();
+                    let attachment = sample.attachment().map(|a| a.to_bytes());
+                    // Only this callback takes the lock, and nothing in it waits.
+                    if let Ok(mut r) = receiver.lock() {
+                        r.take(&payload, attachment.as_deref());
+                    }
+                }
+            })
+            .wait()
+            .map_err(BridgeError::zenoh)?;
+        let link = status.clone();
+        let liveliness = session
+            .liveliness()
+            .declare_subscriber(keys::bridge_tokens(&i.host)?)
+            .history(true)
+            .callback(move |sample| {
+                let up = sample.kind() == SampleKind::Put;
+                let _ = link.update(|s| {
+                    if s.up == 1 && !up {
+                        s.downs += 1;
+                    }
+                    s.up = u64::from(up);
+                });
+            })
+            .wait()
+            .map_err(BridgeError::zenoh)?;
+        Ok(FrameImport {
+            key,
+            ring,
+            status,
+            _frames: frames,
+            _liveliness: liveliness,
+            _segment: segment,
+        })
+    }
+
+    /// The link's status now.
+    pub fn link(&self) -> LinkStatus {
+        self.status.read().unwrap_or_default()
+    }
+}

@@ -1,0 +1,97 @@
+//! shmkit-zenoh: frame rings beyond one machine, through Zenoh.
+//!
+//! A bridge is its own process (the `shmkit-zenoh` binary, or [`Bridge`] in a program of
+//! yours): the real-time processes never run an async runtime, they keep reading and writing
+//! their rings, and the bridge's plain threads use Zenoh's blocking API. A bridge exports
+//! local rings ([`frames_out`]: newest-only, limited, dropped rather than blocking under
+//! congestion, nothing read without a subscriber) and imports remote ones ([`frames_in`]:
+//! into local rings created from the remote `@spec`, every sample checked). Each bridge holds
+//! a liveliness token, so the far side sees it go within the lease. Keys are in [`keys`], the
+//! frame header in [`header`].
+
+pub mod config;
+pub mod error;
+pub mod frames_in;
+pub mod frames_out;
+pub mod header;
+pub mod keys;
+pub mod spec;
+pub mod status;
+
+pub use config::{BridgeConfig, ExportRing, ImportRing};
+pub use error::BridgeError;
+pub use status::LinkStatus;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use zenoh::Wait;
+
+/// A running bridge: a Zenoh session, its liveliness token, its exports and imports.
+pub struct Bridge {
+    /// The configuration it runs.
+    pub config: BridgeConfig,
+    /// Exports, in configuration order.
+    pub exports: Vec<frames_out::FrameExport>,
+    /// Imports, in configuration order.
+    pub imports: Vec<frames_in::FrameImport>,
+    stop: Arc<AtomicBool>,
+    _token: zenoh::liveliness::LivelinessToken,
+    session: zenoh::Session,
+}
+
+impl Bridge {
+    /// Opens the session and starts every export, then every import.
+    pub fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
+        config.check()?;
+        let session = zenoh::open(config.zenoh()?)
+            .wait()
+            .map_err(BridgeError::zenoh)?;
+        let id = session.zid().to_string();
+        let token = session
+            .liveliness()
+            .declare_token(keys::bridge_token(&config.host, &id)?)
+            .wait()
+            .map_err(BridgeError::zenoh)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut exports = Vec::new();
+        for e in &config.export {
+            exports.push(frames_out::FrameExport::start(
+                &session,
+                &config.host,
+                e,
+                Arc::clone(&stop),
+            )?);
+        }
+        let mut imports = Vec::new();
+        for i in &config.import {
+            imports.push(frames_in::FrameImport::start(&session, i)?);
+        }
+        Ok(Bridge {
+            config,
+            exports,
+            imports,
+            stop,
+            _token: token,
+            session,
+        })
+    }
+
+    /// The Zenoh session (for a program that bridges more than rings).
+    pub fn session(&self) -> &zenoh::Session {
+        &self.session
+    }
+
+    /// Stops the export threads and closes the session.
+    pub fn stop(self) -> Result<(), BridgeError> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut result = Ok(());
+        for e in self.exports {
+            if let Err(err) = e.join() {
+                result = Err(err);
+            }
+        }
+        drop(self.imports);
+        self.session.close().wait().map_err(BridgeError::zenoh)?;
+        result
+    }
+}
