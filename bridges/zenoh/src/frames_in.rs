@@ -30,7 +30,8 @@ pub fn remote_spec(session: &zenoh::Session, key: &RingKey) -> Result<RemoteSpec
         .timeout(SPEC_TIMEOUT)
         .wait()
         .map_err(BridgeError::zenoh)?;
-    while let Ok(reply) = replies.recv() {
+    // The first reply decides (one bridge exports a key).
+    if let Ok(reply) = replies.recv() {
         match reply.result() {
             Ok(sample) => return RemoteSpec::parse(&spec_key, &sample.payload().to_bytes()),
             Err(e) => {
