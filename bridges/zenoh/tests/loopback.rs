@@ -154,8 +154,8 @@ fn a_2khz_camera_crosses_two_bridges_whole_and_a_killed_bridge_is_seen_down() {
     // exporter still saw no subscriber, so it read none): every later camera frame was
     // received, lost on the way, dropped by a full local ring, or not sent.
     assert!(
-        first < 400,
-        "sending began within 200 ms of the camera: {first}"
+        first < 2000,
+        "sending began within 1 s of the camera: {first}"
     );
     assert_eq!(last, published, "the newest frame always goes out");
     assert_eq!(
@@ -164,8 +164,9 @@ fn a_2khz_camera_crosses_two_bridges_whole_and_a_killed_bridge_is_seen_down() {
         "{s:?}, frames {first}..={last}"
     );
     assert!(
-        got > published * 9 / 10,
-        "loopback keeps up: {got} of {published} ({s:?})"
+        got > (last - first + 1) * 9 / 10,
+        "loopback keeps up: {got} of the {} sent span ({s:?})",
+        last - first + 1
     );
 
     // A bridge killed outright is seen down within the lease (2 s) plus a margin.
