@@ -1,7 +1,8 @@
 //! Two bridge processes on loopback (peer mode, explicit TCP endpoints): a 2 kHz camera ring
 //! exported by one and imported by the other, every frame checksummed end to end and the gap
 //! accounting exact; a rate limit; a spec mismatch; a SIGKILLed bridge seen down within the
-//! lease. Every wait is bounded.
+//! lease; a plain `eclipse-zenoh` Python subscriber decoding exported frames from the
+//! documented header. Every wait is bounded.
 
 use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode};
 use shmkit::{CreateOptions, Segment, SegmentObjects, Shared};
@@ -217,5 +218,81 @@ fn bad_names_and_limits_are_usage_errors() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+/// The Python with `eclipse-zenoh` (`scripts/test-all` installs it into `.venv/`).
+fn python() -> Command {
+    let python = std::env::var("SHMKIT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut c = Command::new(python);
+    c.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python_subscriber.py"
+    ));
+    c
+}
+
+#[test]
+fn a_plain_eclipse_zenoh_subscriber_decodes_exported_frames_from_the_header() {
+    let src = name("py");
+    let _segs = Segs(vec![src.clone()]);
+    let seg = Segment::create(&src, &CreateOptions::new(8 << 20)).unwrap();
+    let ring = seg
+        .frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[64, 48]))
+        .unwrap();
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let export = format!("{src}/cam");
+    let _a = bridge(&["--host", "hostP", "--listen", &ep, "--export", &export]);
+    let key = format!("shmkit/hostP/{src}/frames/cam");
+    let mut py = python()
+        .args([ep.as_str(), key.as_str(), "20"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python with eclipse-zenoh (set SHMKIT_PYTHON; scripts/test-all installs it)");
+    let mut out = BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        "subscribed",
+        "the subscriber started (is eclipse-zenoh installed?)"
+    );
+    let mut w = ring.writer().unwrap();
+    let mut frame = vec![0u16; 64 * 48];
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut published = 0u64;
+    // 200 Hz until the subscriber has its 20 frames (it needs the match to settle first).
+    while Instant::now() < end {
+        if let Some(status) = py.try_wait().unwrap() {
+            assert!(status.success() || status.code() == Some(1));
+            break;
+        }
+        let mut slot = w.claim().unwrap();
+        let id = published + 1;
+        pattern(id, &mut frame);
+        slot.typed_mut::<u16>().unwrap().copy_from_slice(&frame);
+        slot.set_user(0, id);
+        assert_eq!(slot.publish(), id);
+        published = id;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let _ = py.wait();
+    let report: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    let frames = report["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 20, "{report}");
+    let mut expect = vec![0u16; 64 * 48];
+    for f in frames {
+        let id = f["id"].as_u64().unwrap();
+        assert_eq!(f["user0"].as_u64(), Some(id), "user words decoded: {f}");
+        assert_eq!(f["shape"], serde_json::json!([64, 48]));
+        pattern(id, &mut expect);
+        assert_eq!(
+            f["first"].as_u64(),
+            Some(u64::from(expect[0])),
+            "payload decoded: {f}"
+        );
     }
 }
