@@ -182,16 +182,17 @@ fn export_loop(
             next_match_check = Instant::now() + MATCH_CHECK;
         }
         if !matching {
-            // Nobody listens: read nothing, hold no reader role (a reader registered but
-            // unread would be harmless newest-only, but costs the writer a look per frame).
-            reader = None;
+            // Nobody listens: read nothing. A newest-only reader registered but unread pins no
+            // slot, so it stays, and the frames published meanwhile count as skipped in the
+            // next sample.
             counters.idle_checks.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(MATCH_CHECK);
             continue;
         }
         if reader.is_none() {
+            // The first sample counts nothing as skipped: frames from before the bridge's
+            // first subscriber were never the bridge's to send.
             reader = Some(ring.reader(ReadMode::NewestOnly)?);
-            last_id = ring.stats().last_id;
         }
         let Some(r) = reader.as_mut() else { continue };
         let frame = match r.next_interruptible(Timeout::After(MATCH_CHECK), &interrupt) {

@@ -14,7 +14,7 @@
 //! | 32 | 8 | the source publish time, `CLOCK_MONOTONIC` ns of the source host |
 //! | 40 | 40 | the frame's five user words, 5 × u64 |
 //! | 80 | 8 | the bridge's sequence number for this ring (1, 2, … with no gaps as sent) |
-//! | 88 | 8 | frames the source ring published since the previous sample that were not sent |
+//! | 88 | 8 | frames the source ring published since the previous sample that were not sent (0 in the bridge's first sample) |
 //! | 96 | 8 | FNV-1a 64 of the payload |
 //! | 104 | 8 | payload length in bytes |
 //!
