@@ -1,7 +1,7 @@
 //! Two bridge processes on loopback (peer mode, explicit TCP endpoints): a 2 kHz camera ring
 //! exported by one and imported by the other, every frame checksummed end to end and the gap
 //! accounting exact; a rate limit; a spec mismatch; a SIGKILLed bridge seen down within the
-//! lease; a plain `eclipse-zenoh` Python subscriber decoding exported frames from the
+//! lease; a remote subscriber that stalls never slowing the camera; a plain `eclipse-zenoh` Python subscriber decoding exported frames from the
 //! documented header. Every wait is bounded.
 
 use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode};
@@ -365,4 +365,70 @@ fn a_100_hz_limit_on_a_2_khz_camera_delivers_100_hz_and_the_camera_keeps_its_rat
         "the camera kept its 2 kHz: {took:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_stalled_remote_subscriber_never_slows_the_camera() {
+    use zenoh::Wait;
+    let src = name("stall");
+    let _segs = Segs(vec![src.clone()]);
+    let seg = Segment::create(&src, &CreateOptions::new(16 << 20)).unwrap();
+    // 1 MiB frames at 2 kHz: far more than a stalled receiver's buffers hold.
+    let ring = seg
+        .frame_ring("cam", &FrameSpec::new(8, ElemType::U16, &[512, 1024]))
+        .unwrap();
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let export = format!("{src}/cam");
+    let mut a = bridge(&["--host", "hostT", "--listen", &ep, "--export", &export]);
+    // A remote subscriber whose callback blocks: it stops taking samples altogether.
+    let mut config = zenoh::Config::default();
+    config.insert_json5("mode", "\"peer\"").unwrap();
+    config
+        .insert_json5("connect/endpoints", &format!("[\"{ep}\"]"))
+        .unwrap();
+    config
+        .insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    let session = zenoh::open(config).wait().unwrap();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<()>();
+    let _stalled = session
+        .declare_subscriber(format!("shmkit/hostT/{src}/frames/cam"))
+        .callback(move |_| {
+            let _ = seen_tx.send(());
+            std::thread::sleep(Duration::from_secs(3));
+        })
+        .wait()
+        .unwrap();
+    let mut w = ring.writer().unwrap();
+    // Publish until the subscriber has its first sample (and stalls on it).
+    let warm = Instant::now() + Duration::from_secs(5);
+    while seen_rx.try_recv().is_err() {
+        assert!(Instant::now() < warm, "the subscriber never got a frame");
+        w.claim().unwrap().publish();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let start = Instant::now();
+    for n in 0..2000u64 {
+        let due = start + Duration::from_micros(500 * n);
+        if let Some(d) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        let mut slot = w
+            .claim()
+            .expect("the bridge never holds the camera's slots");
+        // Contents do not matter here: filling 1 MiB in a debug build would be the test's own cost.
+        slot.set_len(1 << 20);
+        slot.set_user(0, n);
+        slot.publish();
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the camera kept its 2 kHz: {took:?}"
+    );
+    assert!(
+        a.0.try_wait().unwrap().is_none(),
+        "the exporting bridge is still running"
+    );
+    drop(session);
 }
