@@ -397,8 +397,10 @@ fn a_live_writers_stream_is_refused_and_a_dead_ones_replaced() {
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     let pid = child.id() as i32;
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.write_all_at(&pid.to_ne_bytes(), 216).unwrap();
-    file.write_all_at(&pid.to_ne_bytes(), 220).unwrap();
+    file.write_all_at(&pid.to_ne_bytes(), offsets::CREATOR_PID as u64)
+        .unwrap();
+    file.write_all_at(&pid.to_ne_bytes(), offsets::OWNER_PID as u64)
+        .unwrap();
     std::mem::forget(w); // keep the file: it is "theirs" now
     let err = StreamWriter::create("owned", ElemType::U8, &[4], &dir.options()).unwrap_err();
     assert!(

@@ -66,6 +66,54 @@ pub(crate) fn pid_alive(pid: i32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// A stream file's header and length, read with `pread` (not mapped: a hostile or half-made
+/// file cannot fault the reader), for the callers that look before they map.
+pub(crate) struct Peek {
+    file: std::fs::File,
+    /// The file's length.
+    pub(crate) len: u64,
+    /// Its first 384 bytes.
+    pub(crate) header: [u8; core::mem::size_of::<Metadata>()],
+}
+
+impl Peek {
+    /// Reads the header of the file at `path`.
+    pub(crate) fn read(path: &Path) -> Result<Peek, IsioError> {
+        let file = std::fs::File::open(path).map_err(|e| IsioError::io("opening", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| IsioError::io("reading the size of", path, e))?
+            .len();
+        let mut header = [0u8; core::mem::size_of::<Metadata>()];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| IsioError::TooShort { len })?;
+        Ok(Peek { file, len, header })
+    }
+
+    /// The checked header.
+    pub(crate) fn parse(&self) -> Result<layout::Parsed, IsioError> {
+        layout::parse(&self.header, self.len)
+    }
+
+    /// The `i32` at header offset `at` (creator and owner PIDs), whatever the rest holds.
+    pub(crate) fn header_i32(&self, at: usize) -> i32 {
+        let b = &self.header[at..at + 4];
+        i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    /// The semaphores' writer PIDs, per the checked `parsed` layout.
+    pub(crate) fn write_pids(&self, parsed: &layout::Parsed) -> Result<Vec<i32>, IsioError> {
+        let mut raw = vec![0u8; 4 * usize::from(parsed.layout.sem)];
+        self.file
+            .read_exact_at(&mut raw, parsed.layout.write_pids)
+            .map_err(|_| IsioError::Corrupt("the writer PID array is not readable"))?;
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
 /// One stream of a directory, as `shmkit milk ls` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamInfo {
@@ -102,23 +150,9 @@ fn info(path: &Path, name: String) -> StreamInfo {
         error: None,
     };
     let read = || -> Result<(layout::Parsed, Vec<i32>), IsioError> {
-        let file = std::fs::File::open(path).map_err(|e| IsioError::io("opening", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| IsioError::io("reading", path, e))?
-            .len();
-        let mut header = [0u8; core::mem::size_of::<Metadata>()];
-        file.read_exact_at(&mut header, 0)
-            .map_err(|_| IsioError::TooShort { len })?;
-        let parsed = layout::parse(&header, len)?;
-        let sem = usize::from(parsed.layout.sem);
-        let mut pids = vec![0u8; 4 * sem];
-        file.read_exact_at(&mut pids, parsed.layout.write_pids)
-            .map_err(|e| IsioError::io("reading", path, e))?;
-        let pids = pids
-            .chunks_exact(4)
-            .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let peek = Peek::read(path)?;
+        let parsed = peek.parse()?;
+        let pids = peek.write_pids(&parsed)?;
         Ok((parsed, pids))
     };
     match read() {

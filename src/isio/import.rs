@@ -96,16 +96,7 @@ const SEGMENT_HEADROOM: u64 = 1 << 20;
 /// Bytes a new segment needs to hold the ring an import of the stream at `path` creates with
 /// `slots` slots (the ring plus 1 MiB for the segment's own structures).
 pub fn segment_size_for(path: &Path, slots: u32) -> Result<u64, IsioError> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path).map_err(|e| IsioError::io("opening", path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| IsioError::io("reading the size of", path, e))?
-        .len();
-    let mut header = [0u8; core::mem::size_of::<super::layout::Metadata>()];
-    file.read_exact_at(&mut header, 0)
-        .map_err(|_| IsioError::TooShort { len })?;
-    let spec = spec_for(&super::layout::parse(&header, len)?, slots)?;
+    let spec = spec_for(&super::dir::Peek::read(path)?.parse()?, slots)?;
     let geometry = shm_layout::validate::FrameGeometry::new(spec.slots, spec.elem, &spec.shape)
         .map_err(crate::segment::SegmentError::invalid_params)?;
     geometry

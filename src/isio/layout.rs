@@ -234,6 +234,8 @@ const _: () = {
     assert!(offset_of!(Metadata, atime) == 184);
     assert!(offset_of!(Metadata, writetime) == 200);
     assert!(offset_of!(Metadata, creator_pid) == 216);
+    assert!(offset_of!(Metadata, creator_pid) == offsets::CREATOR_PID);
+    assert!(offset_of!(Metadata, owner_pid) == offsets::OWNER_PID);
     assert!(offset_of!(Metadata, owner_pid) == 220);
     assert!(offset_of!(Metadata, shared) == 224);
     assert!(offset_of!(Metadata, inode) == 232);
@@ -274,6 +276,10 @@ pub mod offsets {
     pub const WRITETIME: usize = 200;
     /// `lastaccesstime`.
     pub const LASTACCESSTIME: usize = 168;
+    /// `creatorPID`.
+    pub const CREATOR_PID: usize = 216;
+    /// `ownerPID`.
+    pub const OWNER_PID: usize = 220;
 }
 
 /// ImageStreamIO element types, by code. Those shmkit frame rings hold map to an

@@ -17,7 +17,7 @@
 //! Readers that copy tear-free (shmkit's importer) read `cnt0` and `write` before the copy
 //! and again after it: steps 1 and 4–5 bracket the data for them.
 
-use super::dir::{check_name, pid_alive, shm_dir, stream_path};
+use super::dir::{check_name, pid_alive, shm_dir, stream_path, Peek};
 use super::layout::{
     self, offsets, proctrace, DataType, Keyword, Metadata, Timespec, DEFAULT_PROCTRACE,
     DEFAULT_SEMAPHORES, MAX_ELEMENTS, VERSION,
@@ -25,7 +25,6 @@ use super::layout::{
 use super::stream::Stream;
 use super::{sem, IsioError};
 use crate::rings::ElemType;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
 
@@ -129,26 +128,14 @@ pub fn metadata(
 /// The live process that writes the stream file at `path`, if any: its creator, its owner,
 /// or the last poster of any semaphore. Reads the file as plain bytes (it may be anything).
 fn live_writer(path: &Path) -> Option<i32> {
-    let file = std::fs::File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    let mut header = [0u8; core::mem::size_of::<Metadata>()];
-    file.read_exact_at(&mut header, 0).ok()?;
-    let word = |at: usize| {
-        i32::from_ne_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
+    let peek = Peek::read(path).ok()?;
     let own = std::process::id() as i32;
-    let mut pids = vec![word(216), word(220)];
-    if let Ok(parsed) = layout::parse(&header, len) {
-        let mut raw = vec![0u8; 4 * usize::from(parsed.layout.sem)];
-        if file
-            .read_exact_at(&mut raw, parsed.layout.write_pids)
-            .is_ok()
-        {
-            pids.extend(
-                raw.chunks_exact(4)
-                    .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]])),
-            );
-        }
+    let mut pids = vec![
+        peek.header_i32(offsets::CREATOR_PID),
+        peek.header_i32(offsets::OWNER_PID),
+    ];
+    if let Ok(parsed) = peek.parse() {
+        pids.extend(peek.write_pids(&parsed).unwrap_or_default());
     }
     pids.into_iter().find(|&p| p != own && pid_alive(p))
 }
