@@ -56,12 +56,14 @@ pub const CMD_LOST_UNKNOWN: u32 = 0;
 pub const CMD_LOST_EXECUTED: u32 = 1;
 /// Bit of `request_len`: the client allows a successor server to run the request again.
 pub const CMD_RETRY_SAFE: u32 = 1 << 31;
+/// `deadline` of a call that waits forever.
+pub const CMD_NO_DEADLINE: u64 = u64::MAX;
 /// Most slots in one command ring.
 pub const CMD_MAX_SLOTS: u32 = 1024;
 
 /// Request or reply bytes up to this length travel inside the slot's metadata line, so a
 /// small call moves one cache line each way instead of three.
-pub const CMD_INLINE: u32 = 32;
+pub const CMD_INLINE: u32 = 24;
 
 /// The ring's header. Line 0 is read-mostly (geometry, server record, sleep flag); line 1
 /// holds the ticket counter only clients write, so a spinning server never pulls it away.
@@ -113,6 +115,11 @@ pub struct CommandSlotMeta {
     /// [`CMD_ANSWERING_MARK`] set by the server before it writes the answer (readers mask it
     /// off); the outcome code when `LOST`.
     pub reply_len: u32,
+    /// The calling client's deadline, `CLOCK_MONOTONIC` nanoseconds (a segment is one
+    /// machine, so every process reads the same clock); [`CMD_NO_DEADLINE`] when it waits
+    /// forever. Written with the request, so a server (a bridge forwarding the call over a
+    /// network, or one that skips stale work) knows how long the caller still waits.
+    pub deadline: u64,
     /// Inline request, then inline reply (the reply overwrites the consumed request).
     pub inline: [u8; CMD_INLINE as usize],
 }
@@ -130,5 +137,6 @@ const _: () = {
     assert!(offset_of!(CommandSlotMeta, ticket) == 16);
     assert!(offset_of!(CommandSlotMeta, request_len) == 24);
     assert!(offset_of!(CommandSlotMeta, reply_len) == 28);
-    assert!(offset_of!(CommandSlotMeta, inline) == 32);
+    assert!(offset_of!(CommandSlotMeta, deadline) == 32);
+    assert!(offset_of!(CommandSlotMeta, inline) == 40);
 };

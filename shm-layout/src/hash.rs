@@ -103,6 +103,7 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     offset_of!(crate::CommandSlotMeta, ticket) as u64,
     offset_of!(crate::CommandRingHeader, next_ticket) as u64,
     offset_of!(crate::CommandSlotMeta, inline) as u64,
+    offset_of!(crate::CommandSlotMeta, deadline) as u64,
     size_of::<crate::DeviceStatus>() as u64,
     offset_of!(crate::DeviceStatus, close_requested) as u64,
 ]);

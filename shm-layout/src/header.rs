@@ -10,7 +10,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `b"SHMKIT\0\x01"` read as a little-endian `u64`: the first eight bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
 /// Incremented on any change an older reader cannot understand.
-pub const VERSION_MAJOR: u16 = 3;
+pub const VERSION_MAJOR: u16 = 4;
 /// Incremented on additions an older reader may ignore.
 pub const VERSION_MINOR: u16 = 0;
 /// Size of [`SegmentHeader`] in bytes; also the offset where the allocator's data area starts.

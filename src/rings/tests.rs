@@ -680,3 +680,39 @@ fn a_second_server_is_busy_and_a_dropped_server_is_noticed() {
         Err(SegmentError::ParamMismatch { .. })
     ));
 }
+
+#[test]
+fn the_server_sees_how_long_each_caller_still_waits() {
+    let t = Temp::new("cmd_deadline");
+    let ring = t.1.command_ring("dm", &cmd_spec()).unwrap();
+    let server_ring = ring.clone();
+    let (attached_tx, attached) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let server = server_ring.server().unwrap();
+        attached_tx.send(()).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let req = server.recv(Duration::from_secs(10)).unwrap();
+            seen.push(req.time_left());
+            assert!(req.reply(b"").unwrap());
+        }
+        seen
+    });
+    attached.recv().unwrap();
+    ring.call(b"a", Duration::from_secs(3)).unwrap();
+    ring.call_interruptible(
+        b"b",
+        crate::sync::Timeout::Forever,
+        &crate::sync::NoInterrupt,
+    )
+    .unwrap();
+    let seen = server.join().unwrap();
+    match seen[0] {
+        crate::sync::Timeout::After(left) => assert!(
+            left > Duration::from_secs(1) && left <= Duration::from_secs(3),
+            "a 3 s call still had {left:?}"
+        ),
+        other => panic!("a 3 s call seen as {other:?}"),
+    }
+    assert_eq!(seen[1], crate::sync::Timeout::Forever);
+}

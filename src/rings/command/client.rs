@@ -10,7 +10,9 @@ use crate::sys::clock::{monotonic_ns, Deadline};
 use crate::sys::identity::{ProcessIdentity, Record};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shm_layout::{CMD_ANSWERING_MARK, CMD_INLINE, CMD_LOST_EXECUTED, CMD_RETRY_SAFE};
+use shm_layout::{
+    CMD_ANSWERING_MARK, CMD_INLINE, CMD_LOST_EXECUTED, CMD_NO_DEADLINE, CMD_RETRY_SAFE,
+};
 use std::time::Duration;
 
 /// Why a client stops waiting for its answer.
@@ -76,9 +78,11 @@ impl CommandRing {
         }
         // The ticket is taken before the slot so that every write to the slot's line happens
         // in one burst, between the claim and the queue.
+        let deadline = timeout.deadline().as_ns().unwrap_or(CMD_NO_DEADLINE);
         let ticket = self.header().next_ticket.fetch_add(1, Ordering::Relaxed);
         let (slot, generation) = self.claim_slot(timeout, interrupt)?;
         self.slot(slot).ticket.store(ticket, Ordering::Relaxed);
+        self.slot(slot).deadline.store(deadline, Ordering::Relaxed);
         // SAFETY: the slot is CLAIMED by us: nobody else touches its metadata payload or
         // request buffer, and `request_at` picks a region of at least `len` bytes.
         unsafe {

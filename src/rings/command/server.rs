@@ -13,7 +13,8 @@ use crate::sys::identity::{ProcessIdentity, Record};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_layout::{
-    CMD_ANSWERING_MARK, CMD_LOST_EXECUTED, CMD_LOST_UNKNOWN, CMD_QUEUED, CMD_RETRY_SAFE,
+    CMD_ANSWERING_MARK, CMD_LOST_EXECUTED, CMD_LOST_UNKNOWN, CMD_NO_DEADLINE, CMD_QUEUED,
+    CMD_RETRY_SAFE,
 };
 use std::time::Duration;
 
@@ -208,6 +209,26 @@ impl Request<'_> {
         // SAFETY: the slot is TAKEN by this server: the client does not write the request
         // any more; `request_at` picks a region of at least `len <= max_request` bytes.
         unsafe { std::slice::from_raw_parts(ring.request_at(self.slot, len), len as usize) }
+    }
+
+    /// How long the calling client still waits for the answer ([`Timeout::Forever`] for a
+    /// call without a deadline; zero once it has passed). A server forwarding the call
+    /// elsewhere passes it on; one whose work is stale past it may fail the request at once.
+    pub fn time_left(&self) -> Timeout {
+        // Relaxed: written before the client's Release queue, which our Acquire take saw.
+        let deadline = self
+            .server
+            .ring
+            .slot(self.slot)
+            .deadline
+            .load(Ordering::Relaxed);
+        if deadline == CMD_NO_DEADLINE {
+            Timeout::Forever
+        } else {
+            Timeout::After(Duration::from_nanos(
+                deadline.saturating_sub(crate::sys::clock::monotonic_ns()),
+            ))
+        }
     }
 
     /// Decodes the request as `Q` (serde).

@@ -34,6 +34,7 @@ shared_view! {
         pub ticket: AtomicU64,
         pub request_len: AtomicU32,
         pub reply_len: AtomicU32,
+        pub deadline: AtomicU64,
         pub inline: [AtomicU8; CMD_INLINE as usize],
     }
 }
@@ -48,7 +49,7 @@ impl SlotView {
         }
     }
 
-    /// The inline payload's first byte; its 32 bytes are written and read through this
+    /// The inline payload's first byte; its `CMD_INLINE` bytes are written and read through this
     /// pointer by whichever side the slot state grants them to.
     pub(super) fn inline_ptr(&self) -> *mut u8 {
         std::ptr::from_ref(&self.inline).cast::<u8>().cast_mut()
