@@ -21,6 +21,7 @@ mod exception;
 mod frame;
 mod hash;
 mod header;
+mod link;
 mod mutex;
 mod shared;
 mod table;
@@ -57,6 +58,7 @@ pub use hash::LAYOUT_HASH;
 pub use header::{
     SegmentHeader, SegmentState, DATA_ALIGN, HEADER_SIZE, MAGIC, VERSION_MAJOR, VERSION_MINOR,
 };
+pub use link::{LinkStatus, LINK_COMMANDS_IN, LINK_FRAMES_IN, LINK_PREFIX};
 pub use mutex::{
     MutexConsistency, MutexLayout, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK,
     MUTEX_WAITERS, OWNER_RECORD_START_MASK,

@@ -52,6 +52,42 @@ pub struct ImportRing {
     pub slots: u32,
 }
 
+/// One command ring exported: its calls answered to the network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportCommands {
+    /// The local segment.
+    pub segment: String,
+    /// The command ring.
+    pub ring: String,
+    /// Calls run at once (default 4).
+    #[serde(default = "four")]
+    pub workers: u32,
+}
+
+/// One remote command ring imported as a local ring whose server forwards every call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportCommands {
+    /// The remote host (as its bridge names itself).
+    pub host: String,
+    /// The remote segment.
+    pub segment: String,
+    /// The remote command ring.
+    pub ring: String,
+    /// The local segment (created if missing).
+    pub local_segment: String,
+    /// The local command ring (created from the remote spec).
+    pub local_ring: String,
+    /// Calls forwarded at once (default 4).
+    #[serde(default = "four")]
+    pub workers: u32,
+}
+
+fn four() -> u32 {
+    4
+}
+
 /// A bridge's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +113,12 @@ pub struct BridgeConfig {
     /// Rings to import.
     #[serde(default)]
     pub import: Vec<ImportRing>,
+    /// Command rings to export.
+    #[serde(default)]
+    pub export_commands: Vec<ExportCommands>,
+    /// Command rings to import.
+    #[serde(default)]
+    pub import_commands: Vec<ImportCommands>,
 }
 
 fn default_lease() -> u64 {
@@ -93,6 +135,8 @@ impl Default for BridgeConfig {
             multicast: false,
             export: Vec::new(),
             import: Vec::new(),
+            export_commands: Vec::new(),
+            import_commands: Vec::new(),
         }
     }
 }
@@ -127,6 +171,23 @@ impl BridgeConfig {
         }
         for i in &self.import {
             keys::RingKey::new(&i.host, &i.segment, &i.ring)?;
+        }
+        let workers = |what: &str, segment: &str, ring: &str, n: u32| {
+            if (1..=64).contains(&n) {
+                Ok(())
+            } else {
+                Err(BridgeError::Config(format!(
+                    "{what} {segment}/{ring}: workers {n}, between 1 and 64"
+                )))
+            }
+        };
+        for e in &self.export_commands {
+            keys::RingKey::new(&self.host, &e.segment, &e.ring)?;
+            workers("command export", &e.segment, &e.ring, e.workers)?;
+        }
+        for i in &self.import_commands {
+            keys::RingKey::new(&i.host, &i.segment, &i.ring)?;
+            workers("command import", &i.segment, &i.ring, i.workers)?;
         }
         Ok(())
     }

@@ -74,6 +74,9 @@ pub enum BridgeError {
     /// The ring refused.
     #[error(transparent)]
     Ring(#[from] RingError),
+    /// A command ring refused (another live server holds an imported ring, …).
+    #[error(transparent)]
+    Command(shmkit::rings::CommandError),
 }
 
 impl BridgeError {

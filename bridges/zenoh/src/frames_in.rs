@@ -6,14 +6,13 @@
 use crate::config::ImportRing;
 use crate::error::BridgeError;
 use crate::header::{fnv1a, FrameHeader};
-use crate::keys::{self, RingKey};
+use crate::keys::RingKey;
 use crate::spec::RemoteSpec;
 use crate::status::{status_name, LinkStatus};
 use shmkit::rings::{FrameRing, FrameSpec, FrameWriter, RingError};
 use shmkit::{CreateOptions, Segment, SegmentError, Shared};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use zenoh::sample::SampleKind;
 use zenoh::Wait;
 
 /// How long to wait for the remote `@spec`.
@@ -55,9 +54,22 @@ struct Receiver {
     writer: FrameWriter,
     spec: FrameSpec,
     status: Shared<LinkStatus>,
+    /// Frames the remote bridge skipped in the exports before its current one (a restarted
+    /// bridge starts its sequence and its running count again).
+    skipped_before: u64,
+    /// The running skipped count of the current export's latest sample, less its value at
+    /// the first sample received from that export (frames before that one are not ours to
+    /// account for).
+    skipped_now: u64,
+    /// The running count at the first sample received from the current export.
+    export_base: Option<u64>,
 }
 
 impl Receiver {
+    fn last_seq(&self) -> u64 {
+        self.status.read().map(|s| s.last_seq).unwrap_or(0)
+    }
+
     fn take(&mut self, payload: &[u8], attachment: Option<&[u8]>) {
         let header = attachment.map(FrameHeader::decode);
         let ok = match &header {
@@ -88,12 +100,23 @@ impl Receiver {
             Err(RingError::AllSlotsHeld { .. }) => false,
             Err(_) => false,
         };
+        if h.seq <= self.last_seq() {
+            // A sequence that starts again is a new export (the remote bridge restarted).
+            self.skipped_before += self.skipped_now;
+            self.skipped_now = 0;
+            self.export_base = None;
+            let _ = self.status.update(|s| s.last_seq = 0);
+        }
+        let base = *self.export_base.get_or_insert(h.skipped);
+        self.skipped_now = self.skipped_now.max(h.skipped.saturating_sub(base));
+        let skipped = self.skipped_before + self.skipped_now;
         let _ = self.status.update(|s| {
             if s.last_seq != 0 && h.seq > s.last_seq + 1 {
+                // Samples lost on the way (the publisher drops rather than blocks).
                 s.gaps += h.seq - s.last_seq - 1;
             }
-            s.last_seq = s.last_seq.max(h.seq);
-            s.remote_skipped += h.skipped;
+            s.last_seq = h.seq;
+            s.remote_skipped = skipped;
             s.last_rx_ns = now;
             if published {
                 s.received += 1;
@@ -142,11 +165,19 @@ impl FrameImport {
             Err(e) => return Err(e.into()),
         };
         let status = segment.shared(&status_name(&i.local_ring), LinkStatus::default())?;
-        let _ = status.update(|s| *s = LinkStatus::default());
+        let _ = status.update(|s| {
+            *s = LinkStatus {
+                kind: crate::status::LINK_FRAMES_IN,
+                ..LinkStatus::default()
+            }
+        });
         let receiver = Arc::new(Mutex::new(Receiver {
             writer: ring.writer()?,
             spec,
             status: status.clone(),
+            skipped_before: 0,
+            skipped_now: 0,
+            export_base: None,
         }));
         let frames = session
             .declare_subscriber(key.frames())
@@ -163,22 +194,12 @@ impl FrameImport {
             })
             .wait()
             .map_err(BridgeError::zenoh)?;
-        let link = status.clone();
-        let liveliness = session
-            .liveliness()
-            .declare_subscriber(keys::bridge_tokens(&i.host)?)
-            .history(true)
-            .callback(move |sample| {
-                let up = sample.kind() == SampleKind::Put;
-                let _ = link.update(|s| {
-                    if s.up == 1 && !up {
-                        s.downs += 1;
-                    }
-                    s.up = u64::from(up);
-                });
-            })
-            .wait()
-            .map_err(BridgeError::zenoh)?;
+        let liveliness = crate::liveness::watch_host(
+            session,
+            &i.host,
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            status.clone(),
+        )?;
         Ok(FrameImport {
             key,
             ring,

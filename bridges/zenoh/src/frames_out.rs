@@ -169,7 +169,7 @@ fn export_loop(
     let mut reader: Option<shmkit::rings::FrameReader> = None;
     let mut last_id = 0u64;
     let mut seq = 0u64;
-    let mut pending_skips = 0u64;
+    let mut total_skipped = 0u64;
     let mut next_match_check = Instant::now();
     let mut matching = false;
     while !interrupt() {
@@ -207,9 +207,9 @@ fn export_loop(
             id.saturating_sub(last_id + 1)
         };
         last_id = id;
-        pending_skips += skipped_here;
+        total_skipped += skipped_here;
         if !limiter.admit(Instant::now(), frame.len()) {
-            pending_skips += 1;
+            total_skipped += 1;
             counters
                 .skipped
                 .fetch_add(skipped_here + 1, Ordering::Relaxed);
@@ -231,11 +231,10 @@ fn export_loop(
             ts_ns,
             user,
             seq,
-            skipped: pending_skips,
+            skipped: total_skipped,
             checksum: fnv1a(&payload),
             len: payload.len() as u64,
         };
-        pending_skips = 0;
         publisher
             .put(payload)
             .attachment(header.encode().to_vec())

@@ -45,7 +45,9 @@ pub struct FrameHeader {
     pub user: [u64; 5],
     /// The bridge's sequence number.
     pub seq: u64,
-    /// Source frames not sent since the previous sample.
+    /// Source frames not sent since this export's first sample, in total (a running count, so
+    /// a receiver that lost samples still knows how many frames were never sent; the
+    /// difference between two samples is what was skipped between them).
     pub skipped: u64,
     /// FNV-1a 64 of the payload.
     pub checksum: u64,

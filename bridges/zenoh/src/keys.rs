@@ -4,7 +4,8 @@
 //! |---|---|
 //! | `shmkit/<host>/<segment>/frames/<ring>` | a ring's frames (payload: the frame's bytes) |
 //! | `shmkit/<host>/<segment>/frames/<ring>/@spec` | a queryable: the ring's spec and layout version |
-//! | `shmkit/<host>/<segment>/cmd/<ring>` | a command ring, as a queryable |
+//! | `shmkit/<host>/<segment>/cmd/<ring>` | a command ring, as a queryable (`cmd_wire`) |
+//! | `shmkit/<host>/<segment>/cmd/<ring>/@spec` | a queryable: the command ring's sizes and versions |
 //! | `shmkit/<host>/@bridge/<zid>` | a bridge's liveliness token |
 //!
 //! Zenoh gives `*`, `$`, `?`, `#` and `/` meaning inside a key, and `@` at the start of a chunk;
@@ -82,6 +83,11 @@ impl RingKey {
     pub fn command(&self) -> String {
         format!("{ROOT}/{}/{}/cmd/{}", self.host, self.segment, self.ring)
     }
+
+    /// `…/cmd/<ring>/@spec`.
+    pub fn command_spec(&self) -> String {
+        format!("{}/@spec", self.command())
+    }
 }
 
 /// `shmkit/<host>/@bridge/<id>`: a bridge's liveliness token.
@@ -134,6 +140,10 @@ mod tests {
         assert_eq!(k.frames(), "shmkit/benchhost/lab-1/frames/camera.raw");
         assert_eq!(k.spec(), "shmkit/benchhost/lab-1/frames/camera.raw/@spec");
         assert_eq!(k.command(), "shmkit/benchhost/lab-1/cmd/camera.raw");
+        assert_eq!(
+            k.command_spec(),
+            "shmkit/benchhost/lab-1/cmd/camera.raw/@spec"
+        );
         assert!(RingKey::new("h", "s", "a/b").is_err());
         assert_eq!(bridge_token("h", "abc").unwrap(), "shmkit/h/@bridge/abc");
         for c in local_host().chars() {

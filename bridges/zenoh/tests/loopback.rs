@@ -4,77 +4,18 @@
 //! lease; a remote subscriber that stalls never slowing the camera; a plain `eclipse-zenoh` Python subscriber decoding exported frames from the
 //! documented header. Every wait is bounded.
 
+mod common;
+
+use common::{bridge, eventually, free_port, name, status, Segs};
 use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode};
-use shmkit::{CreateOptions, Segment, SegmentObjects, Shared};
-use shmkit_zenoh::LinkStatus;
+use shmkit::{CreateOptions, Segment, SegmentObjects};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts a bridge and waits for its "up" line.
-fn bridge(args: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shmkit-zenoh"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the bridge binary runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains(" up:"), "bridge {args:?} said {line:?}");
-    Proc(child)
-}
-
-fn name(tag: &str) -> String {
-    format!("shmkit-zb-{}-{tag}", std::process::id())
-}
 
 fn pattern(id: u64, out: &mut [u16]) {
     for (i, v) in out.iter_mut().enumerate() {
         *v = (id.wrapping_mul(2654435761).wrapping_add(i as u64 * 17) & 0xFFFF) as u16;
-    }
-}
-
-fn status(segment: &str, ring: &str) -> Option<LinkStatus> {
-    let seg = Segment::open(segment).ok()?;
-    let s: Shared<LinkStatus> = seg.open(&format!("zenoh.{ring}")).ok()?;
-    s.read().ok()
-}
-
-fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < end, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-struct Segs(Vec<String>);
-
-impl Drop for Segs {
-    fn drop(&mut self) {
-        for s in &self.0 {
-            let _ = Segment::unlink(s);
-        }
     }
 }
 

@@ -1,11 +1,13 @@
-//! `shmkit-zenoh`: a bridge process. Exports local frame rings and imports remote ones as
-//! its configuration (a JSON file, and/or flags) says, until SIGINT or SIGTERM.
+//! `shmkit-zenoh`: a bridge process. Exports local frame and command rings and imports remote
+//! ones as its configuration (a JSON file, and/or flags) says, until SIGINT or SIGTERM.
 //!
 //! Exit codes: 0 stopped cleanly, 1 the bridge failed (a ring missing, a spec mismatch, …),
 //! 2 bad usage or configuration.
 
 use clap::Parser;
-use shmkit_zenoh::{Bridge, BridgeConfig, BridgeError, ExportRing, ImportRing};
+use shmkit_zenoh::{
+    Bridge, BridgeConfig, BridgeError, ExportCommands, ExportRing, ImportCommands, ImportRing,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +18,7 @@ use std::time::Duration;
 #[command(
     name = "shmkit-zenoh",
     version,
-    about = "Bridge shmkit frame rings over Zenoh"
+    about = "Bridge shmkit frame and command rings over Zenoh"
 )]
 struct Cli {
     /// A JSON configuration file (flags add to it).
@@ -40,6 +42,12 @@ struct Cli {
     /// Import HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING (repeatable).
     #[arg(long)]
     import: Vec<String>,
+    /// Export the command ring SEGMENT/RING (repeatable).
+    #[arg(long)]
+    export_cmd: Vec<String>,
+    /// Import the command ring HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING (repeatable).
+    #[arg(long)]
+    import_cmd: Vec<String>,
     /// Print the links' status every this many milliseconds (0: never).
     #[arg(long, default_value_t = 0)]
     status_ms: u64,
@@ -58,10 +66,13 @@ fn parse_export(s: &str) -> Result<ExportRing, BridgeError> {
     })
 }
 
-fn parse_import(s: &str) -> Result<ImportRing, BridgeError> {
+/// `HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING` as its five names.
+type ImportNames = (String, String, String, String, String);
+
+fn parse_import_names(flag: &str, s: &str) -> Result<ImportNames, BridgeError> {
     let bad = || {
         BridgeError::Config(format!(
-            "--import {s}: HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING"
+            "{flag} {s}: HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING"
         ))
     };
     let (remote, local) = s.split_once('=').ok_or_else(bad)?;
@@ -70,13 +81,36 @@ fn parse_import(s: &str) -> Result<ImportRing, BridgeError> {
         return Err(bad());
     };
     let (local_segment, local_ring) = local.split_once('/').ok_or_else(bad)?;
+    Ok((
+        host.into(),
+        segment.into(),
+        ring.into(),
+        local_segment.into(),
+        local_ring.into(),
+    ))
+}
+
+fn parse_import(s: &str) -> Result<ImportRing, BridgeError> {
+    let (host, segment, ring, local_segment, local_ring) = parse_import_names("--import", s)?;
     Ok(ImportRing {
-        host: host.into(),
-        segment: segment.into(),
-        ring: ring.into(),
-        local_segment: local_segment.into(),
-        local_ring: local_ring.into(),
+        host,
+        segment,
+        ring,
+        local_segment,
+        local_ring,
         slots: 8,
+    })
+}
+
+fn parse_import_cmd(s: &str) -> Result<ImportCommands, BridgeError> {
+    let (host, segment, ring, local_segment, local_ring) = parse_import_names("--import-cmd", s)?;
+    Ok(ImportCommands {
+        host,
+        segment,
+        ring,
+        local_segment,
+        local_ring,
+        workers: 4,
     })
 }
 
@@ -98,6 +132,17 @@ fn config(cli: &Cli) -> Result<BridgeConfig, BridgeError> {
     }
     for i in &cli.import {
         c.import.push(parse_import(i)?);
+    }
+    for e in &cli.export_cmd {
+        let ExportRing { segment, ring, .. } = parse_export(e)?;
+        c.export_commands.push(ExportCommands {
+            segment,
+            ring,
+            workers: 4,
+        });
+    }
+    for i in &cli.import_cmd {
+        c.import_commands.push(parse_import_cmd(i)?);
     }
     c.check()?;
     Ok(c)
@@ -124,10 +169,12 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "bridge {} up: {} exports, {} imports",
+        "bridge {} up: {} exports, {} imports, {} command exports, {} command imports",
         bridge.config.host,
         bridge.exports.len(),
-        bridge.imports.len()
+        bridge.imports.len(),
+        bridge.command_exports.len(),
+        bridge.command_imports.len()
     );
     let period = Duration::from_millis(cli.status_ms);
     let mut waited = Duration::ZERO;
@@ -138,6 +185,9 @@ fn main() -> ExitCode {
             waited = Duration::ZERO;
             for i in &bridge.imports {
                 println!("{}: {:?}", i.key.frames(), i.link());
+            }
+            for i in &bridge.command_imports {
+                println!("{}: {:?}", i.key.command(), i.link());
             }
         }
     }
@@ -151,6 +201,18 @@ fn main() -> ExitCode {
     }
     for i in &bridge.imports {
         println!("{}: {:?}", i.key.frames(), i.link());
+    }
+    for e in &bridge.command_exports {
+        println!(
+            "{}: replied {}, failed {}, busy {}",
+            e.key.command(),
+            e.counters.replied.load(Ordering::Relaxed),
+            e.counters.failed.load(Ordering::Relaxed),
+            e.counters.busy.load(Ordering::Relaxed)
+        );
+    }
+    for i in &bridge.command_imports {
+        println!("{}: {:?}", i.key.command(), i.link());
     }
     match bridge.stop() {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,208 @@
+//! Commands out: a local command ring answered to the network. A queryable on
+//! `…/cmd/<ring>` hands each query to a small worker pool (a Zenoh callback must not block,
+//! and a call can take as long as its server does); a worker checks the call header, calls
+//! the local ring with the caller's remaining budget, and replies once: the reply's bytes, or
+//! a [`RemoteError`] as an error reply. `…/cmd/<ring>/@spec` answers the ring's sizes and the
+//! versions, so an importing bridge creates a ring that fits.
+
+use crate::cmd_wire::{CallHeader, CommandSpecReply, HeaderProblem, RemoteError, NO_BUDGET};
+use crate::config::ExportCommands;
+use crate::error::BridgeError;
+use crate::keys::RingKey;
+use shmkit::rings::CommandRing;
+use shmkit::{Segment, SegmentObjects, Timeout};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zenoh::query::Query;
+use zenoh::Wait;
+
+/// How often an idle worker looks at the stop flag.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+/// A query waiting for a worker, with when it arrived.
+type Queued = (Query, Instant);
+
+/// What a command export has done (shared with its workers).
+#[derive(Debug, Default)]
+pub struct CommandCounters {
+    /// Calls answered with the server's reply.
+    pub replied: AtomicU64,
+    /// Calls answered with an error (the server's failure included).
+    pub failed: AtomicU64,
+    /// Calls refused at once because every worker was busy and the queue full.
+    pub busy: AtomicU64,
+}
+
+/// A command ring being exported; its workers stop when the bridge's stop flag is set.
+pub struct CommandExport {
+    /// The ring's key.
+    pub key: RingKey,
+    /// Its counters.
+    pub counters: Arc<CommandCounters>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    _calls: zenoh::query::Queryable<()>,
+    _spec: zenoh::query::Queryable<()>,
+}
+
+impl CommandExport {
+    /// Starts exporting `e` (a command ring of a local segment) as host `host`.
+    pub fn start(
+        session: &zenoh::Session,
+        host: &str,
+        e: &ExportCommands,
+        stop: Arc<AtomicBool>,
+    ) -> Result<CommandExport, BridgeError> {
+        let key = RingKey::new(host, &e.segment, &e.ring)?;
+        let segment = Segment::open(&e.segment)?;
+        let ring: CommandRing = segment.open(&e.ring)?;
+        let spec = serde_json::to_vec(&CommandSpecReply::of(&ring.spec()))
+            .map_err(|e| BridgeError::Config(e.to_string()))?;
+        let spec_queryable = session
+            .declare_queryable(key.command_spec())
+            .callback(move |query| {
+                // Queued for sending, not awaited: the callback does not block.
+                let _ = query.reply(query.key_expr().clone(), spec.clone()).wait();
+            })
+            .wait()
+            .map_err(BridgeError::zenoh)?;
+        let workers = e.workers.max(1);
+        // Room for one call per slot of the ring beyond those being worked on: more than that
+        // could only wait for a slot anyway.
+        let (tx, rx): (SyncSender<Queued>, Receiver<Queued>) =
+            std::sync::mpsc::sync_channel(ring.spec().slots as usize);
+        let counters = Arc::new(CommandCounters::default());
+        let calls = session
+            .declare_queryable(key.command())
+            .callback({
+                let counters = Arc::clone(&counters);
+                let host = host.to_owned();
+                move |query| match tx.try_send((query, Instant::now())) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full((query, _)))
+                    | Err(TrySendError::Disconnected((query, _))) => {
+                        counters.busy.fetch_add(1, Ordering::Relaxed);
+                        let busy = RemoteError::Busy { host: host.clone() };
+                        let _ = query.reply_err(busy.to_json()).wait();
+                    }
+                }
+            })
+            .wait()
+            .map_err(BridgeError::zenoh)?;
+        let rx = Arc::new(Mutex::new(rx));
+        let ring = Arc::new((segment, ring));
+        let mut handles = Vec::new();
+        for n in 0..workers {
+            let (rx, ring, stop, counters) = (
+                Arc::clone(&rx),
+                Arc::clone(&ring),
+                Arc::clone(&stop),
+                Arc::clone(&counters),
+            );
+            let host = host.to_owned();
+            let handle = std::thread::Builder::new()
+                .name(format!("zenoh-cmd-{}-{n}", e.ring))
+                .spawn(move || worker(&ring.1, &rx, &host, &stop, &counters))
+                .map_err(|e| BridgeError::Config(format!("spawning a command worker: {e}")))?;
+            handles.push(handle);
+        }
+        Ok(CommandExport {
+            key,
+            counters,
+            workers: handles,
+            _calls: calls,
+            _spec: spec_queryable,
+        })
+    }
+
+    /// Waits for the workers (after the stop flag was set).
+    pub fn join(self) {
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(
+    ring: &CommandRing,
+    rx: &Mutex<Receiver<Queued>>,
+    host: &str,
+    stop: &AtomicBool,
+    counters: &CommandCounters,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        // The lock is held only while taking the next query, never while serving one.
+        let next = match rx.lock() {
+            Ok(rx) => rx.recv_timeout(IDLE_CHECK),
+            Err(_) => return,
+        };
+        let (query, arrived) = match next {
+            Ok(q) => q,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        match serve(ring, &query, arrived, host, stop) {
+            Ok(reply) => {
+                counters.replied.fetch_add(1, Ordering::Relaxed);
+                let _ = query.reply(query.key_expr().clone(), reply).wait();
+            }
+            Err(e) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                let _ = query.reply_err(e.to_json()).wait();
+            }
+        }
+    }
+}
+
+/// Runs one call through the local ring.
+fn serve(
+    ring: &CommandRing,
+    query: &Query,
+    arrived: Instant,
+    host: &str,
+    stop: &AtomicBool,
+) -> Result<Vec<u8>, RemoteError> {
+    let attachment = query.attachment().map(|a| a.to_bytes());
+    let header = match attachment.as_deref().map(CallHeader::decode) {
+        Some(Ok(h)) => h,
+        Some(Err(HeaderProblem::Version(v))) => {
+            return Err(RemoteError::VersionMismatch {
+                host: host.to_owned(),
+                detail: format!(
+                    "call header version {v}; this bridge reads {}",
+                    crate::cmd_wire::CALL_VERSION
+                ),
+            })
+        }
+        Some(Err(HeaderProblem::Malformed(why))) => {
+            return Err(RemoteError::BadRequest {
+                host: host.to_owned(),
+                detail: format!("call header: {why}"),
+            })
+        }
+        None => {
+            return Err(RemoteError::BadRequest {
+                host: host.to_owned(),
+                detail: "no call header attached".into(),
+            })
+        }
+    };
+    // The budget counts from the call's arrival: time spent queued here is the caller's too.
+    let queued = arrived.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+    let timeout = match header.budget_ns {
+        NO_BUDGET => Timeout::Forever,
+        ns if ns <= queued => {
+            // The caller has given up already: running it now would be a call nobody awaits.
+            return Err(RemoteError::Timeout {
+                host: host.to_owned(),
+                outcome: crate::cmd_wire::WireOutcome::NotExecuted,
+            });
+        }
+        ns => Timeout::After(Duration::from_nanos(ns - queued)),
+    };
+    let request = query.payload().map(|p| p.to_bytes()).unwrap_or_default();
+    let interrupt = || stop.load(Ordering::Relaxed);
+    ring.call_interruptible_with(&request, timeout, &interrupt, <[u8]>::to_vec)
+        .map_err(|e| RemoteError::from_local(e, host))
+}
