@@ -242,6 +242,25 @@ fn render(i: &Inspection, rates: Option<&Rates>) -> String {
             ));
         }
     }
+    if !i.links.is_empty() {
+        line("links (imported by a bridge):".into());
+        for l in &i.links {
+            line(format!(
+                "  {:<16} {:<11} {:<4} last {} received {} gaps {} skipped {} rejected {} errors {} downs {}",
+                l.ring,
+                l.kind,
+                if l.up { "up" } else { "DOWN" },
+                l.last_rx_age_s
+                    .map_or("never".into(), |a| format!("{:.0} ms ago", a * 1000.0)),
+                l.received,
+                l.gaps,
+                l.remote_skipped,
+                l.rejected,
+                l.remote_errors,
+                l.downs
+            ));
+        }
+    }
     out
 }
 

@@ -14,7 +14,9 @@ mod paged;
 mod scan;
 
 pub use error::InspectError;
-pub use objects::{inspect_image, DeviceInfo, Inspection, ObjectInfo, ObjectState, SlotSummary};
+pub use objects::{
+    inspect_image, DeviceInfo, Inspection, LinkInfo, ObjectInfo, ObjectState, SlotSummary,
+};
 pub use scan::{
     clean, inspect, list, mapped_by_live_process, CleanAction, SegmentListing, SHM_DIR,
 };

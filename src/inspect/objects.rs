@@ -8,7 +8,7 @@ use crate::sys::identity::{tid_liveness, Liveness, Record};
 use serde::Serialize;
 use shm_layout::{
     validate, BarrierLayout, CommandRingHeader, CommandSlotMeta, DeviceStatus, DictHeader,
-    EventLayout, ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, MutexConsistency,
+    EventLayout, ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, LinkStatus, MutexConsistency,
     MutexLayout, ObjectKind, SharedHeader, TableEntry, BARRIER_ARRIVED_MASK, BARRIER_BROKEN,
     BARRIER_GENERATION_SHIFT, CMD_FREE, CMD_QUEUED, EVENT_SET, EVENT_WAITERS, EXCEPTION_SLOT_SIZE,
     FRAME_MAX_READERS, FRAME_READERS_SHIFT, FRAME_WRITING, MUTEX_CONSISTENCY_SHIFT,
@@ -48,6 +48,8 @@ pub struct Inspection {
     pub exception_slots: SlotSummary,
     /// Device servers (from their `dev/NAME/status` records).
     pub devices: Vec<DeviceInfo>,
+    /// Rings a bridge imports from another machine (from their `link/RING` values).
+    pub links: Vec<LinkInfo>,
 }
 
 /// One named object.
@@ -199,6 +201,31 @@ pub struct DeviceInfo {
     pub heartbeat_age_s: Option<f64>,
     /// The last error message.
     pub message: String,
+}
+
+/// An imported ring's link to the machine it comes from, as its bridge publishes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkInfo {
+    /// The local ring.
+    pub ring: String,
+    /// `frames in`, `commands in`, or `unknown(N)`.
+    pub kind: String,
+    /// Whether the remote bridge is seen.
+    pub up: bool,
+    /// Seconds since the last frame or answer arrived (`None`: never).
+    pub last_rx_age_s: Option<f64>,
+    /// Frames published / calls answered.
+    pub received: u64,
+    /// Frames lost on the way.
+    pub gaps: u64,
+    /// Frames the remote bridge did not send (newest-only, limits).
+    pub remote_skipped: u64,
+    /// Samples refused / calls failed at once while the link was down.
+    pub rejected: u64,
+    /// Times the link went down.
+    pub downs: u64,
+    /// Calls that ended in a remote error.
+    pub remote_errors: u64,
 }
 
 /// The bytes a decoder reads: a copied image (`[u8]`) or a file read page by page.
@@ -388,12 +415,45 @@ fn device(image: &Image, name: &str, offset: u64, h: &SharedHeader) -> Option<De
     })
 }
 
+fn link(image: &Image, name: &str, offset: u64, h: &SharedHeader) -> Option<LinkInfo> {
+    let ring = name.strip_prefix(shm_layout::LINK_PREFIX)?;
+    if h.size != size_of::<LinkStatus>() as u64 {
+        return None;
+    }
+    let value_at = offset + SharedHeader::value_offset(h.align as usize) as u64;
+    let s: LinkStatus = read(image, value_at).ok()?;
+    let now = crate::sys::clock::monotonic_ns();
+    Some(LinkInfo {
+        ring: ring.to_owned(),
+        kind: match s.kind {
+            shm_layout::LINK_FRAMES_IN => "frames in".into(),
+            shm_layout::LINK_COMMANDS_IN => "commands in".into(),
+            other => format!("unknown({other})"),
+        },
+        up: s.up == 1,
+        last_rx_age_s: (s.last_rx_ns != 0).then(|| now.saturating_sub(s.last_rx_ns) as f64 / 1e9),
+        received: s.received,
+        gaps: s.gaps,
+        remote_skipped: s.remote_skipped,
+        rejected: s.rejected,
+        downs: s.downs,
+        remote_errors: s.remote_errors,
+    })
+}
+
+/// What the table's shared values say beyond themselves: device servers and bridged links.
+#[derive(Default)]
+struct Records {
+    devices: Vec<DeviceInfo>,
+    links: Vec<LinkInfo>,
+}
+
 fn object_state(
     image: &Image,
     info: &HeaderInfo,
     entry: &TableEntry,
     name: &str,
-    devices: &mut Vec<DeviceInfo>,
+    records: &mut Records,
 ) -> Result<ObjectState, String> {
     let kind = ObjectKind::from_raw(entry.kind)
         .ok_or_else(|| format!("table entry kind {}", entry.kind))?;
@@ -420,7 +480,10 @@ fn object_state(
         ObjectKind::Shared => {
             let (state, header) = shared_value(image, info, offset)?;
             if let Some(d) = device(image, name, offset, &header) {
-                devices.push(d);
+                records.devices.push(d);
+            }
+            if let Some(l) = link(image, name, offset, &header) {
+                records.links.push(l);
             }
             state
         }
@@ -449,7 +512,7 @@ pub(crate) fn inspect_bytes(name: &str, image: &Image) -> Result<Inspection, Ins
         }
     };
     let mut objects = Vec::new();
-    let mut devices = Vec::new();
+    let mut records = Records::default();
     for i in 0..u64::from(info.table_capacity) {
         let at = info.table_offset + i * size_of::<TableEntry>() as u64;
         let Ok(entry) = read::<TableEntry>(image, at) else {
@@ -460,7 +523,7 @@ pub(crate) fn inspect_bytes(name: &str, image: &Image) -> Result<Inspection, Ins
         }
         let len = (entry.name_len as usize).min(entry.name.len());
         let object_name = String::from_utf8_lossy(&entry.name[..len]).into_owned();
-        let state = object_state(image, &info, &entry, &object_name, &mut devices).unwrap_or_else(
+        let state = object_state(image, &info, &entry, &object_name, &mut records).unwrap_or_else(
             |detail| ObjectState::Corrupt {
                 recorded_kind: entry.kind,
                 detail,
@@ -484,7 +547,12 @@ pub(crate) fn inspect_bytes(name: &str, image: &Image) -> Result<Inspection, Ins
             }
         }
     }
+    let Records {
+        mut devices,
+        mut links,
+    } = records;
     devices.sort_by(|a, b| a.name.cmp(&b.name));
+    links.sort_by(|a, b| a.ring.cmp(&b.ring));
     Ok(Inspection {
         schema: 1,
         name: name.to_owned(),
@@ -504,5 +572,6 @@ pub(crate) fn inspect_bytes(name: &str, image: &Image) -> Result<Inspection, Ins
             reported,
         },
         devices,
+        links,
     })
 }

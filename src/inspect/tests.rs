@@ -39,3 +39,51 @@ fn inspect_reads_only_the_pages_it_decodes_not_the_frames() {
     // headers and the ring's header and metadata: well under 100 of the segment's 12288 pages.
     assert!(pages < 100, "read {pages} pages");
 }
+
+#[test]
+fn a_bridged_rings_link_is_shown_down_with_its_last_receive_age() {
+    use shm_layout::{LinkStatus, LINK_COMMANDS_IN, LINK_FRAMES_IN};
+    let name = format!("shmkit-inspect-link-{}", std::process::id());
+    let seg = Segment::create(&name, &CreateOptions::new(1 << 20)).unwrap();
+    let now = crate::sys::clock::monotonic_ns();
+    seg.shared(
+        "link/cam",
+        LinkStatus {
+            kind: LINK_FRAMES_IN,
+            up: 0,
+            last_rx_ns: now - 3_000_000_000,
+            received: 40,
+            gaps: 2,
+            downs: 1,
+            ..LinkStatus::default()
+        },
+    )
+    .unwrap();
+    seg.shared(
+        "link/dm",
+        LinkStatus {
+            kind: LINK_COMMANDS_IN,
+            up: 1,
+            ..LinkStatus::default()
+        },
+    )
+    .unwrap();
+    // A value named like a link but of another size is only a value.
+    seg.shared("link/odd", 7u64).unwrap();
+    let (inspection, _) = inspect_paged(&name).unwrap();
+    let _ = Segment::unlink(&name);
+    let links = &inspection.links;
+    assert_eq!(links.len(), 2, "{links:?}");
+    let cam = &links[0];
+    assert_eq!((cam.ring.as_str(), cam.kind.as_str()), ("cam", "frames in"));
+    assert!(!cam.up);
+    assert_eq!((cam.received, cam.gaps, cam.downs), (40, 2, 1));
+    let age = cam.last_rx_age_s.unwrap();
+    assert!((3.0..30.0).contains(&age), "{age}");
+    let dm = &links[1];
+    assert_eq!(
+        (dm.ring.as_str(), dm.kind.as_str(), dm.up),
+        ("dm", "commands in", true)
+    );
+    assert_eq!(dm.last_rx_age_s, None);
+}
