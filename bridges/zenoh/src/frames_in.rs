@@ -5,7 +5,7 @@
 
 use crate::config::ImportRing;
 use crate::error::BridgeError;
-use crate::header::{fnv1a, FrameHeader};
+use crate::header::{checksum, FrameHeader};
 use crate::keys::RingKey;
 use crate::spec::RemoteSpec;
 use crate::status::{status_name, LinkStatus};
@@ -78,7 +78,7 @@ impl Receiver {
                     && h.elem == self.spec.elem
                     && h.shape == self.spec.shape
                     && payload.len() as u64 <= self.writer.ring().max_bytes()
-                    && fnv1a(payload) == h.checksum
+                    && checksum(payload) == h.checksum
             }
             _ => false,
         };

@@ -6,7 +6,7 @@
 
 use crate::config::ExportRing;
 use crate::error::BridgeError;
-use crate::header::{fnv1a, FrameHeader};
+use crate::header::{checksum, FrameHeader};
 use crate::keys::RingKey;
 use crate::spec::RemoteSpec;
 use shmkit::rings::{FrameRing, ReadMode, RingError};
@@ -232,7 +232,7 @@ fn export_loop(
             user,
             seq,
             skipped: total_skipped,
-            checksum: fnv1a(&payload),
+            checksum: checksum(&payload),
             len: payload.len() as u64,
         };
         publisher
