@@ -20,7 +20,7 @@ use crate::error::BridgeError;
 use crate::keys::RingKey;
 use crate::status::{status_name, LinkStatus, LINK_COMMANDS_IN};
 use shmkit::rings::{CommandError, CommandRing, CommandServer, CommandSpec, Request};
-use shmkit::{CreateOptions, Segment, SegmentError, Shared, Timeout};
+use shmkit::{Segment, Shared, Timeout};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
@@ -41,8 +41,6 @@ const FOREVER_WAIT: Duration = Duration::from_secs(24 * 3600);
 const LINK_POLL: Duration = Duration::from_millis(20);
 /// How often the dispatcher looks at the stop flag.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
-/// Segment headroom beyond the ring (header, table, the link value).
-const SEGMENT_HEADROOM: u64 = 1 << 20;
 
 /// Asks the remote bridge for the command ring's spec; a bridge of another layout or call
 /// version is [`BridgeError::VersionMismatch`].
@@ -130,22 +128,13 @@ impl CommandImport {
             max_reply: remote.max_reply.max(MIN_LOCAL_REPLY),
         };
         let slot_bytes = u64::from(spec.max_request) + u64::from(spec.max_reply) + 64;
-        let size = slot_bytes
-            .checked_mul(u64::from(spec.slots))
-            .and_then(|b| b.checked_add(SEGMENT_HEADROOM))
-            .ok_or_else(|| BridgeError::Config("the remote ring's size overflows".into()))?;
-        let segment = Segment::open_or_create(&i.local_segment, &CreateOptions::new(size))?;
-        let ring = match segment.command_ring(&i.local_ring, &spec) {
-            Ok(r) => r,
-            Err(SegmentError::ParamMismatch { detail, .. }) => {
-                return Err(BridgeError::SpecMismatch {
-                    ring: i.local_ring.clone(),
-                    local: detail,
-                    remote: spec.to_string(),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (segment, ring) = crate::local::open_ring::<CommandRing>(
+            &i.local_segment,
+            slot_bytes.checked_mul(u64::from(spec.slots) + 1),
+            &i.local_ring,
+            &spec,
+            spec.to_string(),
+        )?;
         let server = ring.server().map_err(BridgeError::Command)?;
         let status = segment.shared(&status_name(&i.local_ring), LinkStatus::default())?;
         let _ = status.update(|s| {

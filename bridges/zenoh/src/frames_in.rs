@@ -10,16 +10,13 @@ use crate::keys::RingKey;
 use crate::spec::RemoteSpec;
 use crate::status::{status_name, LinkStatus};
 use shmkit::rings::{FrameRing, FrameSpec, FrameWriter, RingError};
-use shmkit::{CreateOptions, Segment, SegmentError, Shared};
+use shmkit::{Segment, Shared};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zenoh::Wait;
 
 /// How long to wait for the remote `@spec`.
 pub const SPEC_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Segment headroom beyond the ring (header, table, the status value).
-const SEGMENT_HEADROOM: u64 = 1 << 20;
 
 /// Asks the remote bridge for `key`'s spec.
 pub fn remote_spec(session: &zenoh::Session, key: &RingKey) -> Result<RemoteSpec, BridgeError> {
@@ -147,23 +144,13 @@ impl FrameImport {
         let key = RingKey::new(&i.host, &i.segment, &i.ring)?;
         let remote = remote_spec(session, &key)?;
         let spec = remote.frame_spec(i.slots);
-        let size = remote
-            .max_bytes
-            .checked_mul(u64::from(i.slots) + 1)
-            .and_then(|b| b.checked_add(SEGMENT_HEADROOM))
-            .ok_or_else(|| BridgeError::Config("the remote ring's size overflows".into()))?;
-        let segment = Segment::open_or_create(&i.local_segment, &CreateOptions::new(size))?;
-        let ring = match segment.frame_ring(&i.local_ring, &spec) {
-            Ok(r) => r,
-            Err(SegmentError::ParamMismatch { detail, .. }) => {
-                return Err(BridgeError::SpecMismatch {
-                    ring: i.local_ring.clone(),
-                    local: detail,
-                    remote: spec.to_string(),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (segment, ring) = crate::local::open_ring::<FrameRing>(
+            &i.local_segment,
+            remote.max_bytes.checked_mul(u64::from(i.slots) + 1),
+            &i.local_ring,
+            &spec,
+            spec.to_string(),
+        )?;
         let status = segment.shared(&status_name(&i.local_ring), LinkStatus::default())?;
         let _ = status.update(|s| {
             *s = LinkStatus {

@@ -22,6 +22,7 @@ pub mod frames_out;
 pub mod header;
 pub mod keys;
 pub mod liveness;
+pub mod local;
 pub mod spec;
 pub mod status;
 

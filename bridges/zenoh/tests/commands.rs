@@ -132,6 +132,24 @@ fn child_command_server() {
     serve(&ring, &AtomicBool::new(false), &Mutex::new(Seen::default()));
 }
 
+/// Calls `hang` (20 s deadline) on `local`, does `cut` 300 ms into the call, and returns how
+/// the call ended and how long after the cut.
+fn cut_mid_call(
+    local: &CommandRing,
+    cut: impl FnOnce(),
+) -> (Result<Vec<u8>, CommandError>, Duration) {
+    let local = local.clone();
+    let call = std::thread::spawn(move || {
+        let r = local.call(b"hang", Duration::from_secs(20));
+        (r, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    cut();
+    let cut_at = Instant::now();
+    let (r, at) = call.join().unwrap();
+    (r, at.saturating_duration_since(cut_at))
+}
+
 fn remote(e: &CommandError) -> RemoteError {
     RemoteError::of(e).unwrap_or_else(|| panic!("not a remote error: {e:?}"))
 }
@@ -283,21 +301,11 @@ fn a_killed_server_is_server_died_on_its_host_and_a_killed_bridge_fails_calls_fa
         p.local.call(b"ping", Duration::from_secs(2)).is_ok()
     });
 
-    let local = p.local.clone();
-    let call = std::thread::spawn(move || {
-        let r = local.call(b"hang", Duration::from_secs(20));
-        (r, Instant::now())
+    let (r, after) = cut_mid_call(&p.local, || {
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
     });
-    std::thread::sleep(Duration::from_millis(300));
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
-    let killed = Instant::now();
-    let (r, at) = call.join().unwrap();
-    assert!(
-        at - killed < Duration::from_secs(3),
-        "noticed in {:?}",
-        at - killed
-    );
+    assert!(after < Duration::from_secs(3), "noticed in {after:?}");
     assert_eq!(
         remote(&r.unwrap_err()),
         RemoteError::ServerDied {
@@ -313,18 +321,10 @@ fn a_killed_server_is_server_died_on_its_host_and_a_killed_bridge_fails_calls_fa
         p.local.call(b"ping", Duration::from_secs(2)).is_ok()
     });
     let local = p.local.clone();
-    let call = std::thread::spawn(move || {
-        let r = local.call(b"hang", Duration::from_secs(20));
-        (r, Instant::now())
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    p.kill_a();
-    let killed = Instant::now();
-    let (r, at) = call.join().unwrap();
+    let (r, after) = cut_mid_call(&local, || p.kill_a());
     assert!(
-        at - killed < Duration::from_secs(4),
-        "a call in flight fails within the lease, not its 20 s deadline: {:?}",
-        at - killed
+        after < Duration::from_secs(4),
+        "a call in flight fails within the lease, not its 20 s deadline: {after:?}"
     );
     let e = remote(&r.unwrap_err());
     assert!(

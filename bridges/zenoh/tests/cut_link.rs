@@ -1,0 +1,283 @@
+//! A cut link, not a killed process: two bridges in two network namespaces joined by a veth
+//! pair (made by the test itself), every packet dropped mid-stream. No TCP reset reaches either
+//! side, so only the lease can tell: the importer must show the link down within it, its
+//! remote calls must fail fast, and everything must come back when the link does.
+//! Skipped, saying so, where network namespaces are not permitted (not root, no `ip`, no
+//! `tc` blackhole).
+
+mod common;
+
+use common::{eventually, name, status, Proc, Segs};
+use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameSpec, ReadMode};
+use shmkit::{CreateOptions, Segment, SegmentObjects};
+use shmkit_zenoh::cmd_wire::{RemoteError, WireOutcome};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs `ip ARGS`; the error text if it failed.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Two namespaces joined by a veth pair, removed on drop.
+struct Net {
+    a: String,
+    b: String,
+    veth_a: String,
+    veth_b: String,
+    addr_a: String,
+}
+
+impl Net {
+    /// The namespaces and the veth pair; whatever part was made is removed again (by drop)
+    /// if a later step fails.
+    fn make() -> Result<Net, String> {
+        let tag = std::process::id() % 100_000;
+        let net = Net {
+            a: format!("shmkit-zb-a{tag}"),
+            b: format!("shmkit-zb-b{tag}"),
+            veth_a: format!("zba{tag}"),
+            veth_b: format!("zbb{tag}"),
+            addr_a: format!("10.213.{}.1", tag % 250),
+        };
+        let veth_b = net.veth_b.clone();
+        let addr_b = format!("10.213.{}.2/24", tag % 250);
+        ip(&["netns", "add", &net.a])?;
+        ip(&["netns", "add", &net.b])?;
+        ip(&[
+            "link",
+            "add",
+            &net.veth_a,
+            "netns",
+            &net.a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &veth_b,
+            "netns",
+            &net.b,
+        ])?;
+        let a_cidr = format!("{}/24", net.addr_a);
+        ip(&["-n", &net.a, "addr", "add", &a_cidr, "dev", &net.veth_a])?;
+        ip(&["-n", &net.b, "addr", "add", &addr_b, "dev", &veth_b])?;
+        for (ns, dev) in [(&net.a, &net.veth_a), (&net.b, &veth_b)] {
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        // The cut must be silent, so it is tried once here: a test that cannot cut is skipped.
+        net.cut(true)?;
+        net.cut(false)?;
+        Ok(net)
+    }
+
+    /// Cuts (or mends) the link silently: a `blackhole` queueing discipline on both ends drops
+    /// every packet sent, so neither side sees a reset, an unreachable route or a carrier loss
+    /// (setting the link down would: the kernel then fails the sends at once).
+    fn cut(&self, cut: bool) -> Result<(), String> {
+        for (ns, dev) in [(&self.a, &self.veth_a), (&self.b, &self.veth_b)] {
+            let args: &[&str] = if cut {
+                &["qdisc", "replace", "dev", dev, "root", "blackhole"]
+            } else {
+                &["qdisc", "del", "dev", dev, "root"]
+            };
+            let out = Command::new("ip")
+                .args(["netns", "exec", ns, "tc"])
+                .args(args)
+                .output()
+                .map_err(|e| format!("tc: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "tc {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.a]);
+        let _ = ip(&["netns", "del", &self.b]);
+    }
+}
+
+/// A bridge run inside namespace `ns`, up once it says so.
+fn bridge_in(ns: &str, args: &[&str]) -> Proc {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_shmkit-zenoh")])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ip netns exec runs");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains(" up:"), "bridge {args:?} said {line:?}");
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Proc(child)
+}
+
+#[test]
+fn a_cut_link_is_seen_within_the_lease_calls_fail_fast_and_it_all_comes_back() {
+    let net = match Net::make() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("skipped: network namespaces are not permitted here ({e})");
+            return;
+        }
+    };
+    let (src, dst) = (name("cut-a"), name("cut-b"));
+    let _segs = Segs(vec![src.clone(), dst.clone()]);
+    let seg = Segment::create(&src, &CreateOptions::new(8 << 20)).unwrap();
+    let ring = seg
+        .frame_ring("cam", &FrameSpec::new(8, ElemType::U16, &[32, 32]))
+        .unwrap();
+    let dm = seg
+        .command_ring(
+            "dm",
+            &CommandSpec {
+                slots: 4,
+                max_request: 64,
+                max_reply: 64,
+            },
+        )
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = std::thread::spawn({
+        let (dm, stop) = (dm.clone(), Arc::clone(&stop));
+        move || {
+            let server = dm.server().unwrap();
+            let interrupt = || stop.load(Ordering::Relaxed);
+            while !interrupt() {
+                if let Ok(req) = server.recv_interruptible(
+                    shmkit::Timeout::After(Duration::from_millis(50)),
+                    &interrupt,
+                ) {
+                    let echo = req.bytes().to_vec();
+                    let _ = req.reply(&echo);
+                }
+            }
+        }
+    });
+    let camera = std::thread::spawn({
+        let (ring, stop) = (ring.clone(), Arc::clone(&stop));
+        move || {
+            let mut w = ring.writer().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                w.claim().unwrap().publish();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    });
+
+    let ep = format!("tcp/{}:{}", net.addr_a, 7447);
+    let (export, export_cmd) = (format!("{src}/cam"), format!("{src}/dm"));
+    let _a = bridge_in(
+        &net.a,
+        &[
+            "--host",
+            "hostA",
+            "--listen",
+            &ep,
+            "--lease-ms",
+            "1000",
+            "--export",
+            &export,
+            "--export-cmd",
+            &export_cmd,
+        ],
+    );
+    let (import, import_cmd) = (
+        format!("hostA/{src}/cam={dst}/cam"),
+        format!("hostA/{src}/dm={dst}/dm"),
+    );
+    let _b = bridge_in(
+        &net.b,
+        &[
+            "--host",
+            "hostB",
+            "--connect",
+            &ep,
+            "--lease-ms",
+            "1000",
+            "--import",
+            &import,
+            "--import-cmd",
+            &import_cmd,
+        ],
+    );
+    let local = Segment::open(&dst).unwrap();
+    let frames: shmkit::rings::FrameRing = local.open("cam").unwrap();
+    let calls: CommandRing = local.open("dm").unwrap();
+    let mut reader = frames.reader(ReadMode::NewestOnly).unwrap();
+    eventually("frames arrive", Duration::from_secs(10), || {
+        reader.next(Duration::from_millis(100)).is_ok()
+    });
+    assert_eq!(calls.call(b"hi", Duration::from_secs(5)).unwrap(), b"hi");
+
+    net.cut(true).unwrap();
+    let cut = Instant::now();
+    eventually(
+        "the cut seen by the frame link",
+        Duration::from_secs(4),
+        || status(&dst, "cam").is_some_and(|s| s.up == 0),
+    );
+    eventually(
+        "the cut seen by the command link",
+        Duration::from_secs(1),
+        || status(&dst, "dm").is_some_and(|s| s.up == 0),
+    );
+    let seen = cut.elapsed();
+    eprintln!("the cut was seen after {seen:?} (lease 1 s)");
+    assert!(
+        seen < Duration::from_secs(4),
+        "seen after {seen:?} (lease 1 s)"
+    );
+    let started = Instant::now();
+    let e = calls.call(b"hi", Duration::from_secs(20)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(200), "fails fast");
+    assert_eq!(
+        RemoteError::of(&e),
+        Some(RemoteError::BridgeDown {
+            host: "hostA".into(),
+            outcome: WireOutcome::NotExecuted
+        })
+    );
+
+    net.cut(false).unwrap();
+    eventually("the link comes back", Duration::from_secs(30), || {
+        status(&dst, "cam").is_some_and(|s| s.up == 1)
+    });
+    eventually("frames flow again", Duration::from_secs(10), || {
+        reader.next(Duration::from_millis(100)).is_ok()
+    });
+    eventually("calls go through again", Duration::from_secs(10), || {
+        calls.call(b"hi", Duration::from_secs(2)).is_ok()
+    });
+    let s = status(&dst, "cam").unwrap();
+    assert!(s.downs >= 1, "{s:?}");
+
+    stop.store(true, Ordering::Relaxed);
+    camera.join().unwrap();
+    server.join().unwrap();
+}
