@@ -5,7 +5,7 @@
 
 use crate::config::ImportRing;
 use crate::error::BridgeError;
-use crate::header::{checksum, FrameHeader};
+use crate::header::{CopyChecksum, FrameHeader};
 use crate::keys::RingKey;
 use crate::spec::RemoteSpec;
 use crate::status::{status_name, LinkStatus};
@@ -67,27 +67,59 @@ impl Receiver {
         self.status.read().map(|s| s.last_seq).unwrap_or(0)
     }
 
-    fn take(&mut self, payload: &[u8], attachment: Option<&[u8]>) {
+    /// Takes one sample: `payload` (its pieces as Zenoh holds them, `len` bytes in all) is
+    /// copied straight into a claimed slot and checksummed on the way; the slot is published
+    /// only if the header fits the ring and the checksum matches, else given back unpublished.
+    fn take<'p>(
+        &mut self,
+        payload: impl Iterator<Item = &'p [u8]>,
+        len: usize,
+        attachment: Option<&[u8]>,
+    ) {
         let header = attachment.map(FrameHeader::decode);
-        let ok = match &header {
+        let fits = match &header {
             Some(Ok(h)) => {
-                h.len == payload.len() as u64
+                h.len == len as u64
                     && h.elem == self.spec.elem
                     && h.shape == self.spec.shape
-                    && payload.len() as u64 <= self.writer.ring().max_bytes()
-                    && checksum(payload) == h.checksum
+                    && len as u64 <= self.writer.ring().max_bytes()
             }
             _ => false,
         };
         let now = shmkit::clock::monotonic_ns();
-        let Some(Ok(h)) = header.filter(|_| ok) else {
-            let _ = self.status.update(|s| s.rejected += 1);
+        let reject = |status: &Shared<LinkStatus>| {
+            let _ = status.update(|s| s.rejected += 1);
+        };
+        let Some(Ok(h)) = header.filter(|_| fits) else {
+            reject(&self.status);
             return;
         };
         let published = match self.writer.claim() {
             Ok(mut slot) => {
-                slot.bytes_mut()[..payload.len()].copy_from_slice(payload);
-                slot.set_len(payload.len() as u64);
+                let mut crc = CopyChecksum::new();
+                let mut at = 0usize;
+                let bytes = slot.bytes_mut();
+                for piece in payload {
+                    // The pieces add up to `len` (Zenoh's own accounting), checked anyway:
+                    // a slot is never written past the frame.
+                    let Some(dst) = at
+                        .checked_add(piece.len())
+                        .filter(|&end| end <= len)
+                        .map(|end| &mut bytes[at..end])
+                    else {
+                        at = usize::MAX;
+                        break;
+                    };
+                    crc.copy(dst, piece);
+                    at += piece.len();
+                }
+                if at != len || crc.finish() != h.checksum {
+                    // Dropped unpublished: the slot goes back empty, readers never see it.
+                    drop(slot);
+                    reject(&self.status);
+                    return;
+                }
+                slot.set_len(len as u64);
                 for (i, &u) in h.user.iter().enumerate() {
                     slot.set_user(i, u);
                 }
@@ -171,11 +203,11 @@ impl FrameImport {
             .callback({
                 let receiver = Arc::clone(&receiver);
                 move |sample| {
-                    let payload = sample.payload().to_bytes();
+                    let payload = sample.payload();
                     let attachment = sample.attachment().map(|a| a.to_bytes());
                     // Only this callback takes the lock, and nothing in it waits.
                     if let Ok(mut r) = receiver.lock() {
-                        r.take(&payload, attachment.as_deref());
+                        r.take(payload.slices(), payload.len(), attachment.as_deref());
                     }
                 }
             })

@@ -6,7 +6,7 @@
 
 use crate::config::ExportRing;
 use crate::error::BridgeError;
-use crate::header::{checksum, FrameHeader};
+use crate::header::{CopyChecksum, FrameHeader};
 use crate::keys::RingKey;
 use crate::spec::RemoteSpec;
 use shmkit::rings::{FrameRing, ReadMode, RingError};
@@ -216,7 +216,9 @@ fn export_loop(
             continue;
         }
         counters.skipped.fetch_add(skipped_here, Ordering::Relaxed);
-        let payload = frame.bytes().to_vec();
+        let mut payload = Vec::new();
+        let mut crc = CopyChecksum::new();
+        crc.extend(&mut payload, frame.bytes());
         let mut user = [0u64; 5];
         for (i, u) in user.iter_mut().enumerate() {
             *u = frame.user(i);
@@ -232,7 +234,7 @@ fn export_loop(
             user,
             seq,
             skipped: total_skipped,
-            checksum: checksum(&payload),
+            checksum: crc.finish(),
             len: payload.len() as u64,
         };
         publisher

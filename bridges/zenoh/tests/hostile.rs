@@ -1,0 +1,173 @@
+//! Hostile samples on an imported ring's key: a session that is not the exporting bridge
+//! publishes frames whose header lies (length, shape, element type, checksum, version, none
+//! at all). Each is counted as rejected in the link and never reaches a local reader; a
+//! good frame sent after them still arrives whole.
+
+mod common;
+
+use common::{eventually, free_port, name, status, Segs};
+use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode};
+use shmkit::{CreateOptions, Segment, SegmentObjects};
+use shmkit_zenoh::header::{checksum, FrameHeader};
+use shmkit_zenoh::{Bridge, BridgeConfig, ExportRing, ImportRing};
+use std::time::Duration;
+use zenoh::Wait;
+
+#[test]
+fn lying_samples_are_rejected_and_counted_and_never_reach_a_reader() {
+    let (src, dst) = (name("hsrc"), name("hdst"));
+    let _segs = Segs(vec![src.clone(), dst.clone()]);
+    let seg = Segment::create(&src, &CreateOptions::new(8 << 20)).unwrap();
+    // The exported ring is never written: every frame the importer sees is the test's.
+    seg.frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[4, 8]))
+        .unwrap();
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let a = Bridge::start(BridgeConfig {
+        host: "hostH".into(),
+        listen: vec![ep.clone()],
+        export: vec![ExportRing {
+            segment: src.clone(),
+            ring: "cam".into(),
+            max_rate: None,
+            decimate: 1,
+            max_bytes_per_s: None,
+        }],
+        ..BridgeConfig::default()
+    })
+    .unwrap();
+    // The intruder connects to the importer itself.
+    let ep_b = format!("tcp/127.0.0.1:{}", free_port());
+    let b = Bridge::start(BridgeConfig {
+        host: "hostI".into(),
+        connect: vec![ep.clone()],
+        listen: vec![ep_b.clone()],
+        import: vec![ImportRing {
+            host: "hostH".into(),
+            segment: src.clone(),
+            ring: "cam".into(),
+            local_segment: dst.clone(),
+            local_ring: "cam".into(),
+            slots: 4,
+        }],
+        ..BridgeConfig::default()
+    })
+    .unwrap();
+    let local: FrameRing = Segment::open(&dst).unwrap().open("cam").unwrap();
+    let mut reader = local.reader(ReadMode::OldestFirst).unwrap();
+
+    let intruder = zenoh::open(
+        BridgeConfig {
+            connect: vec![ep_b],
+            ..BridgeConfig::default()
+        }
+        .zenoh()
+        .unwrap(),
+    )
+    .wait()
+    .unwrap();
+    let key = format!("shmkit/hostH/{src}/frames/cam");
+    let publisher = intruder.declare_publisher(&key).wait().unwrap();
+    let good_payload: Vec<u8> = (0..64u8).collect();
+    let good = FrameHeader {
+        elem: ElemType::U16,
+        shape: vec![4, 8],
+        id: 1,
+        ts_ns: 1,
+        user: [7, 0, 0, 0, 0],
+        seq: 1,
+        skipped: 0,
+        checksum: checksum(&good_payload),
+        len: 64,
+    };
+    let lies: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = {
+        let mut v = Vec::new();
+        let mut flipped = good_payload.clone();
+        flipped[17] ^= 1;
+        v.push(("a flipped bit", flipped, Some(good.encode().to_vec())));
+        v.push(("no header", good_payload.clone(), None));
+        let mut h = good.encode().to_vec();
+        h[4] = 0xff;
+        v.push(("another header version", good_payload.clone(), Some(h)));
+        v.push((
+            "a header cut short",
+            good_payload.clone(),
+            Some(good.encode()[..40].to_vec()),
+        ));
+        let long = FrameHeader {
+            len: 128,
+            checksum: checksum(&[0u8; 128]),
+            ..good.clone()
+        };
+        v.push((
+            "longer than the ring",
+            vec![0u8; 128],
+            Some(long.encode().to_vec()),
+        ));
+        let short = FrameHeader {
+            len: 65,
+            ..good.clone()
+        };
+        v.push((
+            "a length that lies",
+            good_payload.clone(),
+            Some(short.encode().to_vec()),
+        ));
+        let shape = FrameHeader {
+            shape: vec![8, 4],
+            ..good.clone()
+        };
+        v.push((
+            "another shape",
+            good_payload.clone(),
+            Some(shape.encode().to_vec()),
+        ));
+        let elem = FrameHeader {
+            elem: ElemType::I16,
+            ..good.clone()
+        };
+        v.push((
+            "another element type",
+            good_payload.clone(),
+            Some(elem.encode().to_vec()),
+        ));
+        v
+    };
+    // The importer's subscriber must be matched before anything is sent.
+    eventually(
+        "the intruder's publisher matches",
+        Duration::from_secs(10),
+        || {
+            publisher
+                .matching_status()
+                .wait()
+                .is_ok_and(|m| m.matching())
+        },
+    );
+    for (what, payload, attachment) in &lies {
+        let before = status(&dst, "cam").unwrap().rejected;
+        let mut put = publisher.put(payload.clone());
+        if let Some(a) = attachment {
+            put = put.attachment(a.clone());
+        }
+        put.wait().unwrap();
+        eventually(what, Duration::from_secs(5), || {
+            status(&dst, "cam").is_some_and(|s| s.rejected == before + 1)
+        });
+        assert!(
+            reader.next(Duration::from_millis(20)).is_err(),
+            "{what}: nothing published"
+        );
+    }
+    publisher
+        .put(good_payload.clone())
+        .attachment(good.encode().to_vec())
+        .wait()
+        .unwrap();
+    let f = reader.next(Duration::from_secs(5)).expect("the good frame");
+    assert_eq!((f.bytes(), f.user(0)), (&good_payload[..], 7));
+    let s = status(&dst, "cam").unwrap();
+    assert_eq!((s.rejected, s.received), (lies.len() as u64, 1), "{s:?}");
+    drop(f);
+    b.stop().unwrap();
+    a.stop().unwrap();
+}
