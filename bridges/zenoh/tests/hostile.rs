@@ -13,6 +13,9 @@ use shmkit_zenoh::{Bridge, BridgeConfig, ExportRing, ImportRing};
 use std::time::Duration;
 use zenoh::Wait;
 
+/// What a lying sample is, its payload and its attachment.
+type Lie = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
 #[test]
 fn lying_samples_are_rejected_and_counted_and_never_reach_a_reader() {
     let (src, dst) = (name("hsrc"), name("hdst"));
@@ -79,7 +82,7 @@ fn lying_samples_are_rejected_and_counted_and_never_reach_a_reader() {
         checksum: checksum(&good_payload),
         len: 64,
     };
-    let lies: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = {
+    let lies: Vec<Lie> = {
         let mut v = Vec::new();
         let mut flipped = good_payload.clone();
         flipped[17] ^= 1;
