@@ -9,7 +9,7 @@ use crate::header::{CopyChecksum, FrameHeader};
 use crate::keys::RingKey;
 use crate::spec::RemoteSpec;
 use crate::status::{status_name, LinkStatus};
-use shmkit::rings::{FrameRing, FrameSpec, FrameWriter, RingError};
+use shmkit::rings::{FrameRing, FrameSpec, FrameWriter};
 use shmkit::{Segment, Shared};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,24 +96,7 @@ impl Receiver {
         };
         let published = match self.writer.claim() {
             Ok(mut slot) => {
-                let mut crc = CopyChecksum::new();
-                let mut at = 0usize;
-                let bytes = slot.bytes_mut();
-                for piece in payload {
-                    // The pieces add up to `len` (Zenoh's own accounting), checked anyway:
-                    // a slot is never written past the frame.
-                    let Some(dst) = at
-                        .checked_add(piece.len())
-                        .filter(|&end| end <= len)
-                        .map(|end| &mut bytes[at..end])
-                    else {
-                        at = usize::MAX;
-                        break;
-                    };
-                    crc.copy(dst, piece);
-                    at += piece.len();
-                }
-                if at != len || crc.finish() != h.checksum {
+                if copy_pieces(slot.bytes_mut(), payload, len) != Some(h.checksum) {
                     // Dropped unpublished: the slot goes back empty, readers never see it.
                     drop(slot);
                     reject(&self.status);
@@ -126,7 +109,7 @@ impl Receiver {
                 slot.publish();
                 true
             }
-            Err(RingError::AllSlotsHeld { .. }) => false,
+            // Every slot held by readers (or the ring gone): counted as ring full.
             Err(_) => false,
         };
         if h.seq <= self.last_seq() {
@@ -154,6 +137,24 @@ impl Receiver {
             }
         });
     }
+}
+
+/// Copies `pieces` into the start of `dst`, checksumming on the way: their checksum if they
+/// add up to exactly `len` bytes, else `None`. Nothing is written past `len`.
+fn copy_pieces<'p>(
+    dst: &mut [u8],
+    pieces: impl Iterator<Item = &'p [u8]>,
+    len: usize,
+) -> Option<u64> {
+    let dst = dst.get_mut(..len)?;
+    let mut crc = CopyChecksum::new();
+    let mut at = 0usize;
+    for piece in pieces {
+        let end = at.checked_add(piece.len()).filter(|&end| end <= len)?;
+        crc.copy(&mut dst[at..end], piece);
+        at = end;
+    }
+    (at == len).then(|| crc.finish())
 }
 
 /// A remote ring being imported. Dropping it undeclares the subscriptions.

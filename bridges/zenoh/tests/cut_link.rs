@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{eventually, name, status, Proc, Segs};
+use common::{echo_until, eventually, name, status, Proc, Segs};
 use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameSpec, ReadMode};
 use shmkit::{CreateOptions, Segment, SegmentObjects};
 use shmkit_zenoh::cmd_wire::{RemoteError, WireOutcome};
@@ -165,19 +165,7 @@ fn a_cut_link_is_seen_within_the_lease_calls_fail_fast_and_it_all_comes_back() {
     let stop = Arc::new(AtomicBool::new(false));
     let server = std::thread::spawn({
         let (dm, stop) = (dm.clone(), Arc::clone(&stop));
-        move || {
-            let server = dm.server().unwrap();
-            let interrupt = || stop.load(Ordering::Relaxed);
-            while !interrupt() {
-                if let Ok(req) = server.recv_interruptible(
-                    shmkit::Timeout::After(Duration::from_millis(50)),
-                    &interrupt,
-                ) {
-                    let echo = req.bytes().to_vec();
-                    let _ = req.reply(&echo);
-                }
-            }
-        }
+        move || echo_until(&dm, &stop)
     });
     let camera = std::thread::spawn({
         let (ring, stop) = (ring.clone(), Arc::clone(&stop));

@@ -82,59 +82,57 @@ fn lying_samples_are_rejected_and_counted_and_never_reach_a_reader() {
         checksum: checksum(&good_payload),
         len: 64,
     };
-    let lies: Vec<Lie> = {
-        let mut v = Vec::new();
-        let mut flipped = good_payload.clone();
-        flipped[17] ^= 1;
-        v.push(("a flipped bit", flipped, Some(good.encode().to_vec())));
-        v.push(("no header", good_payload.clone(), None));
-        let mut h = good.encode().to_vec();
-        h[4] = 0xff;
-        v.push(("another header version", good_payload.clone(), Some(h)));
-        v.push((
+    // A lie told in the header alone: the good payload under `h`.
+    let header_lie = |what, h: FrameHeader| (what, good_payload.clone(), Some(h.encode().to_vec()));
+    let mut flipped = good_payload.clone();
+    flipped[17] ^= 1;
+    let mut other_version = good.encode().to_vec();
+    other_version[4] = 0xff;
+    let long = FrameHeader {
+        len: 128,
+        checksum: checksum(&[0u8; 128]),
+        ..good.clone()
+    };
+    let lies: Vec<Lie> = vec![
+        ("a flipped bit", flipped, Some(good.encode().to_vec())),
+        ("no header", good_payload.clone(), None),
+        (
+            "another header version",
+            good_payload.clone(),
+            Some(other_version),
+        ),
+        (
             "a header cut short",
             good_payload.clone(),
             Some(good.encode()[..40].to_vec()),
-        ));
-        let long = FrameHeader {
-            len: 128,
-            checksum: checksum(&[0u8; 128]),
-            ..good.clone()
-        };
-        v.push((
+        ),
+        (
             "longer than the ring",
             vec![0u8; 128],
             Some(long.encode().to_vec()),
-        ));
-        let short = FrameHeader {
-            len: 65,
-            ..good.clone()
-        };
-        v.push((
+        ),
+        header_lie(
             "a length that lies",
-            good_payload.clone(),
-            Some(short.encode().to_vec()),
-        ));
-        let shape = FrameHeader {
-            shape: vec![8, 4],
-            ..good.clone()
-        };
-        v.push((
+            FrameHeader {
+                len: 65,
+                ..good.clone()
+            },
+        ),
+        header_lie(
             "another shape",
-            good_payload.clone(),
-            Some(shape.encode().to_vec()),
-        ));
-        let elem = FrameHeader {
-            elem: ElemType::I16,
-            ..good.clone()
-        };
-        v.push((
+            FrameHeader {
+                shape: vec![8, 4],
+                ..good.clone()
+            },
+        ),
+        header_lie(
             "another element type",
-            good_payload.clone(),
-            Some(elem.encode().to_vec()),
-        ));
-        v
-    };
+            FrameHeader {
+                elem: ElemType::I16,
+                ..good.clone()
+            },
+        ),
+    ];
     // The importer's subscriber must be matched before anything is sent.
     eventually(
         "the intruder's publisher matches",

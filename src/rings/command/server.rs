@@ -250,11 +250,11 @@ impl Request<'_> {
         fault::crash_point(CrashPoint::ServerBeforeAnswer);
         cmd_state::begin_answer(ring.slot(self.slot).words());
         fault::crash_point(CrashPoint::ServerAnswering);
-        // SAFETY: the slot is TAKEN (or ABANDONED), held by this server: a client that gives
-        // up only marks it ABANDONED, and only we free it, so nobody else writes or reads these
-        // bytes now; the request it carried is consumed (`bytes()` borrows are over, `self` is
-        // being answered) and marked as such; `reply_at` picks a region of at least
-        // `len <= max_reply` bytes.
+        // The slot is TAKEN (or ABANDONED) and held by this server: a client that gives up
+        // only marks it ABANDONED and only we free it; the request's `bytes()` borrows ended
+        // with `self` being answered.
+        // SAFETY: so nobody else reads or writes these bytes now, and `reply_at` gives a region
+        // of at least `len` bytes (inline when `len <= CMD_INLINE`, else the `max_reply` buffer).
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),

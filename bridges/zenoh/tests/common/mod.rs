@@ -2,10 +2,12 @@
 //! free ports, per-test segment names removed on drop, bounded waits.
 #![allow(dead_code)]
 
+use shmkit::rings::CommandRing;
 use shmkit::{Segment, SegmentObjects, Shared};
 use shmkit_zenoh::LinkStatus;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A child process killed and reaped on drop.
@@ -73,6 +75,21 @@ impl Drop for Segs {
     fn drop(&mut self) {
         for s in &self.0 {
             let _ = Segment::unlink(s);
+        }
+    }
+}
+
+/// Serves `ring`, answering each request with its own bytes, until `stop` is set.
+pub fn echo_until(ring: &CommandRing, stop: &AtomicBool) {
+    let server = ring.server().unwrap();
+    let interrupt = || stop.load(Ordering::Relaxed);
+    while !interrupt() {
+        if let Ok(req) = server.recv_interruptible(
+            shmkit::Timeout::After(Duration::from_millis(50)),
+            &interrupt,
+        ) {
+            let echo = req.bytes().to_vec();
+            let _ = req.reply(&echo);
         }
     }
 }
