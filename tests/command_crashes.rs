@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
+use common::{eventually, sigkill, spawn, wait_exit, TempSegment};
 use shmkit::rings::{CommandError, CommandRing, CommandSpec, Outcome};
 use shmkit::test_support::{arm, CrashPoint};
 use shmkit::{CreateOptions, Segment};
@@ -50,39 +50,36 @@ fn serve(ring: &CommandRing, executed: &AtomicU64, idle: Duration) {
     }
 }
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| {
-        let seg = Segment::open(&args[0]).expect("child opens the segment");
-        let num = |i: usize| args[i].parse::<u64>().unwrap();
-        let ring = seg.command_ring("dm", &spec(num(1) as u32)).unwrap();
-        let ready = seg.atomic_u64_at(num(2)).unwrap();
-        let executed = seg.atomic_u64_at(num(3)).unwrap();
-        match role {
-            "crash_serve" => {
-                arm(Some(CrashPoint::ALL[num(4) as usize]));
-                let server = ring.server().unwrap();
-                ready.store(1, Ordering::SeqCst);
-                let req = server.recv(Duration::from_secs(20)).unwrap();
-                executed.fetch_add(1, Ordering::SeqCst);
-                let reply = reply_to(req.bytes());
-                let _ = req.reply(&reply);
-                // Reached only past the crash point (`ServerPublished` kills us here).
-                std::thread::sleep(Duration::from_secs(20));
-                0
-            }
-            "hold" => {
-                let server = ring.server().unwrap();
-                ready.store(1, Ordering::SeqCst);
-                let _req = server.recv(Duration::from_secs(20)).unwrap();
-                ready.store(2, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_secs(60));
-                0
-            }
-            other => panic!("unknown role {other}"),
+crate::child_roles!(|role, args| {
+    let seg = Segment::open(&args[0]).expect("child opens the segment");
+    let num = |i: usize| args[i].parse::<u64>().unwrap();
+    let ring = seg.command_ring("dm", &spec(num(1) as u32)).unwrap();
+    let ready = seg.atomic_u64_at(num(2)).unwrap();
+    let executed = seg.atomic_u64_at(num(3)).unwrap();
+    match role {
+        "crash_serve" => {
+            arm(Some(CrashPoint::ALL[num(4) as usize]));
+            let server = ring.server().unwrap();
+            ready.store(1, Ordering::SeqCst);
+            let req = server.recv(Duration::from_secs(20)).unwrap();
+            executed.fetch_add(1, Ordering::SeqCst);
+            let reply = reply_to(req.bytes());
+            let _ = req.reply(&reply);
+            // Reached only past the crash point (`ServerPublished` kills us here).
+            std::thread::sleep(Duration::from_secs(20));
+            0
         }
-    });
-}
+        "hold" => {
+            let server = ring.server().unwrap();
+            ready.store(1, Ordering::SeqCst);
+            let _req = server.recv(Duration::from_secs(20)).unwrap();
+            ready.store(2, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        }
+        other => panic!("unknown role {other}"),
+    }
+});
 
 struct Bench {
     name: TempSegment,

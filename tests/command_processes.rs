@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
+use common::{eventually, sigkill, spawn, wait_exit, TempSegment};
 use shmkit::rings::{CommandError, CommandSpec, Outcome};
 use shmkit::{CreateOptions, Segment};
 use std::sync::atomic::Ordering;
@@ -19,54 +19,51 @@ fn spec() -> CommandSpec {
     }
 }
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| {
-        let seg = Segment::open(&args[0]).expect("child opens the segment");
-        let ring = seg.command_ring("dm", &spec()).unwrap();
-        match role {
-            "serve" => {
-                // Answers (client, n) with (client, n * 3 + 1) until killed or idle for 5 s.
-                let server = ring.server().unwrap();
-                let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
-                flag.store(1, Ordering::Release);
-                let hold = args.get(2).is_some_and(|a| a == "hold");
-                loop {
-                    let Ok(req) = server.recv(Duration::from_secs(5)) else {
-                        return 0;
-                    };
-                    if hold {
-                        // Take the request and never answer: the test kills us now.
-                        flag.store(2, Ordering::Release);
-                        std::thread::sleep(Duration::from_secs(60));
-                    }
-                    let (client, n): (u32, u64) = req.decode().unwrap();
-                    req.reply_typed(&(client, n * 3 + 1)).unwrap();
+crate::child_roles!(|role, args| {
+    let seg = Segment::open(&args[0]).expect("child opens the segment");
+    let ring = seg.command_ring("dm", &spec()).unwrap();
+    match role {
+        "serve" => {
+            // Answers (client, n) with (client, n * 3 + 1) until killed or idle for 5 s.
+            let server = ring.server().unwrap();
+            let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+            flag.store(1, Ordering::Release);
+            let hold = args.get(2).is_some_and(|a| a == "hold");
+            loop {
+                let Ok(req) = server.recv(Duration::from_secs(5)) else {
+                    return 0;
+                };
+                if hold {
+                    // Take the request and never answer: the test kills us now.
+                    flag.store(2, Ordering::Release);
+                    std::thread::sleep(Duration::from_secs(60));
                 }
+                let (client, n): (u32, u64) = req.decode().unwrap();
+                req.reply_typed(&(client, n * 3 + 1)).unwrap();
             }
-            "call" => {
-                let me: u32 = args[1].parse().unwrap();
-                for n in 0..CALLS {
-                    let (client, m): (u32, u64) =
-                        ring.call_typed(&(me, n), Duration::from_secs(30)).unwrap();
-                    if client != me || m != n * 3 + 1 {
-                        eprintln!("client {me}: call {n} got ({client}, {m})");
-                        return 1;
-                    }
-                }
-                0
-            }
-            "call_and_hang" => {
-                // A call whose client is killed while waiting.
-                let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
-                flag.store(1, Ordering::Release);
-                let _ = ring.call(b"never collected", Duration::from_secs(60));
-                0
-            }
-            other => panic!("unknown role {other}"),
         }
-    });
-}
+        "call" => {
+            let me: u32 = args[1].parse().unwrap();
+            for n in 0..CALLS {
+                let (client, m): (u32, u64) =
+                    ring.call_typed(&(me, n), Duration::from_secs(30)).unwrap();
+                if client != me || m != n * 3 + 1 {
+                    eprintln!("client {me}: call {n} got ({client}, {m})");
+                    return 1;
+                }
+            }
+            0
+        }
+        "call_and_hang" => {
+            // A call whose client is killed while waiting.
+            let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+            flag.store(1, Ordering::Release);
+            let _ = ring.call(b"never collected", Duration::from_secs(60));
+            0
+        }
+        other => panic!("unknown role {other}"),
+    }
+});
 
 fn setup(tag: &str) -> (TempSegment, Segment, u64) {
     let name = TempSegment::new(tag);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
+use common::{eventually, sigkill, spawn, wait_exit, TempSegment};
 use shmkit::{BarrierError, CreateOptions, Segment, WaitStrategy};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,70 +19,67 @@ fn strategy(name: &str) -> WaitStrategy {
     }
 }
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| {
-        let seg = Segment::open(&args[0]).expect("child opens the segment");
-        let num = |i: usize| args[i].parse::<u64>().unwrap();
-        match role {
-            "wait_event" => {
-                let event = seg
-                    .event_at(num(1))
-                    .unwrap()
-                    .with_strategy(strategy(&args[3]));
-                seg.atomic_u64_at(num(2))
-                    .unwrap()
-                    .fetch_add(1, Ordering::AcqRel);
-                match event.wait(Duration::from_secs(20)) {
-                    true => 0,
-                    false => 1,
-                }
+crate::child_roles!(|role, args| {
+    let seg = Segment::open(&args[0]).expect("child opens the segment");
+    let num = |i: usize| args[i].parse::<u64>().unwrap();
+    match role {
+        "wait_event" => {
+            let event = seg
+                .event_at(num(1))
+                .unwrap()
+                .with_strategy(strategy(&args[3]));
+            seg.atomic_u64_at(num(2))
+                .unwrap()
+                .fetch_add(1, Ordering::AcqRel);
+            match event.wait(Duration::from_secs(20)) {
+                true => 0,
+                false => 1,
             }
-            "barrier_loop" => {
-                let barrier = seg
-                    .barrier_at(num(1))
-                    .unwrap()
-                    .with_strategy(strategy(&args[4]));
-                let leaders = seg.atomic_u64_at(num(2)).unwrap();
-                let parties = barrier.parties();
-                for g in 0..num(3) as u32 {
-                    let w = barrier.wait(Duration::from_secs(20)).expect("barrier wait");
-                    assert_eq!(w.generation, g, "generations are seen in order");
-                    if w.is_leader(parties) {
-                        leaders.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                0
-            }
-            "barrier_once" => {
-                let barrier = seg.barrier_at(num(1)).unwrap();
-                match barrier.wait(Duration::from_millis(num(2))) {
-                    Ok(_) => 0,
-                    Err(BarrierError::Broken) => EXIT_BROKEN,
-                    Err(BarrierError::Timeout { .. }) => 4,
-                    Err(BarrierError::Corrupt { .. }) => 5,
-                    Err(BarrierError::PartyDied { .. }) => EXIT_PARTY_DIED,
-                    Err(BarrierError::Interrupted) => 7,
-                    Err(BarrierError::ActionFailed { .. }) => 8,
-                }
-            }
-            "barrier_lead_and_hang" => {
-                // The last party: its action says so, then hangs until this process is killed.
-                let (mine, running) = (seg.clone(), num(2));
-                let barrier = seg.barrier_at(num(1)).unwrap().with_action(move || {
-                    mine.atomic_u64_at(running)
-                        .unwrap()
-                        .store(1, Ordering::Release);
-                    std::thread::sleep(Duration::from_secs(60));
-                    Ok::<(), std::io::Error>(())
-                });
-                let _ = barrier.wait(Duration::from_secs(60));
-                0
-            }
-            other => panic!("unknown role {other}"),
         }
-    });
-}
+        "barrier_loop" => {
+            let barrier = seg
+                .barrier_at(num(1))
+                .unwrap()
+                .with_strategy(strategy(&args[4]));
+            let leaders = seg.atomic_u64_at(num(2)).unwrap();
+            let parties = barrier.parties();
+            for g in 0..num(3) as u32 {
+                let w = barrier.wait(Duration::from_secs(20)).expect("barrier wait");
+                assert_eq!(w.generation, g, "generations are seen in order");
+                if w.is_leader(parties) {
+                    leaders.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            0
+        }
+        "barrier_once" => {
+            let barrier = seg.barrier_at(num(1)).unwrap();
+            match barrier.wait(Duration::from_millis(num(2))) {
+                Ok(_) => 0,
+                Err(BarrierError::Broken) => EXIT_BROKEN,
+                Err(BarrierError::Timeout { .. }) => 4,
+                Err(BarrierError::Corrupt { .. }) => 5,
+                Err(BarrierError::PartyDied { .. }) => EXIT_PARTY_DIED,
+                Err(BarrierError::Interrupted) => 7,
+                Err(BarrierError::ActionFailed { .. }) => 8,
+            }
+        }
+        "barrier_lead_and_hang" => {
+            // The last party: its action says so, then hangs until this process is killed.
+            let (mine, running) = (seg.clone(), num(2));
+            let barrier = seg.barrier_at(num(1)).unwrap().with_action(move || {
+                mine.atomic_u64_at(running)
+                    .unwrap()
+                    .store(1, Ordering::Release);
+                std::thread::sleep(Duration::from_secs(60));
+                Ok::<(), std::io::Error>(())
+            });
+            let _ = barrier.wait(Duration::from_secs(60));
+            0
+        }
+        other => panic!("unknown role {other}"),
+    }
+});
 
 #[test]
 fn set_wakes_all_of_8_waiting_processes() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
+use common::{eventually, sigkill, spawn, wait_exit, TempSegment};
 use shmkit::rings::{ElemType, FrameRing, FrameSpec, FrameWriter, ReadMode, RingError};
 use shmkit::{CreateOptions, Segment, WaitStrategy};
 use std::sync::atomic::Ordering;
@@ -41,97 +41,94 @@ fn checksum_ok(words: &[u32]) -> bool {
     sum == words[n - 1]
 }
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| {
-        let seg = Segment::open(&args[0]).expect("child opens the segment");
-        let ring = seg.frame_ring("cam", &spec()).unwrap();
-        let start = seg.barrier("start", 5).unwrap();
-        let done = seg.event("done").unwrap();
-        match role {
-            "write" => {
-                let mut w = ring.writer().unwrap();
-                start.wait(Duration::from_secs(30)).unwrap();
-                for id in 1..=FRAMES {
-                    let mut slot = w.claim_timeout(Duration::from_secs(10)).unwrap();
-                    fill(slot.typed_mut::<u32>().unwrap(), id);
-                    assert_eq!(slot.publish(), id);
-                }
-                done.set();
-                0
+crate::child_roles!(|role, args| {
+    let seg = Segment::open(&args[0]).expect("child opens the segment");
+    let ring = seg.frame_ring("cam", &spec()).unwrap();
+    let start = seg.barrier("start", 5).unwrap();
+    let done = seg.event("done").unwrap();
+    match role {
+        "write" => {
+            let mut w = ring.writer().unwrap();
+            start.wait(Duration::from_secs(30)).unwrap();
+            for id in 1..=FRAMES {
+                let mut slot = w.claim_timeout(Duration::from_secs(10)).unwrap();
+                fill(slot.typed_mut::<u32>().unwrap(), id);
+                assert_eq!(slot.publish(), id);
             }
-            "read" => {
-                let mode = if args[1] == "oldest" {
-                    ReadMode::OldestFirst
-                } else {
-                    ReadMode::NewestOnly
-                };
-                let strategy = if args[2] == "spin" {
-                    WaitStrategy::SpinThenBlock
-                } else {
-                    WaitStrategy::Block
-                };
-                let mut r = ring.reader(mode).unwrap().with_strategy(strategy);
-                let results = seg.atomic_u64_at(args[3].parse().unwrap()).unwrap();
-                start.wait(Duration::from_secs(30)).unwrap();
-                let (mut read, mut bad, mut disorder, mut last) = (0u64, 0u64, 0u64, 0u64);
-                loop {
-                    match r.next(Duration::from_millis(20)) {
-                        Ok(f) => {
-                            let words = f.typed::<u32>().unwrap();
-                            if !checksum_ok(words)
-                                || words[0] != (f.id() as u32).wrapping_mul(2_654_435_761)
-                            {
-                                bad += 1;
-                            }
-                            if f.id() <= last
-                                || (mode == ReadMode::OldestFirst && f.id() != last + 1)
-                            {
-                                disorder += 1;
-                            }
-                            last = f.id();
-                            read += 1;
-                        }
-                        Err(RingError::Overrun { missed }) => last += missed,
-                        Err(RingError::Timeout { .. }) if done.is_set() => break,
-                        Err(RingError::Timeout { .. }) => {}
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-                results.store(read, Ordering::Relaxed);
-                if bad == 0 && disorder == 0 && last == FRAMES {
-                    0
-                } else {
-                    eprintln!("reader {mode:?}: read {read}, bad {bad}, out of order {disorder}, last {last}");
-                    1
-                }
-            }
-            "hold" => {
-                let mut r = ring.reader(ReadMode::NewestOnly).unwrap();
-                let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
-                let _frame = r.latest().unwrap().expect("a frame to hold");
-                flag.store(1, Ordering::Release);
-                loop {
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-            "hold_owned" => {
-                // Several owned frames at once, from an owned reader that is itself dropped.
-                let mut r = ring.reader(ReadMode::OldestFirst).unwrap().into_owned();
-                let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
-                let frames: Vec<_> = (0..4)
-                    .map(|_| r.next(Duration::from_secs(10)).unwrap())
-                    .collect();
-                drop(r);
-                flag.store(frames.len() as u64, Ordering::Release);
-                loop {
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-            other => panic!("unknown role {other}"),
+            done.set();
+            0
         }
-    });
-}
+        "read" => {
+            let mode = if args[1] == "oldest" {
+                ReadMode::OldestFirst
+            } else {
+                ReadMode::NewestOnly
+            };
+            let strategy = if args[2] == "spin" {
+                WaitStrategy::SpinThenBlock
+            } else {
+                WaitStrategy::Block
+            };
+            let mut r = ring.reader(mode).unwrap().with_strategy(strategy);
+            let results = seg.atomic_u64_at(args[3].parse().unwrap()).unwrap();
+            start.wait(Duration::from_secs(30)).unwrap();
+            let (mut read, mut bad, mut disorder, mut last) = (0u64, 0u64, 0u64, 0u64);
+            loop {
+                match r.next(Duration::from_millis(20)) {
+                    Ok(f) => {
+                        let words = f.typed::<u32>().unwrap();
+                        if !checksum_ok(words)
+                            || words[0] != (f.id() as u32).wrapping_mul(2_654_435_761)
+                        {
+                            bad += 1;
+                        }
+                        if f.id() <= last || (mode == ReadMode::OldestFirst && f.id() != last + 1) {
+                            disorder += 1;
+                        }
+                        last = f.id();
+                        read += 1;
+                    }
+                    Err(RingError::Overrun { missed }) => last += missed,
+                    Err(RingError::Timeout { .. }) if done.is_set() => break,
+                    Err(RingError::Timeout { .. }) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            results.store(read, Ordering::Relaxed);
+            if bad == 0 && disorder == 0 && last == FRAMES {
+                0
+            } else {
+                eprintln!(
+                    "reader {mode:?}: read {read}, bad {bad}, out of order {disorder}, last {last}"
+                );
+                1
+            }
+        }
+        "hold" => {
+            let mut r = ring.reader(ReadMode::NewestOnly).unwrap();
+            let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+            let _frame = r.latest().unwrap().expect("a frame to hold");
+            flag.store(1, Ordering::Release);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        "hold_owned" => {
+            // Several owned frames at once, from an owned reader that is itself dropped.
+            let mut r = ring.reader(ReadMode::OldestFirst).unwrap().into_owned();
+            let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+            let frames: Vec<_> = (0..4)
+                .map(|_| r.next(Duration::from_secs(10)).unwrap())
+                .collect();
+            drop(r);
+            flag.store(frames.len() as u64, Ordering::Release);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+});
 
 #[test]
 fn one_writer_and_four_readers_see_no_torn_frame_in_100k() {

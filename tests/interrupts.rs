@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{dispatch, eventually, spawn, wait_exit, TempSegment};
+use common::{eventually, spawn, wait_exit, TempSegment};
 use shmkit::prelude::*;
 use shmkit::rings::{CommandError, RingError};
 use shmkit::{BarrierError, LockError, Timeout};
@@ -56,100 +56,96 @@ const OK: i32 = 0;
 const WRONG_OUTCOME: i32 = 10;
 const TOO_SLOW: i32 = 11;
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| {
-        install_handler();
-        let seg = segment_for(&args[0]);
-        let heeded = role == "heeded";
-        let call = args[1].as_str();
-        let ready = seg.atomic_u64_at(args[2].parse().unwrap()).unwrap();
-        let check = || heeded && FLAG.load(Ordering::Relaxed);
-        let timeout = if heeded {
-            Timeout::Forever
-        } else {
-            Timeout::After(IGNORED_DEADLINE)
-        };
-        // Conditions the parent holds: mutex "m" locked, event "e" clear, barrier "b" of 2
-        // parties nobody else joins, ring "cam" with no writer, ring "dm" served by nobody
-        // but attached by the parent, ring "idle" nobody calls.
-        let m = seg.mutex("m").unwrap();
-        let e = seg.event("e").unwrap();
-        let b = seg.barrier("b", 2).unwrap();
-        let cam: FrameRing = seg.open("cam").unwrap();
-        let dm: CommandRing = seg.open("dm").unwrap();
-        let idle: CommandRing = seg.open("idle").unwrap();
-        let mut reader = cam.reader(ReadMode::NewestOnly).unwrap();
-        let server = if call == "recv" {
-            Some(idle.server().unwrap())
-        } else {
-            None
-        };
-        let started = Instant::now();
-        ready.store(1, Ordering::Release);
-        // `Some(true)`: ended interrupted; `Some(false)`: ended at its deadline; `None`: any
-        // other outcome.
-        let interrupted: Option<bool> = match call {
-            "lock" => match m.lock_interruptible(timeout, &check) {
-                Err(LockError::Interrupted { .. }) => Some(true),
-                Err(LockError::Timeout { .. }) => Some(false),
-                _ => None,
-            },
-            "event" => match e.wait_interruptible(timeout, &check) {
-                Err(_) => Some(true),
-                Ok(false) => Some(false),
-                Ok(true) => None,
-            },
-            "barrier" => match b.wait_interruptible(timeout, &check) {
-                Err(BarrierError::Interrupted) => Some(true),
-                Err(BarrierError::Timeout { .. }) => Some(false),
-                _ => None,
-            },
-            "frame" => match reader.next_interruptible(timeout, &check) {
-                Err(RingError::Interrupted) => Some(true),
-                Err(RingError::Timeout { .. }) => Some(false),
-                _ => None,
-            },
-            "call" => match dm.call_interruptible(b"x", timeout, &check) {
-                Err(CommandError::Interrupted { .. }) => Some(true),
-                Err(CommandError::Timeout { .. }) => Some(false),
-                _ => None,
-            },
-            "recv" => match server.as_ref().unwrap().recv_interruptible(timeout, &check) {
-                Err(CommandError::Interrupted { .. }) => Some(true),
-                Err(CommandError::Timeout { .. }) => Some(false),
-                _ => None,
-            },
-            other => panic!("unknown call {other}"),
-        };
-        let ended = shmkit::clock::monotonic_ns();
-        let took = started.elapsed();
-        match (heeded, interrupted) {
-            (true, Some(true)) => {
-                let after_signal = ended.saturating_sub(SIGNALLED_NS.load(Ordering::Relaxed));
-                if after_signal < 100_000_000 {
-                    OK
-                } else {
-                    eprintln!("{call}: returned {after_signal} ns after the signal");
-                    TOO_SLOW
-                }
-            }
-            (false, Some(false)) => {
-                if took >= IGNORED_DEADLINE && took < IGNORED_DEADLINE + Duration::from_millis(100)
-                {
-                    OK
-                } else {
-                    eprintln!("{call}: ignored signals, ended after {took:?}");
-                    TOO_SLOW
-                }
-            }
-            (_, other) => {
-                eprintln!("{call} ({role}): outcome {other:?}");
-                WRONG_OUTCOME
+crate::child_roles!(|role, args| {
+    install_handler();
+    let seg = segment_for(&args[0]);
+    let heeded = role == "heeded";
+    let call = args[1].as_str();
+    let ready = seg.atomic_u64_at(args[2].parse().unwrap()).unwrap();
+    let check = || heeded && FLAG.load(Ordering::Relaxed);
+    let timeout = if heeded {
+        Timeout::Forever
+    } else {
+        Timeout::After(IGNORED_DEADLINE)
+    };
+    // Conditions the parent holds: mutex "m" locked, event "e" clear, barrier "b" of 2
+    // parties nobody else joins, ring "cam" with no writer, ring "dm" served by nobody
+    // but attached by the parent, ring "idle" nobody calls.
+    let m = seg.mutex("m").unwrap();
+    let e = seg.event("e").unwrap();
+    let b = seg.barrier("b", 2).unwrap();
+    let cam: FrameRing = seg.open("cam").unwrap();
+    let dm: CommandRing = seg.open("dm").unwrap();
+    let idle: CommandRing = seg.open("idle").unwrap();
+    let mut reader = cam.reader(ReadMode::NewestOnly).unwrap();
+    let server = if call == "recv" {
+        Some(idle.server().unwrap())
+    } else {
+        None
+    };
+    let started = Instant::now();
+    ready.store(1, Ordering::Release);
+    // `Some(true)`: ended interrupted; `Some(false)`: ended at its deadline; `None`: any
+    // other outcome.
+    let interrupted: Option<bool> = match call {
+        "lock" => match m.lock_interruptible(timeout, &check) {
+            Err(LockError::Interrupted { .. }) => Some(true),
+            Err(LockError::Timeout { .. }) => Some(false),
+            _ => None,
+        },
+        "event" => match e.wait_interruptible(timeout, &check) {
+            Err(_) => Some(true),
+            Ok(false) => Some(false),
+            Ok(true) => None,
+        },
+        "barrier" => match b.wait_interruptible(timeout, &check) {
+            Err(BarrierError::Interrupted) => Some(true),
+            Err(BarrierError::Timeout { .. }) => Some(false),
+            _ => None,
+        },
+        "frame" => match reader.next_interruptible(timeout, &check) {
+            Err(RingError::Interrupted) => Some(true),
+            Err(RingError::Timeout { .. }) => Some(false),
+            _ => None,
+        },
+        "call" => match dm.call_interruptible(b"x", timeout, &check) {
+            Err(CommandError::Interrupted { .. }) => Some(true),
+            Err(CommandError::Timeout { .. }) => Some(false),
+            _ => None,
+        },
+        "recv" => match server.as_ref().unwrap().recv_interruptible(timeout, &check) {
+            Err(CommandError::Interrupted { .. }) => Some(true),
+            Err(CommandError::Timeout { .. }) => Some(false),
+            _ => None,
+        },
+        other => panic!("unknown call {other}"),
+    };
+    let ended = shmkit::clock::monotonic_ns();
+    let took = started.elapsed();
+    match (heeded, interrupted) {
+        (true, Some(true)) => {
+            let after_signal = ended.saturating_sub(SIGNALLED_NS.load(Ordering::Relaxed));
+            if after_signal < 100_000_000 {
+                OK
+            } else {
+                eprintln!("{call}: returned {after_signal} ns after the signal");
+                TOO_SLOW
             }
         }
-    });
-}
+        (false, Some(false)) => {
+            if took >= IGNORED_DEADLINE && took < IGNORED_DEADLINE + Duration::from_millis(100) {
+                OK
+            } else {
+                eprintln!("{call}: ignored signals, ended after {took:?}");
+                TOO_SLOW
+            }
+        }
+        (_, other) => {
+            eprintln!("{call} ({role}): outcome {other:?}");
+            WRONG_OUTCOME
+        }
+    }
+});
 
 /// Sets up the conditions every call blocks on.
 fn blocking_segment(tag: &str) -> (TempSegment, Segment, u64, shmkit::rings::CommandServer) {

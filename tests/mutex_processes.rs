@@ -3,70 +3,67 @@
 
 mod common;
 
-use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
+use common::{eventually, sigkill, spawn, wait_exit, TempSegment};
 use shmkit::{Acquired, CreateOptions, Liveness, LockError, Segment};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| {
-        let seg = Segment::open(&args[0]).expect("child opens the segment");
-        let num = |i: usize| args[i].parse::<u64>().unwrap();
-        let mutex = seg.mutex_at(num(1)).unwrap();
-        match role {
-            "increment" => {
-                let counter = seg.atomic_u64_at(num(2)).unwrap();
-                for _ in 0..num(3) {
-                    let _g = mutex
-                        .lock()
-                        .unwrap()
-                        .recover_with(|_| panic!("nobody dies here"));
-                    // Deliberately not an atomic increment: only the mutex keeps it exact.
-                    let v = counter.load(Ordering::Relaxed);
-                    counter.store(v + 1, Ordering::Relaxed);
-                }
-                0
+crate::child_roles!(|role, args| {
+    let seg = Segment::open(&args[0]).expect("child opens the segment");
+    let num = |i: usize| args[i].parse::<u64>().unwrap();
+    let mutex = seg.mutex_at(num(1)).unwrap();
+    match role {
+        "increment" => {
+            let counter = seg.atomic_u64_at(num(2)).unwrap();
+            for _ in 0..num(3) {
+                let _g = mutex
+                    .lock()
+                    .unwrap()
+                    .recover_with(|_| panic!("nobody dies here"));
+                // Deliberately not an atomic increment: only the mutex keeps it exact.
+                let v = counter.load(Ordering::Relaxed);
+                counter.store(v + 1, Ordering::Relaxed);
             }
-            "hold_forever" => {
-                // Keeps updating a pair (a, b) with a == b outside each update, holding the lock
-                // throughout, until killed. `flag` tells the parent the lock is held.
-                let a = seg.atomic_u64_at(num(2)).unwrap();
-                let b = seg.atomic_u64_at(num(2) + 8).unwrap();
-                let flag = seg.atomic_u64_at(num(2) + 16).unwrap();
-                let _g = mutex.lock().unwrap().recover_with(|_| {});
-                flag.store(1, Ordering::Release);
-                loop {
-                    let v = a.load(Ordering::Relaxed) + 1;
-                    a.store(v, Ordering::Relaxed);
-                    for _ in 0..(v % 64) {
-                        std::hint::spin_loop();
-                    }
-                    b.store(v, Ordering::Relaxed);
-                }
-            }
-            "hold_twice" => {
-                // Locks reentrantly twice, then releases one level per step of `step`.
-                let step = seg.atomic_u64_at(num(2)).unwrap();
-                let g1 = mutex.lock().unwrap().recover_with(|_| {});
-                let g2 = mutex.lock().unwrap().recover_with(|_| {});
-                step.store(1, Ordering::Release);
-                while step.load(Ordering::Acquire) != 2 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                drop(g2);
-                step.store(3, Ordering::Release);
-                while step.load(Ordering::Acquire) != 4 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                drop(g1);
-                step.store(5, Ordering::Release);
-                0
-            }
-            other => panic!("unknown role {other}"),
+            0
         }
-    });
-}
+        "hold_forever" => {
+            // Keeps updating a pair (a, b) with a == b outside each update, holding the lock
+            // throughout, until killed. `flag` tells the parent the lock is held.
+            let a = seg.atomic_u64_at(num(2)).unwrap();
+            let b = seg.atomic_u64_at(num(2) + 8).unwrap();
+            let flag = seg.atomic_u64_at(num(2) + 16).unwrap();
+            let _g = mutex.lock().unwrap().recover_with(|_| {});
+            flag.store(1, Ordering::Release);
+            loop {
+                let v = a.load(Ordering::Relaxed) + 1;
+                a.store(v, Ordering::Relaxed);
+                for _ in 0..(v % 64) {
+                    std::hint::spin_loop();
+                }
+                b.store(v, Ordering::Relaxed);
+            }
+        }
+        "hold_twice" => {
+            // Locks reentrantly twice, then releases one level per step of `step`.
+            let step = seg.atomic_u64_at(num(2)).unwrap();
+            let g1 = mutex.lock().unwrap().recover_with(|_| {});
+            let g2 = mutex.lock().unwrap().recover_with(|_| {});
+            step.store(1, Ordering::Release);
+            while step.load(Ordering::Acquire) != 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(g2);
+            step.store(3, Ordering::Release);
+            while step.load(Ordering::Acquire) != 4 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(g1);
+            step.store(5, Ordering::Release);
+            0
+        }
+        other => panic!("unknown role {other}"),
+    }
+});
 
 #[test]
 fn processes_incrementing_a_plain_counter_under_the_mutex_lose_nothing() {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
+use common::{eventually, sigkill, spawn, wait_exit, TempSegment};
 use shmkit::{CreateOptions, DictError, Segment, SegmentError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -27,74 +27,68 @@ fn lock_repaired(d: &shmkit::SharedDict) -> shmkit::MutexGuard<'_> {
     }
 }
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| {
-        let seg = Segment::open(&args[0]).expect("child opens the segment");
-        let num = |i: usize| args[i].parse::<u64>().unwrap();
-        match role {
-            "race_names" => {
-                // Creates (or finds) 1000 names in an order of its own, then records a digest
-                // of (name, offset) in its slot.
-                let me = num(2);
-                let mut digest = 0xcbf2_9ce4_8422_2325u64;
-                let mut offsets = vec![0u64; NAMES as usize];
-                for k in 0..NAMES {
-                    let i = (k * 7 + me * 131) % NAMES;
-                    offsets[i as usize] = seg.event(&format!("obj-{i}")).unwrap().offset().unwrap();
-                }
-                for (i, off) in offsets.iter().enumerate() {
-                    digest = fnv(fnv(digest, i as u64), *off);
-                }
-                seg.atomic_u64_at(num(1) + 8 * me)
-                    .unwrap()
-                    .store(digest, Ordering::Release);
-                0
+crate::child_roles!(|role, args| {
+    let seg = Segment::open(&args[0]).expect("child opens the segment");
+    let num = |i: usize| args[i].parse::<u64>().unwrap();
+    match role {
+        "race_names" => {
+            // Creates (or finds) 1000 names in an order of its own, then records a digest
+            // of (name, offset) in its slot.
+            let me = num(2);
+            let mut digest = 0xcbf2_9ce4_8422_2325u64;
+            let mut offsets = vec![0u64; NAMES as usize];
+            for k in 0..NAMES {
+                let i = (k * 7 + me * 131) % NAMES;
+                offsets[i as usize] = seg.event(&format!("obj-{i}")).unwrap().offset().unwrap();
             }
-            "stall_create" => {
-                let never = AtomicBool::new(false);
-                let flag = seg.atomic_u64_at(num(2)).unwrap();
-                let _ = seg.claim_and_stall_for_test(
-                    &args[1],
-                    || flag.store(1, Ordering::Release),
-                    &never,
-                );
-                1
+            for (i, off) in offsets.iter().enumerate() {
+                digest = fnv(fnv(digest, i as u64), *off);
             }
-            "transfer" => {
-                // Moves one unit between two keys per step, both under the dictionary's
-                // mutex held across the two updates: the sum over all keys never changes.
-                let d = seg.dict("accounts", 64).unwrap();
-                let mut rng = fastrand::Rng::with_seed(num(1));
-                for _ in 0..num(2) {
-                    let (from, to) = (rng.u64(0..KEYS), rng.u64(0..KEYS));
-                    let _g = lock_repaired(&d);
-                    d.update::<i64>(&format!("k{from}"), |v| v.map(|v| v - 1))
-                        .unwrap();
-                    d.update::<i64>(&format!("k{to}"), |v| v.map(|v| v + 1))
-                        .unwrap();
-                }
-                0
-            }
-            "churn_forever" => {
-                // Holds the dictionary's mutex for good (its operations lock it reentrantly)
-                // and rewrites keys until killed, so the kill always lands inside an update
-                // sequence.
-                let d = seg.dict("accounts", 64).unwrap();
-                let flag = seg.atomic_u64_at(num(1)).unwrap();
-                let _g = lock_repaired(&d);
-                flag.store(1, Ordering::Release);
-                let mut i = 0u64;
-                loop {
-                    d.insert(&format!("k{}", i % KEYS), &(START + 1)).unwrap();
-                    d.insert(&format!("big{}", i % 3), &vec![i; 40]).unwrap();
-                    i += 1;
-                }
-            }
-            other => panic!("unknown role {other}"),
+            seg.atomic_u64_at(num(1) + 8 * me)
+                .unwrap()
+                .store(digest, Ordering::Release);
+            0
         }
-    });
-}
+        "stall_create" => {
+            let never = AtomicBool::new(false);
+            let flag = seg.atomic_u64_at(num(2)).unwrap();
+            let _ =
+                seg.claim_and_stall_for_test(&args[1], || flag.store(1, Ordering::Release), &never);
+            1
+        }
+        "transfer" => {
+            // Moves one unit between two keys per step, both under the dictionary's
+            // mutex held across the two updates: the sum over all keys never changes.
+            let d = seg.dict("accounts", 64).unwrap();
+            let mut rng = fastrand::Rng::with_seed(num(1));
+            for _ in 0..num(2) {
+                let (from, to) = (rng.u64(0..KEYS), rng.u64(0..KEYS));
+                let _g = lock_repaired(&d);
+                d.update::<i64>(&format!("k{from}"), |v| v.map(|v| v - 1))
+                    .unwrap();
+                d.update::<i64>(&format!("k{to}"), |v| v.map(|v| v + 1))
+                    .unwrap();
+            }
+            0
+        }
+        "churn_forever" => {
+            // Holds the dictionary's mutex for good (its operations lock it reentrantly)
+            // and rewrites keys until killed, so the kill always lands inside an update
+            // sequence.
+            let d = seg.dict("accounts", 64).unwrap();
+            let flag = seg.atomic_u64_at(num(1)).unwrap();
+            let _g = lock_repaired(&d);
+            flag.store(1, Ordering::Release);
+            let mut i = 0u64;
+            loop {
+                d.insert(&format!("k{}", i % KEYS), &(START + 1)).unwrap();
+                d.insert(&format!("big{}", i % 3), &vec![i; 40]).unwrap();
+                i += 1;
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+});
 
 #[test]
 fn eight_processes_racing_over_1000_names_create_each_once_and_agree() {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{dispatch, spawn, wait_exit, TempSegment};
+use common::{spawn, wait_exit, TempSegment};
 use shmkit::inspect::{inspect_image, ObjectState};
 use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
 use shmkit::shared::DictSpec;
@@ -41,41 +41,38 @@ fn populate(seg: &Segment) {
     seg.command_ring("c", &command_spec()).unwrap();
 }
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| match role {
-        // Opens every kind by name alone and checks what it reads back.
-        "open_all" => {
-            let seg = Segment::open(&args[0]).unwrap();
-            let _: Mutex = seg.open("m").unwrap();
-            let _: Event = seg.open("e").unwrap();
-            let b: Barrier = seg.open("b").unwrap();
-            assert_eq!(b.parties(), 3);
-            let s: Shared<u64> = seg.open("s").unwrap();
-            assert_eq!(s.read().unwrap(), 42);
-            let d: SharedDict = seg.open("d").unwrap();
-            assert_eq!(
-                d.spec(),
-                DictSpec {
-                    max_entries: 10,
-                    data_bytes: 4000
-                }
-            );
-            assert_eq!(d.get::<u32>("k").unwrap(), Some(7));
-            let f: FrameRing = seg.open("f").unwrap();
-            assert_eq!(f.spec(), frame_spec());
-            let mut r = f.reader(ReadMode::NewestOnly).unwrap();
-            assert_eq!(r.latest().unwrap().unwrap().typed::<u16>().unwrap()[5], 99);
-            let c: CommandRing = seg.open("c").unwrap();
-            assert_eq!(c.spec(), command_spec());
-            // By offset, through the same validation.
-            let again: FrameRing = seg.attach(f.offset()).unwrap();
-            assert_eq!(again.spec(), frame_spec());
-            0
-        }
-        other => panic!("unknown role {other}"),
-    });
-}
+crate::child_roles!(|role, args| match role {
+    // Opens every kind by name alone and checks what it reads back.
+    "open_all" => {
+        let seg = Segment::open(&args[0]).unwrap();
+        let _: Mutex = seg.open("m").unwrap();
+        let _: Event = seg.open("e").unwrap();
+        let b: Barrier = seg.open("b").unwrap();
+        assert_eq!(b.parties(), 3);
+        let s: Shared<u64> = seg.open("s").unwrap();
+        assert_eq!(s.read().unwrap(), 42);
+        let d: SharedDict = seg.open("d").unwrap();
+        assert_eq!(
+            d.spec(),
+            DictSpec {
+                max_entries: 10,
+                data_bytes: 4000
+            }
+        );
+        assert_eq!(d.get::<u32>("k").unwrap(), Some(7));
+        let f: FrameRing = seg.open("f").unwrap();
+        assert_eq!(f.spec(), frame_spec());
+        let mut r = f.reader(ReadMode::NewestOnly).unwrap();
+        assert_eq!(r.latest().unwrap().unwrap().typed::<u16>().unwrap()[5], 99);
+        let c: CommandRing = seg.open("c").unwrap();
+        assert_eq!(c.spec(), command_spec());
+        // By offset, through the same validation.
+        let again: FrameRing = seg.attach(f.offset()).unwrap();
+        assert_eq!(again.spec(), frame_spec());
+        0
+    }
+    other => panic!("unknown role {other}"),
+});
 
 #[test]
 fn a_second_process_opens_every_kind_without_repeating_its_parameters() {

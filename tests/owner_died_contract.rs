@@ -5,48 +5,45 @@
 
 mod common;
 
-use common::{dispatch, eventually, sigkill, spawn, TempSegment};
+use common::{eventually, sigkill, spawn, TempSegment};
 use shmkit::{Acquired, CreateOptions, DictError, Segment, SharedAcquired, SharedError};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| {
-        let seg = Segment::open(&args[0]).expect("child opens the segment");
-        let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
-        // Each role takes its lock, leaves the data half-updated, says so, and waits to die.
-        let hold_until_killed = || -> ! {
-            flag.store(u64::from(std::process::id()), Ordering::Release);
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        };
-        match role {
-            "hold_mutex" => {
-                let m = seg.mutex("m").unwrap();
-                let _g = m.lock().unwrap().recover_with(|_| {});
-                hold_until_killed()
-            }
-            "hold_shared" => {
-                let v = seg.shared("v", [0u64; 2]).unwrap();
-                let mut g = match v.lock().unwrap() {
-                    SharedAcquired::Locked(g) => g,
-                    SharedAcquired::OwnerDied(g) => g.make_consistent(),
-                };
-                g[0] = 1; // the pair's invariant (equal halves) is broken until g[1] = 1
-                hold_until_killed()
-            }
-            "hold_dict" => {
-                let d = seg.dict("d", 16).unwrap();
-                let _g = d.lock().unwrap();
-                d.insert("inside", &1u64).unwrap();
-                hold_until_killed()
-            }
-            other => panic!("unknown role {other}"),
+crate::child_roles!(|role, args| {
+    let seg = Segment::open(&args[0]).expect("child opens the segment");
+    let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+    // Each role takes its lock, leaves the data half-updated, says so, and waits to die.
+    let hold_until_killed = || -> ! {
+        flag.store(u64::from(std::process::id()), Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
         }
-    });
-}
+    };
+    match role {
+        "hold_mutex" => {
+            let m = seg.mutex("m").unwrap();
+            let _g = m.lock().unwrap().recover_with(|_| {});
+            hold_until_killed()
+        }
+        "hold_shared" => {
+            let v = seg.shared("v", [0u64; 2]).unwrap();
+            let mut g = match v.lock().unwrap() {
+                SharedAcquired::Locked(g) => g,
+                SharedAcquired::OwnerDied(g) => g.make_consistent(),
+            };
+            g[0] = 1; // the pair's invariant (equal halves) is broken until g[1] = 1
+            hold_until_killed()
+        }
+        "hold_dict" => {
+            let d = seg.dict("d", 16).unwrap();
+            let _g = d.lock().unwrap();
+            d.insert("inside", &1u64).unwrap();
+            hold_until_killed()
+        }
+        other => panic!("unknown role {other}"),
+    }
+});
 
 /// Starts `role`, waits until it holds its lock, kills it; returns the segment and its pid.
 fn killed_holding(role: &str) -> (TempSegment, Segment, u32) {

@@ -2,8 +2,8 @@
 //! started within the same clock tick (so pid + start time cannot tell them apart), must still
 //! be seen as dead: its mutex handed over as owner-died, its ring roles taken over.
 //!
-//! Pids are recycled on purpose through `/proc/sys/kernel/ns_last_pid` (root only; skipped
-//! otherwise). The holders are plain `fork` children of this single-threaded test binary, so
+//! Pids are recycled on purpose through `/proc/sys/kernel/ns_last_pid` (root only; reported
+//! SKIPPED otherwise, a failure under `SHMKIT_REQUIRE_ALL=1`). The holders are plain `fork` children of this single-threaded test binary, so
 //! holder, kill, reap and stand-in fit in well under a clock tick; an attempt whose stand-in
 //! started in another tick than the holder is retried.
 
@@ -128,20 +128,20 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new(tag: &str) -> Option<Fixture> {
+    /// The fixture, or a visible skip where pids cannot be recycled.
+    fn new(tag: &str) -> Fixture {
         if !can_recycle_pids() {
-            println!("skipped: recycling pids needs root (/proc/sys/kernel/ns_last_pid)");
-            return None;
+            own_main::skip("recycling pids needs root (/proc/sys/kernel/ns_last_pid)");
         }
         let name = format!("shmkit-pidreuse-{}-{tag}", std::process::id());
         let _ = Segment::unlink(&name);
         let seg = Segment::create(&name, &CreateOptions::new(16 << 20)).unwrap();
         let ready_off = seg.alloc_bytes(8, 64).unwrap();
-        Some(Fixture {
+        Fixture {
             name,
             seg,
             ready_off,
-        })
+        }
     }
 
     fn ready(&self) -> &AtomicU64 {
@@ -156,9 +156,7 @@ impl Drop for Fixture {
 }
 
 fn a_mutex_holder_replaced_within_its_tick_is_seen_dead() {
-    let Some(f) = Fixture::new("mutex") else {
-        return;
-    };
+    let f = Fixture::new("mutex");
     let mutexes: Vec<_> = (0..ATTEMPTS)
         .map(|i| f.seg.mutex(&format!("m{i}")).unwrap())
         .collect();
@@ -198,9 +196,7 @@ fn take_from_replaced_holder<O, T, E: std::fmt::Debug>(
 }
 
 fn a_frame_writer_replaced_within_its_tick_is_taken_over() {
-    let Some(f) = Fixture::new("writer") else {
-        return;
-    };
+    let f = Fixture::new("writer");
     let spec = FrameSpec {
         slots: 4,
         elem: ElemType::U16,
@@ -215,9 +211,7 @@ fn a_frame_writer_replaced_within_its_tick_is_taken_over() {
 }
 
 fn a_command_server_replaced_within_its_tick_is_taken_over() {
-    let Some(f) = Fixture::new("server") else {
-        return;
-    };
+    let f = Fixture::new("server");
     let spec = CommandSpec {
         slots: 2,
         max_request: 64,

@@ -2,47 +2,41 @@
 
 mod common;
 
-use common::{dispatch, spawn, wait_exit, TempSegment};
+use common::{require_root, spawn, wait_exit, TempSegment};
 use shmkit::{CreateOptions, OpenOptions, Segment, SegmentError};
 use std::time::Duration;
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| match role {
-        "open_or_create" => {
-            let seg = Segment::open_or_create(&args[0], &CreateOptions::new(1 << 20))
-                .expect("open_or_create");
-            // Every racer allocates one mutex: all allocations must land in the one segment.
-            seg.alloc_mutex().expect("alloc");
-            0
+crate::child_roles!(|role, args| match role {
+    "open_or_create" => {
+        let seg = Segment::open_or_create(&args[0], &CreateOptions::new(1 << 20))
+            .expect("open_or_create");
+        // Every racer allocates one mutex: all allocations must land in the one segment.
+        seg.alloc_mutex().expect("alloc");
+        0
+    }
+    "open_as_nobody" => {
+        // SAFETY: plain system calls; this child process is single-threaded here.
+        unsafe {
+            assert_eq!(libc::setgid(65534), 0);
+            assert_eq!(libc::setuid(65534), 0);
         }
-        "open_as_nobody" => {
-            // SAFETY: plain system calls; this child process is single-threaded here.
-            unsafe {
-                assert_eq!(libc::setgid(65534), 0);
-                assert_eq!(libc::setuid(65534), 0);
-            }
-            match Segment::open(&args[0]) {
-                Err(SegmentError::PermissionDenied { .. }) => 0,
-                other => {
-                    eprintln!("expected PermissionDenied, got {other:?}");
-                    1
-                }
+        match Segment::open(&args[0]) {
+            Err(SegmentError::PermissionDenied { .. }) => 0,
+            other => {
+                eprintln!("expected PermissionDenied, got {other:?}");
+                1
             }
         }
-        other => panic!("unknown role {other}"),
-    });
-}
+    }
+    other => panic!("unknown role {other}"),
+});
 
 #[test]
+#[ignore = "needs root: becomes another user"]
 fn another_user_is_denied_a_private_segment() {
+    require_root("becoming another user to test the 0600 default");
     let name = TempSegment::new("private");
     let _seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: cannot become another user to test the 0600 default");
-        return;
-    }
     let mut child = spawn("open_as_nobody", std::slice::from_ref(&name.0));
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(30)).code(),
@@ -70,15 +64,11 @@ fn racing_open_or_create_makes_exactly_one_segment() {
 }
 
 #[test]
+#[ignore = "needs root: gives a segment to another user"]
 fn a_segment_owned_by_another_user_is_refused_unless_allowed() {
+    require_root("giving a segment to another user");
     let name = TempSegment::new("owner");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20).mode(0o666)).unwrap();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: cannot give a segment to another user; checking our own is accepted");
-        assert!(Segment::open(&name.0).is_ok());
-        return;
-    }
     let path = std::ffi::CString::new(format!("/dev/shm/{}", name.0)).unwrap();
     // SAFETY: `path` is a valid C string; chown to uid/gid 65534 (nobody).
     assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dispatch, eventually, sigkill, spawn, wait_exit, TempSegment};
+use common::{eventually, sigkill, spawn, wait_exit, TempSegment};
 use shmkit::{
     CreateOptions, Held, LockError, NoInterrupt, Segment, SegmentObjects, Timeout, UnlockError,
 };
@@ -14,86 +14,83 @@ use std::time::Duration;
 
 const GENERATIONS: u64 = 20;
 
-#[test]
-fn child_entry() {
-    dispatch(|role, args| {
-        let seg = Segment::open(&args[0]).expect("child opens the segment");
-        let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
-        let m = seg.mutex("m").unwrap();
-        match role {
-            "hold_guard_free" => {
-                assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Held::Once));
-                let _ = m.acquire(Timeout::ZERO, &NoInterrupt).unwrap();
-                flag.store(u64::from(std::process::id()), Ordering::Release);
-                loop {
-                    std::thread::sleep(Duration::from_secs(1));
-                }
+crate::child_roles!(|role, args| {
+    let seg = Segment::open(&args[0]).expect("child opens the segment");
+    let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+    let m = seg.mutex("m").unwrap();
+    match role {
+        "hold_guard_free" => {
+            assert_eq!(m.acquire(Timeout::ZERO, &NoInterrupt), Ok(Held::Once));
+            let _ = m.acquire(Timeout::ZERO, &NoInterrupt).unwrap();
+            flag.store(u64::from(std::process::id()), Ordering::Release);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
             }
-            "save_restore" => {
-                for _ in 0..3 {
-                    let _ = m.acquire(Timeout::ZERO, &NoInterrupt).unwrap();
-                }
-                let saved = m.release_save().unwrap();
-                flag.store(1, Ordering::Release);
-                let go = seg.event("go").unwrap();
-                assert!(go.wait(Duration::from_secs(20)));
-                // The parent holds it now; restoring waits for it.
-                let restored =
-                    m.acquire_restore(saved, Timeout::After(Duration::from_secs(20)), &NoInterrupt);
-                if restored != Ok(Held::Reentered { depth: 3 }) || m.recursion_count() != 3 {
-                    eprintln!("restored {restored:?}, depth {}", m.recursion_count());
-                    return 1;
-                }
-                for _ in 0..3 {
-                    m.release().unwrap();
-                }
-                i32::from(m.release().is_ok()) * 2
-            }
-            "barrier_action" => {
-                let (runs_at, released_at) = (args[2].parse().unwrap(), args[3].parse().unwrap());
-                let (mine, errors) = (seg.clone(), args[1].parse::<u64>().unwrap());
-                let b = seg
-                    .open::<shmkit::Barrier>("b")
-                    .unwrap()
-                    .with_action(move || {
-                        let runs = mine.atomic_u64_at(runs_at).unwrap();
-                        let released = mine.atomic_u64_at(released_at).unwrap();
-                        let g = runs.fetch_add(1, Ordering::SeqCst);
-                        if released.load(Ordering::SeqCst) != g * 3 {
-                            mine.atomic_u64_at(errors)
-                                .unwrap()
-                                .fetch_add(1, Ordering::SeqCst);
-                        }
-                        Ok::<(), std::io::Error>(())
-                    });
-                let runs = seg.atomic_u64_at(runs_at).unwrap();
-                let released = seg.atomic_u64_at(released_at).unwrap();
-                for g in 0..GENERATIONS {
-                    b.wait(Duration::from_secs(20)).expect("barrier wait");
-                    if runs.load(Ordering::SeqCst) <= g {
-                        return 3; // released before this generation's action ran
-                    }
-                    released.fetch_add(1, Ordering::SeqCst);
-                    while released.load(Ordering::SeqCst) < (g + 1) * 3 {
-                        std::thread::yield_now();
-                    }
-                }
-                0
-            }
-            "event_poll_then_wait" => {
-                let e = seg.event("e").unwrap();
-                let polled = e.wait(Duration::ZERO);
-                flag.store(1, Ordering::Release);
-                let waited = e.wait(Duration::from_secs(20));
-                match (polled, waited) {
-                    (false, true) => 0,
-                    _ => 1,
-                }
-            }
-            other => panic!("unknown role {other}"),
         }
-    });
-}
+        "save_restore" => {
+            for _ in 0..3 {
+                let _ = m.acquire(Timeout::ZERO, &NoInterrupt).unwrap();
+            }
+            let saved = m.release_save().unwrap();
+            flag.store(1, Ordering::Release);
+            let go = seg.event("go").unwrap();
+            assert!(go.wait(Duration::from_secs(20)));
+            // The parent holds it now; restoring waits for it.
+            let restored =
+                m.acquire_restore(saved, Timeout::After(Duration::from_secs(20)), &NoInterrupt);
+            if restored != Ok(Held::Reentered { depth: 3 }) || m.recursion_count() != 3 {
+                eprintln!("restored {restored:?}, depth {}", m.recursion_count());
+                return 1;
+            }
+            for _ in 0..3 {
+                m.release().unwrap();
+            }
+            i32::from(m.release().is_ok()) * 2
+        }
+        "barrier_action" => {
+            let (runs_at, released_at) = (args[2].parse().unwrap(), args[3].parse().unwrap());
+            let (mine, errors) = (seg.clone(), args[1].parse::<u64>().unwrap());
+            let b = seg
+                .open::<shmkit::Barrier>("b")
+                .unwrap()
+                .with_action(move || {
+                    let runs = mine.atomic_u64_at(runs_at).unwrap();
+                    let released = mine.atomic_u64_at(released_at).unwrap();
+                    let g = runs.fetch_add(1, Ordering::SeqCst);
+                    if released.load(Ordering::SeqCst) != g * 3 {
+                        mine.atomic_u64_at(errors)
+                            .unwrap()
+                            .fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok::<(), std::io::Error>(())
+                });
+            let runs = seg.atomic_u64_at(runs_at).unwrap();
+            let released = seg.atomic_u64_at(released_at).unwrap();
+            for g in 0..GENERATIONS {
+                b.wait(Duration::from_secs(20)).expect("barrier wait");
+                if runs.load(Ordering::SeqCst) <= g {
+                    return 3; // released before this generation's action ran
+                }
+                released.fetch_add(1, Ordering::SeqCst);
+                while released.load(Ordering::SeqCst) < (g + 1) * 3 {
+                    std::thread::yield_now();
+                }
+            }
+            0
+        }
+        "event_poll_then_wait" => {
+            let e = seg.event("e").unwrap();
+            let polled = e.wait(Duration::ZERO);
+            flag.store(1, Ordering::Release);
+            let waited = e.wait(Duration::from_secs(20));
+            match (polled, waited) {
+                (false, true) => 0,
+                _ => 1,
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+});
 
 fn setup(tag: &str) -> (TempSegment, Segment, u64) {
     let name = TempSegment::new(tag);

@@ -1,9 +1,10 @@
 //! Helpers for multi-process tests: each test binary re-executes itself as a child process.
 //!
-//! A child is the same test binary run with the filter `child_entry --exact` and two
-//! environment variables: the role to play and its arguments. Every test binary defines a
-//! `child_entry` test that calls [`dispatch`] with its roles; in the parent that test is a
-//! no-op.
+//! A child is the same test binary run with two environment variables: the role to play and
+//! its arguments. Every test binary names its roles with [`child_roles!`], which runs them
+//! from the binary's ELF constructor (`.init_array`), before libtest's `main` starts: a child
+//! never enters the harness, and the parent's test list holds only real tests (no helper
+//! entry that would pass as a no-op).
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
@@ -32,13 +33,6 @@ impl Drop for TempSegment {
 /// Starts this test binary as a child playing `role` with `args`.
 pub fn spawn(role: &str, args: &[String]) -> Child {
     Command::new(std::env::current_exe().expect("test binary path"))
-        .args([
-            "child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
         .env(ROLE, role)
         .env(ARGS, args.join(" "))
         .stdin(Stdio::null())
@@ -58,12 +52,31 @@ pub fn role() -> Option<(String, Vec<String>)> {
     Some((role, args))
 }
 
-/// Runs the child's role (if this process is a child) and exits with its code.
+/// Runs the child's role (if this process is a child) and exits with its code; a role that
+/// panics exits with 101, as a failed test would (the panic message is on stderr).
 pub fn dispatch(run: impl FnOnce(&str, &[String]) -> i32) {
     if let Some((role, args)) = role() {
-        let code = run(&role, &args);
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&role, &args)))
+            .unwrap_or(101);
         std::process::exit(code);
     }
+}
+
+/// Names this test binary's child roles: `child_roles!(|role, args| match role { … })`, the
+/// closure returning the child's exit code. It runs from an ELF constructor, before libtest's
+/// `main` (and does nothing in the parent), so no placeholder test is needed to reach it.
+#[macro_export]
+macro_rules! child_roles {
+    ($roles:expr) => {
+        #[used]
+        #[link_section = ".init_array"]
+        static CHILD_ROLES: extern "C" fn() = {
+            extern "C" fn run_child_roles() {
+                $crate::common::dispatch($roles)
+            }
+            run_child_roles
+        };
+    };
 }
 
 /// Waits for `child` to exit, at most `timeout`; kills it and panics if it does not.
@@ -100,4 +113,16 @@ pub fn sigkill(child: &Child) {
     // SAFETY: kill with a pid we spawned and have not reaped yet: it cannot name another
     // process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+}
+
+/// The first line of a test marked `#[ignore = "needs root: …"]`: such a test runs only when
+/// asked for (`--include-ignored`, which `scripts/test-all` passes as root), so lacking the
+/// privilege then is a failure that says so, never a silent pass.
+pub fn require_root(why: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "needs root ({why}); run as root or leave ignored tests out"
+    );
 }
