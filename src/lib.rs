@@ -127,3 +127,9 @@ pub mod test_support {
     pub use crate::fault::{arm, CrashPoint};
 }
 pub use sys::identity::{Liveness, ProcessIdentity, Record, ThreadIdentity};
+
+/// The README's Rust snippets, compiled by `cargo test` as doctests so that the README cannot
+/// drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -274,7 +274,9 @@ fn an_oversized_message_is_truncated_with_the_marker() {
     }
 }
 
-fn a_child_learns_within_1s_that_its_parent_died() {
+/// The README's claim: within `PARENT_CHECK` (200 ms) of polling, asserted with a 300 ms
+/// scheduling margin (three processes on a loaded 2-core machine).
+fn a_child_learns_within_200ms_that_its_parent_died() {
     let t = Temp::new("orphan", 4);
     let watching = t.1.event("watching").unwrap();
     let gone = t.1.event("parent-gone").unwrap();
@@ -284,7 +286,10 @@ fn a_child_learns_within_1s_that_its_parent_died() {
     let killed = Instant::now();
     assert!(gone.wait(Duration::from_secs(5)));
     let took = killed.elapsed();
-    assert!(took < Duration::from_secs(1), "noticed after {took:?}");
+    assert!(
+        took < shmkit::process::PARENT_CHECK + Duration::from_millis(300),
+        "noticed after {took:?}"
+    );
     let _ = parent.join(JOIN);
 }
 
@@ -470,8 +475,8 @@ fn main() {
             an_oversized_message_is_truncated_with_the_marker,
         ),
         (
-            "a_child_learns_within_1s_that_its_parent_died",
-            a_child_learns_within_1s_that_its_parent_died,
+            "a_child_learns_within_200ms_that_its_parent_died",
+            a_child_learns_within_200ms_that_its_parent_died,
         ),
         (
             "output_can_be_prefixed_with_the_childs_name",

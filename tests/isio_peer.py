@@ -10,7 +10,7 @@ it), so the layout is not checked only against itself.
     isio_peer.py read PATH COUNT    claim a semaphore, print "ready", read COUNT frames, print
                                     a JSON report
     isio_peer.py write PATH COUNT   create a 32 x 24 uint16 stream, print "created", wait for
-                                    a line on stdin, write COUNT frames 5 ms apart
+                                    a line on stdin, write COUNT frames, each after a line on stdin (lockstep)
 """
 
 from __future__ import annotations
@@ -296,8 +296,10 @@ def write(path: str, count: int) -> int:
             if value.value < 10:
                 LIBC.sem_post(ctypes.c_void_p(addr))
                 struct.pack_into("@i", mm, lay["writepid"] + 4 * i, os.getpid())
-        time.sleep(0.005)
-    time.sleep(0.2)
+        # Lockstep: the next frame only once the test has imported this one (or closed our
+        # stdin), so every frame must arrive and a missed or torn one is a failure, not a
+        # scheduling accident.
+        sys.stdin.readline()
     mm.close()
     os.close(fd)
     os.unlink(path)

@@ -168,7 +168,15 @@ fn main() {
                     }
                 }
             }
-            if summary.torn.0 + summary.torn.1 > 0 || !summary.failures.is_empty() {
+            // The demo's own claims: no torn frame, no frame the controller missed.
+            if summary.torn.0 + summary.torn.1 > 0
+                || summary.missed > 0
+                || !summary.failures.is_empty()
+            {
+                eprintln!(
+                    "closed_loop: FAILED: {} + {} torn, {} missed, failures {:?}",
+                    summary.torn.0, summary.torn.1, summary.missed, summary.failures
+                );
                 std::process::exit(1);
             }
         }

@@ -1,12 +1,4 @@
-"""Two processes sharing a mutex, an event, a dictionary, a numpy value and a frame ring.
-
-The parent creates the segment and its objects and starts a camera-like child; the child
-fills each frame in place in a claimed slot, stamps it with the exposure the parent set in a
-shared value, and counts it in the dictionary under the mutex; the parent reads every frame
-in place as a numpy array (no copy) and checks its contents.
-
-Run: ``python python/examples/two_processes.py``
-"""
+"""Two processes share a frame ring, an event, a robust lock, a dictionary and a value."""
 
 from __future__ import annotations
 
@@ -17,23 +9,18 @@ import numpy as np
 
 import shmkit
 
-FRAMES = 50
-SHAPE = (48, 64)
 
-
-def camera(ring_seg: shmkit.Segment, ready: shmkit.Event, lock: shmkit.Mutex,
+def camera(seg: shmkit.Segment, ready: shmkit.Event, lock: shmkit.Mutex,
            stats: shmkit.SharedDict) -> None:
-    """The child: waits for the parent's reader, then publishes FRAMES frames at 500 Hz (the
-    writer never waits for readers: a reader slower than the camera skips or overruns)."""
-    writer = ring_seg.frame_ring("camera").writer()
-    exposure = ring_seg.value("exposure")  # dtype and shape as the parent created it
-    assert ready.wait(30), "the parent never got ready"
-    for i in range(FRAMES):
-        with writer.claim() as slot:  # published when the block ends
-            slot.array[:] = i  # written in place: the slot itself, no copy
+    writer = seg.frame_ring("camera").writer()
+    exposure = seg.value("exposure")                # a shared numpy float64
+    assert ready.wait(30)
+    for i in range(50):
+        with writer.claim() as slot:                # published when the block ends
+            slot.array[:] = i                       # written in place, no copy
             slot.set_user(0, i)
             slot.set_user(1, int(exposure.get() * 1e6))
-        with lock:
+        with lock:                                  # a robust RLock shared by both processes
             stats["published"] = stats.get("published", 0) + 1
         time.sleep(0.002)
 
@@ -42,29 +29,25 @@ def main() -> None:
     name = f"shmkit-example-{os.getpid()}"
     with shmkit.Segment.create(name, 1 << 24) as seg:
         try:
-            ring = seg.frame_ring("camera", SHAPE, np.uint16, slots=8)
+            ring = seg.frame_ring("camera", (48, 64), np.uint16, slots=8)
             ready, lock, stats = seg.event("ready"), seg.mutex("stats-lock"), seg.dict("stats", 16)
-            seg.value("exposure", np.float64, init=0.002)  # seconds
+            seg.value("exposure", np.float64, init=0.002)
             reader = ring.reader("oldest")
-            child = shmkit.Process(target=camera, args=(seg, ready, lock, stats))
+            child = shmkit.Process(target=camera, args=(seg, ready, lock, stats))  # spawn
             child.start()
             ready.set()
-            seen = 0
-            for frame in reader:
-                image = frame.array  # a read-only view of the slot itself
-                assert image.shape == SHAPE and int(image[0, 0]) == frame.user(0) == seen
-                assert frame.user(1) == 2000  # the exposure, in microseconds
-                seen += 1
-                if seen == FRAMES:
+            for n, frame in enumerate(reader, 1):
+                image = frame.array                 # read-only view of the slot, no copy
+                assert int(image[0, 0]) == frame.user(0) == n - 1
+                assert frame.user(1) == 2000        # the exposure the parent set, in µs
+                if n == 50:
                     break
-            child.join(30)
+            child.join(30)                          # re-raises the child's own exception
             with lock:
-                published = stats["published"]
-            print(f"parent read {seen} frames in place; the child counted {published}")
-            assert published == FRAMES
+                print(f"read {n} frames in place; the child published {stats['published']}")
         finally:
             shmkit.Segment.unlink(name)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":                          # the spawned child imports this module
     main()

@@ -21,3 +21,20 @@ def seg() -> Iterator[shmkit.Segment]:
         yield segment
     finally:
         shmkit.Segment.unlink(name)
+
+
+# Where SHMKIT_REQUIRE_ALL=1 (CI, which runs as root with everything installed) a skipped test
+# fails the run: a green CI has run every test, and elsewhere a skip is listed (pytest -rs).
+_REQUIRE_ALL = os.environ.get("SHMKIT_REQUIRE_ALL") == "1"
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _REQUIRE_ALL and _skipped:
+        print(f"\nSHMKIT_REQUIRE_ALL=1: {len(_skipped)} skipped test(s) fail the run: {_skipped}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -92,13 +92,16 @@ def test_a_party_killed_while_waiting_breaks_the_barrier_for_the_others(
         time.sleep(0.01)
     assert b.n_waiting == 1
     assert child.pid is not None
+    killed = time.monotonic()
     os.kill(child.pid, signal.SIGKILL)
-    child.join(30)
-    started = time.monotonic()
     with pytest.raises(shmkit.BrokenBarrierError):
         b.wait(20)
-    assert time.monotonic() - started < 10, "the death was noticed, not waited out"
+    took = time.monotonic() - killed
+    # The README's claim: 20-40 ms (death checks every 20 ms), asserted with the suite's
+    # 80 ms scheduling margin for a loaded machine.
+    assert took < 0.040 + 0.080, f"the death was noticed after {took:.3f} s"
     assert b.broken
+    child.join(30)
 
 
 def _bump_dict(d: shmkit.SharedDict, key: str, n: int) -> None:

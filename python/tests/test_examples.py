@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import sys
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+README = EXAMPLES.parent.parent / "README.md"
 
 
-def test_two_processes_example_runs() -> None:
+def readme_python_blocks() -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.S | re.M)
+
+
+def test_the_readme_two_process_program_is_the_example_and_runs(tmp_path: pathlib.Path) -> None:
+    blocks = [b for b in readme_python_blocks() if "shmkit.Process(target=camera" in b]
+    assert len(blocks) == 1, "the README shows the two-process program once"
+    assert blocks[0] == (EXAMPLES / "two_processes.py").read_text()
+    # Run as extracted from the README, not from the examples folder.
+    program = tmp_path / "from_readme.py"
+    program.write_text(blocks[0])
     out = subprocess.run(
-        [sys.executable, str(EXAMPLES / "two_processes.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, str(program)], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    assert "parent read 50 frames in place; the child counted 50" in out.stdout
+    assert "read 50 frames in place; the child published 50" in out.stdout
+
+
+def test_every_readme_python_block_compiles() -> None:
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 2
+    for block in blocks:
+        compile(block, "README.md", "exec")
 
 
 def test_the_ported_manager_style_experiment_runs_unchanged_but_for_its_imports() -> None:

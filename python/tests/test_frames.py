@@ -40,19 +40,46 @@ def test_a_view_kept_after_its_with_block_never_changes_while_the_writer_laps(
         kept = frame.array
     del frame
     expected = kept.copy()
-    published = 0
+    published = refused = 0
     for v in range(2, 50):
         try:
             writer.write(np.full(64, float(v)))
             published += 1
         except RuntimeError:
-            pass  # every other slot held: the writer is told, never overwrites
+            refused += 1  # the held slot and the newest one are both off limits
     assert published > 10, "the writer kept going round the free slots"
     assert np.array_equal(kept, expected), "a held frame changed under its view"
     del kept
     # The pin went with the last view: the writer gets every slot back.
     for v in range(3):
         writer.write(np.full(64, float(v)))
+
+
+def test_views_are_the_slots_themselves_and_pin_them(seg: shmkit.Segment) -> None:
+    slots = 3
+    ring = seg.frame_ring("cam", (64,), "float64", slots=slots)
+    reader, writer = ring.reader(), ring.writer()
+    kept = []
+    for v in range(1, slots):  # slots - 1 views, each kept after its with block
+        writer.write(np.full(64, float(v)))
+        with reader.next(5) as frame:
+            kept.append(frame.array)
+        del frame
+    # One slot is left unheld; once it holds the newest frame, nothing may be overwritten:
+    # a copy would leave every slot free and this write would succeed.
+    writer.write(np.full(64, float(slots)))
+    with pytest.raises(RuntimeError, match="held by readers"):
+        writer.write(np.full(64, -1.0))
+    assert [float(a[0]) for a in kept] == [float(v) for v in range(1, slots)]
+    assert all(np.all(a == a[0]) for a in kept)
+    held = {a.ctypes.data for a in kept}
+    assert len(held) == slots - 1
+    del kept  # the pins go with the last views
+    seen = set()
+    for v in range(2 * slots):
+        writer.write(np.full(64, float(v)))
+        seen.add(reader.next(5).array.ctypes.data)
+    assert len(seen) == slots and held <= seen, "the kept views were slots, not copies"
 
 
 def test_copy_is_private_and_a_wrong_dtype_or_size_is_refused(seg: shmkit.Segment) -> None:

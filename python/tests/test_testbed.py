@@ -111,7 +111,7 @@ def _log_of(tb: shmkit.Testbed) -> Any:
     return tb.segment.dict("log", 64)
 
 
-def test_a_safety_trip_closes_devices_first_and_stops_experiments_within_1s(bench_name: str) -> None:
+def test_a_safety_trip_closes_devices_at_once_and_stops_experiments_within_1s(bench_name: str) -> None:
     with shmkit.Testbed(bench_name, Bench, [Flag()], safety_check_interval=0.05) as tb:
         assert tb.segment is not None
         unsafe = tb.segment.value("unsafe", "i4")
@@ -127,9 +127,14 @@ def test_a_safety_trip_closes_devices_first_and_stops_experiments_within_1s(benc
         assert time.monotonic() - tripped_at < 1.5
         assert tb.report.trip is not None and tb.report.trip.test == "Flag"
         assert log["shutter"] == "closed"
+        # The devices are closed at once on a trip, not after the experiments: within one
+        # check interval (50 ms) and the close call, asserted with a 250 ms margin. (The
+        # experiments see SAFETY at the same moment, so they may stop before or after.)
+        closed_after = log["shutter_closed_at"] - tripped_at
+        print(f"shutter closed {closed_after:.3f} s after the unsafe condition")
+        assert closed_after < 0.05 + 0.25, closed_after
         for tag in ("a", "b"):
             assert log[f"{tag}_safety"] is True and log[f"{tag}_post"] is True
-            assert log["shutter_closed_at"] <= log[f"{tag}_stopped_at"] + 0.2
             assert log[f"{tag}_stopped_at"] - tripped_at < 1.0
         assert all(o.error is None and not o.killed for o in tb.report.experiments)
 

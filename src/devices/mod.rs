@@ -158,7 +158,10 @@ impl<D: Device> DeviceRef<D> {
 
 /// Lists a testbed's devices once and gives each a typed handle.
 ///
-/// ```ignore
+/// ```no_run
+/// use shmkit::devices::sim::{DmCommand, SimCamera, SimCameraConfig, SimDm, SimDmConfig};
+/// use shmkit::process::Entries;
+///
 /// shmkit::devices! {
 ///     /// The bench.
 ///     pub struct Bench {
@@ -166,8 +169,13 @@ impl<D: Device> DeviceRef<D> {
 ///         Dm: SimDm = SimDmConfig::default(),
 ///     }
 /// }
-/// // At the top of main: Bench::entries(Entries::new()).dispatch();
-/// let reply = Bench::Dm.client(&segment)?.call(&DmCommand::Zero)?;
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     Bench::entries(Entries::new()).dispatch(); // at the top of main
+///     let segment = shmkit::Segment::open("lab")?;
+///     let _reply = Bench::Dm.client(&segment)?.call(&DmCommand::Zero)?;
+///     Ok(())
+/// }
 /// ```
 ///
 /// Each member is an associated constant of type [`DeviceRef`], used like an enum variant

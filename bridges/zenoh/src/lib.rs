@@ -11,6 +11,7 @@
 //! the wire format, the typed errors and the at-most-once guarantee are in [`cmd_wire`]).
 //! Each bridge holds a liveliness token, so the far side sees it go within the lease
 //! ([`liveness`]). Keys are in [`keys`], the frame header in [`header`].
+#![forbid(unsafe_code)]
 
 pub mod cmd_in;
 pub mod cmd_out;

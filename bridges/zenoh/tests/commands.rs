@@ -124,6 +124,9 @@ impl Drop for ServerThread {
 /// The child half of the killed-server test: this test binary started with
 /// `$SHMKIT_ZB_SERVE` set runs this from its ELF constructor, before libtest's `main` (so no
 /// placeholder test passes as a no-op), and serves ring `dm` of that segment until killed.
+// The only unsafe-lint exception in the bridge: `link_section` places a function pointer the
+// loader calls before `main`; the function is an ordinary safe Rust function.
+#[allow(unsafe_code)]
 #[used]
 #[link_section = ".init_array"]
 static CHILD_COMMAND_SERVER: extern "C" fn() = {
@@ -310,6 +313,7 @@ fn a_killed_server_is_server_died_on_its_host_and_a_killed_bridge_fails_calls_fa
         child.0.kill().unwrap();
         child.0.wait().unwrap();
     });
+    eprintln!("a call in flight failed {after:?} after its server was killed");
     assert!(after < Duration::from_secs(3), "noticed in {after:?}");
     assert_eq!(
         remote(&r.unwrap_err()),
@@ -327,9 +331,12 @@ fn a_killed_server_is_server_died_on_its_host_and_a_killed_bridge_fails_calls_fa
     });
     let local = p.local.clone();
     let (r, after) = cut_mid_call(&local, || p.kill_a());
+    eprintln!("a call in flight failed {after:?} after its exporting bridge was killed");
+    // The README's claim: a call in flight fails within 20 ms of the link going down (a
+    // killed bridge: at once), asserted with the suite's 80 ms scheduling margin.
     assert!(
-        after < Duration::from_secs(4),
-        "a call in flight fails within the lease, not its 20 s deadline: {after:?}"
+        after < Duration::from_millis(20 + 80),
+        "a call in flight fails with the link, not at its 20 s deadline: {after:?}"
     );
     let e = remote(&r.unwrap_err());
     assert!(

@@ -235,8 +235,9 @@ fn a_cut_link_is_seen_within_the_lease_calls_fail_fast_and_it_all_comes_back() {
     );
     let seen = cut.elapsed();
     eprintln!("the cut was seen after {seen:?} (lease 1 s)");
+    // The README's claim: seen within the lease (1 s), asserted with a 500 ms margin.
     assert!(
-        seen < Duration::from_secs(4),
+        seen < Duration::from_millis(1000 + 500),
         "seen after {seen:?} (lease 1 s)"
     );
     let started = Instant::now();

@@ -83,11 +83,13 @@ fn a_2khz_camera_crosses_two_bridges_whole_and_a_killed_bridge_is_seen_down() {
             }
             Err(shmkit::rings::RingError::Timeout { .. }) if camera.is_finished() => break,
             Err(shmkit::rings::RingError::Overrun { missed }) => unchecked += missed,
-            Err(_) => {}
+            Err(shmkit::rings::RingError::Timeout { .. }) => {}
+            Err(e) => panic!("the local reader failed: {e}"),
         }
     }
     let published = camera.join().unwrap();
     let s = status(&dst, "cam").unwrap();
+    eprintln!("2 kHz camera: {published} published, frames {first}..={last}, {got} checked, {unchecked} unchecked, {s:?}");
     assert_eq!(s.rejected, 0, "{s:?}");
     assert_eq!(
         s.received,
@@ -111,9 +113,14 @@ fn a_2khz_camera_crosses_two_bridges_whole_and_a_killed_bridge_is_seen_down() {
         last - first + 1,
         "{s:?}, frames {first}..={last}"
     );
-    // How many frames a loaded machine gets through is the benchmark's business; this test
-    // checks that what came was whole and accounted for.
-    assert!(got >= 100, "frames came through: {got} ({s:?})");
+    // Loopback at 2 kHz loses almost nothing (measured: 3909 of 3915 sent, the 6 others
+    // skipped newest-only by the exporter); 10 % leaves room for a loaded CI machine, and a
+    // bridge that drops frames on its own fails here.
+    let sent_span = last - first + 1;
+    assert!(
+        s.received * 10 >= sent_span * 9,
+        "at least 90 % of frames {first}..={last} received: {s:?}"
+    );
 
     // A bridge killed outright is seen down within the lease (2 s) plus a margin.
     let killed = Instant::now();

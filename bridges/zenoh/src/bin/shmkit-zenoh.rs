@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 stopped cleanly, 1 the bridge failed (a ring missing, a spec mismatch, …),
 //! 2 bad usage or configuration.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use shmkit_zenoh::{
