@@ -49,9 +49,21 @@ fn main() {
         budget.measured_nm,
         budget.total_nm
     );
+    // The poke test measures the model's delay: the median step is seen exactly
+    // `model_delay` frames after the command, and no step earlier (impossible) or more than
+    // one frame later (a mirror update that missed the next render on a loaded machine).
+    assert_eq!(
+        s.latency_frames, s.model_delay,
+        "poke steps {:?}",
+        s.poke_frames
+    );
     assert!(
-        s.poke_frames.iter().filter(|&&f| f >= 1).count() * 2 > s.poke_frames.len(),
-        "the poke test sees its steps: {:?}",
+        s.poke_frames
+            .iter()
+            .all(|&f| (s.model_delay..=s.model_delay + 1).contains(&f)),
+        "every poke step seen {} or {} frames later: {:?}",
+        s.model_delay,
+        s.model_delay + 1,
         s.poke_frames
     );
     let dir = options.report_dir.as_ref().expect("a report folder");

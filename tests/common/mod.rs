@@ -126,3 +126,19 @@ pub fn require_root(why: &str) {
         "needs root ({why}); run as root or leave ignored tests out"
     );
 }
+
+/// This thread's kernel id (to hand to [`wait_until_futex_wait`] from another thread).
+pub fn gettid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// Waits until thread `tid` of this process sleeps in a futex wait (`/proc/self/task/TID/
+/// wchan`), at most `timeout`: a test's way to know that a waiter is really waiting before it
+/// acts, instead of sleeping and hoping. Panics on timeout.
+pub fn wait_until_futex_wait(tid: i32, timeout: Duration) {
+    let path = format!("/proc/self/task/{tid}/wchan");
+    let ok = eventually(timeout, || {
+        std::fs::read_to_string(&path).is_ok_and(|w| w.contains("futex"))
+    });
+    assert!(ok, "thread {tid} never slept in a futex wait");
+}
