@@ -142,7 +142,8 @@ fn a_client_killed_mid_call_leaks_no_slot() {
         assert!(eventually(Duration::from_secs(10), || flag_word
             .load(Ordering::Acquire)
             == 1));
-        std::thread::sleep(Duration::from_millis(20)); // let it queue its request
+        // Its request is queued once it sleeps waiting for the answer.
+        common::wait_until_futex_wait(client.id() as i32, Duration::from_secs(10));
         sigkill(&client);
         let _ = client.wait();
     }

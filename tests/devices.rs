@@ -537,6 +537,51 @@ fn sigterm_closes_the_device_safely() {
     finish(seg, &cache);
 }
 
+/// A server whose heartbeat stops (the process stopped by SIGSTOP: alive, but not running)
+/// is reported unresponsive once its heartbeat is older than 1 s — not before, and not as
+/// crashed — and running again once it resumes.
+fn a_stopped_server_is_unresponsive_after_1s_and_running_again_when_it_resumes() {
+    let seg = segment("stopped");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    dm.call(&DmCommand::Zero).unwrap();
+    let pid = dm.status().unwrap().pid;
+    // SAFETY: signalling the server process we started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+    let stopped = Instant::now();
+    let state = || cache.status("Dm").unwrap().state;
+    let mut seen_running = false;
+    while state() != DeviceState::Unresponsive {
+        let s = state();
+        assert_eq!(s, DeviceState::Running, "a stopped server is not {s:?}");
+        seen_running = true;
+        assert!(
+            stopped.elapsed() < Duration::from_secs(3),
+            "never reported unresponsive"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let after = stopped.elapsed();
+    // The heartbeat was at most 50 ms old when the process stopped.
+    assert!(
+        seen_running && after >= Duration::from_millis(950),
+        "unresponsive after only {after:?}"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    let resumed = Instant::now();
+    while state() != DeviceState::Running {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(1),
+            "still {:?} after resuming",
+            state()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(matches!(dm.call(&DmCommand::Get).unwrap(), DmReply::Shape(v) if v.len() == 144));
+    finish(seg, &cache);
+}
+
 fn main() {
     Bench::entries(Entries::new())
         .entry("requester", requester)
@@ -544,7 +589,11 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 12] = [
+    let tests: [(&str, fn()); 13] = [
+        (
+            "a_stopped_server_is_unresponsive_after_1s_and_running_again_when_it_resumes",
+            a_stopped_server_is_unresponsive_after_1s_and_running_again_when_it_resumes,
+        ),
         (
             "the_ao_camera_publishes_its_truth_and_refuses_bad_settings",
             the_ao_camera_publishes_its_truth_and_refuses_bad_settings,

@@ -128,8 +128,14 @@ fn wake_8_waiting_processes(clear_at_once: bool) {
     assert!(eventually(Duration::from_secs(20), || arrived
         .load(Ordering::Acquire)
         == 8));
-    // Give the blocking waiters time to fall asleep in the futex.
-    std::thread::sleep(Duration::from_millis(50));
+    // Every waiter that blocks must be asleep in the futex before `set` (the counter above
+    // only says it is about to wait). The spinning one cannot be seen waiting from outside:
+    // if it were not yet, it would miss the set and this test fail, never pass wrongly.
+    for (c, s) in children.iter().zip(strategies) {
+        if s != "spin" {
+            common::wait_until_futex_wait(c.id() as i32, Duration::from_secs(20));
+        }
+    }
     assert!(!event.is_set());
     event.set();
     if clear_at_once {

@@ -132,11 +132,11 @@ pub fn gettid() -> i32 {
     rustix::thread::gettid().as_raw_nonzero().get()
 }
 
-/// Waits until thread `tid` of this process sleeps in a futex wait (`/proc/self/task/TID/
-/// wchan`), at most `timeout`: a test's way to know that a waiter is really waiting before it
-/// acts, instead of sleeping and hoping. Panics on timeout.
+/// Waits until thread `tid` (of any process: a child's pid is its main thread's tid) sleeps in
+/// a futex wait (`/proc/TID/wchan`), at most `timeout`: a test's way to know that a waiter is
+/// really waiting before it acts, instead of sleeping and hoping. Panics on timeout.
 pub fn wait_until_futex_wait(tid: i32, timeout: Duration) {
-    let path = format!("/proc/self/task/{tid}/wchan");
+    let path = format!("/proc/{tid}/wchan");
     let ok = eventually(timeout, || {
         std::fs::read_to_string(&path).is_ok_and(|w| w.contains("futex"))
     });
