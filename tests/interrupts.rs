@@ -186,8 +186,8 @@ fn run(role: &str, call: &str) {
     assert!(eventually(Duration::from_secs(20), || ready
         .load(Ordering::Acquire)
         == 1));
-    // Let it fall asleep in its wait, then signal it (several times when ignored).
-    std::thread::sleep(Duration::from_millis(60));
+    // Signal it once it sleeps in its call (several times, spaced, when ignored).
+    common::wait_until_asleep(child.id() as i32, Duration::from_secs(20));
     let signals = if role == "heeded" { 1 } else { 5 };
     for _ in 0..signals {
         // SAFETY: a pid we spawned and have not reaped.

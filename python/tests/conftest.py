@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,6 +22,29 @@ def seg() -> Iterator[shmkit.Segment]:
         yield segment
     finally:
         shmkit.Segment.unlink(name)
+
+
+def _asleep(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 1 :].split()[0] == "S"
+
+
+@pytest.fixture
+def wait_until_asleep() -> Callable[[int], None]:
+    """Waits (at most 20 s) until process `pid`'s main thread sleeps in a blocking call (state
+    S), so that a signal sent next lands inside the call a test means, not before it."""
+
+    def wait(pid: int) -> None:
+        deadline = time.monotonic() + 20
+        while not _asleep(pid):
+            assert time.monotonic() < deadline, f"process {pid} never went to sleep"
+            time.sleep(0.0005)
+
+    return wait
 
 
 # Where SHMKIT_REQUIRE_ALL=1 (CI, which runs as root with everything installed) a skipped test

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -259,7 +260,9 @@ def test_a_python_device_publishes_frames_that_clients_read_in_place(cache: Any)
     assert got[0].array.shape == (4, 6) and not got[0].array.flags.writeable
 
 
-def test_ctrl_c_interrupts_a_device_call_within_100ms(seg: shmkit.Segment, cache: Any) -> None:
+def test_ctrl_c_interrupts_a_device_call_within_100ms(
+    seg: shmkit.Segment, cache: Any, wait_until_asleep: Callable[[int], None]
+) -> None:
     Devices.COUNTER.incr()  # started by this process, so the child only calls
     child = subprocess.Popen(
         [
@@ -288,7 +291,7 @@ def test_ctrl_c_interrupts_a_device_call_within_100ms(seg: shmkit.Segment, cache
         text=True,
     )
     assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-    time.sleep(0.3)  # inside the call
+    wait_until_asleep(child.pid)  # inside the call
     os.kill(child.pid, signal.SIGINT)
     sent = time.monotonic()
     line = child.stdout.readline().strip()

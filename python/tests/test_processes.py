@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -82,12 +83,15 @@ BLOCKED_IN = {
     "call": "seg.command_ring('dm', 2, 64, 64).call(b'never answered')",
     "serve": "seg.command_ring('idle', 2, 64, 64).server().serve(lambda r: r)",
     "value": "seg.value('busy').get()",
-    "join": "p = shmkit.Process(target=time.sleep, args=(30,)); p.start(); spawned.append(p); p.join()",
+    "join": "p = shmkit.Process(target=time.sleep, args=(30,)); p.start(); spawned.append(p); "
+    "print('started', flush=True); p.join()",
 }
 
 
 @pytest.mark.parametrize("call", sorted(BLOCKED_IN))
-def test_ctrl_c_interrupts_a_blocked_call_within_100ms(call: str, seg: shmkit.Segment) -> None:
+def test_ctrl_c_interrupts_a_blocked_call_within_100ms(
+    call: str, seg: shmkit.Segment, wait_until_asleep: Callable[[int], None]
+) -> None:
     held = seg.mutex("held")
     held.acquire()
     busy = seg.value("busy", "f8").mutex
@@ -100,6 +104,8 @@ def test_ctrl_c_interrupts_a_blocked_call_within_100ms(call: str, seg: shmkit.Se
         seg = shmkit.Segment.open(sys.argv[1])
         spawned = []
         print("ready", flush=True)
+        if {call!r} != "join":
+            print("started", flush=True)
         try:
             {BLOCKED_IN[call]}
             print("returned", flush=True)
@@ -111,7 +117,8 @@ def test_ctrl_c_interrupts_a_blocked_call_within_100ms(call: str, seg: shmkit.Se
         seg,
     )
     assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-    time.sleep(0.3)  # asleep in the call
+    assert child.stdout.readline().strip() == "started"
+    wait_until_asleep(child.pid)  # inside the call, not before it
     os.kill(child.pid, signal.SIGINT)
     sent = time.monotonic()
     line = child.stdout.readline().strip()

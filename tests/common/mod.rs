@@ -142,3 +142,18 @@ pub fn wait_until_futex_wait(tid: i32, timeout: Duration) {
     });
     assert!(ok, "thread {tid} never slept in a futex wait");
 }
+
+/// Waits until thread `tid` sleeps interruptibly (state `S` in `/proc/TID/stat`: in a futex,
+/// a poll, a pidfd wait — any blocking call), at most `timeout`. A child that announced it is
+/// about to block is inside its call once this returns. Panics on timeout.
+pub fn wait_until_asleep(tid: i32, timeout: Duration) {
+    let path = format!("/proc/{tid}/stat");
+    let ok = eventually(timeout, || {
+        std::fs::read_to_string(&path).is_ok_and(|stat| {
+            stat.rfind(')')
+                .and_then(|end| stat[end + 1..].split_ascii_whitespace().next())
+                == Some("S")
+        })
+    });
+    assert!(ok, "thread {tid} never went to sleep");
+}
