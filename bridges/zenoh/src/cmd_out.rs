@@ -4,6 +4,12 @@
 //! the local ring with the caller's remaining budget, and replies once: the reply's bytes, or
 //! a [`RemoteError`] as an error reply. `…/cmd/<ring>/@spec` answers the ring's sizes and the
 //! versions, so an importing bridge creates a ring that fits.
+//!
+//! One executor per call: both queryables are `complete` (a `BestMatching` query goes to one
+//! of them, never to every match), a query for any key but the ring's exact one (a wildcard
+//! such as `shmkit/**`) is refused without running anything, and a bridge that finds the
+//! ring already exported — another bridge's token on `…/cmd/<ring>/@exporter/*` — refuses
+//! to start with [`BridgeError::AlreadyExported`].
 
 use crate::cmd_wire::{CallHeader, CommandSpecReply, HeaderProblem, RemoteError, NO_BUDGET};
 use crate::config::ExportCommands;
@@ -20,6 +26,8 @@ use zenoh::Wait;
 
 /// How often an idle worker looks at the stop flag.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
+/// How long a starting export asks the network for another exporter of its ring.
+const EXPORTER_CHECK: Duration = Duration::from_millis(500);
 
 /// A query waiting for a worker, with when it arrived.
 type Queued = (Query, Instant);
@@ -33,6 +41,8 @@ pub struct CommandCounters {
     pub failed: AtomicU64,
     /// Calls refused at once because every worker was busy and the queue full.
     pub busy: AtomicU64,
+    /// Queries refused because they asked for another key than the ring's (a wildcard).
+    pub refused: AtomicU64,
 }
 
 /// A command ring being exported; its workers stop when the bridge's stop flag is set.
@@ -44,6 +54,7 @@ pub struct CommandExport {
     workers: Vec<std::thread::JoinHandle<()>>,
     _calls: zenoh::query::Queryable<()>,
     _spec: zenoh::query::Queryable<()>,
+    _exporter: zenoh::liveliness::LivelinessToken,
 }
 
 impl CommandExport {
@@ -57,10 +68,12 @@ impl CommandExport {
         let key = RingKey::new(host, &e.segment, &e.ring)?;
         let segment = Segment::open(&e.segment)?;
         let ring: CommandRing = segment.open(&e.ring)?;
+        let exporter = claim_export(session, &key)?;
         let spec = serde_json::to_vec(&CommandSpecReply::of(&ring.spec()))
             .map_err(|e| BridgeError::Config(e.to_string()))?;
         let spec_queryable = session
             .declare_queryable(key.command_spec())
+            .complete(true)
             .callback(move |query| {
                 // Queued for sending, not awaited: the callback does not block.
                 let _ = query.reply(query.key_expr().clone(), spec.clone()).wait();
@@ -75,16 +88,32 @@ impl CommandExport {
         let counters = Arc::new(CommandCounters::default());
         let calls = session
             .declare_queryable(key.command())
+            .complete(true)
             .callback({
                 let counters = Arc::clone(&counters);
                 let host = host.to_owned();
-                move |query| match tx.try_send((query, Instant::now())) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full((query, _)))
-                    | Err(TrySendError::Disconnected((query, _))) => {
-                        counters.busy.fetch_add(1, Ordering::Relaxed);
-                        let busy = RemoteError::Busy { host: host.clone() };
-                        let _ = query.reply_err(busy.to_json()).wait();
+                let exact = key.command();
+                move |query| {
+                    if query.key_expr().as_str() != exact {
+                        counters.refused.fetch_add(1, Ordering::Relaxed);
+                        let refused = RemoteError::BadRequest {
+                            host: host.clone(),
+                            detail: format!(
+                                "a call names its ring exactly ({exact}); {} runs nothing",
+                                query.key_expr()
+                            ),
+                        };
+                        let _ = query.reply_err(refused.to_json()).wait();
+                        return;
+                    }
+                    match tx.try_send((query, Instant::now())) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full((query, _)))
+                        | Err(TrySendError::Disconnected((query, _))) => {
+                            counters.busy.fetch_add(1, Ordering::Relaxed);
+                            let busy = RemoteError::Busy { host: host.clone() };
+                            let _ = query.reply_err(busy.to_json()).wait();
+                        }
                     }
                 }
             })
@@ -113,6 +142,7 @@ impl CommandExport {
             workers: handles,
             _calls: calls,
             _spec: spec_queryable,
+            _exporter: exporter,
         })
     }
 
@@ -122,6 +152,33 @@ impl CommandExport {
             let _ = w.join();
         }
     }
+}
+
+/// Declares this bridge the exporter of `key`'s command ring, after asking the network
+/// (for [`EXPORTER_CHECK`]) whether another bridge already is; if one is, refuses.
+fn claim_export(
+    session: &zenoh::Session,
+    key: &RingKey,
+) -> Result<zenoh::liveliness::LivelinessToken, BridgeError> {
+    let replies = session
+        .liveliness()
+        .get(key.command_exporters())
+        .timeout(EXPORTER_CHECK)
+        .wait()
+        .map_err(BridgeError::zenoh)?;
+    while let Ok(reply) = replies.recv() {
+        if let Ok(sample) = reply.result() {
+            return Err(BridgeError::AlreadyExported {
+                key: key.command(),
+                by: sample.key_expr().as_str().to_owned(),
+            });
+        }
+    }
+    session
+        .liveliness()
+        .declare_token(key.command_exporter(&session.zid().to_string())?)
+        .wait()
+        .map_err(BridgeError::zenoh)
 }
 
 fn worker(

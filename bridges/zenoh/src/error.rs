@@ -65,6 +65,15 @@ pub enum BridgeError {
     /// The configuration is not usable.
     #[error("configuration: {0}")]
     Config(String),
+    /// Another bridge already exports this command ring: a second exporter would let one
+    /// call run twice.
+    #[error("{key} is already exported by another bridge ({by}): a command ring has one exporter")]
+    AlreadyExported {
+        /// The command ring's key.
+        key: String,
+        /// The other exporter's token.
+        by: String,
+    },
     /// Zenoh refused.
     #[error("zenoh: {0}")]
     Zenoh(String),

@@ -6,6 +6,7 @@
 //! | `shmkit/<host>/<segment>/frames/<ring>/@spec` | a queryable: the ring's spec and layout version |
 //! | `shmkit/<host>/<segment>/cmd/<ring>` | a command ring, as a queryable (`cmd_wire`) |
 //! | `shmkit/<host>/<segment>/cmd/<ring>/@spec` | a queryable: the command ring's sizes and versions |
+//! | `shmkit/<host>/<segment>/cmd/<ring>/@exporter/<zid>` | the exporting bridge's liveliness token |
 //! | `shmkit/<host>/@bridge/<zid>` | a bridge's liveliness token |
 //!
 //! Zenoh gives `*`, `$`, `?`, `#` and `/` meaning inside a key, and `@` at the start of a chunk;
@@ -88,6 +89,19 @@ impl RingKey {
     pub fn command_spec(&self) -> String {
         format!("{}/@spec", self.command())
     }
+
+    /// `…/cmd/<ring>/@exporter/<id>`: the token of the bridge exporting this command ring,
+    /// so that a second one sees it and refuses to start. (A `@` chunk is matched only by
+    /// itself: `shmkit/**` does not reach it.)
+    pub fn command_exporter(&self, id: &str) -> Result<String, BridgeError> {
+        check("bridge id", id)?;
+        Ok(format!("{}/@exporter/{id}", self.command()))
+    }
+
+    /// Every exporter token of this command ring.
+    pub fn command_exporters(&self) -> String {
+        format!("{}/@exporter/*", self.command())
+    }
 }
 
 /// `shmkit/<host>/@bridge/<id>`: a bridge's liveliness token.
@@ -146,6 +160,14 @@ mod tests {
         );
         assert!(RingKey::new("h", "s", "a/b").is_err());
         assert_eq!(bridge_token("h", "abc").unwrap(), "shmkit/h/@bridge/abc");
+        assert_eq!(
+            k.command_exporter("z1").unwrap(),
+            "shmkit/benchhost/lab-1/cmd/camera.raw/@exporter/z1"
+        );
+        assert_eq!(
+            k.command_exporters(),
+            "shmkit/benchhost/lab-1/cmd/camera.raw/@exporter/*"
+        );
         for c in local_host().chars() {
             assert!(!"*$?#/@".contains(c));
         }

@@ -549,3 +549,100 @@ fn another_version_is_refused_typed_and_a_plain_zenoh_get_can_call() {
     assert!(err.contains("layout 999"), "{err}");
     session.close().wait().unwrap();
 }
+
+/// One executor per call: a wildcard query reaches the exporter but runs nothing; a second
+/// bridge exporting the same command ring under the same host refuses to start, naming the
+/// first; with the ring also exported under another host name, a call through the importer
+/// runs exactly once.
+#[test]
+fn a_wildcard_query_runs_nothing_and_a_second_exporter_of_a_ring_refuses_to_start() {
+    let p = pair("one");
+    let server = ServerThread::start(&p.ring);
+    eventually("the exporter answers", Duration::from_secs(10), || {
+        p.local.call(b"id:1", Duration::from_secs(2)).is_ok()
+    });
+    let config = BridgeConfig {
+        connect: vec![p.ep.clone()],
+        ..BridgeConfig::default()
+    };
+    let session = zenoh::open(config.zenoh().unwrap()).wait().unwrap();
+    let header = CallHeader {
+        budget_ns: 2_000_000_000,
+        call_id: 7,
+    }
+    .encode()
+    .to_vec();
+    for wildcard in [
+        "shmkit/**".to_owned(),
+        format!("shmkit/hostA/{}/cmd/*", p.names.0),
+        "shmkit/*/*/cmd/dm".to_owned(),
+    ] {
+        let replies = session
+            .get(&wildcard)
+            .payload(b"id:2".to_vec())
+            .attachment(header.clone())
+            .timeout(Duration::from_secs(2))
+            .wait()
+            .unwrap();
+        let mut answers = 0;
+        while let Ok(reply) = replies.recv() {
+            answers += 1;
+            let e = reply
+                .result()
+                .map(|_| ())
+                .expect_err("a wildcard is refused");
+            let e = RemoteError::from_json("hostA", &e.payload().to_bytes());
+            assert!(matches!(e, RemoteError::BadRequest { .. }), "{e:?}");
+        }
+        assert!(answers <= 1, "{wildcard}: {answers} answers");
+    }
+    drop(session);
+
+    // A second exporter of the same key (same host name, same ring) refuses to start.
+    let second = Command::new(env!("CARGO_BIN_EXE_shmkit-zenoh"))
+        .args([
+            "--host",
+            "hostA",
+            "--connect",
+            &p.ep,
+            "--export-cmd",
+            &p.export,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut second = Proc(second);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(status) = second.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the second exporter started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("already exported"), "{err}");
+
+    // The same ring exported under another host name is another key: still one executor.
+    let _c = bridge(&[
+        "--host",
+        "hostC",
+        "--connect",
+        &p.ep,
+        "--export-cmd",
+        &p.export,
+    ]);
+    assert_eq!(
+        p.local.call(b"id:3", Duration::from_secs(5)).unwrap(),
+        b"id:3"
+    );
+    let seen = server.seen.lock().unwrap();
+    assert_eq!(seen.ids.get(&2), None, "a wildcard query ran");
+    assert_eq!(seen.ids.get(&3), Some(&1), "the call ran exactly once");
+}
