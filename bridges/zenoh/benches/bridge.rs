@@ -47,6 +47,8 @@ fn config(host: &str, listen: Option<&str>, connect: Option<&str>) -> BridgeConf
         host: host.into(),
         listen: listen.into_iter().map(String::from).collect(),
         connect: connect.into_iter().map(String::from).collect(),
+        // Loopback between two bridges of this process: the benchmark measures the bridge.
+        insecure: true,
         ..BridgeConfig::default()
     }
 }
@@ -245,6 +247,7 @@ impl Bridged {
             segment: names.0.clone(),
             ring: "dm".into(),
             workers: 4,
+            max_call_ms: shmkit_zenoh::config::default_max_call_ms(),
         });
         cb.import_commands.push(ImportCommands {
             host: "hostA".into(),

@@ -115,13 +115,27 @@ impl CommandImport {
     /// Starts importing `i`: asks the remote spec, finds or creates the local segment and
     /// ring (an existing ring of another spec is [`BridgeError::SpecMismatch`]; one with a
     /// live server already is a [`BridgeError::Command`]), and serves it.
+    /// A remote ring with more than 1024 slots or requests or replies larger than
+    /// `max_message_bytes` is refused ([`BridgeError::TooLarge`]) before the local ring is sized.
     pub fn start(
         session: &zenoh::Session,
         i: &ImportCommands,
         stop: Arc<AtomicBool>,
+        max_message_bytes: u64,
     ) -> Result<CommandImport, BridgeError> {
         let key = RingKey::new(&i.host, &i.segment, &i.ring)?;
         let remote = remote_command_spec(session, &key)?;
+        let largest = u64::from(remote.max_request.max(remote.max_reply));
+        if remote.slots > 1024 || largest > max_message_bytes {
+            return Err(BridgeError::TooLarge {
+                key: key.command_spec(),
+                detail: format!(
+                    "{} slots, requests up to {} and replies up to {} bytes; this bridge takes \
+                     up to 1024 slots and messages up to {max_message_bytes} bytes",
+                    remote.slots, remote.max_request, remote.max_reply
+                ),
+            });
+        }
         let spec = CommandSpec {
             slots: remote.slots,
             max_request: remote.max_request,

@@ -41,7 +41,7 @@ pub struct CommandCounters {
     pub failed: AtomicU64,
     /// Calls refused at once because every worker was busy and the queue full.
     pub busy: AtomicU64,
-    /// Queries refused because they asked for another key than the ring's (a wildcard).
+    /// Queries refused unrun: another key than the ring's (a wildcard), or too large.
     pub refused: AtomicU64,
 }
 
@@ -81,6 +81,7 @@ impl CommandExport {
             .wait()
             .map_err(BridgeError::zenoh)?;
         let workers = e.workers.max(1);
+        let cap = Duration::from_millis(e.max_call_ms);
         // Room for one call per slot of the ring beyond those being worked on: more than that
         // could only wait for a slot anyway.
         let (tx, rx): (SyncSender<Queued>, Receiver<Queued>) =
@@ -93,6 +94,7 @@ impl CommandExport {
                 let counters = Arc::clone(&counters);
                 let host = host.to_owned();
                 let exact = key.command();
+                let max_request = ring.spec().max_request as usize;
                 move |query| {
                     if query.key_expr().as_str() != exact {
                         counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -104,6 +106,19 @@ impl CommandExport {
                             ),
                         };
                         let _ = query.reply_err(refused.to_json()).wait();
+                        return;
+                    }
+                    // Nothing larger than the ring takes is queued: the queue's bytes are
+                    // bounded by its length times the ring's largest request.
+                    let len = query.payload().map_or(0, |p| p.len());
+                    if len > max_request {
+                        counters.refused.fetch_add(1, Ordering::Relaxed);
+                        let too_large = RemoteError::TooLarge {
+                            host: host.clone(),
+                            len: len as u64,
+                            max: max_request as u32,
+                        };
+                        let _ = query.reply_err(too_large.to_json()).wait();
                         return;
                     }
                     match tx.try_send((query, Instant::now())) {
@@ -132,7 +147,7 @@ impl CommandExport {
             let host = host.to_owned();
             let handle = std::thread::Builder::new()
                 .name(format!("zenoh-cmd-{}-{n}", e.ring))
-                .spawn(move || worker(&ring.1, &rx, &host, &stop, &counters))
+                .spawn(move || worker(&ring.1, &rx, &host, &stop, &counters, cap))
                 .map_err(|e| BridgeError::Config(format!("spawning a command worker: {e}")))?;
             handles.push(handle);
         }
@@ -187,6 +202,7 @@ fn worker(
     host: &str,
     stop: &AtomicBool,
     counters: &CommandCounters,
+    cap: Duration,
 ) {
     while !stop.load(Ordering::Relaxed) {
         // The lock is held only while taking the next query, never while serving one.
@@ -199,7 +215,7 @@ fn worker(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        match serve(ring, &query, arrived, host, stop) {
+        match serve(ring, &query, arrived, host, stop, cap) {
             Ok(reply) => {
                 counters.replied.fetch_add(1, Ordering::Relaxed);
                 let _ = query.reply(query.key_expr().clone(), reply).wait();
@@ -219,6 +235,7 @@ fn serve(
     arrived: Instant,
     host: &str,
     stop: &AtomicBool,
+    cap: Duration,
 ) -> Result<Vec<u8>, RemoteError> {
     let attachment = query.attachment().map(|a| a.to_bytes());
     let header = match attachment.as_deref().map(CallHeader::decode) {
@@ -248,7 +265,8 @@ fn serve(
     // The budget counts from the call's arrival: time spent queued here is the caller's too.
     let queued = arrived.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
     let timeout = match header.budget_ns {
-        NO_BUDGET => Timeout::Forever,
+        // No deadline from the caller: the export's cap, so a peer cannot pin a worker.
+        NO_BUDGET => Timeout::After(cap.saturating_sub(Duration::from_nanos(queued))),
         ns if ns <= queued => {
             // The caller has given up already: running it now would be a call nobody awaits.
             return Err(RemoteError::Timeout {

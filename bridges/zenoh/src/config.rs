@@ -1,6 +1,8 @@
 //! A bridge's configuration: endpoints, lease, which rings go out and which come in, with
-//! their limits. Read from a JSON file and/or flags; multicast scouting is off unless asked
-//! for, so a bridge talks only to the endpoints it is given.
+//! their limits. Read from a JSON file and/or flags, on top of an optional standard Zenoh
+//! configuration file (JSON5, as `zenohd` reads it: TLS and mutual TLS, user/password,
+//! access control). Multicast scouting is off unless asked for and gossip is always off, so a
+//! bridge talks only to the endpoints it is given.
 
 use crate::error::BridgeError;
 use crate::keys;
@@ -63,6 +65,15 @@ pub struct ExportCommands {
     /// Calls run at once (default 4).
     #[serde(default = "four")]
     pub workers: u32,
+    /// The longest a call whose caller gave no deadline may run, in milliseconds (default
+    /// 60 000): a peer cannot pin a worker forever.
+    #[serde(default = "default_max_call_ms")]
+    pub max_call_ms: u64,
+}
+
+/// [`ExportCommands::max_call_ms`]'s default.
+pub fn default_max_call_ms() -> u64 {
+    60_000
 }
 
 /// One remote command ring imported as a local ring whose server forwards every call.
@@ -119,10 +130,26 @@ pub struct BridgeConfig {
     /// Command rings to import.
     #[serde(default)]
     pub import_commands: Vec<ImportCommands>,
+    /// A standard Zenoh configuration file (JSON5) this bridge's settings are applied over:
+    /// where TLS certificates, user/password and access control go.
+    #[serde(default)]
+    pub zenoh_config: Option<String>,
+    /// Listen where any peer may connect without authentication (printing what that
+    /// exposes). Off: such a listener is refused ([`crate::exposure`]).
+    #[serde(default)]
+    pub insecure: bool,
+    /// The largest message a peer may send this bridge, in bytes (Zenoh's own default is
+    /// 1 GiB); a remote ring whose frames would not fit is refused before anything is made.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: u64,
 }
 
 fn default_lease() -> u64 {
     2000
+}
+
+fn default_max_message() -> u64 {
+    64 << 20
 }
 
 impl Default for BridgeConfig {
@@ -137,6 +164,9 @@ impl Default for BridgeConfig {
             import: Vec::new(),
             export_commands: Vec::new(),
             import_commands: Vec::new(),
+            zenoh_config: None,
+            insecure: false,
+            max_message_bytes: default_max_message(),
         }
     }
 }
@@ -150,9 +180,33 @@ impl BridgeConfig {
             .map_err(|e| BridgeError::Config(format!("{}: {e}", path.display())))
     }
 
+    /// The exported rings, named for a warning about who can reach them.
+    pub fn exposed(&self) -> String {
+        let frames = self
+            .export
+            .iter()
+            .map(|e| format!("frames {}/{}", e.segment, e.ring));
+        let calls = self
+            .export_commands
+            .iter()
+            .map(|e| format!("command ring {}/{}", e.segment, e.ring));
+        let all: Vec<String> = frames.chain(calls).collect();
+        if all.is_empty() {
+            "nothing exported yet (and can inject into the imports)".into()
+        } else {
+            all.join(", ")
+        }
+    }
+
     /// Checks names, limits and the lease.
     pub fn check(&self) -> Result<(), BridgeError> {
         keys::check("host", &self.host)?;
+        if !(4096..=(1 << 32)).contains(&self.max_message_bytes) {
+            return Err(BridgeError::Config(format!(
+                "max_message_bytes {}: between 4 KiB and 4 GiB",
+                self.max_message_bytes
+            )));
+        }
         if !(100..=600_000).contains(&self.lease_ms) {
             return Err(BridgeError::Config(format!(
                 "lease {} ms: between 100 ms and 10 min",
@@ -184,6 +238,12 @@ impl BridgeConfig {
         for e in &self.export_commands {
             keys::RingKey::new(&self.host, &e.segment, &e.ring)?;
             workers("command export", &e.segment, &e.ring, e.workers)?;
+            if !(1..=86_400_000).contains(&e.max_call_ms) {
+                return Err(BridgeError::Config(format!(
+                    "command export {}/{}: max_call_ms {}, between 1 ms and a day",
+                    e.segment, e.ring, e.max_call_ms
+                )));
+            }
         }
         for i in &self.import_commands {
             keys::RingKey::new(&i.host, &i.segment, &i.ring)?;
@@ -192,18 +252,45 @@ impl BridgeConfig {
         Ok(())
     }
 
-    /// The Zenoh configuration: peer mode, these endpoints, the lease, scouting as asked.
+    /// The Zenoh configuration: the Zenoh file's (if any), with peer mode, these endpoints
+    /// (where any are given), the lease, scouting as asked, gossip off and the message limit
+    /// applied over it.
     pub fn zenoh(&self) -> Result<zenoh::Config, BridgeError> {
-        let mut c = zenoh::Config::default();
+        let mut c = match &self.zenoh_config {
+            Some(path) => zenoh::Config::from_file(path)
+                .map_err(|e| BridgeError::Config(format!("{path}: {e}")))?,
+            None => zenoh::Config::default(),
+        };
+        // The bridge's endpoints win; where it names none, the Zenoh file's stand if it set
+        // any (Zenoh's own default, a listener on every address, never does).
+        let defaults = zenoh::Config::default();
+        let from_file: Vec<bool> = ["listen/endpoints", "connect/endpoints"]
+            .iter()
+            .map(|key| c.get_json(key).ok() != defaults.get_json(key).ok())
+            .collect();
         let mut set = |key: &str, value: String| {
             c.insert_json5(key, &value)
                 .map_err(|e| BridgeError::Config(format!("{key} = {value}: {e}")))
         };
         let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         set("mode", "\"peer\"".into())?;
-        set("listen/endpoints", list(&self.listen))?;
-        set("connect/endpoints", list(&self.connect))?;
+        for ((key, ours), file_set) in [
+            ("listen/endpoints", &self.listen),
+            ("connect/endpoints", &self.connect),
+        ]
+        .into_iter()
+        .zip(from_file)
+        {
+            if !ours.is_empty() || !file_set {
+                set(key, list(ours))?;
+            }
+        }
         set("scouting/multicast/enabled", self.multicast.to_string())?;
+        set("scouting/gossip/enabled", "false".into())?;
+        set(
+            "transport/link/rx/max_message_size",
+            self.max_message_bytes.to_string(),
+        )?;
         set("transport/link/tx/lease", self.lease_ms.to_string())?;
         set("transport/link/tx/keep_alive", "4".into())?;
         // Keep retrying a connect endpoint whose bridge is not up yet (started in any order).

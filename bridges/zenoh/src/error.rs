@@ -65,6 +65,26 @@ pub enum BridgeError {
     /// The configuration is not usable.
     #[error("configuration: {0}")]
     Config(String),
+    /// A remote ring whose frames or messages would exceed this bridge's limits: refused
+    /// before anything is allocated.
+    #[error("{key}: {detail}")]
+    TooLarge {
+        /// The remote ring's `@spec` key.
+        key: String,
+        /// Its sizes and the limit.
+        detail: String,
+    },
+    /// A listener any peer could use: refused unless peers must authenticate or `insecure`.
+    #[error(
+        "refusing to listen on {endpoint}: any peer that reaches it could read and call the \
+         exported rings (every local account reaches loopback). Use a tls/ endpoint with mutual \
+         TLS or a user/password dictionary (a Zenoh configuration file, --zenoh-config), a \
+         Unix socket, or --insecure"
+    )]
+    Exposed {
+        /// The endpoint.
+        endpoint: String,
+    },
     /// Another bridge already exports this command ring: a second exporter would let one
     /// call run twice.
     #[error("{key} is already exported by another bridge ({by}): a command ring has one exporter")]

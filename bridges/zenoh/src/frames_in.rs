@@ -88,7 +88,7 @@ impl Receiver {
         };
         let now = shmkit::clock::monotonic_ns();
         let reject = |status: &Shared<LinkStatus>| {
-            let _ = status.update(|s| s.rejected += 1);
+            let _ = status.update(|s| s.rejected = s.rejected.saturating_add(1));
         };
         let Some(Ok(h)) = header.filter(|_| fits) else {
             reject(&self.status);
@@ -112,28 +112,30 @@ impl Receiver {
             // Every slot held by readers (or the ring gone): counted as ring full.
             Err(_) => false,
         };
+        // Every count below saturates: the numbers come from the peer, and an overflow here
+        // would panic inside Zenoh's callback (or wrap) and lose every later frame.
         if h.seq <= self.last_seq() {
             // A sequence that starts again is a new export (the remote bridge restarted).
-            self.skipped_before += self.skipped_now;
+            self.skipped_before = self.skipped_before.saturating_add(self.skipped_now);
             self.skipped_now = 0;
             self.export_base = None;
             let _ = self.status.update(|s| s.last_seq = 0);
         }
         let base = *self.export_base.get_or_insert(h.skipped);
         self.skipped_now = self.skipped_now.max(h.skipped.saturating_sub(base));
-        let skipped = self.skipped_before + self.skipped_now;
+        let skipped = self.skipped_before.saturating_add(self.skipped_now);
         let _ = self.status.update(|s| {
-            if s.last_seq != 0 && h.seq > s.last_seq + 1 {
+            if s.last_seq != 0 && h.seq > s.last_seq.saturating_add(1) {
                 // Samples lost on the way (the publisher drops rather than blocks).
-                s.gaps += h.seq - s.last_seq - 1;
+                s.gaps = s.gaps.saturating_add(h.seq - s.last_seq - 1);
             }
             s.last_seq = h.seq;
             s.remote_skipped = skipped;
             s.last_rx_ns = now;
             if published {
-                s.received += 1;
+                s.received = s.received.saturating_add(1);
             } else {
-                s.ring_full += 1;
+                s.ring_full = s.ring_full.saturating_add(1);
             }
         });
     }
@@ -173,13 +175,20 @@ pub struct FrameImport {
 impl FrameImport {
     /// Starts importing `i`: asks the remote spec, finds or creates the local segment and
     /// ring (an existing ring of another spec is [`BridgeError::SpecMismatch`]), subscribes.
-    pub fn start(session: &zenoh::Session, i: &ImportRing) -> Result<FrameImport, BridgeError> {
+    /// Frames larger than `max_frame_bytes` (the bridge's message limit) are refused
+    /// ([`BridgeError::TooLarge`]) before the local ring is sized.
+    pub fn start(
+        session: &zenoh::Session,
+        i: &ImportRing,
+        max_frame_bytes: u64,
+    ) -> Result<FrameImport, BridgeError> {
         let key = RingKey::new(&i.host, &i.segment, &i.ring)?;
         let remote = remote_spec(session, &key)?;
+        let frame_bytes = remote.checked_frame_bytes(&key.spec(), max_frame_bytes)?;
         let spec = remote.frame_spec(i.slots);
         let (segment, ring) = crate::local::open_ring::<FrameRing>(
             &i.local_segment,
-            remote.max_bytes.checked_mul(u64::from(i.slots) + 1),
+            frame_bytes.checked_mul(u64::from(i.slots) + 1),
             &i.local_ring,
             &spec,
             spec.to_string(),

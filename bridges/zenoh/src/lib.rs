@@ -18,6 +18,7 @@ pub mod cmd_out;
 pub mod cmd_wire;
 pub mod config;
 pub mod error;
+pub mod exposure;
 pub mod frames_in;
 pub mod frames_out;
 pub mod header;
@@ -57,9 +58,15 @@ impl Bridge {
     /// Opens the session and starts every export (frames, then commands), then every import.
     pub fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         config.check()?;
-        let session = zenoh::open(config.zenoh()?)
+        let zenoh_config = config.zenoh()?;
+        let listeners = exposure::listeners(&zenoh_config)?;
+        for warning in exposure::check(&listeners, config.insecure, &config.exposed())? {
+            eprintln!("shmkit-zenoh: {warning}");
+        }
+        let session = zenoh::open(zenoh_config)
             .wait()
             .map_err(BridgeError::zenoh)?;
+        exposure::make_sockets_private(&listeners)?;
         let id = session.zid().to_string();
         let token = session
             .liveliness()
@@ -87,7 +94,11 @@ impl Bridge {
         }
         let mut imports = Vec::new();
         for i in &config.import {
-            imports.push(frames_in::FrameImport::start(&session, i)?);
+            imports.push(frames_in::FrameImport::start(
+                &session,
+                i,
+                config.max_message_bytes.saturating_sub(header::SIZE as u64),
+            )?);
         }
         let mut command_imports = Vec::new();
         for i in &config.import_commands {
@@ -95,6 +106,7 @@ impl Bridge {
                 &session,
                 i,
                 Arc::clone(&stop),
+                config.max_message_bytes,
             )?);
         }
         Ok(Bridge {

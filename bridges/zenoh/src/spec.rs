@@ -58,6 +58,27 @@ impl RemoteSpec {
         Ok(spec)
     }
 
+    /// The bytes of one frame of this spec, checked: `None` when the shape's product
+    /// overflows, and [`BridgeError::TooLarge`] when it is more than `limit` (a peer's numbers
+    /// size nothing before this says they fit).
+    pub fn checked_frame_bytes(&self, key: &str, limit: u64) -> Result<u64, BridgeError> {
+        let elem = ElemType::from_raw(u32::from(self.elem)).map_or(1, |e| e.size() as u64);
+        let bytes = self
+            .shape
+            .iter()
+            .try_fold(elem, |n, &d| n.checked_mul(u64::from(d)));
+        match bytes {
+            Some(b) if b <= limit && self.slots <= 1024 => Ok(b),
+            _ => Err(BridgeError::TooLarge {
+                key: key.to_owned(),
+                detail: format!(
+                    "{} slots of shape {:?} (element code {}); this bridge takes frames up to {limit} bytes",
+                    self.slots, self.shape, self.elem
+                ),
+            }),
+        }
+    }
+
     /// The local ring spec that holds these frames, with `slots` slots.
     pub fn frame_spec(&self, slots: u32) -> FrameSpec {
         let elem = ElemType::from_raw(u32::from(self.elem)).unwrap_or(ElemType::U8);

@@ -646,3 +646,69 @@ fn a_wildcard_query_runs_nothing_and_a_second_exporter_of_a_ring_refuses_to_star
     assert_eq!(seen.ids.get(&2), None, "a wildcard query ran");
     assert_eq!(seen.ids.get(&3), Some(&1), "the call ran exactly once");
 }
+
+/// A call whose caller gave no deadline (a plain Zenoh `get`, or a hostile peer) runs at most
+/// the export's `max_call_ms`: it cannot pin a worker forever.
+#[test]
+fn a_call_without_a_deadline_is_capped_by_the_export() {
+    let src = name("cap-a");
+    let _segs = Segs(vec![src.clone()]);
+    let seg = Segment::create(&src, &CreateOptions::new(4 << 20)).unwrap();
+    let ring = seg.command_ring("dm", &SPEC).unwrap();
+    let _server = ServerThread::start(&ring);
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let dir = std::env::temp_dir().join(name("cap"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("bridge.json");
+    let json = serde_json::json!({
+        "host": "hostA",
+        "listen": [ep],
+        "insecure": true,
+        "export_commands": [{"segment": src, "ring": "dm", "max_call_ms": 300}],
+    });
+    std::fs::write(&config, json.to_string()).unwrap();
+    let _a = bridge(&["--config", config.to_str().unwrap()]);
+    let session = zenoh::open(
+        BridgeConfig {
+            connect: vec![ep.clone()],
+            ..BridgeConfig::default()
+        }
+        .zenoh()
+        .unwrap(),
+    )
+    .wait()
+    .unwrap();
+    let no_deadline = CallHeader {
+        budget_ns: shmkit_zenoh::cmd_wire::NO_BUDGET,
+        call_id: 1,
+    }
+    .encode()
+    .to_vec();
+    let key = format!("shmkit/hostA/{src}/cmd/dm");
+    let t = Instant::now();
+    let reply = loop {
+        let replies = session
+            .get(&key)
+            .payload(b"hang".to_vec())
+            .attachment(no_deadline.clone())
+            .timeout(Duration::from_secs(10))
+            .wait()
+            .unwrap();
+        if let Ok(r) = replies.recv() {
+            break r;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no answer");
+    };
+    let took = t.elapsed();
+    let e = reply
+        .result()
+        .map(|_| ())
+        .expect_err("the cap ends the call");
+    let e = RemoteError::from_json("hostA", &e.payload().to_bytes());
+    assert!(matches!(e, RemoteError::Timeout { .. }), "{e:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "capped at 300 ms, answered after {took:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

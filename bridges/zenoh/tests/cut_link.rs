@@ -185,6 +185,7 @@ fn a_cut_link_is_seen_within_the_lease_calls_fail_fast_and_it_all_comes_back() {
             "hostA",
             "--listen",
             &ep,
+            "--insecure",
             "--lease-ms",
             "1000",
             "--export",

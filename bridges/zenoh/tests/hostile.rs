@@ -28,6 +28,7 @@ fn lying_samples_are_rejected_and_counted_and_never_reach_a_reader() {
     let a = Bridge::start(BridgeConfig {
         host: "hostH".into(),
         listen: vec![ep.clone()],
+        insecure: true,
         export: vec![ExportRing {
             segment: src.clone(),
             ring: "cam".into(),
@@ -44,6 +45,7 @@ fn lying_samples_are_rejected_and_counted_and_never_reach_a_reader() {
         host: "hostI".into(),
         connect: vec![ep.clone()],
         listen: vec![ep_b.clone()],
+        insecure: true,
         import: vec![ImportRing {
             host: "hostH".into(),
             segment: src.clone(),
@@ -169,6 +171,33 @@ fn lying_samples_are_rejected_and_counted_and_never_reach_a_reader() {
     let s = status(&dst, "cam").unwrap();
     assert_eq!((s.rejected, s.received), (lies.len() as u64, 1), "{s:?}");
     drop(f);
+
+    // Valid frames with crafted sequence numbers and skipped counts: the counters saturate
+    // (an overflow would panic inside Zenoh's callback, poison the receiver and silently drop
+    // every later frame), and each frame still arrives.
+    for (n, (seq, skipped)) in [(u64::MAX, u64::MAX), (1, 5), (2, 10), (3, 10)]
+        .into_iter()
+        .enumerate()
+    {
+        let crafted = FrameHeader {
+            seq,
+            skipped,
+            user: [100 + n as u64, 0, 0, 0, 0],
+            ..good.clone()
+        };
+        publisher
+            .put(good_payload.clone())
+            .attachment(crafted.encode().to_vec())
+            .wait()
+            .unwrap();
+        let f = reader
+            .next(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("frame {n} (seq {seq}, skipped {skipped}): {e}"));
+        assert_eq!(f.user(0), 100 + n as u64);
+    }
+    let s = status(&dst, "cam").unwrap();
+    assert_eq!(s.received, 5, "{s:?}");
+    assert_eq!(s.remote_skipped, u64::MAX, "saturated, not wrapped: {s:?}");
     b.stop().unwrap();
     a.stop().unwrap();
 }

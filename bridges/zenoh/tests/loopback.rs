@@ -156,6 +156,30 @@ fn an_import_into_a_ring_of_another_shape_is_a_typed_error() {
     assert!(err.contains("the local ring cam is"), "{err}");
 }
 
+/// A remote ring whose frames exceed the importer's message limit is refused from its
+/// `@spec` alone: nothing is allocated (the local segment is never created).
+#[test]
+fn a_remote_spec_larger_than_the_message_limit_is_refused_before_anything_is_made() {
+    let (src, dst) = (name("bigsrc"), name("bigdst"));
+    let _segs = Segs(vec![src.clone(), dst.clone()]);
+    let seg = Segment::create(&src, &CreateOptions::new(8 << 20)).unwrap();
+    seg.frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[256, 256]))
+        .unwrap();
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let export = format!("{src}/cam");
+    let _a = bridge(&["--host", "hostL", "--listen", &ep, "--export", &export]);
+    let import = format!("hostL/{src}/cam={dst}/cam");
+    let out = Command::new(env!("CARGO_BIN_EXE_shmkit-zenoh"))
+        .args(["--host", "hostK", "--connect", &ep, "--import", &import])
+        .args(["--max-message-bytes", "65536"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("takes frames up to"), "{err}");
+    assert!(Segment::open(&dst).is_err(), "nothing was made");
+}
+
 #[test]
 fn bad_names_and_limits_are_usage_errors() {
     for args in [
@@ -266,6 +290,7 @@ fn a_100_hz_limit_on_a_2_khz_camera_delivers_100_hz_and_the_camera_keeps_its_rat
         serde_json::json!({
             "host": "hostR",
             "listen": [ep],
+            "insecure": true,
             "export": [{"segment": src, "ring": "cam", "max_rate": 100.0}],
         })
         .to_string(),

@@ -49,6 +49,17 @@ struct Cli {
     /// Import the command ring HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING (repeatable).
     #[arg(long)]
     import_cmd: Vec<String>,
+    /// A standard Zenoh configuration file (JSON5) applied under these settings: TLS and
+    /// mutual TLS certificates, user/password, access control.
+    #[arg(long)]
+    zenoh_config: Option<PathBuf>,
+    /// Listen where any peer may connect without authentication (TCP, loopback included):
+    /// refused without this flag, which prints what it exposes.
+    #[arg(long)]
+    insecure: bool,
+    /// The largest message a peer may send, in bytes (default 64 MiB).
+    #[arg(long)]
+    max_message_bytes: Option<u64>,
     /// Print the links' status every this many milliseconds (0: never).
     #[arg(long, default_value_t = 0)]
     status_ms: u64,
@@ -128,6 +139,13 @@ fn config(cli: &Cli) -> Result<BridgeConfig, BridgeError> {
     if let Some(l) = cli.lease_ms {
         c.lease_ms = l;
     }
+    if let Some(path) = &cli.zenoh_config {
+        c.zenoh_config = Some(path.display().to_string());
+    }
+    c.insecure |= cli.insecure;
+    if let Some(m) = cli.max_message_bytes {
+        c.max_message_bytes = m;
+    }
     for e in &cli.export {
         c.export.push(parse_export(e)?);
     }
@@ -140,6 +158,7 @@ fn config(cli: &Cli) -> Result<BridgeConfig, BridgeError> {
             segment,
             ring,
             workers: 4,
+            max_call_ms: shmkit_zenoh::config::default_max_call_ms(),
         });
     }
     for i in &cli.import_cmd {
@@ -164,6 +183,10 @@ fn main() -> ExitCode {
     }
     let bridge = match Bridge::start(config) {
         Ok(b) => b,
+        Err(e @ BridgeError::Exposed { .. }) => {
+            eprintln!("shmkit-zenoh: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("shmkit-zenoh: {e}");
             return ExitCode::from(1);

@@ -29,10 +29,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts a bridge and waits for its "up" line.
+/// Starts a bridge and waits for its "up" line. A TCP listener gets `--insecure`: these tests
+/// measure the bridge on loopback; who may connect is `tests/security.rs`'s business.
 pub fn bridge(args: &[&str]) -> Proc {
+    let tcp_listener = args
+        .windows(2)
+        .any(|w| w[0] == "--listen" && w[1].starts_with("tcp/"));
+    let insecure: &[&str] = if tcp_listener { &["--insecure"] } else { &[] };
     let mut child = Command::new(env!("CARGO_BIN_EXE_shmkit-zenoh"))
         .args(args)
+        .args(insecure)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,0 +1,351 @@
+//! Who may connect to a bridge: a TCP listener (loopback included) without peer
+//! authentication is refused unless `--insecure`, which warns; a Unix socket is made private;
+//! mutual TLS, configured through a standard Zenoh configuration file with certificates the
+//! test makes itself (`openssl`, no committed keys), carries frames and calls, and a peer whose
+//! certificate another CA signed, or a peer with none, gets nothing. Every wait is bounded.
+
+mod common;
+
+use common::{eventually, free_port, name, status, Proc, Segs};
+use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
+use shmkit::{CreateOptions, Segment, SegmentObjects};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The bridge binary with `args`, stdout and stderr piped.
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_shmkit-zenoh"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the bridge binary runs")
+}
+
+/// Waits (at most 30 s) for `child` to exit; its code and stderr.
+fn exit_of(mut child: Child) -> (Option<i32>, String) {
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the bridge did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
+}
+
+/// Waits for `child`'s "up" line; its stdout is then drained in the background.
+fn up(child: &mut Child) {
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    if !line.contains(" up:") {
+        let mut err = String::new();
+        let _ = child.wait();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        panic!("the bridge said {line:?}: {err}");
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+}
+
+#[test]
+fn a_tcp_listener_without_peer_authentication_is_refused_unless_insecure_which_warns() {
+    let seg = name("open");
+    let _segs = Segs(vec![seg.clone()]);
+    let s = Segment::create(&seg, &CreateOptions::new(1 << 20)).unwrap();
+    s.frame_ring("cam", &FrameSpec::new(2, ElemType::U8, &[8]))
+        .unwrap();
+    let export = format!("{seg}/cam");
+    for host in ["127.0.0.1", "0.0.0.0"] {
+        let ep = format!("tcp/{host}:{}", free_port());
+        let (code, err) = exit_of(spawn(&["--listen", &ep, "--export", &export]));
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains(&format!("refusing to listen on {ep}")),
+            "{err}"
+        );
+    }
+    let ep = format!("tcp/127.0.0.1:{}", free_port());
+    let mut child = spawn(&["--listen", &ep, "--export", &export, "--insecure"]);
+    up(&mut child);
+    child.kill().unwrap();
+    let (_, err) = exit_of(child);
+    assert!(
+        err.contains("WARNING (--insecure)") && err.contains(&ep) && err.contains(&export),
+        "the warning names the endpoint and what it exposes: {err}"
+    );
+}
+
+#[test]
+fn a_unix_socket_listener_is_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(name("sock"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bridge.sock");
+    let ep = format!("unixsock-stream/{}", path.display());
+    let mut child = Proc(spawn(&["--listen", &ep]));
+    up(&mut child.0);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", path.display());
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `openssl ARGS` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (Debian's openssl package): it makes the test's certificates");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA named `ca` in `dir` (`ca.pem`, `ca.key`).
+fn make_ca(dir: &Path, ca: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN={ca}"),
+        ],
+    );
+}
+
+/// A certificate for `cn` (also valid for the name `localhost`) signed by CA `ca`:
+/// `<cn>.pem` and `<cn>.key` in `dir`.
+fn make_cert(dir: &Path, ca: &str, cn: &str) {
+    let ext = format!("{cn}.ext");
+    std::fs::write(dir.join(&ext), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{cn}.key"),
+            "-out",
+            &format!("{cn}.csr"),
+            "-subj",
+            &format!("/CN={cn}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{cn}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{cn}.pem"),
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+        ],
+    );
+}
+
+/// A Zenoh configuration file for a bridge whose identity is `cn` (trusting CA `ca`), with
+/// mutual TLS on; `None` for `cn`: a TLS peer with no certificate of its own.
+fn tls_config(dir: &Path, ca: &str, cn: Option<&str>) -> PathBuf {
+    let file = dir.join(format!("{}-{ca}.json5", cn.unwrap_or("anonymous")));
+    let p = |f: String| dir.join(f).display().to_string();
+    let mut tls = serde_json::json!({
+        "root_ca_certificate": p(format!("{ca}.pem")),
+    });
+    if let Some(cn) = cn {
+        let own = serde_json::json!({
+            "listen_private_key": p(format!("{cn}.key")),
+            "listen_certificate": p(format!("{cn}.pem")),
+            "connect_private_key": p(format!("{cn}.key")),
+            "connect_certificate": p(format!("{cn}.pem")),
+            "enable_mtls": true,
+        });
+        tls.as_object_mut()
+            .unwrap()
+            .extend(own.as_object().unwrap().clone());
+    }
+    let config = serde_json::json!({ "transport": { "link": { "tls": tls } } });
+    std::fs::write(&file, config.to_string()).unwrap();
+    file
+}
+
+#[test]
+fn mutual_tls_carries_frames_and_calls_and_peers_without_a_valid_certificate_get_nothing() {
+    let dir = std::env::temp_dir().join(name("pki"));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca(&dir, "lab-ca");
+    make_ca(&dir, "other-ca");
+    make_cert(&dir, "lab-ca", "camhost");
+    make_cert(&dir, "lab-ca", "gui");
+    make_cert(&dir, "other-ca", "intruder");
+
+    let (src, dst, bad) = (name("tls-a"), name("tls-b"), name("tls-x"));
+    let _segs = Segs(vec![src.clone(), dst.clone(), bad.clone()]);
+    let seg = Segment::create(&src, &CreateOptions::new(8 << 20)).unwrap();
+    let ring = seg
+        .frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[16, 16]))
+        .unwrap();
+    let dm = seg
+        .command_ring(
+            "dm",
+            &CommandSpec {
+                slots: 4,
+                max_request: 64,
+                max_reply: 64,
+            },
+        )
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = std::thread::spawn({
+        let (dm, stop, calls) = (dm.clone(), Arc::clone(&stop), Arc::clone(&calls));
+        move || {
+            let server = dm.server().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(req) = server.recv(Duration::from_millis(50)) {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    let echo = req.bytes().to_vec();
+                    let _ = req.reply(&echo);
+                }
+            }
+        }
+    });
+    let camera = std::thread::spawn({
+        let (ring, stop) = (ring.clone(), Arc::clone(&stop));
+        move || {
+            let mut w = ring.writer().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                w.claim().unwrap().publish();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    });
+
+    let ep = format!("tls/localhost:{}", free_port());
+    let a_config = tls_config(&dir, "lab-ca", Some("camhost"));
+    let (export, export_cmd) = (format!("{src}/cam"), format!("{src}/dm"));
+    let mut a = Proc(spawn(&[
+        "--host",
+        "camhost",
+        "--zenoh-config",
+        a_config.to_str().unwrap(),
+        "--listen",
+        &ep,
+        "--export",
+        &export,
+        "--export-cmd",
+        &export_cmd,
+    ]));
+    up(&mut a.0);
+
+    // A peer with a certificate of the lab's CA: frames and calls.
+    let b_config = tls_config(&dir, "lab-ca", Some("gui"));
+    let (import, import_cmd) = (
+        format!("camhost/{src}/cam={dst}/cam"),
+        format!("camhost/{src}/dm={dst}/dm"),
+    );
+    let mut b = Proc(spawn(&[
+        "--host",
+        "gui",
+        "--zenoh-config",
+        b_config.to_str().unwrap(),
+        "--connect",
+        &ep,
+        "--import",
+        &import,
+        "--import-cmd",
+        &import_cmd,
+    ]));
+    up(&mut b.0);
+    let local: FrameRing = Segment::open(&dst).unwrap().open("cam").unwrap();
+    let mut reader = local.reader(ReadMode::NewestOnly).unwrap();
+    eventually(
+        "frames arrive over mutual TLS",
+        Duration::from_secs(10),
+        || reader.next(Duration::from_millis(100)).is_ok(),
+    );
+    let local_dm: CommandRing = Segment::open(&dst).unwrap().open("dm").unwrap();
+    assert_eq!(local_dm.call(b"hi", Duration::from_secs(5)).unwrap(), b"hi");
+    assert!(status(&dst, "cam").is_some_and(|s| s.up == 1 && s.rejected == 0));
+    let calls_before = calls.load(Ordering::Relaxed);
+
+    // Peers whose certificate another CA signed, or with none, never get the spec: their
+    // imports fail (nothing is created, no call reaches the server).
+    for (who, config) in [
+        (
+            "another CA's certificate",
+            tls_config(&dir, "other-ca", Some("intruder")),
+        ),
+        ("no certificate", tls_config(&dir, "lab-ca", None)),
+    ] {
+        let import = format!("camhost/{src}/cam={bad}/cam");
+        let (code, err) = exit_of(spawn(&[
+            "--host",
+            "intruder",
+            "--zenoh-config",
+            config.to_str().unwrap(),
+            "--connect",
+            &ep,
+            "--import",
+            &import,
+        ]));
+        assert_eq!(code, Some(1), "{who}: {err}");
+        assert!(err.contains("@spec"), "{who}: {err}");
+        assert!(
+            Segment::open(&bad).is_err(),
+            "{who}: nothing was made locally"
+        );
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), calls_before);
+
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    camera.join().unwrap();
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
