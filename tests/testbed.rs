@@ -243,7 +243,10 @@ fn stop_all_on_exception_stops_the_others() {
     // The reap that removes the failed experiment is the one that would set STOP.
     let t = Instant::now();
     while tb.running_experiments() != 1 {
-        assert!(t.elapsed() < Duration::from_secs(10), "the failure never ended");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the failure never ended"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(!tb.stopping(), "STOP without stop-all");
