@@ -233,6 +233,7 @@ impl Bridged {
                 max_rate: None,
                 decimate: 1,
                 max_bytes_per_s: None,
+                allow: Vec::new(),
             });
             cb.import.push(ImportRing {
                 host: "hostA".into(),
@@ -241,6 +242,7 @@ impl Bridged {
                 local_segment: names.1.clone(),
                 local_ring: format!("cam{size}"),
                 slots: 8,
+                peer: None,
             });
         }
         ca.export_commands.push(ExportCommands {
@@ -248,6 +250,7 @@ impl Bridged {
             ring: "dm".into(),
             workers: 4,
             max_call_ms: shmkit_zenoh::config::default_max_call_ms(),
+            allow: Vec::new(),
         });
         cb.import_commands.push(ImportCommands {
             host: "hostA".into(),
@@ -256,6 +259,7 @@ impl Bridged {
             local_segment: names.1.clone(),
             local_ring: "dm".into(),
             workers: 4,
+            peer: None,
         });
         // Segment B holds every imported ring: made here at its full size (an importer
         // creating it would size it for the first ring alone).

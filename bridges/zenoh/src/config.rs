@@ -25,6 +25,11 @@ pub struct ExportRing {
     /// At most this many payload bytes per second (`None`: no limit).
     #[serde(default)]
     pub max_bytes_per_s: Option<f64>,
+    /// Who may receive these frames and read the spec: peers' certificate common names or
+    /// user names. Naming anyone, anywhere, turns on the bridge's access control
+    /// ([`crate::access`]); then an export that names no one is closed to every peer.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -52,6 +57,10 @@ pub struct ImportRing {
     /// Slots of the local ring.
     #[serde(default = "eight")]
     pub slots: u32,
+    /// The remote bridge's identity (certificate common name or user name): frames, spec and
+    /// liveliness for this import are taken from that peer alone ([`crate::access`]).
+    #[serde(default)]
+    pub peer: Option<String>,
 }
 
 /// One command ring exported: its calls answered to the network.
@@ -69,6 +78,9 @@ pub struct ExportCommands {
     /// 60 000): a peer cannot pin a worker forever.
     #[serde(default = "default_max_call_ms")]
     pub max_call_ms: u64,
+    /// Who may call this ring and read its spec (as [`ExportRing::allow`]).
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// [`ExportCommands::max_call_ms`]'s default.
@@ -93,6 +105,9 @@ pub struct ImportCommands {
     /// Calls forwarded at once (default 4).
     #[serde(default = "four")]
     pub workers: u32,
+    /// The remote bridge's identity (as [`ImportRing::peer`]).
+    #[serde(default)]
+    pub peer: Option<String>,
 }
 
 fn four() -> u32 {
@@ -213,6 +228,20 @@ impl BridgeConfig {
                 self.lease_ms
             )));
         }
+        let names = self
+            .export
+            .iter()
+            .flat_map(|e| e.allow.iter())
+            .chain(self.export_commands.iter().flat_map(|e| e.allow.iter()))
+            .chain(self.import.iter().filter_map(|i| i.peer.as_ref()))
+            .chain(self.import_commands.iter().filter_map(|i| i.peer.as_ref()));
+        for n in names {
+            if n.is_empty() || n.len() > 255 || n.chars().any(|c| c.is_control()) {
+                return Err(BridgeError::Config(format!(
+                    "peer name {n:?}: 1 to 255 characters, no control characters"
+                )));
+            }
+        }
         for e in &self.export {
             keys::RingKey::new(&self.host, &e.segment, &e.ring)?;
             let positive = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0);
@@ -296,6 +325,7 @@ impl BridgeConfig {
         // Keep retrying a connect endpoint whose bridge is not up yet (started in any order).
         set("connect/timeout_ms", "-1".into())?;
         set("connect/exit_on_failure", "false".into())?;
+        crate::access::apply(self, &mut c)?;
         Ok(c)
     }
 }

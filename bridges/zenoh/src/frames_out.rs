@@ -258,6 +258,7 @@ mod tests {
             max_rate,
             decimate,
             max_bytes_per_s: bytes,
+            allow: Vec::new(),
         }
     }
 

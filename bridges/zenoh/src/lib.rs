@@ -13,6 +13,7 @@
 //! ([`liveness`]). Keys are in [`keys`], the frame header in [`header`].
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod cmd_in;
 pub mod cmd_out;
 pub mod cmd_wire;

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zenoh::Wait;
 
 /// The bridge binary with `args`, stdout and stderr piped.
 fn spawn(args: &[&str]) -> Child {
@@ -347,5 +348,188 @@ fn mutual_tls_carries_frames_and_calls_and_peers_without_a_valid_certificate_get
     server.join().unwrap();
     camera.join().unwrap();
     drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Authorisation per export and imports from their peer alone: `ops` holds a certificate of
+/// the lab's CA but is allowed nothing — it gets no spec, runs no call, and the frames and
+/// liveliness token it forges under the camera host's keys never reach `gui`'s import.
+#[test]
+fn an_authenticated_peer_that_is_not_allowed_gets_nothing_and_forges_nothing() {
+    let dir = std::env::temp_dir().join(name("acl"));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca(&dir, "lab-ca");
+    for cn in ["camhost", "gui", "ops"] {
+        make_cert(&dir, "lab-ca", cn);
+    }
+    let (src, dst, bad) = (name("acl-a"), name("acl-b"), name("acl-x"));
+    let _segs = Segs(vec![src.clone(), dst.clone(), bad.clone()]);
+    let seg = Segment::create(&src, &CreateOptions::new(8 << 20)).unwrap();
+    let ring = seg
+        .frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[16, 16]))
+        .unwrap();
+    let dm = seg
+        .command_ring(
+            "dm",
+            &CommandSpec {
+                slots: 4,
+                max_request: 64,
+                max_reply: 64,
+            },
+        )
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = std::thread::spawn({
+        let (dm, stop, calls) = (dm.clone(), Arc::clone(&stop), Arc::clone(&calls));
+        move || {
+            let server = dm.server().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(req) = server.recv(Duration::from_millis(50)) {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    let echo = req.bytes().to_vec();
+                    let _ = req.reply(&echo);
+                }
+            }
+        }
+    });
+    let camera = std::thread::spawn({
+        let (ring, stop) = (ring.clone(), Arc::clone(&stop));
+        move || {
+            let mut w = ring.writer().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                w.claim().unwrap().publish();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    });
+
+    let (ep_a, ep_b) = (
+        format!("tls/localhost:{}", free_port()),
+        format!("tls/localhost:{}", free_port()),
+    );
+    let config = |cn: &str| tls_config(&dir, "lab-ca", Some(cn));
+    let (export, export_cmd) = (format!("{src}/cam@gui"), format!("{src}/dm@gui"));
+    let a_config = config("camhost");
+    let mut a = Proc(spawn(&[
+        "--host",
+        "camhost",
+        "--zenoh-config",
+        a_config.to_str().unwrap(),
+        "--listen",
+        &ep_a,
+        "--export",
+        &export,
+        "--export-cmd",
+        &export_cmd,
+    ]));
+    up(&mut a.0);
+    let b_config = config("gui");
+    let (import, import_cmd) = (
+        format!("camhost/{src}/cam={dst}/cam@camhost"),
+        format!("camhost/{src}/dm={dst}/dm@camhost"),
+    );
+    let mut b = Proc(spawn(&[
+        "--host",
+        "gui",
+        "--zenoh-config",
+        b_config.to_str().unwrap(),
+        "--connect",
+        &ep_a,
+        "--listen",
+        &ep_b,
+        "--import",
+        &import,
+        "--import-cmd",
+        &import_cmd,
+    ]));
+    up(&mut b.0);
+    let local: FrameRing = Segment::open(&dst).unwrap().open("cam").unwrap();
+    let mut reader = local.reader(ReadMode::NewestOnly).unwrap();
+    eventually(
+        "frames reach the allowed peer",
+        Duration::from_secs(10),
+        || reader.next(Duration::from_millis(100)).is_ok(),
+    );
+    let local_dm: CommandRing = Segment::open(&dst).unwrap().open("dm").unwrap();
+    assert_eq!(local_dm.call(b"hi", Duration::from_secs(5)).unwrap(), b"hi");
+    let calls_before = calls.load(Ordering::Relaxed);
+
+    // `ops` is authenticated but allowed nothing: no spec, so no import and no call.
+    let ops_config = config("ops");
+    for (flag, what) in [("--import", "cam"), ("--import-cmd", "dm")] {
+        let import = format!("camhost/{src}/{what}={bad}/{what}");
+        let (code, err) = exit_of(spawn(&[
+            "--host",
+            "ops",
+            "--zenoh-config",
+            ops_config.to_str().unwrap(),
+            "--connect",
+            &ep_a,
+            flag,
+            &import,
+        ]));
+        assert_eq!(code, Some(1), "{flag}: {err}");
+        assert!(err.contains("@spec"), "{flag}: {err}");
+    }
+    assert!(Segment::open(&bad).is_err(), "nothing was made for ops");
+    assert_eq!(calls.load(Ordering::Relaxed), calls_before, "no call ran");
+
+    // `ops` forges the camera's frames and its bridge token at `gui`.
+    let ops = zenoh::open(
+        shmkit_zenoh::BridgeConfig {
+            zenoh_config: Some(ops_config.display().to_string()),
+            connect: vec![ep_b.clone()],
+            ..shmkit_zenoh::BridgeConfig::default()
+        }
+        .zenoh()
+        .unwrap(),
+    )
+    .wait()
+    .unwrap();
+    let _forged_token = ops
+        .liveliness()
+        .declare_token("shmkit/camhost/@bridge/forged")
+        .wait()
+        .unwrap();
+    let payload = vec![0u8; 16 * 16 * 2];
+    let forged = shmkit_zenoh::header::FrameHeader {
+        elem: ElemType::U16,
+        shape: vec![16, 16],
+        id: 1,
+        ts_ns: 1,
+        user: [0xF0_12_6E_D0, 0, 0, 0, 0],
+        seq: 1,
+        skipped: 0,
+        checksum: shmkit_zenoh::header::checksum(&payload),
+        len: payload.len() as u64,
+    };
+    let before = status(&dst, "cam").unwrap();
+    for _ in 0..20 {
+        ops.put(format!("shmkit/camhost/{src}/frames/cam"), payload.clone())
+            .attachment(forged.encode().to_vec())
+            .wait()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(500) {
+        if let Ok(f) = reader.next(Duration::from_millis(50)) {
+            assert_ne!(f.user(0), 0xF0_12_6E_D0, "a forged frame was published");
+        }
+    }
+    let after = status(&dst, "cam").unwrap();
+    assert_eq!(after.rejected, before.rejected, "dropped by Zenoh, unseen");
+
+    // The camera host goes: its link goes down, whatever ops's forged token says.
+    drop(a);
+    eventually("the link goes down", Duration::from_secs(5), || {
+        status(&dst, "cam").is_some_and(|s| s.up == 0)
+    });
+
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    camera.join().unwrap();
+    drop((b, ops));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,16 +37,18 @@ struct Cli {
     /// Link lease in milliseconds.
     #[arg(long)]
     lease_ms: Option<u64>,
-    /// Export SEGMENT/RING (repeatable; no limits: use the file for those).
+    /// Export SEGMENT/RING[@NAME,…] (repeatable; no limits: use the file for those). `@NAME,…`
+    /// names the peers (certificate common names or user names) allowed to receive it.
     #[arg(long)]
     export: Vec<String>,
-    /// Import HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING (repeatable).
+    /// Import HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING[@PEER] (repeatable). `@PEER`: take
+    /// it only from the peer with that certificate common name or user name.
     #[arg(long)]
     import: Vec<String>,
-    /// Export the command ring SEGMENT/RING (repeatable).
+    /// Export the command ring SEGMENT/RING[@NAME,…] (repeatable; `@` as for --export).
     #[arg(long)]
     export_cmd: Vec<String>,
-    /// Import the command ring HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING (repeatable).
+    /// Import the command ring HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING[@PEER] (repeatable).
     #[arg(long)]
     import_cmd: Vec<String>,
     /// A standard Zenoh configuration file (JSON5) applied under these settings: TLS and
@@ -65,23 +67,44 @@ struct Cli {
     status_ms: u64,
 }
 
+/// `WHAT@A,B` as `WHAT` and the names after `@` (none without one).
+fn split_names(s: &str) -> (&str, Vec<String>) {
+    match s.split_once('@') {
+        Some((what, names)) => (
+            what,
+            names
+                .split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        None => (s, Vec::new()),
+    }
+}
+
 fn parse_export(s: &str) -> Result<ExportRing, BridgeError> {
+    let (s, allow) = split_names(s);
     let (segment, ring) = s
         .split_once('/')
-        .ok_or_else(|| BridgeError::Config(format!("--export {s}: SEGMENT/RING")))?;
+        .ok_or_else(|| BridgeError::Config(format!("--export {s}: SEGMENT/RING[@NAME,…]")))?;
     Ok(ExportRing {
         segment: segment.into(),
         ring: ring.into(),
         max_rate: None,
         decimate: 1,
         max_bytes_per_s: None,
+        allow,
     })
 }
 
-/// `HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING` as its five names.
-type ImportNames = (String, String, String, String, String);
+/// `HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING[@PEER]` as its five names and the peer.
+type ImportNames = (String, String, String, String, String, Option<String>);
 
 fn parse_import_names(flag: &str, s: &str) -> Result<ImportNames, BridgeError> {
+    let (s, peers) = split_names(s);
+    if peers.len() > 1 {
+        return Err(BridgeError::Config(format!("{flag} {s}: one @PEER")));
+    }
     let bad = || {
         BridgeError::Config(format!(
             "{flag} {s}: HOST/SEGMENT/RING=LOCAL_SEGMENT/LOCAL_RING"
@@ -99,11 +122,12 @@ fn parse_import_names(flag: &str, s: &str) -> Result<ImportNames, BridgeError> {
         ring.into(),
         local_segment.into(),
         local_ring.into(),
+        peers.into_iter().next(),
     ))
 }
 
 fn parse_import(s: &str) -> Result<ImportRing, BridgeError> {
-    let (host, segment, ring, local_segment, local_ring) = parse_import_names("--import", s)?;
+    let (host, segment, ring, local_segment, local_ring, peer) = parse_import_names("--import", s)?;
     Ok(ImportRing {
         host,
         segment,
@@ -111,11 +135,13 @@ fn parse_import(s: &str) -> Result<ImportRing, BridgeError> {
         local_segment,
         local_ring,
         slots: 8,
+        peer,
     })
 }
 
 fn parse_import_cmd(s: &str) -> Result<ImportCommands, BridgeError> {
-    let (host, segment, ring, local_segment, local_ring) = parse_import_names("--import-cmd", s)?;
+    let (host, segment, ring, local_segment, local_ring, peer) =
+        parse_import_names("--import-cmd", s)?;
     Ok(ImportCommands {
         host,
         segment,
@@ -123,6 +149,7 @@ fn parse_import_cmd(s: &str) -> Result<ImportCommands, BridgeError> {
         local_segment,
         local_ring,
         workers: 4,
+        peer,
     })
 }
 
@@ -153,12 +180,18 @@ fn config(cli: &Cli) -> Result<BridgeConfig, BridgeError> {
         c.import.push(parse_import(i)?);
     }
     for e in &cli.export_cmd {
-        let ExportRing { segment, ring, .. } = parse_export(e)?;
+        let ExportRing {
+            segment,
+            ring,
+            allow,
+            ..
+        } = parse_export(e)?;
         c.export_commands.push(ExportCommands {
             segment,
             ring,
             workers: 4,
             max_call_ms: shmkit_zenoh::config::default_max_call_ms(),
+            allow,
         });
     }
     for i in &cli.import_cmd {
