@@ -74,6 +74,9 @@ fn serve(ring: &CommandRing, stop: &AtomicBool, seen: &Mutex<Seen>) {
                 let _ = req.reply(b"slow");
             }
             b"hang" => {
+                // Says it is inside the call (read by a test that cuts a call in flight).
+                println!("hanging");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
                 while !interrupt() {
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -141,10 +144,12 @@ static CHILD_COMMAND_SERVER: extern "C" fn() = {
     serve_until_killed
 };
 
-/// Calls `hang` (20 s deadline) on `local`, does `cut` 300 ms into the call, and returns how
-/// the call ended and how long after the cut.
+/// Calls `hang` (20 s deadline) on `local`, does `cut` once `in_call` says the server is
+/// running it (the call is in flight, not still on its way), and returns how the call ended and
+/// how long after the cut.
 fn cut_mid_call(
     local: &CommandRing,
+    in_call: impl FnOnce(),
     cut: impl FnOnce(),
 ) -> (Result<Vec<u8>, CommandError>, Duration) {
     let local = local.clone();
@@ -152,7 +157,7 @@ fn cut_mid_call(
         let r = local.call(b"hang", Duration::from_secs(20));
         (r, Instant::now())
     });
-    std::thread::sleep(Duration::from_millis(300));
+    in_call();
     cut();
     let cut_at = Instant::now();
     let (r, at) = call.join().unwrap();
@@ -298,18 +303,25 @@ fn every_size_is_echoed_once_and_failures_and_deadlines_arrive_as_they_would_loc
 #[test]
 fn a_killed_server_is_server_died_on_its_host_and_a_killed_bridge_fails_calls_fast() {
     let mut p = pair("kill");
-    let child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .env("SHMKIT_ZB_SERVE", &p.names.0)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
+    let mut child_out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut child = Proc(child);
     eventually("the child server answers", Duration::from_secs(20), || {
         p.local.call(b"ping", Duration::from_secs(2)).is_ok()
     });
 
-    let (r, after) = cut_mid_call(&p.local, || {
+    let hanging = || {
+        // The server's "hanging" line (a dead server closes the pipe: the read ends anyway).
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut child_out, &mut line).unwrap();
+        assert_eq!(line.trim(), "hanging", "the child server runs the call");
+    };
+    let (r, after) = cut_mid_call(&p.local, hanging, || {
         child.0.kill().unwrap();
         child.0.wait().unwrap();
     });
@@ -325,12 +337,20 @@ fn a_killed_server_is_server_died_on_its_host_and_a_killed_bridge_fails_calls_fa
     );
 
     // A successor server takes the ring; then the exporting bridge is killed mid-call.
-    let _server = ServerThread::start(&p.ring);
+    let server = ServerThread::start(&p.ring);
     eventually("the successor answers", Duration::from_secs(10), || {
         p.local.call(b"ping", Duration::from_secs(2)).is_ok()
     });
     let local = p.local.clone();
-    let (r, after) = cut_mid_call(&local, || p.kill_a());
+    let calls = server.seen.lock().unwrap().calls;
+    let in_call = || {
+        eventually(
+            "the successor runs the call",
+            Duration::from_secs(10),
+            || server.seen.lock().unwrap().calls > calls,
+        )
+    };
+    let (r, after) = cut_mid_call(&local, in_call, || p.kill_a());
     eprintln!("a call in flight failed {after:?} after its exporting bridge was killed");
     // The README's claim: a call in flight fails within 20 ms of the link going down (a
     // killed bridge: at once), asserted with the suite's 80 ms scheduling margin.
