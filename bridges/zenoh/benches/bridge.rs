@@ -327,6 +327,77 @@ impl Source {
     }
 }
 
+/// The longest one strict-loop sample may run (a collapsed link delivers almost nothing).
+const STRICT_CAP: Duration = Duration::from_secs(30);
+
+/// The strict loop: the source publishes the instant the exporter has taken its previous
+/// frame (always one frame ahead, as a camera faster than the link), the bare publisher puts
+/// back to back; one iteration is one frame *delivered* whole. A sample that reaches
+/// `STRICT_CAP` first reports its time per delivered frame, extrapolated.
+#[allow(clippy::too_many_arguments)]
+fn strict_loop(
+    c: &mut Criterion,
+    bridged: &Bridged,
+    bare: &Bare,
+    i: usize,
+    size: usize,
+    writer: &mut Source,
+    taken: &dyn Fn() -> u64,
+    payload: &[u8],
+) {
+    let import = &bridged.b.as_ref().expect("bridge B").imports[i];
+    let mut group = c.benchmark_group("strict");
+    group.throughput(Throughput::Bytes(size as u64));
+    let (mut published, mut delivered) = (0u64, 0u64);
+    group.bench_function(BenchmarkId::new("bridge", size), |b| {
+        b.iter_custom(|iters| {
+            let start = import.link().received;
+            let t0 = Instant::now();
+            let mut last_taken = taken();
+            writer.publish();
+            published += 1;
+            let mut got = 0;
+            while got < iters && t0.elapsed() < STRICT_CAP {
+                let now_taken = taken();
+                if now_taken > last_taken {
+                    last_taken = now_taken;
+                    writer.publish();
+                    published += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+                got = import.link().received - start;
+            }
+            delivered += got;
+            t0.elapsed().mul_f64(iters as f64 / got.max(1) as f64)
+        })
+    });
+    let (mut bare_published, mut bare_delivered) = (0u64, 0u64);
+    group.bench_function(BenchmarkId::new("zenoh", size), |b| {
+        b.iter_custom(|iters| {
+            let count = || bare.arrivals.count.load(Ordering::Relaxed);
+            let start = count();
+            let mut seq = bare.next_seq() + 1_000_000;
+            let t0 = Instant::now();
+            while count() - start < iters && t0.elapsed() < STRICT_CAP {
+                seq += 1;
+                let mut p = payload.to_vec();
+                p[..8].copy_from_slice(&seq.to_le_bytes());
+                bare.publisher.put(p).wait().expect("put");
+                bare_published += 1;
+            }
+            let got = count() - start;
+            bare_delivered += got;
+            t0.elapsed().mul_f64(iters as f64 / got.max(1) as f64)
+        })
+    });
+    group.finish();
+    eprintln!(
+        "strict {size}: bridge {delivered} delivered of {published} published, \
+         zenoh {bare_delivered} of {bare_published}"
+    );
+}
+
 fn frames(c: &mut Criterion) {
     let bridged = Bridged::new();
     let bare = Bare::new();
@@ -493,6 +564,10 @@ fn frames(c: &mut Criterion) {
             "throughput {size}: bridge {got} received of {sent} published ({stalls} stalls), \
              zenoh {bare_got} of {bare_sent} ({bare_stalls} stalls)"
         );
+
+        if size >= 1 << 20 {
+            strict_loop(c, &bridged, &bare, i, size, &mut writer, &taken, &payload);
+        }
     }
 
     let mut group = c.benchmark_group("command");

@@ -58,7 +58,7 @@ pub fn rules(c: &BridgeConfig) -> Result<Value, BridgeError> {
     }
     for e in &c.export {
         let k = RingKey::new(&c.host, &e.segment, &e.ring)?;
-        grant(&mut keys, &e.allow, &[k.frames(), k.spec()]);
+        grant(&mut keys, &e.allow, &[k.frames(), k.spec(), k.acks()]);
     }
     for e in &c.export_commands {
         let k = RingKey::new(&c.host, &e.segment, &e.ring)?;
@@ -68,7 +68,7 @@ pub fn rules(c: &BridgeConfig) -> Result<Value, BridgeError> {
     for i in &c.import {
         let k = RingKey::new(&i.host, &i.segment, &i.ring)?;
         let peer: Vec<String> = i.peer.iter().cloned().collect();
-        grant(&mut keys, &peer, &[k.frames(), k.spec()]);
+        grant(&mut keys, &peer, &[k.frames(), k.spec(), k.acks()]);
         grant(&mut keys, &peer, &[format!("{ROOT}/{}/@bridge/*", i.host)]);
         import_hosts.insert(i.host.clone());
     }

@@ -70,12 +70,13 @@ impl Receiver {
     /// Takes one sample: `payload` (its pieces as Zenoh holds them, `len` bytes in all) is
     /// copied straight into a claimed slot and checksummed on the way; the slot is published
     /// only if the header fits the ring and the checksum matches, else given back unpublished.
+    /// Returns the sample's bridge sequence when it was taken (published or counted).
     fn take<'p>(
         &mut self,
         payload: impl Iterator<Item = &'p [u8]>,
         len: usize,
         attachment: Option<&[u8]>,
-    ) {
+    ) -> Option<u64> {
         let header = attachment.map(FrameHeader::decode);
         let fits = match &header {
             Some(Ok(h)) => {
@@ -92,7 +93,7 @@ impl Receiver {
         };
         let Some(Ok(h)) = header.filter(|_| fits) else {
             reject(&self.status);
-            return;
+            return None;
         };
         let published = match self.writer.claim() {
             Ok(mut slot) => {
@@ -100,7 +101,7 @@ impl Receiver {
                     // Dropped unpublished: the slot goes back empty, readers never see it.
                     drop(slot);
                     reject(&self.status);
-                    return;
+                    return None;
                 }
                 slot.set_len(len as u64);
                 for (i, &u) in h.user.iter().enumerate() {
@@ -138,6 +139,7 @@ impl Receiver {
                 s.ring_full = s.ring_full.saturating_add(1);
             }
         });
+        Some(h.seq)
     }
 }
 
@@ -208,6 +210,11 @@ impl FrameImport {
             skipped_now: 0,
             export_base: None,
         }));
+        let acks = session
+            .declare_publisher(key.ack(&session.zid().to_string())?)
+            .congestion_control(zenoh::qos::CongestionControl::Drop)
+            .wait()
+            .map_err(BridgeError::zenoh)?;
         let frames = session
             .declare_subscriber(key.frames())
             .callback({
@@ -215,6 +222,12 @@ impl FrameImport {
                 move |sample| {
                     let payload = sample.payload();
                     let attachment = sample.attachment().map(|a| a.to_bytes());
+                    // Acknowledged on arrival, before the copy: the exporter paces on what
+                    // the link delivered, and its next frame travels while this one is copied.
+                    // Dropped rather than queued under congestion: the next ack says more.
+                    if let Some(Ok(h)) = attachment.as_deref().map(FrameHeader::decode) {
+                        let _ = acks.put(h.seq.to_le_bytes().to_vec()).wait();
+                    }
                     // Only this callback takes the lock, and nothing in it waits.
                     if let Ok(mut r) = receiver.lock() {
                         r.take(payload.slices(), payload.len(), attachment.as_deref());

@@ -6,6 +6,7 @@
 
 use crate::config::ExportRing;
 use crate::error::BridgeError;
+use crate::flow::{Acks, FLOW_MIN_BYTES, WINDOW};
 use crate::header::{CopyChecksum, FrameHeader};
 use crate::keys::RingKey;
 use crate::spec::RemoteSpec;
@@ -98,6 +99,7 @@ pub struct FrameExport {
     pub counters: Arc<ExportCounters>,
     thread: Option<std::thread::JoinHandle<Result<(), BridgeError>>>,
     _spec: zenoh::query::Queryable<()>,
+    _acks: zenoh::pubsub::Subscriber<()>,
 }
 
 impl FrameExport {
@@ -127,6 +129,21 @@ impl FrameExport {
             .congestion_control(CongestionControl::Drop)
             .wait()
             .map_err(BridgeError::zenoh)?;
+        let acks = Arc::new(Acks::default());
+        let ack_subscriber = session
+            .declare_subscriber(key.acks())
+            .callback({
+                let acks = Arc::clone(&acks);
+                move |sample| {
+                    let who = sample.key_expr().as_str().rsplit('/').next().unwrap_or("");
+                    let bytes = sample.payload().to_bytes();
+                    if let Ok(seq) = <[u8; 8]>::try_from(&bytes[..]) {
+                        acks.ack(who, u64::from_le_bytes(seq));
+                    }
+                }
+            })
+            .wait()
+            .map_err(BridgeError::zenoh)?;
         let counters = Arc::new(ExportCounters::default());
         let mut limiter = Limiter::new(e);
         let thread = std::thread::Builder::new()
@@ -136,7 +153,7 @@ impl FrameExport {
                 move || {
                     // The segment stays mapped as long as the ring handle lives.
                     let _segment = segment;
-                    export_loop(&ring, &publisher, &mut limiter, &counters, &stop)
+                    export_loop(&ring, &publisher, &mut limiter, &counters, &acks, &stop)
                 }
             })
             .map_err(|e| BridgeError::Config(format!("spawning the export thread: {e}")))?;
@@ -145,6 +162,7 @@ impl FrameExport {
             counters,
             thread: Some(thread),
             _spec: queryable,
+            _acks: ack_subscriber,
         })
     }
 
@@ -163,8 +181,10 @@ fn export_loop(
     publisher: &zenoh::pubsub::Publisher<'_>,
     limiter: &mut Limiter,
     counters: &ExportCounters,
+    acks: &Acks,
     stop: &AtomicBool,
 ) -> Result<(), BridgeError> {
+    let paced = ring.max_bytes() as usize >= FLOW_MIN_BYTES;
     let interrupt = || stop.load(Ordering::Relaxed);
     let mut reader: Option<shmkit::rings::FrameReader> = None;
     let mut last_id = 0u64;
@@ -195,6 +215,11 @@ fn export_loop(
             reader = Some(ring.reader(ReadMode::NewestOnly)?);
         }
         let Some(r) = reader.as_mut() else { continue };
+        if paced && seq > 0 {
+            // One large frame on the wire at a time: the next one, the newest, once the
+            // importers have the last (see `crate::flow`).
+            acks.wait_for(seq.saturating_sub(WINDOW - 1), &interrupt);
+        }
         let frame = match r.next_interruptible(Timeout::After(MATCH_CHECK), &interrupt) {
             Ok(f) => f,
             Err(RingError::Timeout { .. }) | Err(RingError::Interrupted) => continue,

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `shmkit/<host>/<segment>/frames/<ring>` | a ring's frames (payload: the frame's bytes) |
 //! | `shmkit/<host>/<segment>/frames/<ring>/@spec` | a queryable: the ring's spec and layout version |
+//! | `shmkit/<host>/<segment>/frames/<ring>/@ack/<zid>` | an importer's acknowledgements (flow control) |
 //! | `shmkit/<host>/<segment>/cmd/<ring>` | a command ring, as a queryable (`cmd_wire`) |
 //! | `shmkit/<host>/<segment>/cmd/<ring>/@spec` | a queryable: the command ring's sizes and versions |
 //! | `shmkit/<host>/<segment>/cmd/<ring>/@exporter/<zid>` | the exporting bridge's liveliness token |
@@ -78,6 +79,17 @@ impl RingKey {
     /// `…/frames/<ring>/@spec`.
     pub fn spec(&self) -> String {
         format!("{}/@spec", self.frames())
+    }
+
+    /// `…/frames/<ring>/@ack/<id>`: where importer `id` acknowledges samples ([`crate::flow`]).
+    pub fn ack(&self, id: &str) -> Result<String, BridgeError> {
+        check("bridge id", id)?;
+        Ok(format!("{}/@ack/{id}", self.frames()))
+    }
+
+    /// Every importer's acknowledgements of this ring.
+    pub fn acks(&self) -> String {
+        format!("{}/@ack/*", self.frames())
     }
 
     /// `shmkit/<host>/<segment>/cmd/<ring>`.

@@ -20,6 +20,7 @@ pub mod cmd_wire;
 pub mod config;
 pub mod error;
 pub mod exposure;
+pub mod flow;
 pub mod frames_in;
 pub mod frames_out;
 pub mod header;
