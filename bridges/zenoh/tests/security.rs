@@ -533,3 +533,101 @@ fn an_authenticated_peer_that_is_not_allowed_gets_nothing_and_forges_nothing() {
     drop((b, ops));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// User and password over TLS: a peer with the right password imports, a wrong password gets
+/// nothing. (The listener holds the dictionary; TLS without client certificates encrypts.)
+#[test]
+fn a_password_over_tls_lets_a_peer_in_and_a_wrong_one_is_refused() {
+    let dir = std::env::temp_dir().join(name("usrpwd"));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca(&dir, "lab-ca");
+    make_cert(&dir, "lab-ca", "camhost");
+    std::fs::write(dir.join("users.txt"), "gui:right-horse-battery\n").unwrap();
+    let p = |f: &str| dir.join(f).display().to_string();
+    let write = |file: &str, config: serde_json::Value| {
+        std::fs::write(dir.join(file), config.to_string()).unwrap();
+        p(file)
+    };
+    let a_config = write(
+        "camhost.json5",
+        serde_json::json!({"transport": {
+            "link": {"tls": {
+                "root_ca_certificate": p("lab-ca.pem"),
+                "listen_private_key": p("camhost.key"),
+                "listen_certificate": p("camhost.pem"),
+            }},
+            "auth": {"usrpwd": {"dictionary_file": p("users.txt")}},
+        }}),
+    );
+    let peer_config = |file: &str, password: &str| {
+        write(
+            file,
+            serde_json::json!({"transport": {
+                "link": {"tls": {"root_ca_certificate": p("lab-ca.pem")}},
+                "auth": {"usrpwd": {"user": "gui", "password": password}},
+            }}),
+        )
+    };
+    let (src, dst, bad) = (name("pw-a"), name("pw-b"), name("pw-x"));
+    let _segs = Segs(vec![src.clone(), dst.clone(), bad.clone()]);
+    let seg = Segment::create(&src, &CreateOptions::new(4 << 20)).unwrap();
+    let ring = seg
+        .frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[8, 8]))
+        .unwrap();
+    let ep = format!("tls/localhost:{}", free_port());
+    let export = format!("{src}/cam");
+    let mut a = Proc(spawn(&[
+        "--host",
+        "camhost",
+        "--zenoh-config",
+        &a_config,
+        "--listen",
+        &ep,
+        "--export",
+        &export,
+    ]));
+    up(&mut a.0);
+
+    let wrong = peer_config("wrong.json5", "wrong-password");
+    let import = format!("camhost/{src}/cam={bad}/cam");
+    let (code, err) = exit_of(spawn(&[
+        "--host",
+        "gui",
+        "--zenoh-config",
+        &wrong,
+        "--connect",
+        &ep,
+        "--import",
+        &import,
+    ]));
+    assert_eq!(code, Some(1), "a wrong password: {err}");
+    assert!(err.contains("@spec"), "{err}");
+    assert!(Segment::open(&bad).is_err(), "nothing was made");
+
+    let right = peer_config("right.json5", "right-horse-battery");
+    let import = format!("camhost/{src}/cam={dst}/cam");
+    let mut b = Proc(spawn(&[
+        "--host",
+        "gui",
+        "--zenoh-config",
+        &right,
+        "--connect",
+        &ep,
+        "--import",
+        &import,
+    ]));
+    up(&mut b.0);
+    let local: FrameRing = Segment::open(&dst).unwrap().open("cam").unwrap();
+    let mut reader = local.reader(ReadMode::NewestOnly).unwrap();
+    let mut w = ring.writer().unwrap();
+    eventually(
+        "frames arrive with the right password",
+        Duration::from_secs(10),
+        || {
+            w.claim().unwrap().publish();
+            reader.next(Duration::from_millis(100)).is_ok()
+        },
+    );
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
