@@ -170,6 +170,10 @@ fn lying_samples_are_rejected_and_counted_and_never_reach_a_reader() {
         .unwrap();
     let f = reader.next(Duration::from_secs(5)).expect("the good frame");
     assert_eq!((f.bytes(), f.user(0)), (&good_payload[..], 7));
+    // The link value is updated just after the frame is published: wait for it.
+    eventually("the good frame counted", Duration::from_secs(5), || {
+        status(&dst, "cam").is_some_and(|s| s.received == 1)
+    });
     let s = status(&dst, "cam").unwrap();
     assert_eq!((s.rejected, s.received), (lies.len() as u64, 1), "{s:?}");
     drop(f);

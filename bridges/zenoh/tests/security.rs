@@ -312,7 +312,11 @@ fn mutual_tls_carries_frames_and_calls_and_peers_without_a_valid_certificate_get
     );
     let local_dm: CommandRing = Segment::open(&dst).unwrap().open("dm").unwrap();
     assert_eq!(local_dm.call(b"hi", Duration::from_secs(5)).unwrap(), b"hi");
-    assert!(status(&dst, "cam").is_some_and(|s| s.up == 1 && s.rejected == 0));
+    eventually(
+        "the link up, nothing rejected",
+        Duration::from_secs(5),
+        || status(&dst, "cam").is_some_and(|s| s.up == 1 && s.rejected == 0),
+    );
     let calls_before = calls.load(Ordering::Relaxed);
 
     // Peers whose certificate another CA signed, or with none, never get the spec: their
