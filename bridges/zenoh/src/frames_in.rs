@@ -70,14 +70,12 @@ impl Receiver {
     /// Takes one sample: `payload` (its pieces as Zenoh holds them, `len` bytes in all) is
     /// copied straight into a claimed slot and checksummed on the way; the slot is published
     /// only if the header fits the ring and the checksum matches, else given back unpublished.
-    /// Returns the sample's bridge sequence when it was taken (published or counted).
     fn take<'p>(
         &mut self,
         payload: impl Iterator<Item = &'p [u8]>,
         len: usize,
-        attachment: Option<&[u8]>,
-    ) -> Option<u64> {
-        let header = attachment.map(FrameHeader::decode);
+        header: Option<Result<FrameHeader, BridgeError>>,
+    ) {
         let fits = match &header {
             Some(Ok(h)) => {
                 h.len == len as u64
@@ -93,7 +91,7 @@ impl Receiver {
         };
         let Some(Ok(h)) = header.filter(|_| fits) else {
             reject(&self.status);
-            return None;
+            return;
         };
         let published = match self.writer.claim() {
             Ok(mut slot) => {
@@ -101,7 +99,7 @@ impl Receiver {
                     // Dropped unpublished: the slot goes back empty, readers never see it.
                     drop(slot);
                     reject(&self.status);
-                    return None;
+                    return;
                 }
                 slot.set_len(len as u64);
                 for (i, &u) in h.user.iter().enumerate() {
@@ -139,7 +137,6 @@ impl Receiver {
                 s.ring_full = s.ring_full.saturating_add(1);
             }
         });
-        Some(h.seq)
     }
 }
 
@@ -225,12 +222,13 @@ impl FrameImport {
                     // Acknowledged on arrival, before the copy: the exporter paces on what
                     // the link delivered, and its next frame travels while this one is copied.
                     // Dropped rather than queued under congestion: the next ack says more.
-                    if let Some(Ok(h)) = attachment.as_deref().map(FrameHeader::decode) {
+                    let header = attachment.as_deref().map(FrameHeader::decode);
+                    if let Some(Ok(h)) = &header {
                         let _ = acks.put(h.seq.to_le_bytes().to_vec()).wait();
                     }
                     // Only this callback takes the lock, and nothing in it waits.
                     if let Ok(mut r) = receiver.lock() {
-                        r.take(payload.slices(), payload.len(), attachment.as_deref());
+                        r.take(payload.slices(), payload.len(), header);
                     }
                 }
             })

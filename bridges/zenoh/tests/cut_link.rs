@@ -8,14 +8,12 @@
 
 mod common;
 
-use common::{echo_until, eventually, name, status, Proc, Segs};
-use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameSpec, ReadMode};
-use shmkit::{CreateOptions, Segment, SegmentObjects};
+use common::{eventually, name, status, Proc, Segs, Source};
+use shmkit::rings::{CommandRing, ReadMode};
+use shmkit::{Segment, SegmentObjects};
 use shmkit_zenoh::cmd_wire::{RemoteError, WireOutcome};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Runs `ip ARGS`; the error text if it failed.
@@ -146,35 +144,7 @@ fn a_cut_link_is_seen_within_the_lease_calls_fail_fast_and_it_all_comes_back() {
     });
     let (src, dst) = (name("cut-a"), name("cut-b"));
     let _segs = Segs(vec![src.clone(), dst.clone()]);
-    let seg = Segment::create(&src, &CreateOptions::new(8 << 20)).unwrap();
-    let ring = seg
-        .frame_ring("cam", &FrameSpec::new(8, ElemType::U16, &[32, 32]))
-        .unwrap();
-    let dm = seg
-        .command_ring(
-            "dm",
-            &CommandSpec {
-                slots: 4,
-                max_request: 64,
-                max_reply: 64,
-            },
-        )
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = std::thread::spawn({
-        let (dm, stop) = (dm.clone(), Arc::clone(&stop));
-        move || echo_until(&dm, &stop)
-    });
-    let camera = std::thread::spawn({
-        let (ring, stop) = (ring.clone(), Arc::clone(&stop));
-        move || {
-            let mut w = ring.writer().unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                w.claim().unwrap().publish();
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    });
+    let _source = Source::start(&src);
 
     let ep = format!("tcp/{}:{}", net.addr_a, 7447);
     let (export, export_cmd) = (format!("{src}/cam"), format!("{src}/dm"));
@@ -264,8 +234,4 @@ fn a_cut_link_is_seen_within_the_lease_calls_fail_fast_and_it_all_comes_back() {
     });
     let s = status(&dst, "cam").unwrap();
     assert!(s.downs >= 1, "{s:?}");
-
-    stop.store(true, Ordering::Relaxed);
-    camera.join().unwrap();
-    server.join().unwrap();
 }

@@ -6,14 +6,13 @@
 
 mod common;
 
-use common::{eventually, free_port, name, status, Proc, Segs};
-use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
+use common::{eventually, free_port, name, status, Proc, Segs, Source};
+use shmkit::rings::{CommandRing, ElemType, FrameRing, FrameSpec, ReadMode};
 use shmkit::{CreateOptions, Segment, SegmentObjects};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use zenoh::Wait;
 
@@ -227,45 +226,7 @@ fn mutual_tls_carries_frames_and_calls_and_peers_without_a_valid_certificate_get
 
     let (src, dst, bad) = (name("tls-a"), name("tls-b"), name("tls-x"));
     let _segs = Segs(vec![src.clone(), dst.clone(), bad.clone()]);
-    let seg = Segment::create(&src, &CreateOptions::new(8 << 20)).unwrap();
-    let ring = seg
-        .frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[16, 16]))
-        .unwrap();
-    let dm = seg
-        .command_ring(
-            "dm",
-            &CommandSpec {
-                slots: 4,
-                max_request: 64,
-                max_reply: 64,
-            },
-        )
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let server = std::thread::spawn({
-        let (dm, stop, calls) = (dm.clone(), Arc::clone(&stop), Arc::clone(&calls));
-        move || {
-            let server = dm.server().unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(req) = server.recv(Duration::from_millis(50)) {
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    let echo = req.bytes().to_vec();
-                    let _ = req.reply(&echo);
-                }
-            }
-        }
-    });
-    let camera = std::thread::spawn({
-        let (ring, stop) = (ring.clone(), Arc::clone(&stop));
-        move || {
-            let mut w = ring.writer().unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                w.claim().unwrap().publish();
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    });
+    let source = Source::start(&src);
 
     let ep = format!("tls/localhost:{}", free_port());
     let a_config = tls_config(&dir, "lab-ca", Some("camhost"));
@@ -317,7 +278,7 @@ fn mutual_tls_carries_frames_and_calls_and_peers_without_a_valid_certificate_get
         Duration::from_secs(5),
         || status(&dst, "cam").is_some_and(|s| s.up == 1 && s.rejected == 0),
     );
-    let calls_before = calls.load(Ordering::Relaxed);
+    let calls_before = source.calls.load(Ordering::Relaxed);
 
     // Peers whose certificate another CA signed, or with none, never get the spec: their
     // imports fail (nothing is created, no call reaches the server).
@@ -346,11 +307,8 @@ fn mutual_tls_carries_frames_and_calls_and_peers_without_a_valid_certificate_get
             "{who}: nothing was made locally"
         );
     }
-    assert_eq!(calls.load(Ordering::Relaxed), calls_before);
+    assert_eq!(source.calls.load(Ordering::Relaxed), calls_before);
 
-    stop.store(true, Ordering::Relaxed);
-    server.join().unwrap();
-    camera.join().unwrap();
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -368,45 +326,7 @@ fn an_authenticated_peer_that_is_not_allowed_gets_nothing_and_forges_nothing() {
     }
     let (src, dst, bad) = (name("acl-a"), name("acl-b"), name("acl-x"));
     let _segs = Segs(vec![src.clone(), dst.clone(), bad.clone()]);
-    let seg = Segment::create(&src, &CreateOptions::new(8 << 20)).unwrap();
-    let ring = seg
-        .frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[16, 16]))
-        .unwrap();
-    let dm = seg
-        .command_ring(
-            "dm",
-            &CommandSpec {
-                slots: 4,
-                max_request: 64,
-                max_reply: 64,
-            },
-        )
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let server = std::thread::spawn({
-        let (dm, stop, calls) = (dm.clone(), Arc::clone(&stop), Arc::clone(&calls));
-        move || {
-            let server = dm.server().unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(req) = server.recv(Duration::from_millis(50)) {
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    let echo = req.bytes().to_vec();
-                    let _ = req.reply(&echo);
-                }
-            }
-        }
-    });
-    let camera = std::thread::spawn({
-        let (ring, stop) = (ring.clone(), Arc::clone(&stop));
-        move || {
-            let mut w = ring.writer().unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                w.claim().unwrap().publish();
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    });
+    let source = Source::start(&src);
 
     let (ep_a, ep_b) = (
         format!("tls/localhost:{}", free_port()),
@@ -457,7 +377,7 @@ fn an_authenticated_peer_that_is_not_allowed_gets_nothing_and_forges_nothing() {
     );
     let local_dm: CommandRing = Segment::open(&dst).unwrap().open("dm").unwrap();
     assert_eq!(local_dm.call(b"hi", Duration::from_secs(5)).unwrap(), b"hi");
-    let calls_before = calls.load(Ordering::Relaxed);
+    let calls_before = source.calls.load(Ordering::Relaxed);
 
     // `ops` is authenticated but allowed nothing: no spec, so no import and no call.
     let ops_config = config("ops");
@@ -477,7 +397,11 @@ fn an_authenticated_peer_that_is_not_allowed_gets_nothing_and_forges_nothing() {
         assert!(err.contains("@spec"), "{flag}: {err}");
     }
     assert!(Segment::open(&bad).is_err(), "nothing was made for ops");
-    assert_eq!(calls.load(Ordering::Relaxed), calls_before, "no call ran");
+    assert_eq!(
+        source.calls.load(Ordering::Relaxed),
+        calls_before,
+        "no call ran"
+    );
 
     // `ops` forges the camera's frames and its bridge token at `gui`.
     let ops = zenoh::open(
@@ -531,9 +455,6 @@ fn an_authenticated_peer_that_is_not_allowed_gets_nothing_and_forges_nothing() {
         status(&dst, "cam").is_some_and(|s| s.up == 0)
     });
 
-    stop.store(true, Ordering::Relaxed);
-    server.join().unwrap();
-    camera.join().unwrap();
     drop((b, ops));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,12 +2,13 @@
 //! free ports, per-test segment names removed on drop, bounded waits.
 #![allow(dead_code)]
 
-use shmkit::rings::CommandRing;
+use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameSpec};
 use shmkit::{Segment, SegmentObjects, Shared};
 use shmkit_zenoh::LinkStatus;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A child process killed and reaped on drop.
@@ -86,7 +87,7 @@ impl Drop for Segs {
 }
 
 /// Serves `ring`, answering each request with its own bytes, until `stop` is set.
-pub fn echo_until(ring: &CommandRing, stop: &AtomicBool) {
+pub fn echo_until(ring: &CommandRing, stop: &AtomicBool, calls: &AtomicU64) {
     let server = ring.server().unwrap();
     let interrupt = || stop.load(Ordering::Relaxed);
     while !interrupt() {
@@ -94,8 +95,68 @@ pub fn echo_until(ring: &CommandRing, stop: &AtomicBool) {
             shmkit::Timeout::After(Duration::from_millis(50)),
             &interrupt,
         ) {
+            calls.fetch_add(1, Ordering::Relaxed);
             let echo = req.bytes().to_vec();
             let _ = req.reply(&echo);
+        }
+    }
+}
+
+/// A source segment with a camera (`cam`, 16 × 16 u16, a frame every 5 ms) and a mirror
+/// (`dm`, calls echoed by [`echo_until`] and counted in `calls`), both running until drop.
+pub struct Source {
+    /// Calls the mirror has run.
+    pub calls: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    _segment: Segment,
+}
+
+impl Source {
+    /// Creates segment `name` with `cam` and `dm` and starts both.
+    pub fn start(name: &str) -> Source {
+        let segment = Segment::create(name, &shmkit::CreateOptions::new(8 << 20)).unwrap();
+        let ring = segment
+            .frame_ring("cam", &FrameSpec::new(8, ElemType::U16, &[16, 16]))
+            .unwrap();
+        let spec = CommandSpec {
+            slots: 4,
+            max_request: 64,
+            max_reply: 64,
+        };
+        let dm = segment.command_ring("dm", &spec).unwrap();
+        let (stop, calls) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let server = std::thread::spawn({
+            let (stop, calls) = (Arc::clone(&stop), Arc::clone(&calls));
+            move || echo_until(&dm, &stop, &calls)
+        });
+        let camera = std::thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                let mut w = ring.writer().unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    w.claim().unwrap().publish();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        });
+        Source {
+            calls,
+            stop,
+            threads: vec![server, camera],
+            _segment: segment,
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
         }
     }
 }
