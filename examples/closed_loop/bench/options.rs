@@ -138,7 +138,9 @@ impl Options {
             subapertures: self.subapertures,
             pixels: self.pixels,
             rate_hz: self.rate_hz,
-            slots: 16,
+            // 32 ms of frames at 2 kHz: a controller descheduled for a few ms (seen: 8.8 ms on a
+            // loaded 2-core VM) catches up instead of losing frames to an overrun.
+            slots: 64,
             gain: 1.0,
             dm: Some("Dm".into()),
             dm_actuators: self.actuators(),
