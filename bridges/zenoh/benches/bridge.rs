@@ -233,6 +233,8 @@ impl Bridged {
                 max_rate: None,
                 decimate: 1,
                 max_bytes_per_s: None,
+                // The opt-in low-latency wait (its CPU cost is in the closing note).
+                low_latency: false,
                 allow: Vec::new(),
             });
             cb.import.push(ImportRing {
@@ -327,6 +329,9 @@ impl Source {
     }
 }
 
+/// How often the strict loop's source looks whether the exporter has taken its frame.
+const POLL: Duration = Duration::from_micros(50);
+
 /// The longest one strict-loop sample may run (a collapsed link delivers almost nothing).
 const STRICT_CAP: Duration = Duration::from_secs(30);
 
@@ -349,22 +354,26 @@ fn strict_loop(
     let mut group = c.benchmark_group("strict");
     group.throughput(Throughput::Bytes(size as u64));
     let (mut published, mut delivered) = (0u64, 0u64);
+    // The exporter's count at which the source's last frame has been taken: kept across
+    // samples, so a sample never publishes over a frame the last one left untaken (the
+    // exporter would pass it over, and each pass-over, counted as taken, would let the source
+    // publish twice per frame sent from then on).
+    let mut next_at = taken();
     group.bench_function(BenchmarkId::new("bridge", size), |b| {
         b.iter_custom(|iters| {
             let start = import.link().received;
             let t0 = Instant::now();
-            let mut last_taken = taken();
-            writer.publish();
-            published += 1;
             let mut got = 0;
             while got < iters && t0.elapsed() < STRICT_CAP {
                 let now_taken = taken();
-                if now_taken > last_taken {
-                    last_taken = now_taken;
+                if now_taken >= next_at {
+                    next_at = now_taken + 1;
                     writer.publish();
                     published += 1;
                 } else {
-                    std::thread::yield_now();
+                    // A camera does not spin on the bridge: polled, it leaves the CPU to the
+                    // copies and the network stack.
+                    std::thread::sleep(POLL);
                 }
                 got = import.link().received - start;
             }
@@ -392,9 +401,12 @@ fn strict_loop(
         })
     });
     group.finish();
+    let link = import.link();
     eprintln!(
-        "strict {size}: bridge {delivered} delivered of {published} published, \
-         zenoh {bare_delivered} of {bare_published}"
+        "strict {size}: bridge {delivered} delivered of {published} published \
+         (link totals: {} lost on the way, {} passed over by the exporter, {} ring full), \
+         zenoh {bare_delivered} of {bare_published}",
+        link.gaps, link.remote_skipped, link.ring_full
     );
 }
 
@@ -473,15 +485,16 @@ fn frames(c: &mut Criterion) {
         eprintln!("latency {size}: lost bridge {lost}, zenoh {bare_lost}");
 
         // Throughput counts frames *received*: one iteration is one frame arriving whole,
-        // with up to WINDOW frames on the way. The bridge's source publishes its next frame
-        // once the exporter's count has caught up with what this sample published, the bare
-        // publisher as soon as its `put` returns. The exporter's count starts from each
-        // sample's first look, so frames still on the way from the sample before let the
-        // source run ahead and the exporter pass some over (newest-only, as for a camera
-        // faster than the link): "received of published" below says how many. Holding the
-        // source strictly one frame ahead of the exporter makes Zenoh drop most 8 MiB puts
-        // (congestion Drop, back to back): see the closing note of issue 19. A frame lost
-        // on the way is waited for STALL, then given up on.
+        // with up to WINDOW frames on the way, for both. The bare publisher puts its next
+        // frame as soon as its `put` returns. The bridge's source publishes small frames as
+        // fast (the exporter reads every frame the ring holds), and a large one only once the
+        // exporter has taken the previous one: it reads those newest-only, one on the wire
+        // at a time (`shmkit_zenoh::flow`), so a burst would be passed over, not sent. The
+        // exporter's count starts from each sample's first look, so a large frame still on
+        // the way from the sample before lets the source run ahead and the exporter pass one
+        // over: "received of published" below says how many. A frame lost on the way is
+        // waited for STALL, then given up on.
+        let paced = shmkit_zenoh::flow::paced(size as u64);
         let export = &bridged.a.as_ref().expect("bridge A").exports[i];
         assert!(export.key.frames().ends_with(&format!("/cam{size}")));
         let taken = || {
@@ -503,13 +516,14 @@ fn frames(c: &mut Criterion) {
                 let mut published = taken();
                 while received < iters {
                     let in_flight = writer.seq - newest;
-                    if in_flight < WINDOW && (in_flight == 0 || taken() >= published) {
+                    let now_taken = taken();
+                    if in_flight < WINDOW && (!paced || in_flight == 0 || now_taken >= published) {
                         writer.publish();
                         published += 1;
                         sent += 1;
                         continue;
                     }
-                    if taken() < published && in_flight < WINDOW {
+                    if paced && now_taken < published && in_flight < WINDOW {
                         // The exporter is taking it: its wake-up is microseconds away.
                         std::thread::yield_now();
                         continue;

@@ -152,6 +152,7 @@ mod tests {
             max_rate: None,
             decimate: 1,
             max_bytes_per_s: None,
+            low_latency: false,
             allow: vec!["gui".into()],
         });
         c.import.push(ImportRing {

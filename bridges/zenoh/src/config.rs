@@ -25,6 +25,12 @@ pub struct ExportRing {
     /// At most this many payload bytes per second (`None`: no limit).
     #[serde(default)]
     pub max_bytes_per_s: Option<f64>,
+    /// Wake the export thread by polling the ring for a while before it sleeps (about
+    /// 65 µs of polling per wait, see [`shmkit::WaitStrategy::SpinThenBlock`]) instead of
+    /// sleeping at once: small frames then cross with one thread wake-up fewer. Its cost is
+    /// CPU: at a steady frame rate faster than that spin, the export thread keeps a core busy.
+    #[serde(default)]
+    pub low_latency: bool,
     /// Who may receive these frames and read the spec: peers' certificate common names or
     /// user names. Naming anyone, anywhere, turns on the bridge's access control
     /// ([`crate::access`]); then an export that names no one is closed to every peer.

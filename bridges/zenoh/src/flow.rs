@@ -19,6 +19,13 @@ use std::time::{Duration, Instant};
 /// Frames smaller than this are sent as they come (one ack round trip would cost more than
 /// it saves).
 pub const FLOW_MIN_BYTES: usize = 256 << 10;
+/// Whether frames of `frame_bytes` (the ring's full frame, as its `@spec` says) are paced:
+/// the exporter and every importer decide from the same number, so an importer acknowledges
+/// exactly the samples its exporter waits for.
+pub fn paced(frame_bytes: u64) -> bool {
+    frame_bytes >= FLOW_MIN_BYTES as u64
+}
+
 /// Large frames unacknowledged at once. One: a second frame queued behind one still on a slow
 /// link waits past Zenoh's fragment deadline and is dropped half-sent (measured on a link
 /// shaped to 800 Mbit/s: 2 in flight delivered 8 MiB frames at 428 ms each, 1 at 163 ms).

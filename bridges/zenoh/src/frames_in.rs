@@ -207,11 +207,19 @@ impl FrameImport {
             skipped_now: 0,
             export_base: None,
         }));
-        let acks = session
-            .declare_publisher(key.ack(&session.zid().to_string())?)
-            .congestion_control(zenoh::qos::CongestionControl::Drop)
-            .wait()
-            .map_err(BridgeError::zenoh)?;
+        // Only an exporter of large frames waits for acknowledgements (it decides from the
+        // same spec): for small ones an ack would be one more message per frame for nothing.
+        let acks = if crate::flow::paced(frame_bytes) {
+            Some(
+                session
+                    .declare_publisher(key.ack(&session.zid().to_string())?)
+                    .congestion_control(zenoh::qos::CongestionControl::Drop)
+                    .wait()
+                    .map_err(BridgeError::zenoh)?,
+            )
+        } else {
+            None
+        };
         let frames = session
             .declare_subscriber(key.frames())
             .callback({
@@ -223,7 +231,7 @@ impl FrameImport {
                     // the link delivered, and its next frame travels while this one is copied.
                     // Dropped rather than queued under congestion: the next ack says more.
                     let header = attachment.as_deref().map(FrameHeader::decode);
-                    if let Some(Ok(h)) = &header {
+                    if let (Some(acks), Some(Ok(h))) = (&acks, &header) {
                         let _ = acks.put(h.seq.to_le_bytes().to_vec()).wait();
                     }
                     // Only this callback takes the lock, and nothing in it waits.

@@ -1,17 +1,18 @@
-//! Frames out: a ring read newest-only and published on its key, with the limits a slow link
-//! needs (max rate, decimation, bytes per second). Publishing drops rather than blocks under
+//! Frames out: a ring read (every frame it holds when small, newest-only when large) and
+//! published on its key, with the limits a slow link needs (max rate, decimation, bytes per
+//! second). Publishing drops rather than blocks under
 //! congestion, and nothing is read while no remote subscriber matches, so a stalled or absent
 //! reader never slows the camera. The `@spec` queryable answers what a receiver needs to
 //! create a matching ring.
 
 use crate::config::ExportRing;
 use crate::error::BridgeError;
-use crate::flow::{Acks, FLOW_MIN_BYTES, WINDOW};
+use crate::flow::{Acks, WINDOW};
 use crate::header::{CopyChecksum, FrameHeader};
 use crate::keys::RingKey;
 use crate::spec::RemoteSpec;
 use shmkit::rings::{FrameRing, ReadMode, RingError};
-use shmkit::{Segment, SegmentObjects, Timeout};
+use shmkit::{Segment, SegmentObjects, Timeout, WaitStrategy};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,8 @@ const MATCH_CHECK: Duration = Duration::from_millis(50);
 pub struct ExportCounters {
     /// Samples published.
     pub sent: AtomicU64,
-    /// Frames the ring published that were not sent (newest-only, limits).
+    /// Frames the ring published that were not sent (overwritten before the export thread
+    /// read them, passed over newest-only, refused by the limits).
     pub skipped: AtomicU64,
     /// Periods without any matching subscriber (nothing read).
     pub idle_checks: AtomicU64,
@@ -124,9 +126,21 @@ impl FrameExport {
             })
             .wait()
             .map_err(BridgeError::zenoh)?;
+        // Small frames are dropped under congestion: the export thread never waits on the
+        // network. A large frame is many fragments, and Zenoh drops the rest of a message
+        // whose fragments wait past its drop deadline (tens of ms: shorter than one 8 MiB
+        // frame takes on a 1 Gbit/s link), so on a slow link every large frame would arrive
+        // half-sent, that is never. Large frames therefore block the export thread — never
+        // the camera, which writes its ring — for their own transfer: flow control already
+        // keeps one on the wire at a time (`crate::flow`), so nothing queues behind it.
+        let congestion = if crate::flow::paced(ring.max_bytes()) {
+            CongestionControl::Block
+        } else {
+            CongestionControl::Drop
+        };
         let publisher = session
             .declare_publisher(key.frames())
-            .congestion_control(CongestionControl::Drop)
+            .congestion_control(congestion)
             .wait()
             .map_err(BridgeError::zenoh)?;
         let acks = Arc::new(Acks::default());
@@ -146,6 +160,11 @@ impl FrameExport {
             .map_err(BridgeError::zenoh)?;
         let counters = Arc::new(ExportCounters::default());
         let mut limiter = Limiter::new(e);
+        let strategy = if e.low_latency {
+            WaitStrategy::SpinThenBlock
+        } else {
+            WaitStrategy::Block
+        };
         let thread = std::thread::Builder::new()
             .name(format!("zenoh-out-{}", e.ring))
             .spawn({
@@ -153,7 +172,15 @@ impl FrameExport {
                 move || {
                     // The segment stays mapped as long as the ring handle lives.
                     let _segment = segment;
-                    export_loop(&ring, &publisher, &mut limiter, &counters, &acks, &stop)
+                    export_loop(
+                        &ring,
+                        &publisher,
+                        &mut limiter,
+                        strategy,
+                        &counters,
+                        &acks,
+                        &stop,
+                    )
                 }
             })
             .map_err(|e| BridgeError::Config(format!("spawning the export thread: {e}")))?;
@@ -180,11 +207,12 @@ fn export_loop(
     ring: &FrameRing,
     publisher: &zenoh::pubsub::Publisher<'_>,
     limiter: &mut Limiter,
+    strategy: WaitStrategy,
     counters: &ExportCounters,
     acks: &Acks,
     stop: &AtomicBool,
 ) -> Result<(), BridgeError> {
-    let paced = ring.max_bytes() as usize >= FLOW_MIN_BYTES;
+    let paced = crate::flow::paced(ring.max_bytes());
     let interrupt = || stop.load(Ordering::Relaxed);
     let mut reader: Option<shmkit::rings::FrameReader> = None;
     let mut last_id = 0u64;
@@ -202,17 +230,25 @@ fn export_loop(
             next_match_check = Instant::now() + MATCH_CHECK;
         }
         if !matching {
-            // Nobody listens: read nothing. A newest-only reader registered but unread pins no
-            // slot, so it stays, and the frames published meanwhile count as skipped in the
-            // next sample.
+            // Nobody listens: read nothing. A reader registered but unread pins no slot, so
+            // it stays (an every-frame one resumes at the oldest frame the ring still holds),
+            // and the frames published meanwhile count as skipped in the next sample.
             counters.idle_checks.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(MATCH_CHECK);
             continue;
         }
         if reader.is_none() {
-            // The first sample counts nothing as skipped: frames from before the bridge's
-            // first subscriber were never the bridge's to send.
-            reader = Some(ring.reader(ReadMode::NewestOnly)?);
+            // Large frames newest-only, one on the wire at a time (`crate::flow`); small ones
+            // every frame the ring still holds, so a burst the export thread wakes to late is
+            // sent whole rather than collapsed to its newest frame. The first sample counts
+            // nothing as skipped: frames from before the bridge's first subscriber were never
+            // the bridge's to send.
+            let mode = if paced {
+                ReadMode::NewestOnly
+            } else {
+                ReadMode::OldestFirst
+            };
+            reader = Some(ring.reader(mode)?.with_strategy(strategy));
         }
         let Some(r) = reader.as_mut() else { continue };
         if paced && seq > 0 {
@@ -222,7 +258,11 @@ fn export_loop(
         }
         let frame = match r.next_interruptible(Timeout::After(MATCH_CHECK), &interrupt) {
             Ok(f) => f,
-            Err(RingError::Timeout { .. }) | Err(RingError::Interrupted) => continue,
+            // Frames overwritten before an every-frame reader got to them: the next frame's
+            // id counts them as skipped.
+            Err(RingError::Timeout { .. })
+            | Err(RingError::Interrupted)
+            | Err(RingError::Overrun { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
         let id = frame.id();
@@ -283,6 +323,7 @@ mod tests {
             max_rate,
             decimate,
             max_bytes_per_s: bytes,
+            low_latency: false,
             allow: Vec::new(),
         }
     }

@@ -3,7 +3,8 @@
 //! A bridge is its own process (the `shmkit-zenoh` binary, or [`Bridge`] in a program of
 //! yours): the real-time processes never run an async runtime, they keep reading and writing
 //! their rings, and the bridge's plain threads use Zenoh's blocking API. A bridge exports
-//! local frame rings ([`frames_out`]: newest-only, limited, dropped rather than blocking under
+//! local frame rings ([`frames_out`]: small frames every one, large ones newest-only and paced
+//! by the importers' acknowledgements ([`flow`]), limited, dropped rather than blocking under
 //! congestion, nothing read without a subscriber) and imports remote ones ([`frames_in`]:
 //! into local rings created from the remote `@spec`, every sample checked). It exports
 //! command rings as queryables served by a worker pool ([`cmd_out`]) and imports remote ones

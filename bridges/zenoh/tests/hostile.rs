@@ -35,6 +35,7 @@ fn lying_samples_are_rejected_and_counted_and_never_reach_a_reader() {
             max_rate: None,
             decimate: 1,
             max_bytes_per_s: None,
+            low_latency: false,
             allow: Vec::new(),
         }],
         ..BridgeConfig::default()

@@ -93,6 +93,7 @@ fn parse_export(s: &str) -> Result<ExportRing, BridgeError> {
         max_rate: None,
         decimate: 1,
         max_bytes_per_s: None,
+        low_latency: false,
         allow,
     })
 }

@@ -2,6 +2,8 @@
 //! free ports, per-test segment names removed on drop, bounded waits.
 #![allow(dead_code)]
 
+pub mod net;
+
 use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameSpec};
 use shmkit::{Segment, SegmentObjects, Shared};
 use shmkit_zenoh::LinkStatus;
