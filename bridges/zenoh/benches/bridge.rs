@@ -12,6 +12,10 @@
 //! - `throughput/{bridge,zenoh}/SIZE`: frames streamed with up to 4 in flight; an iteration
 //!   is one frame received whole, so criterion's bytes/s is the delivered payload rate.
 //!   Frames passed over (newest-only) or dropped under congestion are counted and printed.
+//! - `strict/{bridge,zenoh}/SIZE` (1 MiB, 8 MiB): a camera faster than the link: the
+//!   bridge's source publishes the instant the exporter has taken its previous frame (polling
+//!   every 50 µs, as a camera would not spin on the bridge), the bare publisher puts back to
+//!   back; an iteration is one frame delivered whole.
 //! - `command/{bridge,zenoh}`: a 64-byte call answered with its bytes: a local ring call
 //!   through both bridges to a server thread on the far ring, beside a bare `get` answered by
 //!   a queryable callback.
