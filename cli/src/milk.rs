@@ -227,16 +227,24 @@ fn import(
     };
     if wait && !path.exists() {
         println!("waiting for {}", path.display());
-        while !path.exists() {
-            if stop.load(Ordering::Relaxed) {
-                return ExitCode::SUCCESS;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
     }
-    let size = match segment_size_for(&path, options.slots) {
-        Ok(s) => s,
-        Err(e) => return fail("import", &e),
+    // With --wait, a stream that is not there yet, or that its writer is still initialising
+    // (it writes the version string last, so a half-made file reads as another version or
+    // too short), is waited for; without it, those are the errors they are.
+    let size = loop {
+        match segment_size_for(&path, options.slots) {
+            Ok(s) => break s,
+            Err(
+                IsioError::Version { .. } | IsioError::TooShort { .. } | IsioError::FileSize { .. },
+            ) if wait => {}
+            Err(IsioError::Io { source, .. })
+                if wait && source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return fail("import", &e),
+        }
+        if stop.load(Ordering::Relaxed) {
+            return ExitCode::SUCCESS;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
     let seg = match Segment::open_or_create(segment, &CreateOptions::new(size)) {
         Ok(s) => s,

@@ -461,7 +461,11 @@ fn milk_export_import_and_ls_run_as_processes_and_stop_cleanly_on_sigterm() {
     wait_for("the stream", || file.exists());
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "private by default");
-    let import = spawn(&["milk", "import", "clicam", &dst, "copy", "--dir", d]);
+    // --wait: the file exists before its writer has finished making it (the version string
+    // is written last); a plain import racing that fails, as it should (seen in CI under load).
+    let import = spawn(&[
+        "milk", "import", "clicam", &dst, "copy", "--dir", d, "--wait",
+    ]);
     wait_for("the imported ring", || {
         Segment::open(&dst)
             .and_then(|s| s.open::<shmkit::rings::FrameRing>("copy"))
@@ -525,6 +529,68 @@ fn milk_export_import_and_ls_run_as_processes_and_stop_cleanly_on_sigterm() {
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = shmkit(&["milk", "export", &src, "nonesuch", "--dir", d]);
     assert_eq!(code, 1, "{err}");
+    let _ = Segment::unlink(&src);
+    let _ = Segment::unlink(&dst);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `milk import --wait` waits through a stream file its writer has not finished making (the
+/// version string is written last): a file of zeros where the stream will be, then the
+/// writer. Without `--wait` the half-made file is the error it is.
+#[test]
+fn milk_import_wait_waits_for_a_half_made_stream_to_be_finished() {
+    let dir = std::env::temp_dir().join(format!("shmkit-cli-milkwait-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let src = format!("shmkit-cli-milkwait-src-{}", std::process::id());
+    let dst = format!("shmkit-cli-milkwait-dst-{}", std::process::id());
+    let _ = Segment::unlink(&dst);
+    let seg = fresh(&src);
+    seg.frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[4, 4]))
+        .unwrap();
+    std::fs::write(dir.join("halfcam.im.shm"), vec![0u8; 4096]).unwrap();
+    let (code, _, err) = shmkit(&["milk", "import", "halfcam", &dst, "copy", "--dir", d]);
+    assert_eq!(code, 3, "a half-made stream without --wait: {err}");
+    assert!(err.contains("version"), "{err}");
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shmkit"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let import = spawn(&[
+        "milk", "import", "halfcam", &dst, "copy", "--dir", d, "--wait",
+    ]);
+    // Still waiting (not failed) while the file is half made: it has not exited.
+    let mut import = import;
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        assert!(
+            import.try_wait().unwrap().is_none(),
+            "import --wait gave up on a half-made stream"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let export = spawn(&[
+        "milk", "export", &src, "cam", "--name", "halfcam", "--dir", d,
+    ]);
+    wait_for("the imported ring", || {
+        Segment::open(&dst)
+            .and_then(|s| s.open::<shmkit::rings::FrameRing>("copy"))
+            .is_ok()
+    });
+    for child in [&export, &import] {
+        sigterm(child);
+    }
+    assert!(export.wait_with_output().unwrap().status.success());
+    let out = import.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = Segment::unlink(&src);
     let _ = Segment::unlink(&dst);
     let _ = std::fs::remove_dir_all(&dir);

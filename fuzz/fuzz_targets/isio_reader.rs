@@ -1,8 +1,8 @@
 //! A stream file as a hostile writer leaves it, opened by the importer's reader: a valid
 //! stream (shape, type, semaphore and keyword counts chosen by the input) with any bytes of
 //! it then overwritten (header fields, semaphores, reader PIDs, keywords, data, the length).
-//! The reader checks the header, claims and flushes a semaphore, reads the keywords and
-//! copies a frame: a typed error or a frame, never a panic, an access outside the mapping, or
+//! The reader checks the header, claims and flushes a semaphore, reads the keywords, copies
+//! a frame and waits on its semaphore: a typed error or a frame, never a panic, an access outside the mapping, or
 //! a hang.
 #![no_main]
 
@@ -60,6 +60,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(mut reader) = StreamReader::open(&path, u16::from(choice[7])) {
         let mut frame = vec![0u8; reader.parsed().layout.data_len.min(1 << 20) as usize];
         let _ = reader.copy_frame(&mut frame);
+        // The claimed semaphore's wait, on whatever bytes the patches left in it: a typed
+        // error, a unit taken or a timeout, never glibc's abort.
+        let _ = reader.wait(std::time::Duration::from_micros(100));
         let _ = reader.writer_alive();
         let _ = reader.cnt0();
     }

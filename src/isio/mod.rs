@@ -21,6 +21,7 @@ pub mod import;
 pub mod layout;
 pub mod reader;
 mod sem;
+pub use sem::SemError;
 mod stream;
 pub mod time;
 pub mod writer;
@@ -131,6 +132,17 @@ pub enum IsioError {
         path: PathBuf,
         /// What changed.
         reason: String,
+    },
+    /// A semaphore of the stream holds bytes glibc would never write (another process
+    /// vandalised it): refused rather than handed to a call that could abort.
+    #[error("semaphore {index} of {path}: {source}")]
+    Semaphore {
+        /// The stream file.
+        path: PathBuf,
+        /// The semaphore's index.
+        index: u16,
+        /// What is wrong with it.
+        source: SemError,
     },
     /// An operating-system call failed.
     #[error("{what} {path}: {source}")]

@@ -85,7 +85,11 @@ impl StreamReader {
         let count = stream.parsed().layout.sem;
         let index = claim(&stream, pid, preferred).ok_or(IsioError::NoSemaphore { count })?;
         // SAFETY: semaphore `index` of the checked layout.
-        unsafe { sem::flush(stream.sem(index)) };
+        unsafe { sem::flush(stream.sem(index)) }.map_err(|source| IsioError::Semaphore {
+            path: stream.path().to_owned(),
+            index,
+            source,
+        })?;
         let shmkit_keywords = stream.parsed().layout.nb_kw >= keywords::USED
             && stream.read_keyword(keywords::ID.0).name() == keywords::ID.1
             && stream.read_keyword(keywords::TS.0).name() == keywords::TS.1
@@ -141,8 +145,13 @@ impl StreamReader {
     /// Waits up to `timeout` for the writer's post on this reader's semaphore.
     pub fn wait(&self, timeout: Duration) -> Result<bool, IsioError> {
         // SAFETY: semaphore `index` of the checked layout.
-        unsafe { sem::wait(self.stream.sem(self.index), timeout) }
-            .map_err(|e| IsioError::io("waiting on a semaphore of", self.stream.path(), e))
+        unsafe { sem::wait(self.stream.sem(self.index), timeout) }.map_err(|source| {
+            IsioError::Semaphore {
+                path: self.stream.path().to_owned(),
+                index: self.index,
+                source,
+            }
+        })
     }
 
     /// Copies the newest frame into `dst` (up to its length) if `cnt0` moved, checking the

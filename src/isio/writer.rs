@@ -319,13 +319,15 @@ impl StreamWriter {
         s.u64_word(offsets::CNT0).store(cnt0, Ordering::Release);
         s.u8_word(offsets::WRITE).store(0, Ordering::Release);
         for i in 0..s.parsed().layout.sem {
+            // A semaphore another process vandalised is its reader's loss, not the other
+            // readers': it is not posted, and the next frame tries it again.
             // SAFETY: semaphore `i` of the checked layout, initialised at creation.
-            if unsafe { sem::post_capped(s.sem(i)) } {
+            if unsafe { sem::post_capped(s.sem(i)) } == Ok(true) {
                 s.write_pid(i).store(self.pid, Ordering::Relaxed);
             }
         }
         // SAFETY: the logging semaphore of the checked layout.
-        unsafe { sem::post_capped(s.semlog()) };
+        let _ = unsafe { sem::post_capped(s.semlog()) };
         self.cnt0 = cnt0;
         cnt0
     }
