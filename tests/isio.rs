@@ -8,7 +8,7 @@ mod common;
 use common::TempSegment;
 use shmkit::isio::layout::{offsets, parse, Layout};
 use shmkit::isio::{
-    ExportOptions, Exporter, FrameMeta, ImportOptions, ImportStats, Importer, IsioError,
+    list, ExportOptions, Exporter, FrameMeta, ImportOptions, ImportStats, Importer, IsioError,
     StreamOptions, StreamReader, StreamWriter,
 };
 use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode};
@@ -587,4 +587,66 @@ fn a_stream_written_by_an_independent_writer_imports_whole() {
         (FRAMES, 0),
         "the writer waits for each import, so every frame arrives whole: {stats:?}"
     );
+}
+
+/// A FIFO or a symbolic link planted under a stream's name (in a shared directory such as
+/// `/tmp`) is refused at once: opening it as a stream, listing the directory, exporting
+/// over it. Before, a FIFO hung `milk ls` (an open for reading waits for a writer) and a
+/// link was followed to whatever file it named.
+#[test]
+fn a_fifo_or_a_symlink_under_a_stream_name_is_refused_at_once() {
+    let dir = std::env::temp_dir().join(format!("shmkit-isio-planted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo.im.shm");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let real = StreamWriter::create(
+        "real",
+        ElemType::U16,
+        &[4, 4],
+        &StreamOptions {
+            dir: dir.clone(),
+            ..StreamOptions::default()
+        },
+    )
+    .unwrap();
+    let link = dir.join("link.im.shm");
+    std::os::unix::fs::symlink(dir.join("real.im.shm"), &link).unwrap();
+
+    // Each call runs on a thread so that a hang fails the test instead of stalling it.
+    fn at_once<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("{what} hung"))
+    }
+    for (path, found) in [(fifo.clone(), "a FIFO"), (link.clone(), "a symbolic link")] {
+        let p = path.clone();
+        let e = at_once("opening a planted file", move || StreamReader::open(&p, 0))
+            .err()
+            .unwrap_or_else(|| panic!("{} was opened as a stream", path.display()));
+        assert!(
+            matches!(&e, IsioError::NotAFile { found: f, .. } if *f == found),
+            "{e}"
+        );
+    }
+    let d = dir.clone();
+    let listed = at_once("listing the directory", move || list(&d)).unwrap();
+    let error_of = |name: &str| {
+        listed
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} is listed"))
+            .error
+            .clone()
+    };
+    assert!(error_of("fifo").is_some_and(|e| e.contains("FIFO")));
+    assert!(error_of("link").is_some_and(|e| e.contains("symbolic link")));
+    assert_eq!(error_of("real"), None, "the real stream reads as one");
+    drop(real);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,46 @@ use std::path::{Path, PathBuf};
 /// The file name suffix of a stream.
 pub const SUFFIX: &str = ".im.shm";
 
+/// Opens the stream file at `path` for reading (and writing if `write`): never through a
+/// symbolic link (`O_NOFOLLOW`), never waiting for a FIFO's other end (`O_NONBLOCK`, which a
+/// regular file ignores), and only if what it opened is a regular file. A stream directory
+/// such as `/tmp` is shared: a FIFO or a link planted under a stream's name must be refused
+/// at once, not hang the reader or lead it to another file.
+pub(crate) fn open_stream_file(path: &Path, write: bool) -> Result<std::fs::File, IsioError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let not_a_file = |found: &'static str| IsioError::NotAFile {
+        path: path.to_owned(),
+        found,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_a_file("a symbolic link"),
+            _ => IsioError::io("opening", path, e),
+        })?;
+    let kind = file
+        .metadata()
+        .map_err(|e| IsioError::io("reading the type of", path, e))?
+        .file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    Err(not_a_file(if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }))
+}
+
 /// The stream directory, resolved as the reference does.
 pub fn shm_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MILK_SHM_DIR") {
@@ -79,7 +119,7 @@ pub(crate) struct Peek {
 impl Peek {
     /// Reads the header of the file at `path`.
     pub(crate) fn read(path: &Path) -> Result<Peek, IsioError> {
-        let file = std::fs::File::open(path).map_err(|e| IsioError::io("opening", path, e))?;
+        let file = open_stream_file(path, false)?;
         let len = file
             .metadata()
             .map_err(|e| IsioError::io("reading the size of", path, e))?

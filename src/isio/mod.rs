@@ -144,6 +144,15 @@ pub enum IsioError {
         /// What is wrong with it.
         source: SemError,
     },
+    /// What is at a stream's path is not a regular file (a FIFO, a symbolic link, a
+    /// directory, …): refused without following or waiting on it.
+    #[error("{path} is {found}, not a stream file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What is there.
+        found: &'static str,
+    },
     /// An operating-system call failed.
     #[error("{what} {path}: {source}")]
     Io {

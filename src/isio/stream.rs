@@ -48,11 +48,7 @@ fn map(file: &File, len: u64, path: &Path) -> Result<MmapRaw, IsioError> {
 impl Stream {
     /// Maps the existing stream file at `path` and checks it.
     pub(crate) fn open(path: &Path) -> Result<Stream, IsioError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| IsioError::io("opening", path, e))?;
+        let file = super::dir::open_stream_file(path, true)?;
         let meta = file
             .metadata()
             .map_err(|e| IsioError::io("reading the size of", path, e))?;
