@@ -4,7 +4,8 @@
 //! Export and import run until SIGINT or SIGTERM and then exit cleanly (an exported stream
 //! is removed; an imported ring stays in its segment for its readers), printing what they
 //! did. Exit codes: 0 success, 1 a segment, ring or stream is missing or refused, 2 bad
-//! usage, 3 a stream or segment is corrupt.
+//! usage, 3 a stream or segment is corrupt (or what is at a stream's name is not a stream
+//! file: a FIFO, a symbolic link).
 
 use clap::{Args, Subcommand};
 use shmkit::isio::import::segment_size_for;
@@ -110,6 +111,8 @@ fn exit_code(e: &IsioError) -> ExitCode {
         | IsioError::Shape { .. }
         | IsioError::UnknownType { .. }
         | IsioError::FileSize { .. }
+        | IsioError::NotAFile { .. }
+        | IsioError::Semaphore { .. }
         | IsioError::Corrupt(_) => EXIT_CORRUPT,
         IsioError::Segment(SegmentError::Corrupt { .. }) => EXIT_CORRUPT,
         _ => EXIT_MISSING,

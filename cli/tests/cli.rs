@@ -549,6 +549,19 @@ fn milk_import_wait_waits_for_a_half_made_stream_to_be_finished() {
     seg.frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[4, 4]))
         .unwrap();
     std::fs::write(dir.join("halfcam.im.shm"), vec![0u8; 4096]).unwrap();
+    // A FIFO under a stream name is refused at once, by import and by ls (an open for
+    // reading would wait for a writer forever).
+    let made = Command::new("mkfifo")
+        .arg(dir.join("fifo.im.shm"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (code, _, err) = shmkit(&["milk", "import", "fifo", &dst, "copy", "--dir", d]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("FIFO"), "{err}");
+    let (code, table, err) = shmkit(&["milk", "ls", "--dir", d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains("fifo"), "{table}");
     let (code, _, err) = shmkit(&["milk", "import", "halfcam", &dst, "copy", "--dir", d]);
     assert_eq!(code, 3, "a half-made stream without --wait: {err}");
     assert!(err.contains("version"), "{err}");
