@@ -128,3 +128,15 @@ def test_ctrl_c_interrupts_a_blocked_call_within_100ms(
     busy.release()
     assert line == "interrupted"
     assert took < 0.1, f"KeyboardInterrupt {took * 1000:.0f} ms after SIGINT"
+
+
+def test_the_package_says_its_version() -> None:
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
+    import shmkit
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["project"]["version"]
+    assert shmkit.__version__ == declared == importlib.metadata.version("shmkit")

@@ -13,6 +13,7 @@ Segment objects pickle by (segment, name), so they can be passed to child proces
 
 from __future__ import annotations
 
+from importlib.metadata import version as _distribution_version
 from typing import Callable
 
 from . import errors
@@ -84,7 +85,11 @@ from .errors import (
     ShmkitError,
 )
 
+#: The installed distribution's version (``pyproject.toml``'s, as ``pip show shmkit`` says).
+__version__: str = _distribution_version("shmkit")
+
 __all__ = [
+    "__version__",
     "DEFAULT_TIMEOUT",
     "Experiment",
     "ExperimentOutcome",
