@@ -326,6 +326,10 @@ impl PyWriteSlot {
     }
 
     /// Exports the slot's bytes, writable, with the frame's shape and format.
+    ///
+    /// # Safety
+    /// Called by CPython's buffer protocol only: `view` points to a `Py_buffer` the caller
+    /// owns and that this call fills; it is released through `__releasebuffer__` exactly once.
     unsafe fn __getbuffer__(
         slf: Bound<'_, Self>,
         view: *mut ffi::Py_buffer,
@@ -376,6 +380,11 @@ impl PyWriteSlot {
         Ok(())
     }
 
+    /// Counts one export of the slot's bytes released.
+    ///
+    /// # Safety
+    /// Called by CPython's buffer protocol only, once for each successful `__getbuffer__`;
+    /// `_view` is not read.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
         self.exports.fetch_sub(1, Ordering::AcqRel);
     }
