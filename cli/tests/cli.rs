@@ -425,6 +425,16 @@ fn sigterm(child: &std::process::Child) {
     .unwrap();
 }
 
+/// `shmkit ARGS` started with its output captured.
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cond() {
@@ -446,14 +456,6 @@ fn milk_export_import_and_ls_run_as_processes_and_stop_cleanly_on_sigterm() {
     let ring = seg
         .frame_ring("cam", &FrameSpec::new(4, ElemType::U16, &[6, 10]))
         .unwrap();
-    let spawn = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_shmkit"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
     let export = spawn(&[
         "milk", "export", &src, "cam", "--name", "clicam", "--dir", d,
     ]);
@@ -565,14 +567,6 @@ fn milk_import_wait_waits_for_a_half_made_stream_to_be_finished() {
     let (code, _, err) = shmkit(&["milk", "import", "halfcam", &dst, "copy", "--dir", d]);
     assert_eq!(code, 3, "a half-made stream without --wait: {err}");
     assert!(err.contains("version"), "{err}");
-    let spawn = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_shmkit"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
     let import = spawn(&[
         "milk", "import", "halfcam", &dst, "copy", "--dir", d, "--wait",
     ]);

@@ -89,18 +89,7 @@ impl Net {
             } else {
                 &["qdisc", "del", "dev", dev, "root"]
             };
-            let out = Command::new("ip")
-                .args(["netns", "exec", ns, "tc"])
-                .args(args)
-                .output()
-                .map_err(|e| format!("tc: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "tc {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
+            ip(&[&["netns", "exec", ns, "tc"][..], args].concat())?;
         }
         Ok(())
     }
@@ -134,19 +123,9 @@ impl Net {
     /// Shapes what `a` sends to `rate` (a `tc` rate: `200mbit`) with a token bucket, as a
     /// slower link would.
     pub fn shape(&self, rate: &str) -> Result<(), String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.a, "tc", "qdisc", "replace", "dev"])
-            .args([self.veth_a.as_str(), "root", "tbf", "rate", rate])
-            .args(["burst", "256kb", "latency", "100ms"])
-            .output()
-            .map_err(|e| format!("tc: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "tc tbf: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        #[rustfmt::skip]
+        let args = ["netns", "exec", &self.a, "tc", "qdisc", "replace", "dev", &self.veth_a,
+            "root", "tbf", "rate", rate, "burst", "256kb", "latency", "100ms"];
+        ip(&args)
     }
 }
