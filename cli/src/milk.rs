@@ -60,6 +60,10 @@ pub enum Milk {
         /// Wait for the stream to appear instead of failing.
         #[arg(long)]
         wait: bool,
+        /// Also read a stream file owned by this user id (repeatable). By default only this
+        /// user's and root's streams are read: anyone can plant a file in `/tmp`.
+        #[arg(long = "trust-owner", value_name = "UID")]
+        trust_owner: Vec<u32>,
         #[command(flatten)]
         dir: DirArg,
     },
@@ -113,6 +117,7 @@ fn exit_code(e: &IsioError) -> ExitCode {
         | IsioError::FileSize { .. }
         | IsioError::NotAFile { .. }
         | IsioError::Semaphore { .. }
+        | IsioError::Owner { .. }
         | IsioError::Corrupt(_) => EXIT_CORRUPT,
         IsioError::Segment(SegmentError::Corrupt { .. }) => EXIT_CORRUPT,
         _ => EXIT_MISSING,
@@ -151,12 +156,17 @@ pub fn run(command: Milk) -> ExitCode {
             slots,
             semaphore,
             wait,
+            trust_owner,
             dir,
         } => import(
             &stream,
             &segment,
             &ring,
-            &ImportOptions { slots, semaphore },
+            &ImportOptions {
+                slots,
+                semaphore,
+                trusted_owners: trust_owner,
+            },
             wait,
             &dir.get(),
         ),

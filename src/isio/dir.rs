@@ -51,6 +51,27 @@ pub(crate) fn open_stream_file(path: &Path, write: bool) -> Result<std::fs::File
     }))
 }
 
+/// Refuses `file` (at `path`) unless this user, root or one of `trusted` owns it.
+pub(crate) fn check_owner(
+    file: &std::fs::File,
+    path: &Path,
+    trusted: &[u32],
+) -> Result<(), IsioError> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = file
+        .metadata()
+        .map_err(|e| IsioError::io("reading the owner of", path, e))?
+        .uid();
+    let me = rustix::process::geteuid().as_raw();
+    if owner == me || owner == 0 || trusted.contains(&owner) {
+        return Ok(());
+    }
+    Err(IsioError::Owner {
+        path: path.to_owned(),
+        owner,
+    })
+}
+
 /// The stream directory, resolved as the reference does.
 pub fn shm_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MILK_SHM_DIR") {
@@ -96,14 +117,25 @@ pub fn stream_path(dir: &Path, name: &str) -> Result<PathBuf, IsioError> {
     Ok(dir.join(format!("{name}{SUFFIX}")))
 }
 
-/// Is process `pid` alive (or at least present)?
-pub(crate) fn pid_alive(pid: i32) -> bool {
+/// Is process `pid` alive, and old enough to be the one the stream names — started no later
+/// than `by` (a `CLOCK_TAI` time the header holds: the creation time for the creator and
+/// owner, the last write time for the writers that posted)? The stream keeps bare pids; the
+/// time test is what tells a live writer from a later process the kernel gave its pid
+/// (exact to a clock tick). Without a time (a reader's semaphore claim, which the format
+/// dates nowhere) a live, non-zombie process with the pid counts. A process whose liveness
+/// cannot be read (another PID namespace, `hidepid`) counts as alive: nothing is taken from
+/// it on a guess.
+pub(crate) fn pid_alive(pid: i32, by: Option<layout::Timespec>) -> bool {
+    use crate::sys::identity::{started_by, Liveness};
     if pid <= 0 {
         return false;
     }
-    // SAFETY: signal 0 only asks whether the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let bound = by.map_or(u64::MAX, |t| {
+        // Clock conversion costs a few microseconds of error; a millisecond of slack keeps
+        // a writer that started just before creating its stream alive.
+        super::time::tai_to_boot(t.as_ns()).saturating_add(1_000_000)
+    });
+    started_by(pid as u32, bound) != Liveness::Dead
 }
 
 /// A stream file's header and length, read with `pread` (not mapped: a hostile or half-made
@@ -133,6 +165,20 @@ impl Peek {
     /// The checked header.
     pub(crate) fn parse(&self) -> Result<layout::Parsed, IsioError> {
         layout::parse(&self.header, self.len)
+    }
+
+    /// The `timespec` at header offset `at` (creation and write times), whatever the rest
+    /// holds.
+    pub(crate) fn header_time(&self, at: usize) -> layout::Timespec {
+        let word = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.header[at..at + 8]);
+            i64::from_ne_bytes(b)
+        };
+        layout::Timespec {
+            sec: word(at),
+            nsec: word(at + 8),
+        }
     }
 
     /// The `i32` at header offset `at` (creator and owner PIDs), whatever the rest holds.
@@ -201,11 +247,12 @@ fn info(path: &Path, name: String) -> StreamInfo {
             out.datatype = p.datatype.name().to_owned();
             out.cnt0 = p.metadata.cnt0;
             out.creator_pid = p.metadata.creator_pid;
-            out.creator_alive = pid_alive(p.metadata.creator_pid);
+            out.creator_alive = pid_alive(p.metadata.creator_pid, Some(p.metadata.creationtime));
             let mut writers: Vec<i32> = pids.into_iter().filter(|&p| p > 0).collect();
             writers.sort_unstable();
             writers.dedup();
-            out.writers = writers.into_iter().map(|p| (p, pid_alive(p))).collect();
+            let by = Some(p.metadata.writetime);
+            out.writers = writers.into_iter().map(|w| (w, pid_alive(w, by))).collect();
         }
         Err(e) => out.error = Some(e.to_string()),
     }

@@ -11,8 +11,9 @@ use crate::sync::{Interrupt, Timeout};
 use crate::sys::clock::monotonic_ns;
 use std::time::Duration;
 
-/// How often a running exporter checks that its stream file was not removed or replaced.
-const CURRENT_CHECK: Duration = Duration::from_secs(1);
+/// How often a running exporter checks that its stream file was not removed, replaced or
+/// truncated (a truncation its own writes ran into is noticed at once).
+const CURRENT_CHECK: Duration = Duration::from_millis(250);
 
 /// How an exporter runs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,12 +93,12 @@ impl Exporter {
     /// or replaced the stream file.
     pub fn step(&mut self, timeout: Timeout, interrupt: &dyn Interrupt) -> Result<bool, IsioError> {
         let now = monotonic_ns();
-        if now >= self.next_check_ns {
+        if now >= self.next_check_ns || self.writer.truncated() {
             self.next_check_ns = now + CURRENT_CHECK.as_nanos() as u64;
-            if !self.writer.still_current() {
+            if let Some(reason) = self.writer.change() {
                 return Err(IsioError::Changed {
                     path: self.writer.path().to_owned(),
-                    reason: "the stream file was removed or replaced by another process".into(),
+                    reason: reason.into(),
                 });
             }
         }

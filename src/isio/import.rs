@@ -33,12 +33,15 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 const CURRENT_CHECK: Duration = Duration::from_millis(250);
 
 /// How an importer runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportOptions {
     /// Slots of the ring it creates (2 to 1024; default 8).
     pub slots: u32,
     /// The semaphore index to prefer (default 0; another free one if it is taken).
     pub semaphore: u16,
+    /// Users (uids) besides this one and root whose stream files are read; a file owned by
+    /// anyone else is [`IsioError::Owner`] (default: none).
+    pub trusted_owners: Vec<u32>,
 }
 
 impl Default for ImportOptions {
@@ -46,6 +49,7 @@ impl Default for ImportOptions {
         ImportOptions {
             slots: 8,
             semaphore: 0,
+            trusted_owners: Vec::new(),
         }
     }
 }
@@ -113,6 +117,7 @@ pub struct Importer {
     spec: FrameSpec,
     writer: FrameWriter,
     preferred: u16,
+    trusted: Vec<u32>,
     next_check_ns: u64,
     stats: ImportStats,
 }
@@ -126,7 +131,7 @@ impl Importer {
         ring: &str,
         options: &ImportOptions,
     ) -> Result<Importer, IsioError> {
-        let reader = StreamReader::open(path, options.semaphore)?;
+        let reader = StreamReader::open_trusting(path, options.semaphore, &options.trusted_owners)?;
         let spec = spec_for(reader.parsed(), options.slots)?;
         let ring = segment.frame_ring(ring, &spec)?;
         let writer = ring.writer()?;
@@ -136,6 +141,7 @@ impl Importer {
             spec,
             writer,
             preferred: options.semaphore,
+            trusted: options.trusted_owners.clone(),
             next_check_ns: monotonic_ns() + CURRENT_CHECK.as_nanos() as u64,
             stats: ImportStats::default(),
         })
@@ -163,7 +169,7 @@ impl Importer {
         if self.reader.still_current() {
             return Ok(());
         }
-        let fresh = match StreamReader::open(&self.path, self.preferred) {
+        let fresh = match StreamReader::open_trusting(&self.path, self.preferred, &self.trusted) {
             Ok(r) => r,
             // Gone, or half-made by a writer that is still creating it: look again later.
             Err(IsioError::Io { .. })

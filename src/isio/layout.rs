@@ -235,6 +235,7 @@ const _: () = {
     assert!(offset_of!(Metadata, writetime) == 200);
     assert!(offset_of!(Metadata, creator_pid) == 216);
     assert!(offset_of!(Metadata, creator_pid) == offsets::CREATOR_PID);
+    assert!(offset_of!(Metadata, creationtime) == offsets::CREATIONTIME);
     assert!(offset_of!(Metadata, owner_pid) == offsets::OWNER_PID);
     assert!(offset_of!(Metadata, owner_pid) == 220);
     assert!(offset_of!(Metadata, shared) == 224);
@@ -276,6 +277,8 @@ pub mod offsets {
     pub const WRITETIME: usize = 200;
     /// `lastaccesstime`.
     pub const LASTACCESSTIME: usize = 168;
+    /// `creationtime`.
+    pub const CREATIONTIME: usize = 152;
     /// `creatorPID`.
     pub const CREATOR_PID: usize = 216;
     /// `ownerPID`.

@@ -153,6 +153,18 @@ pub enum IsioError {
         /// What is there.
         found: &'static str,
     },
+    /// The stream file belongs to another user who was not named as trusted: in a shared
+    /// directory such as the `/tmp` fallback, anyone can plant a file under a stream's name.
+    #[error(
+        "{path} belongs to uid {owner}, not to this user; name that owner as trusted \
+         (`--trust-owner {owner}`, `ImportOptions::trusted_owners`) to read it"
+    )]
+    Owner {
+        /// The stream file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+    },
     /// An operating-system call failed.
     #[error("{what} {path}: {source}")]
     Io {

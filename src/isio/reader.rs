@@ -79,8 +79,20 @@ impl StreamReader {
     /// holds, else `preferred` if free, else the first free one (free: its reader PID is 0,
     /// -1 or a dead process). Pending posts on it are flushed, so the first wait is for the
     /// next frame. Frames already in the stream count as seen.
+    ///
+    /// The file must belong to this user or root ([`IsioError::Owner`] otherwise); see
+    /// [`StreamReader::open_trusting`] to read another user's streams.
     pub fn open(path: &Path, preferred: u16) -> Result<StreamReader, IsioError> {
-        let stream = Stream::open(path)?;
+        StreamReader::open_trusting(path, preferred, &[])
+    }
+
+    /// [`StreamReader::open`], also accepting a file owned by one of the `trusted` uids.
+    pub fn open_trusting(
+        path: &Path,
+        preferred: u16,
+        trusted: &[u32],
+    ) -> Result<StreamReader, IsioError> {
+        let stream = Stream::open(path, trusted)?;
         let pid = std::process::id() as i32;
         let count = stream.parsed().layout.sem;
         let index = claim(&stream, pid, preferred).ok_or(IsioError::NoSemaphore { count })?;
@@ -138,8 +150,15 @@ impl StreamReader {
     /// Is the last writer that posted (or the creator) alive?
     pub fn writer_alive(&self) -> bool {
         let md = &self.stream.parsed().metadata;
-        pid_alive(self.stream.write_pid(self.index).load(Ordering::Relaxed))
-            || pid_alive(md.creator_pid)
+        let word = |at: usize| self.stream.u64_word(at).load(Ordering::Relaxed) as i64;
+        let written = Timespec {
+            sec: word(offsets::WRITETIME),
+            nsec: word(offsets::WRITETIME + 8),
+        };
+        pid_alive(
+            self.stream.write_pid(self.index).load(Ordering::Relaxed),
+            Some(written),
+        ) || pid_alive(md.creator_pid, Some(md.creationtime))
     }
 
     /// Waits up to `timeout` for the writer's post on this reader's semaphore.
@@ -168,10 +187,7 @@ impl StreamReader {
             return Ok(Copied::Busy);
         }
         if !s.long_enough() {
-            return Err(IsioError::Changed {
-                path: s.path().to_owned(),
-                reason: "the file was truncated while mapped".into(),
-            });
+            return Err(truncated(s));
         }
         let (src, len) = s.data();
         let n = len.min(dst.len());
@@ -207,6 +223,11 @@ impl StreamReader {
         fence(Ordering::Acquire);
         let w2 = s.u8_word(offsets::WRITE).load(Ordering::Acquire);
         let c2 = s.u64_word(offsets::CNT0).load(Ordering::Relaxed);
+        if !s.long_enough() {
+            // Truncated during the copy: some of it may be the zeros that replaced the
+            // vanished pages, not the writer's bytes.
+            return Err(truncated(s));
+        }
         if w2 != 0 || c2 != c1 {
             return Ok(Copied::Torn);
         }
@@ -222,6 +243,13 @@ impl StreamReader {
     }
 }
 
+fn truncated(s: &Stream) -> IsioError {
+    IsioError::Changed {
+        path: s.path().to_owned(),
+        reason: "the file was truncated while mapped".into(),
+    }
+}
+
 /// Claims a semaphore index for `pid` (the reference's order), with a compare-and-swap so
 /// two readers starting together cannot take the same one.
 fn claim(stream: &Stream, pid: i32, preferred: u16) -> Option<u16> {
@@ -232,7 +260,7 @@ fn claim(stream: &Stream, pid: i32, preferred: u16) -> Option<u16> {
     let take = |i: u16| {
         let word = stream.read_pid(i);
         let held = word.load(Ordering::Relaxed);
-        (held <= 0 || !pid_alive(held))
+        (held <= 0 || !pid_alive(held, None))
             && word
                 .compare_exchange(held, pid, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()

@@ -3,12 +3,15 @@
 //! raw pointers and atomics (the file is shared with processes that write it as plain C
 //! memory, so no Rust reference to its bytes is ever made).
 //!
-//! One hazard stays outside any check: a process that truncates the file while it is mapped
-//! makes the next access fault (`SIGBUS`). The importer re-checks the file's size before each
-//! copy, which narrows that window to the copy itself; milk tools never truncate a live stream.
+//! A process may truncate the file while it is mapped. Every mapping is registered with
+//! [`crate::sys::sigbus`], so an access to a vanished page reads zeros instead of killing the
+//! process; the reader and the writer check the file's size after each frame
+//! ([`Stream::long_enough`]) and report the truncation as [`IsioError::Changed`], so a frame
+//! that was (partly) zeros is never published.
 
 use super::layout::{self, Keyword, Metadata, Parsed, PROCTRACE_SIZE};
 use super::IsioError;
+use crate::sys::sigbus::Guard;
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -23,6 +26,8 @@ const MAX_FILE: u64 = 1 << 40;
 pub(crate) struct Stream {
     path: PathBuf,
     file: File,
+    /// Declared before `map`: unregistered before the mapping goes.
+    guard: Guard,
     map: MmapRaw,
     parsed: Parsed,
     inode: u64,
@@ -38,17 +43,26 @@ impl std::fmt::Debug for Stream {
     }
 }
 
-fn map(file: &File, len: u64, path: &Path) -> Result<MmapRaw, IsioError> {
-    MmapOptions::new()
+/// Maps `len` bytes of `file`, guarded against the file shrinking under the mapping.
+fn map(file: &File, len: u64, path: &Path) -> Result<(Guard, MmapRaw), IsioError> {
+    let map = MmapOptions::new()
         .len(len as usize)
         .map_raw(file)
-        .map_err(|e| IsioError::io("mapping", path, e))
+        .map_err(|e| IsioError::io("mapping", path, e))?;
+    // SAFETY: `map` is this file's mapping of `len` bytes; the guard is stored beside it in a
+    // `Stream` that drops the guard first, and every reader of the mapping checks the file's
+    // size after its accesses (zeros after a truncation are never taken for data).
+    let guard = unsafe { Guard::register(map.as_mut_ptr(), len as usize) }
+        .map_err(|e| IsioError::io("guarding the mapping of", path, std::io::Error::other(e)))?;
+    Ok((guard, map))
 }
 
 impl Stream {
-    /// Maps the existing stream file at `path` and checks it.
-    pub(crate) fn open(path: &Path) -> Result<Stream, IsioError> {
+    /// Maps the existing stream file at `path` and checks it: refused unless this user, root
+    /// or one of `trusted` owns it.
+    pub(crate) fn open(path: &Path, trusted: &[u32]) -> Result<Stream, IsioError> {
         let file = super::dir::open_stream_file(path, true)?;
+        super::dir::check_owner(&file, path, trusted)?;
         let meta = file
             .metadata()
             .map_err(|e| IsioError::io("reading the size of", path, e))?;
@@ -59,7 +73,7 @@ impl Stream {
         if len > MAX_FILE {
             return Err(IsioError::Corrupt("the file is larger than 1 TiB"));
         }
-        let map = map(&file, len, path)?;
+        let (guard, map) = map(&file, len, path)?;
         let mut header = [0u8; core::mem::size_of::<Metadata>()];
         // SAFETY: the mapping is `len` ≥ 384 bytes long; the header is copied out once and
         // checked as plain bytes (a concurrent writer can only make the check fail).
@@ -70,6 +84,7 @@ impl Stream {
         Ok(Stream {
             path: path.to_owned(),
             file,
+            guard,
             map,
             parsed,
             inode: meta.ino(),
@@ -96,7 +111,7 @@ impl Stream {
             .metadata()
             .map_err(|e| IsioError::io("reading", path, e))?
             .ino();
-        let map = map(&file, layout.total, path)?;
+        let (guard, map) = map(&file, layout.total, path)?;
         let mut md = *md;
         md.inode = inode;
         let parsed = layout::parse(md.as_bytes(), layout.total)?;
@@ -109,6 +124,7 @@ impl Stream {
         Ok(Stream {
             path: path.to_owned(),
             file,
+            guard,
             map,
             parsed,
             inode,
@@ -157,15 +173,39 @@ impl Stream {
 
     /// Is the file at the path still this one, at least as long as its layout?
     pub(crate) fn still_current(&self) -> bool {
-        std::fs::metadata(&self.path)
-            .is_ok_and(|m| m.ino() == self.inode && m.len() >= self.parsed.layout.total)
+        self.change().is_none()
     }
 
-    /// Is the mapped file (whatever its path now holds) still long enough to touch?
+    /// What happened to the file since it was mapped, if anything: removed, replaced by
+    /// another file, or truncated (now, or at some point: a mapping that lost a page stays
+    /// poisoned).
+    pub(crate) fn change(&self) -> Option<&'static str> {
+        if self.guard.poisoned() {
+            return Some("the file was truncated while mapped");
+        }
+        match std::fs::metadata(&self.path) {
+            Err(_) => Some("the stream file was removed"),
+            Ok(m) if m.ino() != self.inode => Some("the stream file was replaced by another"),
+            Ok(m) if m.len() < self.parsed.layout.total => {
+                Some("the file was truncated while mapped")
+            }
+            Ok(_) => None,
+        }
+    }
+
+    /// Has an access to this mapping found a page gone (the file shrank)? Free to ask: no
+    /// system call.
+    pub(crate) fn poisoned(&self) -> bool {
+        self.guard.poisoned()
+    }
+
+    /// A mapping that lost a page to a truncation is not, even if the file grew back.
     pub(crate) fn long_enough(&self) -> bool {
-        self.file
-            .metadata()
-            .is_ok_and(|m| m.len() >= self.parsed.layout.total)
+        !self.guard.poisoned()
+            && self
+                .file
+                .metadata()
+                .is_ok_and(|m| m.len() >= self.parsed.layout.total)
     }
 
     /// A pointer `offset` bytes into the mapping.

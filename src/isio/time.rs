@@ -44,6 +44,13 @@ pub fn tai_to_monotonic(tai_ns: u64) -> u64 {
     tai_ns.saturating_sub(tai_minus_monotonic())
 }
 
+/// A `CLOCK_TAI` instant (nanoseconds) on `CLOCK_BOOTTIME` (the clock process start times
+/// are kept on), 0 if before boot.
+pub fn tai_to_boot(tai_ns: u64) -> u64 {
+    let boot = now(libc::CLOCK_BOOTTIME);
+    tai_ns.saturating_sub(self::tai_ns().saturating_sub(boot))
+}
+
 #[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;

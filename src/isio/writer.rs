@@ -130,14 +130,19 @@ pub fn metadata(
 fn live_writer(path: &Path) -> Option<i32> {
     let peek = Peek::read(path).ok()?;
     let own = std::process::id() as i32;
+    let created = Some(peek.header_time(offsets::CREATIONTIME));
+    let written = Some(peek.header_time(offsets::WRITETIME));
     let mut pids = vec![
-        peek.header_i32(offsets::CREATOR_PID),
-        peek.header_i32(offsets::OWNER_PID),
+        (peek.header_i32(offsets::CREATOR_PID), created),
+        (peek.header_i32(offsets::OWNER_PID), created),
     ];
     if let Ok(parsed) = peek.parse() {
-        pids.extend(peek.write_pids(&parsed).unwrap_or_default());
+        let posters = peek.write_pids(&parsed).unwrap_or_default();
+        pids.extend(posters.into_iter().map(|p| (p, written)));
     }
-    pids.into_iter().find(|&p| p != own && pid_alive(p))
+    pids.into_iter()
+        .find(|&(p, by)| p != own && pid_alive(p, by))
+        .map(|(p, _)| p)
 }
 
 /// A stream this process created and writes. Dropping it removes the file (if the path still
@@ -264,9 +269,22 @@ impl StreamWriter {
         self.stream.parsed()
     }
 
-    /// Does the stream's path still name this writer's file (no one removed or replaced it)?
+    /// Does the stream's path still name this writer's file (no one removed, replaced or
+    /// truncated it)?
     pub fn still_current(&self) -> bool {
         self.stream.still_current()
+    }
+
+    /// What another process did to the stream's file since this writer created it (removed,
+    /// replaced or truncated it), if anything.
+    pub fn change(&self) -> Option<&'static str> {
+        self.stream.change()
+    }
+
+    /// Has a write found a page of the file gone (someone truncated it)? No system call:
+    /// cheap enough to ask after every frame.
+    pub fn truncated(&self) -> bool {
+        self.stream.poisoned()
     }
 
     /// Writes one frame: `data` (its first `frame_len` bytes; a shorter frame is zero-padded)
@@ -335,9 +353,38 @@ impl StreamWriter {
 
 impl Drop for StreamWriter {
     fn drop(&mut self) {
-        // Only our file: a stream someone re-created under the name is theirs.
-        if self.stream.still_current() {
-            let _ = std::fs::remove_file(self.stream.path());
+        remove_if_ours(self.stream.path(), self.stream.inode());
+    }
+}
+
+/// Removes the file at `path` only if it is the file `inode`. Checking and then unlinking
+/// would leave a window in which another process re-creates the name and loses its new
+/// stream; so the name is first moved aside (a rename is atomic), the moved file checked,
+/// and a file that is not ours put back under its name — never over a file created there
+/// meanwhile (`RENAME_NOREPLACE`); in that last, triple race the moved file had already
+/// lost its name to a newer stream and is removed.
+fn remove_if_ours(path: &Path, inode: u64) {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    use std::os::unix::fs::MetadataExt;
+    let Some(name) = path.file_name() else {
+        return;
+    };
+    let stamp = crate::sys::clock::monotonic_ns();
+    let aside = path.with_file_name(format!(
+        ".{}.{}.{stamp}.removing",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    if std::fs::rename(path, &aside).is_err() {
+        return; // gone already
+    }
+    match std::fs::symlink_metadata(&aside) {
+        Ok(m) if m.ino() == inode => {}
+        _ => {
+            if renameat_with(CWD, &aside, CWD, path, RenameFlags::NOREPLACE).is_ok() {
+                return;
+            }
         }
     }
+    let _ = std::fs::remove_file(&aside);
 }

@@ -396,6 +396,20 @@ mod imp {
         stat_liveness(tid, |_| true)
     }
 
+    /// Is `pid` a live process that started no later than `by_boot_ns` (`CLOCK_BOOTTIME`)?
+    pub fn started_by(pid: u32, by_boot_ns: u64) -> Liveness {
+        if pid == 0 || pid > MAX_ID {
+            return Liveness::Dead;
+        }
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        stat_liveness(pid, |ticks| {
+            // The kernel rounds the start down to a tick: a task that started by the bound
+            // shows a tick at or before it.
+            ticks.saturating_mul(1_000_000_000 / hz) <= by_boot_ns
+        })
+    }
+
     /// What `/proc/ID/stat` says: no task or a zombie is dead, a task whose start time
     /// `matches` is alive, another is dead (the id was reused); unreadable is unknown.
     fn stat_liveness(id: u32, matches: impl FnOnce(u64) -> bool) -> Liveness {
@@ -472,6 +486,10 @@ mod imp {
         Liveness::Alive
     }
 
+    pub fn started_by(_pid: u32, _by_boot_ns: u64) -> Liveness {
+        Liveness::Alive
+    }
+
     pub fn signal(_id: u32, _token: u64, _signal: i32) -> bool {
         false
     }
@@ -491,6 +509,14 @@ pub fn current_process() -> ProcessIdentity {
 /// Does any live thread have id `tid` (whoever it is)? Used when no record was stored yet.
 pub fn tid_liveness(tid: u32) -> Liveness {
     imp::any_task(tid)
+}
+
+/// Is `pid` a live process that started no later than `by_boot_ns` on `CLOCK_BOOTTIME`? For
+/// formats that store a bare pid beside a time it must have been alive at (a milk stream's
+/// creator and its creation time): a pid handed to a later process fails the time test.
+/// Exact to a clock tick (10 ms).
+pub fn started_by(pid: u32, by_boot_ns: u64) -> Liveness {
+    imp::started_by(pid, by_boot_ns)
 }
 
 /// The verdict on a holder named by `tid` in a claim word (a mutex's futex word, a table

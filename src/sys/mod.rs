@@ -4,7 +4,8 @@
 //! checked wrapper over one Linux facility: futex wait/wake with absolute `CLOCK_MONOTONIC`
 //! deadlines ([`futex`]), the monotonic clock ([`clock`]), POSIX shared memory objects
 //! ([`shm`]), process/thread identity with liveness checks that survive pid reuse ([`identity`],
-//! over [`pidfd`]s), signals as polled flags ([`signals`]), and a loop thread's real-time mode
+//! over [`pidfd`]s), signals as polled flags ([`signals`]), file mappings that survive their file shrinking
+//! ([`sigbus`]), and a loop thread's real-time mode
 //! ([`realtime`]: locked memory, a `SCHED_FIFO` priority). Under Miri and loom the identity functions return stand-ins, because neither
 //! can read `/proc`.
 
@@ -21,6 +22,8 @@ pub mod process;
 pub mod realtime;
 #[cfg(not(loom))]
 pub mod shm;
+#[cfg(not(loom))]
+pub mod sigbus;
 #[cfg(not(loom))]
 pub mod signals;
 
