@@ -479,6 +479,39 @@ fn a_hard_limit_puts_the_mirror_in_its_fail_safe_state() {
     finish(seg, &cache);
 }
 
+fn a_command_over_the_message_limit_is_refused_before_it_is_sent() {
+    let seg = segment("toolarge");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = cache.get::<SimDm>("Dm", &SimDmConfig::default()).unwrap();
+    // 20 000 f32 values: about 80 KB encoded, over the mirror's 64 KiB limit.
+    let err = dm
+        .call(&DmCommand::Set {
+            values: vec![0.0; 20_000],
+            tag: 7,
+        })
+        .unwrap_err();
+    match &err {
+        DeviceError::RequestTooLarge { size, limit, .. } => {
+            assert_eq!(*limit, 64 * 1024);
+            assert!(*size > u64::from(*limit), "{err}");
+        }
+        other => panic!("expected RequestTooLarge, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("65536-byte message limit"),
+        "{err}"
+    );
+    // Not sent: the mirror's shape frame was never published with that tag, and it still
+    // answers.
+    let mut shape = dm.frames("shape", ReadMode::NewestOnly).unwrap();
+    if let Some(frame) = shape.latest().unwrap() {
+        assert_ne!(frame.user(0), 7);
+    }
+    drop(shape);
+    assert!(matches!(dm.call(&DmCommand::Get), Ok(DmReply::Shape(_))));
+    finish(seg, &cache);
+}
+
 fn the_on_access_policy_restarts_a_crashed_server() {
     let seg = segment("onaccess");
     let cache = DeviceCache::new(&seg)
@@ -589,7 +622,11 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 13] = [
+    let tests: [(&str, fn()); 14] = [
+        (
+            "a_command_over_the_message_limit_is_refused_before_it_is_sent",
+            a_command_over_the_message_limit_is_refused_before_it_is_sent,
+        ),
         (
             "a_stopped_server_is_unresponsive_after_1s_and_running_again_when_it_resumes",
             a_stopped_server_is_unresponsive_after_1s_and_running_again_when_it_resumes,

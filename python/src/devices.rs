@@ -228,6 +228,8 @@ pub(crate) fn device_error(py: Python<'_>, e: DeviceError) -> PyErr {
         DeviceError::StartTimeout { .. } | DeviceError::Timeout { .. } => "DeviceTimeout",
         DeviceError::OwnerDied { .. } => "DeviceOwnerDied",
         DeviceError::Failed { .. } => "DeviceFailed",
+        DeviceError::RequestTooLarge { .. } => "RequestTooLarge",
+        DeviceError::ReplyTooLarge { .. } => "ReplyTooLarge",
         DeviceError::Segment(_) => {
             return segment_error(py, shmkit::SegmentError::InvalidOption(message))
         }

@@ -26,6 +26,30 @@ fn options(size: u64, table_capacity: Option<u32>, mode: Option<u32>) -> CreateO
     o
 }
 
+/// Warns (`shmkit.errors.InsecureSegmentWarning`) when other users may write the segment:
+/// they can then change any byte every process reads (see the trust model in the README).
+fn warn_if_shared_write(py: Python<'_>, segment: &Segment) -> PyResult<()> {
+    let mode = segment.mode();
+    if mode & 0o022 == 0 {
+        return Ok(());
+    }
+    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "its group and every other user",
+        (true, false) => "its group",
+        _ => "every other user",
+    };
+    let message = format!(
+        "segment {:?} (mode {mode:o}) is writable by {who}: they can write any byte every \
+         process using it reads",
+        segment.name()
+    );
+    let category = py
+        .import("shmkit.errors")?
+        .getattr("InsecureSegmentWarning")?;
+    let message = std::ffi::CString::new(message).unwrap_or_default();
+    PyErr::warn(py, &category, &message, 2)
+}
+
 impl PySegment {
     /// Runs `make` (create or open-or-create) without the GIL, with the options asked for.
     fn made(
@@ -37,6 +61,10 @@ impl PySegment {
     ) -> PyResult<PySegment> {
         let o = options(size, table_capacity, mode);
         let inner = py.detach(|| make(&o)).map_err(|e| segment_error(py, e))?;
+        // A mode the caller asked for is their decision; otherwise say so.
+        if mode.is_none() {
+            warn_if_shared_write(py, &inner)?;
+        }
         Ok(PySegment { inner })
     }
 
@@ -75,6 +103,7 @@ impl PySegment {
         let inner = py
             .detach(|| Segment::open(name))
             .map_err(|e| segment_error(py, e))?;
+        warn_if_shared_write(py, &inner)?;
         Ok(PySegment { inner })
     }
 
@@ -203,13 +232,21 @@ impl PySegment {
         crate::commands::command_ring(py, &self.inner, name, spec, wait, self.origin(name))
     }
 
-    /// The dictionary `name` as a `shmkit.SharedDict` (a `MutableMapping` of str keys and
-    /// picklable values): opened as it is without `max_entries`, else created if needed.
-    #[pyo3(signature = (name, max_entries = None))]
-    fn dict(&self, py: Python<'_>, name: &str, max_entries: Option<u32>) -> PyResult<Py<PyAny>> {
+    /// The dictionary `name` as a `shmkit.SharedDict` (a `MutableMapping` of str keys):
+    /// opened as it is without `max_entries`, else created if needed. Values use the safe
+    /// codec unless `pickle` is true (full pickle: only for dictionaries whose every writer
+    /// this process trusts).
+    #[pyo3(signature = (name, max_entries = None, *, pickle = false))]
+    fn dict(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        max_entries: Option<u32>,
+        pickle: bool,
+    ) -> PyResult<Py<PyAny>> {
         let raw = crate::dict::raw_dict(py, &self.inner, name, max_entries)?;
         let class = py.import("shmkit._dict")?.getattr("SharedDict")?;
-        Ok(class.call1((raw,))?.unbind())
+        Ok(class.call1((raw, pickle))?.unbind())
     }
 
     /// The byte-level dictionary `name` (`shmkit.SharedDict` wraps it): opened as it is
@@ -249,6 +286,13 @@ impl PySegment {
         typed: Option<(String, u32, Vec<u8>)>,
     ) -> PyResult<crate::value::PyRawValue> {
         crate::value::raw_value(py, &self.inner, name, typed)
+    }
+
+    /// The segment file's permission bits when this handle opened it (0o600 unless its
+    /// creator asked for more).
+    #[getter]
+    fn mode(&self) -> u32 {
+        self.inner.mode()
     }
 
     /// The pid of the process that created the segment.

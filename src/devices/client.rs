@@ -1,7 +1,7 @@
 //! A typed client of one device: commands through its command ring, frames through its frame
 //! rings, and the device's mutex for multi-command critical sections.
 
-use super::server::command_spec;
+use super::server::{command_spec, Fault, Outcome};
 use super::status::Status;
 use super::{object_name, Device, DeviceError};
 use crate::codec::{CodecError, Direction};
@@ -143,16 +143,28 @@ impl<D: Device> DeviceClient<D> {
                 &heap
             }
         };
+        if bytes.len() > D::MAX_MESSAGE as usize {
+            return Err(DeviceError::RequestTooLarge {
+                device: self.name.clone(),
+                size: bytes.len() as u64,
+                limit: D::MAX_MESSAGE,
+            });
+        }
         let answer = self
             .ring
             .call_interruptible_with(bytes, timeout, interrupt, |reply| {
-                postcard::from_bytes::<Result<D::Reply, String>>(reply)
+                postcard::from_bytes::<Outcome<D::Reply>>(reply)
             });
         match answer {
             Ok(Ok(Ok(reply))) => Ok(reply),
-            Ok(Ok(Err(message))) => Err(DeviceError::Failed {
+            Ok(Ok(Err(Fault::Failed(message)))) => Err(DeviceError::Failed {
                 device: self.name.clone(),
                 message,
+            }),
+            Ok(Ok(Err(Fault::ReplyTooLarge { size, limit }))) => Err(DeviceError::ReplyTooLarge {
+                device: self.name.clone(),
+                size,
+                limit,
             }),
             Ok(Err(e)) => Err(self.codec(Direction::Decode, "the reply", e)),
             Err(e) => Err(self.ring_error(e)),

@@ -61,6 +61,28 @@ pub enum DeviceError {
         /// Its error message.
         message: String,
     },
+    /// The encoded command is larger than the device's message limit (its `MAX_MESSAGE`): it
+    /// was not sent. Large data travels through the device's frame rings instead.
+    #[error("device {device:?}: the command is {size} bytes, over the device's {limit}-byte message limit; it was not sent (send large arrays through the device's frame rings)")]
+    RequestTooLarge {
+        /// The device.
+        device: String,
+        /// The encoded command's size in bytes.
+        size: u64,
+        /// The device's message limit in bytes.
+        limit: u32,
+    },
+    /// The device ran the command, but its reply is larger than the device's message limit:
+    /// it was dropped. The command's effects happened; do not retry it blindly.
+    #[error("device {device:?}: the command ran, but its reply of {size} bytes did not fit the device's {limit}-byte message limit (send large arrays through the device's frame rings)")]
+    ReplyTooLarge {
+        /// The device.
+        device: String,
+        /// The encoded reply's size in bytes.
+        size: u64,
+        /// The device's message limit in bytes.
+        limit: u32,
+    },
     /// A client died holding the device's mutex (inside a multi-command section). The
     /// command did not run; the mutex was made consistent again (the device's state lives in
     /// its server, so there is nothing in the segment to repair), and a retry runs. The

@@ -45,6 +45,25 @@ pub(crate) fn command_spec<D: Device>() -> CommandSpec {
     }
 }
 
+/// Why the server answered a command without the device's reply: the wire form of the
+/// failures a client reports as [`DeviceError::Failed`] and [`DeviceError::ReplyTooLarge`].
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Fault {
+    /// The device failed the command (or it could not be decoded): the message.
+    Failed(String),
+    /// The device handled the command, but its encoded reply of `size` bytes exceeds the
+    /// device's `MAX_MESSAGE` (`limit`): the command ran, so a retry would run it again.
+    ReplyTooLarge {
+        /// The encoded reply's size in bytes.
+        size: u64,
+        /// The device's message limit in bytes.
+        limit: u32,
+    },
+}
+
+/// What a server sends back for each command: the reply, or why there is none.
+pub(crate) type Outcome<R> = Result<R, Fault>;
+
 /// What a device sees of its server: the segment, its name, its frame writers.
 pub struct DeviceContext {
     segment: Segment,
@@ -229,20 +248,38 @@ fn run<D: Device>(
                 // A command may change what the device wants to do in the background (a
                 // camera told to start): poll it again in this iteration.
                 next_poll = Some(0);
-                let outcome: Result<D::Reply, String> = match request.decode::<D::Command>() {
-                    Ok(command) => device.handle(command, ctx).map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("undecodable command: {e}")),
+                let outcome: Outcome<D::Reply> = match request.decode::<D::Command>() {
+                    Ok(command) => device
+                        .handle(command, ctx)
+                        .map_err(|e| Fault::Failed(e.to_string())),
+                    Err(e) => Err(Fault::Failed(format!("undecodable command: {e}"))),
                 };
                 // Safe first, recorded before the caller hears back.
                 safe = apply_fail_safe(device, ctx, status)?;
-                // An answer that does not fit is failed with its size, not dropped.
-                match postcard::to_slice(&outcome, &mut reply_buf) {
-                    Ok(bytes) => {
-                        request.reply(bytes)?;
+                // An answer that does not fit is answered with its size, not dropped: the
+                // caller must learn that the command ran (a blind retry would run it again).
+                match postcard::to_slice(&outcome, &mut reply_buf).map(|b| b.len()) {
+                    Ok(len) => {
+                        request.reply(&reply_buf[..len])?;
                     }
-                    Err(e) => {
-                        request
-                            .fail(&format!("reply does not fit {} bytes: {e}", D::MAX_MESSAGE))?;
+                    Err(_) => {
+                        let size =
+                            postcard::to_allocvec(&outcome).map_or(u64::MAX, |v| v.len() as u64);
+                        let too_large: Outcome<D::Reply> = Err(Fault::ReplyTooLarge {
+                            size,
+                            limit: D::MAX_MESSAGE,
+                        });
+                        match postcard::to_slice(&too_large, &mut reply_buf).map(|b| b.len()) {
+                            Ok(len) => {
+                                request.reply(&reply_buf[..len])?;
+                            }
+                            Err(e) => {
+                                request.fail(&format!(
+                                    "reply does not fit {} bytes: {e}",
+                                    D::MAX_MESSAGE
+                                ))?;
+                            }
+                        }
                     }
                 }
             }

@@ -133,6 +133,8 @@ pub struct Segment {
     name: SegmentName,
     info: HeaderInfo,
     create_wait: Duration,
+    /// The file's permission bits when this handle created or opened it.
+    mode: u32,
 }
 
 impl std::fmt::Debug for Segment {
@@ -200,6 +202,10 @@ impl Segment {
             shm::create(name.posix(), options.mode).map_err(|e| io_error("create", &name, e))?;
         let result = (|| {
             shm::set_size(&fd, options.size).map_err(|e| io_error("ftruncate", &name, e))?;
+            // The mode as created: the umask may have taken bits off `options.mode`.
+            let mode = shm::stat(&fd)
+                .map_err(|e| io_error("fstat", &name, e))?
+                .mode;
             let map = Mapping::map(fd, options.size, options.memory)
                 .map_err(|e| io_error("mmap", &name, e))?;
             let info = Self::initialise(&map);
@@ -208,6 +214,7 @@ impl Segment {
                 name: name.clone(),
                 info,
                 create_wait: DEFAULT_CREATE_WAIT,
+                mode,
             };
             seg.create_table(options.table_capacity)?;
             seg.create_exception_slots(options.exception_slots)?;
@@ -318,6 +325,7 @@ impl Segment {
                             name,
                             info,
                             create_wait: DEFAULT_CREATE_WAIT,
+                            mode: stat.mode,
                         })
                     }
                     HeaderCheck::Initialising { creator } => {
@@ -399,6 +407,13 @@ impl Segment {
     /// The header as validated at open (or written at create).
     pub fn info(&self) -> &HeaderInfo {
         &self.info
+    }
+
+    /// The segment file's permission bits when this handle created or opened it (0o600
+    /// unless its creator asked for more). A segment writable by group or others lets those
+    /// users write any byte in it.
+    pub fn mode(&self) -> u32 {
+        self.mode
     }
 
     /// Size of the segment in bytes.

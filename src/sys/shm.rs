@@ -19,6 +19,8 @@ pub struct ObjectStat {
     pub size: u64,
     /// Owner user id.
     pub uid: u32,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
 }
 
 /// `O_NOFOLLOW`: never open through a symlink planted in `/dev/shm` (rustix's shm flags
@@ -62,6 +64,7 @@ pub fn stat(fd: &OwnedFd) -> io::Result<ObjectStat> {
     Ok(ObjectStat {
         size: st.st_size as u64,
         uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
     })
 }
 

@@ -72,6 +72,7 @@ from .errors import (
     DictRepairedError,
     FrameOverrun,
     InconsistentValueError,
+    InsecureSegmentWarning,
     FrameTimeout,
     LockTimeout,
     NoServerError,
@@ -80,6 +81,9 @@ from .errors import (
     ObjectNotFound,
     OwnerDiedError,
     PartyDiedError,
+    PayloadError,
+    ReplyTooLarge,
+    RequestTooLarge,
     SegmentError,
     ServerDiedError,
     ShmkitError,
@@ -137,6 +141,7 @@ __all__ = [
     "FrameTimeout",
     "FrameWriter",
     "InconsistentValueError",
+    "InsecureSegmentWarning",
     "LockTimeout",
     "Mutex",
     "NoServerError",
@@ -145,6 +150,9 @@ __all__ = [
     "ObjectNotFound",
     "OwnerDiedError",
     "PartyDiedError",
+    "PayloadError",
+    "ReplyTooLarge",
+    "RequestTooLarge",
     "Process",
     "Segment",
     "SegmentError",
@@ -178,9 +186,9 @@ def _rebuild_barrier(
     return Segment.open(segment).barrier(name, parties, action, timeout)
 
 
-def _rebuild_dict(segment: str, name: str) -> SharedDict:
-    """Unpickles a segment dictionary."""
-    return Segment.open(segment).dict(name)
+def _rebuild_dict(segment: str, name: str, pickle: bool = False) -> SharedDict:
+    """Unpickles a segment dictionary (with its handle's codec)."""
+    return Segment.open(segment).dict(name, pickle=pickle)
 
 
 def _rebuild_frame_ring(segment: str, name: str) -> FrameRing:

@@ -7,7 +7,7 @@ A device is a class with ``open()``, ``close()`` (its safe state) and methods::
             self.actuators = actuators
         def open(self) -> None: ...            # connect to the hardware
         def close(self) -> None: ...           # safe state, release
-        def set(self, values): ...             # any picklable arguments and result
+        def set(self, values): ...             # arguments and result: see "Messages"
 
 and a testbed lists its devices once::
 
@@ -31,21 +31,31 @@ Frame rings: a device class lists ``frame_rings = {"frames": ((480, 640), "uint1
 server creates ``dev/NAME/frames``, and the device finds its writers in ``self.frames``
 (``self.frames["frames"].write(array)`` or ``claim()``); clients read them with
 ``Devices.CAMERA.frames("frames")``.
+
+Messages: a call's arguments and its result travel through the segment encoded with shmkit's
+safe codec (`shmkit._codec`: containers, scalars, numpy arrays and scalars, datetimes) plus
+the classes the device lists in ``message_types``; the server decodes nothing else, so bytes
+written into the segment by anyone cannot run code in the server or in a client — a refused
+request is a :class:`~shmkit.errors.PayloadError` raised in the caller, and the server keeps
+serving. An encoded call or reply is at most 64 KiB: a larger call is refused before it is
+sent (:class:`~shmkit.errors.RequestTooLarge`); a larger reply is dropped after the method
+ran (:class:`~shmkit.errors.ReplyTooLarge`, so it is not blindly retried). Large arrays go
+through the device's frame rings.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
 import multiprocessing.spawn
 import os
-import pickle
 import sys
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ClassVar
 
-from . import _process
-from .errors import DeviceClosed, DeviceCrashed, DeviceFailSafe
+from . import _codec, _process
+from .errors import DeviceClosed, DeviceCrashed, DeviceFailSafe, PayloadError
 from ._shmkit import (
     FrameReader,
     FrameWriter,
@@ -74,6 +84,9 @@ class Device:
 
     #: Frame rings the device writes: ``{suffix: (shape, dtype, slots)}``.
     frame_rings: ClassVar[dict[str, tuple[tuple[int, ...], str, int]]] = {}
+    #: Classes (beyond the safe codec's containers, scalars, numpy values and datetimes) that
+    #: the device's configuration, calls, results and exceptions may hold.
+    message_types: ClassVar[tuple[type, ...]] = ()
     frames: dict[str, FrameWriter]
     name: str
     _fail_safe: str | None = None
@@ -107,11 +120,16 @@ class SimDm:
 
 
 def _open_device(factory: bytes, name: str, segment: str, frames: dict[str, FrameWriter]) -> Device:
-    preparation, cls_bytes, config = pickle.loads(factory)
+    # The factory is segment bytes: decoded with the safe codec, and the class is looked up
+    # by name and must be a Device (see `DeviceCache._client`).
+    preparation, module, qualname, config_bytes = _codec.loads(factory)
     # As multiprocessing's spawn does: the parent's sys.path and main module, so a device
-    # class defined in a script unpickles here.
+    # class defined in a script is found here.
     multiprocessing.spawn.prepare(preparation)
-    cls = pickle.loads(cls_bytes)
+    cls = _device_class(module, qualname)
+    config = _codec.loads(config_bytes, allow=cls.message_types)
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise PayloadError(f"a device configuration is a dict of str keys, not {type(config)}")
     device: Device = cls(**config)
     device.frames = frames
     device.name = name
@@ -120,17 +138,50 @@ def _open_device(factory: bytes, name: str, segment: str, frames: dict[str, Fram
     return device
 
 
+def _device_class(module: str, qualname: str) -> type[Device]:
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise PayloadError("a device factory names its class by module and qualified name")
+    found: object = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    if not (isinstance(found, type) and issubclass(found, Device)):
+        raise PayloadError(f"{module}.{qualname} is not a shmkit.Device subclass")
+    return found
+
+
 def _handle(device: Device, request: bytes) -> tuple[bytes, str | None]:
+    allow = type(device).message_types
     try:
-        method, args, kwargs = pickle.loads(request)
+        call = _codec.loads(request, allow=allow)
+        if not (
+            isinstance(call, tuple)
+            and len(call) == 3
+            and isinstance(call[0], str)
+            and isinstance(call[1], tuple)
+            and isinstance(call[2], dict)
+            and all(isinstance(k, str) for k in call[2])
+        ):
+            raise PayloadError("a device request is (method, args tuple, kwargs dict)")
+        method, args, kwargs = call
         if method.startswith("_") or method in ("open", "close", "poll"):
             raise AttributeError(f"{type(device).__name__}.{method} is not a device command")
         result = getattr(device, method)(*args, **kwargs)
-        reply = pickle.dumps((True, result), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            reply = _codec.dumps((True, result), allow=allow)
+        except TypeError as exc:
+            raise TypeError(f"the result of {method}() cannot be sent back: {exc}") from None
     except BaseException as exc:  # noqa: BLE001 - every failure travels to the caller
-        reply = pickle.dumps((False, _process._chain(exc)), protocol=pickle.HIGHEST_PROTOCOL)
+        reply = _codec.dumps((False, _process._chain(exc, _exception_codec(allow))))
     reason, device._fail_safe = device._fail_safe, None
     return reply, reason
+
+
+def _exception_codec(allow: tuple[type, ...]) -> _process.ExceptionCodec:
+    """How a device's exceptions travel: the safe codec with exceptions allowed."""
+    return (
+        lambda exc: _codec.dumps(exc, allow=allow, exceptions=True),
+        lambda data: _codec.loads(data, allow=allow, exceptions=True),
+    )
 
 
 def _poll(device: Device) -> float | None:
@@ -153,12 +204,18 @@ class DeviceProxy:
     """A client of one device: attribute access is a method call in the device's server."""
 
     def __init__(
-        self, name: str, client: Any, mutex: Mutex, lost: Callable[[], None] | None = None
+        self,
+        name: str,
+        client: Any,
+        mutex: Mutex,
+        lost: Callable[[], None] | None = None,
+        message_types: tuple[type, ...] = (),
     ) -> None:
         self._name = name
         self._client = client
         self._mutex = mutex
         self._lost = lost
+        self._allow = message_types
 
     @property
     def name(self) -> str:
@@ -195,18 +252,23 @@ class DeviceProxy:
             rust_call.__name__ = method
             return rust_call
 
+        allow = self._allow
+
         def call(*args: Any, **kwargs: Any) -> Any:
-            request = pickle.dumps((method, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+            request = _codec.dumps((method, args, kwargs), allow=allow)
             try:
                 answer = client.call(request)
             except (DeviceCrashed, DeviceClosed, DeviceFailSafe):
                 if lost is not None:
                     lost()
                 raise
-            ok, value = pickle.loads(answer)
+            outcome = _codec.loads(answer, allow=allow)
+            if not (isinstance(outcome, tuple) and len(outcome) == 2):
+                raise PayloadError(f"device {self._name!r} sent a reply of the wrong shape")
+            ok, value = outcome
             if ok:
                 return value
-            raise _process._rebuild(value, f"device {self._name!r}")
+            raise _process._rebuild(value, f"device {self._name!r}", _exception_codec(allow))
 
         call.__name__ = method
         return call
@@ -286,7 +348,9 @@ class DeviceCache:
         if proxy is not None:
             return proxy
         client = self._client(name, kind, config or {}, False)
-        proxy = DeviceProxy(name, client, self._mutex(name), lambda: self._forget(name))
+        proxy = DeviceProxy(
+            name, client, self._mutex(name), lambda: self._forget(name), _message_types(kind)
+        )
         self._proxies[name] = proxy
         return proxy
 
@@ -296,7 +360,9 @@ class DeviceCache:
     def restart(self, name: str, kind: type, config: dict[str, Any] | None = None) -> DeviceProxy:
         """Starts device ``name`` again after a crash or a close (a running one is reused)."""
         client = self._client(name, kind, config or {}, True)
-        proxy = DeviceProxy(name, client, self._mutex(name), lambda: self._forget(name))
+        proxy = DeviceProxy(
+            name, client, self._mutex(name), lambda: self._forget(name), _message_types(kind)
+        )
         self._proxies[name] = proxy
         return proxy
 
@@ -323,8 +389,14 @@ class DeviceCache:
             raise TypeError(f"{kind!r} is not a shmkit.Device subclass, SimCamera or SimDm")
         preparation = multiprocessing.spawn.get_preparation_data(f"device {name}")
         preparation.pop("authkey", None)  # not picklable, and the server needs none
-        factory = pickle.dumps((preparation, pickle.dumps(kind), config))
+        config_bytes = _codec.dumps(config, allow=kind.message_types)
+        factory = _codec.dumps((preparation, kind.__module__, kind.__qualname__, config_bytes))
         return self._cache.python(name, factory, _rings(kind), restart)
+
+
+def _message_types(kind: type) -> tuple[type, ...]:
+    types: tuple[type, ...] = getattr(kind, "message_types", ())
+    return types
 
 
 _caches: dict[str, DeviceCache] = {}

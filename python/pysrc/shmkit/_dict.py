@@ -1,4 +1,9 @@
-"""`SharedDict`: a `MutableMapping` in a segment, values pickled.
+"""`SharedDict`: a `MutableMapping` in a segment.
+
+Values are encoded with shmkit's safe codec (`shmkit._codec`: containers, scalars, numpy
+arrays and scalars, datetimes — bytes naming anything else are refused, never run); a handle
+opened with ``pickle=True`` uses full pickle instead, for a dictionary whose every writer is
+trusted. The choice belongs to each handle, never to the segment's bytes.
 
 Every operation is atomic under the dictionary's robust mutex; ``with d.lock():`` makes
 several of them one critical section (against other processes and threads). A holder that
@@ -9,28 +14,30 @@ run; retry it.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
+from ._codec import Codec
 from ._shmkit import RawDict
 
 
 class SharedDict(MutableMapping[str, Any]):
-    """A dictionary of ``str`` keys and picklable values shared through a segment."""
+    """A dictionary of ``str`` keys and values shared through a segment (see the module
+    documentation for which values)."""
 
-    def __init__(self, raw: RawDict) -> None:
+    def __init__(self, raw: RawDict, pickle: bool = False) -> None:
         self._raw = raw
+        self._codec = Codec(full_pickle=pickle)
 
     def __getitem__(self, key: str) -> Any:
         data = self._raw.get(key)
         if data is None:
             raise KeyError(key)
-        return pickle.loads(data)
+        return self._codec.loads(data)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._raw.set(key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        self._raw.set(key, self._codec.dumps(value))
 
     def __delitem__(self, key: str) -> None:
         if not self._raw.delete(key):
@@ -59,10 +66,16 @@ class SharedDict(MutableMapping[str, Any]):
         """The most keys the dictionary can hold."""
         return self._raw.max_entries
 
-    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+    @property
+    def full_pickle(self) -> bool:
+        """Whether this handle uses full pickle (``pickle=True``) instead of the safe codec."""
+        return self._codec.full_pickle
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, bool]]:
         from . import _rebuild_dict
 
-        return (_rebuild_dict, self._raw.origin)
+        segment, name = self._raw.origin
+        return (_rebuild_dict, (segment, name, self._codec.full_pickle))
 
     def __repr__(self) -> str:
         segment, name = self._raw.origin

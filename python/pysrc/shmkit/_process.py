@@ -55,12 +55,18 @@ class ChildStillRunning(ShmkitError, TimeoutError):
     """The child was still running at the join timeout (join again, or kill it)."""
 
 
-# One link of an exception chain as it travels: the pickled exception (or None), its type
+# One link of an exception chain as it travels: the encoded exception (or None), its type
 # name, its message, its traceback text, and how it links to the next ("cause" / "context").
 _Link = tuple[bytes | None, str, str, str, str]
 
+#: How exceptions are encoded and decoded: full pickle between a parent and its child (a
+#: private pipe); the safe codec for device replies (segment bytes).
+ExceptionCodec = tuple[Callable[[BaseException], bytes], Callable[[bytes], Any]]
 
-def _chain(exc: BaseException) -> list[_Link]:
+_PICKLE: ExceptionCodec = (pickle.dumps, pickle.loads)
+
+
+def _chain(exc: BaseException, codec: ExceptionCodec = _PICKLE) -> list[_Link]:
     links: list[_Link] = []
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -69,8 +75,8 @@ def _chain(exc: BaseException) -> list[_Link]:
         seen.add(id(cur))
         data: bytes | None
         try:
-            data = pickle.dumps(cur)
-            pickle.loads(data)
+            data = codec[0](cur)
+            codec[1](data)
         except Exception:  # noqa: BLE001 - not rebuildable: sent by name
             data = None
         tb = "".join(traceback.format_exception(type(cur), cur, cur.__traceback__, chain=False))
@@ -84,13 +90,26 @@ def _chain(exc: BaseException) -> list[_Link]:
     return links
 
 
-def _rebuild(links: list[_Link], origin: str = "the child process") -> BaseException:
+def _rebuild(
+    links: list[_Link], origin: str = "the child process", codec: ExceptionCodec = _PICKLE
+) -> BaseException:
     built: list[tuple[BaseException, str]] = []
-    for data, type_name, message, tb, how in links:
+    if not isinstance(links, list) or not links:
+        return ChildError(f"{origin} sent a malformed exception report", "unknown", "")
+    for link in links:
+        if not (
+            isinstance(link, tuple)
+            and len(link) == 5
+            and (link[0] is None or isinstance(link[0], bytes))
+            and all(isinstance(part, str) for part in link[1:])
+        ):
+            return ChildError(f"{origin} sent a malformed exception report", "unknown", "")
+        data, type_name, message, tb, how = link
         exc: BaseException | None = None
         if data is not None:
             try:
-                exc = pickle.loads(data)
+                decoded = codec[1](data)
+                exc = decoded if isinstance(decoded, BaseException) else None
             except Exception:  # noqa: BLE001
                 exc = None
         if exc is None:

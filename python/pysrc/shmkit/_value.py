@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._shmkit import Mutex, RawValue
+from .errors import CorruptError
 
 if TYPE_CHECKING:
     from ._shmkit import Segment
@@ -55,7 +56,7 @@ def _parse_type_name(name: str) -> tuple[np.dtype[Any], tuple[int, ...]] | None:
     try:
         descr, shape = ast.literal_eval(name[len(_PREFIX) :])
         return np.dtype(descr), tuple(int(n) for n in shape)
-    except (ValueError, SyntaxError, TypeError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         # Truncated (longer than the 40 bytes a segment keeps) or not written by us.
         return None
 
@@ -150,7 +151,16 @@ def _open_value(
                 f"{name!r} was not created as a numpy value shmkit can describe "
                 f"(its type is {raw.type_name!r}): give its dtype and shape"
             )
-        return SharedValue(raw, *parsed)
+        # The description is segment bytes: checked as a creator's dtype is, and against the
+        # block's size, before a byte is interpreted with it.
+        found, claimed = parsed
+        _check_dtype(found)
+        if any(n < 0 for n in claimed) or found.itemsize * math.prod(claimed) != len(raw):
+            raise CorruptError(
+                f"{name!r} claims dtype {found} and shape {claimed} ("
+                f"{found.itemsize * math.prod(claimed)} bytes) but holds {len(raw)} bytes"
+            )
+        return SharedValue(raw, found, claimed)
     dt = np.dtype(dtype)
     _check_dtype(dt)
     dims: tuple[int, ...] = () if shape is None else (shape,) if isinstance(shape, int) else tuple(shape)

@@ -175,3 +175,27 @@ class DeviceOwnerDied(DeviceError):
 
 class DeviceFailed(DeviceError):
     """The device failed the command in its server (a Rust device's own error message)."""
+
+
+class RequestTooLarge(DeviceError, ValueError):
+    """The encoded call is larger than the device's message limit (64 KiB for Python
+    devices): it was not sent. Send large arrays through the device's frame rings."""
+
+
+class ReplyTooLarge(DeviceError):
+    """The device ran the call, but its encoded reply is larger than the device's message
+    limit: the reply was dropped. The call's effects happened; do not retry it blindly.
+    Return large arrays through the device's frame rings."""
+
+
+class PayloadError(ShmkitError, ValueError):
+    """Bytes another process wrote (a dictionary value, a device request or reply) that
+    shmkit's safe codec refuses to decode: they name a class or function outside its
+    vocabulary, or they are not a valid encoding. Nothing the bytes name was run."""
+
+
+class InsecureSegmentWarning(UserWarning):
+    """A segment was opened whose file other users may write (group- or world-writable): any
+    of them can change every byte this process reads from it. Segments are private (0600)
+    unless their creator passed another ``mode``; ``warnings.simplefilter("error",
+    InsecureSegmentWarning)`` refuses such segments instead."""
