@@ -78,7 +78,9 @@ const EXIT_CORRUPT: u8 = 3;
 
 fn error_code(e: &InspectError) -> ExitCode {
     match e {
-        InspectError::Corrupt { .. } => ExitCode::from(EXIT_CORRUPT),
+        InspectError::Corrupt { .. } | InspectError::NotAFile { .. } => {
+            ExitCode::from(EXIT_CORRUPT)
+        }
         _ => ExitCode::from(EXIT_MISSING),
     }
 }

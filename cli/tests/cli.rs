@@ -178,6 +178,134 @@ fn ls_and_clean_leave_another_users_stale_segment_alone() {
     let _ = std::fs::remove_file(format!("/dev/shm/{foreign}"));
 }
 
+/// Runs the tool, failing the test if it has not exited within 10 s (a FIFO opened without
+/// `O_NONBLOCK` would block it forever).
+fn shmkit_within_10s(args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the shmkit binary runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("shmkit {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_fifo_or_symlink_under_a_segment_name_is_refused_at_once() {
+    let id = std::process::id();
+    let (live, fifo, link) = (
+        format!("shmkit-cli-target-{id}"),
+        format!("shmkit-cli-fifo-{id}"),
+        format!("shmkit-cli-link-{id}"),
+    );
+    let _seg = fresh(&live);
+    let _ = std::fs::remove_file(format!("/dev/shm/{fifo}"));
+    let _ = std::fs::remove_file(format!("/dev/shm/{link}"));
+    let made = Command::new("mkfifo")
+        .arg(format!("/dev/shm/{fifo}"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    std::os::unix::fs::symlink(format!("/dev/shm/{live}"), format!("/dev/shm/{link}")).unwrap();
+
+    let (code, _, err) = shmkit_within_10s(&["inspect", &fifo]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("is a FIFO, not a segment file"), "{err}");
+    let (code, _, err) = shmkit_within_10s(&["inspect", &link]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+    // Listing and cleaning neither hang nor take them for segments.
+    let (code, out, err) = shmkit_within_10s(&["ls", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let all: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    assert!(names.contains(&live.as_str()));
+    assert!(!names.contains(&fifo.as_str()) && !names.contains(&link.as_str()));
+    let _one_cleaner = CLEANING.lock().unwrap_or_else(|e| e.into_inner());
+    let (code, _, err) = shmkit_within_10s(&["clean", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::symlink_metadata(format!("/dev/shm/{fifo}")).is_ok());
+    let _ = std::fs::remove_file(format!("/dev/shm/{fifo}"));
+    let _ = std::fs::remove_file(format!("/dev/shm/{link}"));
+    let _ = Segment::unlink(&live);
+}
+
+#[test]
+#[ignore = "needs root: runs the tool in its own PID namespace"]
+fn clean_keeps_a_dead_creators_segment_that_a_process_it_cannot_see_maps() {
+    assert!(
+        is_root(),
+        "needs root (unshare --pid); run as root or leave ignored tests out"
+    );
+    let _one_cleaner = CLEANING.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("shmkit-cli-unseen-{}", std::process::id());
+    stale_segment(&name);
+    // This process maps it; the tool, in a PID namespace of its own, cannot see this process.
+    let mapping = Segment::open(&name).unwrap();
+    let in_namespace = |args: &[&str]| -> Value {
+        let out = Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                env!("CARGO_BIN_EXE_shmkit"),
+            ])
+            .args(args)
+            .output()
+            .expect("unshare runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let all = in_namespace(&["ls", "--json"]);
+    let l = listing(&all, &name);
+    assert_eq!(l["creator_alive"], false);
+    assert!(l["mapped_by"].as_array().unwrap().is_empty(), "{l:#}");
+    assert_eq!(l["status"], "orphaned", "{l:#}");
+    assert!(
+        l["mapped_unknown"][0]
+            .as_str()
+            .unwrap()
+            .contains("another process has it open or mapped"),
+        "{l:#}"
+    );
+    let actions = in_namespace(&["clean", "--json"]);
+    let a = listing(&actions, &name);
+    assert_eq!(a["removed"], false, "{a:#}");
+    assert!(
+        a["reason"].as_str().unwrap().contains("open or mapped"),
+        "{a:#}"
+    );
+    assert!(std::path::Path::new(&format!("/dev/shm/{name}")).exists());
+    // Unmapped, it goes.
+    drop(mapping);
+    let actions = in_namespace(&["clean", "--json"]);
+    assert_eq!(listing(&actions, &name)["removed"], true);
+    assert!(!std::path::Path::new(&format!("/dev/shm/{name}")).exists());
+}
+
 #[test]
 fn inspect_json_reports_every_objects_state() {
     let name = format!("shmkit-cli-inspect-{}", std::process::id());

@@ -11,6 +11,15 @@ pub enum InspectError {
     /// It exists but may not be read.
     #[error("permission denied reading segment {0:?}")]
     PermissionDenied(String),
+    /// The name is not a regular file (a FIFO, a symlink, a directory, …): not opened
+    /// further.
+    #[error("{name:?} is a {kind}, not a segment file")]
+    NotAFile {
+        /// The segment name.
+        name: String,
+        /// What it is.
+        kind: &'static str,
+    },
     /// It is not a shmkit segment (no magic).
     #[error("{0:?} is not a shmkit segment")]
     NotShmkit(String),

@@ -18,7 +18,8 @@ pub use objects::{
     inspect_image, DeviceInfo, Inspection, LinkInfo, ObjectInfo, ObjectState, SlotSummary,
 };
 pub use scan::{
-    clean, inspect, list, mapped_by_live_process, CleanAction, SegmentListing, SHM_DIR,
+    clean, inspect, list, mapped_by_live_process, mappers, CleanAction, Mappers, SegmentListing,
+    SHM_DIR,
 };
 
 // These map real shared memory, which Miri cannot do.

@@ -353,38 +353,6 @@ impl StreamWriter {
 
 impl Drop for StreamWriter {
     fn drop(&mut self) {
-        remove_if_ours(self.stream.path(), self.stream.inode());
+        crate::sys::files::remove_if_same(self.stream.path(), self.stream.inode());
     }
-}
-
-/// Removes the file at `path` only if it is the file `inode`. Checking and then unlinking
-/// would leave a window in which another process re-creates the name and loses its new
-/// stream; so the name is first moved aside (a rename is atomic), the moved file checked,
-/// and a file that is not ours put back under its name — never over a file created there
-/// meanwhile (`RENAME_NOREPLACE`); in that last, triple race the moved file had already
-/// lost its name to a newer stream and is removed.
-fn remove_if_ours(path: &Path, inode: u64) {
-    use rustix::fs::{renameat_with, RenameFlags, CWD};
-    use std::os::unix::fs::MetadataExt;
-    let Some(name) = path.file_name() else {
-        return;
-    };
-    let stamp = crate::sys::clock::monotonic_ns();
-    let aside = path.with_file_name(format!(
-        ".{}.{}.{stamp}.removing",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    if std::fs::rename(path, &aside).is_err() {
-        return; // gone already
-    }
-    match std::fs::symlink_metadata(&aside) {
-        Ok(m) if m.ino() == inode => {}
-        _ => {
-            if renameat_with(CWD, &aside, CWD, path, RenameFlags::NOREPLACE).is_ok() {
-                return;
-            }
-        }
-    }
-    let _ = std::fs::remove_file(&aside);
 }
