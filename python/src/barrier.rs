@@ -18,7 +18,7 @@ type Pickled = (String, String, u32, Option<Py<PyAny>>, Option<f64>);
 type Raised = Arc<StdMutex<Option<PyErr>>>;
 
 /// A reusable barrier for a fixed number of parties (threads or processes).
-#[pyclass(module = "shmkit._shmkit", name = "Barrier", frozen)]
+#[pyclass(module = "shmkit._shmkit", name = "Barrier", frozen, weakref)]
 pub struct PyBarrier {
     inner: Barrier,
     timeout: Timeout,
@@ -150,13 +150,23 @@ impl PyBarrier {
         ))
     }
 
-    fn __repr__(&self) -> String {
+    /// `threading.Barrier`'s shape — `<shmkit.Barrier at 0x…: waiters=1/3>` or `: broken>`
+    /// — plus the name and segment.
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        let this = slf.get();
+        let state = if this.inner.is_broken() {
+            "broken".to_owned()
+        } else {
+            format!(
+                "waiters={}/{}",
+                this.inner.n_waiting(),
+                this.inner.parties()
+            )
+        };
         format!(
-            "<shmkit.Barrier {} parties={} n_waiting={} broken={}>",
-            self.origin.describe(),
-            self.inner.parties(),
-            self.inner.n_waiting(),
-            self.inner.is_broken()
+            "<shmkit.Barrier{} at {:#x}: {state}>",
+            this.origin.repr_fields(),
+            slf.as_ptr() as usize
         )
     }
 }

@@ -10,7 +10,7 @@ type Pickled = (String, String, &'static str);
 
 /// A flag any process can set and wait for, as `threading.Event`: `set` wakes every waiter,
 /// even one that finds the flag cleared again by the time it runs.
-#[pyclass(module = "shmkit._shmkit", name = "Event", frozen)]
+#[pyclass(module = "shmkit._shmkit", name = "Event", frozen, weakref)]
 pub struct PyEvent {
     inner: Event,
     origin: Origin,
@@ -80,11 +80,14 @@ impl PyEvent {
         Ok((rebuild, (segment, name, self.wait)))
     }
 
-    fn __repr__(&self) -> String {
+    /// `threading.Event`'s shape — `<shmkit.Event at 0x…: set>` — plus the name and segment.
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        let this = slf.get();
         format!(
-            "<shmkit.Event {} {}>",
-            self.origin.describe(),
-            if self.inner.is_set() { "set" } else { "unset" }
+            "<shmkit.Event{} at {:#x}: {}>",
+            this.origin.repr_fields(),
+            slf.as_ptr() as usize,
+            if this.inner.is_set() { "set" } else { "unset" }
         )
     }
 }

@@ -85,6 +85,8 @@ impl PyFrameWriter {
     /// Copies `array` (the ring's dtype, at most a frame's size) into a free slot — one copy —
     /// sets the user words given, publishes it and returns the frame id. Waits up to
     /// `timeout` seconds for readers to let a slot go.
+    /// The array's shape must be the ring's (a `ValueError` names both); a shorter frame is
+    /// written only on purpose, with `write_partial`.
     #[pyo3(signature = (array, user = None, timeout = 1.0))]
     fn write(
         &self,
@@ -93,8 +95,46 @@ impl PyFrameWriter {
         user: Option<Vec<u64>>,
         timeout: f64,
     ) -> PyResult<u64> {
+        self.write_frame(py, array, user, timeout, false)
+    }
+
+    /// Writes a frame shorter than the ring's: `array`'s elements (any shape, the ring's
+    /// dtype, at most a frame's size) as the first elements of the frame; readers see a frame
+    /// of that many elements. For frames of varying length (a spectrum, a packet), not for
+    /// arrays of the wrong shape.
+    #[pyo3(signature = (array, user = None, timeout = 1.0))]
+    fn write_partial(
+        &self,
+        py: Python<'_>,
+        array: &Bound<'_, PyUntypedArray>,
+        user: Option<Vec<u64>>,
+        timeout: f64,
+    ) -> PyResult<u64> {
+        self.write_frame(py, array, user, timeout, true)
+    }
+
+    /// Claims a free slot (waiting up to `timeout` seconds for readers to let one go) and
+    /// returns it as a `WriteSlot`: fill `slot.array` in place, then `publish()` — or use it
+    /// as a context manager, which publishes when the block ends normally and abandons the
+    /// slot if it raises.
+    #[pyo3(signature = (timeout = 1.0))]
+    fn claim(&self, py: Python<'_>, timeout: f64) -> PyResult<PyWriteSlot> {
+        let slot = claim(py, &self.home, claim_timeout(timeout)?)?;
+        Ok(PyWriteSlot::new(slot, self.home.clone()))
+    }
+}
+
+impl PyFrameWriter {
+    fn write_frame(
+        &self,
+        py: Python<'_>,
+        array: &Bound<'_, PyUntypedArray>,
+        user: Option<Vec<u64>>,
+        timeout: f64,
+        partial: bool,
+    ) -> PyResult<u64> {
         let mut slot = claim(py, &self.home, claim_timeout(timeout)?)?;
-        let done = fill_from(&mut slot, array).map(|len| {
+        let done = fill_from(&mut slot, array, partial).map(|len| {
             slot.set_len(len as u64);
             for (i, v) in user.unwrap_or_default().into_iter().enumerate().take(6) {
                 slot.set_user(i, v);
@@ -111,16 +151,6 @@ impl PyFrameWriter {
         *lock(&self.home) = Some(writer.0);
         Err(writer.1)
     }
-
-    /// Claims a free slot (waiting up to `timeout` seconds for readers to let one go) and
-    /// returns it as a `WriteSlot`: fill `slot.array` in place, then `publish()` — or use it
-    /// as a context manager, which publishes when the block ends normally and abandons the
-    /// slot if it raises.
-    #[pyo3(signature = (timeout = 1.0))]
-    fn claim(&self, py: Python<'_>, timeout: f64) -> PyResult<PyWriteSlot> {
-        let slot = claim(py, &self.home, claim_timeout(timeout)?)?;
-        Ok(PyWriteSlot::new(slot, self.home.clone()))
-    }
 }
 
 fn claim_timeout(seconds: f64) -> PyResult<Duration> {
@@ -133,12 +163,35 @@ fn claim_timeout(seconds: f64) -> PyResult<Duration> {
 
 /// Copies `array` into the slot's buffer: straight from its memory when C-contiguous, else
 /// through numpy's own contiguous copy. Returns the bytes written.
-fn fill_from(slot: &mut OwnedWriteSlot, array: &Bound<'_, PyUntypedArray>) -> PyResult<usize> {
+fn fill_from(
+    slot: &mut OwnedWriteSlot,
+    array: &Bound<'_, PyUntypedArray>,
+    partial: bool,
+) -> PyResult<usize> {
     let want = dtype_name(slot.ring().elem());
     let got = array.dtype().to_string();
     if got != want {
         return Err(PyValueError::new_err(format!(
             "the ring holds {want} frames; the array is {got}"
+        )));
+    }
+    let ring_shape: Vec<usize> = slot.ring().shape().iter().map(|&d| d as usize).collect();
+    if !partial && array.shape() != ring_shape.as_slice() {
+        let tuple = |dims: &[usize]| match dims {
+            [one] => format!("({one},)"),
+            _ => format!(
+                "({})",
+                dims.iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        return Err(PyValueError::new_err(format!(
+            "the ring's frames have shape {}; the array's shape is {} (write_partial writes \
+             fewer elements on purpose)",
+            tuple(&ring_shape),
+            tuple(array.shape())
         )));
     }
     let nbytes = array.len() * array.dtype().itemsize();

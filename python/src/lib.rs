@@ -55,6 +55,15 @@ impl Origin {
     }
 
     /// For `repr`.
+    /// The ` name=… segment=…` part of a `threading`-shaped `repr` (empty for a local object).
+    pub(crate) fn repr_fields(&self) -> String {
+        match self {
+            Origin::Local => String::new(),
+            Origin::Named { segment, name } => format!(" name={name:?} segment={segment:?}"),
+            Origin::Inside { segment, name } => format!(" part_of={name:?} segment={segment:?}"),
+        }
+    }
+
     pub(crate) fn describe(&self) -> String {
         match self {
             Origin::Local => "(local)".to_owned(),

@@ -16,7 +16,7 @@ type Pickled = (String, String, Option<f64>);
 
 /// A robust, reentrant mutex (as `threading.RLock`), shared by every process that opens its
 /// segment, or local to this process when made with `Mutex()`.
-#[pyclass(module = "shmkit._shmkit", name = "Mutex", frozen)]
+#[pyclass(module = "shmkit._shmkit", name = "Mutex", frozen, weakref)]
 pub struct PyMutex {
     pub(crate) inner: Mutex,
     timeout: Timeout,
@@ -203,12 +203,31 @@ impl PyMutex {
         Ok((rebuild, (segment, name, seconds(self.timeout))))
     }
 
-    fn __repr__(&self) -> String {
-        let owner = self
-            .inner
-            .owner()
-            .map_or("unlocked".to_owned(), |o| format!("held by {o}"));
-        format!("<shmkit.Mutex {} {owner}>", self.origin.describe())
+    /// `threading.RLock`'s shape — `<locked shmkit.Mutex object owner=… count=… at 0x…>` —
+    /// plus the name and segment. `owner` is `threading.get_ident()` when this thread holds
+    /// it (as `RLock` shows), else the holder's kernel thread id and pid.
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let this = slf.get();
+        let inner = &this.inner;
+        let (state, owner) = match inner.owner() {
+            None => ("unlocked", "owner=0".to_owned()),
+            Some(_) if inner.held_by_current_thread() => {
+                let ident: u64 = slf
+                    .py()
+                    .import("threading")?
+                    .getattr("get_ident")?
+                    .call0()?
+                    .extract()?;
+                ("locked", format!("owner={ident}"))
+            }
+            Some(o) => ("locked", format!("owner={} pid={}", o.tid, o.pid)),
+        };
+        Ok(format!(
+            "<{state} shmkit.Mutex object {owner} count={}{} at {:#x}>",
+            inner.holder_count(),
+            this.origin.repr_fields(),
+            slf.as_ptr() as usize
+        ))
     }
 }
 

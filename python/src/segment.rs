@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use shmkit::{CreateOptions, Segment};
 
 /// A shared-memory segment: every process that opens it by name sees the same objects.
-#[pyclass(module = "shmkit._shmkit", name = "Segment", frozen)]
+#[pyclass(module = "shmkit._shmkit", name = "Segment", frozen, weakref)]
 pub struct PySegment {
     inner: Segment,
 }

@@ -46,6 +46,9 @@ pub(crate) fn lock_timeout(timeout: Option<f64>, default: Timeout) -> PyResult<T
             "timestamp out of range for platform time_t",
         )),
         Some(t) if t < 0.0 => Err(PyValueError::new_err("timeout value must be positive")),
+        Some(t) if t > TIMEOUT_MAX => Err(PyOverflowError::new_err(
+            "timestamp out of range for platform time_t",
+        )),
         Some(t) => Timeout::from_secs_f64(t)
             .map_err(|_| PyOverflowError::new_err("timestamp out of range for platform time_t")),
     }
@@ -57,10 +60,17 @@ pub(crate) fn wait_timeout(timeout: Option<f64>) -> PyResult<Timeout> {
     match timeout {
         None => Ok(Timeout::Forever),
         Some(t) if t.is_nan() || t <= 0.0 => Ok(Timeout::ZERO),
+        Some(t) if t > TIMEOUT_MAX => Err(PyOverflowError::new_err(
+            "timestamp out of range for platform time_t",
+        )),
         Some(t) => Timeout::from_secs_f64(t)
             .map_err(|_| PyOverflowError::new_err("timeout value is too large")),
     }
 }
+
+/// `threading.TIMEOUT_MAX` on 64-bit Linux: CPython refuses longer timeouts with an
+/// `OverflowError` rather than waiting forever.
+pub(crate) const TIMEOUT_MAX: f64 = 9_223_372_036.0;
 
 /// `timeout` as seconds for `repr`s and properties (`None` for forever).
 pub(crate) fn seconds(timeout: Timeout) -> Option<f64> {

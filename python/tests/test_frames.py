@@ -91,8 +91,10 @@ def test_copy_is_private_and_a_wrong_dtype_or_size_is_refused(seg: shmkit.Segmen
     assert c.flags.writeable and c[0] == 99
     with pytest.raises(ValueError, match="uint8"):
         writer.write(np.zeros(8, dtype=np.float32))
-    with pytest.raises(ValueError, match="bytes"):
+    with pytest.raises(ValueError, match=r"shape \(8,\); the array's shape is \(9,\)"):
         writer.write(np.zeros(9, dtype=np.uint8))
+    with pytest.raises(ValueError, match="bytes"):
+        writer.write_partial(np.zeros(9, dtype=np.uint8))
     with pytest.raises(ValueError):
         seg.frame_ring("bad", (8,), "complex128")
 
@@ -197,5 +199,21 @@ def test_write_copies_any_array_layout_once_and_checks_dtype_and_size(seg: shmki
     with pytest.raises(ValueError, match="int32"):
         writer.write(base.astype(np.int64))
     with pytest.raises(ValueError, match="bytes"):
-        writer.write(np.zeros(17, np.int32))
+        writer.write_partial(np.zeros(17, np.int32))
     assert writer.write(base) == 2  # the failed writes gave the slot and writer back
+
+
+def test_an_array_of_another_shape_is_refused_and_a_partial_frame_is_explicit(
+    seg: shmkit.Segment,
+) -> None:
+    ring = seg.frame_ring("cam", (64, 64), np.uint16)
+    reader, writer = ring.reader("oldest"), ring.writer()
+    small = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32)
+    with pytest.raises(ValueError, match=r"shape \(64, 64\); the array's shape is \(32, 32\)"):
+        writer.write(small)
+    with pytest.raises(ValueError, match=r"\(4096,\)"):
+        writer.write(np.zeros(64 * 64, np.uint16))  # same size, another shape
+    assert ring.last_id == 0, "nothing was published"
+    assert writer.write_partial(small) == 1
+    frame = reader.next(5)
+    assert frame.array.size == 32 * 32 and np.array_equal(frame.array, small.ravel())

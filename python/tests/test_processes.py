@@ -27,7 +27,8 @@ def _child_increments(m: shmkit.Mutex, e: shmkit.Event, n: int) -> None:
 def test_segment_objects_pickle_by_name_into_a_spawned_child(seg: shmkit.Segment) -> None:
     m, e = seg.mutex("m"), seg.event("done")
     again = pickle.loads(pickle.dumps(m))
-    assert again.owner is None and repr(again) == repr(m)
+    assert again.owner is None
+    assert repr(again).split(" at ")[0] == repr(m).split(" at ")[0]  # all but the address
     ctx = mp.get_context("spawn")
     p = ctx.Process(target=_child_increments, args=(m, e, 100))
     p.start()

@@ -273,6 +273,19 @@ class DeviceProxy:
         call.__name__ = method
         return call
 
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Calls the device's method ``method`` — also one whose name a proxy or an enum
+        member uses itself (``name``, ``value``, ``status``, ``frames``, ``call``…)."""
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return self.__getattr__(method)(*args, **kwargs)
+
+    @property
+    def commands(self) -> _Commands:
+        """The device's methods as attributes, without the proxy's own names in the way:
+        ``proxy.commands.name()`` calls the device's ``name``."""
+        return _Commands(self)
+
     def frames(
         self, suffix: str = "frames", mode: str = "newest", wait: str = "spin_then_block"
     ) -> FrameReader:
@@ -308,6 +321,28 @@ def _rings(cls: type) -> list[tuple[str, int, str, list[int]]]:
     for suffix, (shape, dtype, slots) in getattr(cls, "frame_rings", {}).items():
         rings.append((suffix, int(slots), np.dtype(dtype).name, [int(n) for n in shape]))
     return rings
+
+
+class _Commands:
+    """A proxy's methods by attribute, every attribute a device call (see
+    `DeviceProxy.commands`)."""
+
+    def __init__(self, proxy: DeviceProxy) -> None:
+        self._proxy = proxy
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        proxy = self._proxy
+
+        def command(*args: Any, **kwargs: Any) -> Any:
+            return proxy.call(method, *args, **kwargs)
+
+        command.__name__ = method
+        return command
+
+    def __repr__(self) -> str:
+        return f"<commands of {self._proxy!r}>"
 
 
 class DeviceCache:
@@ -446,6 +481,17 @@ class DeviceEnum(enum.Enum):
         if attr.startswith("_"):
             raise AttributeError(attr)
         return getattr(self._proxy(), attr)
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Calls the device's method ``method``, whatever its name: ``Devices.DM.name`` is
+        the member's name (an enum's), ``Devices.DM.call("name")`` the device's method."""
+        return self._proxy().call(method, *args, **kwargs)
+
+    @property
+    def commands(self) -> _Commands:
+        """The device's methods as attributes: ``Devices.DM.commands.value()`` calls the
+        device's ``value`` (``Devices.DM.value`` is the enum member's value)."""
+        return self._proxy().commands
 
     def __enter__(self) -> DeviceProxy:
         return self._proxy().__enter__()

@@ -201,6 +201,9 @@ class FrameWriter:
     def write(
         self, array: npt.NDArray[np.generic], user: list[int] | None = None, timeout: float = 1.0
     ) -> int: ...
+    def write_partial(
+        self, array: npt.NDArray[np.generic], user: list[int] | None = None, timeout: float = 1.0
+    ) -> int: ...
     def claim(self, timeout: float = 1.0) -> WriteSlot: ...
 
 @final

@@ -595,6 +595,15 @@ impl Mutex {
         Ok(())
     }
 
+    /// How many times the current holder holds the mutex (0 if it is free), as read now: for
+    /// display (`repr`, the inspector), never for decisions — it may change at once.
+    pub fn holder_count(&self) -> u32 {
+        if self.owner().is_none() {
+            return 0;
+        }
+        (self.state.meta.load(Ordering::Relaxed) & MUTEX_DEPTH_MASK) + 1
+    }
+
     /// How many times the calling thread holds the mutex (0 if it does not):
     /// `threading.RLock._recursion_count`.
     pub fn recursion_count(&self) -> u32 {
