@@ -277,6 +277,32 @@ def device_calls(n: int) -> dict[str, float]:
         shmkit.Segment.unlink(name)
 
 
+def dict_values(n: int) -> dict[str, float]:
+    """ns per set+get of a small value: a `SharedDict` with the safe codec, the same with
+    full pickle (``pickle=True``), and a `multiprocessing` manager dict."""
+    name = f"shmkit-pybench-dict-{os.getpid()}"
+    seg = shmkit.Segment.create(name, 1 << 22)
+    value = {"gain": 0.4, "modes": [1, 2, 3], "label": "loop"}
+    try:
+        safe, full = seg.dict("d", 64), seg.dict("d", pickle=True)
+        with mp.get_context("spawn").Manager() as manager:
+            proxy = manager.dict()
+
+            def runner(d: Any) -> Callable[[int], None]:
+                def run(k: int) -> None:
+                    for _ in range(k):
+                        d["k"] = value
+                        d["k"]
+
+                return run
+
+            return interleaved(
+                {"safe": runner(safe), "pickle": runner(full), "manager": runner(proxy)}, n
+            )
+    finally:
+        shmkit.Segment.unlink(name)
+
+
 def main() -> None:
     name = f"shmkit-pybench-lock-{os.getpid()}"
     seg = shmkit.Segment.create(name, 1 << 20)
@@ -338,6 +364,12 @@ def main() -> None:
           f"   ratio {dev['python'] / proxy_ns:.3f}")
     print(f"  sim mirror get(), one per {PERIOD_US} µs: from Python {dev['sim_from_python']:9.0f}   from Rust "
           f"{dev['sim_from_rust']:9.0f}   ratio {dev['sim_from_python'] / dev['sim_from_rust']:.2f}")
+    values = dict_values(5_000)
+    print("ns per SharedDict set+get of a small dict value (median of interleaved repeats)")
+    print(f"  safe codec {values['safe']:9.0f}   full pickle {values['pickle']:9.0f}"
+          f"   manager dict {values['manager']:9.0f}")
+    print(f"  ratio safe / pickle {values['safe'] / values['pickle']:.2f}"
+          f"   safe / manager {values['safe'] / values['manager']:.3f}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use serde::{Deserialize, Serialize};
+use shmkit::devices::sim::ao::{AoConfig, WindLayer};
 use shmkit::devices::sim::{
     CameraCommand, CameraReply, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm, SimDmConfig,
 };
@@ -238,6 +239,69 @@ pub(crate) fn device_error(py: Python<'_>, e: DeviceError) -> PyErr {
     crate::errors::raise(py, class, (message,))
 }
 
+/// The camera's `ao` setting: `None`/`False` for the toy sensor, `True` for the physical
+/// bench's defaults, or a dict of `AoConfig` fields (`layers`: a list of dicts of
+/// `fraction`, `speed`, `direction_deg`) over those defaults.
+fn ao_config(value: &Bound<'_, PyAny>) -> PyResult<Option<AoConfig>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    if let Ok(on) = value.extract::<bool>() {
+        return Ok(on.then(AoConfig::default));
+    }
+    let fields = value.cast::<PyDict>().map_err(|_| {
+        PyValueError::new_err("SimCamera's ao is None, True or a dict of AoConfig fields")
+    })?;
+    let mut ao = AoConfig::default();
+    for (k, v) in fields.iter() {
+        match k.extract::<String>()?.as_str() {
+            "diameter" => ao.diameter = v.extract()?,
+            "obstruction" => ao.obstruction = v.extract()?,
+            "r0" => ao.r0 = v.extract()?,
+            "r0_wavelength_nm" => ao.r0_wavelength_nm = v.extract()?,
+            "outer_scale" => ao.outer_scale = v.extract()?,
+            "seed" => ao.seed = v.extract()?,
+            "wfs_wavelength_nm" => ao.wfs_wavelength_nm = v.extract()?,
+            "photons" => ao.photons = v.extract()?,
+            "read_noise" => ao.read_noise = v.extract()?,
+            "background" => ao.background = v.extract()?,
+            "spot_sigma" => ao.spot_sigma = v.extract()?,
+            "coupling" => ao.coupling = v.extract()?,
+            "samples" => ao.samples = v.extract()?,
+            "layers" => {
+                let mut layers = Vec::new();
+                for layer in v.try_iter()? {
+                    let layer = layer?;
+                    let d = layer.cast::<PyDict>().map_err(|_| {
+                        PyValueError::new_err(
+                            "each ao layer is a dict: fraction, speed, direction_deg",
+                        )
+                    })?;
+                    let get = |key: &str| -> PyResult<f64> {
+                        d.get_item(key)?
+                            .ok_or_else(|| {
+                                PyValueError::new_err(format!("an ao layer needs {key:?}"))
+                            })?
+                            .extract()
+                    };
+                    layers.push(WindLayer {
+                        fraction: get("fraction")?,
+                        speed: get("speed")?,
+                        direction_deg: get("direction_deg")?,
+                    });
+                }
+                ao.layers = layers;
+            }
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "SimCamera's ao has no setting {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(Some(ao))
+}
+
 fn status_dict<'py>(py: Python<'py>, s: &DeviceStatusInfo) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let state = match s.state {
@@ -362,6 +426,8 @@ impl PyDeviceCache {
                 "gain" => c.gain = v.extract()?,
                 "dm" => c.dm = v.extract()?,
                 "dm_actuators" => c.dm_actuators = v.extract()?,
+                "ao" => c.ao = ao_config(&v)?,
+                "realtime" => c.realtime = v.extract()?,
                 other => {
                     return Err(PyValueError::new_err(format!(
                         "SimCamera has no setting {other:?}"

@@ -1,11 +1,13 @@
-//! The bytes layer of `shmkit.SharedDict` (the `MutableMapping` itself, which pickles values,
-//! is Python: `pysrc/shmkit/_dict.py`).
+//! The bytes layer of `shmkit.SharedDict` (the `MutableMapping` itself, which encodes values,
+//! is Python: `pysrc/shmkit/_dict.py`). Every operation waits for the dictionary's mutex
+//! without the GIL and ends on Ctrl+C, like every other wait.
 
 use crate::errors::{lock_error, raise, segment_error};
+use crate::wait::detached;
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmkit::{DictError, SharedDict};
+use shmkit::{DictError, SharedDict, Timeout};
 
 fn dict_error(py: Python<'_>, e: DictError) -> PyErr {
     let message = e.to_string();
@@ -36,40 +38,43 @@ pub struct PyRawDict {
 #[pymethods]
 impl PyRawDict {
     fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let got = py.detach(|| self.inner.get_bytes(key));
-        Ok(got
-            .map_err(|e| dict_error(py, e))?
-            .map(|b| PyBytes::new(py, &b)))
+        let inner = &self.inner;
+        let got = interruptibly(py, |t, check| inner.get_bytes_interruptible(key, t, check))?;
+        Ok(got.map(|b| PyBytes::new(py, &b)))
     }
 
     fn set(&self, py: Python<'_>, key: &str, value: &[u8]) -> PyResult<()> {
-        py.detach(|| self.inner.insert_bytes(key, value))
-            .map(|_| ())
-            .map_err(|e| dict_error(py, e))
+        let inner = &self.inner;
+        interruptibly(py, |t, check| {
+            inner.insert_bytes_interruptible(key, value, t, check)
+        })
+        .map(|_| ())
     }
 
     /// Removes `key`; False if it was absent.
     fn delete(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
-        py.detach(|| self.inner.remove(key))
+        let inner = &self.inner;
+        interruptibly(py, |t, check| inner.remove_interruptible(key, t, check))
             .map(|old| old.is_some())
-            .map_err(|e| dict_error(py, e))
     }
 
     fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        py.detach(|| self.inner.keys())
-            .map_err(|e| dict_error(py, e))
+        let inner = &self.inner;
+        interruptibly(py, |t, check| inner.keys_interruptible(t, check))
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        py.detach(|| self.inner.len())
-            .map_err(|e| dict_error(py, e))
+        let inner = &self.inner;
+        interruptibly(py, |t, check| inner.len_interruptible(t, check))
     }
 
     /// Takes the dictionary's lock for a multi-operation section (repairing it first after a
     /// holder's death, which raises `DictRepairedError` once).
     fn acquire(&self, py: Python<'_>) -> PyResult<()> {
-        let got = py.detach(|| self.inner.lock().map(std::mem::forget));
-        got.map_err(|e| dict_error(py, e))
+        let inner = &self.inner;
+        interruptibly(py, |t, check| {
+            inner.lock_interruptible(t, check).map(std::mem::forget)
+        })
     }
 
     /// Releases the section's lock.
@@ -92,6 +97,22 @@ impl PyRawDict {
         (self.segment.clone(), self.name.clone())
     }
 }
+
+/// Runs a dictionary operation without the GIL, its wait for the dictionary's mutex bounded
+/// by the dictionary's timeout and ended by Ctrl+C (the `KeyboardInterrupt` is re-raised).
+fn interruptibly<T: Send>(
+    py: Python<'_>,
+    op: impl for<'a> FnOnce(Timeout, &'a dyn shmkit::Interrupt) -> Result<T, DictError> + Send,
+) -> PyResult<T> {
+    let (out, raised) = detached(py, |check| op(Timeout::After(DICT_TIMEOUT), check));
+    if let Some(e) = raised {
+        return Err(e);
+    }
+    out.map_err(|e| dict_error(py, e))
+}
+
+/// How long an operation waits for the dictionary's mutex: the core's default lock timeout.
+const DICT_TIMEOUT: std::time::Duration = shmkit::DEFAULT_LOCK_TIMEOUT;
 
 /// For `Segment._raw_dict`.
 pub(crate) fn raw_dict(

@@ -299,3 +299,32 @@ def test_ctrl_c_interrupts_a_device_call_within_100ms(
     child.wait(10)
     assert line == "interrupted"
     assert took < 0.1, f"KeyboardInterrupt {took * 1000:.0f} ms after SIGINT"
+
+
+def test_the_simulated_camera_takes_the_physical_ao_configuration(cache: Any) -> None:
+    import struct
+
+    cam = cache.get(
+        "CAM",
+        shmkit.SimCamera,
+        {
+            "rate_hz": 500.0,
+            "subapertures": 8,
+            "dm_actuators": 9,
+            "realtime": None,
+            "ao": {"diameter": 8.0 / 3.0, "outer_scale": 10.0, "seed": 5,
+                   "layers": [{"fraction": 1.0, "speed": 10.0, "direction_deg": 0.0}]},
+        },
+    )
+    reader = cam.frames("frames", "oldest")
+    # The physical sensor publishes its truth: residual wavefront (nm, user word 3) and
+    # simulated time (user word 4), one period a frame.
+    first = reader.next(5)
+    residual_bits, t0 = first.user(3), first.user(4)
+    del first
+    t1 = reader.next(5).user(4)
+    turbulent = struct.unpack("<d", struct.pack("<Q", residual_bits))[0]
+    assert turbulent > 50.0, f"{turbulent} nm of turbulence"
+    assert t1 - t0 == 2_000_000
+    with pytest.raises(ValueError, match='ao has no setting "wind"'):
+        cache.get("CAM2", shmkit.SimCamera, {"ao": {"wind": 3}})

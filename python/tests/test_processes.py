@@ -84,6 +84,9 @@ BLOCKED_IN = {
     "call": "seg.command_ring('dm', 2, 64, 64).call(b'never answered')",
     "serve": "seg.command_ring('idle', 2, 64, 64).server().serve(lambda r: r)",
     "value": "seg.value('busy').get()",
+    "dict_get": "seg.dict('busy_dict')['k']",
+    "dict_set": "seg.dict('busy_dict')['k'] = 2",
+    "dict_lock": "seg.dict('busy_dict').lock().__enter__()",
     "join": "p = shmkit.Process(target=time.sleep, args=(30,)); p.start(); spawned.append(p); "
     "print('started', flush=True); p.join()",
 }
@@ -97,6 +100,9 @@ def test_ctrl_c_interrupts_a_blocked_call_within_100ms(
     held.acquire()
     busy = seg.value("busy", "f8").mutex
     busy.acquire()
+    busy_dict = seg._raw_dict("busy_dict", 8)
+    busy_dict.set("k", b"")
+    busy_dict.acquire()
     dm = seg.command_ring("dm", 2, 64, 64)
     _server = dm.server()  # attached, never serving: a call waits for its answer
     child = _run(
@@ -127,6 +133,7 @@ def test_ctrl_c_interrupts_a_blocked_call_within_100ms(
     child.wait(10)
     held.release()
     busy.release()
+    busy_dict.release()
     assert line == "interrupted"
     assert took < 0.1, f"KeyboardInterrupt {took * 1000:.0f} ms after SIGINT"
 

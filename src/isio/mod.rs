@@ -20,7 +20,7 @@ pub mod export;
 pub mod import;
 pub mod layout;
 pub mod reader;
-mod sem;
+pub mod sem;
 pub use sem::SemError;
 mod stream;
 pub mod time;

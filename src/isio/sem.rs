@@ -156,6 +156,27 @@ pub(crate) unsafe fn flush(sem: *mut libc::sem_t) -> Result<(), SemError> {
     Ok(())
 }
 
+/// Posts, waits (without sleeping) and flushes a semaphore made of `bytes`, as the importer
+/// and exporter would on a stream's bytes: what each returned. For the fuzz target
+/// (`fuzz/fuzz_targets/isio_semaphore.rs`): arbitrary bytes give typed errors, never a
+/// panic, an abort or a hang.
+#[doc(hidden)]
+pub fn exercise(bytes: [u8; 32]) -> [Result<bool, SemError>; 3] {
+    #[repr(C, align(8))]
+    struct Aligned([u8; 32]);
+    const _: () = assert!(std::mem::size_of::<libc::sem_t>() == 32);
+    let mut sem = Aligned(bytes);
+    let ptr = sem.0.as_mut_ptr().cast::<libc::sem_t>();
+    // SAFETY: `ptr` is 32 bytes we own, aligned to 8, alive for these calls.
+    unsafe {
+        [
+            post_capped(ptr),
+            wait(ptr, Duration::ZERO),
+            flush(ptr).map(|()| true),
+        ]
+    }
+}
+
 /// Takes one unit if the value is non-zero (one compare-and-swap attempt round).
 fn try_take(s: &Sem<'_>) -> Result<bool, SemError> {
     let mut data = s.data.load(Ordering::Relaxed);

@@ -109,7 +109,13 @@ class Device:
 
 class SimCamera:
     """The built-in simulated Shack-Hartmann camera (a Rust device), for `DeviceEnum`s:
-    ``CAMERA = (shmkit.SimCamera, {"rate_hz": 1000.0, "dm": "DM"})``."""
+    ``CAMERA = (shmkit.SimCamera, {"rate_hz": 1000.0, "dm": "DM"})``. Settings:
+    ``subapertures``, ``pixels``, ``rate_hz``, ``slots``, ``gain``, ``dm``, ``dm_actuators``,
+    ``realtime`` (a SCHED_FIFO priority for its acquisition thread, or None), and ``ao``: None
+    for the toy fixed-aberration sensor, True for the physical bench (turbulence, optics,
+    photon and read noise; the residual and the simulated time in user words 3 and 4), or a
+    dict of its fields over their defaults (``diameter``, ``obstruction``, ``r0``, ``seed``,
+    ``photons``, ``layers=[{"fraction", "speed", "direction_deg"}]``, …)."""
 
 
 class SimDm:

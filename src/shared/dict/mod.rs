@@ -99,6 +99,12 @@ impl SharedDict {
         self
     }
 
+    /// The wait for the mutex of an operation without its own timeout (60 s unless set
+    /// with [`with_lock_timeout`](Self::with_lock_timeout)).
+    pub(super) fn default_timeout(&self) -> crate::sync::Timeout {
+        crate::sync::Timeout::After(self.timeout)
+    }
+
     /// Offset of the dictionary in its segment (for `Segment::attach` in another process).
     pub fn offset(&self) -> u64 {
         self.offset

@@ -3,7 +3,7 @@
 
 use super::error::{corrupt, DictError, MAX_KEY_LEN};
 use super::{key_hash, record_size, SharedDict, Slot};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Interrupt, NoInterrupt, Ordering, Timeout};
 use shm_layout::{DICT_RECORD_HEADER, DICT_RECORD_LIVE, DICT_TOMBSTONE};
 
 impl SharedDict {
@@ -19,26 +19,17 @@ impl SharedDict {
 
     /// The value of `key`, if present.
     pub fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, DictError> {
-        let k = Self::check_key(key)?;
-        self.locked(|d, half, used| match d.find(half, used, k)? {
-            Slot::Found { record, .. } => {
-                let r = d.record(half, record, used)?;
-                d.value_bytes(half, record, &r).map(Some)
-            }
-            Slot::Vacant { .. } => Ok(None),
-        })
+        self.get_bytes_interruptible(key, self.default_timeout(), &NoInterrupt)
     }
 
     /// Sets `key` to `value`; returns the previous value.
     pub fn insert_bytes(&self, key: &str, value: &[u8]) -> Result<Option<Vec<u8>>, DictError> {
-        let k = Self::check_key(key)?;
-        self.locked(|d, half, used| d.put(half, used, k, Some(value)))
+        self.insert_bytes_interruptible(key, value, self.default_timeout(), &NoInterrupt)
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&self, key: &str) -> Result<Option<Vec<u8>>, DictError> {
-        let k = Self::check_key(key)?;
-        self.locked(|d, half, used| d.put(half, used, k, None))
+        self.remove_interruptible(key, self.default_timeout(), &NoInterrupt)
     }
 
     /// Atomically replaces the value of `key` with `f(current)`: `None` removes it.
@@ -192,12 +183,94 @@ impl SharedDict {
 
     /// Number of keys.
     pub fn len(&self) -> Result<usize, DictError> {
-        self.locked(|d, _, _| Ok(d.header().count.load(Ordering::Relaxed) as usize))
+        self.len_interruptible(self.default_timeout(), &NoInterrupt)
     }
 
     /// True when there are no keys.
     pub fn is_empty(&self) -> Result<bool, DictError> {
         self.len().map(|n| n == 0)
+    }
+}
+
+/// The operations a binding runs with its own patience: each waits at most `timeout` for the
+/// dictionary's mutex and gives up when `interrupt` says so (a Ctrl+C), with
+/// [`DictError::Lock`]`(`[`LockError::Interrupted`](crate::LockError)`)` — invariant 3's
+/// `_interruptible` form of every blocking call.
+impl SharedDict {
+    /// [`get_bytes`](Self::get_bytes), interruptible.
+    pub fn get_bytes_interruptible(
+        &self,
+        key: &str,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Option<Vec<u8>>, DictError> {
+        let k = Self::check_key(key)?;
+        self.locked_within(timeout, interrupt, |d, half, used| {
+            match d.find(half, used, k)? {
+                Slot::Found { record, .. } => {
+                    let r = d.record(half, record, used)?;
+                    d.value_bytes(half, record, &r).map(Some)
+                }
+                Slot::Vacant { .. } => Ok(None),
+            }
+        })
+    }
+
+    /// [`insert_bytes`](Self::insert_bytes), interruptible.
+    pub fn insert_bytes_interruptible(
+        &self,
+        key: &str,
+        value: &[u8],
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Option<Vec<u8>>, DictError> {
+        let k = Self::check_key(key)?;
+        self.locked_within(timeout, interrupt, |d, half, used| {
+            d.put(half, used, k, Some(value))
+        })
+    }
+
+    /// [`remove`](Self::remove), interruptible.
+    pub fn remove_interruptible(
+        &self,
+        key: &str,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Option<Vec<u8>>, DictError> {
+        let k = Self::check_key(key)?;
+        self.locked_within(timeout, interrupt, |d, half, used| {
+            d.put(half, used, k, None)
+        })
+    }
+
+    /// [`keys`](Self::keys), interruptible.
+    pub fn keys_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Vec<String>, DictError> {
+        let items = self.locked_within(timeout, interrupt, |d, half, used| d.scan(half, used))?;
+        Ok(items.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// [`len`](Self::len), interruptible.
+    pub fn len_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<usize, DictError> {
+        self.locked_within(timeout, interrupt, |d, _, _| {
+            Ok(d.header().count.load(Ordering::Relaxed) as usize)
+        })
+    }
+
+    /// [`lock`](SharedDict::lock), interruptible.
+    pub fn lock_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<crate::primitives::MutexGuard<'_>, DictError> {
+        self.locked_guard_within(timeout, interrupt)
     }
 }
 

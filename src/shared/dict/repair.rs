@@ -4,7 +4,7 @@
 use super::error::{corrupt, DictError};
 use super::{key_hash, SharedDict};
 use crate::primitives::{Acquired, MutexGuard};
-use crate::sync::Ordering;
+use crate::sync::{Interrupt, NoInterrupt, Ordering, Timeout};
 use shm_layout::DICT_TOMBSTONE;
 
 impl SharedDict {
@@ -12,7 +12,18 @@ impl SharedDict {
 
     /// The mutex, held. After a holder's death, repairs and reports instead.
     pub(super) fn locked_guard(&self) -> Result<MutexGuard<'_>, DictError> {
-        match self.mutex.lock_timeout(self.timeout)? {
+        self.locked_guard_within(Timeout::After(self.timeout), &NoInterrupt)
+    }
+
+    /// [`locked_guard`](Self::locked_guard), waiting at most `timeout` for the mutex and
+    /// giving up when `interrupt` says so ([`LockError::Interrupted`] in
+    /// [`DictError::Lock`]).
+    pub(super) fn locked_guard_within(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<MutexGuard<'_>, DictError> {
+        match self.mutex.lock_interruptible(timeout, interrupt)? {
             Acquired::Locked(g) => Ok(g),
             Acquired::OwnerDied(g) => {
                 let previous = g.previous_owner();
@@ -28,7 +39,18 @@ impl SharedDict {
         &self,
         f: impl FnOnce(&Self, u32, u64) -> Result<R, DictError>,
     ) -> Result<R, DictError> {
-        let guard = self.locked_guard()?;
+        self.locked_within(Timeout::After(self.timeout), &NoInterrupt, f)
+    }
+
+    /// [`locked`](Self::locked) with the wait for the mutex bounded by `timeout` and
+    /// `interrupt`.
+    pub(super) fn locked_within<R>(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+        f: impl FnOnce(&Self, u32, u64) -> Result<R, DictError>,
+    ) -> Result<R, DictError> {
+        let guard = self.locked_guard_within(timeout, interrupt)?;
         let (active, used) = self.check_header()?;
         let result = f(self, active, used);
         drop(guard);
