@@ -13,11 +13,11 @@ pub enum InspectError {
     PermissionDenied(String),
     /// The name is not a regular file (a FIFO, a symlink, a directory, …): not opened
     /// further.
-    #[error("{name:?} is a {kind}, not a segment file")]
+    #[error("{name:?} is {kind}, not a segment file")]
     NotAFile {
         /// The segment name.
         name: String,
-        /// What it is.
+        /// What it is: `"a FIFO"`, `"a symbolic link"`, ….
         kind: &'static str,
     },
     /// It is not a shmkit segment (no magic).

@@ -65,51 +65,18 @@ fn read_error(name: &str, e: std::io::Error) -> InspectError {
     }
 }
 
-/// Opens `/dev/shm/NAME` for reading without following a symlink and without blocking on a
-/// FIFO (`O_NOFOLLOW | O_NONBLOCK`), and accepts it only if the file opened is a regular
-/// file: a name swapped for a link or a FIFO between listing and opening neither hangs nor
-/// misleads the tool.
+/// Opens `/dev/shm/NAME` for reading, only if it is a regular file
+/// ([`open_regular`](crate::sys::files::open_regular)): a name swapped for a link or a FIFO
+/// between listing and opening neither hangs nor misleads the tool.
 fn open_segment_file(name: &str) -> Result<(std::fs::File, std::fs::Metadata), InspectError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path_of(name))
-        .map_err(|e| match e.raw_os_error() {
-            // O_NOFOLLOW on a symlink.
-            Some(libc::ELOOP) => InspectError::NotAFile {
-                name: name.to_owned(),
-                kind: "symbolic link",
-            },
-            _ => read_error(name, e),
-        })?;
-    // The file actually opened, not the name: fstat.
-    let meta = file.metadata().map_err(|e| read_error(name, e))?;
-    if !meta.is_file() {
-        return Err(InspectError::NotAFile {
+    use crate::sys::files::{open_regular, OpenRegularError};
+    open_regular(&path_of(name), false).map_err(|e| match e {
+        OpenRegularError::NotRegular(kind) => InspectError::NotAFile {
             name: name.to_owned(),
-            kind: file_kind(&meta),
-        });
-    }
-    Ok((file, meta))
-}
-
-fn file_kind(meta: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    if t.is_fifo() {
-        "FIFO"
-    } else if t.is_dir() {
-        "directory"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_char_device() || t.is_block_device() {
-        "device"
-    } else if t.is_symlink() {
-        "symbolic link"
-    } else {
-        "special file"
-    }
+            kind,
+        },
+        OpenRegularError::Io(e) => read_error(name, e),
+    })
 }
 
 /// Segment `name`'s file, to be read page by page.

@@ -17,38 +17,15 @@ pub const SUFFIX: &str = ".im.shm";
 /// such as `/tmp` is shared: a FIFO or a link planted under a stream's name must be refused
 /// at once, not hang the reader or lead it to another file.
 pub(crate) fn open_stream_file(path: &Path, write: bool) -> Result<std::fs::File, IsioError> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let not_a_file = |found: &'static str| IsioError::NotAFile {
-        path: path.to_owned(),
-        found,
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => not_a_file("a symbolic link"),
-            _ => IsioError::io("opening", path, e),
-        })?;
-    let kind = file
-        .metadata()
-        .map_err(|e| IsioError::io("reading the type of", path, e))?
-        .file_type();
-    if kind.is_file() {
-        return Ok(file);
+    use crate::sys::files::{open_regular, OpenRegularError};
+    match open_regular(path, write) {
+        Ok((file, _)) => Ok(file),
+        Err(OpenRegularError::NotRegular(found)) => Err(IsioError::NotAFile {
+            path: path.to_owned(),
+            found,
+        }),
+        Err(OpenRegularError::Io(e)) => Err(IsioError::io("opening", path, e)),
     }
-    Err(not_a_file(if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_block_device() || kind.is_char_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    }))
 }
 
 /// Refuses `file` (at `path`) unless this user, root or one of `trusted` owns it.

@@ -72,3 +72,49 @@ impl Drop for ExclusiveLease<'_> {
         }
     }
 }
+
+/// Why [`open_regular`] refused a path.
+#[derive(Debug)]
+pub enum OpenRegularError {
+    /// Something other than a regular file is there: `"a FIFO"`, `"a symbolic link"`, ….
+    NotRegular(&'static str),
+    /// Opening or `fstat` failed.
+    Io(std::io::Error),
+}
+
+/// Opens `path` for reading (and writing if `write`) only if it is a regular file: never
+/// through a symbolic link (`O_NOFOLLOW`), never waiting for a FIFO's other end
+/// (`O_NONBLOCK`, which a regular file ignores), and checking the file actually opened
+/// (`fstat`), not the name — so a FIFO or link planted under a name in a shared directory is
+/// refused at once instead of hanging the caller or leading it to another file.
+pub fn open_regular(
+    path: &Path,
+    write: bool,
+) -> Result<(std::fs::File, std::fs::Metadata), OpenRegularError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => OpenRegularError::NotRegular("a symbolic link"),
+            _ => OpenRegularError::Io(e),
+        })?;
+    let meta = file.metadata().map_err(OpenRegularError::Io)?;
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return Ok((file, meta));
+    }
+    Err(OpenRegularError::NotRegular(if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "a special file"
+    }))
+}

@@ -40,16 +40,21 @@ impl SharedDict {
     ) -> Result<(), DictError> {
         let k = Self::check_key(key)?;
         self.locked(|d, half, used| {
-            let current = match d.find(half, used, k)? {
-                Slot::Found { record, .. } => {
-                    let r = d.record(half, record, used)?;
-                    Some(d.value_bytes(half, record, &r)?)
-                }
-                Slot::Vacant { .. } => None,
-            };
+            let current = d.value_of(half, used, k)?;
             let next = f(current);
             d.put(half, used, k, next.as_deref()).map(drop)
         })
+    }
+
+    /// The value of `key` in the active half (under the mutex).
+    fn value_of(&self, half: u32, used: u64, key: &[u8]) -> Result<Option<Vec<u8>>, DictError> {
+        match self.find(half, used, key)? {
+            Slot::Found { record, .. } => {
+                let r = self.record(half, record, used)?;
+                self.value_bytes(half, record, &r).map(Some)
+            }
+            Slot::Vacant { .. } => Ok(None),
+        }
     }
 
     /// Writes (or, with `None`, removes) `key` in the active half; returns the old value.
@@ -206,13 +211,7 @@ impl SharedDict {
     ) -> Result<Option<Vec<u8>>, DictError> {
         let k = Self::check_key(key)?;
         self.locked_within(timeout, interrupt, |d, half, used| {
-            match d.find(half, used, k)? {
-                Slot::Found { record, .. } => {
-                    let r = d.record(half, record, used)?;
-                    d.value_bytes(half, record, &r).map(Some)
-                }
-                Slot::Vacant { .. } => Ok(None),
-            }
+            d.value_of(half, used, k)
         })
     }
 
