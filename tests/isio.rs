@@ -497,6 +497,61 @@ fn readers_claim_distinct_semaphores_and_give_them_back() {
     assert_eq!(c.semaphore(), 5, "index 3 was given back, 5 was free");
 }
 
+/// This process's mappings of `path`: (permissions, file offset, length).
+fn mappings_of(path: &Path) -> Vec<(String, u64, u64)> {
+    let path = path.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.ends_with(path))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (a, b) = f[0].split_once('-').unwrap();
+            let len = u64::from_str_radix(b, 16).unwrap() - u64::from_str_radix(a, 16).unwrap();
+            (f[1].to_owned(), u64::from_str_radix(f[2], 16).unwrap(), len)
+        })
+        .collect()
+}
+
+#[test]
+fn a_reader_maps_header_data_and_keywords_read_only() {
+    let dir = TempDir::new("ro");
+    // A frame of several pages: all but its last page must be out of the reader's reach.
+    let w = StreamWriter::create("ro", ElemType::U16, &[64, 64], &dir.options()).unwrap();
+    let writer_maps = mappings_of(w.path());
+    let r = StreamReader::open(w.path(), 0).unwrap();
+    let layout = r.parsed().layout;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    let mut reader_maps = mappings_of(w.path());
+    for m in &writer_maps {
+        let i = reader_maps.iter().position(|x| x == m).unwrap();
+        reader_maps.remove(i);
+    }
+    reader_maps.sort_by_key(|m| m.1);
+    let whole = layout.total.div_ceil(page) * page;
+    let tail_from = layout.semaphores / page * page;
+    assert_eq!(
+        reader_maps,
+        vec![
+            ("r--s".to_owned(), 0, whole),
+            ("rw-s".to_owned(), tail_from, whole - tail_from),
+        ],
+        "the reader's mappings (writer's: {writer_maps:?}, layout: {layout:?})"
+    );
+    // The reader still does what the protocol has it write: claim its semaphore, wait on it.
+    assert_eq!(r.semaphore(), 0);
+    let mut w = w;
+    let meta = FrameMeta {
+        id: 1,
+        ts_ns: 0,
+        atime: None,
+        user: [0; 5],
+    };
+    w.write(&vec![7u8; layout.data_len as usize], &meta);
+    assert!(r.wait(Duration::from_secs(5)).unwrap());
+}
+
 // ------------------------------------------------------------ the independent peer
 
 fn python() -> Command {

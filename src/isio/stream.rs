@@ -1,7 +1,14 @@
-//! One stream file mapped read-write, its header checked once ([`layout::parse`]) before
-//! anything is attached; afterwards only offsets the checked layout gives are touched, through
-//! raw pointers and atomics (the file is shared with processes that write it as plain C
-//! memory, so no Rust reference to its bytes is ever made).
+//! One stream file mapped, its header checked once ([`layout::parse`]) before anything is
+//! attached; afterwards only offsets the checked layout gives are touched, through raw
+//! pointers and atomics (the file is shared with processes that write it as plain C memory,
+//! so no Rust reference to its bytes is ever made).
+//!
+//! The creator maps the file read-write. A reader maps it read-only and, in a second mapping,
+//! read-write only from the page holding the semaphores to the end: the protocol has a reader
+//! write its semaphore (the wait decrements it) and its reader-PID word, nothing before them.
+//! The header, the data and the keywords are then out of a reader's reach, whatever its bugs,
+//! except what shares a page with the first semaphore (`mmap` maps whole pages, and the
+//! reference layout packs the regions back to back).
 //!
 //! A process may truncate the file while it is mapped. Every mapping is registered with
 //! [`crate::sys::sigbus`], so an access to a vanished page reads zeros instead of killing the
@@ -26,9 +33,14 @@ const MAX_FILE: u64 = 1 << 40;
 pub(crate) struct Stream {
     path: PathBuf,
     file: File,
-    /// Declared before `map`: unregistered before the mapping goes.
+    /// Declared before the mappings: unregistered before they go.
     guard: Guard,
+    tail_guard: Option<Guard>,
+    /// The whole file: read-write for the creator, read-only for a reader.
     map: MmapRaw,
+    /// A reader's writable mapping of the file from `offset` (the page holding the
+    /// semaphores) to the end.
+    tail: Option<Tail>,
     parsed: Parsed,
     inode: u64,
 }
@@ -43,23 +55,53 @@ impl std::fmt::Debug for Stream {
     }
 }
 
-/// Maps `len` bytes of `file`, guarded against the file shrinking under the mapping.
-fn map(file: &File, len: u64, path: &Path) -> Result<(Guard, MmapRaw), IsioError> {
-    let map = MmapOptions::new()
-        .len(len as usize)
-        .map_raw(file)
-        .map_err(|e| IsioError::io("mapping", path, e))?;
-    // SAFETY: `map` is this file's mapping of `len` bytes; the guard is stored beside it in a
-    // `Stream` that drops the guard first, and every reader of the mapping checks the file's
-    // size after its accesses (zeros after a truncation are never taken for data).
-    let guard = unsafe { Guard::register(map.as_mut_ptr(), len as usize) }
+/// A reader's writable part of the file.
+struct Tail {
+    /// Where in the file it starts (page-aligned).
+    offset: u64,
+    map: MmapRaw,
+}
+
+/// How much of the file a mapping covers and whether it may be written.
+#[derive(Clone, Copy)]
+enum Part {
+    /// All `len` bytes, read-write.
+    Whole,
+    /// All `len` bytes, read-only.
+    WholeReadOnly,
+    /// From `offset` (page-aligned) to `len`, read-write.
+    From(u64),
+}
+
+/// Maps part of `file` (`len` bytes long), guarded against the file shrinking under it.
+fn map(file: &File, len: u64, part: Part, path: &Path) -> Result<(Guard, MmapRaw), IsioError> {
+    let mut options = MmapOptions::new();
+    let map = match part {
+        Part::Whole => options.len(len as usize).map_raw(file),
+        Part::WholeReadOnly => options.len(len as usize).map_raw_read_only(file),
+        Part::From(offset) => options
+            .offset(offset)
+            .len((len - offset) as usize)
+            .map_raw(file),
+    }
+    .map_err(|e| IsioError::io("mapping", path, e))?;
+    // SAFETY: `map` is this file's mapping of `map.len()` bytes; the guard is stored beside it
+    // in a `Stream` that drops the guards first, and every reader of the mapping checks the
+    // file's size after its accesses (zeros after a truncation are never taken for data).
+    let guard = unsafe { Guard::register(map.as_mut_ptr(), map.len()) }
         .map_err(|e| IsioError::io("guarding the mapping of", path, std::io::Error::other(e)))?;
     Ok((guard, map))
 }
 
+/// The system's page size.
+fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
 impl Stream {
-    /// Maps the existing stream file at `path` and checks it: refused unless this user, root
-    /// or one of `trusted` owns it.
+    /// Maps the existing stream file at `path` for a reader and checks it: refused unless
+    /// this user, root or one of `trusted` owns it. Only the semaphores' pages and what
+    /// follows them are mapped writable.
     pub(crate) fn open(path: &Path, trusted: &[u32]) -> Result<Stream, IsioError> {
         let file = super::dir::open_stream_file(path, true)?;
         super::dir::check_owner(&file, path, trusted)?;
@@ -73,19 +115,25 @@ impl Stream {
         if len > MAX_FILE {
             return Err(IsioError::Corrupt("the file is larger than 1 TiB"));
         }
-        let (guard, map) = map(&file, len, path)?;
+        let (guard, whole) = map(&file, len, Part::WholeReadOnly, path)?;
         let mut header = [0u8; core::mem::size_of::<Metadata>()];
         // SAFETY: the mapping is `len` ≥ 384 bytes long; the header is copied out once and
         // checked as plain bytes (a concurrent writer can only make the check fail).
         unsafe {
-            std::ptr::copy_nonoverlapping(map.as_ptr(), header.as_mut_ptr(), header.len());
+            std::ptr::copy_nonoverlapping(whole.as_ptr(), header.as_mut_ptr(), header.len());
         }
         let parsed = layout::parse(&header, len)?;
+        // The layout ends with the semaphores and what follows them; `parse` checked that
+        // they lie inside the file.
+        let offset = parsed.layout.semaphores / page_size() * page_size();
+        let (tail_guard, tail) = map(&file, parsed.layout.total, Part::From(offset), path)?;
         Ok(Stream {
             path: path.to_owned(),
             file,
             guard,
-            map,
+            tail_guard: Some(tail_guard),
+            map: whole,
+            tail: Some(Tail { offset, map: tail }),
             parsed,
             inode: meta.ino(),
         })
@@ -111,7 +159,7 @@ impl Stream {
             .metadata()
             .map_err(|e| IsioError::io("reading", path, e))?
             .ino();
-        let (guard, map) = map(&file, layout.total, path)?;
+        let (guard, map) = map(&file, layout.total, Part::Whole, path)?;
         let mut md = *md;
         md.inode = inode;
         let parsed = layout::parse(md.as_bytes(), layout.total)?;
@@ -125,7 +173,9 @@ impl Stream {
             path: path.to_owned(),
             file,
             guard,
+            tail_guard: None,
             map,
+            tail: None,
             parsed,
             inode,
         })
@@ -136,6 +186,7 @@ impl Stream {
     ///
     /// [`set_version`]: Stream::set_version
     pub(crate) fn set_header(&self, change: impl FnOnce(&mut Metadata)) {
+        assert!(self.tail.is_none(), "only the creator writes the header");
         let mut md = Metadata::zeroed();
         let bytes = md.as_mut_bytes();
         // SAFETY: the header's 384 bytes, copied out and back; only the creator touches the
@@ -149,6 +200,7 @@ impl Stream {
 
     /// Writes the version string: from now on readers accept the stream.
     pub(crate) fn set_version(&self) {
+        assert!(self.tail.is_none(), "only the creator writes the header");
         let version = self.parsed.metadata.version;
         for (i, &b) in version.iter().enumerate() {
             self.u8_word(i)
@@ -180,7 +232,7 @@ impl Stream {
     /// another file, or truncated (now, or at some point: a mapping that lost a page stays
     /// poisoned).
     pub(crate) fn change(&self) -> Option<&'static str> {
-        if self.guard.poisoned() {
+        if self.poisoned() {
             return Some("the file was truncated while mapped");
         }
         match std::fs::metadata(&self.path) {
@@ -196,26 +248,34 @@ impl Stream {
     /// Has an access to this mapping found a page gone (the file shrank)? Free to ask: no
     /// system call.
     pub(crate) fn poisoned(&self) -> bool {
-        self.guard.poisoned()
+        self.guard.poisoned() || self.tail_guard.as_ref().is_some_and(Guard::poisoned)
     }
 
     /// A mapping that lost a page to a truncation is not, even if the file grew back.
     pub(crate) fn long_enough(&self) -> bool {
-        !self.guard.poisoned()
+        !self.poisoned()
             && self
                 .file
                 .metadata()
                 .is_ok_and(|m| m.len() >= self.parsed.layout.total)
     }
 
-    /// A pointer `offset` bytes into the mapping.
+    /// A pointer `offset` bytes into the file's mapping: the writable tail's for a reader
+    /// when the offset lies in it (a reader writes only there), else the whole file's.
     fn at(&self, offset: u64) -> *mut u8 {
         assert!(
             offset < self.parsed.layout.total,
             "offset inside the layout"
         );
-        // SAFETY: `offset` is inside the mapping (asserted against the checked layout).
-        unsafe { self.map.as_mut_ptr().add(offset as usize) }
+        match &self.tail {
+            // SAFETY: `offset` is in `tail.offset..total`, the tail mapping's range.
+            Some(tail) if offset >= tail.offset => unsafe {
+                tail.map.as_mut_ptr().add((offset - tail.offset) as usize)
+            },
+            // SAFETY: `offset` is inside the whole-file mapping (asserted against the checked
+            // layout, which `parse` checked against the file's length).
+            _ => unsafe { self.map.as_mut_ptr().add(offset as usize) },
+        }
     }
 
     /// The header word at `offset` (8-aligned: the layout's constants are).
@@ -298,6 +358,7 @@ impl Stream {
 
     /// Writes keyword `index` whole (the creator, before anyone reads the stream).
     pub(crate) fn write_keyword(&self, index: u16, kw: &Keyword) {
+        assert!(self.tail.is_none(), "only the creator writes keywords");
         let bytes = kw.as_bytes();
         // SAFETY: 128 bytes inside the keyword array (index checked by `keyword`).
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.keyword(index), 128) };
