@@ -592,6 +592,18 @@ client_methods!(PySimCamera {
         self.send(py, CameraCommand::Stop).map(|_| ())
     }
 
+    /// Switches the simulated turbulence on or off (the physical bench, `ao`, only: a bench
+    /// calibrates without it). Simulated time keeps running either way.
+    fn turbulence(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        self.send(py, CameraCommand::Turbulence(on)).map(|_| ())
+    }
+
+    /// Sets the source's flux, photo-electrons per fully lit sub-aperture per frame (the
+    /// physical bench only: a bench calibrates on a bright calibration source).
+    fn photons(&self, py: Python<'_>, photons: f64) -> PyResult<()> {
+        self.send(py, CameraCommand::Photons(photons)).map(|_| ())
+    }
+
     /// `(frames published, frame rate)`.
     fn stats(&self, py: Python<'_>) -> PyResult<(u64, f64)> {
         match self.send(py, CameraCommand::Stats)? {

@@ -326,5 +326,21 @@ def test_the_simulated_camera_takes_the_physical_ao_configuration(cache: Any) ->
     turbulent = struct.unpack("<d", struct.pack("<Q", residual_bits))[0]
     assert turbulent > 50.0, f"{turbulent} nm of turbulence"
     assert t1 - t0 == 2_000_000
+    # A bench calibrates without turbulence, on a bright source: the residual of a flat
+    # mirror is then nothing.
+    cam.turbulence(False)
+    cam.photons(1e5)
+    latest = reader.last_id
+    while True:
+        frame = reader.next(5)
+        if frame.id > latest:
+            break
+        del frame
+    calm = struct.unpack("<d", struct.pack("<Q", frame.user(3)))[0]
+    del frame
+    assert calm < 1.0, f"{calm} nm without turbulence"
     with pytest.raises(ValueError, match='ao has no setting "wind"'):
         cache.get("CAM2", shmkit.SimCamera, {"ao": {"wind": 3}})
+    toy = cache.get("CAM3", shmkit.SimCamera, {"rate_hz": 100.0})
+    with pytest.raises(shmkit.DeviceError, match="turbulence needs the AO mode"):
+        toy.turbulence(True)

@@ -49,14 +49,20 @@ def test_the_ported_manager_style_experiment_runs_unchanged_but_for_its_imports(
     assert "20 steps in lockstep" in out.stdout
 
 
-def test_the_python_closed_loop_runs_short_with_no_torn_frame_and_converges() -> None:
+def test_the_python_closed_loop_corrects_the_turbulence_with_no_torn_frame() -> None:
     out = subprocess.run(
-        [sys.executable, str(EXAMPLES / "closed_loop.py"), "--duration", "1.5", "--rate", "500",
-         "--subapertures", "8", "--actuators", "6", "--check"],
+        [sys.executable, str(EXAMPLES / "closed_loop.py"), "--duration", "1.5", "--check"],
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 torn; statistics reader" in out.stdout
-    assert "residual (RMS slope, px): open loop" in out.stdout
+    m = re.search(r"open loop (\d+) nm \(Strehl ([\d.]+) at 1.65 µm\), closed loop ([\d.]+) nm "
+                  r"\(Strehl ([\d.]+)\)", out.stdout)
+    assert m is not None, out.stdout
+    open_nm, strehl_open, closed_nm, strehl_closed = map(float, m.groups())
+    # The small bench's turbulence is far outside Maréchal's range; the corrected loop is not.
+    assert strehl_open < 0.1 and strehl_closed > 0.7, out.stdout
+    assert closed_nm < 0.25 * open_nm, out.stdout
+    assert "command sent -> mirror applied it" in out.stdout
