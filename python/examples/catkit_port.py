@@ -1,129 +1,152 @@
-"""An experiment written for the manager-based Python testbed framework, ported to shmkit by
-changing its imports only.
+"""A catkit experiment pair ported to shmkit by changing its imports only.
 
 The original imports were::
 
-    from catkit.multiprocessing import Process, SharedMemoryManager
-    from catkit.testbed.caching import DeviceCacheEnum, MutexedDict
-    from catkit.testbed.experiment import Experiment, SafetyTest, Testbed
-    from catkit.interfaces import Instrument
+    from catkit.multiprocessing import EXCEPTION_SERVER_ADDRESS, MutexedNamespaceSingleton, SharedMemoryManager
+    from catkit.testbed import DeviceCacheEnum, devices
+    from catkit.testbed.experiment import Experiment, SafetyException, SafetyTest, Testbed
 
-Everything below the imports is in that framework's style: devices reached through an
-enum, a barrier (looked up by name) keeping two experiments in step, a mutexed dictionary of
-results, a wider critical section on the mirror, and a safety test. Run:
-``python python/examples/catkit_port.py``.
+Everything below the imports is catkit code: devices linked into catkit's device cache and
+reached through an enum, the simulator's state in a shared singleton namespace (the pattern
+catkit's own simulators use), a barrier looked up by name keeping two experiments in step, a
+mutexed dictionary of results, and a safety test on the mirror's stroke that trips mid-run:
+both experiments' ``join()`` and the testbed's exit raise ``SafetyException``, as catkit's do.
+Run: ``python python/examples/catkit_port.py``.
 """
 
 from __future__ import annotations
 
-import os
 import time
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from shmkit import Device as Instrument
-from shmkit.compat import (
-    DeviceCacheEnum,
-    Experiment,
-    MutexedDict,
-    SafetyTest,
-    SharedMemoryManager,
-    Testbed,
-)
+from shmkit.compat.multiprocessing import EXCEPTION_SERVER_ADDRESS, MutexedNamespaceSingleton, SharedMemoryManager
+from shmkit.compat.testbed import DeviceCacheEnum, devices
+from shmkit.compat.testbed.experiment import Experiment, SafetyException, SafetyTest, Testbed
 
 STEPS = 20
+#: The mirror is pushed past its safe stroke at this step; the safety test trips.
+UNSAFE_STEP = 14
+#: Seconds per exposure.
+EXPOSURE_S = 0.05
+
+#: The simulated bench's state, shared by every process (catkit's ``SharedState`` pattern).
+BenchState = MutexedNamespaceSingleton.factory(address=EXCEPTION_SERVER_ADDRESS, name="BenchState", timeout=5)
 
 
-class FakeCamera(Instrument):
-    """A camera whose image brightens with the mirror's mean command."""
+class SimMirror:
+    """A simulated deformable mirror: its mean command is the bench's state."""
 
-    def __init__(self, shape: tuple[int, int] = (32, 32)) -> None:
+    def __init__(self, actuators: int) -> None:
+        self.actuators = actuators
+        self.instrument: Any = None
+
+    def __enter__(self) -> SimMirror:
+        self.instrument = np.zeros((self.actuators, self.actuators))
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.instrument = None
+
+    def apply(self, value: float) -> None:
+        self.instrument[:] = value
+        BenchState().dm_mean = float(value)
+
+
+class SimCamera:
+    """A simulated camera whose image brightens with the mirror's mean command."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
         self.shape = shape
         self.exposures = 0
+        self.instrument: Any = None
 
-    def open(self) -> None:
-        self.rng = np.random.default_rng(0)
+    def __enter__(self) -> SimCamera:
+        self.instrument = np.random.default_rng(0)
+        return self
 
-    def close(self) -> None:
-        self.exposures = 0
+    def __exit__(self, *args: Any) -> None:
+        self.instrument = None
 
-    def take_image(self, mirror_mean: float) -> npt.NDArray[np.float64]:
+    def take_exposure(self) -> Any:
+        time.sleep(EXPOSURE_S)
         self.exposures += 1
-        return self.rng.normal(100.0 + 10.0 * mirror_mean, 1.0, self.shape)
-
-
-class FakeMirror(Instrument):
-    def __init__(self, actuators: int = 12) -> None:
-        self.shape = np.zeros((actuators, actuators))
-
-    def open(self) -> None:
-        self.shape[:] = 0.0
-
-    def close(self) -> None:
-        self.shape[:] = 0.0  # the safe state: flat
-
-    def apply(self, value: float) -> float:
-        self.shape[:] = value
-        return float(self.shape.mean())
-
-    def mean(self) -> float:
-        return float(self.shape.mean())
-
-    def max_stroke(self) -> float:
-        return float(np.abs(self.shape).max())
+        return self.instrument.normal(100.0 + 10.0 * BenchState().dm_mean, 1.0, self.shape)
 
 
 class Devices(DeviceCacheEnum):
-    CAMERA = (FakeCamera, {"shape": (32, 32)})
-    DM = (FakeMirror, {"actuators": 12})
+    DM = ("deformable mirror", "dm_config")
+    CAMERA = ("science camera", "camera_config")
+
+
+@devices.link(key=Devices.DM)
+def dm() -> SimMirror:
+    return SimMirror(actuators=12)
+
+
+@devices.link(key=Devices.CAMERA)
+def camera() -> SimCamera:
+    return SimCamera(shape=(32, 32))
 
 
 class MirrorStrokeTest(SafetyTest):
-    name = "mirror stroke"
-
-    def check(self) -> bool:
-        return bool(Devices.DM.max_stroke() <= 1.0)
+    def check(self) -> None:
+        stroke = abs(getattr(BenchState(), "dm_mean", 0.0))
+        if stroke > 1.0:
+            raise SafetyException(f"the mirror's stroke {stroke:.2f} exceeds 1.0")
 
 
 class MoveMirror(Experiment):
     name = "move_mirror"
 
     def experiment(self) -> None:
-        step = SharedMemoryManager().get_barrier("step", 2)
+        manager = SharedMemoryManager(address=EXCEPTION_SERVER_ADDRESS)
+        manager.connect()
+        step = manager.get_barrier("step", 2)
         for i in range(STEPS):
-            with Devices.DM:  # nobody images while the mirror moves
-                Devices.DM.apply(i / STEPS)
-            step.wait(30)  # the camera may image now
-            step.wait(30)  # it has
+            Devices.DM.apply(1.5 if i >= UNSAFE_STEP else i / STEPS)
+            step.wait()  # the camera may image now
+            step.wait()  # it has
 
 
 class TakeImages(Experiment):
     name = "take_images"
 
     def experiment(self) -> None:
-        step = SharedMemoryManager().get_barrier("step", 2)
-        results = MutexedDict("results")
+        manager = SharedMemoryManager(address=EXCEPTION_SERVER_ADDRESS)
+        manager.connect()
+        step = manager.get_barrier("step", 2)
+        results = BenchState().results
         for i in range(STEPS):
-            step.wait(30)
-            with Devices.DM:
-                image = Devices.CAMERA.take_image(Devices.DM.mean())
+            step.wait()
             with results:
-                results[str(i)] = float(image.mean())
-            step.wait(30)
+                results[i] = float(Devices.CAMERA.take_exposure().mean())
+            step.wait()
 
 
 def main() -> None:
-    name = f"catkit-port-{os.getpid()}"
-    with Testbed(name, Devices, [MirrorStrokeTest()], safety_check_interval=0.2) as testbed:
-        testbed.start_experiment(MoveMirror())
-        testbed.start_experiment(TakeImages())
-        assert testbed.wait_experiments(60), "the experiments did not finish"
-        testbed.raise_failures()
-        results = MutexedDict("results")
-        brightness = [results[str(i)] for i in range(STEPS)]
-    assert all(b2 > b1 for b1, b2 in zip(brightness, brightness[1:])), brightness
-    print(f"{STEPS} steps in lockstep; brightness {brightness[0]:.1f} -> {brightness[-1]:.1f}")
+    outcome = "no safety trip"
+    experiments = [MoveMirror(), TakeImages()]
+    try:
+        with Testbed(safety_tests=[MirrorStrokeTest], safety_check_interval=0.05):
+            state = BenchState()
+            state.dm_mean = 0.0
+            state.results = SharedMemoryManager(address=EXCEPTION_SERVER_ADDRESS).MutexedDict(timeout=5)
+            for experiment in experiments:
+                experiment.start()
+            for experiment in experiments:
+                try:
+                    experiment.join()
+                except SafetyException as e:
+                    print(f"{experiment.name}: {str(e).split(' (')[0]}")
+            results = state.results
+            brightness = [results[i] for i in sorted(results.keys())]
+    except SafetyException as e:
+        outcome = f"the testbed stopped: {e}"
+    assert all(b2 > b1 for b1, b2 in zip(brightness, brightness[1:UNSAFE_STEP])), brightness
+    print(f"{len(brightness)} steps in lockstep before the trip; brightness {brightness[0]:.1f} -> "
+          f"{brightness[UNSAFE_STEP - 1]:.1f}; {outcome}")
 
 
 if __name__ == "__main__":

@@ -120,11 +120,13 @@ pub(crate) fn raw_dict(
     seg: &shmkit::Segment,
     name: &str,
     max_entries: Option<u32>,
+    data_bytes: Option<u64>,
 ) -> PyResult<PyRawDict> {
     use shmkit::SegmentObjects;
-    let inner = match max_entries {
-        None => seg.open::<SharedDict>(name),
-        Some(n) => seg.dict(name, n),
+    let inner = match (max_entries, data_bytes) {
+        (None, _) => seg.open::<SharedDict>(name),
+        (Some(n), None) => seg.dict(name, n),
+        (Some(n), Some(bytes)) => seg.dict_with(name, n, bytes),
     }
     .map_err(|e| segment_error(py, e))?;
     Ok(PyRawDict {

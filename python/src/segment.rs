@@ -244,21 +244,23 @@ impl PySegment {
         max_entries: Option<u32>,
         pickle: bool,
     ) -> PyResult<Py<PyAny>> {
-        let raw = crate::dict::raw_dict(py, &self.inner, name, max_entries)?;
+        let raw = crate::dict::raw_dict(py, &self.inner, name, max_entries, None)?;
         let class = py.import("shmkit._dict")?.getattr("SharedDict")?;
         Ok(class.call1((raw, pickle))?.unbind())
     }
 
     /// The byte-level dictionary `name` (`shmkit.SharedDict` wraps it): opened as it is
-    /// without `max_entries`, else created if needed.
-    #[pyo3(signature = (name, max_entries = None))]
+    /// without `max_entries`, else created if needed with `data_bytes` of record space
+    /// (default 128 per key).
+    #[pyo3(signature = (name, max_entries = None, data_bytes = None))]
     fn _raw_dict(
         &self,
         py: Python<'_>,
         name: &str,
         max_entries: Option<u32>,
+        data_bytes: Option<u64>,
     ) -> PyResult<crate::dict::PyRawDict> {
-        crate::dict::raw_dict(py, &self.inner, name, max_entries)
+        crate::dict::raw_dict(py, &self.inner, name, max_entries, data_bytes)
     }
 
     /// The shared numpy value `name` (`shmkit.SharedValue`): created with `init` if absent;

@@ -62,3 +62,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _REQUIRE_ALL and _skipped:
         print(f"\nSHMKIT_REQUIRE_ALL=1: {len(_skipped)} skipped test(s) fail the run: {_skipped}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture()
+def derestricted_device_cache() -> Iterator[None]:
+    """catkit's fixture (for the ported tests in ``compat/``): the device cache unlocked for
+    the test, closed after it."""
+    from shmkit.compat import testbed
+
+    with testbed.devices:
+        yield

@@ -38,7 +38,10 @@ def test_every_readme_python_block_compiles() -> None:
 
 def test_the_ported_manager_style_experiment_runs_unchanged_but_for_its_imports() -> None:
     source = (EXAMPLES / "catkit_port.py").read_text()
-    assert "from shmkit.compat import" in source
+    imports = [line for line in source.splitlines() if line.startswith(("from ", "import "))]
+    assert [line for line in imports if "shmkit" in line] == [
+        line for line in imports if line.startswith("from shmkit.compat")
+    ], "only catkit's imports were changed"
     out = subprocess.run(
         [sys.executable, str(EXAMPLES / "catkit_port.py")],
         capture_output=True,
@@ -46,7 +49,9 @@ def test_the_ported_manager_style_experiment_runs_unchanged_but_for_its_imports(
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert "20 steps in lockstep" in out.stdout
+    assert "14 steps in lockstep before the trip" in out.stdout
+    assert "the testbed stopped: the mirror's stroke 1.50 exceeds 1.0" in out.stdout
+    assert out.stdout.count("Event monitor detected a SAFETY event") == 2
 
 
 def test_the_python_closed_loop_corrects_the_turbulence_with_no_torn_frame() -> None:

@@ -276,22 +276,3 @@ def test_ctrl_c_tears_the_testbed_down_cleanly(bench_name: str) -> None:
     assert line.strip() == "report 1 None", "the experiment stopped cooperatively"
     with pytest.raises(shmkit.SegmentError):
         shmkit.Segment.open(bench_name)
-
-
-def test_the_compat_names_reach_the_testbeds_objects(bench_name: str) -> None:
-    from shmkit import compat
-
-    with shmkit.Testbed(bench_name) as tb:
-        assert tb.segment is not None
-        lock = compat.get_lock("l")
-        assert lock.acquire() and lock.timeout == 60.0
-        lock.release()
-        manager = compat.SharedMemoryManager()
-        with manager:
-            assert manager.get_event("e") is not None
-            assert manager.get_barrier("b", 2).parties == 2
-        d = compat.MutexedDict("d")
-        with d:
-            d["k"] = [1, 2]
-        assert tb.segment.dict("d")["k"] == [1, 2]
-        assert compat.Process is shmkit.Process and compat.DeviceCacheEnum is shmkit.DeviceEnum

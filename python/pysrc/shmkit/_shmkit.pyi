@@ -86,7 +86,9 @@ class Segment:
     def dict(
         self, name: str, max_entries: int | None = None, *, pickle: bool = False
     ) -> SharedDict: ...
-    def _raw_dict(self, name: str, max_entries: int | None = None) -> RawDict: ...
+    def _raw_dict(
+        self, name: str, max_entries: int | None = None, data_bytes: int | None = None
+    ) -> RawDict: ...
     def value(
         self,
         name: str,
