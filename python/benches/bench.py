@@ -11,7 +11,10 @@ of several repeats per case, in ns per operation, and the ratios the package pro
 - ``frame read``: the newest frame of a ring as an ``ndarray`` (64 B and 8 MiB, zero-copy),
   beside ``multiprocessing.shared_memory`` + ``np.copy`` of the same 8 MiB;
 - ``call``: a command-ring call to a server process running a Python handler, beside a
-  ``multiprocessing`` manager proxy call (the Python system's mechanism).
+  ``multiprocessing`` manager proxy call (the Python system's mechanism);
+- ``compat``: catkit's API on shmkit (``shmkit.compat``) beside the plain shmkit call it
+  wraps and a ``multiprocessing`` manager proxy (catkit's mechanism): a named lock's
+  acquire + release, a shared dict's get, a device attribute read through an enum member.
 """
 
 from __future__ import annotations
@@ -303,6 +306,71 @@ def dict_values(n: int) -> dict[str, float]:
         shmkit.Segment.unlink(name)
 
 
+def compat_overhead(n: int) -> dict[str, dict[str, float]]:
+    """ns per operation of `shmkit.compat` (catkit's API), the plain shmkit operation under
+    it, and a manager proxy doing the same, interleaved."""
+    from shmkit.compat.multiprocessing import MutexedNamespace, SharedMemoryManager
+    from shmkit.compat.testbed import caching
+
+    address = ("127.0.0.1", 47000 + os.getpid() % 1000)
+
+    class Devices(caching.DeviceCacheEnum):
+        DM = ("mirror", "dm_config")
+
+    class Instrument(MutexedNamespace):
+        pass
+
+    instrument = Instrument(timeout=5)
+    instrument.gain = 0.4
+
+    @caching.devices.link(key=Devices.DM)
+    def dm() -> Any:
+        return instrument
+
+    with SharedMemoryManager(address=address) as compat, mp.get_context("spawn").Manager() as manager:
+        lock = compat.get_lock("bench", timeout=5)
+        plain_lock = lock.get_mutex()
+        proxy_lock = manager.RLock()
+        shared = compat.MutexedDict()
+        shared["k"] = {"gain": 0.4}
+        plain_dict = shared.data.dict  # the segment dictionary under it
+        proxy_dict = manager.dict({"k": {"gain": 0.4}})
+        proxy_ns = manager.Namespace(gain=0.4)
+
+        def with_lock(lk: Any) -> Callable[[int], None]:
+            def run(k: int) -> None:
+                for _ in range(k):
+                    with lk:
+                        pass
+
+            return run
+
+        def get(d: Any, key: Any) -> Callable[[int], None]:
+            def run(k: int) -> None:
+                for _ in range(k):
+                    d[key]
+
+            return run
+
+        def attribute(obj: Any) -> Callable[[int], None]:
+            def run(k: int) -> None:
+                for _ in range(k):
+                    obj.gain
+
+            return run
+
+        with caching.devices:
+            Devices.DM()
+            return {
+                "lock": interleaved({"compat": with_lock(lock), "plain": with_lock(plain_lock),
+                                     "manager": with_lock(proxy_lock)}, n),
+                "dict get": interleaved({"compat": get(shared, "k"), "plain": get(plain_dict, "k"),
+                                         "manager": get(proxy_dict, "k")}, n),
+                "device attribute": interleaved({"compat": attribute(Devices.DM), "plain": attribute(instrument),
+                                                 "manager": attribute(proxy_ns)}, n),
+            }
+
+
 def main() -> None:
     name = f"shmkit-pybench-lock-{os.getpid()}"
     seg = shmkit.Segment.create(name, 1 << 20)
@@ -370,6 +438,12 @@ def main() -> None:
           f"   manager dict {values['manager']:9.0f}")
     print(f"  ratio safe / pickle {values['safe'] / values['pickle']:.2f}"
           f"   safe / manager {values['safe'] / values['manager']:.3f}")
+    compat = compat_overhead(5_000)
+    print("ns per operation through shmkit.compat (catkit's API), the plain shmkit call it wraps, "
+          "and a manager proxy")
+    for op, ns in compat.items():
+        print(f"  {op:17s} compat {ns['compat']:9.0f}   plain {ns['plain']:9.0f}   manager {ns['manager']:9.0f}"
+              f"   compat / plain {ns['compat'] / ns['plain']:.2f}   compat / manager {ns['compat'] / ns['manager']:.3f}")
 
 
 if __name__ == "__main__":
