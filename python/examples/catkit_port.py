@@ -16,6 +16,7 @@ Run: ``python python/examples/catkit_port.py``.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -140,6 +141,9 @@ def main() -> None:
                     experiment.join()
                 except SafetyException as e:
                     print(f"{experiment.name}: {str(e).split(' (')[0]}")
+                except threading.BrokenBarrierError:
+                    # Its partner was interrupted at the barrier first.
+                    print(f"{experiment.name}: the step barrier broke when the safety event stopped its partner")
             results = state.results
             brightness = [results[i] for i in sorted(results.keys())]
     except SafetyException as e:
