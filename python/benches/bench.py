@@ -441,9 +441,9 @@ def main() -> None:
     compat = compat_overhead(5_000)
     print("ns per operation through shmkit.compat (catkit's API), the plain shmkit call it wraps, "
           "and a manager proxy")
-    for op, ns in compat.items():
-        print(f"  {op:17s} compat {ns['compat']:9.0f}   plain {ns['plain']:9.0f}   manager {ns['manager']:9.0f}"
-              f"   compat / plain {ns['compat'] / ns['plain']:.2f}   compat / manager {ns['compat'] / ns['manager']:.3f}")
+    for op, row in compat.items():
+        print(f"  {op:17s} compat {row['compat']:9.0f}   plain {row['plain']:9.0f}   manager {row['manager']:9.0f}"
+              f"   compat / plain {row['compat'] / row['plain']:.2f}   compat / manager {row['compat'] / row['manager']:.3f}")
 
 
 if __name__ == "__main__":
