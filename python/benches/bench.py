@@ -335,7 +335,8 @@ def compat_overhead(n: int) -> dict[str, dict[str, float]]:
         shared["k"] = {"gain": 0.4}
         plain_dict = shared.data.dict  # the segment dictionary under it
         proxy_dict = manager.dict({"k": {"gain": 0.4}})
-        proxy_ns = manager.Namespace(gain=0.4)
+        proxy_ns = manager.Namespace()
+        proxy_ns.gain = 0.4
 
         def with_lock(lk: Any) -> Callable[[int], None]:
             def run(k: int) -> None:

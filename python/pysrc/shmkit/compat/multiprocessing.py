@@ -294,10 +294,13 @@ class Mutex:
         self._catkit_mutex.release()
 
     def __enter__(self) -> bool:
+        # The uncontended case without the timeout bookkeeping: one non-blocking try.
+        if self._catkit_mutex.acquire(False):
+            return True
         return self.acquire()
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
-        self.release()
+        self._catkit_mutex.release()
 
     def get_mutex(self) -> Any:
         """The lock underneath."""

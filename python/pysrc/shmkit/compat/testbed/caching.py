@@ -228,17 +228,25 @@ class MutexedDict(MutexedNamespace, UserCache):
             return (_rebuild_shared_dict, (type(self), mutex, data.dict))
         return (_rebuild_local_dict, (type(self), mutex, dict(data)))
 
+    # The hot paths reach the mutex and the data with `object.__getattribute__`: the
+    # namespace's own `__getattribute__` would take the (reentrant) lock once more per name.
+
     def __contains__(self, key: object) -> bool:
-        with self._catkit_mutex:
-            return key in self.data
+        with _mutex(self):
+            return key in _data(self)
 
     def __delitem__(self, key: Any) -> None:
-        with self._catkit_mutex:
-            del self.data[key]
+        with _mutex(self):
+            del _data(self)[key]
 
     def __getitem__(self, key: Any) -> Any:
-        with self._catkit_mutex:
-            return UserCache.__getitem__(self, key)
+        with _mutex(self):
+            data = _data(self)
+            item = data.get(key, None)
+            if item is None:
+                self.load(key)
+                return data[key]
+            return item
 
     def __iter__(self) -> Iterator[Any]:
         with self._catkit_mutex:
@@ -249,12 +257,12 @@ class MutexedDict(MutexedNamespace, UserCache):
             return len(self.data)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        with self._catkit_mutex:
-            self.data[key] = value
+        with _mutex(self):
+            _data(self)[key] = value
 
     def clear(self) -> None:
-        with self._catkit_mutex:
-            self.data.clear()
+        with _mutex(self):
+            _data(self).clear()
 
     def copy(self) -> Any:
         with self._catkit_mutex:
@@ -269,8 +277,8 @@ class MutexedDict(MutexedNamespace, UserCache):
                 mine[k] = v
 
     def get(self, key: Any, default: Any = None) -> Any:
-        with self._catkit_mutex:
-            return self.data.get(key, default)
+        with _mutex(self):
+            return _data(self).get(key, default)
 
     def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
         with self._catkit_mutex:
@@ -318,6 +326,15 @@ class MutexedDict(MutexedNamespace, UserCache):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._getvalue()!r})"
+
+
+def _mutex(obj: Any) -> Mutex:
+    mutex: Mutex = object.__getattribute__(obj, "_catkit_mutex")
+    return mutex
+
+
+def _data(obj: Any) -> Any:
+    return object.__getattribute__(obj, "__dict__")["data"]
 
 
 def _rebuild_shared_dict(cls: type, mutex: Mutex, store: SharedDict) -> Any:
