@@ -33,13 +33,12 @@ const MAX_FILE: u64 = 1 << 40;
 pub(crate) struct Stream {
     path: PathBuf,
     file: File,
-    /// Declared before the mappings: unregistered before they go.
+    /// Declared before `map`: unregistered before the mapping goes.
     guard: Guard,
-    tail_guard: Option<Guard>,
     /// The whole file: read-write for the creator, read-only for a reader.
     map: MmapRaw,
-    /// A reader's writable mapping of the file from `offset` (the page holding the
-    /// semaphores) to the end.
+    /// A reader's writable mapping of the file from the page holding the semaphores to the
+    /// end.
     tail: Option<Tail>,
     parsed: Parsed,
     inode: u64,
@@ -59,6 +58,8 @@ impl std::fmt::Debug for Stream {
 struct Tail {
     /// Where in the file it starts (page-aligned).
     offset: u64,
+    /// Declared before `map`: unregistered before the mapping goes.
+    guard: Guard,
     map: MmapRaw,
 }
 
@@ -131,9 +132,12 @@ impl Stream {
             path: path.to_owned(),
             file,
             guard,
-            tail_guard: Some(tail_guard),
             map: whole,
-            tail: Some(Tail { offset, map: tail }),
+            tail: Some(Tail {
+                offset,
+                guard: tail_guard,
+                map: tail,
+            }),
             parsed,
             inode: meta.ino(),
         })
@@ -173,7 +177,6 @@ impl Stream {
             path: path.to_owned(),
             file,
             guard,
-            tail_guard: None,
             map,
             tail: None,
             parsed,
@@ -248,7 +251,7 @@ impl Stream {
     /// Has an access to this mapping found a page gone (the file shrank)? Free to ask: no
     /// system call.
     pub(crate) fn poisoned(&self) -> bool {
-        self.guard.poisoned() || self.tail_guard.as_ref().is_some_and(Guard::poisoned)
+        self.guard.poisoned() || self.tail.as_ref().is_some_and(|t| t.guard.poisoned())
     }
 
     /// A mapping that lost a page to a truncation is not, even if the file grew back.

@@ -35,9 +35,9 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar
 
-from .. import _devices
 from .._process import _chain, _rebuild
-from .._shmkit import Barrier, Segment
+from .._shmkit import Barrier as _SegmentBarrier
+from .._shmkit import Segment
 from .._shmkit import Event as _SegmentEvent
 from .._shmkit import Mutex as _SegmentMutex
 from ..errors import SegmentError
@@ -83,7 +83,6 @@ class TimeoutError(_mp_context.TimeoutError, builtins.TimeoutError):  # noqa: A0
     code catching either (or ``multiprocessing.TimeoutError``) catches it."""
 
 
-log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------- segments
 
@@ -730,7 +729,7 @@ class SharedMemoryManager:
 
     def get_barrier(
         self, name: str, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
-    ) -> Barrier:
+    ) -> _SegmentBarrier:
         """The barrier ``name`` (keyed by name only: a later caller's ``parties`` are
         ignored, as catkit's cache does), with a default timeout of the manager's 60 s."""
         if timeout is None:
@@ -786,7 +785,7 @@ class SharedMemoryManager:
 
     def Barrier(  # noqa: N802
         self, parties: int, action: Callable[[], object] | None = None, timeout: float | None = None
-    ) -> Barrier:
+    ) -> _SegmentBarrier:
         """A new shared barrier."""
         return self.segment.barrier(_anonymous("barrier"), parties, action, timeout)
 

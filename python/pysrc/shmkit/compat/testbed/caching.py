@@ -199,17 +199,21 @@ class MutexedDict(MutexedNamespace, UserCache):
 
     def __new__(cls, *args: Any, lock: Any = None, timeout: float | None = None,
                 _segment: Segment | None = None, _name: str | None = None, **kwargs: Any) -> Any:
-        if _segment is not None and lock is None:
+        name = None
+        if _segment is not None:
             name = _name or _anonymous("dict")
-            lock = _segment.mutex(f"{name}/mutex")
-        return super().__new__(cls, lock=lock, timeout=timeout)
+            if lock is None:
+                lock = _segment.mutex(f"{name}/mutex")
+        obj = super().__new__(cls, lock=lock, timeout=timeout)
+        # The segment dictionary's name, for `__init__` (which Python calls with the same
+        # arguments, so it cannot be told the name `_anonymous` chose here).
+        object.__setattr__(obj, "_catkit_dict_name", name)
+        return obj
 
     def __init__(self, *args: Any, lock: Any = None, timeout: float | None = None,
                  _segment: Segment | None = None, _name: str | None = None, **kwargs: Any) -> None:
         if _segment is not None:
-            # The name `__new__` gave the lock (`<name>/mutex`) names the dictionary too.
-            mutex = object.__getattribute__(self, "_catkit_mutex").get_mutex()
-            name = _name or mutex.__reduce__()[1][1][: -len("/mutex")]
+            name = object.__getattribute__(self, "_catkit_dict_name")
             object.__setattr__(self, "data", _SegmentData(_segment, name))
             if args or kwargs:
                 self.update(*args, **kwargs)
