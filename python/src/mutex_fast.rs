@@ -169,7 +169,9 @@ unsafe fn fast_or_full(
     }
 }
 
-/// `acquire(blocking=True, timeout=None)`: the plain call is `acquire()`.
+/// `acquire(blocking=True, timeout=None)`: the plain calls are `acquire()` and
+/// `acquire(False)` (a try, which catkit-style wrappers make before a timed wait); a try that
+/// finds the mutex taken goes to the full method, which answers reentry and owner death.
 unsafe extern "C" fn acquire(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
@@ -185,9 +187,14 @@ unsafe extern "C" fn acquire(
     // `Mutex`: attached, `slf` a `Mutex`, the arguments as `fall_back` requires.
     unsafe {
         let answer = ffi::Py_True();
+        let plain_nargs = if nargs == 1 && kwnames.is_null() && *args.args == ffi::Py_False() {
+            1
+        } else {
+            0
+        };
         fast_or_full(
             slf,
-            0,
+            plain_nargs,
             shmkit::Mutex::try_acquire_free,
             answer,
             |f| &f.acquire,

@@ -96,6 +96,18 @@ def test_a_timeout_returns_false_and_with_raises_lock_timeout(mutex: shmkit.Mute
         assert mutex.acquire(blocking=False) is False
 
 
+def test_a_positional_non_blocking_try_answers_like_threading(mutex: shmkit.Mutex) -> None:
+    # `acquire(False)` has a C fast path of its own: free, reentered and taken all answer.
+    with held_by_another_thread(mutex):
+        assert mutex.acquire(False) is False
+    assert mutex.acquire(False) is True
+    assert mutex.acquire(False) is True  # reentered
+    assert mutex._recursion_count() == 2
+    mutex.release()
+    mutex.release()
+    assert not mutex.locked()
+
+
 def test_with_raises_lock_timeout_naming_the_holder(seg: shmkit.Segment) -> None:
     m = seg.mutex("short", timeout=0.05)
     with held_by_another_thread(m):

@@ -91,6 +91,16 @@ def test_attributes_read_and_written_through_a_member_are_the_devices(derestrict
     assert Dev.NPOINT.is_open()
 
 
+def test_a_members_own_names_shadow_its_devices_once_the_device_is_known(derestricted_device_cache: None) -> None:
+    device = Dev.NPOINT()
+    assert device.config_id == "npoint_tiptilt_lc_400"
+    assert Dev.NPOINT.config_id == "npoint_config", "the member's config_id, not the device's"
+    assert Dev.NPOINT.name == "NPOINT"
+    assert Dev.NPOINT.description == "npoint for the enum tests"
+    device.com_id = "changed on the device"
+    assert Dev.NPOINT.com_id == "changed on the device", "read from the device every time"
+
+
 def test_a_member_holds_its_devices_lock_and_lock_all_holds_every_one(derestricted_device_cache: None) -> None:
     assert Dev.NPOINT.acquire()
     Dev.NPOINT.release()

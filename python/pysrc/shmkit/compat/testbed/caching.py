@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from ..._dict import SharedDict
 from ..._shmkit import Segment
+from ...errors import PayloadError
 from ..multiprocessing import (
     DICT_BYTES,
     DICT_KEYS,
@@ -103,6 +104,14 @@ def _decode_key(key: str) -> Any:
     return key
 
 
+def _loads(data: bytes) -> Any:
+    """A stored value (what ``SharedDict(pickle=True)`` reads, without its codec's frame)."""
+    try:
+        return pickle.loads(data)
+    except Exception as exc:  # noqa: BLE001 - a trusted writer's bytes may still be torn
+        raise PayloadError(f"undecodable payload ({type(exc).__name__}: {exc})") from None
+
+
 class _SegmentData:
     """The ``data`` of a shared ``MutexedDict``: a ``MutableMapping`` over a segment
     dictionary (pickled values, encoded keys)."""
@@ -110,15 +119,18 @@ class _SegmentData:
     def __init__(self, seg: Segment | None, name: str, raw: Any = None) -> None:
         self.raw = raw if raw is not None else seg._raw_dict(name, DICT_KEYS, DICT_BYTES)  # type: ignore[union-attr]
         self.dict = SharedDict(self.raw, pickle=True)
+        # The lookup path bound once: a dict get is the compat layer's hottest call.
+        self._raw_get = self.raw.get
 
     def __getitem__(self, key: Any) -> Any:
-        return self.dict[_encode_key(key)]
+        data = self._raw_get(key if type(key) is str and key[:1] != "\x01" else _encode_key(key))
+        if data is None:
+            raise KeyError(key)
+        return _loads(data)
 
     def get(self, key: Any, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        data = self._raw_get(key if type(key) is str and key[:1] != "\x01" else _encode_key(key))
+        return default if data is None else _loads(data)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self.dict[_encode_key(key)] = value
@@ -244,13 +256,22 @@ class MutexedDict(MutexedNamespace, UserCache):
             del _data(self)[key]
 
     def __getitem__(self, key: Any) -> Any:
-        with _mutex(self):
-            data = _data(self)
+        # The hottest call, so `with mutex:` is inlined: a non-blocking try on the lock
+        # underneath, the compat mutex's timed acquire only when that fails.
+        state = object.__getattribute__(self, "__dict__")
+        mutex = state["_catkit_mutex"]
+        lock = mutex._catkit_mutex
+        if not lock.acquire(False):
+            mutex.acquire()
+        try:
+            data = state["data"]
             item = data.get(key, None)
             if item is None:
                 self.load(key)
                 return data[key]
             return item
+        finally:
+            lock.release()
 
     def __iter__(self) -> Iterator[Any]:
         with self._catkit_mutex:
@@ -595,7 +616,12 @@ class DeviceCacheEnum(Enum):
     def get_device(self, name: str) -> Any:
         object.__getattribute__(self, "activate_cache")()
         cache = object.__getattribute__(self, "cache")
-        return cache[name]
+        device = cache[name]
+        if name == object.__getattribute__(self, "_name_"):
+            # Kept on the member too, for `__getattribute__`'s fast path (what the lru cache
+            # holds, cleared with it by `reset()`).
+            object.__getattribute__(self, "__dict__")["_catkit_device"] = device
+        return device
 
     @classmethod
     def _missing_(cls, value: object) -> Any:
@@ -654,6 +680,18 @@ class DeviceCacheEnum(Enum):
         cls.get_device.cache_clear()
         for member in cls:
             object.__setattr__(member, "cache", None)
+            object.__getattribute__(member, "__dict__").pop("_catkit_device", None)
+
+    def __getattribute__(self, item: str) -> Any:
+        # catkit resolves a member's own names first and the device's in `__getattr__`. Once
+        # the device is known that order is kept here without the failed lookup (an
+        # exception raised and caught per device attribute read, the bulk of its cost).
+        if item[0] != "_":
+            state = object.__getattribute__(self, "__dict__")
+            device = state.get("_catkit_device")
+            if device is not None and item not in state and item not in _class_names(type(self)):
+                return getattr(device, item)
+        return object.__getattribute__(self, item)
 
     def __getattr__(self, item: str) -> Any:
         if item[0] == "_":
@@ -675,6 +713,17 @@ class DeviceCacheEnum(Enum):
 
     def __reduce_ex__(self, proto: Any) -> Any:
         return (getattr, (type(self), object.__getattribute__(self, "_name_")))
+
+
+_names_by_class: dict[type, frozenset[str]] = {}
+
+
+def _class_names(cls: type) -> frozenset[str]:
+    """The names a device enum class (and its bases) defines: they shadow device names."""
+    names = _names_by_class.get(cls)
+    if names is None:
+        names = _names_by_class[cls] = frozenset().union(*(vars(k) for k in cls.__mro__))
+    return names
 
 
 _device_locks: dict[int, Mutex] = {}
