@@ -10,11 +10,12 @@ imports changed::
 (every public name is also here, ``from shmkit.compat import Process, MutexedDict, …``).
 
 The same names, signatures, defaults (60 s timeouts), return values, exceptions and messages;
-a manager server becomes a segment named after its address, proxies become objects that
-pickle by name (see `shmkit.compat.multiprocessing`). What differs, and why, is listed in
+a manager server becomes a segment named after its address, shared objects live in it and
+pickle by name (see `shmkit.compat.multiprocessing`); what catkit hosts on its server (registered
+classes, an addressed device cache and its devices) the starting process hosts, reached through
+proxies from the others (`shmkit.compat._server`). What differs, and why, is listed in
 ``docs/catkit-port.md``: names that exist only as no-ops (``Mutex.Proxy`` and the other proxy
-classes, authkeys), a ``Lock()`` that is reentrant, and objects a manager would host in its
-server (``register`` of an arbitrary class), which shmkit does not run.
+classes, authkeys) and a ``Lock()`` that is reentrant.
 """
 
 from .multiprocessing import (

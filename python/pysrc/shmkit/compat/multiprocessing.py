@@ -15,8 +15,10 @@ What is not copied, because it is catkit's implementation and not its API: proxy
 (``getpid()`` is the pid of the process that started the manager), authkeys (accepted and
 ignored: the segment's file mode is the access control) and sockets. ``register()`` records
 the type: ``manager.<typeid>(...)`` builds the shared counterpart of the compat types
-(``MutexedDict``, ``MutexedNamespace``, ``Mutex``) and refuses any other (an arbitrary object
-living in a server is what ``SharedSingletonDeviceCache`` hosts for devices).
+(``MutexedDict``, ``MutexedNamespace``, ``Mutex``); any other object lives in the process
+that started the manager and is used from every process through a proxy, as on catkit's
+server (``shmkit.compat._server``: there, too, the devices of a shared
+``SharedSingletonDeviceCache``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar
 
+from . import _server
 from .._process import _chain, _rebuild
 from .._shmkit import Barrier as _SegmentBarrier
 from .._shmkit import Segment
@@ -328,6 +331,7 @@ class Mutex:
 
 
 def _mutex_id(lock: Any) -> int:
+    lock = getattr(lock, "segment_mutex", lock)  # a hosted object's lock: its segment mutex
     if isinstance(lock, _SegmentMutex):
         # The same in every process: the segment and the name the lock has there.
         return hash(lock.__reduce__()[1][:2]) & ((1 << 62) - 1)
@@ -403,6 +407,9 @@ class MutexedNamespace(Namespace):
         object.__getattribute__(self, "_catkit_mutex").clobber(*args, **kwargs)
 
     def __reduce__(self) -> Any:
+        hosted = _server.reference(self)
+        if hosted is not None:  # a device the manager hosts goes to other processes as a proxy
+            return hosted
         return (_rebuild_namespace, (type(self), object.__getattribute__(self, "_catkit_mutex"),
                                      dict(object.__getattribute__(self, "__dict__"))))
 
@@ -608,6 +615,7 @@ class SharedMemoryManager:
             Segment.unlink(self._segment_name)
         self._segment = Segment.create(self._segment_name, SEGMENT_SIZE)
         _open_segments[self._segment_name] = self._segment
+        _server.servers[self._segment_name] = _server.ObjectServer(self._segment, self._segment_name)
         self._state = _State.STARTED
         self.log.info(f"Shared memory manager started on PID: '{os.getpid()}'")
 
@@ -626,6 +634,9 @@ class SharedMemoryManager:
         """Removes the segment this manager started (its objects go with it)."""
         if self._state == _State.STARTED:
             self._state = _State.SHUTDOWN
+            server = _server.servers.pop(self._segment_name, None)
+            if server is not None:
+                server.stop()
             _open_segments.pop(self._segment_name, None)
             self._segment = None
             self._registry_handle = None
@@ -698,6 +709,10 @@ class SharedMemoryManager:
         factory = self._registry.get(typeid, (None, None, False))[0]
         if factory is None:
             raise TypeError(f"{typeid!r} was registered without a callable")
+        from .testbed.caching import SharedSingletonDeviceCache
+
+        if isinstance(factory, type) and issubclass(factory, SharedSingletonDeviceCache):
+            return factory(address=self.address)
         if isinstance(factory, type) and issubclass(factory, MutexedNamespaceSingleton):
             return _shared_namespace(self.segment, f"catkit/singleton/{factory.__qualname__}",
                                      kwargs.get("timeout", getattr(factory, "timeout", None)))
@@ -709,11 +724,12 @@ class SharedMemoryManager:
             return _shared_namespace(self.segment, _anonymous("namespace"), kwargs.get("timeout"))
         if factory is Mutex:
             return Mutex(lock=self.segment.mutex(_anonymous("mutex")), timeout=kwargs.get("timeout"))
-        raise TypeError(
-            f"{typeid!r}: shmkit's manager makes shared dicts, namespaces, values, locks, events "
-            "and barriers; an arbitrary object living in a server is not supported (keep its "
-            "state in those, or host it as a device)"
-        )
+        # Anything else lives in the manager's process, reached through a proxy.
+        server = _server.servers.get(self._segment_name)
+        if server is not None:
+            # A proxy here too, as catkit's manager gives: it pickles as one to children.
+            return _server.ObjectProxy(server.host(factory(*args, **kwargs)))
+        return _server.request(self._segment_name, _server.DIRECTORY, ("create", factory, args, kwargs))
 
     # --- named objects
 

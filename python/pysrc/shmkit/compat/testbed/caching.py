@@ -33,13 +33,16 @@ from typing import Any, ClassVar
 from ..._dict import SharedDict
 from ..._shmkit import Segment
 from ...errors import PayloadError
+from .. import _server
 from ..multiprocessing import (
     DICT_BYTES,
     DICT_KEYS,
     Mutex,
     MutexedNamespace,
     MutexedNamespaceSingleton,
+    SharedMemoryManager,
     _anonymous,
+    _segment_name,
 )
 
 __all__ = [
@@ -238,6 +241,9 @@ class MutexedDict(MutexedNamespace, UserCache):
         return isinstance(self.__dict__["data"], _SegmentData)
 
     def __reduce__(self) -> Any:
+        hosted = _server.reference(self)
+        if hosted is not None:  # a cache the manager hosts goes to other processes as a proxy
+            return hosted
         data = object.__getattribute__(self, "__dict__")["data"]
         mutex = object.__getattribute__(self, "_catkit_mutex")
         if isinstance(data, _SegmentData):
@@ -467,6 +473,9 @@ class DeviceCache(MutexedDict):
             else:
                 self.data[key] = value
                 _open_device(value)
+                server = _server.hosting(self)
+                if server is not None:
+                    server.host(value)  # a shared cache's device: every process reaches it
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         for k, v in dict(*args, **kwargs).items():
@@ -532,20 +541,33 @@ class DeviceCache(MutexedDict):
 
 class SharedSingletonDeviceCache(MutexedNamespaceSingleton, DeviceCache):
     """catkit's singleton device cache: ``Cache()`` is the same cache every time in a
-    process; ``Cache.link(key)`` registers at class level. Devices live in the process that
-    opened them (shmkit does not host arbitrary Python objects in a server process; a device
-    every process shares is a `shmkit.Device` behind `shmkit.DeviceEnum`)."""
+    process; ``Cache.link(key)`` registers at class level. Made by ``factory(address=…)`` it
+    is shared: the cache and its devices live in the process that started the manager at
+    that address (catkit's server), which opens each device with its linked function, and
+    every other process gets proxies — attributes read and written there, methods run there,
+    the device's lock held by the caller (``shmkit.compat._server``). Without an address it
+    is local to its process."""
 
     instance: ClassVar[Any] = None
 
     class Proxy(MutexedDict.Proxy):
         """Name kept for code that refers to the proxy (no proxies here)."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls, *args: Any, address: Any = None, disable_shared_memory: bool = False, **kwargs: Any) -> Any:
         if cls.instance is None:
-            obj = MutexedNamespace.__new__(cls, timeout=getattr(cls, "timeout", None))
-            UserDict.__init__(obj)
-            cls.instance = obj
+            if address is None:
+                address = getattr(cls, "address", None)
+            if address is None or disable_shared_memory:
+                _server.local_instance(cls)
+            else:
+                segment_name = _segment_name(address)
+                server = _server.servers.get(segment_name)
+                if server is not None:
+                    # This process started the manager: it hosts the cache and its devices.
+                    cls.instance = _server.proxy(server.singleton(cls))
+                else:
+                    SharedMemoryManager(address=address).connect()
+                    cls.instance = _server.singleton_proxy(segment_name, cls)
         return cls.instance
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -554,8 +576,14 @@ class SharedSingletonDeviceCache(MutexedNamespaceSingleton, DeviceCache):
     @classmethod
     def factory(cls, address: Any = None, name: str | None = None, timeout: float | None = None,
                 new_class_dict: dict[str, Any] | None = None) -> type:
-        return type(name or "NewClass", (cls,), dict(instance=None, address=address, timeout=timeout,
-                                                     callbacks={}, aliases={}, **(new_class_dict or {})))
+        """A new cache class; with ``address`` its one instance and its devices live in the
+        process that started the manager there, and every process reaches them."""
+        new = type(name or "NewClass", (cls,), dict(instance=None, address=address, timeout=timeout,
+                                                    callbacks={}, aliases={}, **(new_class_dict or {})))
+        if address is not None:
+            new._catkit_segment = _segment_name(address)  # type: ignore[attr-defined]
+            _server.remember_class(new._catkit_segment, new)  # type: ignore[attr-defined]
+        return new
 
     @classmethod
     def link(cls, key: Any, aliases: Any = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
