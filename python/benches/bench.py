@@ -372,6 +372,39 @@ def compat_overhead(n: int) -> dict[str, dict[str, float]]:
             }
 
 
+def _hosted_reads(n: int, member: Any, namespace: Any, out: Any) -> None:
+    """In a client process: ns per attribute read of a device the manager hosts (through its
+    enum member) and of a manager namespace proxy, interleaved."""
+    def reads(obj: Any) -> Callable[[int], None]:
+        def run(k: int) -> None:
+            for _ in range(k):
+                obj.gain
+
+        return run
+
+    out.update(interleaved({"compat": reads(member), "manager": reads(namespace)}, n))
+
+
+def hosted_device_attribute(n: int) -> dict[str, float]:
+    """ns per device attribute read from another process: a device hosted by a compat
+    manager (catkit's shared device cache) against a ``multiprocessing`` manager's proxy."""
+    from shmkit.compat.multiprocessing import Process, SharedMemoryManager
+
+    import bench_devices
+
+    with SharedMemoryManager(address=bench_devices.ADDRESS) as compat, mp.get_context("spawn").Manager() as manager:
+        bench_devices.Devices.DM.gain = 0.4  # opens the device here, in the manager's process
+        namespace = manager.Namespace()
+        namespace.gain = 0.4
+        out = compat.dict()
+        child = Process(target=_hosted_reads, args=(n, bench_devices.Devices.DM, namespace, out))
+        child.start()
+        child.join()
+        result = {"compat": out["compat"], "manager": out["manager"]}
+    bench_devices.Devices.reset()
+    return result
+
+
 def main() -> None:
     name = f"shmkit-pybench-lock-{os.getpid()}"
     seg = shmkit.Segment.create(name, 1 << 20)
@@ -445,6 +478,10 @@ def main() -> None:
     for op, row in compat.items():
         print(f"  {op:17s} compat {row['compat']:9.0f}   plain {row['plain']:9.0f}   manager {row['manager']:9.0f}"
               f"   compat / plain {row['compat'] / row['plain']:.2f}   compat / manager {row['compat'] / row['manager']:.3f}")
+    hosted = hosted_device_attribute(2_000)
+    print("ns per attribute read of a device hosted by the manager, from another process")
+    print(f"  compat proxy {hosted['compat']:9.0f}   manager proxy {hosted['manager']:9.0f}"
+          f"   ratio {hosted['compat'] / hosted['manager']:.3f}")
 
 
 if __name__ == "__main__":

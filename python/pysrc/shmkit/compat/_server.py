@@ -151,7 +151,8 @@ class ObjectServer:
             _serving.active = True
             while not self._stop.is_set():
                 try:
-                    server.serve(handler, timeout=POLL)
+                    # Back here (to look at the stop flag) when a wait passes POLL idle.
+                    server.serve_many(handler, 1 << 62, timeout=POLL)
                 except Exception:  # noqa: BLE001 - a caller that died mid-call: go on serving
                     if not self._stop.is_set():
                         log.exception("compat object server: %s", ring_name)
