@@ -205,6 +205,30 @@ def test_unnamed_mutexed_dicts_are_distinct_and_take_any_keys(manager: SharedMem
     assert isinstance(shared.items(), list)
 
 
+def _insert(d: Any, keys: Any) -> None:
+    for k in keys:
+        d[k] = f"from child {k}"
+
+
+def test_a_shared_dict_keeps_insertion_order_across_processes(manager: SharedMemoryManager) -> None:
+    d = manager.dict()
+    keys: list[Any] = ["zeta", 3, "alpha", (1, "t"), "mid", 2.5, "b", "\x02order", "\x01x"]
+    for k in keys[:4]:
+        d[k] = k
+    child = Process(target=_insert, args=(d, keys[4:]))
+    child.start()
+    child.join()
+    assert d.keys() == keys and list(d) == keys
+    d["zeta"] = "updated"  # an update keeps its place
+    del d[3]
+    d[3] = "again"  # a deleted key comes back last
+    expected = [k for k in keys if k != 3] + [3]
+    assert d.keys() == expected
+    assert [k for k, _ in d.items()] == expected and d.values()[0] == "updated"
+    assert d.popitem() == (3, "again"), "LIFO, as a dict's popitem"
+    assert len(d) == len(keys) - 1 and d["\x02order"] == "from child \x02order"
+
+
 def _append(lst: Any, value: Any, ns: Any) -> None:
     lst.append(value)
     value_obj = ns

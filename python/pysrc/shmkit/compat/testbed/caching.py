@@ -95,8 +95,9 @@ class ContextCache(UserCache):
 
 def _encode_key(key: Any) -> str:
     """A segment dictionary's key for ``key``: a str as itself (so other shmkit code reads
-    it), anything else pickled (a str that could be mistaken for one is pickled too)."""
-    if isinstance(key, str) and not key.startswith("\x01"):
+    it), anything else pickled (a str that could be mistaken for one, or for the order
+    record, is pickled too)."""
+    if isinstance(key, str) and not key.startswith(("\x01", "\x02")):
         return key
     return "\x01" + base64.b64encode(pickle.dumps(key)).decode()
 
@@ -115,9 +116,17 @@ def _loads(data: bytes) -> Any:
         raise PayloadError(f"undecodable payload ({type(exc).__name__}: {exc})") from None
 
 
+#: The record of a shared dict's keys in insertion order (a segment dictionary iterates in
+#: hash order; a Python dict, and catkit's manager-side one, in insertion order).
+_ORDER = "\x02order"
+
+
 class _SegmentData:
     """The ``data`` of a shared ``MutexedDict``: a ``MutableMapping`` over a segment
-    dictionary (pickled values, encoded keys)."""
+    dictionary (pickled values, encoded keys, iterated in insertion order).
+
+    Every change holds the segment dictionary's own (reentrant) lock, so the order record
+    and the values change together whichever process writes."""
 
     def __init__(self, seg: Segment | None, name: str, raw: Any = None) -> None:
         self.raw = raw if raw is not None else seg._raw_dict(name, DICT_KEYS, DICT_BYTES)  # type: ignore[union-attr]
@@ -126,45 +135,82 @@ class _SegmentData:
         self._raw_get = self.raw.get
 
     def __getitem__(self, key: Any) -> Any:
-        data = self._raw_get(key if type(key) is str and key[:1] != "\x01" else _encode_key(key))
+        data = self._raw_get(key if type(key) is str and key[:1] not in "\x01\x02" else _encode_key(key))
         if data is None:
             raise KeyError(key)
         return _loads(data)
 
     def get(self, key: Any, default: Any = None) -> Any:
-        data = self._raw_get(key if type(key) is str and key[:1] != "\x01" else _encode_key(key))
+        data = self._raw_get(key if type(key) is str and key[:1] not in "\x01\x02" else _encode_key(key))
         return default if data is None else _loads(data)
 
+    def _order(self) -> list[str]:
+        """The encoded keys in insertion order (keys written by other shmkit code, which
+        keeps no order, after them)."""
+        data = self.raw.get(_ORDER)
+        order: list[str] = pickle.loads(data) if data is not None else []
+        present = [k for k in self.raw.keys() if k != _ORDER]
+        known = set(present)
+        ordered = [k for k in order if k in known]
+        seen = set(ordered)
+        return ordered + [k for k in present if k not in seen]
+
     def __setitem__(self, key: Any, value: Any) -> None:
-        self.dict[_encode_key(key)] = value
+        encoded = _encode_key(key)
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self.raw.acquire()
+        try:
+            if self.raw.get(encoded) is None:
+                order = self._order()
+                order.append(encoded)
+                self.raw.set(_ORDER, pickle.dumps(order))
+            self.raw.set(encoded, data)
+        finally:
+            self.raw.release()
 
     def __delitem__(self, key: Any) -> None:
-        del self.dict[_encode_key(key)]
+        encoded = _encode_key(key)
+        self.raw.acquire()
+        try:
+            if not self.raw.delete(encoded):
+                raise KeyError(key)
+            self.raw.set(_ORDER, pickle.dumps([k for k in self._order() if k != encoded]))
+        finally:
+            self.raw.release()
 
     def __contains__(self, key: object) -> bool:
         try:
-            return _encode_key(key) in self.dict
+            return self._raw_get(_encode_key(key)) is not None
         except Exception:  # noqa: BLE001 - unpicklable: not a key of this dict
             return False
 
     def __iter__(self) -> Iterator[Any]:
-        return iter([_decode_key(k) for k in self.raw.keys()])
+        return iter([_decode_key(k) for k in self._order()])
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return len(self._order())
 
     def keys(self) -> list[Any]:
         return list(self)
 
     def values(self) -> list[Any]:
-        return [self.dict[k] for k in self.raw.keys()]
+        return [v for _, v in self.items()]
 
     def items(self) -> list[tuple[Any, Any]]:
-        return [(_decode_key(k), self.dict[k]) for k in self.raw.keys()]
+        self.raw.acquire()
+        try:
+            pairs = [(k, self.raw.get(k)) for k in self._order()]
+        finally:
+            self.raw.release()
+        return [(_decode_key(k), _loads(data)) for k, data in pairs if data is not None]
 
     def clear(self) -> None:
-        for k in self.raw.keys():
-            self.raw.delete(k)
+        self.raw.acquire()
+        try:
+            for k in self.raw.keys():
+                self.raw.delete(k)
+        finally:
+            self.raw.release()
 
     def copy(self) -> dict[Any, Any]:
         return dict(self.items())
@@ -180,13 +226,18 @@ class _SegmentData:
         return value
 
     def popitem(self) -> tuple[Any, Any]:
-        keys = self.raw.keys()
-        if not keys:
-            raise KeyError("popitem(): dictionary is empty")
-        k = keys[-1]
-        value = self.dict[k]
-        self.raw.delete(k)
-        return _decode_key(k), value
+        """The last inserted pair, removed (LIFO, as a dict's)."""
+        self.raw.acquire()
+        try:
+            keys = self._order()
+            if not keys:
+                raise KeyError("popitem(): dictionary is empty")
+            key = _decode_key(keys[-1])
+            value = self[key]
+            del self[key]
+            return key, value
+        finally:
+            self.raw.release()
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         try:
