@@ -39,7 +39,7 @@ mod fault;
 #[cfg(not(loom))]
 pub mod inspect;
 #[cfg(not(loom))]
-pub mod isio;
+pub mod os;
 pub mod primitives;
 #[cfg(not(loom))]
 pub mod process;

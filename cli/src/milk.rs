@@ -8,12 +8,12 @@
 //! file: a FIFO, a symbolic link).
 
 use clap::{Args, Subcommand};
-use shmkit::isio::import::segment_size_for;
-use shmkit::isio::{
-    list, shm_dir, ExportOptions, Exporter, ImportOptions, Importer, IsioError, StreamOptions,
-};
 use shmkit::rings::FrameRing;
 use shmkit::{CreateOptions, Segment, SegmentError, SegmentObjects};
+use shmkit_isio::import::segment_size_for;
+use shmkit_isio::{
+    list, shm_dir, ExportOptions, Exporter, ImportOptions, Importer, IsioError, StreamOptions,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -234,7 +234,7 @@ fn import(
     dir: &Path,
 ) -> ExitCode {
     let stop = stop_flag();
-    let path = match shmkit::isio::dir::stream_path(dir, stream) {
+    let path = match shmkit_isio::dir::stream_path(dir, stream) {
         Ok(p) => p,
         Err(e) => return fail("import", &e),
     };

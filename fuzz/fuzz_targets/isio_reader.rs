@@ -7,9 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shmkit::isio::layout::Layout;
-use shmkit::isio::writer::metadata;
-use shmkit::isio::StreamReader;
+use shmkit_isio::layout::Layout;
+use shmkit_isio::writer::metadata;
+use shmkit_isio::StreamReader;
 use shmkit::rings::ElemType;
 use zerocopy::IntoBytes;
 

@@ -9,5 +9,5 @@ fuzz_target!(|data: &[u8]| {
     let Some(bytes) = data.first_chunk::<32>() else {
         return;
     };
-    let _ = shmkit::isio::sem::exercise(*bytes);
+    let _ = shmkit_isio::sem::exercise(*bytes);
 });

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shmkit::isio::layout::{parse, Layout, Metadata};
+use shmkit_isio::layout::{parse, Layout, Metadata};
 use zerocopy::FromBytes;
 
 fuzz_target!(|data: &[u8]| {

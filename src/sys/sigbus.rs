@@ -2,7 +2,7 @@
 //!
 //! A process that truncates a file this process maps makes the next access to the vanished
 //! pages raise `SIGBUS`, whose default action kills the process. Stream files
-//! ([`crate::isio`]) are shared with processes shmkit does not control, and their protocol
+//! (the `shmkit-isio` crate) are shared with processes shmkit does not control, and their protocol
 //! needs atomics and futex waits *inside* the mapping (the semaphores, the counters), so
 //! copying through `pread` cannot replace every access. Instead a mapping is registered here
 //! ([`Guard::register`]) and a process-wide `SIGBUS` handler, installed on first use, answers a

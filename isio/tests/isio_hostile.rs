@@ -5,16 +5,17 @@
 //! Each truncation must end in a typed error or a clean re-attach, and nothing the
 //! truncation zeroed may ever be published as a frame.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::TempSegment;
-use shmkit::isio::layout::{parse, Layout};
-use shmkit::isio::{
+use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode, RingError};
+use shmkit::{CreateOptions, NoInterrupt, Segment, Timeout};
+use shmkit_isio::layout::{parse, Layout};
+use shmkit_isio::{
     ExportOptions, Exporter, FrameMeta, ImportOptions, Importer, IsioError, StreamOptions,
     StreamWriter,
 };
-use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode, RingError};
-use shmkit::{CreateOptions, NoInterrupt, Segment, Timeout};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -201,7 +202,7 @@ fn a_stream_truncated_at_random_instants_while_imported_never_kills_the_importer
                     continue;
                 };
                 match imp.step(Timeout::After(Duration::from_millis(20)), &NoInterrupt) {
-                    Ok(shmkit::isio::import::Step::Published(_)) => {
+                    Ok(shmkit_isio::import::Step::Published(_)) => {
                         published.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(_) => {}

@@ -22,8 +22,8 @@
 //! or a retry count, so a word another process keeps changing cannot hold a call forever.
 
 use super::layout::SEMAPHORE_MAXVAL;
-use crate::sys::clock::Deadline;
-use crate::sys::futex::{self, FutexWait};
+use shmkit::os::clock::Deadline;
+use shmkit::os::futex::{self, FutexWait};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 

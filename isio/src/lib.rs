@@ -183,10 +183,10 @@ pub enum IsioError {
     },
     /// The frame ring refused.
     #[error(transparent)]
-    Ring(#[from] crate::rings::RingError),
+    Ring(#[from] shmkit::rings::RingError),
     /// The segment refused.
     #[error(transparent)]
-    Segment(#[from] crate::segment::SegmentError),
+    Segment(#[from] shmkit::segment::SegmentError),
 }
 
 impl IsioError {

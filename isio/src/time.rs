@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn a_monotonic_instant_crosses_to_tai_and_back() {
-        let mono = crate::sys::clock::monotonic_ns();
+        let mono = shmkit::os::clock::monotonic_ns();
         let tai = monotonic_to_tai(mono).as_ns();
         assert!(tai > mono, "TAI counts from 1970");
         let back = tai_to_monotonic(tai);

@@ -17,7 +17,7 @@ pub const SUFFIX: &str = ".im.shm";
 /// such as `/tmp` is shared: a FIFO or a link planted under a stream's name must be refused
 /// at once, not hang the reader or lead it to another file.
 pub(crate) fn open_stream_file(path: &Path, write: bool) -> Result<std::fs::File, IsioError> {
-    use crate::sys::files::{open_regular, OpenRegularError};
+    use shmkit::os::files::{open_regular, OpenRegularError};
     match open_regular(path, write) {
         Ok((file, _)) => Ok(file),
         Err(OpenRegularError::NotRegular(found)) => Err(IsioError::NotAFile {
@@ -103,7 +103,7 @@ pub fn stream_path(dir: &Path, name: &str) -> Result<PathBuf, IsioError> {
 /// cannot be read (another PID namespace, `hidepid`) counts as alive: nothing is taken from
 /// it on a guess.
 pub(crate) fn pid_alive(pid: i32, by: Option<layout::Timespec>) -> bool {
-    use crate::sys::identity::{started_by, Liveness};
+    use shmkit::os::identity::{started_by, Liveness};
     if pid <= 0 {
         return false;
     }

@@ -24,7 +24,7 @@ use super::layout::{
 };
 use super::stream::Stream;
 use super::{sem, IsioError};
-use crate::rings::ElemType;
+use shmkit::rings::ElemType;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
 
@@ -353,6 +353,6 @@ impl StreamWriter {
 
 impl Drop for StreamWriter {
     fn drop(&mut self) {
-        crate::sys::files::remove_if_same(self.stream.path(), self.stream.inode());
+        shmkit::os::files::remove_if_same(self.stream.path(), self.stream.inode());
     }
 }

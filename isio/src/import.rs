@@ -18,10 +18,10 @@
 use super::layout::Parsed;
 use super::reader::{Copied, StreamReader};
 use super::IsioError;
-use crate::rings::{FrameRing, FrameSpec, FrameWriter, RingError};
-use crate::segment::Segment;
-use crate::sync::{Interrupt, Timeout};
-use crate::sys::clock::monotonic_ns;
+use shmkit::os::clock::monotonic_ns;
+use shmkit::rings::{FrameRing, FrameSpec, FrameWriter, RingError};
+use shmkit::segment::Segment;
+use shmkit::{Interrupt, Timeout};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -102,7 +102,7 @@ const SEGMENT_HEADROOM: u64 = 1 << 20;
 pub fn segment_size_for(path: &Path, slots: u32) -> Result<u64, IsioError> {
     let spec = spec_for(&super::dir::Peek::read(path)?.parse()?, slots)?;
     let geometry = shm_layout::validate::FrameGeometry::new(spec.slots, spec.elem, &spec.shape)
-        .map_err(crate::segment::SegmentError::invalid_params)?;
+        .map_err(|e| shmkit::segment::SegmentError::InvalidOption(e.to_string()))?;
     geometry
         .size
         .checked_add(SEGMENT_HEADROOM)

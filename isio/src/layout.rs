@@ -286,7 +286,7 @@ pub mod offsets {
 }
 
 /// ImageStreamIO element types, by code. Those shmkit frame rings hold map to an
-/// [`ElemType`](crate::rings::ElemType); the others are refused with their name.
+/// [`ElemType`](shmkit::rings::ElemType); the others are refused with their name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataType {
     /// `_DATATYPE_UINT8` (1).
@@ -394,8 +394,8 @@ impl DataType {
     }
 
     /// The shmkit element type holding it, if any.
-    pub fn elem(self) -> Option<crate::rings::ElemType> {
-        use crate::rings::ElemType;
+    pub fn elem(self) -> Option<shmkit::rings::ElemType> {
+        use shmkit::rings::ElemType;
         Some(match self {
             DataType::U8 => ElemType::U8,
             DataType::U16 => ElemType::U16,
@@ -409,8 +409,8 @@ impl DataType {
     }
 
     /// The ImageStreamIO type of a shmkit element type.
-    pub fn of(elem: crate::rings::ElemType) -> DataType {
-        use crate::rings::ElemType;
+    pub fn of(elem: shmkit::rings::ElemType) -> DataType {
+        use shmkit::rings::ElemType;
         match elem {
             ElemType::U8 => DataType::U8,
             ElemType::U16 => DataType::U16,
@@ -728,7 +728,7 @@ mod tests {
 
     #[test]
     fn every_shmkit_element_type_maps_and_the_others_are_named() {
-        use crate::rings::ElemType;
+        use shmkit::rings::ElemType;
         for e in [
             ElemType::U8,
             ElemType::U16,

@@ -3,16 +3,17 @@
 //! by an independent reader/writer (`tests/isio_peer.py`, Python's `struct`, `mmap` and
 //! `ctypes` only, written from the format's public definition).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::TempSegment;
-use shmkit::isio::layout::{offsets, parse, Layout};
-use shmkit::isio::{
+use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode};
+use shmkit::{CreateOptions, NoInterrupt, Segment, Timeout};
+use shmkit_isio::layout::{offsets, parse, Layout};
+use shmkit_isio::{
     list, ExportOptions, Exporter, FrameMeta, ImportOptions, ImportStats, Importer, IsioError,
     StreamOptions, StreamReader, StreamWriter,
 };
-use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode};
-use shmkit::{CreateOptions, NoInterrupt, Segment, Timeout};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -392,7 +393,7 @@ fn a_recreated_stream_is_reattached_and_one_of_another_shape_is_an_error() {
         .step(Timeout::After(Duration::from_secs(2)), &NoInterrupt)
         .unwrap();
     assert!(
-        matches!(step, shmkit::isio::import::Step::Published(_)),
+        matches!(step, shmkit_isio::import::Step::Published(_)),
         "{step:?}"
     );
     let old_inode = importer.reader().inode();
@@ -641,7 +642,7 @@ fn a_stream_written_by_an_independent_writer_imports_whole() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = 0;
     while importer.stats().last_cnt0 < FRAMES && Instant::now() < deadline {
-        if let shmkit::isio::import::Step::Published(_) = importer
+        if let shmkit_isio::import::Step::Published(_) = importer
             .step(Timeout::After(Duration::from_millis(200)), &NoInterrupt)
             .unwrap()
         {

@@ -6,9 +6,9 @@
 use super::time::monotonic_to_tai;
 use super::writer::{FrameMeta, StreamOptions, StreamWriter};
 use super::IsioError;
-use crate::rings::{FrameReader, FrameRing, ReadMode, RingError};
-use crate::sync::{Interrupt, Timeout};
-use crate::sys::clock::monotonic_ns;
+use shmkit::os::clock::monotonic_ns;
+use shmkit::rings::{FrameReader, FrameRing, ReadMode, RingError};
+use shmkit::{Interrupt, Timeout};
 use std::time::Duration;
 
 /// How often a running exporter checks that its stream file was not removed, replaced or
@@ -178,7 +178,7 @@ pub(super) fn sleep_interruptible(d: Duration, interrupt: &dyn Interrupt) -> Res
         if interrupt.is_active() && interrupt.should_stop() {
             return Err(RingError::Interrupted.into());
         }
-        let slice = Duration::from_nanos(end - now).min(crate::sync::INTERRUPT_POLL);
+        let slice = Duration::from_nanos(end - now).min(shmkit::INTERRUPT_POLL);
         std::thread::sleep(slice);
     }
 }

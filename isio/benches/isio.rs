@@ -16,12 +16,12 @@
 //! target: ≥ 2 kHz). The run ends by asserting that no torn frame was published.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shmkit::isio::{
+use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode};
+use shmkit::{CreateOptions, NoInterrupt, Segment, Timeout};
+use shmkit_isio::{
     ExportOptions, Exporter, FrameMeta, ImportOptions, Importer, StreamOptions, StreamReader,
     StreamWriter,
 };
-use shmkit::rings::{ElemType, FrameRing, FrameSpec, ReadMode};
-use shmkit::{CreateOptions, NoInterrupt, Segment, Timeout};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -11,15 +11,15 @@
 //! reference layout packs the regions back to back).
 //!
 //! A process may truncate the file while it is mapped. Every mapping is registered with
-//! [`crate::sys::sigbus`], so an access to a vanished page reads zeros instead of killing the
+//! [`shmkit::os::sigbus`], so an access to a vanished page reads zeros instead of killing the
 //! process; the reader and the writer check the file's size after each frame
 //! ([`Stream::long_enough`]) and report the truncation as [`IsioError::Changed`], so a frame
 //! that was (partly) zeros is never published.
 
 use super::layout::{self, Keyword, Metadata, Parsed, PROCTRACE_SIZE};
 use super::IsioError;
-use crate::sys::sigbus::Guard;
 use memmap2::{MmapOptions, MmapRaw};
+use shmkit::os::sigbus::Guard;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
