@@ -5,7 +5,7 @@
 //! the 500 µs frame period.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use shmkit::devices::sim::ao::{AoConfig, AoModel};
+use shmkit_sim::ao::{AoConfig, AoModel};
 use std::hint::black_box;
 
 fn ao(c: &mut Criterion) {

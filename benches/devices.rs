@@ -8,10 +8,11 @@ mod common;
 
 use common::{child_args, pin_to_cpu, timed, ChildProc, CHILD_ROLE};
 use criterion::{criterion_group, Criterion};
-use shmkit::devices::{Device, DeviceCache, DeviceContext, DeviceFailure};
 use shmkit::process::Entries;
 use shmkit::rings::CommandSpec;
 use shmkit::{CreateOptions, Segment, WaitStrategy};
+use shmkit_devices::DeviceEntries;
+use shmkit_devices::{Device, DeviceCache, DeviceContext, DeviceFailure};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);

@@ -11,10 +11,12 @@
 //! both experiments stop on their own (nothing is signalled), and the report says so.
 
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::{DmCommand, SimDm, SimDmConfig};
 use shmkit::process::Entries;
-use shmkit::testbed::stroke_test;
-use shmkit::testbed::{Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder};
+use shmkit_devices::DeviceEntries;
+use shmkit_sim::stroke_test;
+use shmkit_sim::{DmCommand, SimDm, SimDmConfig};
+use shmkit_testbed::ExperimentEntries;
+use shmkit_testbed::{Experiment, ExperimentContext, ExperimentFailure, TestbedBuilder};
 use std::time::{Duration, Instant};
 
 /// Walks actuator 117 up by 0.01 every 10 ms.

@@ -30,7 +30,7 @@ pub struct CodecError {
 
 impl CodecError {
     /// Postcard's `source`, met while going `direction` with `what`.
-    pub(crate) fn new(direction: Direction, what: &'static str, source: postcard::Error) -> Self {
+    pub fn new(direction: Direction, what: &'static str, source: postcard::Error) -> Self {
         CodecError {
             direction,
             what,
@@ -40,10 +40,7 @@ impl CodecError {
 }
 
 /// Encodes `value` (`what` names it in an error).
-pub(crate) fn encode<T: Serialize + ?Sized>(
-    value: &T,
-    what: &'static str,
-) -> Result<Vec<u8>, CodecError> {
+pub fn encode<T: Serialize + ?Sized>(value: &T, what: &'static str) -> Result<Vec<u8>, CodecError> {
     postcard::to_allocvec(value).map_err(|source| CodecError {
         direction: Direction::Encode,
         what,
@@ -52,10 +49,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
 }
 
 /// Decodes `bytes` as a `T` (`what` names them in an error).
-pub(crate) fn decode<T: DeserializeOwned>(
-    bytes: &[u8],
-    what: &'static str,
-) -> Result<T, CodecError> {
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, CodecError> {
     postcard::from_bytes(bytes).map_err(|source| CodecError {
         direction: Direction::Decode,
         what,

@@ -33,8 +33,6 @@
 #[cfg(not(loom))]
 pub mod codec;
 #[cfg(not(loom))]
-pub mod devices;
-#[cfg(not(loom))]
 mod fault;
 #[cfg(not(loom))]
 pub mod inspect;
@@ -60,8 +58,6 @@ pub mod shared;
 mod sync;
 mod sys;
 mod table;
-#[cfg(not(loom))]
-pub mod testbed;
 
 pub use primitives::{
     lock_all, Acquired, Barrier, BarrierError, BarrierWait, Event, EventError, Held, LockError,

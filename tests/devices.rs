@@ -9,17 +9,17 @@
 #[path = "common/own_main.rs"]
 mod own_main;
 
-use shmkit::devices::sim::{
-    aberration, CameraCommand, CameraReply, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm,
-    SimDmConfig,
-};
-use shmkit::devices::{DeviceCache, DeviceError, DeviceState, RestartPolicy};
 use shmkit::process::{ChildContext, Entries};
 use shmkit::rings::ReadMode;
 use shmkit::{CreateOptions, Segment};
+use shmkit_devices::{DeviceCache, DeviceError, DeviceState, RestartPolicy};
+use shmkit_sim::{
+    aberration, CameraCommand, CameraReply, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm,
+    SimDmConfig,
+};
 use std::time::{Duration, Instant};
 
-shmkit::devices! {
+shmkit_devices::devices! {
     /// The bench these tests run.
     pub struct Bench {
         /// A camera seeing the mirror.
@@ -377,7 +377,7 @@ fn the_camera_sees_the_mirror_flatten_the_wavefront() {
 }
 
 fn the_ao_camera_publishes_its_truth_and_refuses_bad_settings() {
-    use shmkit::devices::sim::ao::AoConfig;
+    use shmkit_sim::ao::AoConfig;
     let seg = segment("ao");
     let cache = DeviceCache::new(&seg).own().unwrap();
     let ao = AoConfig {

@@ -9,18 +9,19 @@
 mod own_main;
 
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::{DmCommand, SimDm, SimDmConfig};
 use shmkit::process::{ChildContext, ChildError, Entries};
-use shmkit::testbed::{
+use shmkit::{Segment, SharedDict};
+use shmkit_sim::{DmCommand, SimDm, SimDmConfig};
+use shmkit_testbed::ExperimentEntries;
+use shmkit_testbed::{
     safety_fn, Experiment, ExperimentContext, ExperimentFailure, Testbed, TestbedBuilder,
     TestbedError,
 };
-use shmkit::{Segment, SharedDict};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-shmkit::devices! {
+shmkit_devices::devices! {
     /// A bench with one mirror.
     pub struct Bench {
         /// The mirror.
@@ -79,7 +80,7 @@ fn name(test: &str) -> String {
 }
 
 /// A safety test that fails while `flag` is non-zero, counting its runs.
-fn flagged(flag: Arc<AtomicU32>, runs: Arc<AtomicU32>) -> impl shmkit::testbed::SafetyTest {
+fn flagged(flag: Arc<AtomicU32>, runs: Arc<AtomicU32>) -> impl shmkit_testbed::SafetyTest {
     safety_fn("dm_limits", move |_| {
         runs.fetch_add(1, Ordering::SeqCst);
         if flag.load(Ordering::SeqCst) != 0 {
@@ -117,7 +118,7 @@ fn a_failing_safety_check_stops_every_experiment_within_1s() {
     }
     let tripped = Instant::now();
     assert!(tb.wait_experiments(Duration::from_secs(2)));
-    while tb.devices().status("Dm").unwrap().state != shmkit::devices::DeviceState::Closed {
+    while tb.devices().status("Dm").unwrap().state != shmkit_devices::DeviceState::Closed {
         assert!(
             tripped.elapsed() < Duration::from_secs(1),
             "the mirror was not closed"
@@ -433,14 +434,14 @@ trait StartAfterInitialPass {
     fn start_after_initial_pass(
         self,
         flag: &Arc<AtomicU32>,
-    ) -> Result<shmkit::testbed::Testbed, TestbedError>;
+    ) -> Result<shmkit_testbed::Testbed, TestbedError>;
 }
 
 impl StartAfterInitialPass for TestbedBuilder {
     fn start_after_initial_pass(
         self,
         flag: &Arc<AtomicU32>,
-    ) -> Result<shmkit::testbed::Testbed, TestbedError> {
+    ) -> Result<shmkit_testbed::Testbed, TestbedError> {
         flag.store(0, Ordering::SeqCst);
         let tb = self.start();
         flag.store(1, Ordering::SeqCst);

@@ -115,7 +115,7 @@ impl Args {
         o.ao.seed = self.seed;
         o.ao.photons = self.photons;
         o.ao.layers = (0..self.layers)
-            .map(|k| shmkit::devices::sim::ao::WindLayer {
+            .map(|k| shmkit_sim::ao::WindLayer {
                 fraction: 1.0 / f64::from(self.layers),
                 speed: self.wind * 1.5f64.powi(k as i32),
                 direction_deg: self.wind_direction + 40.0 * f64::from(k),

@@ -41,7 +41,7 @@ import numpy.typing as npt  # noqa: E402
 
 import shmkit  # noqa: E402
 
-#: The camera's bias, ADU (`shmkit::devices::sim::ao::BIAS`).
+#: The camera's bias, ADU (`shmkit_sim::ao::BIAS`).
 BIAS = 100.0
 #: Electrons above bias and background a pixel needs to count in a centre of gravity (four
 #: read-noise σ), so the dark pixels of a sub-aperture do not pull its spot to the centre.

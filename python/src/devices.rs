@@ -1,6 +1,6 @@
 //! Devices from Python, on the core's device servers and device cache.
 //!
-//! A Python device is hosted by the same server loop as a Rust one (`shmkit::devices`:
+//! A Python device is hosted by the same server loop as a Rust one (`shmkit_devices`:
 //! status record, heartbeat, close on request / SIGTERM / owner death, fail-safe, restart by
 //! the cache's policy): [`PyDevice`] is a `Device` whose configuration is the pickled device
 //! factory and whose commands and replies are pickled bytes, handled by calling into Python
@@ -17,17 +17,18 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::ao::{AoConfig, WindLayer};
-use shmkit::devices::sim::{
-    CameraCommand, CameraReply, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm, SimDmConfig,
-};
-use shmkit::devices::{
-    Device, DeviceCache, DeviceClient, DeviceContext, DeviceError, DeviceFailure, DeviceState,
-    DeviceStatusInfo, RestartPolicy,
-};
 use shmkit::process::{ChildStart, Entries, HostProgram};
 use shmkit::rings::FrameSpec;
 use shmkit::{Timeout, WaitStrategy};
+use shmkit_devices::DeviceEntries;
+use shmkit_devices::{
+    Device, DeviceCache, DeviceClient, DeviceContext, DeviceError, DeviceFailure, DeviceState,
+    DeviceStatusInfo, RestartPolicy,
+};
+use shmkit_sim::ao::{AoConfig, WindLayer};
+use shmkit_sim::{
+    CameraCommand, CameraReply, DmCommand, DmReply, SimCamera, SimCameraConfig, SimDm, SimDmConfig,
+};
 use std::time::Duration;
 
 /// What a Python device server is started with.

@@ -301,7 +301,7 @@ impl PyFrame {
     /// The frame's checksum as the simulated camera computes it (it stores it in user word 1):
     /// a torn frame would not match. Computed over the slot in place.
     fn checksum(&self) -> u64 {
-        shmkit::devices::sim::checksum(self.inner.bytes())
+        shmkit_sim::checksum(self.inner.bytes())
     }
 
     /// Bytes in the frame.

@@ -8,6 +8,7 @@
 //! of the segment is still inspected. The JSON form of [`Inspection`] and [`SegmentListing`]
 //! is the tool's `--json` schema (see `cli/SCHEMA.md`).
 
+pub mod device;
 mod error;
 mod objects;
 mod paged;

@@ -404,7 +404,7 @@ fn device(image: &Image, name: &str, offset: u64, h: &SharedHeader) -> Option<De
     let value_at = offset + SharedHeader::value_offset(h.align as usize) as u64;
     let s: DeviceStatus = read(image, value_at).ok()?;
     // The same reading clients get from `DeviceCache::status`.
-    let info = crate::devices::status::info(&s);
+    let info = super::device::info(&s);
     Some(DeviceInfo {
         name: device.to_owned(),
         state: info.state.name(),

@@ -19,7 +19,7 @@ use super::linalg::{mvm, reconstructor, slopes};
 use super::options::Options;
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::ao::AoModel;
+use shmkit_sim::ao::AoModel;
 
 /// The budget, nm RMS per term.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

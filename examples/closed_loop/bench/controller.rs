@@ -8,11 +8,11 @@ use super::rtf;
 use super::telemetry::ControllerReport;
 use super::{cpus, pin_to};
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::ao::AoGeometry;
-use shmkit::devices::sim::{checksum, CameraCommand, DmCommand, DmReply, SimCamera, SimDm};
-use shmkit::devices::DeviceClient;
 use shmkit::rings::{Frame, FrameReader, ReadMode, RingError};
-use shmkit::testbed::{Experiment, ExperimentContext, ExperimentFailure};
+use shmkit_devices::DeviceClient;
+use shmkit_sim::ao::AoGeometry;
+use shmkit_sim::{checksum, CameraCommand, DmCommand, DmReply, SimCamera, SimDm};
+use shmkit_testbed::{Experiment, ExperimentContext, ExperimentFailure};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! path's matrix–vector product.
 
 use nalgebra::DMatrix;
-use shmkit::devices::sim::ao::{AoGeometry, BIAS};
+use shmkit_sim::ao::{AoGeometry, BIAS};
 
 /// Modes with a singular value below this fraction of the largest are not corrected. At the
 /// default bench that drops three: piston and the two waffle patterns, which a Shack-Hartmann

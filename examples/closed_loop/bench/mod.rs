@@ -40,12 +40,15 @@ pub use statistics::Statistics;
 pub use summary::Summary;
 pub use telemetry::{ControllerReport, StatsReport};
 
-use shmkit::devices::sim::{SimCamera, SimDm};
-use shmkit::devices::DeviceCache;
 use shmkit::process::Entries;
 use shmkit::rings::FrameRing;
-use shmkit::testbed::{stroke_test, TestbedBuilder};
 use shmkit::SegmentObjects;
+use shmkit_devices::DeviceCache;
+use shmkit_devices::DeviceEntries;
+use shmkit_sim::stroke_test;
+use shmkit_sim::{SimCamera, SimDm};
+use shmkit_testbed::ExperimentEntries;
+use shmkit_testbed::TestbedBuilder;
 use std::time::{Duration, Instant};
 
 /// CPUs this process may run on.
@@ -157,7 +160,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
                 eprint!(
                     "\r{:>6.1} s  {phase:<12} loop {rate:>7.0} Hz  frames {frames:>7}  missed {missed:>4}  residual {residual:>6.1} nm  Strehl(H) {:.2}   ",
                     started.elapsed().as_secs_f64(),
-                    shmkit::devices::sim::ao::strehl(residual, options.science_nm)
+                    shmkit_sim::ao::strehl(residual, options.science_nm)
                 );
             } else {
                 eprint!(

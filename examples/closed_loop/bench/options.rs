@@ -1,9 +1,9 @@
 //! The run's parameters, shared by the testbed process and both experiments.
 
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::ao::{AoConfig, WindLayer};
-use shmkit::devices::sim::{SimCameraConfig, SimDmConfig};
 use shmkit::WaitStrategy;
+use shmkit_sim::ao::{AoConfig, WindLayer};
+use shmkit_sim::{SimCameraConfig, SimDmConfig};
 use std::path::PathBuf;
 
 /// `SCHED_FIFO` priorities of the real-time mode: the controller above the mirror it waits

@@ -9,7 +9,7 @@ use super::telemetry::ControllerReport;
 use super::Report;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use shmkit::devices::sim::ao::strehl;
+use shmkit_sim::ao::strehl;
 use std::error::Error;
 use std::path::{Path, PathBuf};
 

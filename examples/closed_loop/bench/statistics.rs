@@ -3,9 +3,9 @@
 use super::options::Options;
 use super::telemetry::StatsReport;
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::{checksum, SimCamera};
 use shmkit::rings::{ReadMode, RingError};
-use shmkit::testbed::{Experiment, ExperimentContext, ExperimentFailure};
+use shmkit_sim::{checksum, SimCamera};
+use shmkit_testbed::{Experiment, ExperimentContext, ExperimentFailure};
 use std::time::Duration;
 
 /// The image-statistics experiment.

@@ -8,7 +8,7 @@ use super::stats::Percentiles;
 use super::telemetry::ControllerReport;
 use super::Report;
 use serde::{Deserialize, Serialize};
-use shmkit::devices::sim::ao::strehl;
+use shmkit_sim::ao::strehl;
 
 /// The latency the model assumes, frames: the simulated camera renders the instant it
 /// publishes, and a command computed from frame k is on the mirror before frame k + 1 is

@@ -1,6 +1,6 @@
 """The testbed from Python: experiments, safety tests and the testbed that runs them.
 
-The policies are the Rust testbed's (`shmkit::testbed`), on the same named events
+The policies are the Rust testbed's (`shmkit_testbed`), on the same named events
 (``testbed/STOP``, ``testbed/FINISH``, ``testbed/SAFETY``):
 
 - starting replaces a stale segment of the same name (its creator dead; a live one is

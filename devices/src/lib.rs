@@ -1,7 +1,7 @@
 //! Device servers, the device cache and the enum-style device API.
 //!
 //! Each device (a camera, a deformable mirror, a motor) lives in its own server process, a
-//! child started through [`crate::process::Entries`]. The server creates the device's command ring and
+//! child started through [`shmkit::process::Entries`]. The server creates the device's command ring and
 //! frame rings in the segment under `dev/NAME/…`, publishes its state and a heartbeat in a
 //! status record (`dev/NAME/status`, see `shm-layout/src/device.rs`), and closes the device
 //! safely when asked to, when its owner dies, or on SIGTERM. The [`DeviceCache`] starts a
@@ -13,20 +13,24 @@ mod cache;
 mod client;
 mod error;
 mod server;
-#[cfg(feature = "sim")]
-pub mod sim;
 pub(crate) mod status;
 
 pub use cache::{DeviceCache, RestartPolicy};
 pub use client::DeviceClient;
 pub use error::DeviceError;
-pub use server::DeviceContext;
+pub use server::{DeviceContext, DeviceEntries};
+
+/// What `devices!` expands to names; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use shmkit::process::Entries;
+}
 pub use status::{DeviceState, DeviceStatusInfo};
 
-use crate::rings::FrameSpec;
-use crate::sync::WaitStrategy;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use shmkit::rings::FrameSpec;
+use shmkit::WaitStrategy;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -125,7 +129,7 @@ impl<D: Device> DeviceRef<D> {
     /// A client, starting the device's server if none runs (bounded wait).
     pub fn client(
         &self,
-        segment: &crate::segment::Segment,
+        segment: &shmkit::segment::Segment,
     ) -> Result<DeviceClient<D>, DeviceError> {
         DeviceCache::new(segment).get::<D>(self.name, &self.config())
     }
@@ -133,10 +137,10 @@ impl<D: Device> DeviceRef<D> {
     /// A reader of the device's frame ring `suffix` (starting the server if needed).
     pub fn frames(
         &self,
-        segment: &crate::segment::Segment,
+        segment: &shmkit::segment::Segment,
         suffix: &str,
-        mode: crate::rings::ReadMode,
-    ) -> Result<crate::rings::FrameReader, DeviceError> {
+        mode: shmkit::rings::ReadMode,
+    ) -> Result<shmkit::rings::FrameReader, DeviceError> {
         self.client(segment)?.frames(suffix, mode)
     }
 
@@ -144,8 +148,8 @@ impl<D: Device> DeviceRef<D> {
     /// Bench::Dm.mutex(&seg)?; let _g = m.lock()?;` (a client's `call` honours it).
     pub fn mutex(
         &self,
-        segment: &crate::segment::Segment,
-    ) -> Result<crate::primitives::Mutex, DeviceError> {
+        segment: &shmkit::segment::Segment,
+    ) -> Result<shmkit::primitives::Mutex, DeviceError> {
         check_name(self.name)?;
         Ok(segment.mutex(&object_name(self.name, "lock"))?)
     }
@@ -159,10 +163,10 @@ impl<D: Device> DeviceRef<D> {
 /// Lists a testbed's devices once and gives each a typed handle.
 ///
 /// ```no_run
-/// use shmkit::devices::sim::{DmCommand, SimCamera, SimCameraConfig, SimDm, SimDmConfig};
+/// use shmkit_sim::{DmCommand, SimCamera, SimCameraConfig, SimDm, SimDmConfig};
 /// use shmkit::process::Entries;
 ///
-/// shmkit::devices! {
+/// shmkit_devices::devices! {
 ///     /// The bench.
 ///     pub struct Bench {
 ///         Camera: SimCamera = SimCameraConfig::default(),
@@ -195,16 +199,17 @@ macro_rules! devices {
         impl $bench {
             $(
                 $(#[$dmeta])*
-                pub const $dev: $crate::devices::DeviceRef<$ty> =
-                    $crate::devices::DeviceRef::new(stringify!($dev), || $config);
+                pub const $dev: $crate::DeviceRef<$ty> =
+                    $crate::DeviceRef::new(stringify!($dev), || $config);
             )+
 
             /// Every device's name, in declaration order.
             pub const NAMES: &'static [&'static str] = &[$(stringify!($dev)),+];
 
             /// Registers the server entry of every device type listed.
-            pub fn entries(entries: $crate::process::Entries) -> $crate::process::Entries {
-                entries $(.device::<$ty>())+
+            pub fn entries(entries: $crate::__private::Entries) -> $crate::__private::Entries {
+                $(let entries = <$crate::__private::Entries as $crate::DeviceEntries>::device::<$ty>(entries);)+
+                entries
             }
         }
     };
@@ -223,7 +228,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), DeviceError> {
     }
 }
 
-/// Segment names of a device's objects.
-pub(crate) fn object_name(device: &str, what: &str) -> String {
+/// The segment name of a device's object `what` (`dev/NAME/status`, `dev/NAME/shape`, …): where
+/// a device server keeps what other processes read of it.
+pub fn object_name(device: &str, what: &str) -> String {
     format!("dev/{device}/{what}")
 }

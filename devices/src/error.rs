@@ -1,10 +1,10 @@
 //! What can go wrong between a client and a device.
 
-use crate::primitives::LockError;
-use crate::process::ProcessError;
-use crate::rings::{CommandError, RingError};
-use crate::segment::SegmentError;
-use crate::shared::SharedError;
+use shmkit::primitives::LockError;
+use shmkit::process::ProcessError;
+use shmkit::rings::{CommandError, RingError};
+use shmkit::segment::SegmentError;
+use shmkit::shared::SharedError;
 use std::time::Duration;
 
 /// Why a device operation failed.
@@ -92,7 +92,7 @@ pub enum DeviceError {
         /// The device's name.
         device: String,
         /// The client that died holding the mutex.
-        previous: Option<crate::primitives::OwnerInfo>,
+        previous: Option<shmkit::primitives::OwnerInfo>,
     },
     /// No answer in time (the call was withdrawn: no late answer will surface).
     #[error("device {device:?} did not answer within {waited:?}")]
@@ -119,7 +119,7 @@ pub enum DeviceError {
         device: String,
         /// What failed, with postcard's error as its source.
         #[source]
-        source: crate::codec::CodecError,
+        source: shmkit::codec::CodecError,
     },
     /// The segment refused an object.
     #[error(transparent)]

@@ -4,12 +4,12 @@
 use super::server::{command_spec, Fault, Outcome};
 use super::status::Status;
 use super::{object_name, Device, DeviceError};
-use crate::codec::{CodecError, Direction};
-use crate::primitives::{Acquired, Mutex};
-use crate::rings::FrameRing;
-use crate::rings::{CommandError, CommandRing, FrameReader, ReadMode};
-use crate::segment::{Segment, SegmentError, SegmentObjects};
-use crate::sync::{Interrupt, NoInterrupt, Timeout, WaitStrategy};
+use shmkit::codec::{CodecError, Direction};
+use shmkit::primitives::{Acquired, Mutex};
+use shmkit::rings::FrameRing;
+use shmkit::rings::{CommandError, CommandRing, FrameReader, ReadMode};
+use shmkit::segment::{Segment, SegmentError, SegmentObjects};
+use shmkit::{Interrupt, NoInterrupt, Timeout, WaitStrategy};
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -55,8 +55,8 @@ impl<D: Device> DeviceClient<D> {
         let ring = segment
             .command_ring(&object_name(name, "cmd"), &command_spec::<D>())
             .map_err(|e| match e {
-                crate::segment::SegmentError::ParamMismatch { .. }
-                | crate::segment::SegmentError::KindMismatch { .. } => DeviceError::WrongKind {
+                shmkit::segment::SegmentError::ParamMismatch { .. }
+                | shmkit::segment::SegmentError::KindMismatch { .. } => DeviceError::WrongKind {
                     device: name.into(),
                     actual: e.to_string(),
                     asked: D::KIND,
@@ -110,7 +110,7 @@ impl<D: Device> DeviceClient<D> {
 
     /// As [`call`](Self::call), waiting at most `timeout` for the mutex and for the reply
     /// each, and giving up when `interrupt` says so (a binding's Ctrl+C): the mutex wait ends
-    /// with [`DeviceError::Lock`]`(`[`LockError::Interrupted`](crate::LockError)`)`, the reply
+    /// with [`DeviceError::Lock`]`(`[`LockError::Interrupted`](shmkit::LockError)`)`, the reply
     /// wait with [`DeviceError::Command`]`(`[`CommandError::Interrupted`]` { outcome })`
     /// saying whether the command ran.
     pub fn call_interruptible(
@@ -219,7 +219,7 @@ impl<D: Device> DeviceClient<D> {
         match e {
             CommandError::ServerDied { pid, outcome } => {
                 let record = self.status.read().map(|s| s.server).unwrap_or(0);
-                if record != 0 && crate::sys::identity::Record::from_raw(record).id() == pid {
+                if record != 0 && shmkit::os::identity::Record::from_raw(record).id() == pid {
                     let _ = self
                         .status
                         .mark_crashed(record, "the server died during a call");

@@ -2,9 +2,9 @@
 //! published as frames (`dev/NAME/shape`, f32 `[n, n]`) for the camera's simulation, safety
 //! tests and anyone else to read in place.
 
-use crate::devices::{Device, DeviceContext, DeviceFailure};
-use crate::rings::{ElemType, FrameSpec};
 use serde::{Deserialize, Serialize};
+use shmkit::rings::{ElemType, FrameSpec};
+use shmkit_devices::{Device, DeviceContext, DeviceFailure};
 
 /// Configuration of a [`SimDm`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

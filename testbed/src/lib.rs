@@ -11,23 +11,21 @@
 //! a cooperative stop. Children ignore SIGINT: a terminal's Ctrl+C reaches the whole process
 //! group, and the testbed, not the signal, decides how they stop.
 
-#[cfg(feature = "sim")]
-mod checks;
 mod events;
 mod experiment;
 mod safety;
 
-pub use experiment::{Experiment, ExperimentContext, ExperimentError, ExperimentFailure};
+pub use experiment::{
+    Experiment, ExperimentContext, ExperimentEntries, ExperimentError, ExperimentFailure,
+};
 pub use safety::{safety_fn, SafetyContext, SafetyFn, SafetyTest, SafetyTrip};
 
-use crate::devices::{DeviceCache, DeviceError};
-use crate::process::{Child, ChildError, ProcessError, SpawnOptions};
-use crate::segment::{CreateOptions, Segment, SegmentError};
-use crate::sys::identity::Liveness;
-use crate::sys::signals;
-#[cfg(feature = "sim")]
-pub use checks::stroke_test;
 use events::Events;
+use shmkit::os::identity::Liveness;
+use shmkit::os::signals;
+use shmkit::process::{Child, ChildError, ProcessError, SpawnOptions};
+use shmkit::segment::{CreateOptions, Segment, SegmentError};
+use shmkit_devices::{DeviceCache, DeviceError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::thread::JoinHandle;
@@ -420,7 +418,7 @@ impl Testbed {
     }
 
     /// Starts `experiment` in its own process (its type must be registered with
-    /// [`Entries::experiment`](crate::process::Entries::experiment)).
+    /// [`Entries::experiment`](shmkit::process::Entries::experiment)).
     pub fn start_experiment<E: Experiment>(&self, experiment: &E) -> Result<u32, TestbedError> {
         if self.inner.events.stop.is_set() {
             return Err(TestbedError::Stopping);

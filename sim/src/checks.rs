@@ -1,13 +1,13 @@
 //! Ready-made safety tests on the simulated devices (feature `sim`).
 
-use super::{safety_fn, SafetyTest};
-use crate::rings::{FrameRing, ReadMode};
-use crate::segment::{SegmentError, SegmentObjects};
+use shmkit::rings::{FrameRing, ReadMode};
+use shmkit::segment::{SegmentError, SegmentObjects};
+use shmkit_testbed::{safety_fn, SafetyTest};
 
 /// A safety test on mirror `dm`'s applied shape (read in place from its shape ring): every
 /// actuator within `fraction` of `stroke`. Passes while the mirror has published nothing.
 pub fn stroke_test(dm: &str, stroke: f32, fraction: f32) -> impl SafetyTest {
-    let ring_name = crate::devices::object_name(dm, "shape");
+    let ring_name = shmkit_devices::object_name(dm, "shape");
     let limit = stroke * fraction;
     safety_fn(&format!("{dm} stroke"), move |ctx| {
         let ring: FrameRing = match ctx.segment().open(&ring_name) {

@@ -1,6 +1,6 @@
 //! Simulated devices: a wavefront-sensor-like camera and a deformable mirror whose shape the
 //! camera's simulation sees. They are what the examples and tests use, and what a user tries
-//! first (feature `sim`, on by default).
+//! first (the `shmkit-sim` crate: it brings the FFT and random-number crates the IPC core does without).
 //!
 //! Two cameras in one: with [`SimCameraConfig::ao`] set, a physical adaptive-optics sensor
 //! ([`ao`]: moving von Kármán turbulence, a Gaussian-influence mirror, a geometric
@@ -11,18 +11,20 @@
 
 pub mod ao;
 mod camera;
+mod checks;
 mod dm;
 pub mod optics;
 pub mod turbulence;
 
 pub use camera::{CameraCommand, CameraReply, SimCamera, SimCameraConfig};
+pub use checks::stroke_test;
 pub use dm::{DmCommand, DmReply, SimDm, SimDmConfig};
 
 /// Puts a simulated device's server in real-time mode if its configuration asks; a refusal
 /// is reported, not fatal (a bench without the privilege still runs, with ordinary latency).
 fn enter_realtime(kind: &str, priority: Option<i32>) {
     if let Some(priority) = priority {
-        match crate::realtime::enter(priority) {
+        match shmkit::realtime::enter(priority) {
             Ok(r) => eprintln!("{kind}: real-time mode, SCHED_FIFO {}", r.priority),
             Err(e) => eprintln!("{kind}: running without real-time mode: {e}"),
         }

@@ -1,7 +1,7 @@
 //! Safety tests: checks the testbed runs before anything starts and then periodically.
 
-use crate::devices::DeviceCache;
-use crate::segment::Segment;
+use shmkit::segment::Segment;
+use shmkit_devices::DeviceCache;
 
 /// What a safety check can look at.
 #[derive(Debug)]

@@ -6,11 +6,11 @@
 //! failure). Errors and panics come back through the exception slots.
 
 use super::events::Events;
-use crate::devices::DeviceCache;
-use crate::process::{ChildContext, Entries};
-use crate::segment::Segment;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use shmkit::process::{ChildContext, Entries};
+use shmkit::segment::Segment;
+use shmkit_devices::DeviceCache;
 
 /// An experiment's own failure; its message and `source()` chain reach the testbed.
 pub type ExperimentFailure = Box<dyn std::error::Error + Send + Sync>;
@@ -104,16 +104,21 @@ pub struct ExperimentError {
     pub source: ExperimentFailure,
 }
 
-impl Entries {
+/// Registering experiments as child entries: `Entries::new().experiment::<Scan>()`.
+pub trait ExperimentEntries {
     /// Registers the entry that runs experiment type `E` in a child.
-    pub fn experiment<E: Experiment>(self) -> Entries {
+    fn experiment<E: Experiment>(self) -> Entries;
+}
+
+impl ExperimentEntries for Entries {
+    fn experiment<E: Experiment>(self) -> Entries {
         self.entry(E::NAME, run::<E>)
     }
 }
 
 fn run<E: Experiment>(child: &ChildContext, mut experiment: E) -> Result<(), ExperimentError> {
     // Ctrl+C reaches the whole process group; the testbed turns it into STOP.
-    crate::sys::signals::ignore(libc::SIGINT);
+    shmkit::os::signals::ignore(libc::SIGINT);
     let events = Events::attach(child.segment()).map_err(|e| ExperimentError {
         stage: "attaching to the testbed",
         source: Box::new(e),

@@ -13,11 +13,11 @@
 
 use super::ao::{AoConfig, AoModel};
 use super::wavefront;
-use crate::devices::{object_name, Device, DeviceContext, DeviceFailure};
-use crate::rings::{ElemType, FrameReader, FrameRing, FrameSpec, ReadMode};
-use crate::segment::SegmentObjects;
-use crate::sys::clock::monotonic_ns;
 use serde::{Deserialize, Serialize};
+use shmkit::os::clock::monotonic_ns;
+use shmkit::rings::{ElemType, FrameReader, FrameRing, FrameSpec, ReadMode};
+use shmkit::segment::SegmentObjects;
+use shmkit_devices::{object_name, Device, DeviceContext, DeviceFailure};
 use std::time::Duration;
 
 /// Configuration of a [`SimCamera`].

@@ -9,15 +9,15 @@ use super::client::DeviceClient;
 use super::server::{ServerArgs, HEARTBEAT};
 use super::status::{info, message, server_alive, set_message, DeviceStatusInfo, Status};
 use super::{check_name, object_name, Device, DeviceError};
-use crate::primitives::Acquired;
-use crate::process::{Child, ChildError, HostProgram, SpawnOptions};
-use crate::segment::Segment;
-use crate::shared::{Shared, SharedAcquired};
-use crate::sys::clock::monotonic_ns;
-use crate::sys::identity::ProcessIdentity;
 use shm_layout::{
     DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_CRASHED, DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING,
 };
+use shmkit::os::clock::monotonic_ns;
+use shmkit::os::identity::ProcessIdentity;
+use shmkit::primitives::Acquired;
+use shmkit::process::{Child, ChildError, HostProgram, SpawnOptions};
+use shmkit::segment::Segment;
+use shmkit::shared::{Shared, SharedAcquired};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -91,7 +91,7 @@ impl DeviceCache {
     }
 
     /// This cache starting servers with `program` instead of the current executable (a
-    /// Python interpreter that hands the child's start to [`crate::process::Entries::run`]).
+    /// Python interpreter that hands the child's start to [`shmkit::process::Entries::run`]).
     pub fn with_program(mut self, program: HostProgram) -> DeviceCache {
         self.program = Some(program);
         self
@@ -238,7 +238,7 @@ impl DeviceCache {
                 status.mark_crashed(s.server, "the server died without closing the device")?;
                 return Err(DeviceError::Crashed {
                     device: name.into(),
-                    pid: crate::sys::identity::Record::from_raw(s.server).id(),
+                    pid: shmkit::os::identity::Record::from_raw(s.server).id(),
                     message: msg,
                 });
             }
@@ -258,12 +258,12 @@ impl DeviceCache {
         };
         let args = ServerArgs {
             name: name.to_owned(),
-            config: crate::codec::encode(config, "the device configuration").map_err(|source| {
-                DeviceError::Codec {
+            config: shmkit::codec::encode(config, "the device configuration").map_err(
+                |source| DeviceError::Codec {
                     device: name.into(),
                     source,
-                }
-            })?,
+                },
+            )?,
             owner: if owner != 0 {
                 owner
             } else {
@@ -336,7 +336,7 @@ impl DeviceCache {
             } else if s.server != 0 && !server_alive(&s) {
                 return Err(DeviceError::Crashed {
                     device: name.into(),
-                    pid: crate::sys::identity::Record::from_raw(s.server).id(),
+                    pid: shmkit::os::identity::Record::from_raw(s.server).id(),
                     message: "the server died while opening the device".into(),
                 });
             } else if s.state == DEVICE_CLOSED && s.server == 0 && s.error_len != 0 {
@@ -363,5 +363,5 @@ impl DeviceCache {
 /// Sends `sig` to the process of `record` if it is still that process (through a pidfd, so a
 /// process that reused the pid is never signalled).
 fn signal(record: u64, sig: libc::c_int) {
-    crate::sys::identity::Record::from_raw(record).signal_process(sig);
+    shmkit::os::identity::Record::from_raw(record).signal_process(sig);
 }

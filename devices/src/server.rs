@@ -6,16 +6,16 @@
 
 use super::status::{set_message, Status};
 use super::{object_name, Device, DeviceError};
-use crate::process::ChildContext;
-use crate::process::Entries;
-use crate::rings::{CommandError, CommandSpec, FrameWriter};
-use crate::segment::Segment;
-use crate::sys::clock::monotonic_ns;
-use crate::sys::identity::ProcessIdentity;
-use crate::sys::identity::Record;
-use crate::sys::signals;
 use serde::{Deserialize, Serialize};
 use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING};
+use shmkit::os::clock::monotonic_ns;
+use shmkit::os::identity::ProcessIdentity;
+use shmkit::os::identity::Record;
+use shmkit::os::signals;
+use shmkit::process::ChildContext;
+use shmkit::process::Entries;
+use shmkit::rings::{CommandError, CommandSpec, FrameWriter};
+use shmkit::segment::Segment;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -123,10 +123,15 @@ pub enum ServerError {
     Device(#[from] DeviceError),
 }
 
-impl Entries {
+/// Registering device servers as child entries: `Entries::new().device::<Camera>()`.
+pub trait DeviceEntries {
     /// Registers the server entry of device type `D` (under [`Device::KIND`]). Devices listed
     /// with [`devices!`](crate::devices!) are registered by their `entries` function.
-    pub fn device<D: Device>(self) -> Entries {
+    fn device<D: Device>(self) -> Entries;
+}
+
+impl DeviceEntries for Entries {
+    fn device<D: Device>(self) -> Entries {
         self.entry(D::KIND, serve::<D>)
     }
 }
@@ -168,7 +173,7 @@ fn open_and_run<D: Device>(
     args: &ServerArgs,
 ) -> Result<(), ServerError> {
     let device_err = |e: DeviceError| ServerError::Device(e);
-    let config: D::Config = crate::codec::decode(&args.config, "the device configuration")
+    let config: D::Config = shmkit::codec::decode(&args.config, "the device configuration")
         .map_err(|source| {
             ServerError::Device(DeviceError::Codec {
                 device: args.name.clone(),
@@ -226,7 +231,7 @@ fn apply_fail_safe<D: Device>(
 fn run<D: Device>(
     device: &mut D,
     ctx: &mut DeviceContext,
-    server: &crate::rings::CommandServer,
+    server: &shmkit::rings::CommandServer,
     status: &Status,
     args: &ServerArgs,
 ) -> Result<(), DeviceError> {

@@ -570,8 +570,8 @@ pub fn strehl(rms_nm: f64, wavelength_nm: f64) -> f64 {
 
 #[cfg(all(test, not(miri)))]
 mod tests {
-    use super::super::optics::GaussianDm;
     use super::*;
+    use crate::optics::GaussianDm;
 
     fn small() -> AoConfig {
         AoConfig {

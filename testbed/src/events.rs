@@ -1,7 +1,7 @@
 //! The testbed's named events: STOP, FINISH and SAFETY.
 
-use crate::primitives::Event;
-use crate::segment::{Segment, SegmentError};
+use shmkit::primitives::Event;
+use shmkit::segment::{Segment, SegmentError};
 
 /// The three events every testbed process shares.
 #[derive(Clone)]
