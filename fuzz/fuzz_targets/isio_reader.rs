@@ -7,10 +7,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use shmkit::rings::ElemType;
 use shmkit_isio::layout::Layout;
 use shmkit_isio::writer::metadata;
 use shmkit_isio::StreamReader;
-use shmkit::rings::ElemType;
 use zerocopy::IntoBytes;
 
 const ELEMS: [ElemType; 7] = [
