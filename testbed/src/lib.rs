@@ -11,6 +11,10 @@
 //! a cooperative stop. Children ignore SIGINT: a terminal's Ctrl+C reaches the whole process
 //! group, and the testbed, not the signal, decides how they stop.
 
+// Under `--cfg loom` (the core's model checks, which build its dev-dependencies) this crate
+// is empty: the core it builds on is reduced to its lock-free protocols there.
+#![cfg(not(loom))]
+
 mod events;
 mod experiment;
 mod safety;
