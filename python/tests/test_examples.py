@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import subprocess
@@ -72,3 +73,80 @@ def test_the_python_closed_loop_corrects_the_turbulence_with_no_torn_frame() -> 
     assert strehl_open < 0.1 and strehl_closed > 0.7, out.stdout
     assert closed_nm < 0.25 * open_nm, out.stdout
     assert "command sent -> mirror applied it" in out.stdout
+
+# The example pairs, run as two terminals would run them: both halves as processes.
+
+
+def _start(script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(EXAMPLES / script), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _finished(proc: subprocess.Popen[str]) -> str:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, f"{proc.args!r}: {out}{err}"
+    return out
+
+
+def _segment(tag: str) -> str:
+    return f"shmkit-test-pyexample-{tag}-{os.getpid()}"
+
+
+def test_the_frame_reader_checks_frames_the_writer_publishes() -> None:
+    seg = _segment("frames")
+    reader = _start("frames_reader.py", seg, "300")      # first: it waits for the writer
+    writer = _start("frames_writer.py", seg, "3000")
+    try:
+        assert "300 frames checked" in _finished(reader)
+        _finished(writer)
+    finally:
+        _unlink(seg)
+
+
+def test_the_command_client_gets_every_sum_from_the_server() -> None:
+    seg = _segment("command")
+    server = _start("command_server.py", seg, "300")
+    try:
+        assert "300 calls answered correctly" in _finished(_start("command_client.py", seg, "300"))
+        assert "300 requests answered" in _finished(server)
+    finally:
+        _unlink(seg)
+
+
+def test_named_objects_run_twice_count_together() -> None:
+    seg = _segment("named")
+    runs = [_start("named_objects.py", seg), _start("named_objects.py", seg)]
+    try:
+        for run in runs:
+            assert "total 40000 (expected 40000)" in _finished(run)
+    finally:
+        _unlink(seg)
+
+
+def test_a_killed_lock_holder_is_repaired_by_the_survivor() -> None:
+    seg = _segment("lock")
+    holder = _start("lock_holder.py", seg)
+    try:
+        assert holder.stdout is not None
+        assert "kill me" in holder.stdout.readline()       # the holder holds the lock now
+        survivor = _start("lock_survivor.py", seg)
+        assert survivor.stdout is not None
+        assert "waiting for the lock" in survivor.stdout.readline()
+        holder.kill()                                       # SIGKILL: it dies holding it
+        holder.wait(30)
+        rest = _finished(survivor)
+        assert "the mirror was in state 1" in rest and "consistent again" in rest, rest
+    finally:
+        holder.kill()
+        _unlink(seg)
+
+
+def _unlink(name: str) -> None:
+    import shmkit
+
+    try:
+        shmkit.Segment.unlink(name)
+    except shmkit.errors.SegmentError:
+        pass
