@@ -25,7 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The server may start second: wait for its segment and ring to appear.
-fn wait_for_ring(name: &str, patience: Duration) -> Result<CommandRing, Box<dyn std::error::Error>> {
+fn wait_for_ring(
+    name: &str,
+    patience: Duration,
+) -> Result<CommandRing, Box<dyn std::error::Error>> {
     let deadline = Instant::now() + patience;
     loop {
         match Segment::open(name).and_then(|seg| seg.open::<CommandRing>("adder")) {

@@ -13,7 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let requests: u64 = args.next().map_or(Ok(1000), |n| n.parse())?;
 
     let seg = Segment::open_or_create(&name, &CreateOptions::new(8 << 20))?;
-    let spec = CommandSpec { slots: 4, max_request: 64, max_reply: 64 };
+    let spec = CommandSpec {
+        slots: 4,
+        max_request: 64,
+        max_reply: 64,
+    };
     let ring = seg.command_ring("adder", &spec)?;
     // One server per ring; a dead server's role is taken over by the next one.
     let server = ring.server()?;

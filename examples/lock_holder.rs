@@ -11,7 +11,9 @@ use shmkit::{CreateOptions, Segment, SharedAcquired};
 const MOVING: u64 = 1;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "shmkit-example-lock".into());
+    let name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "shmkit-example-lock".into());
     let seg = Segment::open_or_create(&name, &CreateOptions::new(1 << 20))?;
     let state = seg.shared("mirror-state", 0u64)?;
     let held = seg.event("holder-ready")?;
@@ -22,7 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     *guard = MOVING; // half-way through a move...
     held.set();
-    println!("holder {}: mirror state is 'moving' and locked; kill me", std::process::id());
+    println!(
+        "holder {}: mirror state is 'moving' and locked; kill me",
+        std::process::id()
+    );
     loop {
         std::thread::park(); // ...and never finishing it
     }

@@ -8,9 +8,13 @@ use std::time::Duration;
 const SAFE: u64 = 0;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "shmkit-example-lock".into());
+    let name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "shmkit-example-lock".into());
     let seg = Segment::open_or_create(&name, &CreateOptions::new(1 << 20))?;
-    let state = seg.shared("mirror-state", SAFE)?.with_lock_timeout(Duration::from_secs(600));
+    let state = seg
+        .shared("mirror-state", SAFE)?
+        .with_lock_timeout(Duration::from_secs(600));
     if !seg.event("holder-ready")?.wait(Duration::from_secs(60)) {
         return Err("no holder took the state (start lock_holder first)".into());
     }
@@ -18,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match state.lock()? {
         SharedAcquired::OwnerDied(mut died) => {
             let dead = died.previous_owner().map_or("?".into(), |o| o.to_string());
-            println!("survivor: holder {dead} died with the mirror in state {}", *died);
+            println!(
+                "survivor: holder {dead} died with the mirror in state {}",
+                *died
+            );
             *died = SAFE; // the repair: whatever the holder was doing, stop safely
             drop(died.make_consistent());
             println!("survivor: mirror back to safe; the state is consistent again");

@@ -11,7 +11,9 @@ use std::time::Duration;
 const PER_PROCESS: u64 = 100_000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "shmkit-example-named".into());
+    let name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "shmkit-example-named".into());
     // Whoever comes first creates; the names below are then found, never made twice.
     let seg = Segment::open_or_create(&name, &CreateOptions::new(1 << 20))?;
     let meet = seg.barrier("meet", 2)?;
@@ -32,7 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     meet.wait(Duration::from_secs(60))?;
     let total = count.read()?;
-    println!("{me}: total {total} (expected {}); arrivals {:?}", 2 * PER_PROCESS, log.keys()?);
+    println!(
+        "{me}: total {total} (expected {}); arrivals {:?}",
+        2 * PER_PROCESS,
+        log.keys()?
+    );
     if arrival.index == 0 {
         Segment::unlink(&name)?; // the first to arrive cleans up; the other keeps its mapping
     }

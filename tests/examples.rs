@@ -31,7 +31,10 @@ fn segment(tag: &str) -> String {
 }
 
 fn spawn(mut cmd: Command) -> (Child, Lines<BufReader<ChildStdout>>) {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn the example");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the example");
     let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     (child, lines)
 }
@@ -51,8 +54,15 @@ fn succeeded(what: &str, out: Output) -> String {
 fn the_frame_reader_checks_frames_the_writer_publishes() {
     let seg = segment("frames");
     // The reader first: it waits for the writer's segment and ring to appear.
-    let reader = example("frames_reader").args([&seg, "300"]).stdout(Stdio::piped()).spawn().unwrap();
-    let writer = example("frames_writer").args([&seg, "3000"]).output().unwrap();
+    let reader = example("frames_reader")
+        .args([&seg, "300"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let writer = example("frames_writer")
+        .args([&seg, "3000"])
+        .output()
+        .unwrap();
     let read = succeeded("frames_reader", reader.wait_with_output().unwrap());
     succeeded("frames_writer", writer);
     assert!(read.contains("300 frames checked"), "{read}");
@@ -62,8 +72,18 @@ fn the_frame_reader_checks_frames_the_writer_publishes() {
 #[test]
 fn the_command_client_gets_every_sum_from_the_server() {
     let seg = segment("command");
-    let server = example("command_server").args([&seg, "500"]).stdout(Stdio::piped()).spawn().unwrap();
-    let client = succeeded("command_client", example("command_client").args([&seg, "500"]).output().unwrap());
+    let server = example("command_server")
+        .args([&seg, "500"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = succeeded(
+        "command_client",
+        example("command_client")
+            .args([&seg, "500"])
+            .output()
+            .unwrap(),
+    );
     succeeded("command_server", server.wait_with_output().unwrap());
     assert!(client.contains("500 calls answered correctly"), "{client}");
     let _ = shmkit::Segment::unlink(&seg);
@@ -72,8 +92,16 @@ fn the_command_client_gets_every_sum_from_the_server() {
 #[test]
 fn named_objects_run_twice_count_together() {
     let seg = segment("named");
-    let first = example("named_objects").arg(&seg).stdout(Stdio::piped()).spawn().unwrap();
-    let second = example("named_objects").arg(&seg).stdout(Stdio::piped()).spawn().unwrap();
+    let first = example("named_objects")
+        .arg(&seg)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let second = example("named_objects")
+        .arg(&seg)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     for (what, child) in [("first", first), ("second", second)] {
         let out = succeeded(what, child.wait_with_output().unwrap());
         assert!(out.contains("total 200000 (expected 200000)"), "{out}");
@@ -100,7 +128,10 @@ fn a_killed_lock_holder_is_repaired_by_the_survivor() {
     let rest: Vec<String> = survivor_says.map(Result::unwrap).collect();
     let status = survivor.wait().unwrap();
     assert!(status.success(), "survivor failed: {rest:?}");
-    assert!(rest[0].contains("died with the mirror in state 1"), "{rest:?}");
+    assert!(
+        rest[0].contains("died with the mirror in state 1"),
+        "{rest:?}"
+    );
     assert!(rest[1].contains("consistent again"), "{rest:?}");
     let _ = shmkit::Segment::unlink(&seg);
 }
