@@ -6,6 +6,8 @@
 //! Own `main` (no libtest harness): device servers are children of this program, dispatched at
 //! the top of `main`.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "common/own_main.rs"]
 mod own_main;
 
@@ -201,6 +203,90 @@ fn an_interrupted_call_gives_up_waiting_for_the_device() {
     );
     child.kill().unwrap();
     let _ = child.join(Duration::from_secs(5));
+    finish(seg, &cache);
+}
+
+/// Runs `wait` with an interrupt that says stop once this thread sleeps in it; returns what
+/// `wait` returned and how long after the interrupt it did (the contract: within 100 ms).
+fn interrupted_while_asleep<R>(wait: impl FnOnce(&dyn shmkit::Interrupt) -> R) -> (R, Duration) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = AtomicBool::new(false);
+    let said = std::sync::OnceLock::new();
+    let me = common::gettid();
+    let got = std::thread::scope(|s| {
+        s.spawn(|| {
+            common::wait_until_asleep(me, Duration::from_secs(10));
+            said.set(Instant::now()).unwrap();
+            flag.store(true, Ordering::Relaxed);
+        });
+        wait(&|| flag.load(Ordering::Relaxed))
+    });
+    let after = said.get().expect("the interrupt was given").elapsed();
+    (got, after)
+}
+
+/// `lock_interruptible` on a device another process holds ends when told, typed.
+fn an_interrupted_device_lock_gives_up_within_100ms() {
+    let seg = segment("lock-intr");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = Bench::Dm.client_in(&cache).unwrap();
+    let mut child = seg.spawn("holder", &()).unwrap();
+    assert!(seg.event("held").unwrap().wait(Duration::from_secs(10)));
+    let (got, after) =
+        interrupted_while_asleep(|stop| dm.lock_interruptible(shmkit::Timeout::Forever, stop).map(|_| ()));
+    assert!(
+        matches!(got, Err(DeviceError::Lock(shmkit::LockError::Interrupted { .. }))),
+        "{got:?}"
+    );
+    assert!(after < Duration::from_millis(100), "returned {after:?} after the interrupt");
+    child.kill().unwrap();
+    let _ = child.join(Duration::from_secs(5));
+    finish(seg, &cache);
+}
+
+/// `get_interruptible` waiting for another starter of the device ends when told.
+fn an_interrupted_get_gives_up_waiting_for_a_start_within_100ms() {
+    let seg = segment("get-intr");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    // Another starter holds the device's start lock (a thread here: the lock is per thread).
+    let start = seg.mutex("dev/Dm/start").unwrap();
+    let (taken, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _held = start.lock().unwrap();
+            taken.wait();
+            release.wait();
+        });
+        taken.wait();
+        let (got, after) = interrupted_while_asleep(|stop| {
+            cache.get_interruptible::<SimDm>("Dm", &Bench::Dm.config(), stop).map(|_| ())
+        });
+        release.wait();
+        assert!(matches!(got, Err(DeviceError::Interrupted { .. })), "{got:?}");
+        assert!(after < Duration::from_millis(100), "returned {after:?} after the interrupt");
+    });
+    assert_eq!(cache.status("Dm").unwrap().state, DeviceState::Closed, "nothing was started");
+    finish(seg, &cache);
+}
+
+/// `close_interruptible` waiting for a server that cannot close (stopped) ends when told;
+/// the server, resumed, still closes as it was asked to.
+fn an_interrupted_close_gives_up_within_100ms_and_the_server_still_closes() {
+    let seg = segment("close-intr");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    Bench::Dm.client_in(&cache).unwrap();
+    let pid = cache.status("Dm").unwrap().pid as libc::pid_t;
+    // SAFETY: signalling our own server child, which is alive (its status says running).
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let (got, after) = interrupted_while_asleep(|stop| {
+        cache.close_interruptible("Dm", Duration::from_secs(60), stop).map(|_| ())
+    });
+    assert!(matches!(got, Err(DeviceError::Interrupted { .. })), "{got:?}");
+    assert!(after < Duration::from_millis(100), "returned {after:?} after the interrupt");
+    // SAFETY: as above; the server is stopped, not reaped.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let status = cache.close("Dm", Duration::from_secs(10)).unwrap();
+    assert_eq!(status.state, DeviceState::Closed, "{status:?}");
     finish(seg, &cache);
 }
 
@@ -622,7 +708,19 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 14] = [
+    let tests: [(&str, fn()); 17] = [
+        (
+            "an_interrupted_device_lock_gives_up_within_100ms",
+            an_interrupted_device_lock_gives_up_within_100ms,
+        ),
+        (
+            "an_interrupted_get_gives_up_waiting_for_a_start_within_100ms",
+            an_interrupted_get_gives_up_waiting_for_a_start_within_100ms,
+        ),
+        (
+            "an_interrupted_close_gives_up_within_100ms_and_the_server_still_closes",
+            an_interrupted_close_gives_up_within_100ms_and_the_server_still_closes,
+        ),
         (
             "a_command_over_the_message_limit_is_refused_before_it_is_sent",
             a_command_over_the_message_limit_is_refused_before_it_is_sent,

@@ -13,11 +13,13 @@ mod common;
 use common::{eventually, spawn, wait_exit, TempSegment};
 use shmkit::prelude::*;
 use shmkit::rings::{CommandError, RingError};
-use shmkit::{BarrierError, LockError, Timeout};
+use shmkit::{BarrierError, LockError, SharedError, Timeout};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const CALLS: [&str; 6] = ["lock", "event", "barrier", "frame", "call", "recv"];
+const CALLS: [&str; 8] = [
+    "lock", "event", "barrier", "frame", "call", "recv", "claim", "shared",
+];
 /// Deadline of an `ignored` wait.
 const IGNORED_DEADLINE: Duration = Duration::from_millis(400);
 
@@ -70,7 +72,8 @@ crate::child_roles!(|role, args| {
     };
     // Conditions the parent holds: mutex "m" locked, event "e" clear, barrier "b" of 2
     // parties nobody else joins, ring "cam" with no writer, ring "dm" served by nobody
-    // but attached by the parent, ring "idle" nobody calls.
+    // but attached by the parent, ring "idle" nobody calls, ring "full" whose one slot a
+    // writer may take is pinned by the parent's reader, shared value "v" locked.
     let m = seg.mutex("m").unwrap();
     let e = seg.event("e").unwrap();
     let b = seg.barrier("b", 2).unwrap();
@@ -83,6 +86,13 @@ crate::child_roles!(|role, args| {
     } else {
         None
     };
+    let full: FrameRing = seg.open("full").unwrap();
+    let mut writer = if call == "claim" {
+        Some(full.writer().unwrap())
+    } else {
+        None
+    };
+    let v = seg.shared("v", 0u64).unwrap();
     let started = Instant::now();
     ready.store(1, Ordering::Release);
     // `Some(true)`: ended interrupted; `Some(false)`: ended at its deadline; `None`: any
@@ -116,6 +126,16 @@ crate::child_roles!(|role, args| {
         "recv" => match server.as_ref().unwrap().recv_interruptible(timeout, &check) {
             Err(CommandError::Interrupted { .. }) => Some(true),
             Err(CommandError::Timeout { .. }) => Some(false),
+            _ => None,
+        },
+        "claim" => match writer.as_mut().unwrap().claim_interruptible(timeout, &check) {
+            Err(RingError::Interrupted) => Some(true),
+            Err(RingError::AllSlotsHeld { .. }) => Some(false),
+            _ => None,
+        },
+        "shared" => match v.lock_interruptible(timeout, &check) {
+            Err(SharedError::Lock(LockError::Interrupted { .. })) => Some(true),
+            Err(SharedError::Lock(LockError::Timeout { .. })) => Some(false),
             _ => None,
         },
         other => panic!("unknown call {other}"),
@@ -178,6 +198,20 @@ fn run(role: &str, call: &str) {
     let (name, seg, ready_off, _server) = blocking_segment(&format!("{role}-{call}"));
     let m = seg.mutex("m").unwrap();
     let _held = m.lock().unwrap();
+    let v = seg.shared("v", 0u64).unwrap();
+    let _v_held = v.lock().unwrap();
+    // Ring "full": two frames published, the older pinned, so a writer can take no slot
+    // (never the newest frame's).
+    let full = seg
+        .frame_ring("full", &FrameSpec::new(2, ElemType::U8, &[64]))
+        .unwrap();
+    let mut pin = full.reader(ReadMode::OldestFirst).unwrap().into_owned();
+    {
+        let mut writer = full.writer().unwrap();
+        writer.claim().unwrap().publish();
+        writer.claim().unwrap().publish();
+    }
+    let _pinned = pin.next(Duration::from_secs(1)).unwrap();
     let ready = seg.atomic_u64_at(ready_off).unwrap();
     let mut child = spawn(
         role,

@@ -14,10 +14,11 @@ use shm_layout::{
 };
 use shmkit::os::clock::monotonic_ns;
 use shmkit::os::identity::ProcessIdentity;
-use shmkit::primitives::Acquired;
+use shmkit::primitives::{Acquired, LockError};
 use shmkit::process::{Child, ChildError, HostProgram, SpawnOptions};
 use shmkit::segment::Segment;
 use shmkit::shared::{Shared, SharedAcquired};
+use shmkit::{Interrupt, NoInterrupt, Timeout};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -108,8 +109,21 @@ impl DeviceCache {
         name: &str,
         config: &D::Config,
     ) -> Result<DeviceClient<D>, DeviceError> {
+        self.get_interruptible(name, config, &NoInterrupt)
+    }
+
+    /// [`get`](Self::get), giving up with [`DeviceError::Interrupted`] within 100 ms of
+    /// `interrupt` saying stop while it waits for a server to start (a server it started
+    /// goes on starting, and this cache still closes it).
+    pub fn get_interruptible<D: Device>(
+        &self,
+        name: &str,
+        config: &D::Config,
+        interrupt: &dyn Interrupt,
+    ) -> Result<DeviceClient<D>, DeviceError> {
         check_name(name)?;
-        self.ensure_running::<D>(name, config, self.policy == RestartPolicy::OnAccess)?;
+        let restart = self.policy == RestartPolicy::OnAccess;
+        self.ensure_running::<D>(name, config, restart, interrupt)?;
         DeviceClient::attach(&self.segment, name)
     }
 
@@ -120,7 +134,7 @@ impl DeviceCache {
         config: &D::Config,
     ) -> Result<DeviceClient<D>, DeviceError> {
         check_name(name)?;
-        self.ensure_running::<D>(name, config, true)?;
+        self.ensure_running::<D>(name, config, true, &NoInterrupt)?;
         DeviceClient::attach(&self.segment, name)
     }
 
@@ -135,6 +149,18 @@ impl DeviceCache {
     /// crashed. Works whoever holds the device's mutex: the request goes through the status
     /// record, which has its own. Closing a closed device is a no-op.
     pub fn close(&self, name: &str, timeout: Duration) -> Result<DeviceStatusInfo, DeviceError> {
+        self.close_interruptible(name, timeout, &NoInterrupt)
+    }
+
+    /// [`close`](Self::close), giving up with [`DeviceError::Interrupted`] within 100 ms of
+    /// `interrupt` saying stop while it waits (the server has been asked to close and still
+    /// does; it is not killed).
+    pub fn close_interruptible(
+        &self,
+        name: &str,
+        timeout: Duration,
+        interrupt: &dyn Interrupt,
+    ) -> Result<DeviceStatusInfo, DeviceError> {
         check_name(name)?;
         let status = Status::attach(&self.segment, name)?;
         let record = status.with(|s| {
@@ -149,6 +175,11 @@ impl DeviceCache {
             signal(record, libc::SIGTERM);
             let deadline = monotonic_ns() + timeout.as_nanos() as u64;
             while monotonic_ns() < deadline && server_alive(&status.read()?) {
+                if interrupt.should_stop() {
+                    return Err(DeviceError::Interrupted {
+                        device: name.into(),
+                    });
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
             if server_alive(&status.read()?) {
@@ -196,6 +227,7 @@ impl DeviceCache {
         name: &str,
         config: &D::Config,
         restart_crashed: bool,
+        interrupt: &dyn Interrupt,
     ) -> Result<(), DeviceError> {
         let status = Status::attach(&self.segment, name)?;
         // Fast path: running and alive.
@@ -205,7 +237,15 @@ impl DeviceCache {
         }
         let start = self.segment.mutex(&object_name(name, "start"))?;
         let waited = self.start_timeout + HEARTBEAT * 4;
-        let _guard = match start.lock_timeout(waited)? {
+        let started = match start.lock_interruptible(Timeout::After(waited), interrupt) {
+            Err(LockError::Interrupted { .. }) => {
+                return Err(DeviceError::Interrupted {
+                    device: name.into(),
+                })
+            }
+            other => other?,
+        };
+        let _guard = match started {
             Acquired::Locked(g) => g,
             // A starter died mid-start; the status says what it left.
             Acquired::OwnerDied(g) => g.make_consistent(),
@@ -214,7 +254,9 @@ impl DeviceCache {
         let alive = server_alive(&s);
         match s.state {
             DEVICE_RUNNING if alive => return Ok(()),
-            DEVICE_OPENING if alive => return self.await_running(name, &status, None),
+            DEVICE_OPENING if alive => {
+                return self.await_running(name, &status, None, interrupt)
+            }
             DEVICE_CLOSING if alive => {
                 return Err(DeviceError::Closed {
                     device: name.into(),
@@ -286,7 +328,7 @@ impl DeviceCache {
                 ..SpawnOptions::default()
             },
         )?;
-        self.await_running(name, &status, Some(child))
+        self.await_running(name, &status, Some(child), interrupt)
     }
 
     /// Waits until the server is running; with `child` (we started it), a child that exits
@@ -296,6 +338,7 @@ impl DeviceCache {
         name: &str,
         status: &Status,
         mut child: Option<Child>,
+        interrupt: &dyn Interrupt,
     ) -> Result<(), DeviceError> {
         let deadline = monotonic_ns() + self.start_timeout.as_nanos() as u64;
         loop {
@@ -353,6 +396,18 @@ impl DeviceCache {
                 return Err(DeviceError::StartTimeout {
                     device: name.into(),
                     waited: self.start_timeout,
+                });
+            }
+            if interrupt.should_stop() {
+                if let Some(child) = child {
+                    // Still starting: kept, so that closing the cache closes it too.
+                    self.children
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(name.to_owned(), child);
+                }
+                return Err(DeviceError::Interrupted {
+                    device: name.into(),
                 });
             }
             std::thread::sleep(Duration::from_micros(500));

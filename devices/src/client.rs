@@ -176,11 +176,19 @@ impl<D: Device> DeviceClient<D> {
     /// inside its section is reported as [`Acquired::OwnerDied`]: the device may be
     /// mid-sequence; put it in a known state, then `make_consistent`.
     pub fn lock(&self) -> Result<Acquired<'_>, DeviceError> {
-        self.lock_timeout(self.timeout)
+        self.lock_interruptible(Timeout::After(self.timeout), &NoInterrupt)
     }
 
-    fn lock_timeout(&self, timeout: Duration) -> Result<Acquired<'_>, DeviceError> {
-        Ok(self.lock.lock_timeout(timeout)?)
+    /// [`lock`](Self::lock) within `timeout`, giving up with [`LockError::Interrupted`]
+    /// (as [`DeviceError::Lock`]) within 100 ms of `interrupt` saying stop.
+    ///
+    /// [`LockError::Interrupted`]: shmkit::LockError::Interrupted
+    pub fn lock_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<Acquired<'_>, DeviceError> {
+        Ok(self.lock.lock_interruptible(timeout, interrupt)?)
     }
 
     /// The call timeout this client uses (see [`with_timeout`](Self::with_timeout)).

@@ -102,6 +102,13 @@ pub enum DeviceError {
         /// How long the call waited.
         waited: Duration,
     },
+    /// The caller's interrupt (Ctrl+C in a binding) ended a wait for the device: starting or
+    /// closing it goes on without the caller.
+    #[error("waiting for device {device:?} was interrupted")]
+    Interrupted {
+        /// The device.
+        device: String,
+    },
     /// The device exists under another type than the one asked for.
     #[error("device {device:?} is a {actual}, not a {asked}")]
     WrongKind {

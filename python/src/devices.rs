@@ -395,13 +395,16 @@ impl PyDeviceCache {
         }
         let config = PyDeviceConfig { factory, rings };
         let cache = &self.inner;
-        let got = py.detach(|| {
+        let (got, raised) = detached(py, |check| {
             if restart {
                 cache.restart::<PyDevice>(name, &config)
             } else {
-                cache.get::<PyDevice>(name, &config)
+                cache.get_interruptible::<PyDevice>(name, &config, check)
             }
         });
+        if let Some(e) = raised {
+            return Err(e);
+        }
         got.map(|inner| PyDeviceClient {
             inner: inner.with_timeout(self.call_timeout),
         })
@@ -437,13 +440,16 @@ impl PyDeviceCache {
             }
         }
         let cache = &self.inner;
-        let got = py.detach(|| {
+        let (got, raised) = detached(py, |check| {
             if restart {
                 cache.restart::<SimCamera>(name, &c)
             } else {
-                cache.get::<SimCamera>(name, &c)
+                cache.get_interruptible::<SimCamera>(name, &c, check)
             }
         });
+        if let Some(e) = raised {
+            return Err(e);
+        }
         got.map(|inner| PySimCamera {
             inner: inner.with_timeout(self.call_timeout),
         })
@@ -474,13 +480,16 @@ impl PyDeviceCache {
             }
         }
         let cache = &self.inner;
-        let got = py.detach(|| {
+        let (got, raised) = detached(py, |check| {
             if restart {
                 cache.restart::<SimDm>(name, &c)
             } else {
-                cache.get::<SimDm>(name, &c)
+                cache.get_interruptible::<SimDm>(name, &c, check)
             }
         });
+        if let Some(e) = raised {
+            return Err(e);
+        }
         got.map(|inner| PySimDm {
             inner: inner.with_timeout(self.call_timeout),
         })
@@ -503,9 +512,11 @@ impl PyDeviceCache {
     ) -> PyResult<Bound<'py, PyDict>> {
         let t = seconds(timeout)?;
         let cache = &self.inner;
-        let s = py
-            .detach(|| cache.close(name, t))
-            .map_err(|e| device_error(py, e))?;
+        let (got, raised) = detached(py, |check| cache.close_interruptible(name, t, check));
+        if let Some(e) = raised {
+            return Err(e);
+        }
+        let s = got.map_err(|e| device_error(py, e))?;
         status_dict(py, &s)
     }
 }

@@ -14,7 +14,9 @@ use crate::primitives::{
     Acquired, LockError, Mutex, MutexGuard, MutexState, OwnerDiedGuard, OwnerInfo,
 };
 use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, SegmentObjects};
-use crate::sync::{shared_view, AtomicU32, AtomicU64, Ordering, SharedWord};
+use crate::sync::{
+    shared_view, AtomicU32, AtomicU64, Interrupt, NoInterrupt, Ordering, SharedWord, Timeout,
+};
 use shm_layout::{
     fnv1a_bytes, validate, BlockKind, ObjectKind, SharedHeader, SHARED_TYPE_NAME_MAX,
 };
@@ -237,10 +239,20 @@ impl<T: SharedValue> Shared<T> {
 
     /// Locks the value (60 s deadline unless set with [`with_lock_timeout`](Self::with_lock_timeout)).
     pub fn lock(&self) -> Result<SharedAcquired<'_, T>, SharedError> {
+        self.lock_interruptible(Timeout::After(self.timeout), &NoInterrupt)
+    }
+
+    /// Locks the value within `timeout`, giving up with [`LockError::Interrupted`] (as
+    /// [`SharedError::Lock`]) within 100 ms of `interrupt` saying stop.
+    pub fn lock_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<SharedAcquired<'_, T>, SharedError> {
         if self.mutex.held_by_current_thread() {
             return Err(SharedError::AlreadyHeld);
         }
-        Ok(match self.mutex.lock_timeout(self.timeout)? {
+        Ok(match self.mutex.lock_interruptible(timeout, interrupt)? {
             Acquired::Locked(g) => SharedAcquired::Locked(SharedGuard {
                 _guard: g,
                 value: self.value,
@@ -252,8 +264,12 @@ impl<T: SharedValue> Shared<T> {
         })
     }
 
-    fn locked(&self) -> Result<SharedGuard<'_, T>, SharedError> {
-        match self.lock()? {
+    fn locked(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<SharedGuard<'_, T>, SharedError> {
+        match self.lock_interruptible(timeout, interrupt)? {
             SharedAcquired::Locked(g) => Ok(g),
             SharedAcquired::OwnerDied(g) => {
                 let previous = g.previous_owner();
@@ -265,12 +281,32 @@ impl<T: SharedValue> Shared<T> {
 
     /// A copy of the value, read under the mutex.
     pub fn read(&self) -> Result<T, SharedError> {
-        self.locked().map(|g| *g)
+        self.read_interruptible(Timeout::After(self.timeout), &NoInterrupt)
+    }
+
+    /// [`read`](Self::read) within `timeout`, giving up within 100 ms of `interrupt`.
+    pub fn read_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<T, SharedError> {
+        self.locked(timeout, interrupt).map(|g| *g)
     }
 
     /// Runs `f` on the value under the mutex: an atomic read-modify-write.
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, SharedError> {
-        let mut g = self.locked()?;
+        self.update_interruptible(Timeout::After(self.timeout), &NoInterrupt, f)
+    }
+
+    /// [`update`](Self::update) within `timeout`, giving up within 100 ms of `interrupt`
+    /// (before `f` runs: an interrupted update changed nothing).
+    pub fn update_interruptible<R>(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, SharedError> {
+        let mut g = self.locked(timeout, interrupt)?;
         Ok(f(&mut g))
     }
 

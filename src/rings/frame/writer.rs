@@ -1,7 +1,7 @@
 //! The ring's single writer: claim a slot, fill it in place, publish.
 
 use super::{slot_word, FrameRing, Pixel, RingError};
-use crate::sync::{futex_wake, Ordering};
+use crate::sync::{futex_wake, Interrupt, NoInterrupt, Ordering, Timeout};
 use crate::sys::clock::{monotonic_ns, Deadline};
 use crate::sys::identity::Record;
 use std::mem::size_of;
@@ -44,7 +44,18 @@ impl FrameWriter {
 
     /// Claims a slot, waiting up to `timeout` for readers to let one go.
     pub fn claim_timeout(&mut self, timeout: Duration) -> Result<WriteSlot<'_>, RingError> {
-        let deadline = Deadline::after(timeout);
+        self.claim_interruptible(Timeout::After(timeout), &NoInterrupt)
+    }
+
+    /// Claims a slot within `timeout`, giving up with [`RingError::Interrupted`] within
+    /// 100 ms of `interrupt` saying stop. Readers release slots without a wake-up, so this
+    /// polls every 50 µs (a writer that must not wait uses [`claim`](Self::claim)).
+    pub fn claim_interruptible(
+        &mut self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<WriteSlot<'_>, RingError> {
+        let deadline = timeout.deadline();
         loop {
             if let Some(slot) = self.find_and_claim() {
                 return Ok(self.slot(slot));
@@ -53,6 +64,9 @@ impl FrameWriter {
                 return Err(RingError::AllSlotsHeld {
                     slots: self.ring.geometry.slots,
                 });
+            }
+            if interrupt.should_stop() {
+                return Err(RingError::Interrupted);
             }
             std::thread::sleep(Duration::from_micros(50));
         }
