@@ -232,13 +232,21 @@ fn an_interrupted_device_lock_gives_up_within_100ms() {
     let dm = Bench::Dm.client_in(&cache).unwrap();
     let mut child = seg.spawn("holder", &()).unwrap();
     assert!(seg.event("held").unwrap().wait(Duration::from_secs(10)));
-    let (got, after) =
-        interrupted_while_asleep(|stop| dm.lock_interruptible(shmkit::Timeout::Forever, stop).map(|_| ()));
+    let (got, after) = interrupted_while_asleep(|stop| {
+        dm.lock_interruptible(shmkit::Timeout::Forever, stop)
+            .map(|_| ())
+    });
     assert!(
-        matches!(got, Err(DeviceError::Lock(shmkit::LockError::Interrupted { .. }))),
+        matches!(
+            got,
+            Err(DeviceError::Lock(shmkit::LockError::Interrupted { .. }))
+        ),
         "{got:?}"
     );
-    assert!(after < Duration::from_millis(100), "returned {after:?} after the interrupt");
+    assert!(
+        after < Duration::from_millis(100),
+        "returned {after:?} after the interrupt"
+    );
     child.kill().unwrap();
     let _ = child.join(Duration::from_secs(5));
     finish(seg, &cache);
@@ -259,13 +267,25 @@ fn an_interrupted_get_gives_up_waiting_for_a_start_within_100ms() {
         });
         taken.wait();
         let (got, after) = interrupted_while_asleep(|stop| {
-            cache.get_interruptible::<SimDm>("Dm", &Bench::Dm.config(), stop).map(|_| ())
+            cache
+                .get_interruptible::<SimDm>("Dm", &Bench::Dm.config(), stop)
+                .map(|_| ())
         });
         release.wait();
-        assert!(matches!(got, Err(DeviceError::Interrupted { .. })), "{got:?}");
-        assert!(after < Duration::from_millis(100), "returned {after:?} after the interrupt");
+        assert!(
+            matches!(got, Err(DeviceError::Interrupted { .. })),
+            "{got:?}"
+        );
+        assert!(
+            after < Duration::from_millis(100),
+            "returned {after:?} after the interrupt"
+        );
     });
-    assert_eq!(cache.status("Dm").unwrap().state, DeviceState::Closed, "nothing was started");
+    assert_eq!(
+        cache.status("Dm").unwrap().state,
+        DeviceState::Closed,
+        "nothing was started"
+    );
     finish(seg, &cache);
 }
 
@@ -279,10 +299,18 @@ fn an_interrupted_close_gives_up_within_100ms_and_the_server_still_closes() {
     // SAFETY: signalling our own server child, which is alive (its status says running).
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     let (got, after) = interrupted_while_asleep(|stop| {
-        cache.close_interruptible("Dm", Duration::from_secs(60), stop).map(|_| ())
+        cache
+            .close_interruptible("Dm", Duration::from_secs(60), stop)
+            .map(|_| ())
     });
-    assert!(matches!(got, Err(DeviceError::Interrupted { .. })), "{got:?}");
-    assert!(after < Duration::from_millis(100), "returned {after:?} after the interrupt");
+    assert!(
+        matches!(got, Err(DeviceError::Interrupted { .. })),
+        "{got:?}"
+    );
+    assert!(
+        after < Duration::from_millis(100),
+        "returned {after:?} after the interrupt"
+    );
     // SAFETY: as above; the server is stopped, not reaped.
     unsafe { libc::kill(pid, libc::SIGCONT) };
     let status = cache.close("Dm", Duration::from_secs(10)).unwrap();

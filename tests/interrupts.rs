@@ -128,7 +128,11 @@ crate::child_roles!(|role, args| {
             Err(CommandError::Timeout { .. }) => Some(false),
             _ => None,
         },
-        "claim" => match writer.as_mut().unwrap().claim_interruptible(timeout, &check) {
+        "claim" => match writer
+            .as_mut()
+            .unwrap()
+            .claim_interruptible(timeout, &check)
+        {
             Err(RingError::Interrupted) => Some(true),
             Err(RingError::AllSlotsHeld { .. }) => Some(false),
             _ => None,

@@ -254,9 +254,7 @@ impl DeviceCache {
         let alive = server_alive(&s);
         match s.state {
             DEVICE_RUNNING if alive => return Ok(()),
-            DEVICE_OPENING if alive => {
-                return self.await_running(name, &status, None, interrupt)
-            }
+            DEVICE_OPENING if alive => return self.await_running(name, &status, None, interrupt),
             DEVICE_CLOSING if alive => {
                 return Err(DeviceError::Closed {
                     device: name.into(),

@@ -301,6 +301,50 @@ def test_ctrl_c_interrupts_a_device_call_within_100ms(
     assert took < 0.1, f"KeyboardInterrupt {took * 1000:.0f} ms after SIGINT"
 
 
+def test_ctrl_c_interrupts_a_close_waiting_for_a_stopped_server_within_100ms(
+    seg: shmkit.Segment, cache: Any, wait_until_asleep: Callable[[int], None]
+) -> None:
+    Devices.COUNTER.incr()
+    server = Devices.COUNTER.server_pid()
+    os.kill(server, signal.SIGSTOP)  # it cannot close now: close waits for it
+    try:
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(
+                    """
+                    import sys
+                    import shmkit
+                    cache = shmkit.use_segment(shmkit.Segment.open(sys.argv[1]))
+                    print("ready", flush=True)
+                    try:
+                        cache.close("COUNTER", 60.0)
+                        print("returned", flush=True)
+                    except KeyboardInterrupt:
+                        print("interrupted", flush=True)
+                    """
+                ),
+                seg.name,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        wait_until_asleep(child.pid)  # inside the close's wait
+        os.kill(child.pid, signal.SIGINT)
+        sent = time.monotonic()
+        line = child.stdout.readline().strip()
+        took = time.monotonic() - sent
+        child.wait(10)
+        assert line == "interrupted"
+        assert took < 0.1, f"KeyboardInterrupt {took * 1000:.0f} ms after SIGINT"
+    finally:
+        os.kill(server, signal.SIGCONT)
+    # Asked to close before the interrupt, the resumed server closes on its own.
+    assert _wait_for(lambda: cache.status("COUNTER")["state"] == "closed")
+
+
 def test_the_simulated_camera_takes_the_physical_ao_configuration(cache: Any) -> None:
     import struct
 

@@ -2,7 +2,7 @@
 
 use super::{slot_word, FrameRing, Pixel, RingError};
 use crate::sync::{futex_wake, Interrupt, NoInterrupt, Ordering, Timeout};
-use crate::sys::clock::{monotonic_ns, Deadline};
+use crate::sys::clock::monotonic_ns;
 use crate::sys::identity::Record;
 use std::mem::size_of;
 use std::time::Duration;
