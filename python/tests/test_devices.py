@@ -260,35 +260,14 @@ def test_a_python_device_publishes_frames_that_clients_read_in_place(cache: Any)
     assert got[0].array.shape == (4, 6) and not got[0].array.flags.writeable
 
 
-def test_ctrl_c_interrupts_a_device_call_within_100ms(
-    seg: shmkit.Segment, cache: Any, wait_until_asleep: Callable[[int], None]
+def _ctrl_c_ends(
+    script: str, args: list[str], wait_until_asleep: Callable[[int], None]
 ) -> None:
-    Devices.COUNTER.incr()  # started by this process, so the child only calls
+    """Runs ``script`` in a child (it prints "ready", then blocks in a shmkit call and prints
+    "interrupted" on KeyboardInterrupt), sends SIGINT once it sleeps, and checks the call
+    ended with KeyboardInterrupt within 100 ms."""
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                """
-                import sys
-                sys.path.insert(0, sys.argv[2])
-                import shmkit
-                from test_devices import Devices
-                shmkit.use_segment(shmkit.Segment.open(sys.argv[1]))
-                Devices.COUNTER.incr()
-                print("ready", flush=True)
-                try:
-                    Devices.COUNTER.nap(2)
-                    print("returned", flush=True)
-                except KeyboardInterrupt:
-                    print("interrupted", flush=True)
-                """
-            ),
-            seg.name,
-            os.path.dirname(__file__),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", textwrap.dedent(script), *args], stdout=subprocess.PIPE, text=True
     )
     assert child.stdout is not None and child.stdout.readline().strip() == "ready"
     wait_until_asleep(child.pid)  # inside the call
@@ -301,44 +280,46 @@ def test_ctrl_c_interrupts_a_device_call_within_100ms(
     assert took < 0.1, f"KeyboardInterrupt {took * 1000:.0f} ms after SIGINT"
 
 
+def test_ctrl_c_interrupts_a_device_call_within_100ms(
+    seg: shmkit.Segment, cache: Any, wait_until_asleep: Callable[[int], None]
+) -> None:
+    Devices.COUNTER.incr()  # started by this process, so the child only calls
+    script = """
+        import sys
+        sys.path.insert(0, sys.argv[2])
+        import shmkit
+        from test_devices import Devices
+        shmkit.use_segment(shmkit.Segment.open(sys.argv[1]))
+        Devices.COUNTER.incr()
+        print("ready", flush=True)
+        try:
+            Devices.COUNTER.nap(2)
+            print("returned", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        """
+    _ctrl_c_ends(script, [seg.name, os.path.dirname(__file__)], wait_until_asleep)
+
+
 def test_ctrl_c_interrupts_a_close_waiting_for_a_stopped_server_within_100ms(
     seg: shmkit.Segment, cache: Any, wait_until_asleep: Callable[[int], None]
 ) -> None:
     Devices.COUNTER.incr()
     server = Devices.COUNTER.server_pid()
     os.kill(server, signal.SIGSTOP)  # it cannot close now: close waits for it
+    script = """
+        import sys
+        import shmkit
+        cache = shmkit.use_segment(shmkit.Segment.open(sys.argv[1]))
+        print("ready", flush=True)
+        try:
+            cache.close("COUNTER", 60.0)
+            print("returned", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        """
     try:
-        child = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                textwrap.dedent(
-                    """
-                    import sys
-                    import shmkit
-                    cache = shmkit.use_segment(shmkit.Segment.open(sys.argv[1]))
-                    print("ready", flush=True)
-                    try:
-                        cache.close("COUNTER", 60.0)
-                        print("returned", flush=True)
-                    except KeyboardInterrupt:
-                        print("interrupted", flush=True)
-                    """
-                ),
-                seg.name,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        wait_until_asleep(child.pid)  # inside the close's wait
-        os.kill(child.pid, signal.SIGINT)
-        sent = time.monotonic()
-        line = child.stdout.readline().strip()
-        took = time.monotonic() - sent
-        child.wait(10)
-        assert line == "interrupted"
-        assert took < 0.1, f"KeyboardInterrupt {took * 1000:.0f} ms after SIGINT"
+        _ctrl_c_ends(script, [seg.name], wait_until_asleep)
     finally:
         os.kill(server, signal.SIGCONT)
     # Asked to close before the interrupt, the resumed server closes on its own.
