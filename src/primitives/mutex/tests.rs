@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::sys::identity::current_thread;
+use crate::sys::identity::Liveness;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::Arc;
 
