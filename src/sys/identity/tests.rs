@@ -1,4 +1,5 @@
-//! The identity functions' unit tests: `/proc` parsing, liveness of live, dead and reused ids.
+//! The identity layer's unit tests: `/proc/PID/stat` parsing, records, liveness of live, dead
+//! and exited ids, and signals that reach only the process a record names.
 
 use super::*;
 
