@@ -13,37 +13,31 @@
 //! word (its futex wait returns at once).
 
 use super::StateRef;
-use crate::sync::Pad;
 use crate::sync::{
     futex_wait, futex_wake, spin_hint, AtomicU32, Interrupt, NoInterrupt, Ordering, SpinCounter,
     Stop, Timeout, WaitStrategy, Waiting,
 };
+use crate::sync::{shared_view, Reserved};
 use crate::sys::clock::Deadline;
-use shm_layout::{EVENT_COUNTER_MASK, EVENT_SET, EVENT_WAITERS};
+use shm_layout::{EventLayout, EVENT_COUNTER_MASK, EVENT_SET, EVENT_WAITERS};
 use std::fmt;
 use std::time::Duration;
 
-/// The event's shared state; byte-for-byte [`shm_layout::EventLayout`].
-#[repr(C, align(64))]
-pub(crate) struct EventState {
-    word: AtomicU32,
-    _reserved: Pad<60>,
+shared_view! {
+    /// The event's shared state; byte-for-byte [`shm_layout::EventLayout`].
+    pub(crate) struct EventState mirrors EventLayout, align(64) {
+        word: AtomicU32,
+        reserved0: Reserved<u32>,
+        reserved: Reserved<[u64; 7]>,
+    }
 }
-
-#[cfg(not(loom))]
-const _: () = {
-    use shm_layout::EventLayout;
-    use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<EventState>() == size_of::<EventLayout>());
-    assert!(align_of::<EventState>() == align_of::<EventLayout>());
-    assert!(offset_of!(EventState, word) == offset_of!(EventLayout, word));
-};
 
 impl EventState {
     pub(crate) fn new() -> Self {
         EventState {
             word: AtomicU32::new(0),
-            _reserved: Pad::new(),
+            reserved0: Reserved::new(),
+            reserved: Reserved::new(),
         }
     }
 }

@@ -37,7 +37,7 @@ impl<T: Sync + 'static> StateRef<T> {
     ///
     /// # Safety
     /// `ptr` must be aligned for `T` and point to `size_of::<T>()` bytes that stay mapped while
-    /// `keep` is alive; `T` must be valid for any bytes (atomics and [`Pad`] only).
+    /// `keep` is alive; `T` must be valid for any bytes (atomics and [`Reserved`](crate::sync::Reserved) fields only).
     #[cfg(not(loom))]
     pub(crate) unsafe fn in_mapping(
         ptr: NonNull<T>,

@@ -53,7 +53,7 @@ impl Segment {
             .map
             .ptr_at(offset, size_of::<T>() as u64, align_of::<T>() as u64)?;
         // SAFETY: `ptr_at` checked bounds and alignment; `T` is one of the state structs,
-        // made only of atomics and `Pad`, so any bytes are a valid `T`; the Arc keeps the
+        // made only of atomics and `Reserved` fields, so any bytes are a valid `T`; the Arc keeps the
         // mapping alive as long as the StateRef.
         Some(unsafe { StateRef::in_mapping(ptr.cast(), offset, self.map.clone()) })
     }

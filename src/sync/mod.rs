@@ -22,6 +22,6 @@ pub use patience::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, INTERRUPT_PO
 pub(crate) use patience::{Stop, Waiting};
 #[cfg(not(loom))]
 pub(crate) use record_word::RecordWord;
-pub(crate) use view::{shared_view, size_of_field, Pad, SharedWord};
+pub(crate) use view::{shared_view, size_of_field, Reserved, SharedWord};
 pub use wait::WaitStrategy;
 pub(crate) use wait::{futex_wait, futex_wake, spin_hint, SpinCounter};

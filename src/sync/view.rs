@@ -6,23 +6,24 @@
 //! takes a byte offset, so no caller can pass a wrong one. [`shared_view!`] declares a view
 //! and asserts its size, alignment and every field's offset and size against the layout
 //! type; [`SharedWord`] limits the fields to types that are valid for any bytes another
-//! process may write (atomics, [`Pad`], arrays and other views).
+//! process may write (atomics, [`Reserved`] fields, arrays and other views).
 
 use std::cell::UnsafeCell;
 
-/// Reserved bytes inside a shared state struct. Never read; an `UnsafeCell` because another
-/// process may write them while we hold a `&` to the struct.
+/// A reserved field of a shared struct, typed as its layout field is (`u32`, `[u64; 4]`), so
+/// that a view can mirror the layout field for field. Never read or written by this process:
+/// it copies out as zero; an `UnsafeCell` because another process may write it.
 #[repr(transparent)]
-pub(crate) struct Pad<const N: usize>(UnsafeCell<[u8; N]>);
+pub(crate) struct Reserved<T>(UnsafeCell<T>);
 
-impl<const N: usize> Pad<N> {
-    pub(crate) const fn new() -> Self {
-        Pad(UnsafeCell::new([0; N]))
+impl<T: Default> Reserved<T> {
+    pub(crate) fn new() -> Self {
+        Reserved(UnsafeCell::new(T::default()))
     }
 }
 
-// SAFETY: the bytes are never read or written through this type, so sharing it is harmless.
-unsafe impl<const N: usize> Sync for Pad<N> {}
+// SAFETY: the value is never read or written through this type, so sharing it is harmless.
+unsafe impl<T> Sync for Reserved<T> {}
 
 /// A type that is valid for any bit pattern and may be written by another process while this
 /// one holds a shared reference to it (atomics, padding cells, arrays of them, views).
@@ -74,12 +75,13 @@ unsafe impl<T: SharedWord, const N: usize> SharedWord for [T; N] {
         std::array::from_fn(|i| self[i].load_plain())
     }
 }
-// SAFETY: `Pad` is an `UnsafeCell` of bytes that is never read.
-unsafe impl<const N: usize> SharedWord for Pad<N> {
-    type Plain = [u8; N];
-    /// Reserved bytes are never read: they copy out as zeros.
-    fn load_plain(&self) -> [u8; N] {
-        [0; N]
+// SAFETY: a `Reserved` is an `UnsafeCell` of plain integers that is never read; any bytes are a
+// valid `T` for the integer and integer-array types it is used with (`FromBytes` in the layout).
+unsafe impl<T: Copy + Default + Sync + 'static> SharedWord for Reserved<T> {
+    type Plain = T;
+    /// Reserved fields are never read: they copy out as zeros.
+    fn load_plain(&self) -> T {
+        T::default()
     }
 }
 

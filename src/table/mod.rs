@@ -11,12 +11,12 @@
 //!   created. So no name is ever placed after a claimed slot on its probe path, and a lookup of
 //!   an existing name meets only `READY` entries before it — it never waits or locks.
 
-use crate::sync::Pad;
 use crate::sync::{futex_wait, futex_wake, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{shared_view, Reserved, SharedWord};
 use crate::sys::clock::Deadline;
 use crate::sys::identity::{current_thread, holder_liveness, Liveness, Record, ThreadIdentity};
 use shm_layout::{
-    fnv1a_bytes, ObjectKind, MUTEX_TID_MASK, TABLE_CLAIMED, TABLE_NAME_MAX, TABLE_READY,
+    fnv1a_bytes, ObjectKind, TableEntry, MUTEX_TID_MASK, TABLE_CLAIMED, TABLE_NAME_MAX, TABLE_READY,
 };
 use std::fmt;
 use std::time::Duration;
@@ -24,39 +24,47 @@ use std::time::Duration;
 /// How often a caller waiting on a claimed entry checks that its creator is alive.
 const CLAIM_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
-/// One entry; byte-for-byte [`shm_layout::TableEntry`].
-#[repr(C, align(64))]
-pub(crate) struct EntryState {
-    state: AtomicU32,
-    kind: AtomicU32,
-    claimer: AtomicU64,
-    offset: AtomicU64,
-    size: AtomicU64,
-    param: AtomicU64,
-    creator_pid: AtomicU32,
-    name_len: AtomicU32,
-    name_hash: AtomicU64,
-    _reserved: Pad<8>,
-    name: [AtomicU64; 8],
+shared_view! {
+    /// One entry; byte-for-byte [`shm_layout::TableEntry`].
+    pub(crate) struct EntryState mirrors TableEntry, align(64) {
+        state: AtomicU32,
+        kind: AtomicU32,
+        claimer: AtomicU64,
+        offset: AtomicU64,
+        size: AtomicU64,
+        param: AtomicU64,
+        creator_pid: AtomicU32,
+        name_len: AtomicU32,
+        name_hash: AtomicU64,
+        reserved: Reserved<u64>,
+        name: NameWords,
+    }
 }
 
-#[cfg(not(loom))]
-const _: () = {
-    use shm_layout::TableEntry;
-    use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<EntryState>() == size_of::<TableEntry>());
-    assert!(align_of::<EntryState>() == align_of::<TableEntry>());
-    assert!(offset_of!(EntryState, state) == offset_of!(TableEntry, state));
-    assert!(offset_of!(EntryState, kind) == offset_of!(TableEntry, kind));
-    assert!(offset_of!(EntryState, claimer) == offset_of!(TableEntry, claimer));
-    assert!(offset_of!(EntryState, offset) == offset_of!(TableEntry, offset));
-    assert!(offset_of!(EntryState, size) == offset_of!(TableEntry, size));
-    assert!(offset_of!(EntryState, param) == offset_of!(TableEntry, param));
-    assert!(offset_of!(EntryState, creator_pid) == offset_of!(TableEntry, creator_pid));
-    assert!(offset_of!(EntryState, name_len) == offset_of!(TableEntry, name_len));
-    assert!(offset_of!(EntryState, name_hash) == offset_of!(TableEntry, name_hash));
-    assert!(offset_of!(EntryState, name) == offset_of!(TableEntry, name));
-};
+/// An entry's name: the layout's 64 bytes, read and written as eight 64-bit words so that a
+/// lock-free lookup compares whole words (little-endian, as the bytes lie in memory).
+#[repr(transparent)]
+struct NameWords([AtomicU64; 8]);
+
+impl std::ops::Deref for NameWords {
+    type Target = [AtomicU64; 8];
+    fn deref(&self) -> &[AtomicU64; 8] {
+        &self.0
+    }
+}
+
+// SAFETY: eight atomics, valid for any bytes and written through shared references, with the
+// size and alignment of the layout's `[u8; 64]` field (asserted by `shared_view!`).
+unsafe impl SharedWord for NameWords {
+    type Plain = [u8; 64];
+    fn load_plain(&self) -> [u8; 64] {
+        let mut bytes = [0u8; 64];
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip(self.0.iter()) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        bytes
+    }
+}
 
 impl EntryState {
     /// An empty entry (for heap-backed tables).
@@ -72,8 +80,8 @@ impl EntryState {
             creator_pid: AtomicU32::new(0),
             name_len: AtomicU32::new(0),
             name_hash: AtomicU64::new(0),
-            _reserved: Pad::new(),
-            name: std::array::from_fn(|_| AtomicU64::new(0)),
+            reserved: Reserved::new(),
+            name: NameWords(std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
 
@@ -115,7 +123,7 @@ impl EntryState {
             });
         }
         let mut bytes = [0u8; 64];
-        for (chunk, word) in bytes.chunks_exact_mut(8).zip(&self.name) {
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip(self.name.iter()) {
             chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
         }
         let name = std::str::from_utf8(&bytes[..len])

@@ -21,7 +21,7 @@
 //! barrier stays broken until `reset`.
 //!
 //! **A party that dies.** Every party holds a slot with its thread's record while it waits
-//! (table in `shm-layout`). Each waiter checks, every [`DEATH_CHECK_INTERVAL`], the slot of the
+//! (table in `shm-layout`). Each waiter checks, every [`DEATH_CHECK_INTERVAL`](crate::primitives::DEATH_CHECK_INTERVAL), the slot of the
 //! party that arrived right after it (the last arrival checks the first), so every party is
 //! watched by one other and a dead one breaks the generation within one interval, not at the
 //! others' deadlines. A party that dies while *entering* (between claiming its slot and its

@@ -1,44 +1,31 @@
 //! The barrier's shared words and the packed state codec: one 64-bit word holding the arrival
 //! count, the broken flag, the outcome history and the generation, decided by one CAS.
 
-use crate::sync::Pad;
+use crate::sync::{shared_view, Reserved};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use shm_layout::{
-    BARRIER_ARRIVED_MASK, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT, BARRIER_HISTORY_LEN,
-    BARRIER_HISTORY_SHIFT, BARRIER_TAG_GENERATION_SHIFT, BARRIER_TAG_INDEX_SHIFT,
-    BARRIER_TAG_VALID,
+    BarrierLayout, BarrierPartySlot, BARRIER_ARRIVED_MASK, BARRIER_BROKEN,
+    BARRIER_GENERATION_SHIFT, BARRIER_HISTORY_LEN, BARRIER_HISTORY_SHIFT,
+    BARRIER_TAG_GENERATION_SHIFT, BARRIER_TAG_INDEX_SHIFT, BARRIER_TAG_VALID,
 };
 
-/// The barrier's shared state; byte-for-byte [`shm_layout::BarrierLayout`].
-#[repr(C, align(64))]
-pub(crate) struct BarrierState {
-    pub(super) seq: AtomicU32,
-    pub(super) parties: AtomicU32,
-    pub(super) state: AtomicU64,
-    pub(super) _reserved: Pad<48>,
+shared_view! {
+    /// The barrier's shared state; byte-for-byte [`shm_layout::BarrierLayout`].
+    pub(crate) struct BarrierState mirrors BarrierLayout, align(64) {
+        pub(super) seq: AtomicU32,
+        pub(super) parties: AtomicU32,
+        pub(super) state: AtomicU64,
+        pub(super) reserved: Reserved<[u64; 6]>,
+    }
 }
 
-/// One party slot; byte-for-byte [`shm_layout::BarrierPartySlot`].
-#[repr(C)]
-pub(crate) struct PartySlot {
-    pub(super) record: AtomicU64,
-    pub(super) tag: AtomicU64,
+shared_view! {
+    /// One party slot; byte-for-byte [`shm_layout::BarrierPartySlot`].
+    pub(crate) struct PartySlot mirrors BarrierPartySlot, align(8) {
+        pub(super) record: AtomicU64,
+        pub(super) tag: AtomicU64,
+    }
 }
-
-#[cfg(not(loom))]
-const _: () = {
-    use shm_layout::{BarrierLayout, BarrierPartySlot};
-    use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<BarrierState>() == size_of::<BarrierLayout>());
-    assert!(align_of::<BarrierState>() == align_of::<BarrierLayout>());
-    assert!(offset_of!(BarrierState, seq) == offset_of!(BarrierLayout, seq));
-    assert!(offset_of!(BarrierState, parties) == offset_of!(BarrierLayout, parties));
-    assert!(offset_of!(BarrierState, state) == offset_of!(BarrierLayout, state));
-    assert!(size_of::<PartySlot>() == size_of::<BarrierPartySlot>());
-    assert!(align_of::<PartySlot>() == align_of::<BarrierPartySlot>());
-    assert!(offset_of!(PartySlot, record) == offset_of!(BarrierPartySlot, record));
-    assert!(offset_of!(PartySlot, tag) == offset_of!(BarrierPartySlot, tag));
-};
 
 impl BarrierState {
     /// A barrier for `parties` (checked by the caller: 1..=`BARRIER_MAX_PARTIES`).
@@ -47,7 +34,7 @@ impl BarrierState {
             seq: AtomicU32::new(0),
             parties: AtomicU32::new(parties),
             state: AtomicU64::new(0),
-            _reserved: Pad::new(),
+            reserved: Reserved::new(),
         }
     }
 }

@@ -19,12 +19,12 @@ pub use guard::{lock_all, Acquired, MutexGuard, OwnerDiedGuard};
 pub use held::{Held, SavedHold};
 
 use super::{StateRef, DEFAULT_LOCK_TIMEOUT};
-use crate::sync::Pad;
+use crate::sync::{shared_view, Reserved};
 use crate::sync::{AtomicU32, AtomicU64, Interrupt, NoInterrupt, Ordering, Timeout};
 use crate::sys::clock::Deadline;
 use crate::sys::identity::current_thread;
 use raw::{Patience, RawAcquire, RawFailure};
-use shm_layout::{MutexConsistency, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK};
+use shm_layout::{MutexConsistency, MutexLayout, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -32,44 +32,16 @@ use std::time::Duration;
 
 pub use raw::DEATH_CHECK_INTERVAL;
 
-/// The mutex's shared state; byte-for-byte [`shm_layout::MutexLayout`].
-#[repr(C, align(64))]
-pub(crate) struct MutexState {
-    pub(super) word: AtomicU32,
-    pub(super) meta: AtomicU32,
-    pub(super) owner: AtomicU64,
-    pub(super) owner_pid: AtomicU32,
-    pub(super) _reserved0: Pad<4>,
-    pub(super) died: AtomicU64,
-    pub(super) _reserved: Pad<32>,
-}
-
-#[cfg(not(loom))]
-const _: () = {
-    use shm_layout::MutexLayout;
-    use std::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<MutexState>() == size_of::<MutexLayout>());
-    assert!(align_of::<MutexState>() == align_of::<MutexLayout>());
-    assert!(offset_of!(MutexState, word) == offset_of!(MutexLayout, word));
-    assert!(offset_of!(MutexState, meta) == offset_of!(MutexLayout, meta));
-    assert!(offset_of!(MutexState, owner) == offset_of!(MutexLayout, owner));
-    assert!(offset_of!(MutexState, died) == offset_of!(MutexLayout, died));
-    assert!(offset_of!(MutexState, owner_pid) == offset_of!(MutexLayout, owner_pid));
-};
-
-// SAFETY: atomics and `Pad` only, laid out as `MutexLayout` (asserted above).
-unsafe impl crate::sync::SharedWord for MutexState {
-    type Plain = shm_layout::MutexLayout;
-    fn load_plain(&self) -> shm_layout::MutexLayout {
-        shm_layout::MutexLayout {
-            word: self.word.load_plain(),
-            meta: self.meta.load_plain(),
-            owner: self.owner.load_plain(),
-            owner_pid: self.owner_pid.load_plain(),
-            reserved0: 0,
-            died: self.died.load_plain(),
-            reserved: [0; 4],
-        }
+shared_view! {
+    /// The mutex's shared state; byte-for-byte [`shm_layout::MutexLayout`].
+    pub(crate) struct MutexState mirrors MutexLayout, align(64) {
+        pub(super) word: AtomicU32,
+        pub(super) meta: AtomicU32,
+        pub(super) owner: AtomicU64,
+        pub(super) owner_pid: AtomicU32,
+        pub(super) reserved0: Reserved<u32>,
+        pub(super) died: AtomicU64,
+        pub(super) reserved: Reserved<[u64; 4]>,
     }
 }
 
@@ -81,9 +53,9 @@ impl MutexState {
             meta: AtomicU32::new(0),
             owner: AtomicU64::new(0),
             owner_pid: AtomicU32::new(0),
-            _reserved0: Pad::new(),
+            reserved0: Reserved::new(),
             died: AtomicU64::new(0),
-            _reserved: Pad::new(),
+            reserved: Reserved::new(),
         }
     }
 
