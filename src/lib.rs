@@ -70,7 +70,7 @@ pub use segment::{
 #[cfg(not(loom))]
 pub use shared::{
     BytesSpec, DictError, Shared, SharedAcquired, SharedBytes, SharedDict, SharedError,
-    SharedGuard, SharedValue,
+    SharedGuard, PlainData,
 };
 pub use sync::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, WaitStrategy, INTERRUPT_POLL};
 

@@ -1,4 +1,4 @@
-//! The child's side of a spawn: the table of entries a program can be re-executed into, what a
+//! The child's side of a spawn: the table of entry points a program can be re-executed into, what a
 //! started child finds in its environment, and the context its entry runs with.
 
 use super::*;

@@ -30,9 +30,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Plain data that may live in a segment: valid for any bytes, no pointers, no padding.
 /// Derive zerocopy's `FromBytes`, `IntoBytes`, `KnownLayout` and `Immutable` (and `Copy`).
-pub trait SharedValue: FromBytes + IntoBytes + KnownLayout + Immutable + Copy + 'static {}
+pub trait PlainData: FromBytes + IntoBytes + KnownLayout + Immutable + Copy + 'static {}
 
-impl<T: FromBytes + IntoBytes + KnownLayout + Immutable + Copy + 'static> SharedValue for T {}
+impl<T: FromBytes + IntoBytes + KnownLayout + Immutable + Copy + 'static> PlainData for T {}
 
 /// What a shared-value block records about its type, compared at every attach.
 pub(super) struct Fingerprint {
@@ -43,7 +43,7 @@ pub(super) struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn of<T: SharedValue>() -> Fingerprint {
+    fn of<T: PlainData>() -> Fingerprint {
         Fingerprint::new(
             Cow::Borrowed(std::any::type_name::<T>()),
             size_of::<T>() as u64,
@@ -95,7 +95,7 @@ pub enum SharedError {
 }
 
 /// A `T` in a segment, with its robust mutex. Cheap to clone.
-pub struct Shared<T: SharedValue> {
+pub struct Shared<T: PlainData> {
     mutex: Mutex,
     value: NonNull<T>,
     offset: u64,
@@ -103,7 +103,7 @@ pub struct Shared<T: SharedValue> {
     _type: PhantomData<T>,
 }
 
-impl<T: SharedValue> Clone for Shared<T> {
+impl<T: PlainData> Clone for Shared<T> {
     fn clone(&self) -> Self {
         Shared {
             offset: self.offset,
@@ -118,11 +118,11 @@ impl<T: SharedValue> Clone for Shared<T> {
 // SAFETY: the value is only reached through guards of the process-shared mutex, which
 // serialises access across threads as it does across processes; `T: Copy` plain data has no
 // thread affinity. The mapping is kept alive by `mutex`'s handle.
-unsafe impl<T: SharedValue + Send> Send for Shared<T> {}
+unsafe impl<T: PlainData + Send> Send for Shared<T> {}
 // SAFETY: as above.
-unsafe impl<T: SharedValue + Send> Sync for Shared<T> {}
+unsafe impl<T: PlainData + Send> Sync for Shared<T> {}
 
-impl<T: SharedValue> std::fmt::Debug for Shared<T> {
+impl<T: PlainData> std::fmt::Debug for Shared<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("type", &std::any::type_name::<T>())
@@ -133,14 +133,14 @@ impl<T: SharedValue> std::fmt::Debug for Shared<T> {
 
 /// The result of locking a shared value.
 #[must_use = "dropping an `OwnerDied` outcome without `make_consistent` makes the value's mutex unrecoverable"]
-pub enum SharedAcquired<'a, T: SharedValue> {
+pub enum SharedAcquired<'a, T: PlainData> {
     /// Locked normally.
     Locked(SharedGuard<'a, T>),
     /// The previous holder died: repair through the guard, then `make_consistent`.
     OwnerDied(SharedOwnerDied<'a, T>),
 }
 
-impl<'a, T: SharedValue> SharedAcquired<'a, T> {
+impl<'a, T: PlainData> SharedAcquired<'a, T> {
     /// The guard, after `repair` if the previous holder died.
     pub fn recover_with(self, repair: impl FnOnce(&mut T)) -> SharedGuard<'a, T> {
         match self {
@@ -156,12 +156,12 @@ impl<'a, T: SharedValue> SharedAcquired<'a, T> {
 /// Holds a shared value's mutex; derefs to the value. If the thread panics while holding it,
 /// the value is marked inconsistent: the next locker gets `OwnerDied`, as if this holder had
 /// died half-way through an update.
-pub struct SharedGuard<'a, T: SharedValue> {
+pub struct SharedGuard<'a, T: PlainData> {
     _guard: MutexGuard<'a>,
     value: NonNull<T>,
 }
 
-impl<T: SharedValue> Drop for SharedGuard<'_, T> {
+impl<T: PlainData> Drop for SharedGuard<'_, T> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self._guard.mark_inconsistent();
@@ -171,12 +171,12 @@ impl<T: SharedValue> Drop for SharedGuard<'_, T> {
 
 /// Holds a shared value whose previous holder died; derefs to the (possibly half-updated)
 /// value for repair.
-pub struct SharedOwnerDied<'a, T: SharedValue> {
+pub struct SharedOwnerDied<'a, T: PlainData> {
     guard: OwnerDiedGuard<'a>,
     value: NonNull<T>,
 }
 
-impl<'a, T: SharedValue> SharedOwnerDied<'a, T> {
+impl<'a, T: PlainData> SharedOwnerDied<'a, T> {
     /// The holder that died.
     pub fn previous_owner(&self) -> Option<OwnerInfo> {
         self.guard.previous_owner()
@@ -198,7 +198,7 @@ impl<'a, T: SharedValue> SharedOwnerDied<'a, T> {
 
 macro_rules! deref_value {
     ($ty:ident) => {
-        impl<T: SharedValue> Deref for $ty<'_, T> {
+        impl<T: PlainData> Deref for $ty<'_, T> {
             type Target = T;
             fn deref(&self) -> &T {
                 // SAFETY: the pointer is in bounds and aligned (checked at attach); the guard
@@ -208,7 +208,7 @@ macro_rules! deref_value {
             }
         }
 
-        impl<T: SharedValue> DerefMut for $ty<'_, T> {
+        impl<T: PlainData> DerefMut for $ty<'_, T> {
             fn deref_mut(&mut self) -> &mut T {
                 // SAFETY: as for `deref`; `&mut self` makes this borrow unique.
                 unsafe { self.value.as_mut() }
@@ -219,7 +219,7 @@ macro_rules! deref_value {
 deref_value!(SharedGuard);
 deref_value!(SharedOwnerDied);
 
-impl<T: SharedValue> Shared<T> {
+impl<T: PlainData> Shared<T> {
     /// The value's mutex, to hold one critical section across several calls, or to lock
     /// several values at once with [`crate::lock_all`].
     pub fn mutex(&self) -> &Mutex {
@@ -347,9 +347,9 @@ shared_view! {
     }
 }
 
-impl<T: SharedValue> sealed::Sealed for Shared<T> {}
+impl<T: PlainData> sealed::Sealed for Shared<T> {}
 
-impl<T: SharedValue> SegmentObject for Shared<T> {
+impl<T: PlainData> SegmentObject for Shared<T> {
     /// The initial value, written by the creator only.
     type Params = T;
     const KIND: ObjectKind = ObjectKind::Shared;
@@ -478,13 +478,13 @@ pub(super) fn place_block(
 impl Segment {
     /// Finds or creates the shared value `name`, initialised to `init` by its creator. An
     /// existing value must have been created with the same type.
-    pub fn shared<T: SharedValue>(&self, name: &str, init: T) -> Result<Shared<T>, SegmentError> {
+    pub fn shared<T: PlainData>(&self, name: &str, init: T) -> Result<Shared<T>, SegmentError> {
         self.open_or_create(name, &init)
     }
 
     /// The shared value at `offset` (checks the block's kind and type fingerprint): the same
     /// as `seg.attach::<Shared<T>>(offset)`.
-    pub fn shared_at<T: SharedValue>(&self, offset: u64) -> Result<Shared<T>, SegmentError> {
+    pub fn shared_at<T: PlainData>(&self, offset: u64) -> Result<Shared<T>, SegmentError> {
         self.attach(offset)
     }
 }
