@@ -69,8 +69,8 @@ pub use segment::{
 };
 #[cfg(not(loom))]
 pub use shared::{
-    BytesSpec, DictError, Shared, SharedAcquired, SharedBytes, SharedDict, SharedError,
-    SharedGuard, PlainData,
+    BytesSpec, DictError, PlainData, Shared, SharedAcquired, SharedBytes, SharedDict, SharedError,
+    SharedGuard,
 };
 pub use sync::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, WaitStrategy, INTERRUPT_POLL};
 
