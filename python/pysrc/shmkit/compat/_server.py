@@ -371,25 +371,26 @@ def _segment(name: str) -> Segment:
 def request(segment_name: str, ring_name: str, message: tuple[Any, ...]) -> Any:
     """Sends ``message`` to a ring of the server and answers with its reply."""
     ring = _segment(segment_name).command_ring(ring_name)
-    return _answer(segment_name, ring.call(dumps(message)))
+    return _answer(ring.call(dumps(message)))
 
 
 def singleton_proxy(segment_name: str, cls: Any) -> CacheProxy:
     """A proxy of the hosted instance of device cache class ``cls``."""
     ring = _segment(segment_name).command_ring(DIRECTORY)
-    kind, value = pickle.loads(ring.call(dumps(("singleton", cls))))
-    if kind == "raise":
-        raise value
-    return CacheProxy(value, cls)
+    return CacheProxy(_reply_value(ring.call(dumps(("singleton", cls)))), cls)
 
 
-def _answer(segment_name: str, reply: bytes) -> Any:
+def _reply_value(reply: bytes) -> Any:
+    """A reply's value, a `Ref` left as it is; the server's exception raised here."""
     kind, value = pickle.loads(reply)
     if kind == "raise":
         raise value
-    if kind == "ref":
-        return proxy(value)
     return value
+
+
+def _answer(reply: bytes) -> Any:
+    value = _reply_value(reply)
+    return proxy(value) if isinstance(value, Ref) else value
 
 
 def proxy(ref: Ref) -> Any:
@@ -423,7 +424,7 @@ class ObjectProxy:
                 reply = state["_ring"].call(dumps(message))
         else:
             reply = state["_ring"].call(dumps(message))
-        return _answer(ref.segment, reply)
+        return _answer(reply)
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         ref: Ref = object.__getattribute__(self, "__dict__")["_ref"]
