@@ -40,8 +40,11 @@ fn child_main(role: &str) {
             } else {
                 WaitStrategy::Block
             };
-            let ping = seg.event_at(num(1)).unwrap().with_strategy(strategy);
-            let pong = seg.event_at(num(2)).unwrap();
+            let ping = seg
+                .attach::<shmkit::Event>(num(1))
+                .unwrap()
+                .with_strategy(strategy);
+            let pong = seg.attach::<shmkit::Event>(num(2)).unwrap();
             loop {
                 ping.wait_forever();
                 ping.clear();
@@ -50,8 +53,8 @@ fn child_main(role: &str) {
         }
         "shmkit_handoff" => {
             let seg = Segment::open(&args[0]).unwrap();
-            let mutex = seg.mutex_at(num(1)).unwrap();
-            let turn = seg.atomic_u32_at(num(2)).unwrap();
+            let mutex = seg.attach::<shmkit::Mutex>(num(1)).unwrap();
+            let turn = seg.raw().atomic_u32(num(2)).unwrap();
             loop {
                 let _g = mutex.lock().unwrap().recover_with(|_| {});
                 if turn.load(Ordering::Relaxed) == 1 {
@@ -103,7 +106,7 @@ fn mutex_uncontended(c: &mut Criterion) {
     let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 20)).unwrap();
     let raw = RawShm::create(&bench_name("uncontended-raw"));
 
-    let m = seg.alloc_mutex().unwrap();
+    let m = seg.mutex("mutex-1").unwrap();
     g.bench_function("shmkit", |b| {
         b.iter(|| {
             let guard = m.lock().unwrap().recover_with(|_| {});
@@ -157,8 +160,8 @@ fn event_rtt_cross(c: &mut Criterion) {
         let seg_name = bench_name(bench);
         let _ = Segment::unlink(&seg_name);
         let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 20)).unwrap();
-        let ping = seg.alloc_event().unwrap();
-        let pong: Event = seg.alloc_event().unwrap().with_strategy(strategy);
+        let ping = seg.event("event-1").unwrap();
+        let pong: Event = seg.event("event-2").unwrap().with_strategy(strategy);
         let _child = ChildProc::spawn(
             "shmkit_event",
             &[
@@ -234,9 +237,9 @@ fn mutex_handoff_cross(c: &mut Criterion) {
         let seg_name = bench_name("handoff");
         let _ = Segment::unlink(&seg_name);
         let seg = Segment::create(&seg_name, &CreateOptions::new(1 << 20)).unwrap();
-        let mutex = seg.alloc_mutex().unwrap();
-        let turn_off = seg.alloc_bytes(64, 64).unwrap();
-        let turn = seg.atomic_u32_at(turn_off).unwrap();
+        let mutex = seg.mutex("mutex-2").unwrap();
+        let turn_off = seg.raw().alloc(64, 64).unwrap();
+        let turn = seg.raw().atomic_u32(turn_off).unwrap();
         let _child = ChildProc::spawn(
             "shmkit_handoff",
             &[

@@ -22,7 +22,7 @@ fn spawn_join(c: &mut Criterion) {
     g.sample_size(30).measurement_time(Duration::from_secs(6));
     g.bench_function("shmkit", |b| {
         b.iter(|| {
-            seg.spawn("noop", &())
+            shmkit::process::spawn(&seg, "noop", &())
                 .unwrap()
                 .join(Duration::from_secs(30))
                 .unwrap()

@@ -65,8 +65,8 @@ fn child_main(role: &str) {
             let ring: FrameRing = seg.open("fanout").unwrap();
             let stats: u64 = args[1].parse().unwrap();
             let index: u64 = args[2].parse().unwrap();
-            let acks = seg.atomic_u64_at(stats).unwrap();
-            let latency = seg.atomic_u64_at(stats + 8 * (1 + index)).unwrap();
+            let acks = seg.raw().atomic_u64(stats).unwrap();
+            let latency = seg.raw().atomic_u64(stats + 8 * (1 + index)).unwrap();
             let mut r = ring.reader(ReadMode::NewestOnly).unwrap();
             acks.fetch_add(1, Ordering::AcqRel);
             loop {
@@ -98,8 +98,8 @@ fn frame_fanout(c: &mut Criterion) {
     pin_to_cpu(0);
     let (name, seg) = segment("fanout", 4 << 20, 64);
     let ring = seg.frame_ring("fanout", &fanout_spec()).unwrap();
-    let stats = seg.alloc_bytes(8 * 17, 64).unwrap();
-    let acks = seg.atomic_u64_at(stats).unwrap();
+    let stats = seg.raw().alloc(8 * 17, 64).unwrap();
+    let acks = seg.raw().atomic_u64(stats).unwrap();
     let mut g = c.benchmark_group("frame_fanout");
     g.measurement_time(Duration::from_secs(3));
     for n in FANOUT {
@@ -134,7 +134,8 @@ fn frame_fanout(c: &mut Criterion) {
             }
             let lat: Vec<u64> = (0..u64::from(n))
                 .map(|i| {
-                    seg.atomic_u64_at(stats + 8 * (1 + i))
+                    seg.raw()
+                        .atomic_u64(stats + 8 * (1 + i))
                         .unwrap()
                         .load(Ordering::Relaxed)
                 })

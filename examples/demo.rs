@@ -63,7 +63,7 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
     println!(
         "parent {}: created segment {name:?} ({} KiB) and {} named objects",
         std::process::id(),
-        seg.size() / 1024,
+        seg.info().total_size / 1024,
         seg.entries()?.len()
     );
 

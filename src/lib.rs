@@ -13,10 +13,9 @@
 //! use std::time::Duration;
 //!
 //! let seg = Segment::create("lab", &CreateOptions::new(1 << 20))?;
-//! let mutex = seg.alloc_mutex()?;
-//! let ready = seg.alloc_event()?;
-//! // Hand `mutex.offset()` and `ready.offset()` to other processes; they call
-//! // `Segment::open("lab")?.mutex_at(offset)`.
+//! // The first caller in any process creates each object; later callers get the same one.
+//! let mutex = seg.mutex("stage")?;
+//! let ready = seg.event("ready")?;
 //! {
 //!     let _guard = mutex.lock()?.recover_with(|died| eprintln!("{:?} died", died.previous_owner()));
 //!     // ... critical section ...
@@ -74,14 +73,21 @@ pub use shared::{
 };
 pub use sync::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, WaitStrategy, INTERRUPT_POLL};
 
-/// The names most programs need: `use shmkit::prelude::*;` (brings [`SegmentObjects`] into
-/// scope, so `seg.open::<FrameRing>(name)` works).
+/// The names most programs need: `use shmkit::prelude::*;` brings the objects, the
+/// [`Timeout`] every blocking call takes, the outcome types a lock or a wait returns, every
+/// error, and [`SegmentObjects`] (so `seg.open::<FrameRing>(name)` works).
 #[cfg(not(loom))]
 pub mod prelude {
-    pub use crate::rings::{CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
+    pub use crate::process::{ChildError, ProcessError};
+    pub use crate::rings::{
+        CommandError, CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, Outcome, ReadMode,
+        RingError,
+    };
     pub use crate::shared::{DictSpec, Shared, SharedDict};
     pub use crate::{
-        Barrier, CreateOptions, Event, Mutex, Segment, SegmentError, SegmentObject, SegmentObjects,
+        Acquired, Barrier, BarrierError, BarrierWait, CreateOptions, DictError, Event, EventError,
+        Interrupt, LockError, Mutex, Segment, SegmentError, SegmentObject, SegmentObjects,
+        SharedAcquired, SharedError, Timeout, UnlockError,
     };
 }
 
@@ -121,6 +127,7 @@ pub mod clock {
 #[cfg(all(feature = "test-support", not(loom)))]
 pub mod test_support {
     pub use crate::fault::{arm, CrashPoint};
+    pub use crate::segment::named::claim_and_stall_for_test;
 }
 pub use sys::identity::{Liveness, ProcessIdentity, Record, ThreadIdentity};
 

@@ -76,10 +76,8 @@ fn huge_error(_: &ChildContext, len: usize) -> Result<(), Huge> {
 }
 
 fn spawn_watcher(ctx: &ChildContext, _: ()) -> Result<(), Never> {
-    let grandchild = ctx
-        .segment()
-        .spawn("watch_parent", &())
-        .expect("spawn grandchild");
+    let grandchild =
+        shmkit::process::spawn(ctx.segment(), "watch_parent", &()).expect("spawn grandchild");
     std::mem::forget(grandchild);
     loop {
         std::thread::sleep(Duration::from_secs(1));
@@ -128,11 +126,10 @@ const JOIN: Duration = Duration::from_secs(30);
 
 fn an_error_with_a_two_level_cause_chain_reaches_join() {
     let t = Temp::new("chain", 4);
-    let err =
-        t.1.spawn("fail_chain", &())
-            .unwrap()
-            .join(JOIN)
-            .unwrap_err();
+    let err = shmkit::process::spawn(&t.1, "fail_chain", &())
+        .unwrap()
+        .join(JOIN)
+        .unwrap_err();
     let ChildError::Failed { report, .. } = &err else {
         panic!("{err}")
     };
@@ -144,12 +141,15 @@ fn an_error_with_a_two_level_cause_chain_reaches_join() {
     for part in ["outer failed", "middle failed", "inner failed", "Outer"] {
         assert!(shown.contains(part), "{part} missing from {shown}");
     }
-    assert_eq!(t.1.exception_slots_in_use(), 0);
+    assert_eq!(shmkit::process::exception_slots_in_use(&t.1), 0);
 }
 
 fn a_panic_reports_its_message_and_location() {
     let t = Temp::new("panic", 4);
-    match t.1.spawn("panic", &7u32).unwrap().join(JOIN) {
+    match shmkit::process::spawn(&t.1, "panic", &7u32)
+        .unwrap()
+        .join(JOIN)
+    {
         Err(ChildError::Panicked { report, .. }) => {
             assert_eq!(report.message, "boom 7");
             let location = report.location.unwrap();
@@ -166,7 +166,10 @@ fn signals_and_exit_codes_are_named() {
         ("segv", libc::SIGSEGV, "SIGSEGV"),
         ("abort", libc::SIGABRT, "SIGABRT"),
     ] {
-        match t.1.spawn("signal", &what.to_string()).unwrap().join(JOIN) {
+        match shmkit::process::spawn(&t.1, "signal", &what.to_string())
+            .unwrap()
+            .join(JOIN)
+        {
             Err(ChildError::Signaled {
                 signal: s,
                 signal_name,
@@ -177,16 +180,19 @@ fn signals_and_exit_codes_are_named() {
             other => panic!("{what}: {other:?}"),
         }
     }
-    match t.1.spawn("signal", &"exit".to_string()).unwrap().join(JOIN) {
+    match shmkit::process::spawn(&t.1, "signal", &"exit".to_string())
+        .unwrap()
+        .join(JOIN)
+    {
         Err(ChildError::Exited { code: 7, .. }) => {}
         other => panic!("{other:?}"),
     }
-    assert_eq!(t.1.exception_slots_in_use(), 0);
+    assert_eq!(shmkit::process::exception_slots_in_use(&t.1), 0);
 }
 
 fn a_child_that_never_exits_is_still_running_at_the_deadline() {
     let t = Temp::new("deadline", 4);
-    let mut child = t.1.spawn("sleeper", &"started".to_string()).unwrap();
+    let mut child = shmkit::process::spawn(&t.1, "sleeper", &"started".to_string()).unwrap();
     let start = Instant::now();
     match child.join(Duration::from_millis(100)) {
         Err(ChildError::StillRunning { pid, .. }) => assert_eq!(pid, child.pid()),
@@ -210,9 +216,12 @@ fn a_child_that_never_exits_is_still_running_at_the_deadline() {
 fn five_hundred_children_spawned_and_joined_leak_no_slot() {
     let t = Temp::new("many", 2);
     for _ in 0..500 {
-        t.1.spawn("ok", &()).unwrap().join(JOIN).unwrap();
+        shmkit::process::spawn(&t.1, "ok", &())
+            .unwrap()
+            .join(JOIN)
+            .unwrap();
     }
-    assert_eq!(t.1.exception_slots_in_use(), 0);
+    assert_eq!(shmkit::process::exception_slots_in_use(&t.1), 0);
 }
 
 fn children_killed_without_join_have_their_slots_reclaimed() {
@@ -220,9 +229,8 @@ fn children_killed_without_join_have_their_slots_reclaimed() {
     let started = t.1.event("started").unwrap();
     for i in 0..20 {
         started.clear();
-        let child =
-            t.1.spawn("sleeper", &"started".to_string())
-                .unwrap_or_else(|e| panic!("spawn {i}: {e}"));
+        let child = shmkit::process::spawn(&t.1, "sleeper", &"started".to_string())
+            .unwrap_or_else(|e| panic!("spawn {i}: {e}"));
         assert!(started.wait(JOIN));
         // SAFETY: kill a child we spawned and have not reaped.
         unsafe { libc::kill(child.pid() as libc::pid_t, libc::SIGKILL) };
@@ -231,8 +239,8 @@ fn children_killed_without_join_have_their_slots_reclaimed() {
         std::mem::forget(child);
     }
     // Each spawn past the eighth reclaimed a dead child's slot; a sweep frees the rest.
-    t.1.reclaim_exception_slots();
-    assert_eq!(t.1.exception_slots_in_use(), 0);
+    shmkit::process::reclaim_exception_slots(&t.1);
+    assert_eq!(shmkit::process::exception_slots_in_use(&t.1), 0);
 }
 
 fn wait_until_zombie(pid: u32) {
@@ -245,9 +253,9 @@ fn wait_until_zombie(pid: u32) {
 
 fn a_full_slot_array_is_an_error_at_spawn() {
     let t = Temp::new("full", 2);
-    let a = t.1.spawn("sleeper", &"a".to_string()).unwrap();
-    let b = t.1.spawn("sleeper", &"b".to_string()).unwrap();
-    match t.1.spawn("ok", &()) {
+    let a = shmkit::process::spawn(&t.1, "sleeper", &"a".to_string()).unwrap();
+    let b = shmkit::process::spawn(&t.1, "sleeper", &"b".to_string()).unwrap();
+    match shmkit::process::spawn(&t.1, "ok", &()) {
         Err(ProcessError::SlotsFull { slots: 2 }) => {}
         other => panic!("{other:?}"),
     }
@@ -255,12 +263,18 @@ fn a_full_slot_array_is_an_error_at_spawn() {
         c.kill().unwrap();
         let _ = c.join(JOIN);
     }
-    assert!(t.1.spawn("ok", &()).unwrap().join(JOIN).is_ok());
+    assert!(shmkit::process::spawn(&t.1, "ok", &())
+        .unwrap()
+        .join(JOIN)
+        .is_ok());
 }
 
 fn an_oversized_message_is_truncated_with_the_marker() {
     let t = Temp::new("huge", 2);
-    match t.1.spawn("huge", &100_000usize).unwrap().join(JOIN) {
+    match shmkit::process::spawn(&t.1, "huge", &100_000usize)
+        .unwrap()
+        .join(JOIN)
+    {
         Err(ChildError::Failed { report, .. }) => {
             assert!(report.truncated);
             assert!(
@@ -280,7 +294,7 @@ fn a_child_learns_within_200ms_that_its_parent_died() {
     let t = Temp::new("orphan", 4);
     let watching = t.1.event("watching").unwrap();
     let gone = t.1.event("parent-gone").unwrap();
-    let mut parent = t.1.spawn("spawn_watcher", &()).unwrap();
+    let mut parent = shmkit::process::spawn(&t.1, "spawn_watcher", &()).unwrap();
     assert!(watching.wait(JOIN));
     parent.kill().unwrap();
     let killed = Instant::now();
@@ -300,7 +314,7 @@ fn output_can_be_prefixed_with_the_childs_name() {
         prefix_output: true,
         ..SpawnOptions::default()
     };
-    let mut child = t.1.spawn_with("printer", &3u32, &options).unwrap();
+    let mut child = shmkit::process::spawn_with(&t.1, "printer", &3u32, &options).unwrap();
     assert_eq!(child.name(), "printer-1");
     child.join(JOIN).unwrap();
 }
@@ -333,8 +347,7 @@ fn a_child_spawned_through_a_host_program_finds_its_entry() {
         ..SpawnOptions::default()
     };
     let mut child =
-        t.1.spawn_with("hosted", &"--from-host".to_string(), &options)
-            .unwrap();
+        shmkit::process::spawn_with(&t.1, "hosted", &"--from-host".to_string(), &options).unwrap();
     child.join(JOIN).unwrap();
     // The host program's own failure is reported as such, not as a shmkit entry's.
     let bad = SpawnOptions {
@@ -344,16 +357,14 @@ fn a_child_spawned_through_a_host_program_finds_its_entry() {
         )),
         ..SpawnOptions::default()
     };
-    match t
-        .1
-        .spawn_with("hosted", &String::new(), &bad)
+    match shmkit::process::spawn_with(&t.1, "hosted", &String::new(), &bad)
         .unwrap()
         .join(JOIN)
     {
         Err(ChildError::Exited { code: 9, .. }) => {}
         other => panic!("{other:?}"),
     }
-    assert_eq!(t.1.exception_slots_in_use(), 0);
+    assert_eq!(shmkit::process::exception_slots_in_use(&t.1), 0);
 }
 
 static JOIN_FLAG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -378,7 +389,7 @@ fn an_interrupted_join_returns_within_100ms_and_the_child_is_joinable_again() {
             0
         );
     }
-    let mut child = t.1.spawn("sleeper", &"jstarted".to_string()).unwrap();
+    let mut child = shmkit::process::spawn(&t.1, "sleeper", &"jstarted".to_string()).unwrap();
     assert!(t.1.event("jstarted").unwrap().wait(JOIN));
     // SAFETY: pthread_self names this thread.
     let me = unsafe { libc::pthread_self() };

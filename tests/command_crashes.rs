@@ -54,8 +54,8 @@ crate::child_roles!(|role, args| {
     let seg = Segment::open(&args[0]).expect("child opens the segment");
     let num = |i: usize| args[i].parse::<u64>().unwrap();
     let ring = seg.command_ring("dm", &spec(num(1) as u32)).unwrap();
-    let ready = seg.atomic_u64_at(num(2)).unwrap();
-    let executed = seg.atomic_u64_at(num(3)).unwrap();
+    let ready = seg.raw().atomic_u64(num(2)).unwrap();
+    let executed = seg.raw().atomic_u64(num(3)).unwrap();
     match role {
         "crash_serve" => {
             arm(Some(CrashPoint::ALL[num(4) as usize]));
@@ -94,8 +94,8 @@ impl Bench {
         let name = TempSegment::new(tag);
         let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
         seg.command_ring("dm", &spec(slots)).unwrap();
-        let ready = seg.alloc_bytes(8, 64).unwrap();
-        let executed = seg.alloc_bytes(8, 64).unwrap();
+        let ready = seg.raw().alloc(8, 64).unwrap();
+        let executed = seg.raw().alloc(8, 64).unwrap();
         Bench {
             name,
             seg,
@@ -110,7 +110,7 @@ impl Bench {
     }
 
     fn word(&self, off: u64) -> &AtomicU64 {
-        self.seg.atomic_u64_at(off).unwrap()
+        self.seg.raw().atomic_u64(off).unwrap()
     }
 
     fn spawn(&self, role: &str, extra: &[String]) -> std::process::Child {

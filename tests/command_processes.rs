@@ -26,7 +26,7 @@ crate::child_roles!(|role, args| {
         "serve" => {
             // Answers (client, n) with (client, n * 3 + 1) until killed or idle for 5 s.
             let server = ring.server().unwrap();
-            let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+            let flag = seg.raw().atomic_u64(args[1].parse().unwrap()).unwrap();
             flag.store(1, Ordering::Release);
             let hold = args.get(2).is_some_and(|a| a == "hold");
             loop {
@@ -56,7 +56,7 @@ crate::child_roles!(|role, args| {
         }
         "call_and_hang" => {
             // A call whose client is killed while waiting.
-            let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+            let flag = seg.raw().atomic_u64(args[1].parse().unwrap()).unwrap();
             flag.store(1, Ordering::Release);
             let _ = ring.call(b"never collected", Duration::from_secs(60));
             0
@@ -69,7 +69,7 @@ fn setup(tag: &str) -> (TempSegment, Segment, u64) {
     let name = TempSegment::new(tag);
     let seg = Segment::create(&name.0, &CreateOptions::new(4 << 20)).unwrap();
     seg.command_ring("dm", &spec()).unwrap();
-    let flag = seg.alloc_bytes(8, 64).unwrap();
+    let flag = seg.raw().alloc(8, 64).unwrap();
     (name, seg, flag)
 }
 
@@ -78,7 +78,8 @@ fn four_clients_times_100k_calls_each_get_their_own_replies() {
     let (name, seg, flag) = setup("calls");
     let mut server = spawn("serve", &[name.0.clone(), flag.to_string()]);
     assert!(eventually(Duration::from_secs(10), || seg
-        .atomic_u64_at(flag)
+        .raw()
+        .atomic_u64(flag)
         .unwrap()
         .load(Ordering::Acquire)
         == 1));
@@ -98,7 +99,7 @@ fn four_clients_times_100k_calls_each_get_their_own_replies() {
 #[test]
 fn a_server_killed_mid_call_is_noticed_within_100ms() {
     let (name, seg, flag) = setup("serverdied");
-    let flag_word = seg.atomic_u64_at(flag).unwrap();
+    let flag_word = seg.raw().atomic_u64(flag).unwrap();
     let mut server = spawn("serve", &[name.0.clone(), flag.to_string(), "hold".into()]);
     assert!(eventually(Duration::from_secs(10), || flag_word
         .load(Ordering::Acquire)
@@ -132,7 +133,7 @@ fn a_server_killed_mid_call_is_noticed_within_100ms() {
 #[test]
 fn a_client_killed_mid_call_leaks_no_slot() {
     let (name, seg, flag) = setup("clientdied");
-    let flag_word = seg.atomic_u64_at(flag).unwrap();
+    let flag_word = seg.raw().atomic_u64(flag).unwrap();
     let ring = seg.command_ring("dm", &spec()).unwrap();
     let server = ring.server().unwrap();
     // Eight clients, one per slot, each killed while its call waits.

@@ -83,7 +83,7 @@ fn four_processes_requesting_the_camera_start_one_server() {
     let seg = segment("race");
     let cache = DeviceCache::new(&seg).own().unwrap();
     let mut children: Vec<_> = (0u32..4)
-        .map(|i| seg.spawn("requester", &i).unwrap())
+        .map(|i| shmkit::process::spawn(&seg, "requester", &i).unwrap())
         .collect();
     for c in &mut children {
         c.join(Duration::from_secs(20)).unwrap();
@@ -151,7 +151,7 @@ fn a_forced_close_gets_past_a_client_holding_the_mutex() {
     let cache = DeviceCache::new(&seg).own().unwrap();
     let dm = Bench::Dm.client_in(&cache).unwrap();
     let pid = dm.status().unwrap().pid;
-    let mut child = seg.spawn("holder", &()).unwrap();
+    let mut child = shmkit::process::spawn(&seg, "holder", &()).unwrap();
     assert!(seg.event("held").unwrap().wait(Duration::from_secs(10)));
     // A call now waits for the mutex: the holder is stuck.
     let stuck = dm.call_timeout(&DmCommand::Get, Duration::from_millis(50));
@@ -176,7 +176,7 @@ fn an_interrupted_call_gives_up_waiting_for_the_device() {
     let seg = segment("interrupt");
     let cache = DeviceCache::new(&seg).own().unwrap();
     let dm = Bench::Dm.client_in(&cache).unwrap();
-    let mut child = seg.spawn("holder", &()).unwrap();
+    let mut child = shmkit::process::spawn(&seg, "holder", &()).unwrap();
     assert!(seg.event("held").unwrap().wait(Duration::from_secs(10)));
     let (got, after) = interrupted_while_asleep(|stop| {
         dm.call_interruptible(&DmCommand::Get, shmkit::Timeout::Forever, stop)
@@ -221,7 +221,7 @@ fn an_interrupted_device_lock_gives_up_within_100ms() {
     let seg = segment("lock-intr");
     let cache = DeviceCache::new(&seg).own().unwrap();
     let dm = Bench::Dm.client_in(&cache).unwrap();
-    let mut child = seg.spawn("holder", &()).unwrap();
+    let mut child = shmkit::process::spawn(&seg, "holder", &()).unwrap();
     assert!(seg.event("held").unwrap().wait(Duration::from_secs(10)));
     let (got, after) = interrupted_while_asleep(|stop| {
         dm.lock_interruptible(shmkit::Timeout::Forever, stop)
@@ -319,7 +319,7 @@ fn a_client_killed_holding_the_device_mutex_is_reported_and_the_retry_runs() {
     for lock_style in [false, true] {
         let held = seg.event("held").unwrap();
         held.clear();
-        let mut child = seg.spawn("holder", &()).unwrap();
+        let mut child = shmkit::process::spawn(&seg, "holder", &()).unwrap();
         let pid = child.pid();
         assert!(held.wait(Duration::from_secs(10)));
         child.kill().unwrap();
@@ -390,7 +390,7 @@ fn owner(ctx: &ChildContext, _: ()) -> Result<(), Never> {
 
 fn the_owner_killed_closes_the_device_within_1s() {
     let seg = segment("owner");
-    let mut child = seg.spawn("owner", &()).unwrap();
+    let mut child = shmkit::process::spawn(&seg, "owner", &()).unwrap();
     assert!(seg.event("owned").unwrap().wait(Duration::from_secs(10)));
     let server: u32 = seg
         .dict("owner", 4)
@@ -417,7 +417,9 @@ fn the_owner_killed_closes_the_device_within_1s() {
     );
     // The mirror went to its safe (flat) state on the way out.
     let reader = cache.segment().lookup("dev/Dm/shape").unwrap().unwrap();
-    let ring = seg.frame_ring_at(reader.offset).unwrap();
+    let ring = seg
+        .attach::<shmkit::rings::FrameRing>(reader.offset)
+        .unwrap();
     let mut r = ring.reader(ReadMode::NewestOnly).unwrap();
     let frame = r.latest().unwrap().unwrap();
     assert!(frame.typed::<f32>().unwrap().iter().all(|&v| v == 0.0));

@@ -25,10 +25,11 @@ crate::child_roles!(|role, args| {
     match role {
         "wait_event" => {
             let event = seg
-                .event_at(num(1))
+                .attach::<shmkit::Event>(num(1))
                 .unwrap()
                 .with_strategy(strategy(&args[3]));
-            seg.atomic_u64_at(num(2))
+            seg.raw()
+                .atomic_u64(num(2))
                 .unwrap()
                 .fetch_add(1, Ordering::AcqRel);
             match event.wait(Duration::from_secs(20)) {
@@ -38,10 +39,10 @@ crate::child_roles!(|role, args| {
         }
         "barrier_loop" => {
             let barrier = seg
-                .barrier_at(num(1))
+                .attach::<shmkit::Barrier>(num(1))
                 .unwrap()
                 .with_strategy(strategy(&args[4]));
-            let leaders = seg.atomic_u64_at(num(2)).unwrap();
+            let leaders = seg.raw().atomic_u64(num(2)).unwrap();
             let parties = barrier.parties();
             for g in 0..num(3) as u32 {
                 let w = barrier.wait(Duration::from_secs(20)).expect("barrier wait");
@@ -53,7 +54,7 @@ crate::child_roles!(|role, args| {
             0
         }
         "barrier_once" => {
-            let barrier = seg.barrier_at(num(1)).unwrap();
+            let barrier = seg.attach::<shmkit::Barrier>(num(1)).unwrap();
             match barrier.wait(Duration::from_millis(num(2))) {
                 Ok(_) => 0,
                 Err(BarrierError::Broken) => EXIT_BROKEN,
@@ -67,13 +68,17 @@ crate::child_roles!(|role, args| {
         "barrier_lead_and_hang" => {
             // The last party: its action says so, then hangs until this process is killed.
             let (mine, running) = (seg.clone(), num(2));
-            let barrier = seg.barrier_at(num(1)).unwrap().with_action(move || {
-                mine.atomic_u64_at(running)
-                    .unwrap()
-                    .store(1, Ordering::Release);
-                std::thread::sleep(Duration::from_secs(60));
-                Ok::<(), std::io::Error>(())
-            });
+            let barrier = seg
+                .attach::<shmkit::Barrier>(num(1))
+                .unwrap()
+                .with_action(move || {
+                    mine.raw()
+                        .atomic_u64(running)
+                        .unwrap()
+                        .store(1, Ordering::Release);
+                    std::thread::sleep(Duration::from_secs(60));
+                    Ok::<(), std::io::Error>(())
+                });
             let _ = barrier.wait(Duration::from_secs(60));
             0
         }
@@ -98,9 +103,9 @@ fn set_then_clear_at_once_wakes_all_of_8_waiting_processes() {
 fn wake_8_waiting_processes(clear_at_once: bool) {
     let name = TempSegment::new("event8");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let event = seg.alloc_event().unwrap();
-    let arrived_off = seg.alloc_bytes(8, 64).unwrap();
-    let arrived = seg.atomic_u64_at(arrived_off).unwrap();
+    let event = seg.event("event-1").unwrap();
+    let arrived_off = seg.raw().alloc(8, 64).unwrap();
+    let arrived = seg.raw().atomic_u64(arrived_off).unwrap();
     let strategies = [
         "block",
         "block",
@@ -155,8 +160,8 @@ fn four_processes_pass_1000_barrier_generations_with_one_leader_each() {
     const GENS: u64 = 1000;
     let name = TempSegment::new("barrier1000");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let barrier = seg.alloc_barrier(4).unwrap();
-    let leaders_off = seg.alloc_bytes(8, 64).unwrap();
+    let barrier = seg.barrier("barrier-1", 4).unwrap();
+    let leaders_off = seg.raw().alloc(8, 64).unwrap();
     let mut children: Vec<_> = ["block", "block", "spin_then_block", "block"]
         .iter()
         .map(|s| {
@@ -176,7 +181,8 @@ fn four_processes_pass_1000_barrier_generations_with_one_leader_each() {
         assert!(wait_exit(c, Duration::from_secs(120)).success());
     }
     assert_eq!(
-        seg.atomic_u64_at(leaders_off)
+        seg.raw()
+            .atomic_u64(leaders_off)
             .unwrap()
             .load(Ordering::Relaxed),
         GENS
@@ -204,7 +210,7 @@ fn spawn_barrier_waiters(
 fn abort_breaks_the_barrier_for_every_waiting_process() {
     let name = TempSegment::new("abort");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let barrier = seg.alloc_barrier(4).unwrap();
+    let barrier = seg.barrier("barrier-2", 4).unwrap();
     let mut children = spawn_barrier_waiters(&name.0, barrier.offset().unwrap(), 3, 20_000);
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 3));
     barrier.abort();
@@ -227,7 +233,7 @@ fn abort_breaks_the_barrier_for_every_waiting_process() {
 fn a_timeout_breaks_the_barrier_for_every_waiting_process() {
     let name = TempSegment::new("btimeout");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let barrier = seg.alloc_barrier(4).unwrap();
+    let barrier = seg.barrier("barrier-3", 4).unwrap();
     let mut children = spawn_barrier_waiters(&name.0, barrier.offset().unwrap(), 2, 20_000);
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 2));
     let start = Instant::now();
@@ -279,7 +285,7 @@ fn a_party_killed_while_waiting_breaks_the_barrier_for_the_others_within_100ms()
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     // Four parties: the victim, a survivor and this process wait (20 s deadlines); the fourth
     // never comes. Without death detection they would wait out their 20 s.
-    let barrier = seg.alloc_barrier(4).unwrap();
+    let barrier = seg.barrier("barrier-4", 4).unwrap();
     let offset = barrier.offset().unwrap();
     let mut victim = spawn_barrier_waiters(&name.0, offset, 1, 20_000).remove(0);
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 1));
@@ -314,10 +320,10 @@ fn a_party_killed_while_waiting_breaks_the_barrier_for_the_others_within_100ms()
 fn a_last_party_killed_while_running_the_action_breaks_the_barrier_within_100ms() {
     let name = TempSegment::new("bleader");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let barrier = seg.alloc_barrier(3).unwrap();
+    let barrier = seg.barrier("barrier-5", 3).unwrap();
     let offset = barrier.offset().unwrap();
-    let running_off = seg.alloc_bytes(8, 64).unwrap();
-    let running = seg.atomic_u64_at(running_off).unwrap();
+    let running_off = seg.raw().alloc(8, 64).unwrap();
+    let running = seg.raw().atomic_u64(running_off).unwrap();
     let mut waiter = spawn_barrier_waiters(&name.0, offset, 1, 20_000).remove(0);
     assert!(eventually(Duration::from_secs(20), || barrier.arrived() == 1));
     let mine = wait_in_thread(&barrier);
@@ -349,7 +355,7 @@ fn a_last_party_killed_while_running_the_action_breaks_the_barrier_within_100ms(
 fn event_and_barrier_deadlines_are_accurate_within_20ms() {
     let name = TempSegment::new("edeadline");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let event = seg.alloc_event().unwrap();
+    let event = seg.event("event-2").unwrap();
     for s in [
         WaitStrategy::Block,
         WaitStrategy::Spin,
@@ -366,7 +372,7 @@ fn event_and_barrier_deadlines_are_accurate_within_20ms() {
             );
         }
     }
-    let barrier = seg.alloc_barrier(2).unwrap();
+    let barrier = seg.barrier("barrier-6", 2).unwrap();
     let start = Instant::now();
     assert!(barrier.wait(Duration::from_millis(30)).is_err());
     let took = start.elapsed();

@@ -100,9 +100,9 @@ impl World {
     fn create(name: &str) -> World {
         let _ = Segment::unlink(name);
         let seg = Segment::create(name, &CreateOptions::new(64 << 20)).unwrap();
-        let stats = seg.alloc_bytes(8 * Stat::Count as u64, 64).unwrap();
-        let bitmap = seg.alloc_bytes(REQUEST_IDS / 8, 64).unwrap();
-        let pair = seg.alloc_bytes(16, 64).unwrap();
+        let stats = seg.raw().alloc(8 * Stat::Count as u64, 64).unwrap();
+        let bitmap = seg.raw().alloc(REQUEST_IDS / 8, 64).unwrap();
+        let pair = seg.raw().alloc(16, 64).unwrap();
         let offsets = seg.shared("offsets", [stats, bitmap, pair]).unwrap();
         drop(offsets);
         let w = World {
@@ -129,7 +129,10 @@ impl World {
     }
 
     fn stat(&self, s: Stat) -> &AtomicU64 {
-        self.seg.atomic_u64_at(self.stats + 8 * s as u64).unwrap()
+        self.seg
+            .raw()
+            .atomic_u64(self.stats + 8 * s as u64)
+            .unwrap()
     }
 
     fn bump(&self, s: Stat) {
@@ -165,13 +168,16 @@ impl World {
 
     fn pair(&self) -> [&AtomicU64; 2] {
         [
-            self.seg.atomic_u64_at(self.pair).unwrap(),
-            self.seg.atomic_u64_at(self.pair + 8).unwrap(),
+            self.seg.raw().atomic_u64(self.pair).unwrap(),
+            self.seg.raw().atomic_u64(self.pair + 8).unwrap(),
         ]
     }
 
     fn bitmap_word(&self, id: u64) -> &AtomicU64 {
-        self.seg.atomic_u64_at(self.bitmap + 8 * (id / 64)).unwrap()
+        self.seg
+            .raw()
+            .atomic_u64(self.bitmap + 8 * (id / 64))
+            .unwrap()
     }
 }
 
@@ -599,7 +605,8 @@ fn random_kills_keep_every_invariant() {
     for (i, name) in STAT_NAMES.iter().enumerate() {
         let v = world
             .seg
-            .atomic_u64_at(world.stats + 8 * i as u64)
+            .raw()
+            .atomic_u64(world.stats + 8 * i as u64)
             .unwrap()
             .load(Ordering::Relaxed);
         println!("  {name}: {v}");

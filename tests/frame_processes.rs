@@ -70,7 +70,7 @@ crate::child_roles!(|role, args| {
                 WaitStrategy::Block
             };
             let mut r = ring.reader(mode).unwrap().with_strategy(strategy);
-            let results = seg.atomic_u64_at(args[3].parse().unwrap()).unwrap();
+            let results = seg.raw().atomic_u64(args[3].parse().unwrap()).unwrap();
             start.wait(Duration::from_secs(30)).unwrap();
             let (mut read, mut bad, mut disorder, mut last) = (0u64, 0u64, 0u64, 0u64);
             loop {
@@ -106,7 +106,7 @@ crate::child_roles!(|role, args| {
         }
         "hold" => {
             let mut r = ring.reader(ReadMode::NewestOnly).unwrap();
-            let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+            let flag = seg.raw().atomic_u64(args[1].parse().unwrap()).unwrap();
             let _frame = r.latest().unwrap().expect("a frame to hold");
             flag.store(1, Ordering::Release);
             loop {
@@ -116,7 +116,7 @@ crate::child_roles!(|role, args| {
         "hold_owned" => {
             // Several owned frames at once, from an owned reader that is itself dropped.
             let mut r = ring.reader(ReadMode::OldestFirst).unwrap().into_owned();
-            let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+            let flag = seg.raw().atomic_u64(args[1].parse().unwrap()).unwrap();
             let frames: Vec<_> = (0..4)
                 .map(|_| r.next(Duration::from_secs(10)).unwrap())
                 .collect();
@@ -135,7 +135,7 @@ fn one_writer_and_four_readers_see_no_torn_frame_in_100k() {
     let name = TempSegment::new("frames");
     let seg = Segment::create(&name.0, &CreateOptions::new(8 << 20)).unwrap();
     seg.frame_ring("cam", &spec()).unwrap();
-    let results = seg.alloc_bytes(64, 64).unwrap();
+    let results = seg.raw().alloc(64, 64).unwrap();
     let mut readers: Vec<_> = [
         ("oldest", "block"),
         ("oldest", "spin"),
@@ -166,7 +166,8 @@ fn one_writer_and_four_readers_see_no_torn_frame_in_100k() {
     }
     let read: Vec<u64> = (0..4)
         .map(|i| {
-            seg.atomic_u64_at(results + 8 * i)
+            seg.raw()
+                .atomic_u64(results + 8 * i)
                 .unwrap()
                 .load(Ordering::Relaxed)
         })
@@ -179,8 +180,8 @@ fn one_writer_and_four_readers_see_no_torn_frame_in_100k() {
 fn a_reader_killed_holding_a_frame_does_not_stop_the_writer() {
     let name = TempSegment::new("deadreader");
     let seg = Segment::create(&name.0, &CreateOptions::new(8 << 20)).unwrap();
-    let flag_off = seg.alloc_bytes(8, 64).unwrap();
-    let flag = seg.atomic_u64_at(flag_off).unwrap();
+    let flag_off = seg.raw().alloc(8, 64).unwrap();
+    let flag = seg.raw().atomic_u64(flag_off).unwrap();
     let cam = seg.frame_ring("cam", &spec()).unwrap();
     let mut writer = cam.writer().unwrap();
     writer.claim().unwrap().publish();
@@ -206,8 +207,8 @@ fn a_reader_killed_holding_a_frame_does_not_stop_the_writer() {
 fn a_process_killed_holding_owned_frames_has_its_pins_reclaimed() {
     let name = TempSegment::new("deadowned");
     let seg = Segment::create(&name.0, &CreateOptions::new(8 << 20)).unwrap();
-    let flag_off = seg.alloc_bytes(8, 64).unwrap();
-    let flag = seg.atomic_u64_at(flag_off).unwrap();
+    let flag_off = seg.raw().alloc(8, 64).unwrap();
+    let flag = seg.raw().atomic_u64(flag_off).unwrap();
     let cam = seg.frame_ring("cam", &spec()).unwrap();
     let mut writer = cam.writer().unwrap();
     let mut holder = spawn("hold_owned", &[name.0.clone(), flag_off.to_string()]);

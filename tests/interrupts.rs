@@ -63,7 +63,7 @@ crate::child_roles!(|role, args| {
     let seg = segment_for(&args[0]);
     let heeded = role == "heeded";
     let call = args[1].as_str();
-    let ready = seg.atomic_u64_at(args[2].parse().unwrap()).unwrap();
+    let ready = seg.raw().atomic_u64(args[2].parse().unwrap()).unwrap();
     let check = || heeded && FLAG.load(Ordering::Relaxed);
     let timeout = if heeded {
         Timeout::Forever
@@ -194,7 +194,7 @@ fn blocking_segment(tag: &str) -> (TempSegment, Segment, u64, shmkit::rings::Com
     let dm = seg.command_ring("dm", &cmd).unwrap();
     seg.command_ring("idle", &cmd).unwrap();
     let server = dm.server().unwrap();
-    let ready = seg.alloc_bytes(8, 64).unwrap();
+    let ready = seg.raw().alloc(8, 64).unwrap();
     (name, seg, ready, server)
 }
 
@@ -216,7 +216,7 @@ fn run(role: &str, call: &str) {
         writer.claim().unwrap().publish();
     }
     let _pinned = pin.next(Duration::from_secs(1)).unwrap();
-    let ready = seg.atomic_u64_at(ready_off).unwrap();
+    let ready = seg.raw().atomic_u64(ready_off).unwrap();
     let mut child = spawn(
         role,
         &[name.0.clone(), call.to_owned(), ready_off.to_string()],

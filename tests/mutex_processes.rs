@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 crate::child_roles!(|role, args| {
     let seg = Segment::open(&args[0]).expect("child opens the segment");
     let num = |i: usize| args[i].parse::<u64>().unwrap();
-    let mutex = seg.mutex_at(num(1)).unwrap();
+    let mutex = seg.attach::<shmkit::Mutex>(num(1)).unwrap();
     match role {
         "increment" => {
-            let counter = seg.atomic_u64_at(num(2)).unwrap();
+            let counter = seg.raw().atomic_u64(num(2)).unwrap();
             for _ in 0..num(3) {
                 let _g = mutex
                     .lock()
@@ -29,9 +29,9 @@ crate::child_roles!(|role, args| {
         "hold_forever" => {
             // Keeps updating a pair (a, b) with a == b outside each update, holding the lock
             // throughout, until killed. `flag` tells the parent the lock is held.
-            let a = seg.atomic_u64_at(num(2)).unwrap();
-            let b = seg.atomic_u64_at(num(2) + 8).unwrap();
-            let flag = seg.atomic_u64_at(num(2) + 16).unwrap();
+            let a = seg.raw().atomic_u64(num(2)).unwrap();
+            let b = seg.raw().atomic_u64(num(2) + 8).unwrap();
+            let flag = seg.raw().atomic_u64(num(2) + 16).unwrap();
             let _g = mutex.lock().unwrap().recover_with(|_| {});
             flag.store(1, Ordering::Release);
             loop {
@@ -45,7 +45,7 @@ crate::child_roles!(|role, args| {
         }
         "hold_twice" => {
             // Locks reentrantly twice, then releases one level per step of `step`.
-            let step = seg.atomic_u64_at(num(2)).unwrap();
+            let step = seg.raw().atomic_u64(num(2)).unwrap();
             let g1 = mutex.lock().unwrap().recover_with(|_| {});
             let g2 = mutex.lock().unwrap().recover_with(|_| {});
             step.store(1, Ordering::Release);
@@ -71,8 +71,8 @@ fn processes_incrementing_a_plain_counter_under_the_mutex_lose_nothing() {
     const PER: u64 = 100_000;
     let name = TempSegment::new("count");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let m = seg.alloc_mutex().unwrap();
-    let counter = seg.alloc_bytes(8, 64).unwrap();
+    let m = seg.mutex("mutex-1").unwrap();
+    let counter = seg.raw().alloc(8, 64).unwrap();
     let args = [
         name.0.clone(),
         m.offset().unwrap().to_string(),
@@ -84,7 +84,10 @@ fn processes_incrementing_a_plain_counter_under_the_mutex_lose_nothing() {
         assert!(wait_exit(c, Duration::from_secs(120)).success());
     }
     assert_eq!(
-        seg.atomic_u64_at(counter).unwrap().load(Ordering::Relaxed),
+        seg.raw()
+            .atomic_u64(counter)
+            .unwrap()
+            .load(Ordering::Relaxed),
         PROCS * PER
     );
 }
@@ -94,12 +97,12 @@ fn a_holder_killed_at_random_points_is_detected_within_100ms_and_the_data_repair
     let kills = 200;
     let name = TempSegment::new("kill");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let m = seg.alloc_mutex().unwrap();
-    let data = seg.alloc_bytes(24, 64).unwrap();
+    let m = seg.mutex("mutex-2").unwrap();
+    let data = seg.raw().alloc(24, 64).unwrap();
     let (a, b, flag) = (
-        seg.atomic_u64_at(data).unwrap(),
-        seg.atomic_u64_at(data + 8).unwrap(),
-        seg.atomic_u64_at(data + 16).unwrap(),
+        seg.raw().atomic_u64(data).unwrap(),
+        seg.raw().atomic_u64(data + 8).unwrap(),
+        seg.raw().atomic_u64(data + 16).unwrap(),
     );
     let args = [
         name.0.clone(),
@@ -205,9 +208,9 @@ fn a_thread_that_exits_holding_the_lock_is_detected() {
 fn reentrant_locks_in_one_process_exclude_another_until_fully_released() {
     let name = TempSegment::new("reent");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let m = seg.alloc_mutex().unwrap();
-    let step_off = seg.alloc_bytes(8, 64).unwrap();
-    let step = seg.atomic_u64_at(step_off).unwrap();
+    let m = seg.mutex("mutex-3").unwrap();
+    let step_off = seg.raw().alloc(8, 64).unwrap();
+    let step = seg.raw().atomic_u64(step_off).unwrap();
     let mut child = spawn(
         "hold_twice",
         &[
@@ -239,8 +242,8 @@ fn reentrant_locks_in_one_process_exclude_another_until_fully_released() {
 fn lock_timeout_returns_after_the_deadline_within_20ms() {
     let name = TempSegment::new("deadline");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let m = seg.alloc_mutex().unwrap();
-    let data = seg.alloc_bytes(24, 64).unwrap();
+    let m = seg.mutex("mutex-4").unwrap();
+    let data = seg.raw().alloc(24, 64).unwrap();
     let mut child = spawn(
         "hold_forever",
         &[
@@ -249,7 +252,7 @@ fn lock_timeout_returns_after_the_deadline_within_20ms() {
             data.to_string(),
         ],
     );
-    let flag = seg.atomic_u64_at(data + 16).unwrap();
+    let flag = seg.raw().atomic_u64(data + 16).unwrap();
     assert!(eventually(Duration::from_secs(10), || flag
         .load(Ordering::Acquire)
         == 1));

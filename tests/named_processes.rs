@@ -44,16 +44,21 @@ crate::child_roles!(|role, args| {
             for (i, off) in offsets.iter().enumerate() {
                 digest = fnv(fnv(digest, i as u64), *off);
             }
-            seg.atomic_u64_at(num(1) + 8 * me)
+            seg.raw()
+                .atomic_u64(num(1) + 8 * me)
                 .unwrap()
                 .store(digest, Ordering::Release);
             0
         }
         "stall_create" => {
             let never = AtomicBool::new(false);
-            let flag = seg.atomic_u64_at(num(2)).unwrap();
-            let _ =
-                seg.claim_and_stall_for_test(&args[1], || flag.store(1, Ordering::Release), &never);
+            let flag = seg.raw().atomic_u64(num(2)).unwrap();
+            let _ = shmkit::test_support::claim_and_stall_for_test(
+                &seg,
+                &args[1],
+                || flag.store(1, Ordering::Release),
+                &never,
+            );
             1
         }
         "transfer" => {
@@ -76,7 +81,7 @@ crate::child_roles!(|role, args| {
             // and rewrites keys until killed, so the kill always lands inside an update
             // sequence.
             let d = seg.dict("accounts", 64).unwrap();
-            let flag = seg.atomic_u64_at(num(1)).unwrap();
+            let flag = seg.raw().atomic_u64(num(1)).unwrap();
             let _g = lock_repaired(&d);
             flag.store(1, Ordering::Release);
             let mut i = 0u64;
@@ -94,7 +99,7 @@ crate::child_roles!(|role, args| {
 fn eight_processes_racing_over_1000_names_create_each_once_and_agree() {
     let name = TempSegment::new("race");
     let seg = Segment::create(&name.0, &CreateOptions::new(8 << 20).table_capacity(2048)).unwrap();
-    let slots = seg.alloc_bytes(8 * 8, 64).unwrap();
+    let slots = seg.raw().alloc(8 * 8, 64).unwrap();
     let mut children: Vec<_> = (0..8u64)
         .map(|me| {
             spawn(
@@ -116,8 +121,7 @@ fn eight_processes_racing_over_1000_names_create_each_once_and_agree() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len() as u64, NAMES);
-    let events = seg
-        .blocks()
+    let events = shmkit::inspect::blocks(&seg)
         .unwrap()
         .iter()
         .filter(|b| b.kind == shmkit::segment::BlockKind::Event)
@@ -125,7 +129,8 @@ fn eight_processes_racing_over_1000_names_create_each_once_and_agree() {
     assert_eq!(events as u64, NAMES, "no duplicate objects were allocated");
     let digests: Vec<u64> = (0..8)
         .map(|i| {
-            seg.atomic_u64_at(slots + 8 * i)
+            seg.raw()
+                .atomic_u64(slots + 8 * i)
                 .unwrap()
                 .load(Ordering::Acquire)
         })
@@ -140,8 +145,8 @@ fn eight_processes_racing_over_1000_names_create_each_once_and_agree() {
 fn a_creator_killed_mid_initialisation_is_reclaimed() {
     let name = TempSegment::new("reclaim");
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
-    let flag_off = seg.alloc_bytes(8, 64).unwrap();
-    let flag = seg.atomic_u64_at(flag_off).unwrap();
+    let flag_off = seg.raw().alloc(8, 64).unwrap();
+    let flag = seg.raw().atomic_u64(flag_off).unwrap();
     let mut child = spawn(
         "stall_create",
         &[name.0.clone(), "camera".into(), flag_off.to_string()],
@@ -152,7 +157,14 @@ fn a_creator_killed_mid_initialisation_is_reclaimed() {
     // Claimed but unfinished: lookups do not see the name, and a creator waits, then is told
     // who is busy with it.
     assert_eq!(seg.lookup("camera").unwrap(), None);
-    let impatient = seg.clone().with_create_wait(Duration::from_millis(200));
+    let impatient = Segment::open_with(
+        &name.0,
+        &shmkit::OpenOptions {
+            create_wait: Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     match impatient.event("camera") {
         Err(SegmentError::EntryBusy { creator_pid, .. }) => assert_eq!(creator_pid, child.id()),
         other => panic!("{other:?}"),
@@ -208,8 +220,8 @@ fn a_dictionary_holder_killed_mid_update_surfaces_owner_died_and_stays_readable(
     for k in 0..KEYS {
         d.insert(&format!("k{k}"), &START).unwrap();
     }
-    let flag_off = seg.alloc_bytes(8, 64).unwrap();
-    let flag = seg.atomic_u64_at(flag_off).unwrap();
+    let flag_off = seg.raw().alloc(8, 64).unwrap();
+    let flag = seg.raw().atomic_u64(flag_off).unwrap();
     for round in 0..20 {
         flag.store(0, Ordering::Relaxed);
         let mut child = spawn("churn_forever", &[name.0.clone(), flag_off.to_string()]);

@@ -1,6 +1,8 @@
-//! One way to open every object kind: a second process opens each kind by name without
-//! repeating its parameters; `create` refuses a taken name; `open_or_create` names both
-//! sides of a mismatch; and attach and the inspector agree on a table of corrupt images.
+//! Every path from a segment to an object, for every kind, in one place: `open`, `create`,
+//! `open_or_create`, `attach` and the short forms all reach the same object; a second process
+//! opens each kind by name without repeating its parameters; `create` refuses a taken name;
+//! `open_or_create` names both sides of a mismatch; and attach and the inspector agree on a
+//! table of corrupt images.
 
 mod common;
 
@@ -9,7 +11,8 @@ use shmkit::inspect::{inspect_image, ObjectState};
 use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
 use shmkit::shared::DictSpec;
 use shmkit::{
-    Barrier, CreateOptions, Event, Mutex, Segment, SegmentError, SegmentObjects, Shared, SharedDict,
+    Barrier, BytesSpec, CreateOptions, Event, Mutex, Segment, SegmentError, SegmentObject,
+    SegmentObjects, Shared, SharedBytes, SharedDict,
 };
 use std::time::Duration;
 
@@ -31,7 +34,15 @@ fn populate(seg: &Segment) {
     seg.event("e").unwrap();
     seg.barrier("b", 3).unwrap();
     seg.shared::<u64>("s", 42).unwrap();
-    let d = seg.dict_with("d", 10, 4000).unwrap();
+    let d = seg
+        .open_or_create::<SharedDict>(
+            "d",
+            &DictSpec {
+                max_entries: 10,
+                data_bytes: 4000,
+            },
+        )
+        .unwrap();
     d.insert("k", &7u32).unwrap();
     let ring = seg.frame_ring("f", &frame_spec()).unwrap();
     let mut w = ring.writer().unwrap();
@@ -73,6 +84,62 @@ crate::child_roles!(|role, args| match role {
     }
     other => panic!("unknown role {other}"),
 });
+
+/// `create`, then every other path, must land on the object `create` made.
+fn every_path_agrees<T: SegmentObject>(
+    seg: &Segment,
+    name: &str,
+    params: &T::Params,
+    offset: impl Fn(&T) -> u64,
+    short: impl Fn(&Segment) -> Result<T, SegmentError>,
+) {
+    let created = offset(&seg.create::<T>(name, params).unwrap());
+    let paths = [
+        ("open", offset(&seg.open::<T>(name).unwrap())),
+        (
+            "open_or_create",
+            offset(&seg.open_or_create::<T>(name, params).unwrap()),
+        ),
+        ("attach", offset(&seg.attach::<T>(created).unwrap())),
+        ("short form", offset(&short(seg).unwrap())),
+        ("lookup", seg.lookup(name).unwrap().unwrap().offset),
+    ];
+    for (path, at) in paths {
+        assert_eq!(at, created, "{name}: {path} reached another object");
+    }
+}
+
+#[test]
+fn every_path_reaches_the_same_object_for_every_kind() {
+    let name = TempSegment::new("paths");
+    let seg = Segment::create(&name.0, &CreateOptions::new(4 << 20)).unwrap();
+    let at = |o: Option<u64>| o.expect("segment objects have offsets");
+    every_path_agrees::<Mutex>(&seg, "m", &(), |m| at(m.offset()), |s| s.mutex("m"));
+    every_path_agrees::<Event>(&seg, "e", &(), |e| at(e.offset()), |s| s.event("e"));
+    every_path_agrees::<Barrier>(&seg, "b", &3, |b| at(b.offset()), |s| s.barrier("b", 3));
+    every_path_agrees::<Shared<u64>>(&seg, "s", &42, Shared::offset, |s| s.shared("s", 42u64));
+    every_path_agrees::<SharedDict>(&seg, "d", &DictSpec::new(10), SharedDict::offset, |s| {
+        s.dict("d", 10)
+    });
+    every_path_agrees::<FrameRing>(&seg, "f", &frame_spec(), FrameRing::offset, |s| {
+        s.frame_ring("f", &frame_spec())
+    });
+    every_path_agrees::<CommandRing>(&seg, "c", &command_spec(), CommandRing::offset, |s| {
+        s.command_ring("c", &command_spec())
+    });
+    let spec = BytesSpec::new("f64[2]", 8, vec![0; 16]).unwrap();
+    // A run-time typed value has no short form: its binding names it through the generic one.
+    every_path_agrees::<SharedBytes>(&seg, "v", &spec, SharedBytes::offset, |s| {
+        s.open_or_create("v", &spec)
+    });
+    // Raw memory is not an object: it has no name and no path above reaches it.
+    let raw = seg.raw().alloc(64, 64).unwrap();
+    assert!(seg.attach::<Mutex>(raw).is_err());
+    seg.raw()
+        .atomic_u64(raw + 8)
+        .unwrap()
+        .store(7, std::sync::atomic::Ordering::Relaxed);
+}
 
 #[test]
 fn a_second_process_opens_every_kind_without_repeating_its_parameters() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 crate::child_roles!(|role, args| {
     let seg = Segment::open(&args[0]).expect("child opens the segment");
-    let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+    let flag = seg.raw().atomic_u64(args[1].parse().unwrap()).unwrap();
     // Each role takes its lock, leaves the data half-updated, says so, and waits to die.
     let hold_until_killed = || -> ! {
         flag.store(u64::from(std::process::id()), Ordering::Release);
@@ -53,8 +53,8 @@ fn killed_holding(role: &str) -> (TempSegment, Segment, u32) {
     seg.shared("v", [0u64; 2]).unwrap();
     let d = seg.dict("d", 16).unwrap();
     d.insert("before", &7u64).unwrap();
-    let flag_off = seg.alloc_bytes(8, 64).unwrap();
-    let flag = seg.atomic_u64_at(flag_off).unwrap();
+    let flag_off = seg.raw().alloc(8, 64).unwrap();
+    let flag = seg.raw().atomic_u64(flag_off).unwrap();
     let mut child = spawn(role, &[name.0.clone(), flag_off.to_string()]);
     assert!(eventually(Duration::from_secs(20), || flag
         .load(Ordering::Acquire)

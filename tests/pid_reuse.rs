@@ -136,7 +136,7 @@ impl Fixture {
         let name = format!("shmkit-pidreuse-{}-{tag}", std::process::id());
         let _ = Segment::unlink(&name);
         let seg = Segment::create(&name, &CreateOptions::new(16 << 20)).unwrap();
-        let ready_off = seg.alloc_bytes(8, 64).unwrap();
+        let ready_off = seg.raw().alloc(8, 64).unwrap();
         Fixture {
             name,
             seg,
@@ -145,7 +145,7 @@ impl Fixture {
     }
 
     fn ready(&self) -> &AtomicU64 {
-        self.seg.atomic_u64_at(self.ready_off).unwrap()
+        self.seg.raw().atomic_u64(self.ready_off).unwrap()
     }
 }
 

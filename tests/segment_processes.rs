@@ -10,8 +10,9 @@ crate::child_roles!(|role, args| match role {
     "open_or_create" => {
         let seg = Segment::open_or_create(&args[0], &CreateOptions::new(1 << 20))
             .expect("open_or_create");
-        // Every racer allocates one mutex: all allocations must land in the one segment.
-        seg.alloc_mutex().expect("alloc");
+        // Every racer creates a mutex of its own: all must land in the one segment.
+        seg.mutex(&format!("racer-{}", std::process::id()))
+            .expect("create");
         0
     }
     "open_as_nobody" => {
@@ -54,8 +55,7 @@ fn racing_open_or_create_makes_exactly_one_segment() {
         assert!(wait_exit(c, Duration::from_secs(30)).success());
     }
     let seg = Segment::open(&name.0).unwrap();
-    let mutexes = seg
-        .blocks()
+    let mutexes = shmkit::inspect::blocks(&seg)
         .unwrap()
         .iter()
         .filter(|b| b.kind == shmkit::segment::BlockKind::Mutex)

@@ -356,7 +356,7 @@ fn launch_testbed_process(
     let _ = Segment::unlink(&coord_name);
     let coord = Segment::create(&coord_name, &shmkit::CreateOptions::new(4 << 20)).unwrap();
     let tb_name = name(test);
-    let child = coord.spawn(entry, &tb_name).unwrap();
+    let child = shmkit::process::spawn(&coord, entry, &tb_name).unwrap();
     assert!(coord.event("up").unwrap().wait(Duration::from_secs(10)));
     let pids = coord.dict("pids", 4).unwrap();
     (coord, coord_name, tb_name, child, pids)

@@ -16,7 +16,7 @@ const GENERATIONS: u64 = 20;
 
 crate::child_roles!(|role, args| {
     let seg = Segment::open(&args[0]).expect("child opens the segment");
-    let flag = seg.atomic_u64_at(args[1].parse().unwrap()).unwrap();
+    let flag = seg.raw().atomic_u64(args[1].parse().unwrap()).unwrap();
     let m = seg.mutex("m").unwrap();
     match role {
         "hold_guard_free" => {
@@ -54,18 +54,19 @@ crate::child_roles!(|role, args| {
                 .open::<shmkit::Barrier>("b")
                 .unwrap()
                 .with_action(move || {
-                    let runs = mine.atomic_u64_at(runs_at).unwrap();
-                    let released = mine.atomic_u64_at(released_at).unwrap();
+                    let runs = mine.raw().atomic_u64(runs_at).unwrap();
+                    let released = mine.raw().atomic_u64(released_at).unwrap();
                     let g = runs.fetch_add(1, Ordering::SeqCst);
                     if released.load(Ordering::SeqCst) != g * 3 {
-                        mine.atomic_u64_at(errors)
+                        mine.raw()
+                            .atomic_u64(errors)
                             .unwrap()
                             .fetch_add(1, Ordering::SeqCst);
                     }
                     Ok::<(), std::io::Error>(())
                 });
-            let runs = seg.atomic_u64_at(runs_at).unwrap();
-            let released = seg.atomic_u64_at(released_at).unwrap();
+            let runs = seg.raw().atomic_u64(runs_at).unwrap();
+            let released = seg.raw().atomic_u64(released_at).unwrap();
             for g in 0..GENERATIONS {
                 b.wait(Duration::from_secs(20)).expect("barrier wait");
                 if runs.load(Ordering::SeqCst) <= g {
@@ -96,14 +97,14 @@ fn setup(tag: &str) -> (TempSegment, Segment, u64) {
     let name = TempSegment::new(tag);
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     seg.mutex("m").unwrap();
-    let flag = seg.alloc_bytes(64, 64).unwrap();
+    let flag = seg.raw().alloc(64, 64).unwrap();
     (name, seg, flag)
 }
 
 #[test]
 fn a_release_by_a_process_that_does_not_hold_the_mutex_names_the_holder() {
     let (name, seg, flag_off) = setup("notowner");
-    let flag = seg.atomic_u64_at(flag_off).unwrap();
+    let flag = seg.raw().atomic_u64(flag_off).unwrap();
     let m = seg.mutex("m").unwrap();
     let mut child = spawn("hold_guard_free", &[name.0.clone(), flag_off.to_string()]);
     assert!(eventually(Duration::from_secs(20), || flag
@@ -139,7 +140,7 @@ fn a_release_by_a_process_that_does_not_hold_the_mutex_names_the_holder() {
 #[test]
 fn a_depth_saved_in_one_process_is_restored_after_another_process_held_the_mutex() {
     let (name, seg, flag_off) = setup("saverestore");
-    let flag = seg.atomic_u64_at(flag_off).unwrap();
+    let flag = seg.raw().atomic_u64(flag_off).unwrap();
     let m = seg.mutex("m").unwrap();
     let go = seg.event("go").unwrap();
     let mut child = spawn("save_restore", &[name.0.clone(), flag_off.to_string()]);
@@ -163,7 +164,7 @@ fn a_barrier_action_runs_in_the_last_process_before_any_process_is_released() {
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     seg.mutex("m").unwrap();
     seg.barrier("b", 3).unwrap();
-    let counters = seg.alloc_bytes(64, 64).unwrap();
+    let counters = seg.raw().alloc(64, 64).unwrap();
     let (errors, runs, released) = (counters, counters + 8, counters + 16);
     let mut children: Vec<_> = (0..3)
         .map(|_| {
@@ -182,7 +183,7 @@ fn a_barrier_action_runs_in_the_last_process_before_any_process_is_released() {
         let status = wait_exit(c, Duration::from_secs(60));
         assert_eq!(status.code(), Some(0), "{status:?}");
     }
-    let load = |off| seg.atomic_u64_at(off).unwrap().load(Ordering::SeqCst);
+    let load = |off| seg.raw().atomic_u64(off).unwrap().load(Ordering::SeqCst);
     assert_eq!(load(runs), GENERATIONS, "one action per generation");
     assert_eq!(load(errors), 0, "an action ran after a party was released");
 }
@@ -190,7 +191,7 @@ fn a_barrier_action_runs_in_the_last_process_before_any_process_is_released() {
 #[test]
 fn an_event_wait_says_whether_it_was_set_and_a_zero_timeout_polls() {
     let (name, seg, flag_off) = setup("eventbool");
-    let flag = seg.atomic_u64_at(flag_off).unwrap();
+    let flag = seg.raw().atomic_u64(flag_off).unwrap();
     let e = seg.event("e").unwrap();
     let mut child = spawn(
         "event_poll_then_wait",

@@ -317,7 +317,8 @@ impl DeviceCache {
             s.started_ns = monotonic_ns();
             s.close_requested = 0;
         })?;
-        let child = self.segment.spawn_with(
+        let child = shmkit::process::spawn_with(
+            &self.segment,
             D::KIND,
             &args,
             &SpawnOptions {

@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use shmkit::SegmentObjects;
 use shmkit_fuzz::{apply_edits, template, with_image};
 use std::sync::OnceLock;
 
@@ -11,7 +12,15 @@ fn base() -> &'static (Vec<u8>, std::ops::Range<usize>) {
     BASE.get_or_init(|| {
         let mut range = 0..0;
         let image = template("dict", 1 << 16, 4, |seg| {
-            let d = seg.dict_with("d", 8, 512).unwrap();
+            let d = seg
+                .open_or_create::<shmkit::SharedDict>(
+                    "d",
+                    &shmkit::shared::DictSpec {
+                        max_entries: 8,
+                        data_bytes: 512,
+                    },
+                )
+                .unwrap();
             for i in 0..6u64 {
                 d.insert(&format!("key{i}"), &(i * 11)).unwrap();
             }

@@ -10,6 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shmkit::segment::validate_image;
+use shmkit::{Barrier, Event, Mutex, Shared, SharedDict};
 use shmkit_fuzz::{apply_edits, template, with_image};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -18,10 +19,10 @@ fn base() -> &'static [u8] {
     static BASE: OnceLock<Vec<u8>> = OnceLock::new();
     BASE.get_or_init(|| {
         template("open", 16384, 4, |seg| {
-            seg.alloc_mutex().unwrap();
-            seg.alloc_event().unwrap();
-            seg.alloc_barrier(2).unwrap();
-            seg.alloc_bytes(40, 256).unwrap();
+            seg.mutex("m").unwrap();
+            seg.event("e").unwrap();
+            seg.barrier("b", 2).unwrap();
+            seg.raw().alloc(40, 256).unwrap();
             seg.shared("s", 3u64).unwrap();
         })
     })
@@ -41,18 +42,22 @@ fuzz_target!(|input: &[u8]| {
     };
     let _ = validate_image(data);
     with_image("open", data, |seg| {
-        if let Ok(blocks) = seg.blocks() {
+        if let Ok(blocks) = shmkit::inspect::blocks(seg) {
             for b in blocks {
-                let _ = seg.mutex_at(b.offset).map(|m| m.try_lock().map(drop));
-                let _ = seg.event_at(b.offset).map(|e| e.is_set());
-                let _ = seg.barrier_at(b.offset).map(|b| b.wait(Duration::ZERO));
-                let _ = seg.atomic_u64_at(b.offset);
+                let _ = seg
+                    .attach::<Mutex>(b.offset)
+                    .map(|m| m.try_lock().map(drop));
+                let _ = seg.attach::<Event>(b.offset).map(|e| e.is_set());
+                let _ = seg
+                    .attach::<Barrier>(b.offset)
+                    .map(|b| b.wait(Duration::ZERO));
+                let _ = seg.raw().atomic_u64(b.offset);
                 let quick = Duration::from_millis(1);
                 let _ = seg
-                    .dict_at(b.offset)
+                    .attach::<SharedDict>(b.offset)
                     .map(|d| d.with_lock_timeout(quick).keys());
                 let _ = seg
-                    .shared_at::<u64>(b.offset)
+                    .attach::<Shared<u64>>(b.offset)
                     .map(|s| s.with_lock_timeout(quick).read());
             }
         }

@@ -18,7 +18,7 @@ pub fn template(tag: &str, size: u64, table: u32, build: impl FnOnce(&Segment)) 
     )
     .expect("template segment");
     build(&seg);
-    let image = seg.snapshot();
+    let image = shmkit::inspect::snapshot(&seg);
     let _ = Segment::unlink(&name);
     image
 }
@@ -48,10 +48,11 @@ pub fn with_image(tag: &str, image: &[u8], f: impl FnOnce(&Segment)) {
     if written.is_ok() {
         let opts = OpenOptions {
             init_timeout: Duration::ZERO,
+            create_wait: Duration::ZERO,
             ..OpenOptions::default()
         };
         if let Ok(seg) = Segment::open_with(&name, &opts) {
-            f(&seg.with_create_wait(Duration::ZERO));
+            f(&seg);
         }
     }
     let _ = Segment::unlink(&name);

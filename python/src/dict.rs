@@ -126,7 +126,13 @@ pub(crate) fn raw_dict(
     let inner = match (max_entries, data_bytes) {
         (None, _) => seg.open::<SharedDict>(name),
         (Some(n), None) => seg.dict(name, n),
-        (Some(n), Some(bytes)) => seg.dict_with(name, n, bytes),
+        (Some(n), Some(bytes)) => seg.open_or_create::<shmkit::SharedDict>(
+            name,
+            &shmkit::shared::DictSpec {
+                max_entries: n,
+                data_bytes: bytes,
+            },
+        ),
     }
     .map_err(|e| segment_error(py, e))?;
     Ok(PyRawDict {

@@ -137,7 +137,7 @@ impl PySegment {
     /// Its size in bytes.
     #[getter]
     fn size(&self) -> u64 {
-        self.inner.size()
+        self.inner.info().total_size
     }
 
     /// The named objects: `(name, kind)` pairs.
@@ -332,7 +332,7 @@ impl PySegment {
         format!(
             "<shmkit.Segment {:?} {} bytes>",
             self.inner.name(),
-            self.inner.size()
+            self.inner.info().total_size
         )
     }
 }

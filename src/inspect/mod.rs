@@ -1,6 +1,7 @@
 //! Read-only inspection of segments, for the `shmkit` command-line tool and for monitoring.
 //!
-//! Everything here works on a *copy* of a segment's bytes, read with `read(2)` from
+//! Everything here but [`blocks`] and [`snapshot`] (which read a segment this process has
+//! mapped) works on a *copy* of a segment's bytes, read with `read(2)` from
 //! `/dev/shm`: it never maps a segment writably, never takes a lock, and never changes a byte.
 //! A copy taken while processes run may catch a multi-word structure mid-update; single words
 //! are what they were at some instant, and every value is checked like hostile input. A
@@ -10,11 +11,13 @@
 
 pub mod device;
 mod error;
+mod mapped;
 mod objects;
 mod paged;
 mod scan;
 
 pub use error::InspectError;
+pub use mapped::{blocks, snapshot};
 pub use objects::{
     inspect_image, DeviceInfo, Inspection, LinkInfo, ObjectInfo, ObjectState, SlotSummary,
 };

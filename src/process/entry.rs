@@ -41,7 +41,7 @@ impl Entries {
         self
     }
 
-    /// In a child started by [`Segment::spawn`]: runs its entry and exits the process. In the
+    /// In a child started by [`spawn`](super::spawn): runs its entry and exits the process. In the
     /// parent (no entry marker in the environment): returns at once.
     pub fn dispatch(self) {
         let Some(start) = ChildStart::from_env() else {
@@ -80,7 +80,7 @@ impl Entries {
     }
 }
 
-/// What a process started by [`Segment::spawn`] finds in its environment: its entry's name,
+/// What a process started by [`spawn`](super::spawn) finds in its environment: its entry's name,
 /// its arguments, its segment and exception slot. [`Entries::dispatch`] is built on it; a
 /// host that runs entries its own way (a language binding whose entries are functions of
 /// that language) uses it directly: read the start, run the entry, [`finish`](Self::finish).

@@ -1,6 +1,6 @@
 //! Child processes that report how they ended through the segment.
 //!
-//! Children are never forked from a (possibly threaded) parent: [`Segment::spawn`] re-executes
+//! Children are never forked from a (possibly threaded) parent: [`spawn`] re-executes
 //! the current program with an entry marker in its environment, and the one-line
 //! [`Entries::dispatch`] at the top of `main` runs the named entry in the child (and returns at
 //! once in the parent). The child receives the segment and its serde arguments through that
@@ -8,7 +8,7 @@
 //! [`ChildReport`] there. [`Child::join`] then names exactly what happened.
 //!
 //! ```no_run
-//! use shmkit::process::{ChildContext, Entries};
+//! use shmkit::process::{self, ChildContext, Entries};
 //! use shmkit::{CreateOptions, Segment};
 //! use std::time::Duration;
 //!
@@ -20,7 +20,7 @@
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     Entries::new().entry("worker", worker).dispatch();
 //!     let seg = Segment::create("lab", &CreateOptions::new(1 << 20))?;
-//!     seg.spawn("worker", &5u32)?.join(Duration::from_secs(10))?;
+//!     process::spawn(&seg, "worker", &5u32)?.join(Duration::from_secs(10))?;
 //!     Ok(())
 //! }
 //! ```
@@ -35,7 +35,9 @@ mod spawn;
 pub use child::Child;
 pub use entry::{ChildContext, ChildStart, Entries};
 pub use error::{ChildError, ProcessError};
-pub use spawn::{HostProgram, SpawnOptions};
+pub use spawn::{
+    exception_slots_in_use, reclaim_exception_slots, spawn, spawn_with, HostProgram, SpawnOptions,
+};
 
 pub use report::{ChildReport, TRUNCATION_MARKER};
 pub use slots::decode_slot_image;

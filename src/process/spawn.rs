@@ -41,79 +41,81 @@ impl HostProgram {
     }
 }
 
-impl Segment {
-    /// Starts a child running entry `entry` with `args` (see [`Entries`]).
-    pub fn spawn<A: Serialize>(&self, entry: &str, args: &A) -> Result<Child, ProcessError> {
-        self.spawn_with(entry, args, &SpawnOptions::default())
-    }
+/// Starts a child of `segment` running entry `entry` with `args` (see [`Entries`]); the child
+/// reports how it ended through one of the segment's exception slots.
+pub fn spawn<A: Serialize>(
+    segment: &Segment,
+    entry: &str,
+    args: &A,
+) -> Result<Child, ProcessError> {
+    spawn_with(segment, entry, args, &SpawnOptions::default())
+}
 
-    /// Starts a child with options.
-    pub fn spawn_with<A: Serialize>(
-        &self,
-        entry: &str,
-        args: &A,
-        options: &SpawnOptions,
-    ) -> Result<Child, ProcessError> {
-        let name = options.name.clone().unwrap_or_else(|| entry.to_owned());
-        let args =
-            crate::codec::encode(args, "the child's arguments").map_err(ProcessError::Encode)?;
-        let me = ProcessIdentity::current();
-        let slot = Slot::reserve(self, me)?;
-        let io_error = |op, source| ProcessError::Io {
-            op,
-            name: name.clone(),
-            source,
-        };
-        let mut command = match &options.program {
-            Some(host) => {
-                let mut c = Command::new(&host.program);
-                c.args(&host.args);
-                c
-            }
-            None => match std::env::current_exe() {
-                Ok(exe) => Command::new(exe),
-                Err(e) => {
-                    slot.release();
-                    return Err(io_error("find the executable of", e));
-                }
-            },
-        };
-        command
-            .env(ENV_ENTRY, entry)
-            .env(ENV_SEGMENT, self.name())
-            .env(ENV_SLOT, slot.index.to_string())
-            .env(ENV_ARGS, encode_hex(&args))
-            .env(ENV_PARENT, format!("{}:{}", me.pid, me.token))
-            .env(ENV_NAME, &name)
-            .stdin(Stdio::null());
-        if options.prefix_output {
-            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+/// Starts a child of `segment` with options.
+pub fn spawn_with<A: Serialize>(
+    segment: &Segment,
+    entry: &str,
+    args: &A,
+    options: &SpawnOptions,
+) -> Result<Child, ProcessError> {
+    let name = options.name.clone().unwrap_or_else(|| entry.to_owned());
+    let args = crate::codec::encode(args, "the child's arguments").map_err(ProcessError::Encode)?;
+    let me = ProcessIdentity::current();
+    let slot = Slot::reserve(segment, me)?;
+    let io_error = |op, source| ProcessError::Io {
+        op,
+        name: name.clone(),
+        source,
+    };
+    let mut command = match &options.program {
+        Some(host) => {
+            let mut c = Command::new(&host.program);
+            c.args(&host.args);
+            c
         }
-        let mut process = match command.spawn() {
-            Ok(p) => p,
+        None => match std::env::current_exe() {
+            Ok(exe) => Command::new(exe),
             Err(e) => {
                 slot.release();
-                return Err(io_error("spawn", e));
+                return Err(io_error("find the executable of", e));
             }
-        };
-        let mut relays = Vec::new();
-        if options.prefix_output {
-            if let Some(out) = process.stdout.take() {
-                relays.push(relay(out, format!("[{name}] "), false));
-            }
-            if let Some(err) = process.stderr.take() {
-                relays.push(relay(err, format!("[{name}] "), true));
-            }
-        }
-        Ok(Child {
-            name,
-            segment: self.clone(),
-            slot: slot.index,
-            process,
-            relays,
-            joined: false,
-        })
+        },
+    };
+    command
+        .env(ENV_ENTRY, entry)
+        .env(ENV_SEGMENT, segment.name())
+        .env(ENV_SLOT, slot.index.to_string())
+        .env(ENV_ARGS, encode_hex(&args))
+        .env(ENV_PARENT, format!("{}:{}", me.pid, me.token))
+        .env(ENV_NAME, &name)
+        .stdin(Stdio::null());
+    if options.prefix_output {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
+    let mut process = match command.spawn() {
+        Ok(p) => p,
+        Err(e) => {
+            slot.release();
+            return Err(io_error("spawn", e));
+        }
+    };
+    let mut relays = Vec::new();
+    if options.prefix_output {
+        if let Some(out) = process.stdout.take() {
+            relays.push(relay(out, format!("[{name}] "), false));
+        }
+        if let Some(err) = process.stderr.take() {
+            relays.push(relay(err, format!("[{name}] "), true));
+        }
+    }
+    Ok(Child {
+        name,
+        segment: segment.clone(),
+        slot: slot.index,
+        process,
+        relays,
+        joined: false,
+    })
 }
 
 /// Copies lines from a child's pipe to our stdout or stderr with a prefix.
@@ -133,16 +135,14 @@ fn relay(
     })
 }
 
-impl Segment {
-    /// Frees every exception slot nobody can still want (its child is dead and left no
-    /// report, or its parent is dead too). Returns how many were freed. Reservations do this
-    /// themselves when the array is full; inspectors may call it.
-    pub fn reclaim_exception_slots(&self) -> u32 {
-        slots::reclaim_all(self)
-    }
+/// Frees every exception slot of `segment` nobody can still want (its child is dead and left
+/// no report, or its parent is dead too). Returns how many were freed. Reservations do this
+/// themselves when the array is full; inspectors may call it.
+pub fn reclaim_exception_slots(segment: &Segment) -> u32 {
+    slots::reclaim_all(segment)
+}
 
-    /// Exception slots currently in use.
-    pub fn exception_slots_in_use(&self) -> u32 {
-        slots::in_use(self)
-    }
+/// Exception slots of `segment` currently in use.
+pub fn exception_slots_in_use(segment: &Segment) -> u32 {
+    slots::in_use(segment)
 }

@@ -423,7 +423,7 @@ fn specs_are_checked() {
     ));
     let offset = t.1.lookup("cam").unwrap().unwrap().offset;
     assert!(matches!(
-        t.1.frame_ring_at(offset + 64),
+        t.1.attach::<crate::rings::FrameRing>(offset + 64),
         Err(SegmentError::BadOffset { .. } | SegmentError::Corrupt { .. })
     ));
 }

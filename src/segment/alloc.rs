@@ -10,7 +10,7 @@
 use super::header_view::HeaderView;
 use super::{image, Segment, SegmentError};
 use crate::primitives::{
-    Barrier, BarrierState, Event, EventState, Mutex, MutexState, PartySlot, StateRef, StateSlice,
+    Barrier, BarrierState, Event, Mutex, MutexState, PartySlot, StateRef, StateSlice,
 };
 use crate::sync::SharedWord;
 use shm_layout::{
@@ -18,7 +18,7 @@ use shm_layout::{
 };
 use std::mem::{align_of, offset_of, size_of};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const HDR: u64 = BLOCK_HEADER_SIZE as u64;
 
@@ -135,7 +135,7 @@ impl Segment {
     }
 
     /// The allocated area's end, as published by the last allocation.
-    fn allocated_end(&self) -> u64 {
+    pub(super) fn allocated_end(&self) -> u64 {
         // Acquire: pairs with the Release store of `alloc_next` in `allocate`.
         self.header()
             .alloc_next
@@ -240,28 +240,14 @@ impl Segment {
         })
     }
 
-    /// Places a new robust mutex and returns a handle to it.
-    pub fn alloc_mutex(&self) -> Result<Mutex, SegmentError> {
-        // All-zero bytes are a free, consistent mutex.
-        let off = self.allocate_state::<MutexState>(BlockKind::Mutex, |_| {})?;
-        self.mutex_at(off)
-    }
-
-    /// Places a new (clear) event and returns a handle to it.
-    pub fn alloc_event(&self) -> Result<Event, SegmentError> {
-        // All-zero bytes are a clear event with no waiters.
-        let off = self.allocate_state::<EventState>(BlockKind::Event, |_| {})?;
-        self.event_at(off)
-    }
-
-    /// Places a new barrier for `parties` (1..=65535) and returns a handle to it.
-    pub fn alloc_barrier(&self, parties: u32) -> Result<Barrier, SegmentError> {
+    /// Places a new barrier for `parties` (1..=65535); returns its offset.
+    pub(super) fn place_barrier(&self, parties: u32) -> Result<u64, SegmentError> {
         if !(1..=BARRIER_MAX_PARTIES).contains(&parties) {
             return Err(SegmentError::InvalidOption(format!(
                 "barrier parties {parties} outside 1..={BARRIER_MAX_PARTIES}"
             )));
         }
-        let off = self.allocate(
+        self.allocate(
             BlockKind::Barrier,
             shm_layout::barrier_size(parties),
             align_of::<BarrierState>() as u64,
@@ -274,32 +260,24 @@ impl Segment {
                 // a 4-aligned offset inside it. All-zero slots are free slots.
                 unsafe { AtomicU32::from_ptr(parties_at.cast()) }.store(parties, Ordering::Relaxed);
             },
-        )?;
-        self.barrier_at(off)
-    }
-
-    /// Reserves `size` zeroed bytes aligned to `align` (16..=4096) for the caller's own data;
-    /// returns their offset. Reach them with [`atomic_u64_at`](Self::atomic_u64_at) and
-    /// [`atomic_u32_at`](Self::atomic_u32_at).
-    pub fn alloc_bytes(&self, size: u64, align: u64) -> Result<u64, SegmentError> {
-        self.allocate(BlockKind::Bytes, size, align, |_| {})
+        )
     }
 
     /// The mutex at `offset` (as returned by [`Mutex::offset`] in any process).
-    pub fn mutex_at(&self, offset: u64) -> Result<Mutex, SegmentError> {
+    pub(super) fn mutex_at(&self, offset: u64) -> Result<Mutex, SegmentError> {
         self.object_at(offset, BlockKind::Mutex)
             .map(Mutex::from_state)
     }
 
     /// The event at `offset`.
-    pub fn event_at(&self, offset: u64) -> Result<Event, SegmentError> {
+    pub(super) fn event_at(&self, offset: u64) -> Result<Event, SegmentError> {
         self.object_at(offset, BlockKind::Event)
             .map(Event::from_state)
     }
 
     /// The barrier at `offset`, after the validator has checked its party count against its
     /// block (the header and two party slots per party).
-    pub fn barrier_at(&self, offset: u64) -> Result<Barrier, SegmentError> {
+    pub(super) fn barrier_at(&self, offset: u64) -> Result<Barrier, SegmentError> {
         let header = size_of::<BarrierState>() as u64;
         let block = self.checked_block(offset, Some(BlockKind::Barrier), header)?;
         let state: StateRef<BarrierState> =
@@ -330,45 +308,5 @@ impl Segment {
         // the mapping's Arc keeps them mapped as long as the slice.
         let slots = unsafe { StateSlice::in_mapping(ptr.cast(), len, self.map.clone()) };
         Ok(Barrier::from_parts(state, slots))
-    }
-
-    fn bytes_word(&self, offset: u64, width: u64) -> Result<NonNull<u8>, SegmentError> {
-        let blocks = image::walk_blocks(&*self.map, self.info.data_start, self.allocated_end())?;
-        let inside = blocks.iter().any(|b| {
-            b.kind == BlockKind::Bytes
-                && offset >= b.offset
-                && offset
-                    .checked_add(width)
-                    .is_some_and(|e| e <= b.offset + b.size)
-        });
-        if !inside {
-            return Err(SegmentError::BadOffset {
-                offset,
-                reason: "not inside a bytes block",
-            });
-        }
-        self.map
-            .ptr_at(offset, width, width)
-            .ok_or(SegmentError::BadOffset {
-                offset,
-                reason: "misaligned",
-            })
-    }
-
-    /// The `AtomicU64` at `offset`, which must lie inside a block from
-    /// [`alloc_bytes`](Self::alloc_bytes) and be 8-aligned. Checking walks the blocks: look it
-    /// up once, then keep the reference.
-    pub fn atomic_u64_at(&self, offset: u64) -> Result<&AtomicU64, SegmentError> {
-        let ptr = self.bytes_word(offset, 8)?;
-        // SAFETY: in bounds, aligned, inside a bytes block; the mapping lives as long as
-        // `&self`; atomics are valid for any bytes.
-        Ok(unsafe { AtomicU64::from_ptr(ptr.as_ptr().cast()) })
-    }
-
-    /// The `AtomicU32` at `offset`, inside a bytes block and 4-aligned.
-    pub fn atomic_u32_at(&self, offset: u64) -> Result<&AtomicU32, SegmentError> {
-        let ptr = self.bytes_word(offset, 4)?;
-        // SAFETY: as in `atomic_u64_at`, for 4 bytes.
-        Ok(unsafe { AtomicU32::from_ptr(ptr.as_ptr().cast()) })
     }
 }

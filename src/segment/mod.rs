@@ -12,8 +12,9 @@ mod header_view;
 mod image;
 mod mapping;
 mod name;
-mod named;
+pub(crate) mod named;
 mod object;
+mod raw;
 
 pub use crate::table::{EntryInfo, NamedEntry, ObjectName};
 pub use error::SegmentError;
@@ -22,6 +23,7 @@ pub use image::{validate_image, BlockInfo, HeaderInfo};
 pub use name::{SegmentName, MAX_NAME_LEN};
 pub(crate) use object::sealed;
 pub use object::{Placed, SegmentObject, SegmentObjects};
+pub use raw::RawMemory;
 pub use shm_layout::{BlockKind, ObjectKind};
 
 /// How long a find-or-create waits for another creator of the same name by default.
@@ -113,6 +115,10 @@ pub struct OpenOptions {
     pub allow_other_owner: bool,
     /// Prefault and/or lock the mapping.
     pub memory: MemoryOptions,
+    /// How long finding or creating a named object through this handle waits for another
+    /// process that is creating the same name before failing with
+    /// [`SegmentError::EntryBusy`] (default [`DEFAULT_CREATE_WAIT`], 5 s).
+    pub create_wait: Duration,
 }
 
 impl Default for OpenOptions {
@@ -121,6 +127,7 @@ impl Default for OpenOptions {
             init_timeout: Duration::from_secs(5),
             allow_other_owner: false,
             memory: MemoryOptions::default(),
+            create_wait: DEFAULT_CREATE_WAIT,
         }
     }
 }
@@ -324,7 +331,7 @@ impl Segment {
                             map: Arc::new(map),
                             name,
                             info,
-                            create_wait: DEFAULT_CREATE_WAIT,
+                            create_wait: options.create_wait,
                             mode: stat.mode,
                         })
                     }
@@ -392,13 +399,6 @@ impl Segment {
         Ok(())
     }
 
-    /// This handle, waiting at most `wait` (default 5 s) for another process that is creating
-    /// the same named object before failing with [`SegmentError::EntryBusy`].
-    pub fn with_create_wait(mut self, wait: Duration) -> Segment {
-        self.create_wait = wait;
-        self
-    }
-
     /// The segment's name.
     pub fn name(&self) -> &str {
         self.name.as_str()
@@ -416,13 +416,9 @@ impl Segment {
         self.mode
     }
 
-    /// Size of the segment in bytes.
-    pub fn size(&self) -> u64 {
-        self.map.len()
-    }
-
-    /// Re-reads and re-validates the header and walks every allocated block.
-    pub fn blocks(&self) -> Result<Vec<BlockInfo>, SegmentError> {
+    /// Re-reads and re-validates the header and walks every allocated block (public as
+    /// [`crate::inspect::blocks`]).
+    pub(crate) fn blocks(&self) -> Result<Vec<BlockInfo>, SegmentError> {
         let info = match check_header(&*self.map, self.name.as_str())? {
             HeaderCheck::Ready(info) => info,
             HeaderCheck::Initialising { .. } => {
@@ -435,8 +431,9 @@ impl Segment {
         image::walk_blocks(&*self.map, info.data_start, info.alloc_next)
     }
 
-    /// Copies the whole segment into a `Vec` (one atomic load per 8 bytes), for inspection.
-    pub fn snapshot(&self) -> Vec<u8> {
+    /// Copies the whole segment into a `Vec` (one atomic load per 8 bytes), for inspection
+    /// (public as [`crate::inspect::snapshot`]).
+    pub(crate) fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.map.len() as usize);
         for off in (0..self.map.len()).step_by(8) {
             let word = self

@@ -1,14 +1,13 @@
-//! Objects found or created by name through the segment's table.
+//! The segment's side of the named-object table, and the primitives as segment objects.
 //!
-//! `segment.mutex("x")`, `.event`, `.barrier`, `.shared::<T>`, `.dict`: the first caller in any
-//! process creates the object, every later caller gets the same one. The table protocol is in
-//! `crate::table`; this module allocates the objects and checks that an existing entry is the
-//! kind (and the parameters) the caller asked for.
+//! The table protocol is in `crate::table`; this module places the table and the exception
+//! slot array at creation, reads the table's entries, and makes the mutex, the event and the
+//! barrier [`SegmentObject`]s (the other kinds do so beside their own code).
 
-use super::object::{sealed, Placed, SegmentObject, SegmentObjects};
+use super::object::{sealed, Placed, SegmentObject};
 use super::{Segment, SegmentError, TABLE_ENTRY_SIZE};
 use crate::primitives::{Barrier, Event, EventState, Mutex, MutexState};
-use crate::table::{self, EntryInfo, EntryState, NamedEntry, ObjectName, TableError};
+use crate::table::{EntryState, ObjectName, TableError};
 use shm_layout::{BlockKind, ObjectKind, TableEntry};
 use std::mem::{align_of, size_of};
 use std::sync::atomic::Ordering;
@@ -79,20 +78,6 @@ impl Segment {
         // borrows `self`, which keeps the mapping alive.
         unsafe { std::slice::from_raw_parts(ptr.as_ptr().cast::<EntryState>(), len) }
     }
-
-    /// Every named object.
-    pub fn entries(&self) -> Result<Vec<NamedEntry>, SegmentError> {
-        table::list(self.table())
-            .into_iter()
-            .map(|r| r.map_err(|e| table_error(e, "")))
-            .collect()
-    }
-
-    /// The named object `name`, if it exists. Lock-free: no mutex, no system call.
-    pub fn lookup(&self, name: &str) -> Result<Option<EntryInfo>, SegmentError> {
-        let name = object_name(name)?;
-        table::lookup(self.table(), &name).map_err(|e| table_error(e, name.as_str()))
-    }
 }
 
 impl sealed::Sealed for Mutex {}
@@ -142,12 +127,8 @@ impl SegmentObject for Barrier {
     }
 
     fn place(segment: &Segment, parties: &u32) -> Result<Placed, SegmentError> {
-        let offset = segment
-            .alloc_barrier(*parties)?
-            .offset()
-            .expect("segment objects have offsets");
         Ok(Placed {
-            offset,
+            offset: segment.place_barrier(*parties)?,
             size: shm_layout::barrier_size(*parties),
             param: u64::from(*parties),
         })
@@ -173,44 +154,27 @@ impl Segment {
             param: 0,
         })
     }
-
-    /// Finds or creates the mutex `name`.
-    pub fn mutex(&self, name: &str) -> Result<Mutex, SegmentError> {
-        self.open_or_create(name, &())
-    }
-
-    /// Finds or creates the event `name`.
-    pub fn event(&self, name: &str) -> Result<Event, SegmentError> {
-        self.open_or_create(name, &())
-    }
-
-    /// Finds or creates the barrier `name` for `parties`; an existing barrier must have the
-    /// same number of parties.
-    pub fn barrier(&self, name: &str, parties: u32) -> Result<Barrier, SegmentError> {
-        self.open_or_create(name, &parties)
-    }
 }
 
+/// Test support (feature `test-support`): claims `name` in `segment` through the real
+/// find-or-create protocol, then stalls inside creation until `release` is set, the way a
+/// process killed mid-initialisation would leave it.
 #[cfg(feature = "test-support")]
-impl Segment {
-    /// Test support (feature `test-support`): claims `name` through the real find-or-create
-    /// protocol, then stalls inside creation until `release` is set, the way a process killed
-    /// mid-initialisation would leave it.
-    pub fn claim_and_stall_for_test(
-        &self,
-        name: &str,
-        on_claimed: impl FnOnce(),
-        release: &std::sync::atomic::AtomicBool,
-    ) -> Result<EntryInfo, SegmentError> {
-        self.find_or_create_entry(name, ObjectKind::Event, || {
+pub fn claim_and_stall_for_test(
+    segment: &Segment,
+    name: &str,
+    on_claimed: impl FnOnce(),
+    release: &std::sync::atomic::AtomicBool,
+) -> Result<crate::table::EntryInfo, SegmentError> {
+    segment
+        .find_or_create_entry(name, ObjectKind::Event, || {
             on_claimed();
             while !release.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            self.place_zeroed::<EventState>(BlockKind::Event)
+            segment.place_zeroed::<EventState>(BlockKind::Event)
         })
         .map(|(info, _)| info)
-    }
 }
 
 /// Validates an object name into the segment's error type.

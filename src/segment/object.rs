@@ -13,11 +13,17 @@
 //!   parameters and naming both sides when it does not;
 //! - [`Segment::attach`]: attach by offset, through the same validation.
 //!
-//! The short forms (`seg.mutex(name)`, `seg.frame_ring(name, spec)`, ...) are thin wrappers.
+//! The short forms (`seg.mutex(name)`, `seg.frame_ring(name, spec)`, ...) are `open_or_create`
+//! spelled for one kind. These, [`Segment::attach`], [`Segment::lookup`] and
+//! [`Segment::entries`] are every public way from a segment to an object; the rest of
+//! `Segment` is its life cycle (`mod.rs`) and its raw bytes (`raw.rs`).
 
 use super::{Segment, SegmentError};
+use crate::primitives::{Barrier, Event, Mutex};
+use crate::rings::{CommandRing, CommandSpec, FrameRing, FrameSpec};
+use crate::shared::{DictSpec, PlainData, Shared, SharedDict};
 use crate::sys::clock::Deadline;
-use crate::table::{self, Created, EntryInfo};
+use crate::table::{self, Created, EntryInfo, NamedEntry};
 use shm_layout::ObjectKind;
 
 /// Where a newly placed object is, as recorded in the named-object table.
@@ -124,6 +130,7 @@ impl SegmentObjects for Segment {
     }
 }
 
+/// The segment's object methods: every public method of [`Segment`] that reaches an object.
 impl Segment {
     /// Attaches to the object of kind `T` whose block is at `offset` (as returned by its
     /// handle's `offset()` in any process), validating it as [`SegmentObjects::open`] does.
@@ -131,6 +138,68 @@ impl Segment {
         T::attach(self, offset)
     }
 
+    /// The named object `name`, if it exists. Lock-free: no mutex, no system call.
+    pub fn lookup(&self, name: &str) -> Result<Option<EntryInfo>, SegmentError> {
+        let name = super::named::object_name(name)?;
+        table::lookup(self.table(), &name).map_err(|e| super::named::table_error(e, name.as_str()))
+    }
+
+    /// Every named object.
+    pub fn entries(&self) -> Result<Vec<NamedEntry>, SegmentError> {
+        table::list(self.table())
+            .into_iter()
+            .map(|r| r.map_err(|e| super::named::table_error(e, "")))
+            .collect()
+    }
+
+    /// Finds or creates the mutex `name`: `open_or_create::<Mutex>(name, &())`.
+    pub fn mutex(&self, name: &str) -> Result<Mutex, SegmentError> {
+        self.open_or_create(name, &())
+    }
+
+    /// Finds or creates the event `name`.
+    pub fn event(&self, name: &str) -> Result<Event, SegmentError> {
+        self.open_or_create(name, &())
+    }
+
+    /// Finds or creates the barrier `name` for `parties`; an existing barrier must have the
+    /// same number of parties.
+    pub fn barrier(&self, name: &str, parties: u32) -> Result<Barrier, SegmentError> {
+        self.open_or_create(name, &parties)
+    }
+
+    /// Finds or creates the shared value `name`, initialised to `init` by its creator. An
+    /// existing value must have been created with the same type.
+    pub fn shared<T: PlainData>(&self, name: &str, init: T) -> Result<Shared<T>, SegmentError> {
+        self.open_or_create(name, &init)
+    }
+
+    /// Finds or creates the dictionary `name` holding up to `max_entries` keys, with 128 bytes
+    /// of record space per key; an existing dictionary must have that capacity. (Another
+    /// record space: `open_or_create::<SharedDict>(name, &DictSpec { .. })`; without knowing
+    /// the capacity: `open::<SharedDict>(name)`.)
+    pub fn dict(&self, name: &str, max_entries: u32) -> Result<SharedDict, SegmentError> {
+        self.open_or_create(name, &DictSpec::new(max_entries))
+    }
+
+    /// Finds or creates the frame ring `name`; an existing ring must have the same spec.
+    /// (To read a ring without knowing its spec: `seg.open::<FrameRing>(name)`.)
+    pub fn frame_ring(&self, name: &str, spec: &FrameSpec) -> Result<FrameRing, SegmentError> {
+        self.open_or_create(name, spec)
+    }
+
+    /// Finds or creates the command ring `name`; an existing ring must have the same spec.
+    /// (To call a ring without knowing its spec: `seg.open::<CommandRing>(name)`.)
+    pub fn command_ring(
+        &self,
+        name: &str,
+        spec: &CommandSpec,
+    ) -> Result<CommandRing, SegmentError> {
+        self.open_or_create(name, spec)
+    }
+}
+
+impl Segment {
     /// Finds `name` (checking its kind) or places it; returns its offset and whether this
     /// call created it.
     fn find_or_place<T: SegmentObject>(

@@ -75,10 +75,10 @@ fn create_refuses_an_existing_name_and_open_refuses_a_missing_one() {
 fn open_or_create_creates_once_then_opens() {
     let name = TempName::new("ooc");
     let a = Segment::open_or_create(&name.0, &small_options()).unwrap();
-    let m = a.alloc_mutex().unwrap();
+    let m = a.mutex("mutex-1").unwrap();
     let b = Segment::open_or_create(&name.0, &small_options()).unwrap();
     assert_eq!(b.info().creator, a.info().creator);
-    assert!(b.mutex_at(m.offset().unwrap()).is_ok());
+    assert!(b.attach::<crate::Mutex>(m.offset().unwrap()).is_ok());
 }
 
 #[test]
@@ -98,17 +98,23 @@ fn bad_options_are_rejected() {
 fn objects_reattach_by_offset_and_kinds_are_checked() {
     let name = TempName::new("attach");
     let seg = small(&name.0).unwrap();
-    let m = seg.alloc_mutex().unwrap();
-    let e = seg.alloc_event().unwrap();
-    let b = seg.alloc_barrier(3).unwrap();
-    let bytes = seg.alloc_bytes(24, 16).unwrap();
+    let m = seg.mutex("mutex-2").unwrap();
+    let e = seg.event("event-1").unwrap();
+    let b = seg.barrier("barrier-1", 3).unwrap();
+    let bytes = seg.raw().alloc(24, 16).unwrap();
     let other = Segment::open(&name.0).unwrap();
-    let e2 = other.event_at(e.offset().unwrap()).unwrap();
+    let e2 = other.attach::<crate::Event>(e.offset().unwrap()).unwrap();
     e.set();
     assert!(e2.is_set(), "both handles see one event");
-    assert_eq!(other.barrier_at(b.offset().unwrap()).unwrap().parties(), 3);
+    assert_eq!(
+        other
+            .attach::<crate::Barrier>(b.offset().unwrap())
+            .unwrap()
+            .parties(),
+        3
+    );
     assert!(matches!(
-        other.event_at(m.offset().unwrap()),
+        other.attach::<crate::Event>(m.offset().unwrap()),
         Err(SegmentError::WrongKind {
             expected: "event",
             found: "mutex",
@@ -116,29 +122,31 @@ fn objects_reattach_by_offset_and_kinds_are_checked() {
         })
     ));
     assert!(matches!(
-        other.mutex_at(7),
+        other.attach::<crate::Mutex>(7),
         Err(SegmentError::BadOffset { .. })
     ));
     assert!(matches!(
-        other.mutex_at(1 << 40),
+        other.attach::<crate::Mutex>(1 << 40),
         Err(SegmentError::BadOffset { .. })
     ));
     assert!(matches!(
-        other.mutex_at(60 * 1024),
+        other.attach::<crate::Mutex>(60 * 1024),
         Err(SegmentError::BadOffset { .. })
     ));
     other
-        .atomic_u64_at(bytes + 16)
+        .raw()
+        .atomic_u64(bytes + 16)
         .unwrap()
         .store(9, Ordering::Relaxed);
     assert_eq!(
-        seg.atomic_u64_at(bytes + 16)
+        seg.raw()
+            .atomic_u64(bytes + 16)
             .unwrap()
             .load(Ordering::Relaxed),
         9
     );
     assert!(
-        seg.atomic_u64_at(bytes + 24).is_err(),
+        seg.raw().atomic_u64(bytes + 24).is_err(),
         "past the end of the block"
     );
     let kinds: Vec<BlockKind> = other.blocks().unwrap().iter().map(|b| b.kind).collect();
@@ -167,17 +175,17 @@ fn allocation_reports_a_full_segment_with_numbers() {
     .unwrap();
     let mut n = 0;
     let err = loop {
-        match seg.alloc_mutex() {
+        match seg.raw().alloc(64, 16) {
             Ok(_) => n += 1,
             Err(e) => break e,
         }
     };
-    assert!(n > 50, "only {n} mutexes fit in 8 KiB");
+    assert!(n > 50, "only {n} blocks of 64 bytes fit in 8 KiB");
     assert!(
         matches!(err, SegmentError::OutOfSpace { requested, available } if requested > available)
     );
     assert!(
-        seg.alloc_bytes(0, 8192).is_err(),
+        seg.raw().alloc(0, 8192).is_err(),
         "alignment above a page is refused"
     );
 }
@@ -321,7 +329,7 @@ fn prefault_and_lock_in_memory_map_the_segment() {
             .exception_slots(2)
             .memory(mem),
     ) {
-        Ok(seg) => assert!(seg.alloc_event().is_ok()),
+        Ok(seg) => assert!(seg.event("event-2").is_ok()),
         // Without CAP_IPC_LOCK and a small RLIMIT_MEMLOCK, mlock is refused: a typed error.
         Err(SegmentError::Io {
             op: "mmap", source, ..
@@ -342,7 +350,7 @@ fn prefault_and_lock_in_memory_map_the_segment() {
 fn close_reports_handles_that_keep_the_mapping() {
     let name = TempName::new("close");
     let seg = small(&name.0).unwrap();
-    let m = seg.alloc_mutex().unwrap();
+    let m = seg.mutex("mutex-4").unwrap();
     let seg2 = seg.clone();
     assert!(matches!(
         seg.close(),
@@ -356,8 +364,8 @@ fn close_reports_handles_that_keep_the_mapping() {
 fn validate_image_accepts_a_live_snapshot_and_rejects_garbage() {
     let name = TempName::new("image");
     let seg = small(&name.0).unwrap();
-    seg.alloc_bytes(100, 1024).unwrap();
-    seg.alloc_event().unwrap();
+    seg.raw().alloc(100, 1024).unwrap();
+    seg.event("event-3").unwrap();
     let image = seg.snapshot();
     let (info, blocks) = validate_image(&image).unwrap().unwrap();
     assert_eq!(info.alloc_count, 4, "table, exception slots, bytes, event");

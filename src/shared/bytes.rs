@@ -10,7 +10,7 @@
 use super::value::{attach_block, place_block, Fingerprint, StoredType};
 use super::SharedError;
 use crate::primitives::{Held, Mutex};
-use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, SegmentObjects};
+use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject};
 use crate::sync::{Interrupt, Timeout};
 use shm_layout::ObjectKind;
 use std::borrow::Cow;
@@ -216,14 +216,5 @@ impl SegmentObject for SharedBytes {
     fn mismatch(&self, spec: &BytesSpec) -> Option<String> {
         // The initial bytes only matter to the creator.
         self.stored.mismatch(&spec.fingerprint())
-    }
-}
-
-impl Segment {
-    /// Finds or creates the run-time typed value `name`; an existing one must have been made
-    /// with the same type name, size and alignment. (`seg.open::<SharedBytes>(name)` opens
-    /// one as it is, whatever its type.)
-    pub fn shared_bytes(&self, name: &str, spec: &BytesSpec) -> Result<SharedBytes, SegmentError> {
-        self.open_or_create(name, spec)
     }
 }

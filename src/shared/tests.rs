@@ -248,7 +248,15 @@ fn dict_insert_get_update_remove_and_snapshots() {
 #[test]
 fn dict_space_is_reused_after_removal_and_limits_are_typed_errors() {
     let t = Temp::new("dictspace", 64);
-    let d = t.1.dict_with("small", 4, 256).unwrap();
+    let d =
+        t.1.open_or_create::<crate::SharedDict>(
+            "small",
+            &crate::shared::DictSpec {
+                max_entries: 4,
+                data_bytes: 256,
+            },
+        )
+        .unwrap();
     for round in 0..50u32 {
         for k in 0..4 {
             d.insert_bytes(&format!("k{k}"), &round.to_le_bytes().repeat(4))
@@ -358,9 +366,12 @@ fn bytes_spec(name: &str, init: &[u8]) -> BytesSpec {
 #[test]
 fn run_time_typed_values_read_write_and_reopen_as_they_are() {
     let t = Temp::new("bytes", 64);
-    let v =
-        t.1.shared_bytes("gain", &bytes_spec("f64[2]", &[1; 16]))
-            .unwrap();
+    let v = crate::SegmentObjects::open_or_create::<crate::SharedBytes>(
+        &t.1,
+        "gain",
+        &bytes_spec("f64[2]", &[1; 16]),
+    )
+    .unwrap();
     assert_eq!((v.len(), v.align(), v.type_name()), (16, 8, "f64[2]"));
     let mut out = [0u8; 16];
     v.read(&mut out, Timeout::Forever, &NoInterrupt).unwrap();
@@ -374,9 +385,12 @@ fn run_time_typed_values_read_write_and_reopen_as_they_are() {
         .unwrap();
     assert_eq!(out, [7; 16]);
     // The creator's initial bytes do not overwrite an existing value.
-    let third =
-        t.1.shared_bytes("gain", &bytes_spec("f64[2]", &[0; 16]))
-            .unwrap();
+    let third = crate::SegmentObjects::open_or_create::<crate::SharedBytes>(
+        &t.1,
+        "gain",
+        &bytes_spec("f64[2]", &[0; 16]),
+    )
+    .unwrap();
     third
         .read(&mut out, Timeout::Forever, &NoInterrupt)
         .unwrap();
@@ -386,10 +400,17 @@ fn run_time_typed_values_read_write_and_reopen_as_they_are() {
 #[test]
 fn run_time_typed_values_refuse_another_type_length_or_alignment() {
     let t = Temp::new("bytestype", 64);
-    let v =
-        t.1.shared_bytes("v", &bytes_spec("f64[2]", &[0; 16]))
-            .unwrap();
-    match t.1.shared_bytes("v", &bytes_spec("i64[2]", &[0; 16])) {
+    let v = crate::SegmentObjects::open_or_create::<crate::SharedBytes>(
+        &t.1,
+        "v",
+        &bytes_spec("f64[2]", &[0; 16]),
+    )
+    .unwrap();
+    match crate::SegmentObjects::open_or_create::<crate::SharedBytes>(
+        &t.1,
+        "v",
+        &bytes_spec("i64[2]", &[0; 16]),
+    ) {
         Err(SegmentError::ParamMismatch { detail, .. }) => {
             assert!(
                 detail.contains("f64[2]") && detail.contains("i64[2]"),
@@ -419,9 +440,12 @@ fn run_time_typed_values_refuse_another_type_length_or_alignment() {
 #[test]
 fn a_run_time_typed_value_is_read_and_written_inside_its_holders_critical_section() {
     let t = Temp::new("byteshold", 64);
-    let v =
-        t.1.shared_bytes("v", &bytes_spec("u8[8]", &[0; 8]))
-            .unwrap();
+    let v = crate::SegmentObjects::open_or_create::<crate::SharedBytes>(
+        &t.1,
+        "v",
+        &bytes_spec("u8[8]", &[0; 8]),
+    )
+    .unwrap();
     let held = v.mutex().acquire(Timeout::Forever, &NoInterrupt).unwrap();
     assert!(matches!(held, Held::Once));
     // Holding the mutex, reads and writes do not wait for it again.
@@ -443,9 +467,12 @@ fn a_run_time_typed_value_is_read_and_written_inside_its_holders_critical_sectio
 #[test]
 fn a_dead_holder_of_a_run_time_typed_value_is_reported_until_repaired() {
     let t = Temp::new("bytesdied", 64);
-    let v =
-        t.1.shared_bytes("v", &bytes_spec("u8[8]", &[1; 8]))
-            .unwrap();
+    let v = crate::SegmentObjects::open_or_create::<crate::SharedBytes>(
+        &t.1,
+        "v",
+        &bytes_spec("u8[8]", &[1; 8]),
+    )
+    .unwrap();
     v.mutex().abandon_to_a_dead_owner();
     let mut out = [0u8; 8];
     for _ in 0..2 {

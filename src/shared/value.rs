@@ -13,7 +13,7 @@
 use crate::primitives::{
     Acquired, LockError, Mutex, MutexGuard, MutexState, OwnerDiedGuard, OwnerInfo,
 };
-use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, SegmentObjects};
+use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject};
 use crate::sync::{
     shared_view, AtomicU32, AtomicU64, Interrupt, NoInterrupt, Ordering, SharedWord, Timeout,
 };
@@ -473,18 +473,4 @@ pub(super) fn place_block(
         size,
         param: fp.hash,
     })
-}
-
-impl Segment {
-    /// Finds or creates the shared value `name`, initialised to `init` by its creator. An
-    /// existing value must have been created with the same type.
-    pub fn shared<T: PlainData>(&self, name: &str, init: T) -> Result<Shared<T>, SegmentError> {
-        self.open_or_create(name, &init)
-    }
-
-    /// The shared value at `offset` (checks the block's kind and type fingerprint): the same
-    /// as `seg.attach::<Shared<T>>(offset)`.
-    pub fn shared_at<T: PlainData>(&self, offset: u64) -> Result<Shared<T>, SegmentError> {
-        self.attach(offset)
-    }
 }

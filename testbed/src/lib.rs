@@ -427,7 +427,8 @@ impl Testbed {
         if self.inner.events.stop.is_set() {
             return Err(TestbedError::Stopping);
         }
-        let child = self.inner.segment.spawn_with(
+        let child = shmkit::process::spawn_with(
+            &self.inner.segment,
             E::NAME,
             experiment,
             &SpawnOptions {

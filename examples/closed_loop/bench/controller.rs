@@ -423,8 +423,7 @@ impl Experiment for Controller {
         report.mirror = out;
         report.verified = frames.verified;
         report.torn = frames.torn;
-        seg.dict_with("closed-loop/results", 4, o.results_bytes())?
-            .insert("controller", &report)?;
+        o.results(seg)?.insert("controller", &report)?;
         progress.insert("phase", &"done")?;
         Ok(())
     }

@@ -180,9 +180,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         / t_before.elapsed().as_secs_f64();
     tb.request_finish();
     tb.wait_experiments(Duration::from_secs(3));
-    let results = tb
-        .segment()
-        .dict_with("closed-loop/results", 4, options.results_bytes())?;
+    let results = options.results(tb.segment())?;
     let controller: ControllerReport = results.get("controller")?.unwrap_or_default();
     let statistics: StatsReport = results.get("statistics")?.unwrap_or_default();
     let trip = tb.trip();

@@ -114,6 +114,22 @@ impl Options {
         (frames * 48.0) as u64 + 4 * side * side + (1 << 20)
     }
 
+    /// The dictionary in `segment` where the controller and the statistics experiment leave
+    /// their reports for the coordinator.
+    pub fn results(
+        &self,
+        segment: &shmkit::Segment,
+    ) -> Result<shmkit::SharedDict, shmkit::SegmentError> {
+        shmkit::SegmentObjects::open_or_create(
+            segment,
+            "closed-loop/results",
+            &shmkit::shared::DictSpec {
+                max_entries: 4,
+                data_bytes: self.results_bytes(),
+            },
+        )
+    }
+
     /// The testbed segment's size: the results dictionary (twice its record space) and the
     /// rest of the bench.
     pub fn segment_bytes(&self) -> u64 {

@@ -45,9 +45,7 @@ impl Experiment for Statistics {
             report.frames += 1;
         }
         report.mean_intensity = total / report.frames.max(1) as f64;
-        ctx.segment()
-            .dict_with("closed-loop/results", 4, o.results_bytes())?
-            .insert("statistics", &report)?;
+        o.results(ctx.segment())?.insert("statistics", &report)?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 
 use super::view::HeaderView;
 use super::{CommandRing, CommandSpec};
-use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, SegmentObjects};
+use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject};
 use crate::sync::{Ordering, SharedWord, WaitStrategy};
 use shm_layout::validate::{self, CommandGeometry};
 use shm_layout::{BlockKind, ObjectKind};
@@ -52,23 +52,5 @@ impl SegmentObject for CommandRing {
     fn mismatch(&self, spec: &CommandSpec) -> Option<String> {
         let existing = self.spec();
         (existing != *spec).then(|| format!("it has {existing}; {spec} were asked for"))
-    }
-}
-
-impl Segment {
-    /// Finds or creates the command ring `name`; an existing ring must have the same spec.
-    /// (To call a ring without knowing its spec: `seg.open::<CommandRing>(name)`.)
-    pub fn command_ring(
-        &self,
-        name: &str,
-        spec: &CommandSpec,
-    ) -> Result<CommandRing, SegmentError> {
-        self.open_or_create(name, spec)
-    }
-
-    /// The command ring at `offset` (geometry validated against the block): the same as
-    /// `seg.attach::<CommandRing>(offset)`.
-    pub fn command_ring_at(&self, offset: u64) -> Result<CommandRing, SegmentError> {
-        self.attach(offset)
     }
 }

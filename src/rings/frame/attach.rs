@@ -5,7 +5,7 @@
 
 use super::view::{HeaderView, SlotView};
 use super::{FrameRing, FrameSpec};
-use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, SegmentObjects};
+use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject};
 use crate::sync::{Ordering, SharedWord};
 use shm_layout::{validate, BlockKind, ObjectKind};
 use std::mem::size_of;
@@ -53,19 +53,5 @@ impl SegmentObject for FrameRing {
     fn mismatch(&self, spec: &FrameSpec) -> Option<String> {
         let existing = self.spec();
         (existing != *spec).then(|| format!("it has {existing}; {spec} were asked for"))
-    }
-}
-
-impl Segment {
-    /// Finds or creates the frame ring `name`; an existing ring must have the same spec.
-    /// (To read a ring without knowing its spec: `seg.open::<FrameRing>(name)`.)
-    pub fn frame_ring(&self, name: &str, spec: &FrameSpec) -> Result<FrameRing, SegmentError> {
-        self.open_or_create(name, spec)
-    }
-
-    /// The frame ring at `offset` (every geometry field validated against the block): the
-    /// same as `seg.attach::<FrameRing>(offset)`.
-    pub fn frame_ring_at(&self, offset: u64) -> Result<FrameRing, SegmentError> {
-        self.attach(offset)
     }
 }

@@ -4,7 +4,7 @@
 
 use super::view::DictHeaderView;
 use super::SharedDict;
-use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject, SegmentObjects};
+use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject};
 use crate::sync::{Ordering, SharedWord};
 use shm_layout::validate::{self, DictGeometry};
 use shm_layout::{BlockKind, ObjectKind};
@@ -92,37 +92,5 @@ impl SegmentObject for SharedDict {
                 g.max_entries, g.data_capacity
             )
         })
-    }
-}
-
-impl Segment {
-    /// Finds or creates the dictionary `name` holding up to `max_entries` keys, with 128 bytes
-    /// of record space per key; an existing dictionary must have that capacity. (To open one
-    /// without knowing its capacity: `seg.open::<SharedDict>(name)`.)
-    pub fn dict(&self, name: &str, max_entries: u32) -> Result<SharedDict, SegmentError> {
-        self.open_or_create(name, &DictSpec::new(max_entries))
-    }
-
-    /// Like [`dict`](Self::dict) with an explicit record space (`data_bytes`, excluding the
-    /// index). The region reserves twice `data_bytes` so compaction can never lose data.
-    pub fn dict_with(
-        &self,
-        name: &str,
-        max_entries: u32,
-        data_bytes: u64,
-    ) -> Result<SharedDict, SegmentError> {
-        self.open_or_create(
-            name,
-            &DictSpec {
-                max_entries,
-                data_bytes,
-            },
-        )
-    }
-
-    /// The dictionary at `offset` (kind and geometry validated): the same as
-    /// `seg.attach::<SharedDict>(offset)`.
-    pub fn dict_at(&self, offset: u64) -> Result<SharedDict, SegmentError> {
-        self.attach(offset)
     }
 }
