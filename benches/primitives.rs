@@ -46,7 +46,7 @@ fn child_main(role: &str) {
                 .with_strategy(strategy);
             let pong = seg.attach::<shmkit::Event>(num(2)).unwrap();
             loop {
-                ping.wait_forever();
+                assert!(ping.wait(shmkit::Timeout::Forever));
                 ping.clear();
                 pong.set();
             }
@@ -56,7 +56,10 @@ fn child_main(role: &str) {
             let mutex = seg.attach::<shmkit::Mutex>(num(1)).unwrap();
             let turn = seg.raw().atomic_u32(num(2)).unwrap();
             loop {
-                let _g = mutex.lock().unwrap().recover_with(|_| {});
+                let _g = mutex
+                    .lock(shmkit::DEFAULT_LOCK_TIMEOUT)
+                    .unwrap()
+                    .recover_with(|_| {});
                 if turn.load(Ordering::Relaxed) == 1 {
                     turn.store(0, Ordering::Relaxed);
                 }
@@ -109,7 +112,10 @@ fn mutex_uncontended(c: &mut Criterion) {
     let m = seg.mutex("mutex-1").unwrap();
     g.bench_function("shmkit", |b| {
         b.iter(|| {
-            let guard = m.lock().unwrap().recover_with(|_| {});
+            let guard = m
+                .lock(shmkit::DEFAULT_LOCK_TIMEOUT)
+                .unwrap()
+                .recover_with(|_| {});
             black_box(&guard);
         })
     });
@@ -175,7 +181,7 @@ fn event_rtt_cross(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 timed(iters, |_| {
                     ping.set();
-                    pong.wait_forever();
+                    assert!(pong.wait(shmkit::Timeout::Forever));
                     pong.clear();
                 })
             })
@@ -251,7 +257,10 @@ fn mutex_handoff_cross(c: &mut Criterion) {
         g.bench_function("shmkit", |b| {
             b.iter_custom(|iters| {
                 timed(iters, |_| loop {
-                    let _g = mutex.lock().unwrap().recover_with(|_| {});
+                    let _g = mutex
+                        .lock(shmkit::DEFAULT_LOCK_TIMEOUT)
+                        .unwrap()
+                        .recover_with(|_| {});
                     if turn.load(Ordering::Relaxed) == 0 {
                         turn.store(1, Ordering::Relaxed);
                         break;

@@ -37,7 +37,7 @@ fn strategy(name: &str) -> WaitStrategy {
 
 /// Publishes frame `n` (writing its first 8 bytes, as a driver stamps a header) on `ring`.
 fn send_frame(w: &mut shmkit::rings::FrameWriter, n: u64) {
-    let mut slot = w.claim().expect("a free slot");
+    let mut slot = w.try_claim().expect("a free slot");
     slot.bytes_mut()[..8].copy_from_slice(&n.to_le_bytes());
     slot.publish();
 }

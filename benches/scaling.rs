@@ -125,7 +125,7 @@ fn frame_fanout(c: &mut Criterion) {
             }
             acks.store(0, Ordering::Release);
             let t0 = Instant::now();
-            let mut slot = w.claim().unwrap();
+            let mut slot = w.try_claim().unwrap();
             slot.bytes_mut()[..8].copy_from_slice(&1u64.to_le_bytes());
             slot.publish();
             let publish = t0.elapsed();

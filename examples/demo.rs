@@ -116,7 +116,7 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
     );
     crasher.kill()?;
     let killed = Instant::now();
-    match objects.mutex.lock()? {
+    match objects.mutex.lock(shmkit::DEFAULT_LOCK_TIMEOUT)? {
         Acquired::OwnerDied(guard) => {
             let dead = guard.previous_owner();
             println!(
@@ -167,7 +167,10 @@ fn crasher(args: &[String]) -> Result<()> {
     let name = args.first().ok_or("missing segment name")?;
     let seg = Segment::open(name)?;
     let objects = Objects::find(&seg)?;
-    let _guard = objects.mutex.lock()?.recover_with(|_| {});
+    let _guard = objects
+        .mutex
+        .lock(shmkit::DEFAULT_LOCK_TIMEOUT)?
+        .recover_with(|_| {});
     objects.go.set();
     loop {
         std::thread::sleep(Duration::from_secs(1)); // holding the mutex until killed

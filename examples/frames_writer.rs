@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("writer: publishing {frames} frames into {name:?}/camera at 500 Hz");
     for n in 0..frames {
         // The slot is written in place: readers see it only once it is published.
-        let mut slot = writer.claim()?;
+        let mut slot = writer.try_claim()?;
         slot.typed_mut::<u16>()?.fill(n as u16);
         slot.set_user(0, n);
         let id = slot.publish();

@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..PER_PROCESS {
         // The value has a robust mutex of its own; this one guards the read-modify-write
         // across two operations, to show a named mutex shared by both processes.
-        let _held = lock.lock()?;
+        let _held = lock.lock(shmkit::DEFAULT_LOCK_TIMEOUT)?;
         let n = count.read()?;
         count.update(|c| *c = n + 1)?;
     }

@@ -17,7 +17,7 @@
 //! let mutex = seg.mutex("stage")?;
 //! let ready = seg.event("ready")?;
 //! {
-//!     let _guard = mutex.lock()?.recover_with(|died| eprintln!("{:?} died", died.previous_owner()));
+//!     let _guard = mutex.lock(Duration::from_secs(5))?.recover_with(|died| eprintln!("{:?} died", died.previous_owner()));
 //!     // ... critical section ...
 //! }
 //! ready.set();

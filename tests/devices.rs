@@ -154,7 +154,10 @@ fn a_forced_close_gets_past_a_client_holding_the_mutex() {
     let mut child = shmkit::process::spawn(&seg, "holder", &()).unwrap();
     assert!(seg.event("held").unwrap().wait(Duration::from_secs(10)));
     // A call now waits for the mutex: the holder is stuck.
-    let stuck = dm.call_timeout(&DmCommand::Get, Duration::from_millis(50));
+    let stuck = dm
+        .clone()
+        .with_timeout(Duration::from_millis(50))
+        .call(&DmCommand::Get);
     assert!(matches!(stuck, Err(DeviceError::Lock(_))), "{stuck:?}");
     let t = Instant::now();
     let status = cache.close("Dm", Duration::from_secs(2)).unwrap();
@@ -252,7 +255,7 @@ fn an_interrupted_get_gives_up_waiting_for_a_start_within_100ms() {
     let (taken, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
     std::thread::scope(|s| {
         s.spawn(|| {
-            let _held = start.lock().unwrap();
+            let _held = start.lock(shmkit::DEFAULT_LOCK_TIMEOUT).unwrap();
             taken.wait();
             release.wait();
         });

@@ -51,7 +51,7 @@ crate::child_roles!(|role, args| {
             let mut w = ring.writer().unwrap();
             start.wait(Duration::from_secs(30)).unwrap();
             for id in 1..=FRAMES {
-                let mut slot = w.claim_timeout(Duration::from_secs(10)).unwrap();
+                let mut slot = w.claim(Duration::from_secs(10)).unwrap();
                 fill(slot.typed_mut::<u32>().unwrap(), id);
                 assert_eq!(slot.publish(), id);
             }
@@ -184,14 +184,14 @@ fn a_reader_killed_holding_a_frame_does_not_stop_the_writer() {
     let flag = seg.raw().atomic_u64(flag_off).unwrap();
     let cam = seg.frame_ring("cam", &spec()).unwrap();
     let mut writer = cam.writer().unwrap();
-    writer.claim().unwrap().publish();
+    writer.try_claim().unwrap().publish();
     let mut holder = spawn("hold", &[name.0.clone(), flag_off.to_string()]);
     assert!(eventually(Duration::from_secs(10), || flag
         .load(Ordering::Acquire)
         == 1));
     // The writer goes round the ring several times, never blocking on the held slot.
     for _ in 0..40 {
-        writer.claim().unwrap().publish();
+        writer.try_claim().unwrap().publish();
     }
     sigkill(&holder);
     let _ = holder.wait();
@@ -214,7 +214,7 @@ fn a_process_killed_holding_owned_frames_has_its_pins_reclaimed() {
     let mut holder = spawn("hold_owned", &[name.0.clone(), flag_off.to_string()]);
     // Publish until the holder has taken (and keeps) its four frames.
     assert!(eventually(Duration::from_secs(10), || {
-        writer.claim().unwrap().publish();
+        writer.try_claim().unwrap().publish();
         std::thread::sleep(Duration::from_millis(1));
         flag.load(Ordering::Acquire) == 4
     }));
@@ -234,11 +234,11 @@ fn every_slot_is_usable_again(cam: &FrameRing, writer: &mut FrameWriter) {
     let mut held = Vec::new();
     for _ in 0..15 {
         let mut r = cam.reader(ReadMode::NewestOnly).unwrap().into_owned();
-        writer.claim().unwrap().publish();
+        writer.try_claim().unwrap().publish();
         held.push(r.latest().unwrap().unwrap());
     }
     let mut ids: Vec<u64> = held.iter().map(|f| f.id()).collect();
     ids.dedup();
     assert_eq!(ids.len(), 15, "15 distinct frames held");
-    assert!(writer.claim().is_ok(), "the 16th slot is free");
+    assert!(writer.try_claim().is_ok(), "the 16th slot is free");
 }

@@ -201,7 +201,7 @@ fn blocking_segment(tag: &str) -> (TempSegment, Segment, u64, shmkit::rings::Com
 fn run(role: &str, call: &str) {
     let (name, seg, ready_off, _server) = blocking_segment(&format!("{role}-{call}"));
     let m = seg.mutex("m").unwrap();
-    let _held = m.lock().unwrap();
+    let _held = m.lock(shmkit::DEFAULT_LOCK_TIMEOUT).unwrap();
     let v = seg.shared("v", 0u64).unwrap();
     let _v_held = v.lock().unwrap();
     // Ring "full": two frames published, the older pinned, so a writer can take no slot
@@ -212,8 +212,8 @@ fn run(role: &str, call: &str) {
     let mut pin = full.reader(ReadMode::OldestFirst).unwrap().into_owned();
     {
         let mut writer = full.writer().unwrap();
-        writer.claim().unwrap().publish();
-        writer.claim().unwrap().publish();
+        writer.try_claim().unwrap().publish();
+        writer.try_claim().unwrap().publish();
     }
     let _pinned = pin.next(Duration::from_secs(1)).unwrap();
     let ready = seg.raw().atomic_u64(ready_off).unwrap();

@@ -17,7 +17,7 @@ crate::child_roles!(|role, args| {
             let counter = seg.raw().atomic_u64(num(2)).unwrap();
             for _ in 0..num(3) {
                 let _g = mutex
-                    .lock()
+                    .lock(shmkit::DEFAULT_LOCK_TIMEOUT)
                     .unwrap()
                     .recover_with(|_| panic!("nobody dies here"));
                 // Deliberately not an atomic increment: only the mutex keeps it exact.
@@ -32,7 +32,10 @@ crate::child_roles!(|role, args| {
             let a = seg.raw().atomic_u64(num(2)).unwrap();
             let b = seg.raw().atomic_u64(num(2) + 8).unwrap();
             let flag = seg.raw().atomic_u64(num(2) + 16).unwrap();
-            let _g = mutex.lock().unwrap().recover_with(|_| {});
+            let _g = mutex
+                .lock(shmkit::DEFAULT_LOCK_TIMEOUT)
+                .unwrap()
+                .recover_with(|_| {});
             flag.store(1, Ordering::Release);
             loop {
                 let v = a.load(Ordering::Relaxed) + 1;
@@ -46,8 +49,14 @@ crate::child_roles!(|role, args| {
         "hold_twice" => {
             // Locks reentrantly twice, then releases one level per step of `step`.
             let step = seg.raw().atomic_u64(num(2)).unwrap();
-            let g1 = mutex.lock().unwrap().recover_with(|_| {});
-            let g2 = mutex.lock().unwrap().recover_with(|_| {});
+            let g1 = mutex
+                .lock(shmkit::DEFAULT_LOCK_TIMEOUT)
+                .unwrap()
+                .recover_with(|_| {});
+            let g2 = mutex
+                .lock(shmkit::DEFAULT_LOCK_TIMEOUT)
+                .unwrap()
+                .recover_with(|_| {});
             step.store(1, Ordering::Release);
             while step.load(Ordering::Acquire) != 2 {
                 std::thread::sleep(Duration::from_millis(1));
@@ -125,7 +134,7 @@ fn a_holder_killed_at_random_points_is_detected_within_100ms_and_the_data_repair
         let waiter = {
             let m = m.clone();
             std::thread::spawn(move || {
-                let outcome = m.lock_timeout(Duration::from_secs(10));
+                let outcome = m.lock(Duration::from_secs(10));
                 let at = Instant::now();
                 match outcome {
                     Ok(Acquired::OwnerDied(g)) => {
@@ -155,7 +164,7 @@ fn a_holder_killed_at_random_points_is_detected_within_100ms_and_the_data_repair
         );
         let _ = child.wait();
         // Repair: the pair may be torn by the kill; restore the invariant.
-        match m.lock().unwrap() {
+        match m.lock(shmkit::DEFAULT_LOCK_TIMEOUT).unwrap() {
             Acquired::OwnerDied(g) => {
                 if a.load(Ordering::Relaxed) != b.load(Ordering::Relaxed) {
                     torn += 1;
@@ -183,14 +192,14 @@ fn a_thread_that_exits_holding_the_lock_is_detected() {
     let m = shmkit::Mutex::new_local();
     let m2 = m.clone();
     let tid = std::thread::spawn(move || {
-        let g = m2.lock().unwrap();
+        let g = m2.lock(shmkit::DEFAULT_LOCK_TIMEOUT).unwrap();
         std::mem::forget(g);
         m2.owner().unwrap().tid
     })
     .join()
     .unwrap();
     let start = Instant::now();
-    match m.lock_timeout(Duration::from_secs(5)).unwrap() {
+    match m.lock(Duration::from_secs(5)).unwrap() {
         Acquired::OwnerDied(g) => {
             assert_eq!(g.previous_owner().unwrap().tid, tid);
             drop(g.make_consistent());
@@ -259,7 +268,7 @@ fn lock_timeout_returns_after_the_deadline_within_20ms() {
     for ms in [1, 10, 50, 150] {
         let timeout = Duration::from_millis(ms);
         let start = Instant::now();
-        let err = m.lock_timeout(timeout).map(|_| ()).unwrap_err();
+        let err = m.lock(timeout).map(|_| ()).unwrap_err();
         let took = start.elapsed();
         assert!(took >= timeout, "returned early: {took:?} < {timeout:?}");
         assert!(

@@ -46,7 +46,7 @@ fn populate(seg: &Segment) {
     d.insert("k", &7u32).unwrap();
     let ring = seg.frame_ring("f", &frame_spec()).unwrap();
     let mut w = ring.writer().unwrap();
-    let mut slot = w.claim().unwrap();
+    let mut slot = w.try_claim().unwrap();
     slot.typed_mut::<u16>().unwrap()[5] = 99;
     slot.publish();
     seg.command_ring("c", &command_spec()).unwrap();

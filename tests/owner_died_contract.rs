@@ -23,7 +23,10 @@ crate::child_roles!(|role, args| {
     match role {
         "hold_mutex" => {
             let m = seg.mutex("m").unwrap();
-            let _g = m.lock().unwrap().recover_with(|_| {});
+            let _g = m
+                .lock(shmkit::DEFAULT_LOCK_TIMEOUT)
+                .unwrap()
+                .recover_with(|_| {});
             hold_until_killed()
         }
         "hold_shared" => {
@@ -69,14 +72,17 @@ fn killed_holding(role: &str) -> (TempSegment, Segment, u32) {
 fn mutex_lock_hands_over_the_lock_and_the_repair() {
     let (_name, seg, pid) = killed_holding("hold_mutex");
     let m = seg.mutex("m").unwrap();
-    match m.lock_timeout(Duration::from_secs(5)).unwrap() {
+    match m.lock(Duration::from_secs(5)).unwrap() {
         Acquired::OwnerDied(g) => {
             assert_eq!(g.previous_owner().map(|p| p.pid), Some(pid));
             drop(g.make_consistent());
         }
         Acquired::Locked(_) => panic!("the death was not reported"),
     }
-    assert!(matches!(m.lock().unwrap(), Acquired::Locked(_)));
+    assert!(matches!(
+        m.lock(shmkit::DEFAULT_LOCK_TIMEOUT).unwrap(),
+        Acquired::Locked(_)
+    ));
 }
 
 #[test]

@@ -161,12 +161,12 @@ fn a_mutex_holder_replaced_within_its_tick_is_seen_dead() {
         .map(|i| f.seg.mutex(&format!("m{i}")).unwrap())
         .collect();
     let (stand_in, attempt) = holder_replaced_within_its_tick(f.ready(), |i| {
-        std::mem::forget(mutexes[i].lock().unwrap());
+        std::mem::forget(mutexes[i].lock(shmkit::DEFAULT_LOCK_TIMEOUT).unwrap());
         f.ready().store(1, Ordering::SeqCst);
     })
     .expect("no stand-in started within the holder's clock tick");
     let t0 = Instant::now();
-    let outcome = mutexes[attempt].lock_timeout(Duration::from_secs(2));
+    let outcome = mutexes[attempt].lock(Duration::from_secs(2));
     let waited = t0.elapsed();
     kill_and_reap(stand_in);
     match outcome {

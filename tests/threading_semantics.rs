@@ -148,9 +148,7 @@ fn a_depth_saved_in_one_process_is_restored_after_another_process_held_the_mutex
         .load(Ordering::Acquire)
         == 1));
     // Fully released by the save: this process takes it at once.
-    let g = m
-        .lock_timeout(Duration::ZERO)
-        .expect("free after release_save");
+    let g = m.lock(Duration::ZERO).expect("free after release_save");
     go.set();
     std::thread::sleep(Duration::from_millis(100));
     drop(g);

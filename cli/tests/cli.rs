@@ -331,7 +331,7 @@ fn inspect_json_reports_every_objects_state() {
         .unwrap();
     let mut writer = ring.writer().unwrap();
     for _ in 0..5 {
-        writer.claim().unwrap().publish();
+        writer.try_claim().unwrap().publish();
     }
     let mut reader = ring.reader(ReadMode::NewestOnly).unwrap();
     let commands = seg
@@ -346,7 +346,7 @@ fn inspect_json_reports_every_objects_state() {
         .unwrap();
     let _server = commands.server().unwrap();
     let frame = reader.latest().unwrap().unwrap();
-    let guard = match mutex.lock().unwrap() {
+    let guard = match mutex.lock(shmkit::DEFAULT_LOCK_TIMEOUT).unwrap() {
         shmkit::Acquired::Locked(g) => g,
         shmkit::Acquired::OwnerDied(_) => panic!("fresh mutex"),
     };
@@ -611,7 +611,7 @@ fn milk_export_import_and_ls_run_as_processes_and_stop_cleanly_on_sigterm() {
     // The importer may still be starting: publish until a frame comes through.
     let deadline = Instant::now() + Duration::from_secs(10);
     let got = loop {
-        let mut slot = w.claim().unwrap();
+        let mut slot = w.try_claim().unwrap();
         slot.typed_mut::<u16>().unwrap().fill(0xBEEF);
         slot.publish();
         if let Ok(f) = reader.next(Duration::from_millis(100)) {

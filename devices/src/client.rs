@@ -95,17 +95,12 @@ impl<D: Device> DeviceClient<D> {
     /// Sends `command` and waits for the device's reply. Holds the device's mutex for the
     /// call (a re-entrant hold when the caller already has it from [`lock`](Self::lock)), so a
     /// multi-command section elsewhere is never interleaved with.
+    ///
+    /// Waits at most this client's [`timeout`](Self::timeout) for the mutex and for the reply
+    /// each: a device client carries its call timeout, as a catkit device does (another one:
+    /// [`with_timeout`](Self::with_timeout), or `call_interruptible` with its own).
     pub fn call(&self, command: &D::Command) -> Result<D::Reply, DeviceError> {
-        self.call_timeout(command, self.timeout)
-    }
-
-    /// As [`call`](Self::call), waiting at most `timeout` (for the mutex and the reply each).
-    pub fn call_timeout(
-        &self,
-        command: &D::Command,
-        timeout: Duration,
-    ) -> Result<D::Reply, DeviceError> {
-        self.call_interruptible(command, Timeout::After(timeout), &NoInterrupt)
+        self.call_interruptible(command, Timeout::After(self.timeout), &NoInterrupt)
     }
 
     /// As [`call`](Self::call), waiting at most `timeout` for the mutex and for the reply

@@ -24,7 +24,7 @@ fn base() -> &'static (Vec<u8>, std::ops::Range<usize>) {
             let ring = seg.frame_ring("cam", &spec()).unwrap();
             let mut w = ring.writer().unwrap();
             for v in 0..6u16 {
-                let mut slot = w.claim().unwrap();
+                let mut slot = w.try_claim().unwrap();
                 slot.typed_mut::<u16>().unwrap().fill(v);
                 slot.publish();
             }
@@ -62,7 +62,7 @@ fuzz_target!(|edits: &[u8]| {
             }
         }
         if let Ok(mut w) = ring.writer() {
-            if let Ok(mut slot) = w.claim() {
+            if let Ok(mut slot) = w.try_claim() {
                 slot.bytes_mut().fill(1);
                 slot.publish();
             }

@@ -32,7 +32,7 @@ fn base() -> &'static [u8] {
                     },
                 )
                 .unwrap();
-            ring.writer().unwrap().claim().unwrap().publish();
+            ring.writer().unwrap().try_claim().unwrap().publish();
             seg.command_ring(
                 "c",
                 &CommandSpec {

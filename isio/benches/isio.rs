@@ -77,7 +77,7 @@ fn file_mapping(dir: &std::path::Path, len: usize) -> memmap2::MmapMut {
 }
 
 fn publish(ring_writer: &mut shmkit::rings::FrameWriter, seed: u16) {
-    let mut slot = ring_writer.claim().expect("a free slot");
+    let mut slot = ring_writer.try_claim().expect("a free slot");
     slot.typed_mut::<u16>().expect("u16 ring").fill(seed);
     slot.publish();
 }
@@ -138,7 +138,7 @@ fn export(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("exporter_step", label), |b| {
                 b.iter(|| {
                     // The frame's bytes are the camera's business: published as they are.
-                    let mut slot = w.claim().expect("a free slot");
+                    let mut slot = w.try_claim().expect("a free slot");
                     slot.set_len(bytes as u64);
                     slot.publish();
                     assert!(exporter

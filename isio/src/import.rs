@@ -192,7 +192,7 @@ impl Importer {
 
     /// Copies the frame a post announced, if it is new and whole, into the ring.
     fn take(&mut self) -> Result<Step, IsioError> {
-        let mut slot = match self.writer.claim() {
+        let mut slot = match self.writer.try_claim() {
             Ok(slot) => slot,
             Err(RingError::AllSlotsHeld { .. }) => {
                 self.stats.ring_full += 1;

@@ -75,7 +75,7 @@ fn publish(ring: &FrameRing, count: u64, period: Duration, lockstep: Option<&Ato
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
-        let mut slot = w.claim_timeout(Duration::from_secs(1)).unwrap();
+        let mut slot = w.claim(Duration::from_secs(1)).unwrap();
         slot.typed_mut::<u16>()
             .unwrap()
             .copy_from_slice(&pattern(id, len));
@@ -230,7 +230,7 @@ fn publish_bytes(ring: &FrameRing, for_: Duration) {
     let mut w = ring.writer().unwrap();
     let start = Instant::now();
     while start.elapsed() < for_ {
-        let slot = w.claim_timeout(Duration::from_secs(1)).unwrap();
+        let slot = w.claim(Duration::from_secs(1)).unwrap();
         slot.publish();
         std::thread::sleep(Duration::from_micros(500));
     }

@@ -257,7 +257,7 @@ fn ring_writer(ring: FrameRing, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
         let mut k = 0;
         while !stop.load(Ordering::Relaxed) {
             k += 1;
-            let mut slot = w.claim_timeout(Duration::from_secs(1)).unwrap();
+            let mut slot = w.claim(Duration::from_secs(1)).unwrap();
             slot.bytes_mut().copy_from_slice(&frame_bytes(k));
             slot.publish();
             std::thread::sleep(Duration::from_micros(300));

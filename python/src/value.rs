@@ -119,9 +119,8 @@ pub(crate) fn raw_value(
 ) -> PyResult<PyRawValue> {
     let inner = match typed {
         None => seg.open::<SharedBytes>(name),
-        Some((type_name, align, init)) => BytesSpec::new(type_name, align, init).and_then(|spec| {
-            seg.open_or_create::<SharedBytes>(name, &spec)
-        }),
+        Some((type_name, align, init)) => BytesSpec::new(type_name, align, init)
+            .and_then(|spec| seg.open_or_create::<SharedBytes>(name, &spec)),
     }
     .map_err(|e| segment_error(py, e))?;
     Ok(PyRawValue {

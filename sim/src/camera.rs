@@ -176,7 +176,7 @@ impl SimCamera {
         let writer = ctx
             .frame_writer("frames")
             .ok_or("the frames ring is missing")?;
-        let mut slot = writer.claim()?;
+        let mut slot = writer.try_claim()?;
         ao.model.render(&ao.slopes, slot.typed_mut::<u16>()?);
         let sum = super::checksum(slot.bytes_mut());
         slot.set_user(0, self.frames);
@@ -205,7 +205,7 @@ impl SimCamera {
         let writer = ctx
             .frame_writer("frames")
             .ok_or("the frames ring is missing")?;
-        let mut slot = writer.claim()?;
+        let mut slot = writer.try_claim()?;
         let image = slot.typed_mut::<u16>()?;
         image.fill(100);
         let h = 1.0 / subs as f32;

@@ -85,7 +85,7 @@ impl SimDm {
         let writer = ctx
             .frame_writer("shape")
             .ok_or("the shape ring is missing")?;
-        let mut slot = writer.claim()?;
+        let mut slot = writer.try_claim()?;
         slot.typed_mut::<f32>()?.copy_from_slice(&self.shape);
         slot.set_user(0, tag);
         let id = slot.publish();

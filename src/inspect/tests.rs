@@ -15,7 +15,7 @@ fn inspect_reads_only_the_pages_it_decodes_not_the_frames() {
         .unwrap();
     let mut w = ring.writer().unwrap();
     for _ in 0..3 {
-        let mut slot = w.claim().unwrap();
+        let mut slot = w.try_claim().unwrap();
         slot.bytes_mut().fill(7);
         slot.publish();
     }

@@ -18,10 +18,8 @@ use crate::sync::{
     Stop, Timeout, WaitStrategy, Waiting,
 };
 use crate::sync::{shared_view, Reserved};
-use crate::sys::clock::Deadline;
 use shm_layout::{EventLayout, EVENT_COUNTER_MASK, EVENT_SET, EVENT_WAITERS};
 use std::fmt;
-use std::time::Duration;
 
 shared_view! {
     /// The event's shared state; byte-for-byte [`shm_layout::EventLayout`].
@@ -159,31 +157,17 @@ impl Event {
         self.state.word.load(Ordering::Acquire) & EVENT_SET != 0
     }
 
-    /// Waits until the event is set, at most `timeout`, with this handle's strategy. True if
-    /// it was set (as `threading.Event.wait`); a zero timeout only polls.
+    /// Waits until the event is set, at most `timeout` (a [`Duration`](std::time::Duration), or
+    /// [`Timeout::Forever`]), with this handle's strategy. True if it was set (as
+    /// `threading.Event.wait`); a zero timeout only polls.
     #[must_use = "false means the timeout passed with the event clear"]
-    pub fn wait(&self, timeout: Duration) -> bool {
-        self.wait_with(self.strategy, timeout)
-    }
-
-    /// [`wait`](Self::wait) with `strategy` instead of this handle's.
-    #[must_use = "false means the timeout passed with the event clear"]
-    pub fn wait_with(&self, strategy: WaitStrategy, timeout: Duration) -> bool {
+    pub fn wait(&self, timeout: impl Into<Timeout>) -> bool {
         match self.arm() {
             Ok(()) => true,
             Err(ticket) => {
-                let mut waiting = Waiting::new(Deadline::after(timeout), &NoInterrupt);
-                self.wait_armed(ticket, strategy, &mut waiting).is_ok()
+                let mut waiting = Waiting::new(timeout.into().deadline(), &NoInterrupt);
+                self.wait_armed(ticket, self.strategy, &mut waiting).is_ok()
             }
-        }
-    }
-
-    /// Waits as long as it takes for the event to be set.
-    pub fn wait_forever(&self) {
-        if let Err(ticket) = self.arm() {
-            let mut waiting = Waiting::new(Deadline::NEVER, &NoInterrupt);
-            // No deadline and no interrupt: only a `set` ends it.
-            let _ = self.wait_armed(ticket, self.strategy, &mut waiting);
         }
     }
 
@@ -270,7 +254,9 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::clock::Deadline;
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn set_clear_and_is_set() {
@@ -293,7 +279,7 @@ mod tests {
             WaitStrategy::Spin,
             WaitStrategy::SpinThenBlock,
         ] {
-            assert!(e.wait_with(s, Duration::ZERO));
+            assert!(e.clone().with_strategy(s).wait(Duration::ZERO));
         }
     }
 
@@ -305,8 +291,11 @@ mod tests {
             WaitStrategy::Spin,
             WaitStrategy::SpinThenBlock,
         ] {
-            assert!(!e.wait_with(s, Duration::from_millis(5)));
-            assert!(!e.wait_with(s, Duration::ZERO), "a zero timeout polls");
+            assert!(!e.clone().with_strategy(s).wait(Duration::from_millis(5)));
+            assert!(
+                !e.clone().with_strategy(s).wait(Duration::ZERO),
+                "a zero timeout polls"
+            );
         }
     }
 

@@ -4,13 +4,14 @@
 //! the atomics the algorithms use, including the waiters-bit and wake protocols.
 
 use super::{Acquired, Barrier, Event, Mutex};
+use crate::Timeout;
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 use std::time::Duration;
 
 fn locked(m: &Mutex) -> super::MutexGuard<'_> {
-    match m.lock_forever().expect("lock") {
+    match m.lock(Timeout::Forever).expect("lock") {
         Acquired::Locked(g) => g,
         Acquired::OwnerDied(_) => panic!("nobody dies in these models"),
     }
@@ -101,7 +102,7 @@ fn event_set_wakes_a_blocked_waiter_and_publishes_data() {
             data2.with_mut(|d| unsafe { *d = 7 });
             e2.set();
         });
-        e.wait_forever();
+        assert!(e.wait(Timeout::Forever));
         // SAFETY: `wait` synchronised with the `set` that followed the write.
         assert_eq!(data.with(|d| unsafe { *d }), 7);
         setter.join().unwrap();
@@ -117,7 +118,7 @@ fn event_clear_then_set_is_not_lost() {
             e2.clear();
             e2.set();
         });
-        e.wait_forever();
+        assert!(e.wait(Timeout::Forever));
         t.join().unwrap();
         assert!(e.is_set());
     });
@@ -156,8 +157,8 @@ fn barrier_releases_both_parties_with_distinct_indexes() {
     loom::model(|| {
         let b = Arc::new(Barrier::new_local(2));
         let b2 = b.clone();
-        let t = thread::spawn(move || b2.wait_forever().unwrap());
-        let mine = b.wait_forever().unwrap();
+        let t = thread::spawn(move || b2.wait(Timeout::Forever).unwrap());
+        let mine = b.wait(Timeout::Forever).unwrap();
         let theirs = t.join().unwrap();
         assert_ne!(mine.index, theirs.index);
         assert_eq!((mine.generation, theirs.generation), (0, 0));
@@ -201,7 +202,7 @@ fn barrier_action_runs_before_any_party_is_released_and_publishes_its_writes() {
             .map(|_| {
                 let (b, data, released) = (b.clone(), data.clone(), released.clone());
                 thread::spawn(move || {
-                    let w = b.wait_forever().unwrap();
+                    let w = b.wait(Timeout::Forever).unwrap();
                     released.fetch_add(1, Ordering::Relaxed);
                     // SAFETY: as above.
                     assert_eq!(data.with(|v| unsafe { *v }), 42);
@@ -224,8 +225,8 @@ fn barrier_failing_action_breaks_the_generation_for_both_parties() {
     model.check(|| {
         let b = Barrier::new_local(2).with_action(|| Err("no"));
         let b2 = b.clone();
-        let t = thread::spawn(move || b2.wait_forever());
-        let mine = b.wait_forever();
+        let t = thread::spawn(move || b2.wait(Timeout::Forever));
+        let mine = b.wait(Timeout::Forever);
         let theirs = t.join().unwrap();
         let failed = [&mine, &theirs]
             .iter()

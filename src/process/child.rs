@@ -46,8 +46,8 @@ impl Child {
 
     /// Waits at most `timeout` for the child to end and says how it ended. The exception slot
     /// is released once the child has ended; after `StillRunning` the child can be joined again.
-    pub fn join(&mut self, timeout: Duration) -> Result<(), ChildError> {
-        self.join_interruptible(Timeout::After(timeout), &NoInterrupt)
+    pub fn join(&mut self, timeout: impl Into<Timeout>) -> Result<(), ChildError> {
+        self.join_interruptible(timeout.into(), &NoInterrupt)
     }
 
     /// [`join`](Self::join) within `timeout`, giving up with [`ChildError::Interrupted`]

@@ -41,7 +41,7 @@ fn spec(slots: u32) -> FrameSpec {
 }
 
 fn publish(w: &mut FrameWriter, value: u16) -> u64 {
-    let mut slot = w.claim().unwrap();
+    let mut slot = w.try_claim().unwrap();
     slot.typed_mut::<u16>().unwrap().fill(value);
     slot.set_user(0, u64::from(value));
     slot.publish()
@@ -119,7 +119,7 @@ fn a_held_frame_never_changes_and_a_full_ring_is_a_typed_error() {
     publish(&mut w, 2); // the other slot
                         // Slot of frame 1 is held, slot of frame 2 is the newest: nothing to claim.
     assert!(matches!(
-        w.claim().map(|_| ()),
+        w.try_claim().map(|_| ()),
         Err(RingError::AllSlotsHeld { slots: 2 })
     ));
     assert!(held.typed::<u16>().unwrap().iter().all(|&v| v == 1));
@@ -158,7 +158,7 @@ fn several_owned_frames_are_held_at_once_and_never_change() {
     for v in 4..20 {
         publish(&mut w, v);
         // The newest frame's slot is not claimable either; with 3 held the writer stalls.
-        if w.claim().map(|_| ()).is_err() {
+        if w.try_claim().map(|_| ()).is_err() {
             break;
         }
     }
@@ -202,7 +202,7 @@ fn the_same_frame_held_twice_stays_pinned_until_both_are_dropped() {
     drop(a);
     // Frame 1 is still held by `b`, frame 2 is the newest: nothing to claim.
     assert!(matches!(
-        w.claim().map(|_| ()),
+        w.try_claim().map(|_| ()),
         Err(RingError::AllSlotsHeld { slots: 2 })
     ));
     assert!(b.typed::<u16>().unwrap().iter().all(|&x| x == 1));
@@ -307,7 +307,7 @@ fn one_writer_at_a_time_and_a_dropped_claim_leaves_no_frame() {
         matches!(ring.writer().map(|_| ()), Err(RingError::WriterBusy { pid }) if pid == std::process::id())
     );
     publish(&mut w, 1);
-    drop(w.claim().unwrap()); // unpublished
+    drop(w.try_claim().unwrap()); // unpublished
     assert_eq!(ring.stats().last_id, 1);
     drop(w);
     let mut w2 = ring.writer().unwrap();

@@ -84,7 +84,7 @@ impl Segment {
         }
         let lock = self.alloc_lock();
         // Nothing to repair after a dead allocator: `alloc_next` was not advanced.
-        let _guard = lock.lock()?.recover_with(|_| {});
+        let _guard = lock.lock(crate::DEFAULT_LOCK_TIMEOUT)?.recover_with(|_| {});
         let next_word = &self.header().alloc_next;
         let next = next_word.load(Ordering::Acquire);
         let len = self.map.len();

@@ -324,7 +324,7 @@ impl Source {
     /// Returns its number and the instant just before the publish.
     fn publish(&mut self) -> (u64, Instant) {
         self.seq += 1;
-        let mut slot = self.writer.claim().expect("a free slot");
+        let mut slot = self.writer.try_claim().expect("a free slot");
         slot.bytes_mut()[..8].copy_from_slice(&self.seq.to_le_bytes());
         slot.set_user(0, self.seq);
         let t0 = Instant::now();

@@ -93,7 +93,7 @@ impl Receiver {
             reject(&self.status);
             return;
         };
-        let published = match self.writer.claim() {
+        let published = match self.writer.try_claim() {
             Ok(mut slot) => {
                 if copy_pieces(slot.bytes_mut(), payload, len) != Some(h.checksum) {
                     // Dropped unpublished: the slot goes back empty, readers never see it.

@@ -51,7 +51,7 @@ fn a_2khz_camera_crosses_two_bridges_whole_and_a_killed_bridge_is_seen_down() {
             if let Some(d) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(d);
             }
-            let mut slot = w.claim().unwrap();
+            let mut slot = w.try_claim().unwrap();
             let id = ring.stats().last_id + 1;
             pattern(id, slot.typed_mut::<u16>().unwrap());
             slot.set_user(0, id);
@@ -243,7 +243,7 @@ fn a_plain_eclipse_zenoh_subscriber_decodes_exported_frames_from_the_header() {
             assert!(status.success() || status.code() == Some(1));
             break;
         }
-        let mut slot = w.claim().unwrap();
+        let mut slot = w.try_claim().unwrap();
         let id = published + 1;
         pattern(id, &mut frame);
         slot.typed_mut::<u16>().unwrap().copy_from_slice(&frame);
@@ -307,7 +307,7 @@ fn a_100_hz_limit_on_a_2_khz_camera_delivers_100_hz_and_the_camera_keeps_its_rat
     let warm = Instant::now() + Duration::from_secs(5);
     while status(&dst, "cam").is_some_and(|s| s.received == 0) {
         assert!(Instant::now() < warm, "no frame arrived");
-        w.claim().unwrap().publish();
+        w.try_claim().unwrap().publish();
         std::thread::sleep(Duration::from_micros(500));
     }
     let before = status(&dst, "cam").unwrap().received;
@@ -320,7 +320,7 @@ fn a_100_hz_limit_on_a_2_khz_camera_delivers_100_hz_and_the_camera_keeps_its_rat
             Some(d) => std::thread::sleep(d),
             None => late = late.max(Instant::now() - due),
         }
-        let mut slot = w.claim().unwrap();
+        let mut slot = w.try_claim().unwrap();
         slot.typed_mut::<u16>().unwrap().fill(n as u16);
         slot.publish();
         n += 1;
@@ -377,7 +377,7 @@ fn a_stalled_remote_subscriber_never_slows_the_camera() {
     let warm = Instant::now() + Duration::from_secs(5);
     while seen_rx.try_recv().is_err() {
         assert!(Instant::now() < warm, "the subscriber never got a frame");
-        w.claim().unwrap().publish();
+        w.try_claim().unwrap().publish();
         std::thread::sleep(Duration::from_millis(1));
     }
     let start = Instant::now();
@@ -387,7 +387,7 @@ fn a_stalled_remote_subscriber_never_slows_the_camera() {
             std::thread::sleep(d);
         }
         let mut slot = w
-            .claim()
+            .try_claim()
             .expect("the bridge never holds the camera's slots");
         // Contents do not matter here: filling 1 MiB in a debug build would be the test's own cost.
         slot.set_len(1 << 20);

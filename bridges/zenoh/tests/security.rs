@@ -549,7 +549,7 @@ fn a_password_over_tls_lets_a_peer_in_and_a_wrong_one_is_refused() {
         "frames arrive with the right password",
         Duration::from_secs(10),
         || {
-            w.claim().unwrap().publish();
+            w.try_claim().unwrap().publish();
             reader.next(Duration::from_millis(100)).is_ok()
         },
     );

@@ -41,7 +41,7 @@ fn a_camera_faster_than_the_link_gets_its_frames_through_at_the_links_pace() {
             let mut id = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 id += 1;
-                let mut slot = w.claim().unwrap();
+                let mut slot = w.try_claim().unwrap();
                 slot.set_len(u64::from(FRAME));
                 slot.set_user(0, id);
                 slot.publish();

@@ -39,12 +39,10 @@ pub(crate) use state::{BarrierState, PartySlot};
 
 use crate::primitives::{StateRef, StateSlice};
 use crate::sync::{Interrupt, NoInterrupt, Ordering, Timeout, WaitStrategy, Waiting};
-use crate::sys::clock::Deadline;
 use shm_layout::BARRIER_MAX_PARTIES;
 use state::Packed;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A process-shared, reusable barrier for a fixed number of parties.
 ///
@@ -148,16 +146,12 @@ impl Barrier {
         Packed::decode(self.state.state.load(Ordering::Acquire)).broken
     }
 
-    /// Waits for all parties, at most `timeout`.
-    pub fn wait(&self, timeout: Duration) -> Result<BarrierWait, BarrierError> {
-        let mut waiting = Waiting::new(Deadline::after(timeout), &NoInterrupt);
-        self.wait_inner(&mut waiting, timeout)
-    }
-
-    /// Waits for all parties as long as it takes (until they come, or another party breaks it).
-    pub fn wait_forever(&self) -> Result<BarrierWait, BarrierError> {
-        let mut waiting = Waiting::new(Deadline::NEVER, &NoInterrupt);
-        self.wait_inner(&mut waiting, Duration::MAX)
+    /// Waits for all parties, at most `timeout` (a [`Duration`](std::time::Duration), or [`Timeout::Forever`]:
+    /// until they come, or another party breaks it).
+    pub fn wait(&self, timeout: impl Into<Timeout>) -> Result<BarrierWait, BarrierError> {
+        let timeout = timeout.into();
+        let mut waiting = Waiting::new(timeout.deadline(), &NoInterrupt);
+        self.wait_inner(&mut waiting, timeout.as_duration())
     }
 
     /// Waits within `timeout`, giving up with [`BarrierError::Interrupted`] (and breaking the

@@ -4,6 +4,7 @@ use super::state::tag;
 use super::*;
 use crate::sys::identity::current_thread;
 use shm_layout::BARRIER_HISTORY_LEN;
+use std::time::Duration;
 
 #[test]
 fn packed_round_trips() {

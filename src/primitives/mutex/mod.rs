@@ -18,10 +18,9 @@ pub use error::{LockError, OwnerInfo, UnlockError};
 pub use guard::{lock_all, Acquired, MutexGuard, OwnerDiedGuard};
 pub use held::{Held, SavedHold};
 
-use super::{StateRef, DEFAULT_LOCK_TIMEOUT};
+use super::StateRef;
 use crate::sync::{shared_view, Reserved};
 use crate::sync::{AtomicU32, AtomicU64, Interrupt, NoInterrupt, Ordering, Timeout};
-use crate::sys::clock::Deadline;
 use crate::sys::identity::current_thread;
 use raw::{Patience, RawAcquire, RawFailure};
 use shm_layout::{MutexConsistency, MutexLayout, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK};
@@ -113,26 +112,14 @@ impl Mutex {
         self.state.offset()
     }
 
-    /// Locks, waiting at most [`DEFAULT_LOCK_TIMEOUT`] (60 s).
+    /// Locks, waiting at most `timeout`: a [`Duration`](std::time::Duration) ([`DEFAULT_LOCK_TIMEOUT`](crate::DEFAULT_LOCK_TIMEOUT) is 60 s;
+    /// zero tries once, as [`try_lock`](Self::try_lock)) or [`Timeout::Forever`]. A dead
+    /// holder is detected and recovered either way.
     #[inline]
-    pub fn lock(&self) -> Result<Acquired<'_>, LockError> {
-        self.lock_timeout(DEFAULT_LOCK_TIMEOUT)
-    }
-
-    /// Locks, waiting at most `timeout` (zero tries once, as [`try_lock`](Self::try_lock)).
-    #[inline]
-    pub fn lock_timeout(&self, timeout: Duration) -> Result<Acquired<'_>, LockError> {
+    pub fn lock(&self, timeout: impl Into<Timeout>) -> Result<Acquired<'_>, LockError> {
         match self.lock_fast() {
             Some(done) => done,
-            None => self.lock_slow(Patience::of(Timeout::After(timeout)), &NoInterrupt),
-        }
-    }
-
-    /// Locks, waiting as long as it takes. A dead holder is still detected and recovered.
-    pub fn lock_forever(&self) -> Result<Acquired<'_>, LockError> {
-        match self.lock_fast() {
-            Some(done) => done,
-            None => self.lock_slow(Patience::Until(Deadline::NEVER), &NoInterrupt),
+            None => self.lock_slow(Patience::of(timeout.into()), &NoInterrupt),
         }
     }
 
@@ -173,7 +160,7 @@ impl Mutex {
 
     /// Locks only if no live thread holds the mutex; never sleeps. When the mutex is held it
     /// checks the holder's liveness (one `/proc` read, ~10 µs), so that a dead holder is
-    /// recovered here too: poll with `lock_timeout` rather than a tight `try_lock` loop.
+    /// recovered here too: poll with `lock(timeout)` rather than a tight `try_lock` loop.
     pub fn try_lock(&self) -> Result<Acquired<'_>, LockError> {
         self.lock_slow(Patience::Try, &NoInterrupt)
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::Arc;
 
 fn plain_lock(m: &Mutex) -> MutexGuard<'_> {
-    match m.lock().unwrap() {
+    match m.lock(crate::DEFAULT_LOCK_TIMEOUT).unwrap() {
         Acquired::Locked(g) => g,
         Acquired::OwnerDied(_) => panic!("unexpected owner died"),
     }
@@ -58,17 +58,14 @@ fn try_lock_from_another_thread_reports_the_holder() {
 }
 
 #[test]
-fn lock_timeout_names_the_live_owner() {
+fn a_lock_that_times_out_names_the_live_owner() {
     let m = Arc::new(Mutex::new_local());
     let _g = plain_lock(&m);
     let m2 = Arc::clone(&m);
-    let err = std::thread::spawn(move || {
-        m2.lock_timeout(Duration::from_millis(30))
-            .map(|_| ())
-            .unwrap_err()
-    })
-    .join()
-    .unwrap();
+    let err =
+        std::thread::spawn(move || m2.lock(Duration::from_millis(30)).map(|_| ()).unwrap_err())
+            .join()
+            .unwrap();
     assert!(
         matches!(
             err,
@@ -96,7 +93,10 @@ fn threads_incrementing_under_the_lock_lose_no_update() {
             let (m, counter) = (Arc::clone(&m), Arc::clone(&counter));
             std::thread::spawn(move || {
                 for _ in 0..per {
-                    let _g = m.lock().unwrap().recover_with(|_| panic!("nobody died"));
+                    let _g = m
+                        .lock(crate::DEFAULT_LOCK_TIMEOUT)
+                        .unwrap()
+                        .recover_with(|_| panic!("nobody died"));
                     // A non-atomic read-modify-write: only mutual exclusion keeps it exact.
                     let v = counter.load(Ordering::Relaxed);
                     counter.store(v + 1, Ordering::Relaxed);
@@ -118,7 +118,7 @@ fn abandon_to_a_dead_tid(m: &Mutex) {
 fn a_dead_owner_is_reported_and_make_consistent_restores_the_mutex() {
     let m = Mutex::new_local();
     abandon_to_a_dead_tid(&m);
-    match m.lock_timeout(Duration::from_secs(5)).unwrap() {
+    match m.lock(Duration::from_secs(5)).unwrap() {
         Acquired::OwnerDied(g) => {
             let prev = g.previous_owner().unwrap();
             assert_eq!(
@@ -129,7 +129,10 @@ fn a_dead_owner_is_reported_and_make_consistent_restores_the_mutex() {
         }
         Acquired::Locked(_) => panic!("owner death not reported"),
     }
-    assert!(matches!(m.lock().unwrap(), Acquired::Locked(_)));
+    assert!(matches!(
+        m.lock(crate::DEFAULT_LOCK_TIMEOUT).unwrap(),
+        Acquired::Locked(_)
+    ));
 }
 
 #[test]
@@ -143,10 +146,13 @@ fn try_lock_also_recovers_a_dead_owner() {
 fn releasing_without_make_consistent_makes_the_mutex_not_recoverable() {
     let m = Mutex::new_local();
     abandon_to_a_dead_tid(&m);
-    let outcome = m.lock().unwrap();
+    let outcome = m.lock(crate::DEFAULT_LOCK_TIMEOUT).unwrap();
     assert!(outcome.owner_died());
     drop(outcome);
-    assert_eq!(m.lock().map(|_| ()), Err(LockError::NotRecoverable));
+    assert_eq!(
+        m.lock(crate::DEFAULT_LOCK_TIMEOUT).map(|_| ()),
+        Err(LockError::NotRecoverable)
+    );
     assert_eq!(m.try_lock().map(|_| ()), Err(LockError::NotRecoverable));
     assert_eq!(
         m.owner(),
@@ -159,12 +165,12 @@ fn releasing_without_make_consistent_makes_the_mutex_not_recoverable() {
 fn a_survivor_that_dies_before_repairing_passes_owner_died_on() {
     let m = Mutex::new_local();
     abandon_to_a_dead_tid(&m);
-    let outcome = m.lock().unwrap();
+    let outcome = m.lock(crate::DEFAULT_LOCK_TIMEOUT).unwrap();
     let Acquired::OwnerDied(g) = outcome else {
         panic!("expected owner died")
     };
     g.release_inconsistent();
-    match m.lock().unwrap() {
+    match m.lock(crate::DEFAULT_LOCK_TIMEOUT).unwrap() {
         Acquired::OwnerDied(g) => {
             // The death on record is still the original one.
             assert_eq!(g.previous_owner().map(|o| o.pid), Some(4242));
@@ -184,7 +190,7 @@ fn a_recycled_tid_with_a_stale_record_is_dead_even_when_it_is_ours() {
         crate::sys::identity::Record::new(me.tid, me.token ^ 3).raw(),
         Ordering::Relaxed,
     );
-    let outcome = m.lock().unwrap();
+    let outcome = m.lock(crate::DEFAULT_LOCK_TIMEOUT).unwrap();
     assert!(outcome.owner_died(), "must not be mistaken for reentrancy");
     drop(outcome.recover_with(|_| {}));
     assert_eq!(m.owner(), None);
@@ -197,7 +203,7 @@ fn corrupt_consistency_bits_are_an_error_and_make_the_mutex_unrecoverable() {
         .meta
         .store(3 << MUTEX_CONSISTENCY_SHIFT, Ordering::Relaxed);
     assert!(matches!(
-        m.lock().map(|_| ()),
+        m.lock(crate::DEFAULT_LOCK_TIMEOUT).map(|_| ()),
         Err(LockError::Corrupt { .. })
     ));
 }
@@ -221,7 +227,7 @@ fn lock_all_releases_what_it_took_when_one_lock_fails() {
     let (tx, rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
-        let _g = b2.lock().unwrap();
+        let _g = b2.lock(crate::DEFAULT_LOCK_TIMEOUT).unwrap();
         tx.send(()).unwrap();
         done_rx.recv().unwrap();
     });
@@ -382,7 +388,7 @@ fn a_zero_timeout_tries_once_and_reports_the_holder() {
     let m2 = Arc::clone(&m);
     let got = std::thread::spawn(move || {
         let t0 = std::time::Instant::now();
-        let r = m2.lock_timeout(Duration::ZERO).map(|_| ());
+        let r = m2.lock(Duration::ZERO).map(|_| ());
         let g = m2.acquire(Timeout::ZERO, &NoInterrupt);
         (r, g, t0.elapsed())
     })

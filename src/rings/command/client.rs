@@ -28,7 +28,11 @@ enum GiveUp {
 
 impl CommandRing {
     /// Sends `request` and waits at most `timeout` for the reply.
-    pub fn call(&self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, CommandError> {
+    pub fn call(
+        &self,
+        request: &[u8],
+        timeout: impl Into<Timeout>,
+    ) -> Result<Vec<u8>, CommandError> {
         self.call_with(request, timeout, <[u8]>::to_vec)
     }
 
@@ -38,10 +42,10 @@ impl CommandRing {
     pub fn call_with<R>(
         &self,
         request: &[u8],
-        timeout: Duration,
+        timeout: impl Into<Timeout>,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, CommandError> {
-        self.call_interruptible_with(request, Timeout::After(timeout), &NoInterrupt, read)
+        self.call_interruptible_with(request, timeout.into(), &NoInterrupt, read)
     }
 
     /// [`call`](Self::call) within `timeout`, giving up with [`CommandError::Interrupted`]
@@ -304,7 +308,7 @@ impl CommandRing {
     pub fn call_typed<Q: Serialize, R: DeserializeOwned>(
         &self,
         request: &Q,
-        timeout: Duration,
+        timeout: impl Into<Timeout>,
     ) -> Result<R, CommandError> {
         let bytes = crate::codec::encode(request, "the request")?;
         let reply = self.call(&bytes, timeout)?;

@@ -8,7 +8,6 @@ use crate::sync::{
     futex_wait, futex_wake, spin_hint, Interrupt, NoInterrupt, Ordering, SpinCounter, Stop,
     Timeout, Waiting,
 };
-use crate::sys::clock::Deadline;
 use crate::sys::identity::{ProcessIdentity, Record};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -107,9 +106,10 @@ impl std::fmt::Debug for Request<'_> {
 
 impl CommandServer {
     /// The next request (lowest ticket first), waiting at most `timeout`.
-    pub fn recv(&self, timeout: Duration) -> Result<Request<'_>, CommandError> {
-        let mut waiting = Waiting::new(Deadline::after(timeout), &NoInterrupt);
-        self.recv_waiting(&mut waiting, timeout)
+    pub fn recv(&self, timeout: impl Into<Timeout>) -> Result<Request<'_>, CommandError> {
+        let timeout = timeout.into();
+        let mut waiting = Waiting::new(timeout.deadline(), &NoInterrupt);
+        self.recv_waiting(&mut waiting, timeout.as_duration())
     }
 
     /// [`recv`](Self::recv) within `timeout`, giving up with [`CommandError::Interrupted`]

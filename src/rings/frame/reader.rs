@@ -20,7 +20,6 @@ use crate::sync::{
     futex_wait, spin_hint, AtomicU32, Interrupt, NoInterrupt, Ordering, Stop, Timeout,
     WaitStrategy, Waiting,
 };
-use crate::sys::clock::Deadline;
 use std::mem::size_of;
 use std::sync::Arc;
 use std::time::Duration;
@@ -325,9 +324,10 @@ impl FrameReader {
 
     /// The next frame (per the reader's mode), waiting up to `timeout`.
     #[inline]
-    pub fn next(&mut self, timeout: Duration) -> Result<Frame<'_>, RingError> {
-        let mut waiting = Waiting::new(Deadline::after(timeout), &NoInterrupt);
-        self.next_waiting(&mut waiting, timeout)
+    pub fn next(&mut self, timeout: impl Into<Timeout>) -> Result<Frame<'_>, RingError> {
+        let timeout = timeout.into();
+        let mut waiting = Waiting::new(timeout.deadline(), &NoInterrupt);
+        self.next_waiting(&mut waiting, timeout.as_duration())
     }
 
     /// The next frame within `timeout`, giving up with [`RingError::Interrupted`] within
@@ -522,9 +522,10 @@ impl OwnedFrameReader {
     }
 
     /// The next frame (per the reader's mode), waiting up to `timeout`.
-    pub fn next(&mut self, timeout: Duration) -> Result<OwnedFrame, RingError> {
-        let mut waiting = Waiting::new(Deadline::after(timeout), &NoInterrupt);
-        self.next_waiting(&mut waiting, timeout)
+    pub fn next(&mut self, timeout: impl Into<Timeout>) -> Result<OwnedFrame, RingError> {
+        let timeout = timeout.into();
+        let mut waiting = Waiting::new(timeout.deadline(), &NoInterrupt);
+        self.next_waiting(&mut waiting, timeout.as_duration())
     }
 
     /// The next frame within `timeout`, giving up with [`RingError::Interrupted`] within

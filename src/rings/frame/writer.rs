@@ -33,9 +33,9 @@ impl FrameWriter {
         FrameWriter { ring, record }
     }
 
-    /// A slot to fill in place. Fails with [`RingError::AllSlotsHeld`] if readers hold every
-    /// slot but the newest; the writer never waits for readers.
-    pub fn claim(&mut self) -> Result<WriteSlot<'_>, RingError> {
+    /// A slot to fill in place, now: fails with [`RingError::AllSlotsHeld`] if readers hold
+    /// every slot but the newest (a writer that must never wait for readers, as a camera's).
+    pub fn try_claim(&mut self) -> Result<WriteSlot<'_>, RingError> {
         let slot = self.find_and_claim().ok_or(RingError::AllSlotsHeld {
             slots: self.ring.geometry.slots,
         })?;
@@ -43,13 +43,13 @@ impl FrameWriter {
     }
 
     /// Claims a slot, waiting up to `timeout` for readers to let one go.
-    pub fn claim_timeout(&mut self, timeout: Duration) -> Result<WriteSlot<'_>, RingError> {
-        self.claim_interruptible(Timeout::After(timeout), &NoInterrupt)
+    pub fn claim(&mut self, timeout: impl Into<Timeout>) -> Result<WriteSlot<'_>, RingError> {
+        self.claim_interruptible(timeout.into(), &NoInterrupt)
     }
 
     /// Claims a slot within `timeout`, giving up with [`RingError::Interrupted`] within
     /// 100 ms of `interrupt` saying stop. Readers release slots without a wake-up, so this
-    /// polls every 50 µs (a writer that must not wait uses [`claim`](Self::claim)).
+    /// polls every 50 µs (a writer that must not wait uses [`try_claim`](Self::try_claim)).
     pub fn claim_interruptible(
         &mut self,
         timeout: Timeout,
@@ -149,9 +149,9 @@ impl FrameWriter {
     #[allow(clippy::result_large_err)] // the writer itself, handed back: no allocation
     pub fn claim_owned(
         mut self,
-        timeout: Duration,
+        timeout: impl Into<Timeout>,
     ) -> Result<OwnedWriteSlot, (FrameWriter, RingError)> {
-        let claimed = self.claim_timeout(timeout).map(WriteSlot::into_index);
+        let claimed = self.claim(timeout).map(WriteSlot::into_index);
         match claimed {
             Ok(slot) => Ok(OwnedWriteSlot {
                 writer: Some(self),

@@ -140,7 +140,7 @@ impl Source {
             move || {
                 let mut w = ring.writer().unwrap();
                 while !stop.load(Ordering::Relaxed) {
-                    w.claim().unwrap().publish();
+                    w.try_claim().unwrap().publish();
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
