@@ -5,7 +5,7 @@
 //! `cargo run --example lock_survivor` gets the state, learns its holder died, and repairs it.
 //! Argument: `[SEGMENT]` (default `shmkit-example-lock`).
 
-use shmkit::{CreateOptions, Segment, SharedAcquired};
+use shmkit::{Acquired, CreateOptions, Segment};
 
 /// The mirror's state word: 0 safe, 1 moving.
 const MOVING: u64 = 1;
@@ -19,8 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let held = seg.event("holder-ready")?;
 
     let mut guard = match state.lock()? {
-        SharedAcquired::Locked(guard) => guard,
-        SharedAcquired::OwnerDied(died) => died.make_consistent(),
+        Acquired::Locked(guard) => guard,
+        Acquired::OwnerDied(died) => died.make_consistent(),
     };
     *guard = MOVING; // half-way through a move...
     held.set();

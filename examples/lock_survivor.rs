@@ -2,7 +2,7 @@
 //! that its holder died mid-update, puts the mirror back in a safe state and declares the
 //! state consistent. Argument: `[SEGMENT]` (default `shmkit-example-lock`).
 
-use shmkit::{CreateOptions, Segment, SharedAcquired};
+use shmkit::{Acquired, CreateOptions, Segment};
 use std::time::Duration;
 
 const SAFE: u64 = 0;
@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("survivor: waiting for the state (kill the holder)");
     match state.lock()? {
-        SharedAcquired::OwnerDied(mut died) => {
+        Acquired::OwnerDied(mut died) => {
             let dead = died.previous_owner().map_or("?".into(), |o| o.to_string());
             println!(
                 "survivor: holder {dead} died with the mirror in state {}",
@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             drop(died.make_consistent());
             println!("survivor: mirror back to safe; the state is consistent again");
         }
-        SharedAcquired::Locked(_) => return Err("the holder released it: nothing to repair".into()),
+        Acquired::Locked(_) => return Err("the holder released it: nothing to repair".into()),
     }
     Segment::unlink(&name)?;
     Ok(())

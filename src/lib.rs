@@ -67,10 +67,7 @@ pub use segment::{
     CreateOptions, MemoryOptions, OpenOptions, Segment, SegmentError, SegmentObject, SegmentObjects,
 };
 #[cfg(not(loom))]
-pub use shared::{
-    BytesSpec, DictError, PlainData, Shared, SharedAcquired, SharedBytes, SharedDict, SharedError,
-    SharedGuard,
-};
+pub use shared::{BytesSpec, DictError, PlainData, Shared, SharedBytes, SharedDict, SharedError};
 pub use sync::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, WaitStrategy, INTERRUPT_POLL};
 
 /// The names most programs need: `use shmkit::prelude::*;` brings the objects, the
@@ -87,7 +84,7 @@ pub mod prelude {
     pub use crate::{
         Acquired, Barrier, BarrierError, BarrierWait, CreateOptions, DictError, Event, EventError,
         Interrupt, LockError, Mutex, Segment, SegmentError, SegmentObject, SegmentObjects,
-        SharedAcquired, SharedError, Timeout, UnlockError,
+        SharedError, Timeout, UnlockError,
     };
 }
 

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{eventually, sigkill, spawn, TempSegment};
-use shmkit::{Acquired, CreateOptions, DictError, Segment, SharedAcquired, SharedError};
+use shmkit::{Acquired, CreateOptions, DictError, Segment, SharedError};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -32,8 +32,8 @@ crate::child_roles!(|role, args| {
         "hold_shared" => {
             let v = seg.shared("v", [0u64; 2]).unwrap();
             let mut g = match v.lock().unwrap() {
-                SharedAcquired::Locked(g) => g,
-                SharedAcquired::OwnerDied(g) => g.make_consistent(),
+                Acquired::Locked(g) => g,
+                Acquired::OwnerDied(g) => g.make_consistent(),
             };
             g[0] = 1; // the pair's invariant (equal halves) is broken until g[1] = 1
             hold_until_killed()
@@ -97,7 +97,7 @@ fn shared_one_shot_calls_do_not_run_and_keep_reporting_until_a_locker_repairs() 
         assert!(matches!(v.read(), Err(SharedError::OwnerDied { .. })));
     }
     match v.lock().unwrap() {
-        SharedAcquired::OwnerDied(mut g) => {
+        Acquired::OwnerDied(mut g) => {
             assert_eq!(
                 *g,
                 [1, 0],
@@ -106,7 +106,7 @@ fn shared_one_shot_calls_do_not_run_and_keep_reporting_until_a_locker_repairs() 
             g[1] = g[0];
             drop(g.make_consistent());
         }
-        SharedAcquired::Locked(_) => panic!("the death was not reported to the locker"),
+        Acquired::Locked(_) => panic!("the death was not reported to the locker"),
     }
     assert_eq!(v.read().unwrap(), [1, 1]);
 }

@@ -17,7 +17,7 @@ use shmkit::os::identity::ProcessIdentity;
 use shmkit::primitives::{Acquired, LockError};
 use shmkit::process::{Child, ChildError, HostProgram, SpawnOptions};
 use shmkit::segment::Segment;
-use shmkit::shared::{Shared, SharedAcquired};
+use shmkit::shared::Shared;
 use shmkit::{Interrupt, NoInterrupt, Timeout};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -289,8 +289,8 @@ impl DeviceCache {
             Some(_) => {
                 let owner: Shared<u64> = self.segment.shared(OWNER, 0u64)?;
                 let record = match owner.lock()? {
-                    SharedAcquired::Locked(g) => *g,
-                    SharedAcquired::OwnerDied(g) => *g.make_consistent(),
+                    Acquired::Locked(g) => *g,
+                    Acquired::OwnerDied(g) => *g.make_consistent(),
                 };
                 record
             }

@@ -12,7 +12,8 @@ use shm_layout::{
 pub(crate) use shmkit::inspect::device::{info, message, server_alive};
 pub use shmkit::inspect::device::{DeviceState, DeviceStatusInfo};
 use shmkit::segment::Segment;
-use shmkit::shared::{Shared, SharedAcquired};
+use shmkit::shared::Shared;
+use shmkit::Acquired;
 use std::time::Duration;
 use zerocopy::FromZeros;
 
@@ -33,8 +34,8 @@ impl Status {
     /// Runs `f` on the record under its mutex (recovering it from a dead writer).
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut DeviceStatus) -> R) -> Result<R, DeviceError> {
         let mut guard = match self.shared.lock()? {
-            SharedAcquired::Locked(g) => g,
-            SharedAcquired::OwnerDied(g) => g.make_consistent(),
+            Acquired::Locked(g) => g,
+            Acquired::OwnerDied(g) => g.make_consistent(),
         };
         Ok(f(&mut guard))
     }

@@ -8,7 +8,7 @@ mod value;
 
 pub use bytes::{BytesSpec, SharedBytes};
 pub use dict::{DictError, DictSpec, SharedDict, MAX_KEY_LEN};
-pub use value::{PlainData, Shared, SharedAcquired, SharedError, SharedGuard, SharedOwnerDied};
+pub use value::{PlainData, Shared, SharedError};
 
 #[cfg(all(test, not(miri)))]
 mod tests;

@@ -1,8 +1,9 @@
 //! Single-process tests of named objects, shared values and dictionaries on real segments.
 
+use crate::primitives::Acquired;
 use crate::primitives::Held;
 use crate::segment::{CreateOptions, ObjectKind, Segment, SegmentError, SegmentObjects};
-use crate::shared::{BytesSpec, DictError, SharedAcquired, SharedBytes, SharedDict, SharedError};
+use crate::shared::{BytesSpec, DictError, SharedBytes, SharedDict, SharedError};
 use crate::{NoInterrupt, Timeout};
 use std::sync::atomic::{AtomicU32, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -204,11 +205,11 @@ fn a_dead_holder_of_a_shared_value_surfaces_as_owner_died() {
     v.mutex().abandon_to_a_dead_owner();
     assert!(matches!(v.read(), Err(SharedError::OwnerDied { .. })));
     match v.lock().unwrap() {
-        SharedAcquired::OwnerDied(mut g) => {
+        Acquired::OwnerDied(mut g) => {
             *g = 2;
             drop(g.make_consistent());
         }
-        SharedAcquired::Locked(_) => panic!("death not passed on"),
+        Acquired::Locked(_) => panic!("death not passed on"),
     }
     assert_eq!(v.read().unwrap(), 2);
 }
@@ -356,7 +357,29 @@ fn a_panic_inside_update_marks_the_value_inconsistent() {
         Err(SharedError::OwnerDied { previous: Some(p) }) => assert_eq!(p.pid, std::process::id()),
         other => panic!("{other:?}"),
     }
-    assert_eq!(*v.lock().unwrap().recover_with(|x| *x = 1), 1);
+    assert_eq!(*v.lock().unwrap().recover_with(|x| **x = 1), 1);
+}
+
+#[test]
+fn an_owner_died_guard_reaches_the_half_updated_value_for_repair() {
+    let t = Temp::new("repair", 64);
+    let v = t.1.shared("v", 1u64).unwrap();
+    let v2 = v.clone();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        v2.update(|x| {
+            *x = 99;
+            panic!("half-way");
+        })
+    }));
+    match v.lock().unwrap() {
+        Acquired::OwnerDied(mut died) => {
+            assert_eq!(*died, 99, "the guard shows what the dead holder left");
+            *died = 7;
+            assert_eq!(*died.make_consistent(), 7);
+        }
+        Acquired::Locked(_) => panic!("the panic was not passed on"),
+    }
+    assert_eq!(v.read().unwrap(), 7);
 }
 
 fn bytes_spec(name: &str, init: &[u8]) -> BytesSpec {

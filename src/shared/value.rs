@@ -10,9 +10,7 @@
 //! `&mut T` is handed out only through a guard that is the thread's sole hold on the mutex, so
 //! a reentrant second lock can never alias it.
 
-use crate::primitives::{
-    Acquired, LockError, Mutex, MutexGuard, MutexState, OwnerDiedGuard, OwnerInfo,
-};
+use crate::primitives::{Acquired, LockError, Mutex, MutexGuard, MutexState, OwnerInfo};
 use crate::segment::{sealed, Placed, Segment, SegmentError, SegmentObject};
 use crate::sync::{
     shared_view, AtomicU32, AtomicU64, Interrupt, NoInterrupt, Ordering, SharedWord, Timeout,
@@ -23,7 +21,6 @@ use shm_layout::{
 use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::mem::align_of;
-use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU8;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -131,94 +128,6 @@ impl<T: PlainData> std::fmt::Debug for Shared<T> {
     }
 }
 
-/// The result of locking a shared value.
-#[must_use = "dropping an `OwnerDied` outcome without `make_consistent` makes the value's mutex unrecoverable"]
-pub enum SharedAcquired<'a, T: PlainData> {
-    /// Locked normally.
-    Locked(SharedGuard<'a, T>),
-    /// The previous holder died: repair through the guard, then `make_consistent`.
-    OwnerDied(SharedOwnerDied<'a, T>),
-}
-
-impl<'a, T: PlainData> SharedAcquired<'a, T> {
-    /// The guard, after `repair` if the previous holder died.
-    pub fn recover_with(self, repair: impl FnOnce(&mut T)) -> SharedGuard<'a, T> {
-        match self {
-            SharedAcquired::Locked(g) => g,
-            SharedAcquired::OwnerDied(mut g) => {
-                repair(&mut g);
-                g.make_consistent()
-            }
-        }
-    }
-}
-
-/// Holds a shared value's mutex; derefs to the value. If the thread panics while holding it,
-/// the value is marked inconsistent: the next locker gets `OwnerDied`, as if this holder had
-/// died half-way through an update.
-pub struct SharedGuard<'a, T: PlainData> {
-    _guard: MutexGuard<'a>,
-    value: NonNull<T>,
-}
-
-impl<T: PlainData> Drop for SharedGuard<'_, T> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self._guard.mark_inconsistent();
-        }
-    }
-}
-
-/// Holds a shared value whose previous holder died; derefs to the (possibly half-updated)
-/// value for repair.
-pub struct SharedOwnerDied<'a, T: PlainData> {
-    guard: OwnerDiedGuard<'a>,
-    value: NonNull<T>,
-}
-
-impl<'a, T: PlainData> SharedOwnerDied<'a, T> {
-    /// The holder that died.
-    pub fn previous_owner(&self) -> Option<OwnerInfo> {
-        self.guard.previous_owner()
-    }
-
-    /// Declares the value consistent and returns an ordinary guard.
-    pub fn make_consistent(self) -> SharedGuard<'a, T> {
-        SharedGuard {
-            value: self.value,
-            _guard: self.guard.make_consistent(),
-        }
-    }
-
-    /// Releases leaving the value inconsistent (the next locker is told the owner died).
-    pub fn release_inconsistent(self) {
-        self.guard.release_inconsistent();
-    }
-}
-
-macro_rules! deref_value {
-    ($ty:ident) => {
-        impl<T: PlainData> Deref for $ty<'_, T> {
-            type Target = T;
-            fn deref(&self) -> &T {
-                // SAFETY: the pointer is in bounds and aligned (checked at attach); the guard
-                // holds the mutex alone (checked at lock), so no other reference to the value
-                // exists in this process, and other processes follow the same protocol.
-                unsafe { self.value.as_ref() }
-            }
-        }
-
-        impl<T: PlainData> DerefMut for $ty<'_, T> {
-            fn deref_mut(&mut self) -> &mut T {
-                // SAFETY: as for `deref`; `&mut self` makes this borrow unique.
-                unsafe { self.value.as_mut() }
-            }
-        }
-    };
-}
-deref_value!(SharedGuard);
-deref_value!(SharedOwnerDied);
-
 impl<T: PlainData> Shared<T> {
     /// The value's mutex, to hold one critical section across several calls, or to lock
     /// several values at once with [`crate::lock_all`].
@@ -238,7 +147,7 @@ impl<T: PlainData> Shared<T> {
     }
 
     /// Locks the value (60 s deadline unless set with [`with_lock_timeout`](Self::with_lock_timeout)).
-    pub fn lock(&self) -> Result<SharedAcquired<'_, T>, SharedError> {
+    pub fn lock(&self) -> Result<Acquired<'_, T>, SharedError> {
         self.lock_interruptible(Timeout::After(self.timeout), &NoInterrupt)
     }
 
@@ -248,19 +157,17 @@ impl<T: PlainData> Shared<T> {
         &self,
         timeout: Timeout,
         interrupt: &dyn Interrupt,
-    ) -> Result<SharedAcquired<'_, T>, SharedError> {
+    ) -> Result<Acquired<'_, T>, SharedError> {
         if self.mutex.held_by_current_thread() {
             return Err(SharedError::AlreadyHeld);
         }
         Ok(match self.mutex.lock_interruptible(timeout, interrupt)? {
-            Acquired::Locked(g) => SharedAcquired::Locked(SharedGuard {
-                _guard: g,
-                value: self.value,
-            }),
-            Acquired::OwnerDied(g) => SharedAcquired::OwnerDied(SharedOwnerDied {
-                guard: g,
-                value: self.value,
-            }),
+            // SAFETY: the value is in bounds and aligned (checked at attach), lives as long as
+            // the mapping the mutex handle keeps, and is touched only by holders of this
+            // mutex; the guard is the thread's only hold (checked above, before locking).
+            Acquired::Locked(g) => Acquired::Locked(unsafe { g.over(self.value) }),
+            // SAFETY: as for `Locked`.
+            Acquired::OwnerDied(g) => Acquired::OwnerDied(unsafe { g.over(self.value) }),
         })
     }
 
@@ -268,10 +175,10 @@ impl<T: PlainData> Shared<T> {
         &self,
         timeout: Timeout,
         interrupt: &dyn Interrupt,
-    ) -> Result<SharedGuard<'_, T>, SharedError> {
+    ) -> Result<MutexGuard<'_, T>, SharedError> {
         match self.lock_interruptible(timeout, interrupt)? {
-            SharedAcquired::Locked(g) => Ok(g),
-            SharedAcquired::OwnerDied(g) => {
+            Acquired::Locked(g) => Ok(g),
+            Acquired::OwnerDied(g) => {
                 let previous = g.previous_owner();
                 g.release_inconsistent();
                 Err(SharedError::OwnerDied { previous })

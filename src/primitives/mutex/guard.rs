@@ -1,5 +1,6 @@
-//! The guards a lock hands out: an ordinary hold, an owner-died hold that must be repaired
-//! or given up, and locking several mutexes in one global order.
+//! The guards a lock hands out, generic over the data the lock protects (as lock_api's): an
+//! ordinary hold, an owner-died hold that must be repaired or given up, and locking several
+//! mutexes in one global order.
 
 use super::raw::Patience;
 use crate::sync::{NoInterrupt, Ordering};
@@ -9,29 +10,36 @@ use shm_layout::{MutexConsistency, MUTEX_DEPTH_MASK};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::time::Duration;
 
 use super::*;
 
 /// The result of a successful lock: either a plain guard, or a guard telling the caller that
-/// the previous holder died inside its critical section.
+/// the previous holder died inside its critical section. `T` is the data the lock protects:
+/// `()` for a bare [`Mutex`], the value for a [`Shared`](crate::Shared).
 #[must_use = "dropping an `OwnerDied` outcome without `make_consistent` makes the mutex unrecoverable"]
 #[derive(Debug)]
-pub enum Acquired<'a> {
+pub enum Acquired<'a, T: ?Sized = ()> {
     /// The mutex was free (or already held by this thread).
-    Locked(MutexGuard<'a>),
+    Locked(MutexGuard<'a, T>),
     /// The previous holder died holding it; the data it protects may be half-updated.
-    OwnerDied(OwnerDiedGuard<'a>),
+    OwnerDied(OwnerDiedGuard<'a, T>),
 }
 
-impl<'a> Acquired<'a> {
+impl<'a, T: ?Sized> Acquired<'a, T> {
     /// The guard, after calling `repair` first if the previous holder died (then the mutex is
-    /// made consistent). For callers whose repair is the same wherever they lock.
-    pub fn recover_with(self, repair: impl FnOnce(&OwnerDiedGuard<'a>)) -> MutexGuard<'a> {
+    /// made consistent). For callers whose repair is the same wherever they lock; `repair`
+    /// reaches the protected data through the guard (`**guard = fixed`).
+    pub fn recover_with(
+        self,
+        repair: impl FnOnce(&mut OwnerDiedGuard<'a, T>),
+    ) -> MutexGuard<'a, T> {
         match self {
             Acquired::Locked(g) => g,
-            Acquired::OwnerDied(g) => {
-                repair(&g);
+            Acquired::OwnerDied(mut g) => {
+                repair(&mut g);
                 g.make_consistent()
             }
         }
@@ -43,16 +51,25 @@ impl<'a> Acquired<'a> {
     }
 }
 
-/// Holds the mutex; releases one level of it when dropped. Not `Send`: a mutex is owned by a
-/// thread.
+/// Holds the mutex and derefs to the data it protects (`()` for a bare mutex); releases one
+/// level of the mutex when dropped. Not `Send`: a mutex is owned by a thread.
+///
+/// A guard over data (from [`Shared::lock`](crate::Shared::lock)) is always the thread's only
+/// hold on the mutex, so its `&mut T` can never alias; if the thread panics while holding it,
+/// the data is marked inconsistent and the next locker gets `OwnerDied`, as if this holder had
+/// died half-way through an update.
 #[must_use = "the mutex is released as soon as the guard is dropped"]
-pub struct MutexGuard<'a> {
+pub struct MutexGuard<'a, T: ?Sized = ()> {
     pub(super) mutex: &'a Mutex,
     pub(super) tid: u32,
-    pub(super) _not_send: PhantomData<*const ()>,
+    /// The protected data: a dangling `()` for a bare mutex, the value for a shared one.
+    data: NonNull<T>,
+    /// Mark the data inconsistent when dropped by a panicking thread (guards over data).
+    mark_on_panic: bool,
+    pub(super) _not_send: PhantomData<(*const (), &'a mut T)>,
 }
 
-impl fmt::Debug for MutexGuard<'_> {
+impl<T: ?Sized> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MutexGuard")
             .field("tid", &self.tid)
@@ -60,15 +77,64 @@ impl fmt::Debug for MutexGuard<'_> {
     }
 }
 
-/// Holds a mutex whose previous holder died. Repair the protected data, then call
-/// [`make_consistent`](Self::make_consistent); dropping it instead marks the mutex not
-/// recoverable (and releases it).
-#[must_use = "dropping this guard without make_consistent makes the mutex unrecoverable"]
-pub struct OwnerDiedGuard<'a> {
-    pub(super) guard: ManuallyDrop<MutexGuard<'a>>,
+impl<'a> MutexGuard<'a> {
+    /// A guard over nothing, for a lock this thread just took (at `tid`).
+    #[inline(always)]
+    pub(super) fn bare(mutex: &'a Mutex, tid: u32) -> MutexGuard<'a> {
+        MutexGuard {
+            mutex,
+            tid,
+            data: NonNull::dangling(),
+            mark_on_panic: false,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// This guard over `data`, which the mutex protects.
+    ///
+    /// # Safety
+    ///
+    /// `data` must be valid for reads and writes for `'a`, reached by no one but a holder of
+    /// this mutex, and this guard must be the thread's only hold on the mutex (so the `&mut T`
+    /// it hands out is unique in this process; other processes follow the same protocol).
+    pub(crate) unsafe fn over<T: ?Sized>(self, data: NonNull<T>) -> MutexGuard<'a, T> {
+        let this = ManuallyDrop::new(self);
+        MutexGuard {
+            mutex: this.mutex,
+            tid: this.tid,
+            data,
+            mark_on_panic: true,
+            _not_send: PhantomData,
+        }
+    }
 }
 
-impl fmt::Debug for OwnerDiedGuard<'_> {
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a bare guard's `()` is a dangling pointer to a zero-sized type, valid to
+        // read; a guard over data was built by `over`, whose caller vouched that the data is
+        // valid for the guard's life and reached only by this sole holder.
+        unsafe { self.data.as_ref() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`; `&mut self` makes this borrow unique.
+        unsafe { self.data.as_mut() }
+    }
+}
+
+/// Holds a mutex whose previous holder died, and derefs to the (possibly half-updated) data
+/// for repair. Repair it, then call [`make_consistent`](Self::make_consistent); dropping it
+/// instead marks the mutex not recoverable (and releases it).
+#[must_use = "dropping this guard without make_consistent makes the mutex unrecoverable"]
+pub struct OwnerDiedGuard<'a, T: ?Sized = ()> {
+    pub(super) guard: ManuallyDrop<MutexGuard<'a, T>>,
+}
+
+impl<T: ?Sized> fmt::Debug for OwnerDiedGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnerDiedGuard")
             .field("previous", &self.previous_owner())
@@ -77,6 +143,21 @@ impl fmt::Debug for OwnerDiedGuard<'_> {
 }
 
 impl<'a> OwnerDiedGuard<'a> {
+    /// This guard over `data` (see [`MutexGuard::over`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`MutexGuard::over`].
+    pub(crate) unsafe fn over<T: ?Sized>(self, data: NonNull<T>) -> OwnerDiedGuard<'a, T> {
+        let guard = self.into_guard();
+        OwnerDiedGuard {
+            // SAFETY: the caller's promise, passed on.
+            guard: ManuallyDrop::new(unsafe { guard.over(data) }),
+        }
+    }
+}
+
+impl<'a, T: ?Sized> OwnerDiedGuard<'a, T> {
     /// The holder found dead by the most recent recovery of this mutex (recorded in the
     /// segment, so it is known even when the survivor that found it died in turn). `None`
     /// only if the bytes were tampered with.
@@ -90,17 +171,20 @@ impl<'a> OwnerDiedGuard<'a> {
     }
 
     /// The guard inside (the mutex is held; it is still inconsistent).
-    pub fn guard(&self) -> &MutexGuard<'a> {
+    pub fn guard(&self) -> &MutexGuard<'a, T> {
         &self.guard
     }
 
     /// Releases the mutex leaving it inconsistent: the next locker is told the owner died.
     pub fn release_inconsistent(self) {
-        drop(self.into_guard());
+        let mut guard = self.into_guard();
+        // The inconsistency is already recorded: a panic now must not re-record it.
+        guard.mark_on_panic = false;
+        drop(guard);
     }
 
     /// Declares the protected data consistent again and returns an ordinary guard.
-    pub fn make_consistent(self) -> MutexGuard<'a> {
+    pub fn make_consistent(self) -> MutexGuard<'a, T> {
         let guard = self.into_guard();
         guard
             .mutex
@@ -111,26 +195,40 @@ impl<'a> OwnerDiedGuard<'a> {
 
     /// The inner guard, without running this guard's `Drop` (which would mark the mutex not
     /// recoverable).
-    pub(super) fn into_guard(self) -> MutexGuard<'a> {
+    pub(super) fn into_guard(self) -> MutexGuard<'a, T> {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again, so the guard is moved out once.
         unsafe { ManuallyDrop::take(&mut this.guard) }
     }
 }
 
-impl Drop for OwnerDiedGuard<'_> {
+impl<T: ?Sized> Deref for OwnerDiedGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T: ?Sized> DerefMut for OwnerDiedGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T: ?Sized> Drop for OwnerDiedGuard<'_, T> {
     fn drop(&mut self) {
         self.guard
             .mutex
             .state
             .set_consistency(MutexConsistency::NotRecoverable);
+        self.guard.mark_on_panic = false;
         // SAFETY: this is the guard's only drop: `into_guard` forgets `self` before it runs.
         // Dropping the inner guard releases the lock; a not-recoverable release wakes everyone.
         unsafe { ManuallyDrop::drop(&mut self.guard) };
     }
 }
 
-impl<'a> MutexGuard<'a> {
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// The mutex this guard holds.
     pub fn mutex(&self) -> &'a Mutex {
         self.mutex
@@ -157,9 +255,12 @@ impl<'a> MutexGuard<'a> {
     }
 }
 
-impl Drop for MutexGuard<'_> {
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
+        if self.mark_on_panic && std::thread::panicking() {
+            self.mark_inconsistent();
+        }
         self.mutex.release_level(self.tid);
     }
 }

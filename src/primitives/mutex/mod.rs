@@ -25,7 +25,6 @@ use crate::sys::identity::current_thread;
 use raw::{Patience, RawAcquire, RawFailure};
 use shm_layout::{MutexConsistency, MutexLayout, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK};
 use std::fmt;
-use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::time::Duration;
 
@@ -146,11 +145,7 @@ impl Mutex {
         if !state.raw_try_fresh(&me) {
             return None;
         }
-        let guard = MutexGuard {
-            mutex: self,
-            tid: me.tid,
-            _not_send: PhantomData,
-        };
+        let guard = MutexGuard::bare(self, me.tid);
         let meta = state.meta.load(Ordering::Relaxed);
         if meta == 0 {
             return Some(Ok(Acquired::Locked(guard)));
@@ -193,11 +188,7 @@ impl Mutex {
     ) -> Result<Acquired<'_>, LockError> {
         let me = current_thread();
         let state = &*self.state;
-        let guard = MutexGuard {
-            mutex: self,
-            tid: me.tid,
-            _not_send: PhantomData,
-        };
+        let guard = MutexGuard::bare(self, me.tid);
         match state.raw_lock(&me, patience, interrupt) {
             Ok(RawAcquire::Fresh) => {}
             Ok(RawAcquire::Reentered) => {

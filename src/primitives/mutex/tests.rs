@@ -522,3 +522,21 @@ fn a_fast_release_with_a_waiter_wakes_it() {
     waiter.join().unwrap();
     assert_eq!(m.owner(), None);
 }
+
+#[test]
+fn a_bare_guard_dropped_by_a_panic_leaves_the_mutex_consistent() {
+    // Only a guard over data marks it inconsistent when its thread panics (a bare mutex
+    // protects nothing the library can see): the next locker gets an ordinary lock.
+    let m = Arc::new(Mutex::new_local());
+    let m2 = m.clone();
+    let r = std::thread::spawn(move || {
+        let _g = plain_lock(&m2);
+        panic!("inside a bare critical section");
+    })
+    .join();
+    assert!(r.is_err());
+    assert!(matches!(
+        m.lock(Duration::from_secs(1)).unwrap(),
+        Acquired::Locked(_)
+    ));
+}
