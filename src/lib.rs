@@ -48,6 +48,8 @@ mod rings {
     #[allow(dead_code)]
     mod cmd_state;
     #[allow(dead_code)]
+    mod hold_count;
+    #[allow(dead_code)]
     mod slot_word;
 }
 #[cfg(not(loom))]

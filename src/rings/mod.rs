@@ -5,6 +5,7 @@
 mod cmd_state;
 mod command;
 mod frame;
+pub(crate) mod hold_count;
 pub(crate) mod slot_word;
 
 pub use command::{CommandError, CommandRing, CommandServer, CommandSpec, Outcome, Request};

@@ -11,12 +11,14 @@
 //! (creating and attaching, through the segment's one object path).
 
 mod attach;
+mod owned_reader;
 mod reader;
 mod spec;
 mod view;
 mod writer;
 
-pub use reader::{Frame, FrameReader, OwnedFrame, OwnedFrameReader};
+pub use owned_reader::{OwnedFrame, OwnedFrameReader};
+pub use reader::{Frame, FrameReader};
 pub use spec::{FrameSpec, Pixel, ReadMode, RingError};
 pub use writer::{FrameWriter, OwnedWriteSlot, WriteSlot};
 

@@ -12,22 +12,23 @@
 //!   count per slot and sets or clears the shared bit only on 0 ↔ 1 (under a per-slot lock bit,
 //!   so a drop on another thread cannot clear a bit a new hold just relied on).
 //!
-//! A dead process's pins are reclaimed by `FrameRing::reclaim_dead_readers` whichever kind
+//! The owned reader lives beside this file (`owned_reader.rs`), its hold protocol in
+//! `rings/hold_count.rs` with its loom models. A dead process's pins are reclaimed by `FrameRing::reclaim_dead_readers` whichever kind
 //! took them: both are one bit per registration in the slot words.
 
+use super::owned_reader::OwnedFrameReader;
 use super::{slot_word, FrameRing, Pixel, ReadMode, RingError};
 use crate::sync::{
-    futex_wait, spin_hint, AtomicU32, Interrupt, NoInterrupt, Ordering, Stop, Timeout,
+    futex_wait, spin_hint, Interrupt, NoInterrupt, Ordering, Stop, Timeout,
     WaitStrategy, Waiting,
 };
 use std::mem::size_of;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A claimed reader index of a ring; freeing it on drop.
-struct Registration {
-    ring: FrameRing,
-    index: u32,
+pub(super) struct Registration {
+    pub(super) ring: FrameRing,
+    pub(super) index: u32,
 }
 
 impl Drop for Registration {
@@ -42,10 +43,10 @@ impl Drop for Registration {
 
 /// Where a reader is and how it waits.
 #[derive(Debug, Clone, Copy)]
-struct Cursor {
-    mode: ReadMode,
-    strategy: WaitStrategy,
-    last_seen: u64,
+pub(super) struct Cursor {
+    pub(super) mode: ReadMode,
+    pub(super) strategy: WaitStrategy,
+    pub(super) last_seen: u64,
 }
 
 impl Registration {
@@ -69,7 +70,7 @@ impl Registration {
     }
 
     /// The newest frame, pinned with `try_slot`, without waiting.
-    fn latest(
+    pub(super) fn latest(
         &self,
         cursor: &mut Cursor,
         mut try_slot: impl FnMut(u32, u64, bool) -> bool,
@@ -101,7 +102,7 @@ impl Registration {
 
     /// The next frame per `cursor`, pinned with `try_slot`; waits as `waiting` allows.
     #[inline]
-    fn next(
+    pub(super) fn next(
         &self,
         cursor: &mut Cursor,
         waiting: &mut Waiting<'_>,
@@ -294,14 +295,7 @@ impl FrameReader {
 
     /// This reader handing out owned frames instead (same registration and position).
     pub fn into_owned(self) -> OwnedFrameReader {
-        let slots = self.reg.ring.geometry.slots as usize;
-        OwnedFrameReader {
-            core: Arc::new(OwnedCore {
-                holds: (0..slots).map(|_| AtomicU32::new(0)).collect(),
-                reg: self.reg,
-            }),
-            cursor: self.cursor,
-        }
+        OwnedFrameReader::new(self.reg, self.cursor)
     }
 
     fn frame(&self, (slot, id): (u32, u64)) -> Frame<'_> {
@@ -358,202 +352,6 @@ impl FrameReader {
     }
 }
 
-// ---------------------------------------------------------------- owning reader
-
-/// Set in a slot's local hold count while the shared bit is being set or cleared.
-const HOLD_LOCK: u32 = 1 << 31;
-
-/// The registration an owned reader and its frames share, with the local hold counts.
-struct OwnedCore {
-    reg: Registration,
-    /// Frames of this reader holding each slot (with [`HOLD_LOCK`] during a bit change).
-    holds: Box<[AtomicU32]>,
-}
-
-impl OwnedCore {
-    /// Takes one more hold of `slot` for frame `id`: the first hold pins the slot word.
-    fn hold(&self, slot: u32, id: u64, likely: bool) -> bool {
-        let count = &self.holds[slot as usize];
-        let word = self.reg.ring.word(slot);
-        loop {
-            let c = count.load(Ordering::Acquire);
-            if c & HOLD_LOCK != 0 {
-                spin_hint();
-                continue;
-            }
-            if c > 0 {
-                // Held by one of our frames: the slot's frame cannot change, so it is `id`
-                // or not.
-                if slot_word::id_of(word.load(Ordering::Relaxed)) != id {
-                    return false;
-                }
-                if count
-                    .compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return true;
-                }
-                continue;
-            }
-            // Acquire: pairs with the Release store that ended the last bit change.
-            if count
-                .compare_exchange(0, HOLD_LOCK, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            let pinned = slot_word::try_pin(word, id, self.reg.index, likely);
-            // Release: the bit change happens before any other thread's next look.
-            count.store(u32::from(pinned), Ordering::Release);
-            return pinned;
-        }
-    }
-
-    /// Gives one hold of `slot` back: the last one unpins the slot word.
-    fn release(&self, slot: u32) {
-        let count = &self.holds[slot as usize];
-        loop {
-            let c = count.load(Ordering::Acquire);
-            if c & HOLD_LOCK != 0 {
-                spin_hint();
-                continue;
-            }
-            match c {
-                0 => return, // not held: a bug elsewhere, and nothing to release
-                1 => {
-                    if count
-                        .compare_exchange(1, HOLD_LOCK, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        slot_word::unpin(self.reg.ring.word(slot), self.reg.index);
-                        count.store(0, Ordering::Release);
-                        return;
-                    }
-                }
-                _ => {
-                    if count
-                        .compare_exchange(c, c - 1, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A registered reader whose frames own their hold: `'static + Send`, any number at a time.
-/// The registration stays until the reader and all its frames are dropped.
-pub struct OwnedFrameReader {
-    core: Arc<OwnedCore>,
-    cursor: Cursor,
-}
-
-impl std::fmt::Debug for OwnedFrameReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnedFrameReader")
-            .field("index", &self.core.reg.index)
-            .field("mode", &self.cursor.mode)
-            .field("last_seen", &self.cursor.last_seen)
-            .finish()
-    }
-}
-
-/// A frame held in place that owns its hold: its bytes do not change until it is dropped,
-/// on whichever thread that happens.
-pub struct OwnedFrame {
-    core: Arc<OwnedCore>,
-    slot: u32,
-    id: u64,
-}
-
-impl std::fmt::Debug for OwnedFrame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnedFrame")
-            .field("id", &self.id)
-            .field("len", &self.len())
-            .finish()
-    }
-}
-
-impl Drop for OwnedFrame {
-    fn drop(&mut self) {
-        self.core.release(self.slot);
-    }
-}
-
-impl OwnedFrame {
-    /// The ring the frame is in.
-    pub fn ring(&self) -> &FrameRing {
-        &self.core.reg.ring
-    }
-
-    frame_accessors!();
-}
-
-impl OwnedFrameReader {
-    /// The ring this reader reads.
-    pub fn ring(&self) -> &FrameRing {
-        &self.core.reg.ring
-    }
-
-    /// This reader with another wait strategy.
-    pub fn with_strategy(mut self, strategy: WaitStrategy) -> OwnedFrameReader {
-        self.cursor.strategy = strategy;
-        self
-    }
-
-    fn frame(&self, (slot, id): (u32, u64)) -> OwnedFrame {
-        OwnedFrame {
-            core: Arc::clone(&self.core),
-            slot,
-            id,
-        }
-    }
-
-    /// The newest frame, without waiting (`None` before the first publish).
-    pub fn latest(&mut self) -> Result<Option<OwnedFrame>, RingError> {
-        let core = &*self.core;
-        let got = core
-            .reg
-            .latest(&mut self.cursor, |s, id, likely| core.hold(s, id, likely))?;
-        Ok(got.map(|held| self.frame(held)))
-    }
-
-    /// The next frame (per the reader's mode), waiting up to `timeout`.
-    pub fn next(&mut self, timeout: impl Into<Timeout>) -> Result<OwnedFrame, RingError> {
-        let timeout = timeout.into();
-        let mut waiting = Waiting::new(timeout.deadline(), &NoInterrupt);
-        self.next_waiting(&mut waiting, timeout.as_duration())
-    }
-
-    /// The next frame within `timeout`, giving up with [`RingError::Interrupted`] within
-    /// 100 ms of `interrupt` saying stop.
-    pub fn next_interruptible(
-        &mut self,
-        timeout: Timeout,
-        interrupt: &dyn Interrupt,
-    ) -> Result<OwnedFrame, RingError> {
-        let mut waiting = Waiting::new(timeout.deadline(), interrupt);
-        self.next_waiting(&mut waiting, timeout.as_duration())
-    }
-
-    fn next_waiting(
-        &mut self,
-        waiting: &mut Waiting<'_>,
-        timeout: Duration,
-    ) -> Result<OwnedFrame, RingError> {
-        let core = &*self.core;
-        let held = core
-            .reg
-            .next(&mut self.cursor, waiting, timeout, |s, id, likely| {
-                core.hold(s, id, likely)
-            })?;
-        Ok(self.frame(held))
-    }
-}
-
 /// Asks the CPU to start fetching the cache line at `ptr`; no effect on correctness.
 #[inline]
 fn prefetch(ptr: *const u8) {
@@ -566,3 +364,5 @@ fn prefetch(ptr: *const u8) {
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = ptr;
 }
+
+pub(super) use frame_accessors;
