@@ -364,8 +364,23 @@ def test_the_simulated_camera_takes_the_physical_ao_configuration(cache: Any) ->
     calm = struct.unpack("<d", struct.pack("<Q", frame.user(3)))[0]
     del frame
     assert calm < 1.0, f"{calm} nm without turbulence"
-    with pytest.raises(ValueError, match='ao has no setting "wind"'):
+    with pytest.raises(ValueError, match='SimCamera.s config: unknown field .wind.'):
         cache.get("CAM2", shmkit.SimCamera, {"ao": {"wind": 3}})
     toy = cache.get("CAM3", shmkit.SimCamera, {"rate_hz": 100.0})
     with pytest.raises(shmkit.DeviceError, match="turbulence needs the AO mode"):
         toy.turbulence(True)
+
+
+def test_a_simulated_devices_config_is_read_field_by_field_and_refuses_unknown_ones(
+    cache: Any,
+) -> None:
+    # Parsed from the config types' own definitions: a misspelt field is named, a missing
+    # one takes its default, a wrong type says which field.
+    with pytest.raises(ValueError, match="SimDm's config: unknown field .actuator."):
+        cache.get("DMX", shmkit.SimDm, {"actuator": 4})
+    with pytest.raises(ValueError, match="SimCamera's config"):
+        cache.get("CAMX", shmkit.SimCamera, {"rate_hz": "fast"})
+    with pytest.raises(ValueError, match="missing field .speed."):
+        cache.get("CAMY", shmkit.SimCamera, {"ao": {"layers": [{"fraction": 1.0}]}})
+    dm = cache.get("DMY", shmkit.SimDm, {"actuators": 4})
+    assert len(dm.get()) == 16

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 /// One turbulent layer of an [`AoConfig`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WindLayer {
     /// This layer's share of the turbulence (of ∫Cn²; the shares should sum to 1).
     pub fraction: f64,
@@ -35,6 +36,8 @@ pub struct WindLayer {
 /// The physics of the simulated adaptive-optics bench (defaults: an 8 m telescope in median
 /// seeing, a bright guide star).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// As `SimCameraConfig`: defaults for missing fields, unknown ones refused.
+#[serde(default, deny_unknown_fields)]
 pub struct AoConfig {
     /// Pupil diameter, metres.
     pub diameter: f64,

@@ -22,6 +22,9 @@ use std::time::Duration;
 
 /// Configuration of a [`SimCamera`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Missing fields take their defaults and unknown ones are refused when a config is read
+// from a self-describing format (a binding's dict); the postcard wire format is unchanged.
+#[serde(default, deny_unknown_fields)]
 pub struct SimCameraConfig {
     /// Sub-apertures per side.
     pub subapertures: u32,

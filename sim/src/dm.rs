@@ -8,6 +8,8 @@ use shmkit_devices::{Device, DeviceContext, DeviceFailure};
 
 /// Configuration of a [`SimDm`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// As `SimCameraConfig`: defaults for missing fields, unknown ones refused.
+#[serde(default, deny_unknown_fields)]
 pub struct SimDmConfig {
     /// Actuators per side.
     pub actuators: u32,

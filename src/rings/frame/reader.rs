@@ -19,8 +19,7 @@
 use super::owned_reader::OwnedFrameReader;
 use super::{slot_word, FrameRing, Pixel, ReadMode, RingError};
 use crate::sync::{
-    futex_wait, spin_hint, Interrupt, NoInterrupt, Ordering, Stop, Timeout,
-    WaitStrategy, Waiting,
+    futex_wait, spin_hint, Interrupt, NoInterrupt, Ordering, Stop, Timeout, WaitStrategy, Waiting,
 };
 use std::mem::size_of;
 use std::time::Duration;
