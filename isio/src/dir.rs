@@ -39,7 +39,7 @@ pub(crate) fn check_owner(
         .metadata()
         .map_err(|e| IsioError::io("reading the owner of", path, e))?
         .uid();
-    let me = rustix::process::geteuid().as_raw();
+    let me = super::sys::effective_uid();
     if owner == me || owner == 0 || trusted.contains(&owner) {
         return Ok(());
     }

@@ -23,6 +23,7 @@ pub mod reader;
 pub mod sem;
 pub use sem::SemError;
 mod stream;
+mod sys;
 pub mod time;
 pub mod writer;
 

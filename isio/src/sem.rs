@@ -93,19 +93,14 @@ impl Sem<'_> {
 #[cfg(not(target_endian = "little"))]
 compile_error!("the ImageStreamIO semaphore protocol is written for little-endian targets");
 
-/// Initialises a process-shared semaphore at 0.
+/// Initialises a process-shared semaphore at 0 (glibc's `sem_init`: the one call into libc,
+/// in `sys.rs`).
 ///
 /// # Safety
-/// `sem` points to 32 writable bytes of a live mapping, aligned to 8, that no other thread
-/// uses as a semaphore while it is initialised.
+/// As for `sys::sem_init`.
 pub(crate) unsafe fn init(sem: *mut libc::sem_t) -> std::io::Result<()> {
-    // SAFETY: the caller's contract; pshared = 1 (the semaphore lives in a shared mapping).
-    // glibc's sem_init only stores to our own fresh bytes: it cannot abort.
-    if unsafe { libc::sem_init(sem, 1, 0) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    // SAFETY: the caller's contract, passed on.
+    unsafe { super::sys::sem_init(sem) }
 }
 
 /// Posts `sem` unless its value already reached [`SEMAPHORE_MAXVAL`] (the reference

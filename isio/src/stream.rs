@@ -17,8 +17,9 @@
 //! that was (partly) zeros is never published.
 
 use super::layout::{self, Keyword, Metadata, Parsed, PROCTRACE_SIZE};
+use super::sys::{self, page_size};
 use super::IsioError;
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::MmapRaw;
 use shmkit::os::sigbus::Guard;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -76,14 +77,10 @@ enum Part {
 
 /// Maps part of `file` (`len` bytes long), guarded against the file shrinking under it.
 fn map(file: &File, len: u64, part: Part, path: &Path) -> Result<(Guard, MmapRaw), IsioError> {
-    let mut options = MmapOptions::new();
     let map = match part {
-        Part::Whole => options.len(len as usize).map_raw(file),
-        Part::WholeReadOnly => options.len(len as usize).map_raw_read_only(file),
-        Part::From(offset) => options
-            .offset(offset)
-            .len((len - offset) as usize)
-            .map_raw(file),
+        Part::Whole => sys::map(file, 0, len, false),
+        Part::WholeReadOnly => sys::map(file, 0, len, true),
+        Part::From(offset) => sys::map(file, offset, len - offset, false),
     }
     .map_err(|e| IsioError::io("mapping", path, e))?;
     // SAFETY: `map` is this file's mapping of `map.len()` bytes; the guard is stored beside it
@@ -92,11 +89,6 @@ fn map(file: &File, len: u64, part: Part, path: &Path) -> Result<(Guard, MmapRaw
     let guard = unsafe { Guard::register(map.as_mut_ptr(), map.len()) }
         .map_err(|e| IsioError::io("guarding the mapping of", path, std::io::Error::other(e)))?;
     Ok((guard, map))
-}
-
-/// The system's page size.
-fn page_size() -> u64 {
-    rustix::param::page_size() as u64
 }
 
 impl Stream {

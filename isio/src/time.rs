@@ -4,22 +4,11 @@
 //! its meaning on the other side (to the sampling's few hundred nanoseconds).
 
 use super::layout::Timespec;
-
-fn now(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live local; both clocks exist on every Linux since 3.10.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec.max(0) as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec.max(0) as u64)
-}
+use super::sys::{now_ns, Clock};
 
 /// Now on `CLOCK_TAI`, in nanoseconds.
 pub fn tai_ns() -> u64 {
-    now(libc::CLOCK_TAI)
+    now_ns(Clock::Tai)
 }
 
 /// Now on `CLOCK_TAI`, as the header's `timespec`.
@@ -30,7 +19,7 @@ pub fn tai_now() -> Timespec {
 /// `CLOCK_TAI` minus `CLOCK_MONOTONIC` now, in nanoseconds (TAI is the later clock: it counts
 /// from 1970, monotonic from boot).
 pub fn tai_minus_monotonic() -> u64 {
-    let mono = now(libc::CLOCK_MONOTONIC);
+    let mono = now_ns(Clock::Monotonic);
     tai_ns().saturating_sub(mono)
 }
 
@@ -47,7 +36,7 @@ pub fn tai_to_monotonic(tai_ns: u64) -> u64 {
 /// A `CLOCK_TAI` instant (nanoseconds) on `CLOCK_BOOTTIME` (the clock process start times
 /// are kept on), 0 if before boot.
 pub fn tai_to_boot(tai_ns: u64) -> u64 {
-    let boot = now(libc::CLOCK_BOOTTIME);
+    let boot = now_ns(Clock::Boot);
     tai_ns.saturating_sub(self::tai_ns().saturating_sub(boot))
 }
 

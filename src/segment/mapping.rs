@@ -9,7 +9,7 @@ use super::image::SegmentBytes;
 use super::MemoryOptions;
 use crate::sync::SharedWord;
 use crate::sys::shm;
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::MmapRaw;
 use std::fs::File;
 use std::io;
 use std::mem::{align_of, size_of};
@@ -29,7 +29,7 @@ impl Mapping {
         let size =
             usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let file = File::from(fd);
-        let raw = MmapOptions::new().len(size).map_raw(&file)?;
+        let raw = shm::map_shared(&file, size)?;
         let map = Mapping { raw, len };
         if memory.prefault || memory.lock_in_memory {
             // SAFETY: the range is exactly our live mapping.

@@ -103,3 +103,8 @@ pub unsafe fn lock_in_memory(ptr: *mut u8, len: usize) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Maps `len` bytes of the shared memory object `file`, `MAP_SHARED` and read-write.
+pub fn map_shared(file: &std::fs::File, len: usize) -> io::Result<memmap2::MmapRaw> {
+    memmap2::MmapOptions::new().len(len).map_raw(file)
+}
