@@ -1,24 +1,26 @@
 //! Several processes sharing one segment: they meet at a barrier, wait for an event, contend
 //! on a robust mutex, and survive a holder being SIGKILLed.
 //!
-//! Run with `cargo run --release --example demo`. The parent re-executes this binary as its
-//! workers (`demo worker ...`), so the example is self-contained.
+//! Run with `cargo run --release --example demo`. The parent starts its workers with the
+//! library's own spawn (`shmkit::process`): this binary re-executed into a registered entry,
+//! which finds the segment in its environment and reports how it ended through the segment,
+//! so the example is self-contained and `join` names what went wrong in a child.
 
+use shmkit::process::{self, ChildContext, ChildError, Entries};
 use shmkit::{Acquired, Barrier, CreateOptions, Event, Mutex, Segment, Shared, SharedDict};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const WORKERS: u32 = 3;
 const INCREMENTS: u64 = 200_000;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let result = match args.get(1).map(String::as_str) {
-        Some("worker") => worker(&args[2..]),
-        Some("crasher") => crasher(&args[2..]),
-        _ => parent(),
-    };
-    match result {
+    // In a child this runs its entry and exits; in the parent it returns at once.
+    Entries::new()
+        .entry("worker", worker)
+        .entry("crasher", crasher)
+        .dispatch();
+    match parent() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo: {}", shmkit::error_chain(&*e));
@@ -27,7 +29,7 @@ fn main() -> ExitCode {
     }
 }
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Every shared object is found by name: children need only the segment's name.
 struct Objects {
@@ -67,13 +69,9 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
         seg.entries()?.len()
     );
 
-    let exe = std::env::current_exe()?;
     let mut children = Vec::new();
     for i in 0..WORKERS {
-        let child = Command::new(&exe)
-            .args(["worker", name, &i.to_string()])
-            .spawn()?;
-        children.push(child);
+        children.push(process::spawn(seg, "worker", &i)?);
     }
     let arrival = objects.barrier.wait(Duration::from_secs(30))?;
     println!(
@@ -95,10 +93,8 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
         println!("parent: {worker} found the counter locked {contended} times");
     }
     for mut c in children {
-        let status = c.wait()?;
-        if !status.success() {
-            return Err(format!("a worker failed: {status}").into());
-        }
+        // A worker's error or panic comes back here, named.
+        c.join(Duration::from_secs(30))?;
     }
     if total != u64::from(WORKERS) * INCREMENTS {
         return Err("lost updates: the mutex failed".into());
@@ -106,13 +102,13 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
 
     // Robustness: a process dies holding a mutex.
     objects.go.clear();
-    let mut crasher = Command::new(&exe).args(["crasher", name]).spawn()?;
+    let mut crasher = process::spawn(seg, "crasher", &())?;
     if !objects.go.wait(Duration::from_secs(30)) {
         return Err("the crasher never said it holds the mutex".into());
     }
     println!(
         "parent: crasher {} holds the mutex 'crash-demo'; sending SIGKILL",
-        crasher.id()
+        crasher.pid()
     );
     crasher.kill()?;
     let killed = Instant::now();
@@ -128,7 +124,12 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
         }
         Acquired::Locked(_) => return Err("the crasher's death went unnoticed".into()),
     }
-    crasher.wait()?;
+    match crasher.join(Duration::from_secs(10)) {
+        Err(ChildError::Signaled { signal_name, .. }) => {
+            println!("parent: the crasher ended by {signal_name}, as join reports")
+        }
+        other => return Err(format!("the crasher ended otherwise: {other:?}").into()),
+    }
     println!(
         "parent: mutex is usable again: {}",
         matches!(objects.mutex.try_lock()?, Acquired::Locked(_))
@@ -136,11 +137,14 @@ fn run_parent(seg: &Segment, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn worker(args: &[String]) -> Result<()> {
-    let name = args.first().ok_or("missing segment name")?;
-    let id = args.get(1).ok_or("missing worker id")?;
-    let seg = Segment::open(name)?;
-    let objects = Objects::find(&seg)?;
+/// A child's entry returns a concrete error type; the demo's own is boxed, so it travels
+/// as an `io::Error` carrying it (its message reaches `join` in the parent).
+fn worker(ctx: &ChildContext, id: u32) -> std::io::Result<()> {
+    work(ctx, id).map_err(std::io::Error::other)
+}
+
+fn work(ctx: &ChildContext, id: u32) -> Result<()> {
+    let objects = Objects::find(ctx.segment())?;
     println!(
         "worker {id} (pid {}): attached by name; waiting at the barrier",
         std::process::id()
@@ -163,13 +167,12 @@ fn worker(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn crasher(args: &[String]) -> Result<()> {
-    let name = args.first().ok_or("missing segment name")?;
-    let seg = Segment::open(name)?;
-    let objects = Objects::find(&seg)?;
+fn crasher(ctx: &ChildContext, _: ()) -> std::io::Result<()> {
+    let objects = Objects::find(ctx.segment()).map_err(std::io::Error::other)?;
     let _guard = objects
         .mutex
-        .lock(shmkit::DEFAULT_LOCK_TIMEOUT)?
+        .lock(shmkit::DEFAULT_LOCK_TIMEOUT)
+        .map_err(std::io::Error::other)?
         .recover_with(|_| {});
     objects.go.set();
     loop {
