@@ -449,6 +449,33 @@ impl StartAfterInitialPass for TestbedBuilder {
     }
 }
 
+/// What a host with its own SIGINT handling does (the Python testbed): names each
+/// experiment's process, stops through `request_stop`, and collects outcomes as they end.
+fn a_host_names_experiments_stops_them_and_collects_outcomes_live() {
+    let tb = TestbedBuilder::new(&name("host"))
+        .catch_ctrl_c(false)
+        .start()
+        .unwrap();
+    tb.start_named_experiment("first loop", &Looper { forever: true })
+        .unwrap();
+    tb.start_named_experiment("second loop", &Looper { forever: true })
+        .unwrap();
+    assert!(tb.take_ended().is_empty(), "nothing ended yet");
+    tb.request_stop();
+    assert!(tb.stopping());
+    assert!(
+        tb.wait_experiments(Duration::from_secs(5)),
+        "request_stop stops run-forever experiments"
+    );
+    let mut names: Vec<String> = tb.take_ended().into_iter().map(|o| o.name).collect();
+    names.sort();
+    assert_eq!(names, ["first loop", "second loop"]);
+    assert!(
+        tb.close().experiments.is_empty(),
+        "taken outcomes are not reported twice"
+    );
+}
+
 fn main() {
     Bench::entries(Entries::new())
         .experiment::<Looper>()
@@ -458,7 +485,11 @@ fn main() {
         .entry("interrupted_testbed", interrupted_testbed)
         .dispatch();
 
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 8] = [
+        (
+            "a_host_names_experiments_stops_them_and_collects_outcomes_live",
+            a_host_names_experiments_stops_them_and_collects_outcomes_live,
+        ),
         (
             "a_failing_safety_check_stops_every_experiment_within_1s",
             a_failing_safety_check_stops_every_experiment_within_1s,

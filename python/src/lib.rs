@@ -16,6 +16,7 @@ mod frames;
 mod mutex;
 mod mutex_fast;
 mod segment;
+mod testbed;
 mod value;
 mod wait;
 
@@ -92,6 +93,7 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<devices::PySimCamera>()?;
     m.add_class::<devices::PySimDm>()?;
     m.add_function(wrap_pyfunction!(devices::run_child, m)?)?;
+    m.add_class::<testbed::PyTestbed>()?;
     m.add_class::<frame_writer::PyFrameWriter>()?;
     m.add_class::<frame_writer::PyWriteSlot>()?;
     m.add(

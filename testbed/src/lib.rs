@@ -27,7 +27,7 @@ pub use safety::{safety_fn, SafetyContext, SafetyFn, SafetyTest, SafetyTrip};
 use events::Events;
 use shmkit::os::identity::Liveness;
 use shmkit::os::signals;
-use shmkit::process::{Child, ChildError, ProcessError, SpawnOptions};
+use shmkit::process::{Child, ChildError, HostProgram, ProcessError, SpawnOptions};
 use shmkit::segment::{CreateOptions, Segment, SegmentError};
 use shmkit_devices::{DeviceCache, DeviceError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +103,8 @@ pub struct TestbedBuilder {
     stop_all_on_exception: bool,
     stop_timeout: Duration,
     device_close_timeout: Duration,
+    experiment_program: Option<HostProgram>,
+    catch_ctrl_c: bool,
 }
 
 impl std::fmt::Debug for TestbedBuilder {
@@ -130,6 +132,8 @@ impl TestbedBuilder {
             stop_all_on_exception: true,
             stop_timeout: Duration::from_secs(1),
             device_close_timeout: Duration::from_secs(2),
+            experiment_program: None,
+            catch_ctrl_c: true,
         }
     }
 
@@ -175,12 +179,36 @@ impl TestbedBuilder {
         self
     }
 
+    /// How long each device gets to close at a trip or teardown (default 2 s).
+    pub fn device_close_timeout(mut self, timeout: Duration) -> Self {
+        self.device_close_timeout = timeout;
+        self
+    }
+
+    /// The program experiments are executed as (default: this program again) — a Python
+    /// interpreter whose module calls [`Entries::run`](shmkit::process::Entries::run) with the
+    /// experiment entries, for experiments that live in a library another language loaded.
+    pub fn experiment_program(mut self, program: HostProgram) -> Self {
+        self.experiment_program = Some(program);
+        self
+    }
+
+    /// Whether the testbed turns Ctrl+C into a cooperative stop itself (default true). A host
+    /// with its own SIGINT handling (a Python interpreter) says no and sets STOP and FINISH
+    /// from its handler ([`Testbed::request_stop`]).
+    pub fn catch_ctrl_c(mut self, yes: bool) -> Self {
+        self.catch_ctrl_c = yes;
+        self
+    }
+
     /// Starts the testbed.
     pub fn start(mut self) -> Result<Testbed, TestbedError> {
         let segment = create_replacing_stale(&self.name, self.size)?;
         let events = Events::attach(&segment)?;
         let devices = DeviceCache::new(&segment).own()?;
-        signals::catch(libc::SIGINT);
+        if self.catch_ctrl_c {
+            signals::catch(libc::SIGINT);
+        }
         let ctx = SafetyContext {
             segment: &segment,
             devices: &devices,
@@ -202,6 +230,7 @@ impl TestbedBuilder {
             stop_all_on_exception: self.stop_all_on_exception,
             stop_timeout: self.stop_timeout,
             device_close_timeout: self.device_close_timeout,
+            experiment_program: self.experiment_program.take(),
             running: StdMutex::new(Vec::new()),
             report: StdMutex::new(TestbedReport::default()),
             shutdown: AtomicBool::new(false),
@@ -267,6 +296,7 @@ struct Inner {
     stop_all_on_exception: bool,
     stop_timeout: Duration,
     device_close_timeout: Duration,
+    experiment_program: Option<HostProgram>,
     running: StdMutex<Vec<Running>>,
     report: StdMutex<TestbedReport>,
     shutdown: AtomicBool,
@@ -424,6 +454,16 @@ impl Testbed {
     /// Starts `experiment` in its own process (its type must be registered with
     /// [`Entries::experiment`](shmkit::process::Entries::experiment)).
     pub fn start_experiment<E: Experiment>(&self, experiment: &E) -> Result<u32, TestbedError> {
+        self.start_named_experiment(E::NAME, experiment)
+    }
+
+    /// [`start_experiment`](Self::start_experiment) with the process named `name` in
+    /// reports (for one experiment type hosting many, as a language binding's does).
+    pub fn start_named_experiment<E: Experiment>(
+        &self,
+        name: &str,
+        experiment: &E,
+    ) -> Result<u32, TestbedError> {
         if self.inner.events.stop.is_set() {
             return Err(TestbedError::Stopping);
         }
@@ -432,7 +472,8 @@ impl Testbed {
             E::NAME,
             experiment,
             &SpawnOptions {
-                name: Some(E::NAME.to_owned()),
+                name: Some(name.to_owned()),
+                program: self.inner.experiment_program.clone(),
                 ..SpawnOptions::default()
             },
         )?;
@@ -464,6 +505,20 @@ impl Testbed {
     /// Sets FINISH: experiments that do not run forever should wrap up.
     pub fn request_finish(&self) {
         self.inner.events.finish.set();
+    }
+
+    /// Sets FINISH and STOP: what Ctrl+C does (a host that handles SIGINT itself calls this
+    /// from its handler). The monitor stops the experiments; [`close`](Self::close) tears
+    /// down.
+    pub fn request_stop(&self) {
+        self.inner.events.finish.set();
+        self.inner.events.stop.set();
+    }
+
+    /// The outcomes of the experiments that ended since the last call (they are no longer
+    /// in the report [`close`](Self::close) returns): for a host that shows them live.
+    pub fn take_ended(&self) -> Vec<ExperimentOutcome> {
+        std::mem::take(&mut self.inner.lock_report().experiments)
     }
 
     /// Is STOP set (a safety trip, Ctrl+C, an experiment's failure with stop-all, teardown)?

@@ -28,6 +28,7 @@ __all__ = [
     "SimDmClient",
     "_DeviceCache",
     "_DeviceClient",
+    "_Testbed",
     "run_child",
     "Segment",
 ]
@@ -296,6 +297,39 @@ class _DeviceCache:
     def sim_dm(self, name: str, config: dict[str, Any], restart: bool = False) -> SimDmClient: ...
     def status(self, name: str) -> dict[str, Any]: ...
     def close(self, name: str, timeout: float = 5.0) -> dict[str, Any]: ...
+
+@final
+class _Testbed:
+    def __new__(
+        cls,
+        name: str,
+        size: int,
+        devices: list[str],
+        safety_tests: list[tuple[str, Any]],
+        program: str,
+        args: list[str],
+        *,
+        safety_check_interval: float,
+        max_consecutive_failures: int,
+        stop_all_on_exception: bool,
+        stop_timeout: float,
+        device_close_timeout: float,
+    ) -> Self: ...
+    def start_experiment(self, name: str, payload: bytes, run_forever: bool) -> int: ...
+    def running_experiments(self) -> int: ...
+    def request_finish(self) -> None: ...
+    def request_stop(self) -> None: ...
+    def stopping(self) -> bool: ...
+    def trip(self) -> tuple[str, str, int] | None: ...
+    def take_ended(
+        self,
+    ) -> list[tuple[str, int, tuple[str, str, int, str, int] | None, bool]]: ...
+    def close(
+        self,
+    ) -> tuple[
+        list[tuple[str, int, tuple[str, str, int, str, int] | None, bool]],
+        list[tuple[str, str]],
+    ]: ...
 
 @final
 class _DeviceClient:

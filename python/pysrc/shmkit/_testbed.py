@@ -1,7 +1,12 @@
 """The testbed from Python: experiments, safety tests and the testbed that runs them.
 
-The policies are the Rust testbed's (`shmkit_testbed`), on the same named events
-(``testbed/STOP``, ``testbed/FINISH``, ``testbed/SAFETY``):
+This is the Pythonic surface of the Rust testbed (`shmkit_testbed`, through ``_Testbed``),
+which hosts Python experiments the way the Rust device server hosts Python devices: its
+monitor thread calls the safety tests, trips, reaps and kills; each experiment is a Python
+interpreter the testbed's spawn starts, running the pickled experiment (`_hosted`). An
+experiment's exception comes back as itself, pickled into a file in a directory private to
+this user (the channel multiprocessing's pipe was), never through segment bytes. The
+policies, on the named events ``testbed/STOP``, ``testbed/FINISH``, ``testbed/SAFETY``:
 
 - starting replaces a stale segment of the same name (its creator dead; a live one is
   refused), makes this process every device's owner, and runs every safety test once — a
@@ -20,8 +25,13 @@ The policies are the Rust testbed's (`shmkit_testbed`), on the same named events
 
 from __future__ import annotations
 
+import multiprocessing.spawn
 import os
+import pickle
+import shutil
 import signal
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -30,23 +40,16 @@ from types import TracebackType
 from typing import Any
 
 from . import _devices
-from ._process import ChildKilled, Process
-from ._shmkit import Event, Segment
-from .errors import SegmentError, ShmkitError
+from ._process import ChildError, ChildExited, ChildKilled, _chain, _rebuild
+from ._shmkit import Event, Segment, _Testbed
+from .errors import InitialSafetyCheckFailed, ShmkitError, TestbedStopping
+
+__all__ = ["InitialSafetyCheckFailed", "TestbedStopping"]  # re-exported: they live in errors
 
 STOP, FINISH, SAFETY = "testbed/STOP", "testbed/FINISH", "testbed/SAFETY"
 
 #: How long an orphaned experiment (its testbed died) gets to end on its own after STOP.
 ORPHAN_GRACE = 0.5
-
-
-class InitialSafetyCheckFailed(ShmkitError):
-    """A safety test failed when the testbed started; nothing was started."""
-
-
-class TestbedStopping(ShmkitError):
-    """STOP is set (a trip, Ctrl+C, a failure with ``stop_all_on_exception``, teardown):
-    no experiment may start."""
 
 
 class Experiment:
@@ -109,17 +112,29 @@ def _watch_parent(parent: int, stop: Event) -> None:
     os._exit(70)
 
 
-def _run_experiment(experiment: Experiment, segment: str, parent: int) -> None:
+def _hosted(payload: bytes, segment: str) -> None:
+    """An experiment's process (started by the Rust testbed, ``payload`` from its private
+    environment): runs the experiment, and on an exception leaves its pickled chain where
+    the testbed looks for it before raising it on to the Rust side."""
+    preparation, experiment_bytes, failures = pickle.loads(payload)
+    # As multiprocessing's spawn does: the parent's sys.path and main module, so an
+    # experiment class defined in a script or a test module is found here.
+    multiprocessing.spawn.prepare(preparation)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     seg = Segment.open(segment)
     _devices.use_segment(seg)
-    stop = seg.event(STOP)
-    threading.Thread(target=_watch_parent, args=(parent, stop), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(os.getppid(), seg.event(STOP)), daemon=True).start()
     try:
-        experiment.pre_experiment()
-        experiment.experiment()
-    finally:
-        experiment.post_experiment()
+        experiment: Experiment = pickle.loads(experiment_bytes)
+        try:
+            experiment.pre_experiment()
+            experiment.experiment()
+        finally:
+            experiment.post_experiment()
+    except BaseException as exc:
+        with open(os.path.join(failures, str(os.getpid())), "wb") as f:
+            pickle.dump(_chain(exc), f)
+        raise
 
 
 class SafetyTest:
@@ -166,13 +181,6 @@ class TestbedReport:
     device_failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-@dataclass
-class _Running:
-    process: Process
-    name: str
-    stopping_since: float | None = None
-
-
 def _failure(test: SafetyTest) -> str | None:
     try:
         ok = test.check()
@@ -212,12 +220,11 @@ class Testbed:
         self.stop_timeout = stop_timeout
         self.device_close_timeout = device_close_timeout
         self.restart = restart
-        self.report = TestbedReport()
-        self._running: list[_Running] = []
-        self._lock = threading.RLock()
-        self._shutdown = threading.Event()
-        self._monitor: threading.Thread | None = None
+        self._report = TestbedReport()
+        self._lock = threading.Lock()
         self._previous_sigint: Any = None
+        self._tb: _Testbed | None = None
+        self._failures: str | None = None
         self.segment: Segment | None = None
         self._closed = False
 
@@ -226,20 +233,34 @@ class Testbed:
     def start(self) -> Testbed:
         """Creates the segment (replacing a stale one), owns the devices, runs the initial
         safety check and starts the monitor."""
-        self.segment = _create_replacing_stale(self.name, self.size)
-        seg = self.segment
-        self._stop, self._finish, self._safety = seg.event(STOP), seg.event(FINISH), seg.event(SAFETY)
-        self.devices = _devices.use_segment(seg, self.restart)
+        self._failures = tempfile.mkdtemp(prefix="shmkit-testbed-")  # mode 0700
+        tests = [(test.label(), test) for test in self.safety_tests]
+        # The initial safety check runs inside `_Testbed`, as soon as the segment exists:
+        # naming it now lets a test's `current_cache()` find it then.
+        os.environ[_devices.SEGMENT_ENV] = self.name
+        try:
+            self._tb = _Testbed(
+                self.name,
+                self.size,
+                self.device_names,
+                tests,
+                sys.executable,
+                ["-c", "from shmkit._devices import _serve; _serve()"],
+                safety_check_interval=self.safety_check_interval,
+                max_consecutive_failures=self.max_consecutive_failures,
+                stop_all_on_exception=self.stop_all_on_exception,
+                stop_timeout=self.stop_timeout,
+                device_close_timeout=self.device_close_timeout,
+            )
+        except BaseException:
+            shutil.rmtree(self._failures, ignore_errors=True)
+            _devices.forget_segment(self.name)
+            raise
+        self.segment = Segment.open(self.name)
+        self.devices = _devices.use_segment(self.segment, self.restart)
         self.devices.own()
-        for test in self.safety_tests:
-            message = _failure(test)
-            if message is not None:
-                Segment.unlink(seg.name)
-                raise InitialSafetyCheckFailed(f"initial safety check {test.label()!r} failed: {message}")
         if threading.current_thread() is threading.main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
-        self._monitor = threading.Thread(target=self._monitor_loop, name="shmkit-safety", daemon=True)
-        self._monitor.start()
         return self
 
     def __enter__(self) -> Testbed:
@@ -254,52 +275,81 @@ class Testbed:
         self.close()
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
-        # A cooperative stop: the monitor and `run_forever` see STOP and tear down.
-        self._finish.set()
-        self._stop.set()
+        # A cooperative stop: the monitor stops the experiments, `run_forever` tears down.
+        if self._tb is not None:
+            self._tb.request_stop()
+
+    def _running(self) -> _Testbed:
+        if self._tb is None:
+            raise ShmkitError("start the testbed first")
+        return self._tb
+
+    @property
+    def report(self) -> TestbedReport:
+        """What the testbed saw so far: experiments that ended, the trip, device failures."""
+        if self._tb is not None and not self._closed:
+            self._collect(self._tb.take_ended())
+            trip = self._tb.trip()
+            if trip is not None and self._report.trip is None:
+                self._report.trip = SafetyTrip(*trip)
+        return self._report
+
+    def _collect(self, ended: list[Any]) -> None:
+        with self._lock:
+            for name, pid, failure, killed in ended:
+                self._report.experiments.append(
+                    ExperimentOutcome(name, pid, self._error(pid, failure), killed)
+                )
+
+    def _error(self, pid: int, failure: Any) -> BaseException | None:
+        if failure is None:
+            return None
+        kind, message, signal_number, signal_name, code = failure
+        assert self._failures is not None
+        path = os.path.join(self._failures, str(pid))
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                links = pickle.load(f)  # written by our own child into our private directory
+            os.unlink(path)
+            return _rebuild(links, f"experiment (pid {pid})")
+        if kind == "signaled":
+            return ChildKilled(message, signal_number, signal_name)
+        if kind == "exited":
+            return ChildExited(message, code)
+        return ChildError(message, "unknown", "")
 
     def close(self) -> TestbedReport:
         """Tears everything down: FINISH and STOP, experiments stopped (killed past the
         timeout), the monitor joined, devices closed in reverse order, the segment unlinked."""
-        if self._closed or self.segment is None:
-            return self.report
+        if self._closed or self._tb is None:
+            return self._report
+        report = self.report
         self._closed = True
-        self._finish.set()
-        self._stop_experiments()
-        self._shutdown.set()
-        if self._monitor is not None:
-            self._monitor.join(5)
-        self._close_devices()
+        ended, device_failures = self._tb.close()
+        self._collect(ended)
+        report.device_failures.extend(device_failures)
         if self._previous_sigint is not None:
             signal.signal(signal.SIGINT, self._previous_sigint)
-        _devices.forget_segment(self.segment.name)
-        try:
-            Segment.unlink(self.segment.name)
-        except SegmentError:
-            pass
-        return self.report
+        if self.segment is not None:
+            _devices.forget_segment(self.segment.name)
+        if self._failures is not None:
+            shutil.rmtree(self._failures, ignore_errors=True)
+        return report
 
     # ------------------------------------------------------------------ experiments
 
     def start_experiment(self, experiment: Experiment) -> int:
         """Starts ``experiment`` in its own process; returns its pid."""
-        assert self.segment is not None, "start the testbed first"
-        if self._stop.is_set():
-            raise TestbedStopping("the testbed is stopping; no experiment can start")
+        tb = self._running()
         name = experiment.name or type(experiment).__name__
-        process = Process(
-            target=_run_experiment, args=(experiment, self.segment.name, os.getpid()), name=name
-        )
-        process.start()
-        with self._lock:
-            self._running.append(_Running(process, name))
-        assert process.pid is not None
-        return process.pid
+        preparation = multiprocessing.spawn.get_preparation_data(name)
+        preparation.pop("authkey", None)  # not picklable, and the experiment needs none
+        payload = pickle.dumps((preparation, pickle.dumps(experiment), self._failures))
+        return tb.start_experiment(name, payload, experiment.run_forever)
 
     def running_experiments(self) -> int:
         """Experiments still running."""
-        with self._lock:
-            return len(self._running)
+        return self._running().running_experiments()
 
     def wait_experiments(self, timeout: float | None = None) -> bool:
         """Waits until every experiment ended (or ``timeout`` passed); True if all ended."""
@@ -307,110 +357,26 @@ class Testbed:
         while self.running_experiments() > 0:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            self._reap()
             time.sleep(0.005)
         return True
 
     def run_forever(self) -> TestbedReport:
         """Runs until STOP (Ctrl+C, a trip, a failure with ``stop_all_on_exception``) or until
         every experiment ended, then tears down."""
-        while not self._stop.is_set() and self.running_experiments() > 0:
-            self._stop.wait(0.05)
+        while not self.stopping() and self.running_experiments() > 0:
+            time.sleep(0.02)
         return self.close()
 
     def request_finish(self) -> None:
         """Sets FINISH: experiments that do not run forever should wrap up."""
-        self._finish.set()
+        self._running().request_finish()
 
     def stopping(self) -> bool:
         """Is STOP set?"""
-        return self._stop.is_set()
+        return self._running().stopping()
 
     def raise_failures(self) -> None:
         """Re-raises the first experiment's exception, if any failed."""
         for outcome in self.report.experiments:
             if outcome.error is not None:
                 raise outcome.error
-
-    # ------------------------------------------------------------------ the monitor
-
-    def _monitor_loop(self) -> None:
-        failures = [0] * len(self.safety_tests)
-        next_check = time.monotonic() + self.safety_check_interval
-        while not self._shutdown.wait(0.02):
-            self._reap()
-            if time.monotonic() < next_check or self._safety.is_set():
-                continue
-            next_check = time.monotonic() + self.safety_check_interval
-            for i, test in enumerate(self.safety_tests):
-                message = _failure(test)
-                if message is None:
-                    failures[i] = 0
-                    continue
-                failures[i] += 1
-                if failures[i] > self.max_consecutive_failures:
-                    self._trip(SafetyTrip(test.label(), message, failures[i]))
-                    break
-
-    def _trip(self, trip: SafetyTrip) -> None:
-        self._safety.set()
-        self._stop.set()
-        with self._lock:
-            if self.report.trip is None:
-                self.report.trip = trip
-        self._close_devices()
-        self._stop_experiments()
-
-    def _close_devices(self) -> None:
-        for name in reversed(self.device_names):
-            try:
-                self.devices.close(name, self.device_close_timeout)
-            except ShmkitError as exc:  # a never-started device closes quietly: not here
-                self.report.device_failures.append((name, str(exc)))
-
-    def _reap(self) -> None:
-        stop = self._stop.is_set()
-        ended: list[ExperimentOutcome] = []
-        with self._lock:
-            for r in list(self._running):
-                if stop and r.stopping_since is None:
-                    r.stopping_since = time.monotonic()
-                killed = False
-                if r.stopping_since is not None and time.monotonic() - r.stopping_since >= self.stop_timeout:
-                    if r.process.is_alive():
-                        r.process.kill()
-                        killed = True
-                if r.process.is_alive() and not killed:
-                    continue
-                error: BaseException | None = None
-                try:
-                    r.process.join(1.0 if killed else 0.0)
-                except ChildKilled as exc:
-                    error = exc
-                except BaseException as exc:  # noqa: BLE001 - the experiment's own exception
-                    error = exc
-                self._running.remove(r)
-                ended.append(ExperimentOutcome(r.name, r.process.pid, error, killed))
-            self.report.experiments.extend(ended)
-        if self.stop_all_on_exception and any(o.error is not None and not o.killed for o in ended):
-            self._stop.set()
-
-    def _stop_experiments(self) -> None:
-        self._stop.set()
-        deadline = time.monotonic() + self.stop_timeout + 2.0
-        while self.running_experiments() > 0 and time.monotonic() < deadline:
-            self._reap()
-            time.sleep(0.002)
-
-
-def _create_replacing_stale(name: str, size: int) -> Segment:
-    try:
-        existing = Segment.open(name)
-    except SegmentError as exc:
-        if "does not exist" not in str(exc):
-            Segment.unlink(name)  # half-created by a dead creator, or unreadable: stale
-    else:
-        if existing.creator_alive:
-            raise SegmentError(f"testbed {name!r} is running (pid {existing.creator_pid})")
-        Segment.unlink(name)
-    return Segment.create(name, size)

@@ -194,6 +194,15 @@ class PayloadError(ShmkitError, ValueError):
     vocabulary, or they are not a valid encoding. Nothing the bytes name was run."""
 
 
+class InitialSafetyCheckFailed(ShmkitError):
+    """A safety test failed when the testbed started; nothing was started."""
+
+
+class TestbedStopping(ShmkitError):
+    """STOP is set (a trip, Ctrl+C, a failure with ``stop_all_on_exception``, teardown):
+    no experiment may start."""
+
+
 class InsecureSegmentWarning(UserWarning):
     """A segment was opened whose file other users may write (group- or world-writable): any
     of them can change every byte this process reads from it. Segments are private (0600)

@@ -41,6 +41,7 @@ use shmkit::Timeout;
 use shmkit_devices::DeviceEntries;
 use shmkit_devices::{Device, DeviceClient, DeviceError, DeviceState, DeviceStatusInfo};
 use shmkit_sim::{SimCamera, SimDm};
+use shmkit_testbed::ExperimentEntries;
 use std::time::Duration;
 
 /// Runs this interpreter as the shmkit child its environment describes (a device server the
@@ -57,6 +58,7 @@ pub fn run_child(py: Python<'_>) -> PyResult<i32> {
             .device::<PyDevice>()
             .device::<SimCamera>()
             .device::<SimDm>()
+            .experiment::<crate::testbed::PyExperiment>()
             .run(start)
     }))
 }
