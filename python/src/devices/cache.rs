@@ -11,7 +11,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use shmkit::process::HostProgram;
-use shmkit_devices::{DeviceCache, RestartPolicy};
+use shmkit_devices::{Device, DeviceCache, DeviceClient, RestartPolicy};
 use shmkit_sim::{SimCamera, SimDm, SimDmConfig};
 use std::time::Duration;
 
@@ -21,6 +21,36 @@ pub struct PyDeviceCache {
     inner: DeviceCache,
     /// Each client's call timeout.
     call_timeout: Duration,
+}
+
+impl PyDeviceCache {
+    /// A client of device `name` of kind `D`, starting its server if none runs (`restart`:
+    /// start it again after a crash or a close), detached from the interpreter with Ctrl+C
+    /// ending the wait; the client uses this cache's call timeout.
+    fn client<D: Device>(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        config: &D::Config,
+        restart: bool,
+    ) -> PyResult<DeviceClient<D>>
+    where
+        D::Config: Sync,
+    {
+        let cache = &self.inner;
+        let (got, raised) = detached(py, |check| {
+            if restart {
+                cache.restart::<D>(name, config)
+            } else {
+                cache.get_interruptible::<D>(name, config, check)
+            }
+        });
+        if let Some(e) = raised {
+            return Err(e);
+        }
+        got.map(|inner| inner.with_timeout(self.call_timeout))
+            .map_err(|e| device_error(py, e))
+    }
 }
 
 #[pymethods]
@@ -80,21 +110,8 @@ impl PyDeviceCache {
             elem_of(dtype)?;
         }
         let config = PyDeviceConfig { factory, rings };
-        let cache = &self.inner;
-        let (got, raised) = detached(py, |check| {
-            if restart {
-                cache.restart::<PyDevice>(name, &config)
-            } else {
-                cache.get_interruptible::<PyDevice>(name, &config, check)
-            }
-        });
-        if let Some(e) = raised {
-            return Err(e);
-        }
-        got.map(|inner| PyDeviceClient {
-            inner: inner.with_timeout(self.call_timeout),
-        })
-        .map_err(|e| device_error(py, e))
+        let inner = self.client::<PyDevice>(py, name, &config, restart)?;
+        Ok(PyDeviceClient { inner })
     }
 
     /// A client of the simulated camera `name` (`config`: `SimCameraConfig`'s fields).
@@ -107,21 +124,8 @@ impl PyDeviceCache {
         restart: bool,
     ) -> PyResult<PySimCamera> {
         let c = super::sim_camera::config(config)?;
-        let cache = &self.inner;
-        let (got, raised) = detached(py, |check| {
-            if restart {
-                cache.restart::<SimCamera>(name, &c)
-            } else {
-                cache.get_interruptible::<SimCamera>(name, &c, check)
-            }
-        });
-        if let Some(e) = raised {
-            return Err(e);
-        }
-        got.map(|inner| PySimCamera {
-            inner: inner.with_timeout(self.call_timeout),
-        })
-        .map_err(|e| device_error(py, e))
+        let inner = self.client::<SimCamera>(py, name, &c, restart)?;
+        Ok(PySimCamera { inner })
     }
 
     /// A client of the simulated mirror `name` (`config`: `SimDmConfig`'s fields).
@@ -134,21 +138,8 @@ impl PyDeviceCache {
         restart: bool,
     ) -> PyResult<PySimDm> {
         let c: SimDmConfig = config_from("SimDm's config", config.as_any())?;
-        let cache = &self.inner;
-        let (got, raised) = detached(py, |check| {
-            if restart {
-                cache.restart::<SimDm>(name, &c)
-            } else {
-                cache.get_interruptible::<SimDm>(name, &c, check)
-            }
-        });
-        if let Some(e) = raised {
-            return Err(e);
-        }
-        got.map(|inner| PySimDm {
-            inner: inner.with_timeout(self.call_timeout),
-        })
-        .map_err(|e| device_error(py, e))
+        let inner = self.client::<SimDm>(py, name, &c, restart)?;
+        Ok(PySimDm { inner })
     }
 
     /// The status of device `name` as a dict (state, pid, starts, heartbeat_age, message).
