@@ -21,14 +21,14 @@ use super::*;
 /// `()` for a bare [`Mutex`], the value for a [`Shared`](crate::Shared).
 #[must_use = "dropping an `OwnerDied` outcome without `make_consistent` makes the mutex unrecoverable"]
 #[derive(Debug)]
-pub enum Acquired<'a, T: ?Sized = ()> {
+pub enum Acquired<'a, T = ()> {
     /// The mutex was free (or already held by this thread).
     Locked(MutexGuard<'a, T>),
     /// The previous holder died holding it; the data it protects may be half-updated.
     OwnerDied(OwnerDiedGuard<'a, T>),
 }
 
-impl<'a, T: ?Sized> Acquired<'a, T> {
+impl<'a, T> Acquired<'a, T> {
     /// The guard, after calling `repair` first if the previous holder died (then the mutex is
     /// made consistent). For callers whose repair is the same wherever they lock; `repair`
     /// reaches the protected data through the guard (`**guard = fixed`).
@@ -55,21 +55,19 @@ impl<'a, T: ?Sized> Acquired<'a, T> {
 /// level of the mutex when dropped. Not `Send`: a mutex is owned by a thread.
 ///
 /// A guard over data (from [`Shared::lock`](crate::Shared::lock)) is always the thread's only
-/// hold on the mutex, so its `&mut T` can never alias; if the thread panics while holding it,
-/// the data is marked inconsistent and the next locker gets `OwnerDied`, as if this holder had
+/// hold on the mutex, so its `&mut T` can never alias; if the thread panics while holding it
+/// (and `T` is not zero-sized), the data is marked inconsistent and the next locker gets `OwnerDied`, as if this holder had
 /// died half-way through an update.
 #[must_use = "the mutex is released as soon as the guard is dropped"]
-pub struct MutexGuard<'a, T: ?Sized = ()> {
+pub struct MutexGuard<'a, T = ()> {
     pub(super) mutex: &'a Mutex,
     pub(super) tid: u32,
     /// The protected data: a dangling `()` for a bare mutex, the value for a shared one.
     data: NonNull<T>,
-    /// Mark the data inconsistent when dropped by a panicking thread (guards over data).
-    mark_on_panic: bool,
     pub(super) _not_send: PhantomData<(*const (), &'a mut T)>,
 }
 
-impl<T: ?Sized> fmt::Debug for MutexGuard<'_, T> {
+impl<T> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MutexGuard")
             .field("tid", &self.tid)
@@ -85,7 +83,6 @@ impl<'a> MutexGuard<'a> {
             mutex,
             tid,
             data: NonNull::dangling(),
-            mark_on_panic: false,
             _not_send: PhantomData,
         }
     }
@@ -97,19 +94,18 @@ impl<'a> MutexGuard<'a> {
     /// `data` must be valid for reads and writes for `'a`, reached by no one but a holder of
     /// this mutex, and this guard must be the thread's only hold on the mutex (so the `&mut T`
     /// it hands out is unique in this process; other processes follow the same protocol).
-    pub(crate) unsafe fn over<T: ?Sized>(self, data: NonNull<T>) -> MutexGuard<'a, T> {
+    pub(crate) unsafe fn over<T>(self, data: NonNull<T>) -> MutexGuard<'a, T> {
         let this = ManuallyDrop::new(self);
         MutexGuard {
             mutex: this.mutex,
             tid: this.tid,
             data,
-            mark_on_panic: true,
             _not_send: PhantomData,
         }
     }
 }
 
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+impl<T> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: a bare guard's `()` is a dangling pointer to a zero-sized type, valid to
@@ -119,7 +115,7 @@ impl<T: ?Sized> Deref for MutexGuard<'_, T> {
     }
 }
 
-impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+impl<T> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as for `deref`; `&mut self` makes this borrow unique.
         unsafe { self.data.as_mut() }
@@ -130,11 +126,11 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 /// for repair. Repair it, then call [`make_consistent`](Self::make_consistent); dropping it
 /// instead marks the mutex not recoverable (and releases it).
 #[must_use = "dropping this guard without make_consistent makes the mutex unrecoverable"]
-pub struct OwnerDiedGuard<'a, T: ?Sized = ()> {
+pub struct OwnerDiedGuard<'a, T = ()> {
     pub(super) guard: ManuallyDrop<MutexGuard<'a, T>>,
 }
 
-impl<T: ?Sized> fmt::Debug for OwnerDiedGuard<'_, T> {
+impl<T> fmt::Debug for OwnerDiedGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnerDiedGuard")
             .field("previous", &self.previous_owner())
@@ -148,7 +144,7 @@ impl<'a> OwnerDiedGuard<'a> {
     /// # Safety
     ///
     /// As for [`MutexGuard::over`].
-    pub(crate) unsafe fn over<T: ?Sized>(self, data: NonNull<T>) -> OwnerDiedGuard<'a, T> {
+    pub(crate) unsafe fn over<T>(self, data: NonNull<T>) -> OwnerDiedGuard<'a, T> {
         let guard = self.into_guard();
         OwnerDiedGuard {
             // SAFETY: the caller's promise, passed on.
@@ -157,7 +153,7 @@ impl<'a> OwnerDiedGuard<'a> {
     }
 }
 
-impl<'a, T: ?Sized> OwnerDiedGuard<'a, T> {
+impl<'a, T> OwnerDiedGuard<'a, T> {
     /// The holder found dead by the most recent recovery of this mutex (recorded in the
     /// segment, so it is known even when the survivor that found it died in turn). `None`
     /// only if the bytes were tampered with.
@@ -177,10 +173,8 @@ impl<'a, T: ?Sized> OwnerDiedGuard<'a, T> {
 
     /// Releases the mutex leaving it inconsistent: the next locker is told the owner died.
     pub fn release_inconsistent(self) {
-        let mut guard = self.into_guard();
         // The inconsistency is already recorded: a panic now must not re-record it.
-        guard.mark_on_panic = false;
-        drop(guard);
+        self.into_guard().release_unmarked();
     }
 
     /// Declares the protected data consistent again and returns an ordinary guard.
@@ -202,33 +196,34 @@ impl<'a, T: ?Sized> OwnerDiedGuard<'a, T> {
     }
 }
 
-impl<T: ?Sized> Deref for OwnerDiedGuard<'_, T> {
+impl<T> Deref for OwnerDiedGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.guard
     }
 }
 
-impl<T: ?Sized> DerefMut for OwnerDiedGuard<'_, T> {
+impl<T> DerefMut for OwnerDiedGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.guard
     }
 }
 
-impl<T: ?Sized> Drop for OwnerDiedGuard<'_, T> {
+impl<T> Drop for OwnerDiedGuard<'_, T> {
     fn drop(&mut self) {
         self.guard
             .mutex
             .state
             .set_consistency(MutexConsistency::NotRecoverable);
-        self.guard.mark_on_panic = false;
-        // SAFETY: this is the guard's only drop: `into_guard` forgets `self` before it runs.
-        // Dropping the inner guard releases the lock; a not-recoverable release wakes everyone.
-        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        // SAFETY: this is the guard's only drop: `into_guard` forgets `self` before it runs,
+        // so the inner guard is moved out once. Released without the panic marking (which
+        // would turn not-recoverable back into inconsistent); a not-recoverable release
+        // wakes everyone.
+        unsafe { ManuallyDrop::take(&mut self.guard) }.release_unmarked();
     }
 }
 
-impl<'a, T: ?Sized> MutexGuard<'a, T> {
+impl<'a, T> MutexGuard<'a, T> {
     /// The mutex this guard holds.
     pub fn mutex(&self) -> &'a Mutex {
         self.mutex
@@ -255,10 +250,23 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     }
 }
 
-impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+impl<T> MutexGuard<'_, T> {
+    /// Does this guard protect data the library hands out (a shared value), which a panic
+    /// while it is held leaves half-updated? Known at compile time: no field, no branch, for
+    /// a bare mutex's guard.
+    const GUARDS_DATA: bool = std::mem::size_of::<T>() != 0;
+
+    /// Releases one level of the mutex without the panic marking of `drop`.
+    fn release_unmarked(self) {
+        let this = ManuallyDrop::new(self);
+        this.mutex.release_level(this.tid);
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.mark_on_panic && std::thread::panicking() {
+        if Self::GUARDS_DATA && std::thread::panicking() {
             self.mark_inconsistent();
         }
         self.mutex.release_level(self.tid);
