@@ -66,6 +66,8 @@ fn a_2khz_camera_crosses_two_bridges_whole_and_a_killed_bridge_is_seen_down() {
     // This checker is a test process on a shared 2-core machine: if it falls a ring behind,
     // the frames it could not check are counted, not confused with the bridge's accounting.
     let mut unchecked = 0u64;
+    // Received frames the checker lost before it saw its first one: they precede `first`.
+    let mut missed_before_first = 0u64;
     let mut expect = vec![0u16; 64 * 48];
     let end = Instant::now() + Duration::from_secs(15);
     while Instant::now() < end {
@@ -82,7 +84,12 @@ fn a_2khz_camera_crosses_two_bridges_whole_and_a_killed_bridge_is_seen_down() {
                 got += 1;
             }
             Err(shmkit::rings::RingError::Timeout { .. }) if camera.is_finished() => break,
-            Err(shmkit::rings::RingError::Overrun { missed }) => unchecked += missed,
+            Err(shmkit::rings::RingError::Overrun { missed }) => {
+                unchecked += missed;
+                if first == 0 {
+                    missed_before_first += missed;
+                }
+            }
             Err(shmkit::rings::RingError::Timeout { .. }) => {}
             Err(e) => panic!("the local reader failed: {e}"),
         }
@@ -108,11 +115,22 @@ fn a_2khz_camera_crosses_two_bridges_whole_and_a_killed_bridge_is_seen_down() {
         "sending began within 1 s of the camera: {first}"
     );
     assert_eq!(last, published, "the newest frame always goes out");
-    assert_eq!(
-        s.received + s.gaps + s.ring_full + s.remote_skipped,
-        last - first + 1,
-        "{s:?}, frames {first}..={last}"
-    );
+    let accounted = s.received + s.gaps + s.ring_full + s.remote_skipped;
+    if missed_before_first == 0 {
+        assert_eq!(
+            accounted,
+            last - first + 1,
+            "{s:?}, frames {first}..={last}"
+        );
+    } else {
+        // The checker was lapped before its first frame (a loaded machine): the frames it
+        // lost were received before `first`, among the span's gaps and skips at most.
+        let span = last - first + 1 + missed_before_first;
+        assert!(
+            (span..=span + s.gaps + s.remote_skipped).contains(&accounted),
+            "{s:?}, frames {first}..={last}, {missed_before_first} lost before the first"
+        );
+    }
     // Loopback at 2 kHz loses little: measured 3909 of 3915 on an idle machine, 3547 of 3947
     // (the rest skipped newest-only by a descheduled exporter, counted above) in a noisy CI
     // run of this debug build. A quarter lost fails: a bridge that lets frames go on its own.
