@@ -1,0 +1,30 @@
+//! Telemetry for shmkit: record frame rings into FITS files at full rate without disturbing
+//! the loop, account for every frame, and complete a recording whose recorder was killed.
+//!
+//! A [`Recorder`] reads each ring with its own reader (oldest first), holding a slot only for
+//! one copy of the frame, and hands the copy to a writer thread through a bounded buffer; the
+//! loop's writer never waits for it (a recorder that falls behind is lapped, and the frames it
+//! missed are counted from the frame ids, never guessed). A session directory holds, per ring,
+//! FITS files rolled over by frame count, bytes or duration — each a cube of frames and a
+//! `FRAMES` table of per-frame metadata (see [`fits::table`]) — and `manifest.json`
+//! ([`Manifest`]): files, specs, counts, drops, start and end. Per ring, recorded + dropped =
+//! published over the session, exactly.
+//!
+//! Not part of the IPC core: it brings file formats and threads a loop does not need.
+
+// Under `--cfg loom` (the core's model checks build its dev-dependencies) this crate is empty.
+#![cfg(not(loom))]
+
+mod error;
+pub mod file;
+pub mod fits;
+mod manifest;
+mod recorder;
+mod repair;
+mod sys;
+mod time;
+
+pub use error::RecordError;
+pub use manifest::{Manifest, RingRecord, MANIFEST};
+pub use recorder::{Progress, RecordOptions, Recorder, Roll};
+pub use repair::repair;
