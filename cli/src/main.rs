@@ -8,6 +8,7 @@
 //! usage, 3 the segment is corrupt.
 
 mod milk;
+mod record;
 
 use clap::{Parser, Subcommand};
 use shmkit::inspect::{self, InspectError, Inspection, ObjectState};
@@ -71,6 +72,10 @@ enum Command {
         #[command(subcommand)]
         command: milk::Milk,
     },
+    /// Record frame rings into FITS files (a cube and a metadata table per file) until Ctrl+C,
+    /// SIGTERM or --duration; every frame is accounted for. --repair DIR completes a session
+    /// whose recorder was killed.
+    Record(record::Record),
 }
 
 const EXIT_MISSING: u8 = 1;
@@ -109,6 +114,7 @@ fn main() -> ExitCode {
             count,
         } => watch(&name, Duration::from_millis(interval_ms.max(50)), count),
         Command::Milk { command } => milk::run(command),
+        Command::Record(args) => record::run(args),
         Command::Clean { dry_run, json } => {
             let actions = inspect::clean(dry_run);
             if json {

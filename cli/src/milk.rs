@@ -130,7 +130,7 @@ fn fail(what: &str, e: &IsioError) -> ExitCode {
 }
 
 /// A flag SIGINT and SIGTERM set.
-fn stop_flag() -> Arc<AtomicBool> {
+pub(crate) fn stop_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&stop));

@@ -291,11 +291,9 @@ pub fn complete_part(part: &Path) -> Result<FileSummary, RecordError> {
         frame_bytes *=
             get(&format!("NAXIS{i}")).ok_or_else(|| corrupt("a frame axis is missing"))? as usize;
     }
-    let on_disk = if frame_bytes == 0 {
-        0
-    } else {
-        (bytes.len() - header_len) / frame_bytes
-    };
+    let on_disk = (bytes.len().saturating_sub(header_len))
+        .checked_div(frame_bytes)
+        .unwrap_or(0);
     let meta_path = part.with_extension("meta");
     let meta = std::fs::read(&meta_path).unwrap_or_default();
     let frames = on_disk.min(meta.len() / table::ROW);

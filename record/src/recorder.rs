@@ -74,17 +74,20 @@ struct Counters {
     dropped: AtomicU64,
 }
 
+/// A ring being recorded: its name, its counts, and its reader thread until joined.
+type RingThread = (
+    String,
+    Arc<Counters>,
+    Option<JoinHandle<Result<(), RecordError>>>,
+);
+
 /// A running recording. [`stop`](Self::stop) ends it with every file closed valid and the
 /// manifest complete; dropping it does the same.
 pub struct Recorder {
     dir: PathBuf,
     stop: Arc<AtomicBool>,
     manifest: Arc<Mutex<Manifest>>,
-    rings: Vec<(
-        String,
-        Arc<Counters>,
-        Option<JoinHandle<Result<(), RecordError>>>,
-    )>,
+    rings: Vec<RingThread>,
 }
 
 impl std::fmt::Debug for Recorder {

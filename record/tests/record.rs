@@ -64,8 +64,11 @@ fn publish(ring: &FrameRing, n: u64, pause: Duration) {
     }
 }
 
-/// A file read with this crate's parser: its header cards, frames (native u16) and rows.
-fn read_file(path: &Path) -> (Vec<(String, String)>, Vec<Vec<u16>>, Vec<table::Row>) {
+/// A file as this crate's parser reads it: header cards, frames (native u16), rows.
+type ReadBack = (Vec<(String, String)>, Vec<Vec<u16>>, Vec<table::Row>);
+
+/// A file read with this crate's parser.
+fn read_file(path: &Path) -> ReadBack {
     let bytes = std::fs::read(path).unwrap();
     assert_eq!(
         bytes.len() % header::BLOCK,

@@ -40,6 +40,7 @@ from ._testbed import (
 )
 from ._value import SharedValue
 from ._process import ChildError, ChildExited, ChildKilled, ChildStillRunning, Process
+from ._recording import FRAME_TABLE, Recording, RingRecording
 from ._shmkit import (
     DEFAULT_TIMEOUT,
     Barrier,
@@ -154,6 +155,9 @@ __all__ = [
     "ReplyTooLarge",
     "RequestTooLarge",
     "Process",
+    "Recording",
+    "RingRecording",
+    "FRAME_TABLE",
     "Segment",
     "SegmentError",
     "ServerDiedError",
