@@ -76,6 +76,9 @@ enum Command {
     /// SIGTERM or --duration; every frame is accounted for. --repair DIR completes a session
     /// whose recorder was killed.
     Record(record::Record),
+    /// Publish a recorded session again into rings of the same names and specs, with its
+    /// user words, at the original pace (--speed for faster or slower, --as-fast for none).
+    Replay(record::Replay),
 }
 
 const EXIT_MISSING: u8 = 1;
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         } => watch(&name, Duration::from_millis(interval_ms.max(50)), count),
         Command::Milk { command } => milk::run(command),
         Command::Record(args) => record::run(args),
+        Command::Replay(args) => record::replay(args),
         Command::Clean { dry_run, json } => {
             let actions = inspect::clean(dry_run);
             if json {

@@ -126,3 +126,67 @@ fn fail(e: &(dyn std::error::Error + 'static)) -> ExitCode {
     eprintln!("shmkit record: {}", shmkit::error_chain(e));
     ExitCode::from(1)
 }
+
+/// What `shmkit replay` takes.
+#[derive(Args)]
+pub struct Replay {
+    /// The session directory (written by `shmkit record`).
+    dir: PathBuf,
+    /// The segment to publish into (created if it does not exist).
+    #[arg(long)]
+    into: String,
+    /// Replay this many times faster than recorded (default 1: the original pace).
+    #[arg(long, default_value_t = 1.0, conflicts_with = "as_fast")]
+    speed: f64,
+    /// Publish without waiting between frames.
+    #[arg(long)]
+    as_fast: bool,
+}
+
+/// Runs `shmkit replay`: the session's frames published again, with their user words, until
+/// the end or Ctrl+C.
+pub fn replay(args: Replay) -> ExitCode {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        eprintln!(
+            "shmkit replay: --speed must be a positive number, not {}",
+            args.speed
+        );
+        return ExitCode::from(2);
+    }
+    let manifest = match Manifest::read(&args.dir) {
+        Ok(m) => m,
+        Err(e) => return fail(&e),
+    };
+    // Room for every ring (slots × frame, twice over) and the segment's own tables.
+    let bytes: u64 = manifest
+        .rings
+        .iter()
+        .map(|r| {
+            let frame: u64 = r.shape.iter().map(|&d| u64::from(d)).product::<u64>() * 8;
+            2 * u64::from(r.slots) * frame
+        })
+        .sum::<u64>()
+        + (4 << 20);
+    let segment = match Segment::open_or_create(&args.into, &shmkit::CreateOptions::new(bytes)) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let pace = if args.as_fast {
+        shmkit_record::Pace::AsFast
+    } else {
+        shmkit_record::Pace::Speed(args.speed)
+    };
+    let stop = crate::milk::stop_flag();
+    match shmkit_record::replay(&args.dir, &segment, pace, &stop) {
+        Ok(done) => {
+            for (ring, n) in &done.rings {
+                println!("{ring}: published {n} frame(s) into {}", args.into);
+            }
+            if done.interrupted {
+                println!("stopped before the end");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}

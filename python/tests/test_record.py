@@ -125,3 +125,30 @@ def test_files_roll_over_at_exactly_the_frame_limit_and_each_opens(
             np.testing.assert_array_equal(hdul[0].data[0], _pattern(int(ids[0])))
     assert counts == [30, 30, 30, 10]
     assert len(shmkit.Recording(tmp_path / "r")["cam"].frames()) == 100
+
+
+def test_shmkit_replay_publishes_the_session_again_with_its_user_words(
+    seg: shmkit.Segment, tmp_path: Path
+) -> None:
+    _record(seg, tmp_path / "p", 50)
+    target = f"{seg.name}-replay"
+    try:
+        shmkit.Segment.unlink(target)
+    except shmkit.SegmentError:
+        pass
+    into = shmkit.Segment.create(target, 8 << 20)
+    try:
+        # The ring exists first, so a reader started now misses nothing.
+        reader = into.frame_ring("cam", SHAPE, np.uint16, slots=64).reader(mode="oldest")
+        out = subprocess.run(
+            [_cli(), "replay", str(tmp_path / "p"), "--into", target, "--speed", "4"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert f"cam: published 50 frame(s) into {target}" in out.stdout
+        for i in range(1, 51):
+            with reader.next(5) as frame:
+                np.testing.assert_array_equal(frame.array, _pattern(i))
+                assert (frame.id, frame.user(0), frame.user(4)) == (i, i, (1 << 64) - i)
+    finally:
+        shmkit.Segment.unlink(target)

@@ -10,6 +10,9 @@
 //! ([`Manifest`]): files, specs, counts, drops, start and end. Per ring, recorded + dropped =
 //! published over the session, exactly.
 //!
+//! [`replay`] publishes a session again into rings of the same names and specs, at the original
+//! pace, a speed factor or as fast as possible.
+//!
 //! Not part of the IPC core: it brings file formats and threads a loop does not need.
 
 // Under `--cfg loom` (the core's model checks build its dev-dependencies) this crate is empty.
@@ -19,8 +22,10 @@ mod error;
 pub mod file;
 pub mod fits;
 mod manifest;
+pub mod read;
 mod recorder;
 mod repair;
+mod replay;
 mod sys;
 mod time;
 
@@ -28,3 +33,4 @@ pub use error::RecordError;
 pub use manifest::{Manifest, RingRecord, MANIFEST};
 pub use recorder::{Progress, RecordOptions, Recorder, Roll};
 pub use repair::repair;
+pub use replay::{replay, Pace, Replayed};

@@ -301,3 +301,110 @@ fn a_recorder_killed_at_random_instants_leaves_a_session_repair_completes() {
         assert_eq!(repair(&t.dir).unwrap().rings, m.rings);
     }
 }
+
+/// Records `n` frames published every `period`, returning the session's manifest.
+fn recorded_session(t: &Temp, n: u64, period: Duration) -> Manifest {
+    let seg = Segment::create(&t.seg, &CreateOptions::new(8 << 20)).unwrap();
+    let cam = ring(&seg, 64);
+    let rec = Recorder::start(&seg, &["cam"], &RecordOptions::new(&t.dir)).unwrap();
+    publish(&cam, n, period);
+    rec.stop().unwrap()
+}
+
+/// A replayed frame read back: id, pixels, user words, publish time.
+type Replayed = (u64, Vec<u16>, [u64; 5], u64);
+
+/// Replays `dir` into a fresh segment at `pace`, reading it back: (id, pixels, user words,
+/// publish time) per frame.
+fn replayed(
+    dir: &Path,
+    tag: &str,
+    pace: shmkit_record::Pace,
+) -> (shmkit_record::Replayed, Vec<Replayed>) {
+    let name = format!("shmkit-replay-{tag}-{}", std::process::id());
+    let _ = Segment::unlink(&name);
+    let seg = Segment::create(&name, &CreateOptions::new(8 << 20)).unwrap();
+    // The ring exists before the replay so the reader misses nothing.
+    let cam = ring(&seg, 64);
+    let reader_ring = cam.clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = {
+        let done = done.clone();
+        let mut reader = reader_ring
+            .reader(shmkit::rings::ReadMode::OldestFirst)
+            .unwrap();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                match reader.next(Duration::from_millis(50)) {
+                    Ok(f) => got.push((
+                        f.id(),
+                        f.typed::<u16>().unwrap().to_vec(),
+                        std::array::from_fn(|i| f.user(i)),
+                        f.ts_ns(),
+                    )),
+                    Err(shmkit::rings::RingError::Timeout { .. })
+                        if done.load(std::sync::atomic::Ordering::Acquire) =>
+                    {
+                        break got
+                    }
+                    Err(shmkit::rings::RingError::Timeout { .. }) => {}
+                    // Lapped (only as fast as possible can outrun this reader): the test
+                    // compares counts, not frames, then.
+                    Err(shmkit::rings::RingError::Overrun { .. }) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+    };
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let out = shmkit_record::replay(dir, &seg, pace, &never).unwrap();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let got = reading.join().unwrap();
+    assert!(!out.interrupted);
+    let _ = Segment::unlink(&name);
+    (out, got)
+}
+
+#[test]
+fn a_replay_reproduces_ids_pixels_user_words_and_pacing() {
+    let t = Temp::new("replay");
+    let period = Duration::from_micros(500);
+    let m = recorded_session(&t, 300, period);
+    assert_eq!((m.rings[0].recorded, m.rings[0].dropped), (300, 0));
+    let original: Vec<u64> = check_frames(&ring_files(&t.dir, &m))
+        .iter()
+        .map(|r| r.mono_ns)
+        .collect();
+    let span = |ts: &[u64]| Duration::from_nanos(ts[ts.len() - 1] - ts[0]);
+    for (tag, pace, factor) in [
+        ("x1", shmkit_record::Pace::Speed(1.0), 1.0),
+        ("x2", shmkit_record::Pace::Speed(2.0), 0.5),
+    ] {
+        let (out, got) = replayed(&t.dir, tag, pace);
+        assert_eq!(out.rings, [("cam".to_owned(), 300)]);
+        assert_eq!(got.len(), 300, "{tag}: every frame");
+        let mut expect = vec![0u16; (SHAPE[0] * SHAPE[1]) as usize];
+        for (i, (id, px, user, _)) in got.iter().enumerate() {
+            let original_id = i as u64 + 1;
+            assert_eq!(
+                *id, original_id,
+                "{tag}: a session without drops keeps its ids"
+            );
+            pattern(original_id, &mut expect);
+            assert_eq!(px, &expect, "{tag}: frame {id}");
+            assert_eq!((user[0], user[4]), (original_id, !original_id));
+        }
+        // The stated tolerance: the whole replay's span within 10 % (+ 5 ms of scheduling)
+        // of the recording's, scaled by the speed.
+        let want = span(&original).mul_f64(factor);
+        let have = span(&got.iter().map(|g| g.3).collect::<Vec<_>>());
+        let slack = want / 10 + Duration::from_millis(5);
+        assert!(
+            have + slack >= want && have <= want + slack,
+            "{tag}: replayed over {have:?}, recorded over {want:?}"
+        );
+    }
+    let (fast, _) = replayed(&t.dir, "fast", shmkit_record::Pace::AsFast);
+    assert_eq!(fast.rings, [("cam".to_owned(), 300)]);
+}
