@@ -8,7 +8,7 @@
 //! resize and `mmap` to close with exports alive. Once published or abandoned, the slot
 //! exports nothing and the writer is back for the next claim.
 
-use crate::frames::{dtype_name, ring_error};
+use crate::frames::ring_error;
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyBufferError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
@@ -168,7 +168,7 @@ fn fill_from(
     array: &Bound<'_, PyUntypedArray>,
     partial: bool,
 ) -> PyResult<usize> {
-    let want = dtype_name(slot.ring().elem());
+    let want = slot.ring().elem().name();
     let got = array.dtype().to_string();
     if got != want {
         return Err(PyValueError::new_err(format!(

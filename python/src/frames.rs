@@ -19,35 +19,13 @@ use pyo3::prelude::*;
 use shmkit::rings::{ElemType, FrameRing, OwnedFrame, OwnedFrameReader, ReadMode, RingError};
 use std::sync::Mutex as StdMutex;
 
-/// The numpy dtype name of an element type.
-pub(crate) fn dtype_name(elem: ElemType) -> &'static str {
-    match elem {
-        ElemType::U8 => "uint8",
-        ElemType::U16 => "uint16",
-        ElemType::U32 => "uint32",
-        ElemType::I16 => "int16",
-        ElemType::I32 => "int32",
-        ElemType::F32 => "float32",
-        ElemType::F64 => "float64",
-    }
-}
-
 /// The element type of a numpy dtype name (as `numpy.dtype(x).name` spells it).
 pub(crate) fn elem_of(dtype: &str) -> PyResult<ElemType> {
-    Ok(match dtype {
-        "uint8" => ElemType::U8,
-        "uint16" => ElemType::U16,
-        "uint32" => ElemType::U32,
-        "int16" => ElemType::I16,
-        "int32" => ElemType::I32,
-        "float32" => ElemType::F32,
-        "float64" => ElemType::F64,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "dtype {other} has no frame element type (use uint8, uint16, uint32, int16, \
-                 int32, float32 or float64)"
-            )))
-        }
+    ElemType::from_name(dtype).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "dtype {dtype} has no frame element type (use uint8, uint16, uint32, int16, \
+             int32, float32 or float64)"
+        ))
     })
 }
 
@@ -116,7 +94,7 @@ impl PyFrameRing {
     /// The frames' numpy dtype name.
     #[getter]
     fn dtype(&self) -> &'static str {
-        dtype_name(self.inner.elem())
+        self.inner.elem().name()
     }
 
     /// Slots in the ring.
@@ -326,7 +304,7 @@ impl PyFrame {
         format!(
             "<shmkit.Frame id={} {} {:?}>",
             self.inner.id(),
-            dtype_name(self.inner.ring().elem()),
+            self.inner.ring().elem().name(),
             self.shape()
         )
     }

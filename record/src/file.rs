@@ -51,19 +51,6 @@ pub struct FileSummary {
     pub dropped: u64,
 }
 
-/// The numpy name of an element type (the header's `DTYPE`).
-pub fn dtype_name(elem: ElemType) -> &'static str {
-    match elem {
-        ElemType::U8 => "uint8",
-        ElemType::U16 => "uint16",
-        ElemType::U32 => "uint32",
-        ElemType::I16 => "int16",
-        ElemType::I32 => "int32",
-        ElemType::F32 => "float32",
-        ElemType::F64 => "float64",
-    }
-}
-
 /// The primary header for `frames` frames of `origin`.
 fn primary_header(origin: &Origin, frames: u64, first: u64, last: u64, dropped: u64) -> Header {
     let (bitpix, bzero) = data::bitpix(origin.elem);
@@ -99,7 +86,7 @@ fn primary_header(origin: &Origin, frames: u64, first: u64, last: u64, dropped: 
         .card("HOST", Value::Text(origin.host.clone()), "recording host")
         .card(
             "DTYPE",
-            Value::Text(dtype_name(origin.elem).into()),
+            Value::Text(origin.elem.name().into()),
             "element type",
         )
         .card(

@@ -19,20 +19,6 @@ pub struct RecordedFile {
     rows: Vec<table::Row>,
 }
 
-/// The element type a `DTYPE` card names.
-pub(crate) fn elem_of(dtype: &str) -> Option<ElemType> {
-    Some(match dtype {
-        "uint8" => ElemType::U8,
-        "uint16" => ElemType::U16,
-        "uint32" => ElemType::U32,
-        "int16" => ElemType::I16,
-        "int32" => ElemType::I32,
-        "float32" => ElemType::F32,
-        "float64" => ElemType::F64,
-        _ => return None,
-    })
-}
-
 impl RecordedFile {
     /// Opens `path` (a `.fits` file `shmkit record` wrote) and reads its metadata table.
     pub fn open(path: &Path) -> Result<RecordedFile, RecordError> {
@@ -54,7 +40,7 @@ impl RecordedFile {
         let card = |k: &str| cards.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let num = |k: &str| card(k).and_then(|v| v.parse::<u64>().ok());
         let elem = card("DTYPE")
-            .and_then(elem_of)
+            .and_then(ElemType::from_name)
             .ok_or_else(|| corrupt("no DTYPE"))?;
         let naxis = num("NAXIS").ok_or_else(|| corrupt("no NAXIS"))? as usize;
         let frames = num(&format!("NAXIS{naxis}")).ok_or_else(|| corrupt("no frame count"))?;

@@ -1,7 +1,7 @@
 //! The recorder: per ring, a reader thread that copies each frame out of its slot at once and
 //! a writer thread that puts the copies into FITS files, with a bounded buffer between them.
 
-use crate::file::{dtype_name, CubeFile, Origin};
+use crate::file::{CubeFile, Origin};
 use crate::fits::table::Row;
 use crate::manifest::{Manifest, RingRecord};
 use crate::{sys, time, RecordError};
@@ -148,7 +148,7 @@ impl Recorder {
                     RingRecord {
                         ring: name.clone(),
                         prefix: prefix_of(name),
-                        dtype: dtype_name(spec.elem).to_owned(),
+                        dtype: spec.elem.name().to_owned(),
                         shape: spec.shape.clone(),
                         slots: spec.slots,
                         start_id: 0,

@@ -8,8 +8,9 @@
 
 use crate::fits::table::Row;
 use crate::manifest::Manifest;
-use crate::read::{elem_of, RecordedFile};
+use crate::read::RecordedFile;
 use crate::RecordError;
+use shm_layout::ElemType;
 use shmkit::rings::{FrameRing, FrameSpec, FrameWriter};
 use shmkit::Segment;
 use std::path::Path;
@@ -52,7 +53,7 @@ pub fn replay(
     }
     let mut sources = Vec::new();
     for r in &manifest.rings {
-        let elem = elem_of(&r.dtype).ok_or_else(|| RecordError::Manifest {
+        let elem = ElemType::from_name(&r.dtype).ok_or_else(|| RecordError::Manifest {
             path: dir.join(crate::MANIFEST),
             detail: format!("ring {:?} has an unknown dtype {:?}", r.ring, r.dtype),
         })?;

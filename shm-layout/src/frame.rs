@@ -65,6 +65,36 @@ impl ElemType {
         }
     }
 
+    /// Every element type.
+    pub const ALL: [ElemType; 7] = [
+        Self::U8,
+        Self::U16,
+        Self::U32,
+        Self::I16,
+        Self::I32,
+        Self::F32,
+        Self::F64,
+    ];
+
+    /// The type's name as numpy spells it (`"uint16"`): the one name recordings, bindings
+    /// and tools use for it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::U8 => "uint8",
+            Self::U16 => "uint16",
+            Self::U32 => "uint32",
+            Self::I16 => "int16",
+            Self::I32 => "int32",
+            Self::F32 => "float32",
+            Self::F64 => "float64",
+        }
+    }
+
+    /// The type [`name`](Self::name) calls `name`.
+    pub fn from_name(name: &str) -> Option<ElemType> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+
     /// Bytes per element.
     pub const fn size(self) -> usize {
         match self {
@@ -154,3 +184,18 @@ const _: () = {
     assert!(offset_of!(FrameSlotMeta, len) == 16);
     assert!(offset_of!(FrameSlotMeta, user) == 24);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::ElemType;
+
+    #[test]
+    fn every_element_type_is_found_by_its_numpy_name_and_no_other() {
+        for e in ElemType::ALL {
+            assert_eq!(ElemType::from_name(e.name()), Some(e));
+            assert_eq!(ElemType::from_raw(e as u32), Some(e));
+        }
+        assert_eq!(ElemType::from_name("u16"), None);
+        assert_eq!(ElemType::from_name("float16"), None);
+    }
+}
