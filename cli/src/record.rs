@@ -34,7 +34,8 @@ pub struct Record {
     /// Start a new file after this many seconds.
     #[arg(long)]
     seconds_per_file: Option<f64>,
-    /// Run the recorder at idle priority (SCHED_IDLE): it takes only time the loop leaves.
+    /// Write to disk at idle priority (SCHED_IDLE): the writers take only time the loop
+    /// leaves (the readers, one copy per frame, keep the normal priority).
     #[arg(long)]
     idle: bool,
     /// Run the recorder on this CPU.

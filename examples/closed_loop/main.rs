@@ -94,6 +94,10 @@ struct Args {
     /// Folder for the report (plots, JSON, frames); default `target/closed-loop/<time>`.
     #[arg(long, value_name = "DIR")]
     report: Option<std::path::PathBuf>,
+    /// Record the camera's and the mirror's frames into this session directory (FITS files
+    /// and manifest.json, as `shmkit record` writes them) while the loop runs.
+    #[arg(long, value_name = "DIR")]
+    record: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -107,6 +111,7 @@ impl Args {
             leak: self.leak,
             pin: !self.no_pin,
             realtime: self.realtime,
+            record: self.record.clone(),
             ..Options::default()
         };
         o.ao.diameter = self.diameter;
@@ -145,6 +150,19 @@ fn main() {
         Ok(report) => {
             let summary = Summary::of(&options, &report);
             print_report(&options, &summary);
+            if let (Some(dir), Some(m)) = (&options.record, &report.recording) {
+                for r in &m.rings {
+                    println!(
+                        "recorded {}: published {}, recorded {}, dropped {} ({} file(s) in {})",
+                        r.ring,
+                        r.published.unwrap_or(0),
+                        r.recorded,
+                        r.dropped,
+                        r.files.len(),
+                        dir.display()
+                    );
+                }
+            }
             if let Some(dir) = &options.report_dir {
                 match write_report(dir, &options, &report, &summary) {
                     Ok(files) => {

@@ -107,6 +107,8 @@ pub struct Report {
     pub failures: Vec<String>,
     /// The error budget over the end of the closed loop (`None` if the loop did not run).
     pub budget: Option<Budget>,
+    /// The recording's manifest, when the run recorded the camera and the mirror.
+    pub recording: Option<shmkit_record::Manifest>,
 }
 
 /// Runs the bench; `progress` prints a live line.
@@ -128,6 +130,20 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         eprintln!("drawing the phase screens, starting the camera and the mirror ...");
     }
     let camera = devices.get::<SimCamera>("Camera", &options.camera())?;
+    // Started before the experiments so the whole loop is recorded; at idle priority and
+    // on CPU 0 with the servers, never beside the controller.
+    let recorder = match &options.record {
+        Some(dir) => Some(shmkit_record::Recorder::start(
+            tb.segment(),
+            &["dev/Camera/frames", "dev/Dm/shape"],
+            &shmkit_record::RecordOptions {
+                idle: true,
+                cpu: (options.pin && cpus() >= 2).then_some(0),
+                ..shmkit_record::RecordOptions::new(dir)
+            },
+        )?),
+        None => None,
+    };
     tb.start_experiment(&Controller {
         options: options.clone(),
     })?;
@@ -183,6 +199,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     let results = options.results(tb.segment())?;
     let controller: ControllerReport = results.get("controller")?.unwrap_or_default();
     let statistics: StatsReport = results.get("statistics")?.unwrap_or_default();
+    let recording = recorder.map(shmkit_record::Recorder::stop).transpose()?;
     let trip = tb.trip();
     let outcome = tb.close();
     let mut failures: Vec<String> = outcome
@@ -210,5 +227,6 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         camera_hz,
         failures,
         budget,
+        recording,
     })
 }

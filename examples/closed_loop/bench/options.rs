@@ -53,6 +53,9 @@ pub struct Options {
     pub realtime: bool,
     /// Where the plotted report goes (`None`: no plots, only the returned numbers).
     pub report_dir: Option<PathBuf>,
+    /// Record the camera's and the mirror's rings into this session directory while the
+    /// loop runs (`shmkit-record`, at idle priority, beside the device servers).
+    pub record: Option<PathBuf>,
     /// The wavelength Strehl is reported at, nm (H band).
     pub science_nm: f64,
 }
@@ -76,6 +79,7 @@ impl Default for Options {
             pin: true,
             realtime: false,
             report_dir: None,
+            record: None,
             science_nm: 1650.0,
         }
     }
