@@ -15,6 +15,7 @@ mod frame_writer;
 mod frames;
 mod mutex;
 mod mutex_fast;
+mod recorder;
 mod segment;
 mod testbed;
 mod value;
@@ -94,6 +95,7 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<devices::PySimDm>()?;
     m.add_function(wrap_pyfunction!(devices::run_child, m)?)?;
     m.add_class::<testbed::PyTestbed>()?;
+    m.add_class::<recorder::PyRecorder>()?;
     m.add_class::<frame_writer::PyFrameWriter>()?;
     m.add_class::<frame_writer::PyWriteSlot>()?;
     m.add(

@@ -152,3 +152,25 @@ def test_shmkit_replay_publishes_the_session_again_with_its_user_words(
                 assert (frame.id, frame.user(0), frame.user(4)) == (i, i, (1 << 64) - i)
     finally:
         shmkit.Segment.unlink(target)
+
+
+def test_a_recording_started_and_stopped_from_python_holds_every_frame(
+    seg: shmkit.Segment, tmp_path: Path
+) -> None:
+    ring = seg.frame_ring("cam", SHAPE, np.uint16, slots=64)
+    writer = ring.writer()
+    with shmkit.record(seg, "cam", tmp_path / "py", frames_per_file=25) as rec:
+        for i in range(1, 61):
+            writer.write(_pattern(i), user=[i])
+            time.sleep(0.0005)
+        deadline = time.monotonic() + 10
+        while rec.progress()["cam"][0] < 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rec.progress()["cam"] == (60, 0)
+    assert rec.manifest is not None and rec.manifest["complete"]
+    cam = shmkit.Recording(tmp_path / "py")["cam"]
+    assert (cam.published, cam.recorded, cam.dropped) == (60, 60, 0)
+    assert [f.frames for f in cam.files] == [25, 25, 10]
+    np.testing.assert_array_equal(cam.frames()[59], _pattern(60))
+    with pytest.raises(OSError, match="already holds a recording"):
+        shmkit.record(seg, "cam", tmp_path / "py")

@@ -40,7 +40,7 @@ from ._testbed import (
 )
 from ._value import SharedValue
 from ._process import ChildError, ChildExited, ChildKilled, ChildStillRunning, Process
-from ._recording import FRAME_TABLE, Recording, RingRecording
+from ._recording import FRAME_TABLE, Recorder, Recording, RingRecording, record
 from ._shmkit import (
     DEFAULT_TIMEOUT,
     Barrier,
@@ -156,6 +156,8 @@ __all__ = [
     "RequestTooLarge",
     "Process",
     "Recording",
+    "Recorder",
+    "record",
     "RingRecording",
     "FRAME_TABLE",
     "Segment",

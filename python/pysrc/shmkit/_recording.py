@@ -1,4 +1,5 @@
-"""`shmkit.Recording`: a session directory written by ``shmkit record``, opened with numpy.
+"""Recordings from Python: `shmkit.record` starts one (the Rust recorder ``shmkit record`` uses),
+`shmkit.Recording` opens a session directory with numpy.
 
 Per ring, the frames of every file in order (memory-mapped where the stored layout is the
 array's: floats and signed integers; unsigned integers are stored with FITS's ``BZERO``
@@ -16,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from ._shmkit import Segment, _Recorder
 
 _BLOCK = 2880
 _CARD = 80
@@ -176,3 +179,59 @@ class Recording:
 
     def __iter__(self) -> Any:
         return iter(self.rings)
+
+
+class Recorder:
+    """A recording started by `record`: `progress()` while it runs, `stop()` to end it (every
+    file closed valid, the manifest complete); a context manager that stops on exit."""
+
+    def __init__(self, inner: _Recorder, out: str) -> None:
+        self._inner = inner
+        self.out = out
+        self.manifest: dict[str, Any] | None = None
+
+    def progress(self) -> dict[str, tuple[int, int]]:
+        """Each ring's ``(recorded, dropped)`` so far."""
+        return {ring: (rec, drop) for ring, rec, drop in self._inner.progress()}
+
+    def stop(self) -> Recording:
+        """Stops and opens the session."""
+        text = self._inner.stop()
+        if text is not None:
+            self.manifest = json.loads(text)
+        return Recording(self.out)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def record(
+    segment: Segment,
+    rings: list[str] | str,
+    out: str | os.PathLike[str],
+    *,
+    frames_per_file: int | None = None,
+    bytes_per_file: int | None = None,
+    seconds_per_file: float | None = None,
+    idle: bool = False,
+    cpu: int | None = None,
+) -> Recorder:
+    """Starts recording ``rings`` of ``segment`` into the directory ``out`` (as
+    ``shmkit record`` does: FITS files, a manifest, every frame accounted for); frames
+    published after this returns are recorded. The recorder's threads never take the GIL."""
+    names = [rings] if isinstance(rings, str) else list(rings)
+    path = os.fspath(out)
+    inner = _Recorder(
+        segment,
+        names,
+        path,
+        frames_per_file=frames_per_file,
+        bytes_per_file=bytes_per_file,
+        seconds_per_file=seconds_per_file,
+        idle=idle,
+        cpu=cpu,
+    )
+    return Recorder(inner, path)

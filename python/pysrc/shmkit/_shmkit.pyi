@@ -29,6 +29,7 @@ __all__ = [
     "_DeviceCache",
     "_DeviceClient",
     "_Testbed",
+    "_Recorder",
     "run_child",
     "Segment",
 ]
@@ -297,6 +298,24 @@ class _DeviceCache:
     def sim_dm(self, name: str, config: dict[str, Any], restart: bool = False) -> SimDmClient: ...
     def status(self, name: str) -> dict[str, Any]: ...
     def close(self, name: str, timeout: float = 5.0) -> dict[str, Any]: ...
+
+@final
+class _Recorder:
+    def __new__(
+        cls,
+        segment: Segment,
+        rings: list[str],
+        out: str,
+        *,
+        frames_per_file: int | None = None,
+        bytes_per_file: int | None = None,
+        seconds_per_file: float | None = None,
+        idle: bool = False,
+        cpu: int | None = None,
+        buffer_mib: int = 256,
+    ) -> Self: ...
+    def progress(self) -> list[tuple[str, int, int]]: ...
+    def stop(self) -> str | None: ...
 
 @final
 class _Testbed:
