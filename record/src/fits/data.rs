@@ -23,16 +23,37 @@ pub fn elem_size(elem: ElemType) -> usize {
     bitpix(elem).0.unsigned_abs() as usize / 8
 }
 
-/// Appends `frame` (native little-endian elements of `elem`) to `out` as FITS data.
+/// Appends `frame` (native little-endian elements of `elem`) to `out` as FITS data. One pass
+/// of whole-word swaps the compiler vectorises: this runs at the recording's full data rate.
 pub fn encode(elem: ElemType, frame: &[u8], out: &mut Vec<u8>) {
-    let size = elem_size(elem);
-    // Unsigned types flip the top bit of the most significant byte (the BZERO offset).
-    let flip = if bitpix(elem).1.is_some() { 0x80 } else { 0 };
-    out.reserve(frame.len());
-    for element in frame.chunks_exact(size) {
-        let start = out.len();
-        out.extend(element.iter().rev());
-        out[start] ^= flip;
+    let unsigned = bitpix(elem).1.is_some();
+    let start = out.len();
+    let len = frame.len() - frame.len() % elem_size(elem);
+    out.resize(start + len, 0);
+    let dst = &mut out[start..];
+    let src = &frame[..len];
+    match elem_size(elem) {
+        1 => dst.copy_from_slice(src),
+        2 => {
+            let flip = if unsigned { 0x8000 } else { 0 };
+            for (d, s) in dst.chunks_exact_mut(2).zip(src.chunks_exact(2)) {
+                let v = u16::from_le_bytes([s[0], s[1]]) ^ flip;
+                d.copy_from_slice(&v.to_be_bytes());
+            }
+        }
+        4 => {
+            let flip = if unsigned { 0x8000_0000 } else { 0 };
+            for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+                let v = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) ^ flip;
+                d.copy_from_slice(&v.to_be_bytes());
+            }
+        }
+        _ => {
+            for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+                let v = u64::from_le_bytes(s.try_into().expect("8 bytes"));
+                d.copy_from_slice(&v.to_be_bytes());
+            }
+        }
     }
 }
 
