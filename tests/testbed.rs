@@ -476,6 +476,29 @@ fn a_host_names_experiments_stops_them_and_collects_outcomes_live() {
     );
 }
 
+fn waiting_for_experiments_ends_within_100ms_of_an_interrupt() {
+    let tb = TestbedBuilder::new(&name("waitint")).start().unwrap();
+    tb.start_experiment(&Looper { forever: true }).unwrap();
+    let start = Instant::now();
+    let asked = start + Duration::from_millis(200);
+    let check = || Instant::now() >= asked;
+    match tb.wait_experiments_interruptible(shmkit::Timeout::Forever, &check) {
+        Err(shmkit_testbed::TestbedError::Interrupted) => {}
+        other => panic!("expected Interrupted, got {other:?}"),
+    }
+    let late = start.elapsed().saturating_sub(Duration::from_millis(200));
+    assert!(
+        late < Duration::from_millis(100),
+        "ended {late:?} after the interrupt"
+    );
+    assert_eq!(tb.running_experiments(), 1, "the experiment keeps running");
+    assert!(
+        !tb.wait_experiments(Duration::from_millis(50)),
+        "a timeout is false"
+    );
+    drop(tb.close());
+}
+
 fn main() {
     Bench::entries(Entries::new())
         .experiment::<Looper>()
@@ -485,7 +508,11 @@ fn main() {
         .entry("interrupted_testbed", interrupted_testbed)
         .dispatch();
 
-    let tests: [(&str, fn()); 8] = [
+    let tests: [(&str, fn()); 9] = [
+        (
+            "waiting_for_experiments_ends_within_100ms_of_an_interrupt",
+            waiting_for_experiments_ends_within_100ms_of_an_interrupt,
+        ),
         (
             "a_host_names_experiments_stops_them_and_collects_outcomes_live",
             a_host_names_experiments_stops_them_and_collects_outcomes_live,

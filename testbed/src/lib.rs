@@ -29,6 +29,7 @@ use shmkit::os::identity::Liveness;
 use shmkit::os::signals;
 use shmkit::process::{Child, ChildError, HostProgram, ProcessError, SpawnOptions};
 use shmkit::segment::{CreateOptions, Segment, SegmentError};
+use shmkit::{Interrupt, NoInterrupt, Timeout};
 use shmkit_devices::{DeviceCache, DeviceError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -57,6 +58,9 @@ pub enum TestbedError {
     /// The testbed is stopping (STOP is set): no experiment may start.
     #[error("the testbed is stopping; no experiment can start")]
     Stopping,
+    /// The caller's interrupt check said stop while waiting.
+    #[error("interrupted while waiting for the experiments")]
+    Interrupted,
     /// The segment failed.
     #[error(transparent)]
     Segment(#[from] SegmentError),
@@ -491,15 +495,33 @@ impl Testbed {
     }
 
     /// Waits until every experiment ended or `timeout` passed; true if all ended.
-    pub fn wait_experiments(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+    pub fn wait_experiments(&self, timeout: impl Into<Timeout>) -> bool {
+        self.wait_experiments_interruptible(timeout.into(), &NoInterrupt)
+            .unwrap_or(false)
+    }
+
+    /// [`wait_experiments`](Self::wait_experiments) within `timeout`, giving up with
+    /// [`TestbedError::Interrupted`] within 100 ms of `interrupt` saying stop (the
+    /// experiments keep running).
+    pub fn wait_experiments_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<bool, TestbedError> {
+        let deadline = match timeout {
+            Timeout::After(d) => Some(Instant::now() + d),
+            Timeout::Forever => None,
+        };
         while self.running_experiments() > 0 {
-            if Instant::now() >= deadline {
-                return false;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            if interrupt.should_stop() {
+                return Err(TestbedError::Interrupted);
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        true
+        Ok(true)
     }
 
     /// Sets FINISH: experiments that do not run forever should wrap up.
