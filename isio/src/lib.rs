@@ -39,6 +39,9 @@ use std::path::PathBuf;
 /// What can go wrong with a stream.
 #[derive(Debug, thiserror::Error)]
 pub enum IsioError {
+    /// The caller's interrupt check said stop while waiting.
+    #[error("interrupted while waiting for the stream's writer")]
+    Interrupted,
     /// A stream name ImageStreamIO cannot hold or that would leave its directory.
     #[error("stream name {name:?}: {reason}")]
     Name {

@@ -13,9 +13,9 @@ use super::layout::{offsets, Parsed, Timespec};
 use super::stream::Stream;
 use super::writer::{keywords, USER_WORDS};
 use super::{sem, IsioError};
+use shmkit::{Interrupt, NoInterrupt, Timeout};
 use std::path::Path;
 use std::sync::atomic::{fence, Ordering};
-use std::time::Duration;
 
 /// What one copy attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,15 +162,34 @@ impl StreamReader {
     }
 
     /// Waits up to `timeout` for the writer's post on this reader's semaphore.
-    pub fn wait(&self, timeout: Duration) -> Result<bool, IsioError> {
+    pub fn wait(&self, timeout: impl Into<Timeout>) -> Result<bool, IsioError> {
+        self.wait_interruptible(timeout.into(), &NoInterrupt)
+            .or_else(|e| match e {
+                IsioError::Interrupted => Ok(false),
+                other => Err(other),
+            })
+    }
+
+    /// [`wait`](Self::wait) within `timeout`, giving up with [`IsioError::Interrupted`]
+    /// within 100 ms of `interrupt` saying stop.
+    pub fn wait_interruptible(
+        &self,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<bool, IsioError> {
         // SAFETY: semaphore `index` of the checked layout.
-        unsafe { sem::wait(self.stream.sem(self.index), timeout) }.map_err(|source| {
-            IsioError::Semaphore {
-                path: self.stream.path().to_owned(),
-                index: self.index,
-                source,
-            }
-        })
+        let waited =
+            unsafe { sem::wait_interruptible(self.stream.sem(self.index), timeout, interrupt) }
+                .map_err(|source| IsioError::Semaphore {
+                    path: self.stream.path().to_owned(),
+                    index: self.index,
+                    source,
+                })?;
+        match waited {
+            sem::Waited::Posted => Ok(true),
+            sem::Waited::TimedOut => Ok(false),
+            sem::Waited::Interrupted => Err(IsioError::Interrupted),
+        }
     }
 
     /// Copies the newest frame into `dst` (up to its length) if `cnt0` moved, checking the

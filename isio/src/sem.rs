@@ -24,6 +24,7 @@
 use super::layout::SEMAPHORE_MAXVAL;
 use shmkit::os::clock::Deadline;
 use shmkit::os::futex::{self, FutexWait};
+use shmkit::{Interrupt, NoInterrupt, Timeout, INTERRUPT_POLL};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -197,12 +198,43 @@ fn try_take(s: &Sem<'_>) -> Result<bool, SemError> {
 /// # Safety
 /// As [`post_capped`].
 pub(crate) unsafe fn wait(sem: *mut libc::sem_t, timeout: Duration) -> Result<bool, SemError> {
+    // SAFETY: the caller's contract, passed on.
+    match unsafe { wait_interruptible(sem, Timeout::After(timeout), &NoInterrupt) }? {
+        Waited::Posted => Ok(true),
+        Waited::TimedOut | Waited::Interrupted => Ok(false),
+    }
+}
+
+/// How an interruptible semaphore wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// A unit was taken.
+    Posted,
+    /// The timeout passed.
+    TimedOut,
+    /// The interrupt check said stop (checked at least every `INTERRUPT_POLL` while asleep).
+    Interrupted,
+}
+
+/// [`wait`] within `timeout`, giving up within `INTERRUPT_POLL` (50 ms) of `interrupt`
+/// saying stop.
+///
+/// # Safety
+/// As for [`wait`].
+pub(crate) unsafe fn wait_interruptible(
+    sem: *mut libc::sem_t,
+    timeout: Timeout,
+    interrupt: &dyn Interrupt,
+) -> Result<Waited, SemError> {
     // SAFETY: the caller's contract.
     let s = unsafe { Sem::at(sem) };
     if try_take(&s)? {
-        return Ok(true);
+        return Ok(Waited::Posted);
     }
-    let deadline = Deadline::after(timeout);
+    let deadline = match timeout {
+        Timeout::After(d) => Deadline::after(d),
+        Timeout::Forever => Deadline::NEVER,
+    };
     // Counted as a waiter, so that a poster (ours or glibc's) wakes us. Wrapping: a hostile
     // count is the poster's problem (one more wake call), never ours.
     s.data.fetch_add(ONE_WAITER, Ordering::Relaxed);
@@ -219,18 +251,29 @@ pub(crate) unsafe fn wait(sem: *mut libc::sem_t, timeout: Duration) -> Result<bo
                 .compare_exchange_weak(data, taken, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                return Ok(true);
+                return Ok(Waited::Posted);
             }
             if deadline.expired() {
-                break Ok(false);
+                break Ok(Waited::TimedOut);
             }
             continue;
         }
-        match futex::wait(s.value_word(), 0, deadline) {
-            FutexWait::TimedOut => break Ok(false),
-            FutexWait::Woken | FutexWait::Changed | FutexWait::Interrupted => {
+        if interrupt.should_stop() {
+            break Ok(Waited::Interrupted);
+        }
+        // In slices when there is an interrupt to consult, in one piece otherwise.
+        let until = if interrupt.is_active() {
+            deadline.capped(INTERRUPT_POLL)
+        } else {
+            deadline
+        };
+        match futex::wait(s.value_word(), 0, until) {
+            FutexWait::TimedOut
+            | FutexWait::Woken
+            | FutexWait::Changed
+            | FutexWait::Interrupted => {
                 if deadline.expired() {
-                    break Ok(false);
+                    break Ok(Waited::TimedOut);
                 }
             }
         }

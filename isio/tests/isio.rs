@@ -498,6 +498,29 @@ fn readers_claim_distinct_semaphores_and_give_them_back() {
     assert_eq!(c.semaphore(), 5, "index 3 was given back, 5 was free");
 }
 
+#[test]
+fn a_reader_waiting_for_a_post_ends_within_100ms_of_an_interrupt() {
+    let dir = TempDir::new("intr");
+    let w = StreamWriter::create("intr", ElemType::U8, &[4], &dir.options()).unwrap();
+    let r = StreamReader::open(w.path(), 0).unwrap();
+    let start = std::time::Instant::now();
+    let asked = start + Duration::from_millis(200);
+    let check = || std::time::Instant::now() >= asked;
+    match r.wait_interruptible(shmkit::Timeout::Forever, &check) {
+        Err(IsioError::Interrupted) => {}
+        other => panic!("expected Interrupted, got {other:?}"),
+    }
+    let late = start.elapsed().saturating_sub(Duration::from_millis(200));
+    assert!(
+        late < Duration::from_millis(100),
+        "ended {late:?} after the interrupt"
+    );
+    assert!(
+        !r.wait(Duration::from_millis(20)).unwrap(),
+        "no post: a timeout"
+    );
+}
+
 /// This process's mappings of `path`: (permissions, file offset, length).
 fn mappings_of(path: &Path) -> Vec<(String, u64, u64)> {
     let path = path.to_str().unwrap();
