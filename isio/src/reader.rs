@@ -177,14 +177,16 @@ impl StreamReader {
         timeout: Timeout,
         interrupt: &dyn Interrupt,
     ) -> Result<bool, IsioError> {
+        let sem = self.stream.sem(self.index);
         // SAFETY: semaphore `index` of the checked layout.
         let waited =
-            unsafe { sem::wait_interruptible(self.stream.sem(self.index), timeout, interrupt) }
-                .map_err(|source| IsioError::Semaphore {
+            unsafe { sem::wait_interruptible(sem, timeout, interrupt) }.map_err(|source| {
+                IsioError::Semaphore {
                     path: self.stream.path().to_owned(),
                     index: self.index,
                     source,
-                })?;
+                }
+            })?;
         match waited {
             sem::Waited::Posted => Ok(true),
             sem::Waited::TimedOut => Ok(false),

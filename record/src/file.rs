@@ -126,7 +126,6 @@ pub struct CubeFile {
     meta: BufWriter<File>,
     header_len: u64,
     frame_bytes: usize,
-    rows: Vec<u8>,
     scratch: Vec<u8>,
     summary: FileSummary,
 }
@@ -175,7 +174,6 @@ impl CubeFile {
             meta,
             header_len: header.len() as u64,
             frame_bytes,
-            rows: Vec::new(),
             scratch: Vec::new(),
         })
     }
@@ -194,21 +192,16 @@ impl CubeFile {
     /// size) and its metadata.
     pub fn write(&mut self, bytes: &[u8], row: &table::Row) -> Result<(), RecordError> {
         self.scratch.clear();
+        // `encode` takes whole elements; the rest of the frame is zeros.
         let n = bytes.len().min(self.frame_bytes);
-        data::encode(
-            self.origin.elem,
-            &bytes[..n - n % data::elem_size(self.origin.elem)],
-            &mut self.scratch,
-        );
+        data::encode(self.origin.elem, &bytes[..n], &mut self.scratch);
         self.scratch.resize(self.frame_bytes, 0);
         self.out
             .write_all(&self.scratch)
             .map_err(io("write", &self.part))?;
-        let encoded = row.encode();
         self.meta
-            .write_all(&encoded)
+            .write_all(&row.encode())
             .map_err(io("write", &self.meta_path))?;
-        self.rows.extend_from_slice(&encoded);
         let s = &mut self.summary;
         if s.frames == 0 {
             s.first_id = row.id;
@@ -225,8 +218,11 @@ impl CubeFile {
         self.out
             .write_all(&vec![0; pad])
             .map_err(io("write", &self.part))?;
+        // The rows are the ones already in the metadata file, not kept twice in memory.
+        self.meta.flush().map_err(io("write", &self.meta_path))?;
+        let rows = std::fs::read(&self.meta_path).map_err(io("read", &self.meta_path))?;
         self.out
-            .write_all(&table::unit(&self.rows))
+            .write_all(&table::unit(&rows))
             .map_err(io("write", &self.part))?;
         let s = &self.summary;
         let header =

@@ -67,10 +67,8 @@ pub struct Progress {
     pub dropped: u64,
 }
 
-/// What the reader hands the writer.
-enum Copied {
-    Frame(Vec<u8>, Row),
-}
+/// What the reader hands the writer: a frame's bytes and its metadata row.
+type Copied = (Vec<u8>, Row);
 
 struct Counters {
     recorded: AtomicU64,
@@ -324,14 +322,9 @@ impl RingJob {
         running: SyncSender<()>,
     ) -> Result<(), RecordError> {
         self.place_thread();
-        let frame_bytes = self
-            .ring
-            .spec()
-            .shape
-            .iter()
-            .map(|&d| d as usize)
-            .product::<usize>()
-            * crate::fits::data::elem_size(self.ring.spec().elem);
+        let spec = self.ring.spec();
+        let frame_bytes = spec.shape.iter().map(|&d| d as usize).product::<usize>()
+            * crate::fits::data::elem_size(spec.elem);
         let depth = (self.options.buffer_bytes / frame_bytes.max(1)).clamp(4, 1 << 16);
         let (to_writer, from_reader) = sync_channel::<Copied>(depth);
         let (recycle, spares) = sync_channel::<Vec<u8>>(depth + 2);
@@ -415,7 +408,7 @@ impl RingJob {
                 .dropped
                 .fetch_add(row.dropped, Ordering::Relaxed);
             last = id;
-            if to_writer.send(Copied::Frame(buf, row)).is_err() {
+            if to_writer.send((buf, row)).is_err() {
                 break; // the writer failed; its error is what the caller reports
             }
             self.counters.recorded.fetch_add(1, Ordering::Relaxed);
@@ -460,7 +453,7 @@ impl WriterJob {
         let mut index = 0u32;
         let mut file = self.open(index)?;
         let mut opened_at = Instant::now();
-        for Copied::Frame(bytes, row) in frames {
+        for (bytes, row) in frames {
             if self.full(&file, opened_at) {
                 self.close(file)?;
                 index += 1;
