@@ -22,7 +22,14 @@ fn main() {
         ),
         ..closed_loop::Options::small()
     };
+    let cpus = closed_loop::allowed_cpus();
     let report = closed_loop::run(&options, false).expect("the bench runs");
+    // Pinned (the default) with two CPUs or more, the controller is alone on the last one.
+    // (It once asked how many CPUs it had after inheriting the servers' pin, found one, and
+    // stayed beside the camera.)
+    if cpus.len() >= 2 {
+        assert_eq!(report.controller.cpus, [*cpus.last().unwrap()]);
+    }
     let s = closed_loop::Summary::of(&options, &report);
     closed_loop::print_report(&options, &s);
     assert!(s.failures.is_empty(), "{:?}", s.failures);

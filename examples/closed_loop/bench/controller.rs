@@ -6,7 +6,7 @@ use super::linalg::{mvm, reconstructor, slopes};
 use super::options::Options;
 use super::rtf;
 use super::telemetry::ControllerReport;
-use super::{cpus, pin_to};
+use super::{allowed_cpus, pin_to};
 use serde::{Deserialize, Serialize};
 use shmkit::rings::{Frame, FrameReader, ReadMode, RingError};
 use shmkit_devices::DeviceClient;
@@ -162,8 +162,8 @@ impl Experiment for Controller {
         let active = geometry.active().to_vec();
         let na = active.len();
         let seg = ctx.segment();
-        if o.pin {
-            pin_to(cpus().saturating_sub(1));
+        if let Some(cpu) = o.controller_cpu {
+            pin_to(cpu);
         }
         if o.realtime {
             match shmkit::realtime::enter(super::options::CONTROLLER_PRIORITY) {
@@ -194,6 +194,7 @@ impl Experiment for Controller {
         let progress = seg.dict("closed-loop/progress", 16)?;
         let mut report = ControllerReport {
             sizes: (nv as u64, na as u64),
+            cpus: allowed_cpus(),
             ..ControllerReport::default()
         };
         let mut ignored_missed = 0u64;

@@ -51,9 +51,19 @@ use shmkit_testbed::ExperimentEntries;
 use shmkit_testbed::TestbedBuilder;
 use std::time::{Duration, Instant};
 
-/// CPUs this process may run on.
-pub(crate) fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// The CPUs this process may run on, in order.
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity writes at most its size
+    // into it; CPU_ISSET reads inside it for cpu < CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
 }
 
 /// Pins the calling process (and the children it starts later) to `cpu`.
@@ -113,10 +123,21 @@ pub struct Report {
 
 /// Runs the bench; `progress` prints a live line.
 pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::error::Error>> {
-    if options.pin && cpus() >= 2 {
-        // Device servers and the statistics reader inherit CPU 0; the controller moves itself.
-        pin_to(0);
-    }
+    let mut options = options.clone();
+    let cpus = allowed_cpus();
+    // The device servers, the statistics reader and the recorder on the first CPU (they
+    // inherit this process's pin); the controller alone on the last. Chosen here: a child
+    // asking how many CPUs it may use would see only the pin it inherited (that bug kept
+    // the controller beside the camera).
+    let servers_cpu = match (options.pin, cpus.first(), cpus.last()) {
+        (true, Some(&first), Some(&last)) if first != last => {
+            pin_to(first);
+            options.controller_cpu = Some(last);
+            Some(first)
+        }
+        _ => None,
+    };
+    let options = &options;
     let stroke = options.dm().stroke;
     let tb = TestbedBuilder::new(&options.segment)
         .size(options.segment_bytes())
@@ -138,7 +159,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
             &["dev/Camera/frames", "dev/Dm/shape"],
             &shmkit_record::RecordOptions {
                 idle: true,
-                cpu: (options.pin && cpus() >= 2).then_some(0),
+                cpu: servers_cpu,
                 ..shmkit_record::RecordOptions::new(dir)
             },
         )?),

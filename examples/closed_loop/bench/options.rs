@@ -48,6 +48,10 @@ pub struct Options {
     /// servers it waits for share theirs only with work that yields to them (see
     /// `statistics.rs`). Measured on the 2-vCPU VM of the closing note.
     pub pin: bool,
+    /// The CPU the controller moves to: chosen by [`run`](super::run) when it pins (the
+    /// last CPU it may use), before the experiments start and inherit its pin to the first.
+    #[serde(default)]
+    pub controller_cpu: Option<usize>,
     /// The controller's thread in real-time mode (locked memory, `SCHED_FIFO` 50) when the
     /// user has the right; a message saying what is missing otherwise.
     pub realtime: bool,
@@ -77,6 +81,7 @@ impl Default for Options {
             wait: "block".into(),
             segment: format!("shmkit-closed-loop-{}", std::process::id()),
             pin: true,
+            controller_cpu: None,
             realtime: false,
             report_dir: None,
             record: None,

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// What the controller measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ControllerReport {
+    /// The CPUs the controller's loop was allowed to run on.
+    #[serde(default)]
+    pub cpus: Vec<usize>,
     /// Frames the controller read in closed loop.
     pub frames: u64,
     /// Mirror commands sent (one per frame read, except telemetry-only ones).
