@@ -34,8 +34,9 @@ pub struct Record {
     /// Start a new file after this many seconds.
     #[arg(long)]
     seconds_per_file: Option<f64>,
-    /// Write to disk at idle priority (SCHED_IDLE): the writers take only time the loop
-    /// leaves (the readers, one copy per frame, keep the normal priority).
+    /// Run the recorder at idle priority (SCHED_IDLE): it takes only time the loop leaves
+    /// and never preempts it; on a CPU with no idle time left it is lapped, and says how
+    /// many frames it missed.
     #[arg(long)]
     idle: bool,
     /// Run the recorder on this CPU.

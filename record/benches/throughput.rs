@@ -1,11 +1,12 @@
 //! Sustained recording against the disk's own sequential write rate, in the same run.
 //!
-//! - `record_sustained/shmkit_record/{1MiB,8MiB}`: a 64 MiB session of 1 MiB or 8 MiB frames
-//!   recorded from a ring, from the first publish to `stop()` returning (every file synced
-//!   and renamed). The writer publishes as fast as the recorder takes frames (it never laps
-//!   it: the bench measures the recorder, not drops).
+//! - `record_sustained/shmkit_record/{1MiB,8MiB}`: a 256 MiB session of 1 MiB or 8 MiB
+//!   frames recorded from a ring, from the first publish to `stop()` returning (every file
+//!   synced and renamed). The writer publishes as fast as the recorder takes frames (it never
+//!   laps it: the bench measures the recorder, not drops), and sleeps while it waits: on two
+//!   CPUs a spinning publisher takes one from the recorder's three threads.
 //! - `record_sustained/dd_oflag_direct/{1MiB,8MiB}`: `dd if=/dev/zero bs=<frame> oflag=direct`
-//!   writing the same 64 MiB to the same file system: the disk's sequential rate.
+//!   writing the same 256 MiB to the same file system: the disk's sequential rate.
 //!
 //! Throughput is reported in bytes, so criterion prints MiB/s for both. Run:
 //! `cargo bench -p shmkit-record --bench throughput`.
@@ -19,7 +20,7 @@ use shmkit_record::{RecordOptions, Recorder};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const SESSION: u64 = 64 << 20;
+const SESSION: u64 = 256 << 20;
 
 /// Where both write: a directory on the build's file system (not tmpfs, which has no
 /// O_DIRECT and no disk).
@@ -62,7 +63,7 @@ fn record(dir: &Path, seg: &Segment, ring: &FrameRing, frame: u64) -> Duration {
     for k in 0..n {
         // Never more than slots - 2 frames ahead of the recorder.
         while k >= rec.progress()[0].recorded + slots - 2 {
-            std::thread::yield_now();
+            std::thread::sleep(Duration::from_micros(200));
         }
         let mut slot = w.try_claim().unwrap();
         slot.bytes_mut()[..8].copy_from_slice(&k.to_le_bytes());

@@ -8,6 +8,7 @@
 //! instant leaves at most one `.part` file, which [`repair`](crate::repair) completes from the
 //! frames and rows that reached the disk.
 
+use crate::direct::DirectAppend;
 use crate::fits::{data, header, table, Header, Value, BLOCK};
 use crate::RecordError;
 use shm_layout::ElemType;
@@ -122,11 +123,10 @@ pub struct CubeFile {
     part: PathBuf,
     meta_path: PathBuf,
     done: PathBuf,
-    out: BufWriter<File>,
+    out: DirectAppend,
     meta: BufWriter<File>,
     header_len: u64,
     frame_bytes: usize,
-    scratch: Vec<u8>,
     summary: FileSummary,
 }
 
@@ -151,13 +151,16 @@ impl CubeFile {
         std::fs::write(&fresh, &header).map_err(io("write", &fresh))?;
         std::fs::rename(&fresh, &part).map_err(io("rename", &fresh))?;
         let file = std::fs::OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(&part)
             .map_err(io("open", &part))?;
-        let out = BufWriter::with_capacity(1 << 20, file);
-        let meta = BufWriter::new(File::create(&meta_path).map_err(io("create", &meta_path))?);
         let frame_bytes = origin.shape.iter().map(|&d| d as usize).product::<usize>()
             * data::elem_size(origin.elem);
+        // Frames go to the disk in batches of 4 MiB (or two frames, if larger): big enough
+        // for the disk's full rate, small enough that a killed recorder loses little.
+        let out = DirectAppend::new(file, &header, (4 << 20).max(2 * frame_bytes))
+            .map_err(io("write", &part))?;
+        let meta = BufWriter::new(File::create(&meta_path).map_err(io("create", &meta_path))?);
         Ok(CubeFile {
             summary: FileSummary {
                 file: format!("{name}.fits"),
@@ -174,7 +177,6 @@ impl CubeFile {
             meta,
             header_len: header.len() as u64,
             frame_bytes,
-            scratch: Vec::new(),
         })
     }
 
@@ -191,13 +193,16 @@ impl CubeFile {
     /// Appends one frame (`bytes`: the published bytes, zero-padded or cut to the frame
     /// size) and its metadata.
     pub fn write(&mut self, bytes: &[u8], row: &table::Row) -> Result<(), RecordError> {
-        self.scratch.clear();
-        // `encode` takes whole elements; the rest of the frame is zeros.
-        let n = bytes.len().min(self.frame_bytes);
-        data::encode(self.origin.elem, &bytes[..n], &mut self.scratch);
-        self.scratch.resize(self.frame_bytes, 0);
+        // `encode` takes whole elements; the rest of the frame is zeros. It writes straight
+        // into the direct-I/O buffer: the frame's one pass after the reader's copy.
+        let (elem, frame_bytes) = (self.origin.elem, self.frame_bytes);
+        let n = bytes.len().min(frame_bytes);
         self.out
-            .write_all(&self.scratch)
+            .append(frame_bytes, |buf| {
+                let end = buf.len() + frame_bytes;
+                data::encode(elem, &bytes[..n], buf);
+                buf.resize(end, 0);
+            })
             .map_err(io("write", &self.part))?;
         self.meta
             .write_all(&row.encode())
@@ -215,29 +220,23 @@ impl CubeFile {
     /// Completes the file (table, counts, sync, rename) and says what it holds.
     pub fn close(mut self) -> Result<FileSummary, RecordError> {
         let pad = header::blocks_for(self.data_bytes() as usize) - self.data_bytes() as usize;
-        self.out
-            .write_all(&vec![0; pad])
-            .map_err(io("write", &self.part))?;
+        let (file, len) = self.out.finish().map_err(io("write", &self.part))?;
+        debug_assert_eq!(
+            len,
+            self.header_len + self.summary.frames * self.frame_bytes as u64
+        );
         // The rows are the ones already in the metadata file, not kept twice in memory.
         self.meta.flush().map_err(io("write", &self.meta_path))?;
         let rows = std::fs::read(&self.meta_path).map_err(io("read", &self.meta_path))?;
-        self.out
-            .write_all(&table::unit(&rows))
+        let mut tail = vec![0; pad];
+        tail.extend_from_slice(&table::unit(&rows));
+        file.write_all_at(&tail, len)
             .map_err(io("write", &self.part))?;
         let s = &self.summary;
         let header =
             primary_header(&self.origin, s.frames, s.first_id, s.last_id, s.dropped).to_bytes();
         debug_assert_eq!(header.len() as u64, self.header_len);
-        drop(self.out.into_inner().map_err(|e| RecordError::Io {
-            what: "write",
-            path: self.part.clone(),
-            source: e.into_error(),
-        })?);
-        // The counts go into the header in place (the file was opened for appending).
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&self.part)
-            .map_err(io("open", &self.part))?;
+        // The counts go into the header in place.
         file.write_all_at(&header, 0)
             .map_err(io("write", &self.part))?;
         file.sync_all().map_err(io("sync", &self.part))?;

@@ -18,6 +18,7 @@
 // Under `--cfg loom` (the core's model checks build its dev-dependencies) this crate is empty.
 #![cfg(not(loom))]
 
+mod direct;
 mod error;
 pub mod file;
 pub mod fits;

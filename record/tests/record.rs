@@ -209,6 +209,45 @@ fn files_roll_over_at_exactly_the_frame_limit() {
     check_frames(&ring_files(&t.dir, &m));
 }
 
+/// Two rings rolling over at every frame close files on two writer threads at once; each
+/// close rewrites the manifest. (They once shared one temporary name: a rename failed, or an
+/// older manifest replaced a newer one.)
+#[test]
+fn rings_rolling_over_together_keep_one_complete_manifest() {
+    let t = Temp::new("rolls");
+    let seg = Segment::create(&t.seg, &CreateOptions::new(8 << 20)).unwrap();
+    let rings: Vec<FrameRing> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            seg.frame_ring(n, &FrameSpec::new(64, ElemType::U16, &SHAPE))
+                .unwrap()
+        })
+        .collect();
+    let options = RecordOptions {
+        roll: Roll {
+            frames: Some(1),
+            ..Roll::default()
+        },
+        ..RecordOptions::new(&t.dir)
+    };
+    let rec = Recorder::start(&seg, &["a", "b"], &options).unwrap();
+    std::thread::scope(|s| {
+        for r in &rings {
+            s.spawn(|| publish(r, 150, Duration::from_micros(200)));
+        }
+    });
+    let m = rec.stop().unwrap();
+    assert_eq!(
+        Manifest::read(&t.dir).unwrap(),
+        m,
+        "the manifest on disk is the last one"
+    );
+    for r in &m.rings {
+        assert_eq!(r.recorded + r.dropped, 150, "{}", r.ring);
+        assert_eq!(r.files.len() as u64, r.recorded, "{}", r.ring);
+    }
+}
+
 #[test]
 fn a_recorder_lapped_by_a_fast_writer_counts_its_drops_exactly() {
     let t = Temp::new("lapped");
