@@ -154,8 +154,8 @@ impl CubeFile {
             .write(true)
             .open(&part)
             .map_err(io("open", &part))?;
-        let frame_bytes = origin.shape.iter().map(|&d| d as usize).product::<usize>()
-            * data::elem_size(origin.elem);
+        let frame_bytes =
+            origin.shape.iter().map(|&d| d as usize).product::<usize>() * origin.elem.size();
         // Frames go to the disk in batches of 4 MiB (or two frames, if larger): big enough
         // for the disk's full rate, small enough that a killed recorder loses little.
         let out = DirectAppend::new(file, &header, (4 << 20).max(2 * frame_bytes))

@@ -44,7 +44,7 @@ impl RecordedFile {
             .ok_or_else(|| corrupt("no DTYPE"))?;
         let naxis = num("NAXIS").ok_or_else(|| corrupt("no NAXIS"))? as usize;
         let frames = num(&format!("NAXIS{naxis}")).ok_or_else(|| corrupt("no frame count"))?;
-        let mut frame_bytes = data::elem_size(elem) as u64;
+        let mut frame_bytes = elem.size() as u64;
         for i in 1..naxis {
             frame_bytes = frame_bytes
                 .checked_mul(num(&format!("NAXIS{i}")).ok_or_else(|| corrupt("no axis"))?)

@@ -327,8 +327,8 @@ impl RingJob {
     ) -> Result<(), RecordError> {
         self.place_thread();
         let spec = self.ring.spec();
-        let frame_bytes = spec.shape.iter().map(|&d| d as usize).product::<usize>()
-            * crate::fits::data::elem_size(spec.elem);
+        let frame_bytes =
+            spec.shape.iter().map(|&d| d as usize).product::<usize>() * spec.elem.size();
         let depth = (self.options.buffer_bytes / frame_bytes.max(1)).clamp(4, 1 << 16);
         let (to_writer, from_reader) = sync_channel::<Copied>(depth);
         let (recycle, spares) = sync_channel::<Vec<u8>>(depth + 2);

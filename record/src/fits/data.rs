@@ -18,21 +18,16 @@ pub fn bitpix(elem: ElemType) -> (i32, Option<i128>) {
     }
 }
 
-/// Size of one element of `elem` in bytes.
-pub fn elem_size(elem: ElemType) -> usize {
-    bitpix(elem).0.unsigned_abs() as usize / 8
-}
-
 /// Appends `frame` (native little-endian elements of `elem`) to `out` as FITS data. One pass
 /// of whole-word swaps the compiler vectorises: this runs at the recording's full data rate.
 pub fn encode(elem: ElemType, frame: &[u8], out: &mut Vec<u8>) {
     let unsigned = bitpix(elem).1.is_some();
     let start = out.len();
-    let len = frame.len() - frame.len() % elem_size(elem);
+    let len = frame.len() - frame.len() % elem.size();
     out.resize(start + len, 0);
     let dst = &mut out[start..];
     let src = &frame[..len];
-    match elem_size(elem) {
+    match elem.size() {
         1 => dst.copy_from_slice(src),
         2 => {
             let flip = if unsigned { 0x8000 } else { 0 };
@@ -59,7 +54,7 @@ pub fn encode(elem: ElemType, frame: &[u8], out: &mut Vec<u8>) {
 
 /// The inverse of [`encode`]: FITS data back to native elements (for reading recordings).
 pub fn decode(elem: ElemType, data: &[u8], out: &mut Vec<u8>) {
-    let size = elem_size(elem);
+    let size = elem.size();
     let flip = if bitpix(elem).1.is_some() { 0x80 } else { 0 };
     for element in data.chunks_exact(size) {
         let start = out.len();
