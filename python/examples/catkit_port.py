@@ -149,8 +149,12 @@ def main() -> None:
     except SafetyException as e:
         outcome = f"the testbed stopped: {e}"
     assert all(b2 > b1 for b1, b2 in zip(brightness, brightness[1:UNSAFE_STEP])), brightness
-    print(f"{len(brightness)} steps in lockstep before the trip; brightness {brightness[0]:.1f} -> "
-          f"{brightness[UNSAFE_STEP - 1]:.1f}; {outcome}")
+    # How many unsafe steps image before the 50 ms safety check sees the stroke is timing;
+    # that the trip ends the run early, after every safe step, is not.
+    assert UNSAFE_STEP <= len(brightness) < STEPS, brightness
+    print(f"{UNSAFE_STEP} safe steps in lockstep before the trip; brightness {brightness[0]:.1f} -> "
+          f"{brightness[UNSAFE_STEP - 1]:.1f}; the trip ended the run after {len(brightness)} of {STEPS} steps; "
+          f"{outcome}")
 
 
 if __name__ == "__main__":

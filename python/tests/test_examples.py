@@ -50,7 +50,8 @@ def test_the_ported_manager_style_experiment_runs_unchanged_but_for_its_imports(
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert "14 steps in lockstep before the trip" in out.stdout
+    assert "14 safe steps in lockstep before the trip" in out.stdout
+    assert "the trip ended the run after " in out.stdout
     assert "the testbed stopped: the mirror's stroke 1.50 exceeds 1.0" in out.stdout
     assert "move_mirror: 'MoveMirror': Event monitor detected a SAFETY event" in out.stdout
     assert "take_images: " in out.stdout
