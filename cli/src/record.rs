@@ -143,6 +143,12 @@ pub struct Replay {
     /// Publish without waiting between frames.
     #[arg(long)]
     as_fast: bool,
+    /// Replay only this ring of the session (repeat for more; default: every ring).
+    #[arg(long = "ring", value_name = "NAME")]
+    rings: Vec<String>,
+    /// Start this many seconds after the first frame of the rings replayed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    from: f64,
 }
 
 /// Runs `shmkit replay`: the session's frames published again, with their user words, until
@@ -152,6 +158,13 @@ pub fn replay(args: Replay) -> ExitCode {
         eprintln!(
             "shmkit replay: --speed must be a positive number, not {}",
             args.speed
+        );
+        return ExitCode::from(2);
+    }
+    if !(args.from.is_finite() && args.from >= 0.0) {
+        eprintln!(
+            "shmkit replay: --from must be a number of seconds >= 0, not {}",
+            args.from
         );
         return ExitCode::from(2);
     }
@@ -178,8 +191,17 @@ pub fn replay(args: Replay) -> ExitCode {
     } else {
         shmkit_record::Pace::Speed(args.speed)
     };
+    let options = shmkit_record::ReplayOptions {
+        pace,
+        rings: args.rings,
+        start: if args.from > 0.0 {
+            shmkit_record::ReplayStart::After(std::time::Duration::from_secs_f64(args.from))
+        } else {
+            shmkit_record::ReplayStart::Beginning
+        },
+    };
     let stop = crate::milk::stop_flag();
-    match shmkit_record::replay(&args.dir, &segment, pace, &stop) {
+    match shmkit_record::replay(&args.dir, &segment, &options, &stop) {
         Ok(done) => {
             for (ring, n) in &done.rings {
                 println!("{ring}: published {n} frame(s) into {}", args.into);

@@ -34,4 +34,4 @@ pub use error::RecordError;
 pub use manifest::{Manifest, RingRecord, MANIFEST};
 pub use recorder::{Progress, RecordOptions, Recorder, Roll};
 pub use repair::repair;
-pub use replay::{replay, Pace, Replayed};
+pub use replay::{replay, Pace, ReplayOptions, ReplayStart, Replayed};

@@ -1,5 +1,6 @@
 //! Replay: a recording published again into rings of the same names and specs, frame by frame
-//! with its user words, at the original pace, at a speed factor, or as fast as possible.
+//! with its user words, at the original pace, at a speed factor, or as fast as possible — the
+//! whole session or some of its rings, from a chosen instant.
 //!
 //! Every ring's frames are merged into one timeline by their `CLOCK_MONOTONIC` publish time,
 //! so frames of several rings keep their order. Ids in the target rings are the rings' own
@@ -35,15 +36,64 @@ pub struct Replayed {
     pub interrupted: bool,
 }
 
+/// What to replay, and how fast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayOptions {
+    /// How fast.
+    pub pace: Pace,
+    /// Only these rings of the session (by name); every ring when empty.
+    pub rings: Vec<String>,
+    /// Where in the recording to start; the pace counts from the first frame replayed.
+    pub start: ReplayStart,
+}
+
+/// Where a replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayStart {
+    /// At the session's first frame.
+    Beginning,
+    /// This long after the first frame of the rings replayed.
+    After(Duration),
+    /// At the first frame of each ring published at or after this `CLOCK_MONOTONIC` time of
+    /// the recording (its `TMONO` column, ns).
+    AtMonoNs(u64),
+}
+
+impl ReplayOptions {
+    /// Every ring of the session, from its start, at `pace`.
+    pub fn new(pace: Pace) -> ReplayOptions {
+        ReplayOptions {
+            pace,
+            rings: Vec::new(),
+            start: ReplayStart::Beginning,
+        }
+    }
+}
+
 /// Replays the session in `dir` into `segment` (its rings opened, or created with the
-/// recorded specs) at `pace`, until the end or until `stop` is set.
+/// recorded specs) as `options` say, until the end or until `stop` is set.
+///
+/// # Errors
+/// [`RecordError::Manifest`] for a ring `options` names that the session does not hold, or a
+/// manifest this version cannot read; the reading and ring errors of the files and rings.
 pub fn replay(
     dir: &Path,
     segment: &Segment,
-    pace: Pace,
+    options: &ReplayOptions,
     stop: &AtomicBool,
 ) -> Result<Replayed, RecordError> {
     let manifest = Manifest::read(dir)?;
+    if let Some(missing) = options
+        .rings
+        .iter()
+        .find(|name| !manifest.rings.iter().any(|r| &r.ring == *name))
+    {
+        return Err(RecordError::Manifest {
+            path: dir.join(crate::MANIFEST),
+            detail: format!("the session has no ring {missing:?}"),
+        });
+    }
+    let pace = options.pace;
     struct Source {
         writer: FrameWriter,
         files: Vec<RecordedFile>,
@@ -52,7 +102,11 @@ pub fn replay(
         published: u64,
     }
     let mut sources = Vec::new();
-    for r in &manifest.rings {
+    for r in manifest
+        .rings
+        .iter()
+        .filter(|r| options.rings.is_empty() || options.rings.contains(&r.ring))
+    {
         let elem = ElemType::from_name(&r.dtype).ok_or_else(|| RecordError::Manifest {
             path: dir.join(crate::MANIFEST),
             detail: format!("ring {:?} has an unknown dtype {:?}", r.ring, r.dtype),
@@ -68,16 +122,41 @@ pub fn replay(
             .iter()
             .map(|f| RecordedFile::open(&dir.join(&f.file)))
             .collect::<Result<Vec<_>, _>>()?;
-        sources.push((
-            r.ring.clone(),
-            Source {
-                writer,
-                files,
-                file: 0,
-                row: 0,
-                published: 0,
-            },
-        ));
+        let source = Source {
+            writer,
+            files,
+            file: 0,
+            row: 0,
+            published: 0,
+        };
+        sources.push((r.ring.clone(), source));
+    }
+    let from = match options.start {
+        ReplayStart::Beginning => None,
+        ReplayStart::AtMonoNs(t) => Some(t),
+        ReplayStart::After(offset) => sources
+            .iter()
+            .filter_map(|(_, s)| s.files.iter().find_map(|f| f.rows().first()))
+            .map(|row| row.mono_ns)
+            .min()
+            .map(|first| {
+                first.saturating_add(u64::try_from(offset.as_nanos()).unwrap_or(u64::MAX))
+            }),
+    };
+    if let Some(from) = from {
+        for (_, source) in &mut sources {
+            // Rows are in publish order within a ring: skip whole files, then rows.
+            while source.file < source.files.len() {
+                let rows = source.files[source.file].rows();
+                match rows.iter().position(|row| row.mono_ns >= from) {
+                    Some(row) => {
+                        source.row = row;
+                        break;
+                    }
+                    None => source.file += 1,
+                }
+            }
+        }
     }
     let next_row = |s: &Source| -> Option<Row> {
         let mut file = s.file;

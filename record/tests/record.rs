@@ -360,6 +360,15 @@ fn replayed(
     tag: &str,
     pace: shmkit_record::Pace,
 ) -> (shmkit_record::Replayed, Vec<Replayed>) {
+    replayed_with(dir, tag, &shmkit_record::ReplayOptions::new(pace))
+}
+
+/// [`replayed`] with every option.
+fn replayed_with(
+    dir: &Path,
+    tag: &str,
+    options: &shmkit_record::ReplayOptions,
+) -> (shmkit_record::Replayed, Vec<Replayed>) {
     let name = format!("shmkit-replay-{tag}-{}", std::process::id());
     let _ = Segment::unlink(&name);
     let seg = Segment::create(&name, &CreateOptions::new(8 << 20)).unwrap();
@@ -397,10 +406,16 @@ fn replayed(
         })
     };
     let never = std::sync::atomic::AtomicBool::new(false);
-    let out = shmkit_record::replay(dir, &seg, pace, &never).unwrap();
+    let out = shmkit_record::replay(dir, &seg, options, &never).unwrap();
     done.store(true, std::sync::atomic::Ordering::Release);
     let got = reading.join().unwrap();
     assert!(!out.interrupted);
+    if options.rings == ["cam"] {
+        assert!(
+            shmkit::SegmentObjects::open::<FrameRing>(&seg, "aux").is_err(),
+            "a ring left out of the replay is not made"
+        );
+    }
     let _ = Segment::unlink(&name);
     (out, got)
 }
@@ -446,4 +461,60 @@ fn a_replay_reproduces_ids_pixels_user_words_and_pacing() {
     }
     let (fast, _) = replayed(&t.dir, "fast", shmkit_record::Pace::AsFast);
     assert_eq!(fast.rings, [("cam".to_owned(), 300)]);
+}
+
+#[test]
+fn a_replay_of_some_rings_from_an_instant_starts_at_their_first_frame_at_or_after_it() {
+    let t = Temp::new("replay-part");
+    let seg = Segment::create(&t.seg, &CreateOptions::new(8 << 20)).unwrap();
+    let (cam, aux) = (
+        ring(&seg, 64),
+        seg.frame_ring("aux", &FrameSpec::new(8, ElemType::U8, &[4]))
+            .unwrap(),
+    );
+    let rec = Recorder::start(&seg, &["cam", "aux"], &RecordOptions::new(&t.dir)).unwrap();
+    let mut w = aux.writer().unwrap();
+    for _ in 0..5 {
+        w.claim(Duration::from_secs(1)).unwrap().publish();
+    }
+    publish(&cam, 200, Duration::from_micros(200));
+    let m = rec.stop().unwrap();
+    let rows = check_frames(&ring_files(&t.dir, &m));
+    assert_eq!(rows.len(), 200);
+    // From frame 121's publish time: frames 121..=200, renumbered from 1 in the fresh ring.
+    let options = shmkit_record::ReplayOptions {
+        rings: vec!["cam".into()],
+        start: shmkit_record::ReplayStart::AtMonoNs(rows[120].mono_ns),
+        // At the recorded pace: as fast as possible could lap the reader.
+        ..shmkit_record::ReplayOptions::new(shmkit_record::Pace::Speed(1.0))
+    };
+    let (out, got) = replayed_with(&t.dir, "part", &options);
+    assert_eq!(out.rings, [("cam".to_owned(), 80)]);
+    let mut expect = vec![0u16; (SHAPE[0] * SHAPE[1]) as usize];
+    let original: Vec<u64> = got.iter().map(|(_, _, user, _)| user[0]).collect();
+    assert_eq!(original, (121..=200).collect::<Vec<u64>>());
+    for (_, px, user, _) in &got {
+        pattern(user[0], &mut expect);
+        assert_eq!(px, &expect, "frame {}", user[0]);
+    }
+    // The same instant as an offset from the first frame of the rings replayed.
+    let after = rows[120].mono_ns - rows[0].mono_ns;
+    let options = shmkit_record::ReplayOptions {
+        start: shmkit_record::ReplayStart::After(Duration::from_nanos(after)),
+        ..options
+    };
+    let (out, _) = replayed_with(&t.dir, "after", &options);
+    assert_eq!(out.rings, [("cam".to_owned(), 80)]);
+    let unknown = shmkit_record::ReplayOptions {
+        rings: vec!["nope".into()],
+        ..options
+    };
+    let err = shmkit_record::replay(
+        &t.dir,
+        &seg,
+        &unknown,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no ring \"nope\""), "{err}");
 }
