@@ -1,7 +1,8 @@
 //! The closed-loop example at the small configuration (8 × 8 sub-apertures, 1 kHz, 2 s):
 //! the loop corrects moving turbulence — the closed-loop residual far below the open loop's
 //! and near the error budget — with no torn and no missed frame, and the poke test finds the
-//! model's one frame of delay.
+//! model's one frame of delay. The run is recorded, and its controller then runs again against
+//! the replayed camera, commanding the mirror exactly as it did.
 //!
 //! Own `main` (no libtest harness): the example's device servers and experiments are children
 //! of this program.
@@ -15,8 +16,12 @@ use shmkit::process::Entries;
 
 fn main() {
     closed_loop::entries(Entries::new()).dispatch();
+    let session =
+        std::env::temp_dir().join(format!("shmkit-closed-loop-session-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&session);
     let options = closed_loop::Options {
         segment: format!("shmkit-test-closed-loop-{}", std::process::id()),
+        record: Some(session.clone()),
         report_dir: Some(
             std::env::temp_dir().join(format!("shmkit-closed-loop-{}", std::process::id())),
         ),
@@ -99,5 +104,46 @@ fn main() {
     assert_eq!(json["options"]["ao"]["seed"], options.ao.seed);
     assert!(json["summary"]["closed_loop_nm"].as_f64().is_some());
     let _ = std::fs::remove_dir_all(dir);
-    println!("1 passed, 0 failed");
+    replay(&session, &report);
+    let _ = std::fs::remove_dir_all(&session);
+    println!("2 passed, 0 failed");
+}
+
+/// The controller against the replayed camera: every replayed frame read and verified
+/// (pixels and user words bit-exact: the camera's checksum), and every command the recorded
+/// one, bit for bit.
+fn replay(session: &std::path::Path, recorded: &closed_loop::Report) {
+    let manifest = recorded.recording.as_ref().expect("the run was recorded");
+    assert!(
+        manifest
+            .rings
+            .iter()
+            .all(|r| r.published == Some(r.recorded + r.dropped)),
+        "{manifest:?}"
+    );
+    let options = closed_loop::Options {
+        segment: format!("shmkit-test-closed-loop-replay-{}", std::process::id()),
+        replay: Some(session.to_owned()),
+        ..closed_loop::Options::small()
+    };
+    let report = closed_loop::run(&options, false).expect("the replayed bench runs");
+    let c = &report.controller;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let replayed = report.replayed.as_ref().expect("a replay ran");
+    assert_eq!(replayed.rings.len(), 1, "{replayed:?}");
+    assert_eq!(replayed.rings[0].0, "dev/Camera/frames");
+    // Read, verified, none missed: the replay published the closed loop's frames as recorded.
+    assert_eq!(c.frames, replayed.rings[0].1, "frames read vs replayed");
+    assert_eq!((c.verified, c.torn, c.missed), (c.frames, 0, 0));
+    let check = c.replay.as_ref().expect("the commands were compared");
+    assert_eq!(check.identical, check.compared, "{check:?}");
+    assert_eq!(check.compared, c.commands, "{check:?}");
+    if manifest.rings.iter().all(|r| r.dropped == 0) {
+        // A complete recording: the same frames commanded, the same number of times.
+        assert_eq!(check.unknown_from, None);
+        assert_eq!(c.commands, recorded.controller.commands);
+        // (The recording goes on after the recorded loop's end: more frames, no commands.)
+        assert!(c.frames >= recorded.controller.frames);
+    }
+    assert!(c.commands > 100, "{check:?}");
 }

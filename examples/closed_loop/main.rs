@@ -95,9 +95,16 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     report: Option<std::path::PathBuf>,
     /// Record the camera's and the mirror's frames into this session directory (FITS files
-    /// and manifest.json, as `shmkit record` writes them) while the loop runs.
-    #[arg(long, value_name = "DIR")]
+    /// and manifest.json, as `shmkit record` writes them) while the loop runs, with what a
+    /// replay needs (closed_loop.json, reconstructor.fits).
+    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
     record: Option<std::path::PathBuf>,
+    /// Run the controller against the camera frames a `--record DIR` run recorded, at their
+    /// pace, with its reconstructor and parameters (no camera server; the geometry,
+    /// turbulence and gain options are the recorded run's), and check that every command is
+    /// the recorded one.
+    #[arg(long, value_name = "DIR")]
+    replay: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -112,6 +119,7 @@ impl Args {
             pin: !self.no_pin,
             realtime: self.realtime,
             record: self.record.clone(),
+            replay: self.replay.clone(),
             ..Options::default()
         };
         o.ao.diameter = self.diameter;
@@ -186,14 +194,24 @@ fn main() {
                     }
                 }
             }
-            // The demo's own claims: no torn frame, no frame the controller missed.
+            // The demo's own claims: no torn frame, no frame the controller missed; a replay
+            // commands what the recording did.
+            let replay_differs = summary
+                .replay
+                .as_ref()
+                .is_some_and(|(_, c)| c.identical != c.compared || c.compared == 0);
             if summary.torn.0 + summary.torn.1 > 0
                 || summary.missed > 0
                 || !summary.failures.is_empty()
+                || replay_differs
             {
                 eprintln!(
-                    "closed_loop: FAILED: {} + {} torn, {} missed, failures {:?}",
-                    summary.torn.0, summary.torn.1, summary.missed, summary.failures
+                    "closed_loop: FAILED: {} + {} torn, {} missed, failures {:?}, replay {:?}",
+                    summary.torn.0,
+                    summary.torn.1,
+                    summary.missed,
+                    summary.failures,
+                    summary.replay
                 );
                 std::process::exit(1);
             }

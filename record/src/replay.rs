@@ -12,10 +12,11 @@ use crate::manifest::Manifest;
 use crate::read::RecordedFile;
 use crate::RecordError;
 use shm_layout::ElemType;
-use shmkit::rings::{FrameRing, FrameSpec, FrameWriter};
+use shmkit::rings::{FrameRing, FrameSpec};
 use shmkit::Segment;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How fast to replay.
@@ -94,13 +95,7 @@ pub fn replay(
         });
     }
     let pace = options.pace;
-    struct Source {
-        writer: FrameWriter,
-        files: Vec<RecordedFile>,
-        file: usize,
-        row: usize,
-        published: u64,
-    }
+    let mut writers = Vec::new();
     let mut sources = Vec::new();
     for r in manifest
         .rings
@@ -122,21 +117,19 @@ pub fn replay(
             .iter()
             .map(|f| RecordedFile::open(&dir.join(&f.file)))
             .collect::<Result<Vec<_>, _>>()?;
-        let source = Source {
-            writer,
+        writers.push((r.ring.clone(), writer, 0u64));
+        sources.push(Source {
             files,
             file: 0,
             row: 0,
-            published: 0,
-        };
-        sources.push((r.ring.clone(), source));
+        });
     }
     let from = match options.start {
         ReplayStart::Beginning => None,
         ReplayStart::AtMonoNs(t) => Some(t),
         ReplayStart::After(offset) => sources
             .iter()
-            .filter_map(|(_, s)| s.files.iter().find_map(|f| f.rows().first()))
+            .filter_map(|s| s.files.iter().find_map(|f| f.rows().first()))
             .map(|row| row.mono_ns)
             .min()
             .map(|first| {
@@ -144,92 +137,146 @@ pub fn replay(
             }),
     };
     if let Some(from) = from {
-        for (_, source) in &mut sources {
-            // Rows are in publish order within a ring: skip whole files, then rows.
-            while source.file < source.files.len() {
-                let rows = source.files[source.file].rows();
-                match rows.iter().position(|row| row.mono_ns >= from) {
-                    Some(row) => {
-                        source.row = row;
-                        break;
-                    }
-                    None => source.file += 1,
-                }
-            }
+        for source in &mut sources {
+            source.seek(from);
         }
     }
-    let next_row = |s: &Source| -> Option<Row> {
-        let mut file = s.file;
-        let mut row = s.row;
-        while file < s.files.len() {
-            if let Some(r) = s.files[file].rows().get(row) {
-                return Some(*r);
+    // Frames are read from disk (a recording written past the page cache is not in it) by a
+    // thread that keeps READ_AHEAD frames ready, so a slow read delays no frame's publish.
+    let (ready_tx, ready) = mpsc::sync_channel::<Result<Ahead, RecordError>>(READ_AHEAD);
+    let (spare_tx, spare) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_ahead(sources, &ready_tx, &spare));
+        let _precise = crate::sys::PreciseSleeps::new();
+        let start = Instant::now();
+        let mut first_mono: Option<u64> = None;
+        let mut interrupted = false;
+        // The reader hangs up at the end of the recording.
+        while let Ok(ahead) = ready.recv() {
+            let Ahead { ring, row, frame } = ahead?;
+            if stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+            let t0 = *first_mono.get_or_insert(row.mono_ns);
+            if let Pace::Speed(speed) = pace {
+                let offset = Duration::from_nanos(row.mono_ns.saturating_sub(t0));
+                wait_until(start + offset.div_f64(speed.max(1e-6)), stop);
+            }
+            let (name, writer, published) = &mut writers[ring];
+            let ring_error = |source| RecordError::Ring {
+                ring: name.clone(),
+                source,
+            };
+            let mut slot = writer.claim(Duration::from_secs(5)).map_err(ring_error)?;
+            let n = (row.len as usize).min(frame.len());
+            slot.bytes_mut()[..n].copy_from_slice(&frame[..n]);
+            slot.set_len(n as u64);
+            for (w, &u) in row.user.iter().enumerate() {
+                slot.set_user(w, u);
+            }
+            slot.publish();
+            *published += 1;
+            // The reader may have finished: then the buffer is simply dropped.
+            let _ = spare_tx.send(frame);
+        }
+        // Dropping `ready` stops the reader at its next frame.
+        drop(ready);
+        Ok(Replayed {
+            rings: writers.into_iter().map(|(n, _, p)| (n, p)).collect(),
+            interrupted,
+        })
+    })
+}
+
+/// Frames read ahead of their publish.
+const READ_AHEAD: usize = 32;
+
+/// One ring's files and the next frame to read.
+struct Source {
+    files: Vec<RecordedFile>,
+    file: usize,
+    row: usize,
+}
+
+impl Source {
+    /// The next frame's row and where it is, if any is left.
+    fn next(&self) -> Option<(Row, usize, usize)> {
+        let (mut file, mut row) = (self.file, self.row);
+        while file < self.files.len() {
+            if let Some(r) = self.files[file].rows().get(row) {
+                return Some((*r, file, row));
             }
             file += 1;
             row = 0;
         }
         None
-    };
-    let start = Instant::now();
-    let mut first_mono: Option<u64> = None;
-    let mut buf = Vec::new();
-    let mut interrupted = false;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            interrupted = true;
-            break;
-        }
-        // The ring whose next frame is the earliest.
-        let Some((i, row)) = sources
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, s))| next_row(s).map(|r| (i, r)))
-            .min_by_key(|(_, r)| r.mono_ns)
-        else {
-            break;
-        };
-        let t0 = *first_mono.get_or_insert(row.mono_ns);
-        if let Pace::Speed(speed) = pace {
-            let offset = Duration::from_nanos(row.mono_ns.saturating_sub(t0));
-            let due = start + offset.div_f64(speed.max(1e-6));
-            // Sleep to within a millisecond of the frame's time, then spin: the pace is kept
-            // to tens of microseconds without a core spinning between slow frames.
-            loop {
-                let now = Instant::now();
-                if now >= due || stop.load(Ordering::Relaxed) {
-                    break;
+    }
+
+    /// Moves to the first frame published at or after `from` (rows are in publish order
+    /// within a ring).
+    fn seek(&mut self, from: u64) {
+        while self.file < self.files.len() {
+            match self.files[self.file]
+                .rows()
+                .iter()
+                .position(|row| row.mono_ns >= from)
+            {
+                Some(row) => {
+                    self.row = row;
+                    return;
                 }
-                let left = due - now;
-                if left > Duration::from_millis(2) {
-                    std::thread::sleep(left - Duration::from_millis(1));
-                } else {
-                    std::hint::spin_loop();
-                }
+                None => self.file += 1,
             }
         }
-        let (name, s) = &mut sources[i];
-        while s.files[s.file].rows().get(s.row).is_none() {
-            s.file += 1;
-            s.row = 0;
-        }
-        s.files[s.file].frame(s.row, &mut buf)?;
-        let ring_error = |source| RecordError::Ring {
-            ring: name.clone(),
-            source,
-        };
-        let mut slot = s.writer.claim(Duration::from_secs(5)).map_err(ring_error)?;
-        let n = (row.len as usize).min(buf.len());
-        slot.bytes_mut()[..n].copy_from_slice(&buf[..n]);
-        slot.set_len(n as u64);
-        for (w, &u) in row.user.iter().enumerate() {
-            slot.set_user(w, u);
-        }
-        slot.publish();
-        s.row += 1;
-        s.published += 1;
     }
-    Ok(Replayed {
-        rings: sources.into_iter().map(|(n, s)| (n, s.published)).collect(),
-        interrupted,
-    })
+}
+
+/// A frame read ahead: its ring (index), row and native bytes.
+struct Ahead {
+    ring: usize,
+    row: Row,
+    frame: Vec<u8>,
+}
+
+/// Reads every source's frames in publish order across rings into `ready`, reusing the
+/// buffers that come back on `spare`, until the end or until the publisher hangs up.
+fn read_ahead(
+    mut sources: Vec<Source>,
+    ready: &mpsc::SyncSender<Result<Ahead, RecordError>>,
+    spare: &mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        // The ring whose next frame is the earliest.
+        let Some((ring, (row, file, at))) = sources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.next().map(|n| (i, n)))
+            .min_by_key(|(_, (r, ..))| r.mono_ns)
+        else {
+            return;
+        };
+        let source = &mut sources[ring];
+        let mut frame = spare.try_recv().unwrap_or_default();
+        let read = source.files[file].frame(at, &mut frame);
+        (source.file, source.row) = (file, at + 1);
+        let sent = ready.send(read.map(|()| Ahead { ring, row, frame }));
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sleeps until `due` (or `stop`). With [`PreciseSleeps`](crate::sys::PreciseSleeps) the
+/// kernel ends the sleep within microseconds of it; a replay beside the loop's servers must
+/// not spin on their CPU.
+fn wait_until(due: Instant, stop: &AtomicBool) {
+    loop {
+        let now = Instant::now();
+        if now >= due || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        // In steps of at most 100 ms, so a stop is seen between slow frames.
+        std::thread::sleep((due - now).min(Duration::from_millis(100)));
+    }
 }

@@ -4,11 +4,13 @@
 
 use super::linalg::{mvm, reconstructor, slopes};
 use super::options::Options;
+use super::replay::{self, Comparison, Recorded, RecordedCommands, CAMERA_FRAMES};
 use super::rtf;
 use super::telemetry::ControllerReport;
 use super::{allowed_cpus, pin_to};
 use serde::{Deserialize, Serialize};
-use shmkit::rings::{Frame, FrameReader, ReadMode, RingError};
+use shmkit::rings::{Frame, FrameReader, FrameRing, ReadMode, RingError};
+use shmkit::SegmentObjects;
 use shmkit_devices::DeviceClient;
 use shmkit_sim::ao::AoGeometry;
 use shmkit_sim::{checksum, CameraCommand, DmCommand, DmReply, SimCamera, SimDm};
@@ -180,14 +182,30 @@ impl Experiment for Controller {
                 .with_strategy(o.strategy()),
             applied: VecDeque::new(),
         };
-        let camera = ctx.devices().get::<SimCamera>("Camera", &o.camera())?;
+        // Against a replayed camera: no camera server; the recorded run's reconstructor, and
+        // its commands to compare with.
+        let replayed = match &o.replay {
+            Some(dir) => Some((
+                replay::load(dir)?,
+                Comparison::new(RecordedCommands::read(dir)?),
+            )),
+            None => None,
+        };
+        let camera = match replayed {
+            Some(_) => None,
+            None => Some(ctx.devices().get::<SimCamera>("Camera", &o.camera())?),
+        };
         // Oldest-first: every frame is seen (telemetry, checksum); a frame with a newer one
         // already behind it only feeds telemetry, so the mirror is never commanded from a
         // backlog (stale slopes make an integrator unstable).
+        let reader = match &camera {
+            Some(camera) => camera.frames("frames", ReadMode::OldestFirst)?,
+            None => seg
+                .open::<FrameRing>(CAMERA_FRAMES)?
+                .reader(ReadMode::OldestFirst)?,
+        };
         let mut frames = Frames {
-            reader: camera
-                .frames("frames", ReadMode::OldestFirst)?
-                .with_strategy(o.strategy()),
+            reader: reader.with_strategy(o.strategy()),
             verified: 0,
             torn: 0,
         };
@@ -222,105 +240,124 @@ impl Experiment for Controller {
             Err::<(), ExperimentFailure>("no frame from the camera within 5 s".into())
         };
 
-        // Calibration without turbulence: push-pull every active actuator.
-        progress.insert("phase", &"calibrating")?;
-        camera.call(&CameraCommand::Turbulence(false))?;
-        camera.call(&CameraCommand::Photons(o.ao.photons * CALIBRATION_FLUX))?;
-        let calibration = Instant::now();
-        let delta = o.poke_um;
-        let mut m = vec![0f32; nslopes * na];
-        let mut poke = vec![0f32; na];
-        for k in 0..na {
-            if ctx.should_stop() {
-                return Ok(());
-            }
-            poke[k] = delta;
-            let (shape, _) = mirror.set(&full(&poke), 0)?;
-            fresh(&mut frames, shape, &mut s, &mut ignored_missed)?;
-            poke[k] = -delta;
-            let (shape, _) = mirror.set(&full(&poke), 0)?;
-            fresh(&mut frames, shape, &mut s_minus, &mut ignored_missed)?;
-            poke[k] = 0.0;
-            for r in 0..nslopes {
-                m[r * na + k] = (s[r] - s_minus[r]) / (2.0 * delta);
-            }
-            if k % 50 == 0 {
-                progress.insert("frames", &(k as u64))?;
-            }
-        }
-        camera.call(&CameraCommand::Photons(o.ao.photons))?;
-        let (rec, dropped) = reconstructor(&m, nslopes, na);
-        report.modes = ((na - dropped) as u64, na as u64);
-        report.calibration_s = calibration.elapsed().as_secs_f64();
-
-        // Poke test, the way the loop runs: on a frame's arrival, command a step (a tilt of
-        // the whole mirror), then count the frames until the sensor sees half of it.
-        progress.insert("phase", &"poke test")?;
-        // The modes once: the poke test's tilt here, the RTF's projections in the loop.
+        // The modes once: the poke test's tilt, the RTF's projections in the loop.
         let modes = low_order_modes(&geometry);
-        let norm = modes[0].iter().map(|a| a * a).sum::<f32>().sqrt();
-        let tilt: Vec<f32> = modes[0].iter().map(|&v| v / norm).collect();
-        let mut expected = vec![0f32; nslopes];
-        {
-            // The sensor's response to the step, from the calibration.
-            let step: Vec<f32> = tilt.iter().map(|&v| v * 4.0 * delta).collect();
-            mvm(&m, &step, &mut expected);
-        }
-        let expected_norm: f32 = expected.iter().map(|v| v * v).sum();
-        let mut level = 0.0f32;
-        for step in 0..o.poke_steps {
-            let target = if step % 2 == 0 { 1.0 } else { 0.0 };
-            let from = loop {
-                let id = match frames.next(Duration::from_secs(1), &mut ignored_missed)? {
-                    Some(frame) => frame.id(),
-                    None => continue,
-                };
-                if frames.reader.ring().stats().last_id == id {
-                    break id;
+        let (rec, t_last, mut comparison) = match (replayed, &camera) {
+            (Some(((calibration, rec), comparison)), _) => {
+                if (calibration.slopes, calibration.actuators) != (nslopes, na) {
+                    return Err(format!(
+                        "the recorded reconstructor is {} x {}, this geometry needs {na} x {nslopes}",
+                        calibration.actuators, calibration.slopes
+                    )
+                    .into());
                 }
-            };
-            let values: Vec<f32> = tilt.iter().map(|&v| v * 4.0 * delta * target).collect();
-            mirror.set(&full(&values), from)?;
-            let mut seen = 0u32;
-            for _ in 0..20 {
-                let Some(frame) = frames.next(Duration::from_secs(1), &mut ignored_missed)? else {
-                    continue;
-                };
-                slopes(frame.typed::<u16>()?, &geometry, bg, &mut s);
-                let along = s.iter().zip(&expected).map(|(a, b)| a * b).sum::<f32>()
-                    / expected_norm.max(1e-12);
-                if (along - level).abs() > 0.5 * (target - level).abs() {
-                    seen = (frame.id() - from) as u32;
-                    break;
+                (rec, 0.0, Some(comparison))
+            }
+            (None, Some(camera)) => {
+                // Calibration without turbulence: push-pull every active actuator.
+                progress.insert("phase", &"calibrating")?;
+                camera.call(&CameraCommand::Turbulence(false))?;
+                camera.call(&CameraCommand::Photons(o.ao.photons * CALIBRATION_FLUX))?;
+                let calibration = Instant::now();
+                let delta = o.poke_um;
+                let mut m = vec![0f32; nslopes * na];
+                let mut poke = vec![0f32; na];
+                for k in 0..na {
+                    if ctx.should_stop() {
+                        return Ok(());
+                    }
+                    poke[k] = delta;
+                    let (shape, _) = mirror.set(&full(&poke), 0)?;
+                    fresh(&mut frames, shape, &mut s, &mut ignored_missed)?;
+                    poke[k] = -delta;
+                    let (shape, _) = mirror.set(&full(&poke), 0)?;
+                    fresh(&mut frames, shape, &mut s_minus, &mut ignored_missed)?;
+                    poke[k] = 0.0;
+                    for r in 0..nslopes {
+                        m[r * na + k] = (s[r] - s_minus[r]) / (2.0 * delta);
+                    }
+                    if k % 50 == 0 {
+                        progress.insert("frames", &(k as u64))?;
+                    }
                 }
-            }
-            level = target;
-            report.poke_frames.push(seen);
-            // Settle before the next step.
-            for _ in 0..3 {
-                frames.next(Duration::from_secs(1), &mut ignored_missed)?;
-            }
-        }
-        mirror.set(&vec![0f32; n * n], 0)?;
+                camera.call(&CameraCommand::Photons(o.ao.photons))?;
+                let (rec, dropped) = reconstructor(&m, nslopes, na);
+                report.modes = ((na - dropped) as u64, na as u64);
+                report.calibration_s = calibration.elapsed().as_secs_f64();
 
-        // Open loop: turbulence on, mirror flat.
-        progress.insert("phase", &"open loop")?;
-        camera.call(&CameraCommand::Turbulence(true))?;
-        let (shape, _) = mirror.set(&vec![0f32; n * n], 0)?;
-        fresh(&mut frames, shape, &mut s, &mut ignored_missed)?;
-        let open = Instant::now();
-        let mut t_last = 0.0f64;
-        while open.elapsed().as_secs_f64() < o.open_loop_s && !ctx.should_stop() {
-            if let Some(frame) = frames.next(Duration::from_secs(1), &mut ignored_missed)? {
-                t_last = frame.user(4) as f64 * 1e-9;
-                report
-                    .residual
-                    .push((t_last as f32, f64::from_bits(frame.user(3)) as f32));
-                if report.frame_open.is_empty() {
-                    report.frame_open = frame.typed::<u16>()?.to_vec();
+                // Poke test, the way the loop runs: on a frame's arrival, command a step (a tilt of
+                // the whole mirror), then count the frames until the sensor sees half of it.
+                progress.insert("phase", &"poke test")?;
+                let norm = modes[0].iter().map(|a| a * a).sum::<f32>().sqrt();
+                let tilt: Vec<f32> = modes[0].iter().map(|&v| v / norm).collect();
+                let mut expected = vec![0f32; nslopes];
+                {
+                    // The sensor's response to the step, from the calibration.
+                    let step: Vec<f32> = tilt.iter().map(|&v| v * 4.0 * delta).collect();
+                    mvm(&m, &step, &mut expected);
                 }
+                let expected_norm: f32 = expected.iter().map(|v| v * v).sum();
+                let mut level = 0.0f32;
+                for step in 0..o.poke_steps {
+                    let target = if step % 2 == 0 { 1.0 } else { 0.0 };
+                    let from = loop {
+                        let id = match frames.next(Duration::from_secs(1), &mut ignored_missed)? {
+                            Some(frame) => frame.id(),
+                            None => continue,
+                        };
+                        if frames.reader.ring().stats().last_id == id {
+                            break id;
+                        }
+                    };
+                    let values: Vec<f32> = tilt.iter().map(|&v| v * 4.0 * delta * target).collect();
+                    mirror.set(&full(&values), from)?;
+                    let mut seen = 0u32;
+                    for _ in 0..20 {
+                        let Some(frame) =
+                            frames.next(Duration::from_secs(1), &mut ignored_missed)?
+                        else {
+                            continue;
+                        };
+                        slopes(frame.typed::<u16>()?, &geometry, bg, &mut s);
+                        let along = s.iter().zip(&expected).map(|(a, b)| a * b).sum::<f32>()
+                            / expected_norm.max(1e-12);
+                        if (along - level).abs() > 0.5 * (target - level).abs() {
+                            seen = (frame.id() - from) as u32;
+                            break;
+                        }
+                    }
+                    level = target;
+                    report.poke_frames.push(seen);
+                    // Settle before the next step.
+                    for _ in 0..3 {
+                        frames.next(Duration::from_secs(1), &mut ignored_missed)?;
+                    }
+                }
+                mirror.set(&vec![0f32; n * n], 0)?;
+
+                // Open loop: turbulence on, mirror flat.
+                progress.insert("phase", &"open loop")?;
+                camera.call(&CameraCommand::Turbulence(true))?;
+                let (shape, _) = mirror.set(&vec![0f32; n * n], 0)?;
+                fresh(&mut frames, shape, &mut s, &mut ignored_missed)?;
+                let open = Instant::now();
+                let mut t_last = 0.0f64;
+                while open.elapsed().as_secs_f64() < o.open_loop_s && !ctx.should_stop() {
+                    if let Some(frame) = frames.next(Duration::from_secs(1), &mut ignored_missed)? {
+                        t_last = frame.user(4) as f64 * 1e-9;
+                        report
+                            .residual
+                            .push((t_last as f32, f64::from_bits(frame.user(3)) as f32));
+                        if report.frame_open.is_empty() {
+                            report.frame_open = frame.typed::<u16>()?.to_vec();
+                        }
+                    }
+                }
+
+                (rec, t_last, None)
             }
-        }
+            (None, None) => return Err("no camera server and no recording to replay".into()),
+        };
 
         // Closed loop.
         progress.insert("phase", &"closed loop")?;
@@ -337,8 +374,19 @@ impl Experiment for Controller {
         let (gain, leak) = (o.gain, o.leak);
         let stroke = o.stroke;
         let mut missed = 0u64;
-        while !ctx.should_stop() && start.elapsed().as_secs_f64() < o.duration_s {
-            let Some((frame, held)) = frames.next_held(Duration::from_secs(1), &mut missed)? else {
+        // A replay ends the loop when its last frame is read (the testbed process says when
+        // it published it); a live run after its duration.
+        let timeout = Duration::from_millis(if comparison.is_some() { 100 } else { 1000 });
+        while !ctx.should_stop()
+            && (comparison.is_some() || start.elapsed().as_secs_f64() < o.duration_s)
+        {
+            let Some((frame, held)) = frames.next_held(timeout, &mut missed)? else {
+                if comparison.is_some()
+                    && progress.get::<String>("replay")?.as_deref() == Some("done")
+                    && frames.reader.ring().stats().last_id <= last_id
+                {
+                    break;
+                }
                 continue;
             };
             let (id, ts) = (frame.id(), frame.ts_ns());
@@ -362,14 +410,22 @@ impl Experiment for Controller {
                 .residual
                 .push((t as f32, f64::from_bits(frame.user(3)) as f32));
             report.t_end = t;
-            let shape_seen = frame.user(2);
+            let (shape_seen, counter) = (frame.user(2), frame.user(0));
             slopes(frame.typed::<u16>()?, &geometry, bg, &mut s);
             if report.frames % 1000 == 999 || report.frame_closed.is_empty() {
                 report.frame_closed = frame.typed::<u16>()?.to_vec();
             }
             drop(frame);
             report.frames += 1;
-            if frames.reader.ring().stats().last_id > id {
+            // Live: telemetry only if a newer frame is already out. Replayed: what the
+            // recorded run did (see replay::Comparison), while the recording can say.
+            let newer = frames.reader.ring().stats().last_id > id;
+            let telemetry_only = match comparison.as_mut().map(|c| c.recorded(counter)) {
+                Some(Recorded::Commanded) => false,
+                Some(Recorded::TelemetryOnly) => true,
+                Some(Recorded::Unknown) | None => newer,
+            };
+            if telemetry_only {
                 report.telemetry_only += 1;
                 continue;
             }
@@ -390,13 +446,20 @@ impl Experiment for Controller {
             report
                 .mvm_us
                 .push(mvm_end.saturating_sub(mvm_start) as f32 / 1000.0);
-            // What the frame saw, for the pseudo-open loop: R s = R s_atm + c_seen.
-            let seen = mirror.seen(shape_seen).map(|c| c.to_vec());
+            // What the frame saw, for the pseudo-open loop: R s = R s_atm + c_seen (a replayed
+            // frame saw the recorded run's mirror, not this one's).
+            let seen = match comparison {
+                Some(_) => None,
+                None => mirror.seen(shape_seen).map(|c| c.to_vec()),
+            };
             let (_, applied) = mirror.set(&out, id)?;
             report
                 .command_latency_us
                 .push(applied.saturating_sub(sent) as f32 / 1000.0);
             report.commands += 1;
+            if let Some(c) = &mut comparison {
+                c.command(counter, &out);
+            }
             if let Some(seen) = seen {
                 for ((p, &ek), &k) in pol.iter_mut().zip(&e).zip(&active) {
                     *p = ek - seen[k];
@@ -424,6 +487,17 @@ impl Experiment for Controller {
         report.mirror = out;
         report.verified = frames.verified;
         report.torn = frames.torn;
+        report.replay = comparison.map(|c| c.check);
+        // What a replay of this run needs, beside its frames.
+        if let (Some(dir), true) = (&o.record, report.frames > 0) {
+            let calibration = replay::Calibration {
+                options: o.clone(),
+                closed_from_ns: first.1,
+                slopes: nslopes,
+                actuators: na,
+            };
+            replay::save(dir, &calibration, &rec)?;
+        }
         o.results(seg)?.insert("controller", &report)?;
         progress.insert("phase", &"done")?;
         Ok(())

@@ -25,6 +25,7 @@ mod controller;
 mod linalg;
 mod options;
 mod plots;
+mod replay;
 mod report;
 mod rtf;
 mod statistics;
@@ -119,11 +120,29 @@ pub struct Report {
     pub budget: Option<Budget>,
     /// The recording's manifest, when the run recorded the camera and the mirror.
     pub recording: Option<shmkit_record::Manifest>,
+    /// What a replay published, when the run replayed a recorded camera.
+    pub replayed: Option<shmkit_record::Replayed>,
 }
 
-/// Runs the bench; `progress` prints a live line.
+/// Runs the bench; `progress` prints a live line. With `options.replay`, the bench runs with
+/// the recorded session's parameters and camera frames (see `replay.rs`).
 pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::error::Error>> {
-    let mut options = options.clone();
+    let mut options = match &options.replay {
+        // The recorded run's geometry, turbulence and gains; this run's waits, pinning,
+        // priorities and report.
+        Some(dir) => Options {
+            wait: options.wait.clone(),
+            pin: options.pin,
+            realtime: options.realtime,
+            report_dir: options.report_dir.clone(),
+            segment: options.segment.clone(),
+            replay: Some(dir.clone()),
+            record: None,
+            controller_cpu: None,
+            ..replay::load(dir).map_err(|e| e.to_string())?.0.options
+        },
+        None => options.clone(),
+    };
     let cpus = allowed_cpus();
     // The device servers, the statistics reader and the recorder on the first CPU (they
     // inherit this process's pin); the controller alone on the last. Chosen here: a child
@@ -141,7 +160,11 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     let stroke = options.dm().stroke;
     let tb = TestbedBuilder::new(&options.segment)
         .size(options.segment_bytes())
-        .devices(&["Dm", "Camera"])
+        .devices(if options.replay.is_some() {
+            &["Dm"]
+        } else {
+            &["Dm", "Camera"]
+        })
         .safety_check_interval(Duration::from_millis(100))
         .safety_test(stroke_test("Dm", stroke, 0.8))
         .start()?;
@@ -150,13 +173,30 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     if progress {
         eprintln!("drawing the phase screens, starting the camera and the mirror ...");
     }
-    let camera = devices.get::<SimCamera>("Camera", &options.camera())?;
+    // The camera: its server, or the ring a replay publishes into (made before the
+    // experiments open it, with the recorded spec).
+    let camera = match &options.replay {
+        None => Some(devices.get::<SimCamera>("Camera", &options.camera())?),
+        Some(dir) => {
+            let manifest = shmkit_record::Manifest::read(dir)?;
+            let ring = manifest
+                .rings
+                .iter()
+                .find(|r| r.ring == replay::CAMERA_FRAMES)
+                .ok_or_else(|| format!("{}: no camera ring recorded", dir.display()))?;
+            let elem = shmkit::rings::ElemType::from_name(&ring.dtype)
+                .ok_or_else(|| format!("{}: unknown dtype {}", dir.display(), ring.dtype))?;
+            let spec = shmkit::rings::FrameSpec::new(ring.slots, elem, &ring.shape);
+            tb.segment().frame_ring(replay::CAMERA_FRAMES, &spec)?;
+            None
+        }
+    };
     // Started before the experiments so the whole loop is recorded; at idle priority and
     // on CPU 0 with the servers, never beside the controller.
     let recorder = match &options.record {
         Some(dir) => Some(shmkit_record::Recorder::start(
             tb.segment(),
-            &["dev/Camera/frames", "dev/Dm/shape"],
+            &[replay::CAMERA_FRAMES, replay::MIRROR_SHAPES],
             &shmkit_record::RecordOptions {
                 idle: true,
                 cpu: servers_cpu,
@@ -176,16 +216,46 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     let (mut last_frames, mut last_t) = (0u64, Instant::now());
     // The camera's rate from its ring's counters: readable even after a safety trip closed
     // the camera.
-    let camera_ring: FrameRing = tb.segment().open("dev/Camera/frames")?;
+    let camera_ring: FrameRing = tb.segment().open(replay::CAMERA_FRAMES)?;
     let (frames_before, t_before) = (camera_ring.stats().total_written, Instant::now());
     drop(camera);
     // The controller ends the run; the limit only guards against a stuck one.
     let limit = Duration::from_secs_f64(options.duration_s + 60.0);
+    let stop_replay = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut replaying: Option<std::thread::JoinHandle<Result<shmkit_record::Replayed, String>>> =
+        None;
+    let mut replayed = None;
     loop {
         std::thread::sleep(Duration::from_millis(250));
         let phase: String = progress_dict.get("phase")?.unwrap_or_default();
         if phase == "done" || tb.stopping() || started.elapsed() > limit {
             break;
+        }
+        // The controller is reading: replay the closed loop's frames at their pace.
+        if let (Some(dir), true, None, None) = (
+            &options.replay,
+            phase == "closed loop",
+            &replaying,
+            &replayed,
+        ) {
+            let (calibration, _) = replay::load(dir).map_err(|e| e.to_string())?;
+            let replay_options = shmkit_record::ReplayOptions {
+                rings: vec![replay::CAMERA_FRAMES.into()],
+                start: shmkit_record::ReplayStart::AtMonoNs(calibration.closed_from_ns),
+                ..shmkit_record::ReplayOptions::new(shmkit_record::Pace::Speed(1.0))
+            };
+            let (dir, segment, stop) = (dir.clone(), options.segment.clone(), stop_replay.clone());
+            replaying = Some(std::thread::spawn(move || {
+                let segment = shmkit::Segment::open(&segment).map_err(|e| e.to_string())?;
+                shmkit_record::replay(&dir, &segment, &replay_options, &stop)
+                    .map_err(|e| e.to_string())
+            }));
+        }
+        if replaying.as_ref().is_some_and(|r| r.is_finished()) {
+            if let Some(r) = replaying.take() {
+                replayed = Some(r.join().map_err(|_| "the replay thread panicked")??);
+            }
+            progress_dict.insert("replay", &"done")?;
         }
         if progress {
             let frames: u64 = progress_dict.get("frames")?.unwrap_or(0);
@@ -210,6 +280,10 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     if progress {
         eprintln!();
     }
+    stop_replay.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(r) = replaying.take() {
+        replayed = Some(r.join().map_err(|_| "the replay thread panicked")??);
+    }
     let camera_hz = camera_ring
         .stats()
         .total_written
@@ -232,7 +306,8 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         failures.push(format!("safety trip {}: {}", trip.test, trip.message));
     }
     // The budget over the last seconds of closed loop (at most 4: it replays every frame).
-    let budget = if controller.t_end > controller.t_close + 0.5 {
+    // (Not for a replay: its frames saw the recorded run's mirror.)
+    let budget = if options.replay.is_none() && controller.t_end > controller.t_close + 0.5 {
         if progress {
             eprintln!("error budget: replaying the turbulence ...");
         }
@@ -249,5 +324,6 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         failures,
         budget,
         recording,
+        replayed,
     })
 }

@@ -60,6 +60,9 @@ pub struct Options {
     /// Record the camera's and the mirror's rings into this session directory while the
     /// loop runs (`shmkit-record`, at idle priority, beside the device servers).
     pub record: Option<PathBuf>,
+    /// Run the controller against this recorded session's camera (see `replay.rs`).
+    #[serde(default)]
+    pub replay: Option<PathBuf>,
     /// The wavelength Strehl is reported at, nm (H band).
     pub science_nm: f64,
 }
@@ -85,6 +88,7 @@ impl Default for Options {
             realtime: false,
             report_dir: None,
             record: None,
+            replay: None,
             science_nm: 1650.0,
         }
     }

@@ -48,6 +48,29 @@ pub fn print_report(o: &Options, s: &Summary) {
         "  checksums: controller {} verified, {} torn; statistics reader {} verified, {} torn",
         s.verified.0, s.torn.0, s.verified.1, s.torn.1
     );
+    if let (Some(dir), Some((frames, check))) = (&o.replay, &s.replay) {
+        // The rest describes the optics of a live loop; a replayed camera saw the recorded
+        // run's mirror.
+        println!(
+            "  replay of {}: {frames} camera frames republished at their recorded pace",
+            dir.display()
+        );
+        println!(
+            "  commands identical to the recorded run's, bit for bit: {} of {} compared{}",
+            check.identical,
+            check.compared,
+            match check.unknown_from {
+                None => String::new(),
+                Some(id) => format!(
+                    " (from frame {id} the recording dropped frames: its run's commands there are unknown)"
+                ),
+            }
+        );
+        for f in &s.failures {
+            println!("  FAILURE: {f}");
+        }
+        return;
+    }
     println!(
         "  reconstructor: truncated SVD, {} of {} mirror modes corrected; calibration {:.1} s",
         s.modes.0, s.modes.1, s.calibration_s
@@ -137,6 +160,10 @@ pub fn write_report(
             pgm(&path, frame, side)?;
             files.push(path);
         }
+    }
+    if o.replay.is_some() {
+        // The plots are the optics of a live loop (see print_report).
+        return Ok(files);
     }
     let svgs = plots::write_all(dir, o, r, s)?;
     files.extend(pngs(&svgs));

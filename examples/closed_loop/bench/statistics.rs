@@ -1,10 +1,12 @@
 //! The image-statistics experiment: a second reader of the same frames.
 
 use super::options::Options;
+use super::replay::CAMERA_FRAMES;
 use super::telemetry::StatsReport;
 use serde::{Deserialize, Serialize};
-use shmkit::rings::{ReadMode, RingError};
-use shmkit_sim::{checksum, SimCamera};
+use shmkit::rings::{FrameRing, ReadMode, RingError};
+use shmkit::SegmentObjects;
+use shmkit_sim::checksum;
 use shmkit_testbed::{Experiment, ExperimentContext, ExperimentFailure};
 use std::time::Duration;
 
@@ -23,9 +25,11 @@ impl Experiment for Statistics {
         if let Err(e) = super::background() {
             eprintln!("statistics: staying at normal priority: {e}");
         }
-        let camera = ctx.devices().get::<SimCamera>("Camera", &o.camera())?;
-        let mut frames = camera
-            .frames("frames", ReadMode::NewestOnly)?
+        // The camera's ring by name: a replayed camera has no server.
+        let mut frames = ctx
+            .segment()
+            .open::<FrameRing>(CAMERA_FRAMES)?
+            .reader(ReadMode::NewestOnly)?
             .with_strategy(o.strategy());
         let mut report = StatsReport::default();
         let mut total = 0f64;

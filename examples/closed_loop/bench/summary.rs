@@ -3,6 +3,7 @@
 
 use super::budget::Budget;
 use super::options::Options;
+use super::replay::ReplayCheck;
 use super::rtf;
 use super::stats::Percentiles;
 use super::telemetry::ControllerReport;
@@ -85,6 +86,9 @@ pub struct Summary {
     pub budget_ratio: f64,
     /// Experiments that failed and safety trips.
     pub failures: Vec<String>,
+    /// Against a replayed camera: the frames republished, and how the commands compared
+    /// with the recorded run's.
+    pub replay: Option<(u64, ReplayCheck)>,
 }
 
 fn mean_rms(residual: &[(f32, f32)], from: f64, to: f64) -> f64 {
@@ -153,6 +157,11 @@ impl Summary {
             budget: report.budget.clone(),
             budget_ratio,
             failures: report.failures.clone(),
+            replay: report
+                .replayed
+                .as_ref()
+                .map(|r| r.rings.iter().map(|(_, n)| n).sum())
+                .zip(c.replay.clone()),
         }
     }
 }

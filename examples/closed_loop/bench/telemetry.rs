@@ -2,6 +2,7 @@
 //! test, spectra, snapshots) and the statistics reader's counts, sent through the testbed's
 //! results dictionary.
 
+use super::replay::ReplayCheck;
 use super::stats::Percentiles;
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +12,9 @@ pub struct ControllerReport {
     /// The CPUs the controller's loop was allowed to run on.
     #[serde(default)]
     pub cpus: Vec<usize>,
+    /// Against a replayed camera: how its commands compared with the recorded run's.
+    #[serde(default)]
+    pub replay: Option<ReplayCheck>,
     /// Frames the controller read in closed loop.
     pub frames: u64,
     /// Mirror commands sent (one per frame read, except telemetry-only ones).
