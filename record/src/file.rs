@@ -247,77 +247,146 @@ impl CubeFile {
     }
 }
 
+/// The longest header a repair reads looking for its `END` card (this crate writes one or
+/// two blocks).
+const MAX_HEADER_BLOCKS: usize = 64;
+
 /// Completes `NAME.fits.part` from what reached the disk: the whole frames that have a
 /// metadata row in `NAME.fits.meta` are kept, the rest cut; the header gets the counts, the
 /// table is appended, and the file becomes `NAME.fits`. Returns what it holds.
+///
+/// In place and in bounded memory (the header, and the rows in chunks): a recording of any
+/// length is repaired without reading its frames. Idempotent, so a repair killed at any
+/// instant is completed by the next: the `.meta` file is cut to the kept rows before the
+/// `.part` file is cut to the kept frames, so both always agree on the count, and whatever a
+/// killed repair appended after the frames is cut again.
 pub fn complete_part(part: &Path) -> Result<FileSummary, RecordError> {
-    let bytes = std::fs::read(part).map_err(io("read", part))?;
-    let (cards, header_len) = header::parse(&bytes).ok_or_else(|| RecordError::Corrupt {
+    let corrupt = |detail: &str| RecordError::Corrupt {
         path: part.to_owned(),
-        detail: "no END card: the header itself was cut".into(),
-    })?;
+        detail: detail.to_owned(),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(part)
+        .map_err(io("open", part))?;
+    let len = file.metadata().map_err(io("stat", part))?.len();
+    // The header: blocks until its END card (a header of more than MAX_HEADER_BLOCKS is not
+    // one this crate wrote).
+    let mut head = Vec::new();
+    let (cards, header_len) = loop {
+        if let Some(parsed) = header::parse(&head) {
+            break parsed;
+        }
+        let at = head.len() as u64;
+        if at + BLOCK as u64 > len || head.len() >= MAX_HEADER_BLOCKS * BLOCK {
+            return Err(corrupt("no END card: the header itself was cut"));
+        }
+        head.resize(head.len() + BLOCK, 0);
+        file.read_exact_at(&mut head[at as usize..], at)
+            .map_err(io("read", part))?;
+    };
     let get = |key: &str| -> Option<i128> {
         cards
             .iter()
             .find(|(k, _)| k == key)
             .and_then(|(_, v)| v.parse().ok())
     };
-    let corrupt = |detail: &str| RecordError::Corrupt {
-        path: part.to_owned(),
-        detail: detail.to_owned(),
-    };
-    let naxis = get("NAXIS").ok_or_else(|| corrupt("no NAXIS"))? as usize;
+    let naxis = get("NAXIS")
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (1..=999).contains(n))
+        .ok_or_else(|| corrupt("no valid NAXIS"))?;
     let bitpix = get("BITPIX").ok_or_else(|| corrupt("no BITPIX"))?;
-    let mut frame_bytes = (bitpix.unsigned_abs() / 8) as usize;
+    let mut frame_bytes = u64::try_from(bitpix.unsigned_abs() / 8).unwrap_or(0);
     for i in 1..naxis {
-        frame_bytes *=
-            get(&format!("NAXIS{i}")).ok_or_else(|| corrupt("a frame axis is missing"))? as usize;
+        let axis = get(&format!("NAXIS{i}"))
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| corrupt("a frame axis is missing"))?;
+        frame_bytes = frame_bytes
+            .checked_mul(axis)
+            .ok_or_else(|| corrupt("the frame size overflows"))?;
     }
-    let on_disk = (bytes.len().saturating_sub(header_len))
+    let on_disk = (len.saturating_sub(header_len as u64))
         .checked_div(frame_bytes)
         .unwrap_or(0);
     let meta_path = part.with_extension("meta");
-    let meta = std::fs::read(&meta_path).unwrap_or_default();
-    let frames = on_disk.min(meta.len() / table::ROW);
-    let rows = &meta[..frames * table::ROW];
-    let decoded: Vec<table::Row> = rows
-        .chunks_exact(table::ROW)
-        .map(|r| table::Row::decode(r.try_into().expect("a row")))
-        .collect();
-    let (first, last) = match (decoded.first(), decoded.last()) {
-        (Some(f), Some(l)) => (f.id, l.id),
-        _ => (0, 0),
+    let meta = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&meta_path)
+    {
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io("open", &meta_path)(e)),
     };
-    let dropped: u64 = decoded.iter().map(|r| r.dropped).sum();
-    let mut out = bytes[..header_len + frames * frame_bytes].to_vec();
+    let meta_len = match &meta {
+        Some(m) => m.metadata().map_err(io("stat", &meta_path))?.len(),
+        None => 0,
+    };
+    let frames = on_disk.min(meta_len / table::ROW as u64);
+    let rows_len = frames * table::ROW as u64;
+    let data_end = header_len as u64 + frames * frame_bytes;
+    // Both files cut to the kept count, rows first (see above).
+    if let Some(m) = &meta {
+        m.set_len(rows_len).map_err(io("truncate", &meta_path))?;
+        m.sync_all().map_err(io("sync", &meta_path))?;
+    }
+    file.set_len(data_end).map_err(io("truncate", part))?;
+    // The rows in chunks: their counts, and the table after the padded frames.
+    let table_at = header_len as u64 + header::blocks_for_u64(frames * frame_bytes);
+    let table_header = table::header(frames).to_bytes();
+    file.write_all_at(&table_header, table_at)
+        .map_err(io("write", part))?;
+    let (mut first, mut last, mut dropped) = (None, 0u64, 0u64);
+    let mut chunk = vec![0u8; table::ROW * 8192];
+    let mut done = 0u64;
+    let rows_at = table_at + table_header.len() as u64;
+    while done < rows_len {
+        let n = (rows_len - done).min(chunk.len() as u64) as usize;
+        let Some(m) = &meta else { break };
+        m.read_exact_at(&mut chunk[..n], done)
+            .map_err(io("read", &meta_path))?;
+        for r in chunk[..n].chunks_exact(table::ROW) {
+            let row = table::Row::decode(r.try_into().expect("a row"));
+            first.get_or_insert(row.id);
+            last = row.id;
+            dropped = dropped.saturating_add(row.dropped);
+        }
+        file.write_all_at(&chunk[..n], rows_at + done)
+            .map_err(io("write", part))?;
+        done += n as u64;
+    }
+    // Zero padding to the block after the rows (and between frames and table: set_len's
+    // extension reads as zeros).
+    let end = rows_at + header::blocks_for_u64(rows_len);
+    file.set_len(end).map_err(io("extend", part))?;
     for (key, value) in [
-        (format!("NAXIS{naxis}"), frames as u64),
-        ("NFRAMES".to_owned(), frames as u64),
-        ("FIRSTID".to_owned(), first),
+        (format!("NAXIS{naxis}"), frames),
+        ("NFRAMES".to_owned(), frames),
+        ("FIRSTID".to_owned(), first.unwrap_or(0)),
         ("LASTID".to_owned(), last),
         ("NDROPPED".to_owned(), dropped),
     ] {
-        header::replace_value(&mut out[..header_len], &key, &Value::Int(value.into()));
+        header::replace_value(&mut head[..header_len], &key, &Value::Int(value.into()));
     }
-    out.resize(header_len + header::blocks_for(frames * frame_bytes), 0);
-    out.extend_from_slice(&table::unit(rows));
-    debug_assert_eq!(out.len() % BLOCK, 0);
+    file.write_all_at(&head[..header_len], 0)
+        .map_err(io("write", part))?;
+    file.sync_all().map_err(io("sync", part))?;
+    debug_assert_eq!(end % BLOCK as u64, 0);
     let done = part.with_extension("");
-    let tmp = part.with_extension("repairing");
-    std::fs::write(&tmp, &out).map_err(io("write", &tmp))?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io("sync", &tmp))?;
-    std::fs::rename(&tmp, &done).map_err(io("rename", &tmp))?;
-    std::fs::remove_file(part).map_err(io("remove", part))?;
+    std::fs::rename(part, &done).map_err(io("rename", part))?;
+    if let Some(parent) = done.parent() {
+        // The rename made durable before the rows it no longer needs go.
+        let _ = File::open(parent).and_then(|d| d.sync_all());
+    }
     let _ = std::fs::remove_file(&meta_path);
     Ok(FileSummary {
         file: done
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        frames: frames as u64,
-        first_id: first,
+        frames,
+        first_id: first.unwrap_or(0),
         last_id: last,
         dropped,
     })

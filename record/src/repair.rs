@@ -1,9 +1,11 @@
-//! Completing a session whose recorder was killed: every `.part` file is completed from the
-//! frames and metadata rows that reached the disk, and the manifest gets the counts its files
-//! hold.
+//! Completing a session whose recorder (or an earlier repair) was killed: every `.part` file
+//! is completed from the frames and metadata rows that reached the disk, a closed file the
+//! manifest does not list yet (killed between the rename and the manifest) is listed, and the
+//! manifest gets the counts its files hold.
 
-use crate::file::complete_part;
+use crate::file::{complete_part, FileSummary};
 use crate::manifest::Manifest;
+use crate::read::RecordedFile;
 use crate::RecordError;
 use std::path::Path;
 
@@ -17,22 +19,22 @@ pub fn repair(dir: &Path) -> Result<Manifest, RecordError> {
         source,
     })?;
     let paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    for fresh in paths.iter().filter(|p| {
-        p.extension()
-            .is_some_and(|e| e == "new" || e == "repairing")
-    }) {
-        // A header not yet renamed to `.part` (no frame was written after it), or a repair
-        // that was itself interrupted (its `.part` is still there): nothing to keep.
+    for fresh in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "new"))
+    {
+        // A header not yet renamed to `.part` (no frame was written after it): nothing to
+        // keep.
         let _ = std::fs::remove_file(fresh);
     }
     let mut parts: Vec<_> = paths
-        .into_iter()
+        .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "part"))
         .collect();
     parts.sort();
     let mut changed = false;
     for part in parts {
-        let summary = complete_part(&part)?;
+        let summary = complete_part(part)?;
         changed = true;
         if let Some(ring) = manifest
             .rings
@@ -44,6 +46,38 @@ pub fn repair(dir: &Path) -> Result<Manifest, RecordError> {
                 ring.files.sort_by(|a, b| a.file.cmp(&b.file));
             }
         }
+    }
+    // Closed files the manifest does not list: the writer (or a repair) was killed after the
+    // rename. Their rows, left beside them, are no longer needed.
+    for path in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "fits"))
+    {
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let _ = std::fs::remove_file(path.with_extension("fits.meta"));
+        let Some(ring) = manifest
+            .rings
+            .iter_mut()
+            .find(|r| name.starts_with(&format!("{}-", r.prefix)))
+        else {
+            continue;
+        };
+        if ring.files.iter().any(|f| f.file == name) {
+            continue;
+        }
+        let file = RecordedFile::open(path)?;
+        let rows = file.rows();
+        ring.files.push(FileSummary {
+            file: name,
+            frames: rows.len() as u64,
+            first_id: rows.first().map_or(0, |r| r.id),
+            last_id: rows.last().map_or(0, |r| r.id),
+            dropped: rows.iter().map(|r| r.dropped).sum(),
+        });
+        ring.files.sort_by(|a, b| a.file.cmp(&b.file));
+        changed = true;
     }
     // Stray metadata of a file that was never started has nothing to complete.
     if !manifest.complete {

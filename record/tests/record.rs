@@ -295,34 +295,39 @@ fn recording_child() {
     std::thread::sleep(Duration::from_secs(60));
 }
 
+/// Starts a recorder child (files of 50 frames), publishes 400 frames every 50 µs into `cam`
+/// and kills the recorder `wait_ms` into the writing.
+fn killed_recording(t: &Temp, wait_ms: u64) {
+    let seg = Segment::create(&t.seg, &CreateOptions::new(8 << 20)).unwrap();
+    let cam = ring(&seg, 64);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "recording_child", "--nocapture"])
+        .env("REC_SEGMENT", &t.seg)
+        .env("REC_DIR", &t.dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !t.dir.join(shmkit_record::MANIFEST).exists() {
+        assert!(Instant::now() < deadline, "the recorder started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let writer = {
+        let cam = cam.clone();
+        std::thread::spawn(move || publish(&cam, 400, Duration::from_micros(50)))
+    };
+    std::thread::sleep(Duration::from_millis(wait_ms));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    writer.join().unwrap();
+}
+
 #[test]
 fn a_recorder_killed_at_random_instants_leaves_a_session_repair_completes() {
     for round in 0..8u64 {
         let t = Temp::new(&format!("kill{round}"));
-        let seg = Segment::create(&t.seg, &CreateOptions::new(8 << 20)).unwrap();
-        let cam = ring(&seg, 64);
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "recording_child", "--nocapture"])
-            .env("REC_SEGMENT", &t.seg)
-            .env("REC_DIR", &t.dir)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !t.dir.join(shmkit_record::MANIFEST).exists() {
-            assert!(Instant::now() < deadline, "the recorder started");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let writer = {
-            let cam = cam.clone();
-            std::thread::spawn(move || publish(&cam, 400, Duration::from_micros(50)))
-        };
         // A pseudo-random instant in the first 30 ms of writing, different every round.
-        let wait = (round * 7919 + u64::from(std::process::id())) % 30;
-        std::thread::sleep(Duration::from_millis(wait));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        writer.join().unwrap();
+        killed_recording(&t, (round * 7919 + u64::from(std::process::id())) % 30);
         let m = repair(&t.dir).unwrap();
         assert!(m.repaired && !m.complete);
         let leftovers: Vec<_> = std::fs::read_dir(&t.dir)
@@ -517,4 +522,115 @@ fn a_replay_of_some_rings_from_an_instant_starts_at_their_first_frame_at_or_afte
     )
     .unwrap_err();
     assert!(err.to_string().contains("no ring \"nope\""), "{err}");
+}
+
+/// Every file of `dir` (name → bytes).
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Copies `from` into a fresh `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for (name, bytes) in snapshot(from) {
+        std::fs::write(to.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn a_repair_killed_at_any_step_is_completed_by_the_next() {
+    // Killed while a file is open: a `.part` with frames (tried at other instants if a kill
+    // lands between files).
+    let mut found = None;
+    for attempt in 0..20u64 {
+        let t = Temp::new(&format!("rekill{attempt}"));
+        killed_recording(&t, 8 + attempt % 10);
+        let killed = snapshot(&t.dir);
+        if let Some((name, part)) = killed
+            .iter()
+            .find(|(n, b)| n.ends_with(".fits.part") && b.len() > 2 * header::BLOCK)
+        {
+            found = Some((name.clone(), part.clone(), t));
+            break;
+        }
+    }
+    let (part_name, part, t) = found.expect("a recorder killed with a file open in 20 tries");
+    let (part_name, part) = (&part_name, &part);
+    let meta_name = part_name.replace(".part", ".meta");
+    let fits_name = part_name.trim_end_matches(".part").to_owned();
+    let (_, header_len) = header::parse(part).expect("the .part's header");
+    // The reference: one uninterrupted repair.
+    let reference_dir = t.dir.with_extension("reference");
+    copy_dir(&t.dir, &reference_dir);
+    let reference_manifest = repair(&reference_dir).unwrap();
+    let reference = snapshot(&reference_dir);
+    let fixed = &reference[&fits_name];
+    let rows = reference_manifest.rings[0].files.last().unwrap().frames as usize;
+    let frame_bytes = (SHAPE[0] * SHAPE[1]) as usize * 2;
+    let data_end = header_len + rows * frame_bytes;
+    /// A state a killed repair can leave, made from the killed session's files.
+    type Make<'a> = Box<dyn Fn(&Path) + 'a>;
+    let states: Vec<(&str, Make)> = vec![
+        (
+            "the rows cut to the kept frames",
+            Box::new(|dir: &Path| {
+                let meta = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join(&meta_name))
+                    .unwrap();
+                meta.set_len((rows * table::ROW) as u64).unwrap();
+            }),
+        ),
+        (
+            "the frames cut, the table half written, the header not yet",
+            Box::new(|dir: &Path| {
+                let meta = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join(&meta_name))
+                    .unwrap();
+                meta.set_len((rows * table::ROW) as u64).unwrap();
+                let mut bytes = part[..header_len].to_vec();
+                let cut = data_end + (fixed.len() - data_end) / 2;
+                bytes.extend_from_slice(&fixed[header_len..cut]);
+                std::fs::write(dir.join(part_name), bytes).unwrap();
+            }),
+        ),
+        (
+            "renamed, its rows not yet removed, the manifest not yet written",
+            Box::new(|dir: &Path| {
+                std::fs::remove_file(dir.join(part_name)).unwrap();
+                std::fs::write(dir.join(&fits_name), fixed).unwrap();
+            }),
+        ),
+    ];
+    for (i, (state, make)) in states.iter().enumerate() {
+        let dir = t.dir.with_extension(format!("state{i}"));
+        copy_dir(&t.dir, &dir);
+        make(&dir);
+        let m = repair(&dir).unwrap();
+        assert_eq!(m.rings, reference_manifest.rings, "{state}");
+        let mut got = snapshot(&dir);
+        let mut want = reference.clone();
+        // The manifests differ only in their timestamps' formatting if at all: compared above.
+        got.remove(shmkit_record::MANIFEST);
+        want.remove(shmkit_record::MANIFEST);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{state}: the files"
+        );
+        assert!(got == want, "{state}: the files' bytes");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(&reference_dir);
 }

@@ -75,6 +75,11 @@ pub fn blocks_for(len: usize) -> usize {
     len.div_ceil(BLOCK) * BLOCK
 }
 
+/// [`blocks_for`] of a file offset.
+pub fn blocks_for_u64(len: u64) -> u64 {
+    len.div_ceil(BLOCK as u64) * BLOCK as u64
+}
+
 /// One 80-byte card.
 fn format_card(key: &str, value: &Value, comment: &str) -> [u8; CARD] {
     let value = match value {
