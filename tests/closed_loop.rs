@@ -132,18 +132,21 @@ fn replay(session: &std::path::Path, recorded: &closed_loop::Report) {
     let replayed = report.replayed.as_ref().expect("a replay ran");
     assert_eq!(replayed.rings.len(), 1, "{replayed:?}");
     assert_eq!(replayed.rings[0].0, "dev/Camera/frames");
-    // Read, verified, none missed: the replay published the closed loop's frames as recorded.
-    assert_eq!(c.frames, replayed.rings[0].1, "frames read vs replayed");
+    // Read, verified, none missed: the replay published the closed loop's frames as recorded
+    // (and the controller stopped at the recorded loop's last one).
+    assert!(c.frames <= replayed.rings[0].1, "frames read vs replayed");
     assert_eq!((c.verified, c.torn, c.missed), (c.frames, 0, 0));
     let check = c.replay.as_ref().expect("the commands were compared");
     assert_eq!(check.identical, check.compared, "{check:?}");
-    assert_eq!(check.compared, c.commands, "{check:?}");
+    if check.unknown_from.is_none() {
+        assert_eq!(check.compared, c.commands, "{check:?}");
+    }
     if manifest.rings.iter().all(|r| r.dropped == 0) {
         // A complete recording: the same frames commanded, the same number of times.
         assert_eq!(check.unknown_from, None);
         assert_eq!(c.commands, recorded.controller.commands);
-        // (The recording goes on after the recorded loop's end: more frames, no commands.)
-        assert!(c.frames >= recorded.controller.frames);
+        assert_eq!(c.frames, recorded.controller.frames);
     }
-    assert!(c.commands > 100, "{check:?}");
+    // (A recording with drops says what its run did only up to the first: fewer compared.)
+    assert!(check.compared > 0, "{check:?}");
 }

@@ -86,6 +86,11 @@ struct Args {
     /// CPU, everything else on CPU 0).
     #[arg(long)]
     no_pin: bool,
+    /// The controller's CPU when pinned (default: the last one this process may use); the
+    /// servers go to the first other. On a machine whose disk interrupts one CPU, record
+    /// with the controller on another (`/proc/interrupts`).
+    #[arg(long, value_name = "CPU", conflicts_with = "no_pin")]
+    controller_cpu: Option<usize>,
     /// The loop's processes in real-time mode: memory locked, SCHED_FIFO priorities 50
     /// (controller), 45 (mirror server), 40 (camera server); needs CAP_SYS_NICE /
     /// `ulimit -r` and CAP_IPC_LOCK / `ulimit -l`, and says so when refused.
@@ -117,6 +122,7 @@ impl Args {
             gain: self.gain,
             leak: self.leak,
             pin: !self.no_pin,
+            controller_cpu: self.controller_cpu,
             realtime: self.realtime,
             record: self.record.clone(),
             replay: self.replay.clone(),

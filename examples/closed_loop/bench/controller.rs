@@ -242,7 +242,7 @@ impl Experiment for Controller {
 
         // The modes once: the poke test's tilt, the RTF's projections in the loop.
         let modes = low_order_modes(&geometry);
-        let (rec, t_last, mut comparison) = match (replayed, &camera) {
+        let (rec, t_last, mut comparison, replay_end) = match (replayed, &camera) {
             (Some(((calibration, rec), comparison)), _) => {
                 if (calibration.slopes, calibration.actuators) != (nslopes, na) {
                     return Err(format!(
@@ -251,7 +251,12 @@ impl Experiment for Controller {
                     )
                     .into());
                 }
-                (rec, 0.0, Some(comparison))
+                (
+                    rec,
+                    0.0,
+                    Some(comparison),
+                    Some(calibration.closed_to_counter),
+                )
             }
             (None, Some(camera)) => {
                 // Calibration without turbulence: push-pull every active actuator.
@@ -354,7 +359,7 @@ impl Experiment for Controller {
                     }
                 }
 
-                (rec, t_last, None)
+                (rec, t_last, None, None)
             }
             (None, None) => return Err("no camera server and no recording to replay".into()),
         };
@@ -377,8 +382,10 @@ impl Experiment for Controller {
         // A replay ends the loop when its last frame is read (the testbed process says when
         // it published it); a live run after its duration.
         let timeout = Duration::from_millis(if comparison.is_some() { 100 } else { 1000 });
+        let mut last_counter: Option<u64> = None;
         while !ctx.should_stop()
             && (comparison.is_some() || start.elapsed().as_secs_f64() < o.duration_s)
+            && replay_end.is_none_or(|end| last_counter.is_none_or(|c| c < end))
         {
             let Some((frame, held)) = frames.next_held(timeout, &mut missed)? else {
                 if comparison.is_some()
@@ -411,6 +418,7 @@ impl Experiment for Controller {
                 .push((t as f32, f64::from_bits(frame.user(3)) as f32));
             report.t_end = t;
             let (shape_seen, counter) = (frame.user(2), frame.user(0));
+            last_counter = Some(counter);
             slopes(frame.typed::<u16>()?, &geometry, bg, &mut s);
             if report.frames % 1000 == 999 || report.frame_closed.is_empty() {
                 report.frame_closed = frame.typed::<u16>()?.to_vec();
@@ -493,6 +501,7 @@ impl Experiment for Controller {
             let calibration = replay::Calibration {
                 options: o.clone(),
                 closed_from_ns: first.1,
+                closed_to_counter: last_counter.unwrap_or(0),
                 slopes: nslopes,
                 actuators: na,
             };

@@ -138,22 +138,35 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
             segment: options.segment.clone(),
             replay: Some(dir.clone()),
             record: None,
-            controller_cpu: None,
+            controller_cpu: options.controller_cpu,
             ..replay::load(dir).map_err(|e| e.to_string())?.0.options
         },
         None => options.clone(),
     };
     let cpus = allowed_cpus();
     // The device servers, the statistics reader and the recorder on the first CPU (they
-    // inherit this process's pin); the controller alone on the last. Chosen here: a child
-    // asking how many CPUs it may use would see only the pin it inherited (that bug kept
-    // the controller beside the camera).
-    let servers_cpu = match (options.pin, cpus.first(), cpus.last()) {
-        (true, Some(&first), Some(&last)) if first != last => {
-            pin_to(first);
-            options.controller_cpu = Some(last);
-            Some(first)
+    // inherit this process's pin); the controller alone on the last, or on the one the
+    // options name (then the servers on the first other). Chosen here: a child asking how
+    // many CPUs it may use would see only the pin it inherited (that bug kept the
+    // controller beside the camera).
+    if let Some(cpu) = options.controller_cpu {
+        if !cpus.contains(&cpu) {
+            return Err(format!(
+                "the controller's CPU {cpu} is not one of this process's {cpus:?}"
+            )
+            .into());
         }
+    }
+    let controller_cpu = options.controller_cpu.or(cpus.last().copied());
+    let servers_cpu = match (options.pin, controller_cpu) {
+        (true, Some(controller)) => match cpus.iter().find(|&&c| c != controller) {
+            Some(&servers) => {
+                pin_to(servers);
+                options.controller_cpu = Some(controller);
+                Some(servers)
+            }
+            None => None,
+        },
         _ => None,
     };
     let options = &options;

@@ -48,8 +48,9 @@ pub struct Options {
     /// servers it waits for share theirs only with work that yields to them (see
     /// `statistics.rs`). Measured on the 2-vCPU VM of the closing note.
     pub pin: bool,
-    /// The CPU the controller moves to: chosen by [`run`](super::run) when it pins (the
-    /// last CPU it may use), before the experiments start and inherit its pin to the first.
+    /// The CPU the controller moves to when [`run`](super::run) pins: this one if set, else
+    /// the last CPU it may use; chosen before the experiments start and inherit the servers'
+    /// pin (the first other CPU).
     #[serde(default)]
     pub controller_cpu: Option<usize>,
     /// The controller's thread in real-time mode (locked memory, `SCHED_FIFO` 50) when the

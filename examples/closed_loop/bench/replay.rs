@@ -35,6 +35,9 @@ pub struct Calibration {
     pub options: Options,
     /// Publish time (`CLOCK_MONOTONIC`, ns) of the closed loop's first frame.
     pub closed_from_ns: u64,
+    /// The camera's counter (user word 0) of the last frame the closed loop read: a replay
+    /// ends its loop there (the camera ran on after it, into a mirror no longer commanded).
+    pub closed_to_counter: u64,
     /// Slopes (the reconstructor's columns).
     pub slopes: usize,
     /// Active actuators (its rows).
@@ -189,7 +192,7 @@ impl RecordedCommands {
 /// How a replayed run's commands compared with the recorded run's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayCheck {
-    /// Commands compared.
+    /// Commands compared (while the recording said which frames its run commanded).
     pub compared: u64,
     /// Of those, identical bit for bit.
     pub identical: u64,
@@ -264,8 +267,12 @@ impl Comparison {
     }
 
     /// The replayed run commanded `values` from the frame the camera counted `counter`,
-    /// which the recorded run also commanded from.
+    /// which the recorded run also commanded from. (Once the recording cannot say what its
+    /// run did, the integrators may differ: nothing more is compared.)
     pub fn command(&mut self, counter: u64, values: &[f32]) {
+        if self.check.unknown_from.is_some() {
+            return;
+        }
         let recorded = self
             .recorded
             .camera_id
