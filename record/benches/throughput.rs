@@ -1,12 +1,14 @@
 //! Sustained recording against the disk's own sequential write rate, in the same run.
 //!
-//! - `record_sustained/shmkit_record/{1MiB,8MiB}`: a 256 MiB session of 1 MiB or 8 MiB
-//!   frames recorded from a ring, from the first publish to `stop()` returning (every file
+//! - `record_sustained/shmkit_record/{1MiB,8MiB}`: a 1 GiB session of 1 MiB or 8 MiB
+//!   frames recorded from a ring (long enough for the steady state: in a 256 MiB session of
+//!   8 MiB frames every one of its 32 frames was copied into a freshly faulted buffer before
+//!   the first came back to be reused), from the first publish to `stop()` returning (every file
 //!   synced and renamed). The writer publishes as fast as the recorder takes frames (it never
 //!   laps it: the bench measures the recorder, not drops), and sleeps while it waits: on two
 //!   CPUs a spinning publisher takes one from the recorder's three threads.
 //! - `record_sustained/dd_oflag_direct/{1MiB,8MiB}`: `dd if=/dev/zero bs=<frame> oflag=direct`
-//!   writing the same 256 MiB to the same file system: the disk's sequential rate.
+//!   writing the same 1 GiB to the same file system: the disk's sequential rate.
 //!
 //! Throughput is reported in bytes, so criterion prints MiB/s for both. Run:
 //! `cargo bench -p shmkit-record --bench throughput`.
@@ -20,7 +22,7 @@ use shmkit_record::{RecordOptions, Recorder};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const SESSION: u64 = 256 << 20;
+const SESSION: u64 = 1 << 30;
 
 /// Where both write: a directory on the build's file system (not tmpfs, which has no
 /// O_DIRECT and no disk).
