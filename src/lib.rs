@@ -43,6 +43,14 @@ pub mod process;
 #[cfg(not(loom))]
 pub mod rings;
 #[cfg(loom)]
+mod shared {
+    //! Under loom only the histogram's protocol is built (and model-checked).
+    mod histogram {
+        #[allow(dead_code)]
+        pub(crate) mod protocol;
+    }
+}
+#[cfg(loom)]
 mod rings {
     //! Under loom only the slot protocols are built (and model-checked).
     #[allow(dead_code)]
@@ -69,7 +77,10 @@ pub use segment::{
     CreateOptions, MemoryOptions, OpenOptions, Segment, SegmentError, SegmentObject, SegmentObjects,
 };
 #[cfg(not(loom))]
-pub use shared::{BytesSpec, DictError, PlainData, Shared, SharedBytes, SharedDict, SharedError};
+pub use shared::{
+    BytesSpec, DictError, Histogram, HistogramSnapshot, PlainData, Shared, SharedBytes, SharedDict,
+    SharedError,
+};
 pub use sync::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, WaitStrategy, INTERRUPT_POLL};
 
 /// The names most programs need: `use shmkit::prelude::*;` brings the objects, the
@@ -82,7 +93,7 @@ pub mod prelude {
         CommandError, CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, Outcome, ReadMode,
         RingError,
     };
-    pub use crate::shared::{DictSpec, Shared, SharedDict};
+    pub use crate::shared::{DictSpec, Histogram, Shared, SharedDict};
     pub use crate::{
         Acquired, Barrier, BarrierError, BarrierWait, CreateOptions, DictError, Event, EventError,
         Interrupt, LockError, Mutex, Segment, SegmentError, SegmentObject, SegmentObjects,

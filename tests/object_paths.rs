@@ -11,8 +11,8 @@ use shmkit::inspect::{inspect_image, ObjectState};
 use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
 use shmkit::shared::DictSpec;
 use shmkit::{
-    Barrier, BytesSpec, CreateOptions, Event, Mutex, Segment, SegmentError, SegmentObject,
-    SegmentObjects, Shared, SharedBytes, SharedDict,
+    Barrier, BytesSpec, CreateOptions, Event, Histogram, Mutex, Segment, SegmentError,
+    SegmentObject, SegmentObjects, Shared, SharedBytes, SharedDict,
 };
 use std::time::Duration;
 
@@ -50,6 +50,9 @@ fn populate(seg: &Segment) {
     slot.typed_mut::<u16>().unwrap()[5] = 99;
     slot.publish();
     seg.command_ring("c", &command_spec()).unwrap();
+    let h = seg.histogram("h").unwrap();
+    h.record(1500);
+    h.record(2500);
 }
 
 crate::child_roles!(|role, args| match role {
@@ -77,6 +80,9 @@ crate::child_roles!(|role, args| match role {
         assert_eq!(r.latest().unwrap().unwrap().typed::<u16>().unwrap()[5], 99);
         let c: CommandRing = seg.open("c").unwrap();
         assert_eq!(c.spec(), command_spec());
+        let h: Histogram = seg.open("h").unwrap();
+        assert_eq!(h.snapshot().count(), 2);
+        assert_eq!(h.snapshot().max(), 2500);
         // By offset, through the same validation.
         let again: FrameRing = seg.attach(f.offset()).unwrap();
         assert_eq!(again.spec(), frame_spec());
@@ -127,6 +133,7 @@ fn every_path_reaches_the_same_object_for_every_kind() {
     every_path_agrees::<CommandRing>(&seg, "c", &command_spec(), CommandRing::offset, |s| {
         s.command_ring("c", &command_spec())
     });
+    every_path_agrees::<Histogram>(&seg, "h", &(), Histogram::offset, |s| s.histogram("h"));
     let spec = BytesSpec::new("f64[2]", 8, vec![0; 16]).unwrap();
     // A run-time typed value has no short form: its binding names it through the generic one.
     every_path_agrees::<SharedBytes>(&seg, "v", &spec, SharedBytes::offset, |s| {
@@ -188,6 +195,7 @@ fn create_refuses_a_taken_name_of_any_kind() {
     taken(seg.create::<SharedDict>("d", &DictSpec::new(10)).map(drop));
     taken(seg.create::<FrameRing>("f", &frame_spec()).map(drop));
     taken(seg.create::<CommandRing>("c", &command_spec()).map(drop));
+    taken(seg.create::<Histogram>("h", &()).map(drop));
     // A fresh name is created, once.
     seg.create::<Event>("fresh", &()).unwrap();
     taken(seg.create::<Event>("fresh", &()).map(drop));
@@ -275,6 +283,7 @@ fn attach_and_the_inspector_return_the_same_verdict_on_corrupt_images() {
     type D = shm_layout::DictHeader;
     type S = shm_layout::SharedHeader;
     type B = shm_layout::BarrierLayout;
+    type H = shm_layout::HistogramLayout;
     // (object, byte offset of a u32/u64 field, value to write, width)
     let cases: Vec<(&str, usize, u64, usize)> = vec![
         ("f", offset_of!(F, slots), 1, 4),
@@ -301,6 +310,10 @@ fn attach_and_the_inspector_return_the_same_verdict_on_corrupt_images() {
         // Intact fields stay valid: the table also holds cases both accept.
         ("f", offset_of!(F, total_written), 12345, 8),
         ("c", offset_of!(C, next_ticket), 77, 8),
+        // Any bytes are a histogram: counts, maximum and an odd (killed reset's) generation.
+        ("h", offset_of!(H, generation), 3, 8),
+        ("h", offset_of!(H, max), u64::MAX, 8),
+        ("h", offset_of!(H, buckets) + 8 * 975, u64::MAX, 8),
     ];
     for (i, &(object, field, value, width)) in cases.iter().enumerate() {
         let name = TempSegment::new(&format!("corrupt{i}"));
@@ -319,6 +332,11 @@ fn attach_and_the_inspector_return_the_same_verdict_on_corrupt_images() {
             "d" => live.attach::<SharedDict>(offset).map(drop),
             "s" => live.attach::<Shared<u64>>(offset).map(drop),
             "b" => live.attach::<Barrier>(offset).map(drop),
+            "h" => live.attach::<Histogram>(offset).map(|h| {
+                // Reading hostile counts saturates instead of overflowing.
+                let s = h.snapshot();
+                let _ = (s.count(), s.quantile(0.99), s.mean());
+            }),
             _ => unreachable!(),
         };
         let inspected = inspect_image(&name.0, &image).unwrap();
@@ -341,7 +359,7 @@ fn attach_and_the_inspector_return_the_same_verdict_on_corrupt_images() {
             }
             (Ok(()), _) => {}
         }
-        let rejected = i < cases.len() - 2;
+        let rejected = i < cases.len() - 5;
         assert_eq!(attached.is_err(), rejected, "{case}: {attached:?}");
     }
 }

@@ -306,6 +306,26 @@ fn describe(state: &ObjectState, rate: Option<f64>) -> (&'static str, String) {
             "event",
             format!("{}{}", if *set { "set" } else { "clear" }, if *waiters { ", waiters" } else { "" }),
         ),
+        ObjectState::Histogram {
+            count,
+            p50,
+            p99,
+            p999,
+            max,
+            ..
+        } => (
+            "histogram",
+            match (p50, p99, p999) {
+                (Some(p50), Some(p99), Some(p999)) => format!(
+                    "{count} samples: p50 {} p99 {} p99.9 {} max {} (as ns)",
+                    ns(*p50),
+                    ns(*p99),
+                    ns(*p999),
+                    ns(*max)
+                ),
+                _ => "no samples".to_owned(),
+            },
+        ),
         ObjectState::Barrier {
             parties,
             arrived,
@@ -529,5 +549,19 @@ fn watch(name: &str, period: Duration, count: Option<u64>) -> ExitCode {
         if count.is_some_and(|c| shown >= c) || keys.wait_for_quit(period, &quit) {
             return ExitCode::SUCCESS;
         }
+    }
+}
+
+/// A nanosecond count as people read it (`850 ns`, `12.3 µs`, `4.05 ms`, `1.20 s`).
+fn ns(v: u64) -> String {
+    let v = v as f64;
+    if v < 1e3 {
+        format!("{v:.0} ns")
+    } else if v < 1e6 {
+        format!("{:.1} µs", v / 1e3)
+    } else if v < 1e9 {
+        format!("{:.2} ms", v / 1e6)
+    } else {
+        format!("{:.2} s", v / 1e9)
     }
 }

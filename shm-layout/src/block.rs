@@ -44,6 +44,8 @@ pub enum BlockKind {
     FrameRing = 10,
     /// A command ring ([`crate::CommandRingHeader`], then slots).
     CommandRing = 11,
+    /// A [`crate::HistogramLayout`].
+    Histogram = 12,
 }
 
 impl BlockKind {
@@ -69,6 +71,7 @@ impl BlockKind {
             9 => Some(Self::Exceptions),
             10 => Some(Self::FrameRing),
             11 => Some(Self::CommandRing),
+            12 => Some(Self::Histogram),
             _ => None,
         }
     }
@@ -87,6 +90,7 @@ impl BlockKind {
             Self::Exceptions => "exception slots",
             Self::FrameRing => "frame ring",
             Self::CommandRing => "command ring",
+            Self::Histogram => "histogram",
         }
     }
 }

@@ -106,6 +106,11 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     offset_of!(crate::CommandSlotMeta, deadline) as u64,
     size_of::<crate::DeviceStatus>() as u64,
     offset_of!(crate::DeviceStatus, close_requested) as u64,
+    size_of::<crate::HistogramLayout>() as u64,
+    offset_of!(crate::HistogramLayout, generation) as u64,
+    offset_of!(crate::HistogramLayout, max) as u64,
+    offset_of!(crate::HistogramLayout, buckets) as u64,
+    crate::HISTOGRAM_SUB_BITS as u64,
     size_of::<crate::LinkStatus>() as u64,
     offset_of!(crate::LinkStatus, remote_errors) as u64,
 ]);

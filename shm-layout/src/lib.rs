@@ -21,6 +21,7 @@ mod exception;
 mod frame;
 mod hash;
 mod header;
+mod histogram;
 mod link;
 mod mutex;
 mod shared;
@@ -57,6 +58,10 @@ pub use frame::{
 pub use hash::LAYOUT_HASH;
 pub use header::{
     SegmentHeader, SegmentState, DATA_ALIGN, HEADER_SIZE, MAGIC, VERSION_MAJOR, VERSION_MINOR,
+};
+pub use histogram::{
+    histogram_bucket, histogram_bucket_high, histogram_bucket_low, HistogramLayout,
+    HISTOGRAM_BUCKETS, HISTOGRAM_SUB_BITS,
 };
 pub use link::{LinkStatus, LINK_COMMANDS_IN, LINK_FRAMES_IN, LINK_PREFIX};
 pub use mutex::{

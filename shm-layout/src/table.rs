@@ -43,6 +43,8 @@ pub enum ObjectKind {
     FrameRing = 6,
     /// A command ring (`param` = a hash of its geometry).
     CommandRing = 7,
+    /// A histogram block (`param` = 0).
+    Histogram = 8,
 }
 
 impl ObjectKind {
@@ -57,6 +59,7 @@ impl ObjectKind {
             Self::Dict => B::Dict,
             Self::FrameRing => B::FrameRing,
             Self::CommandRing => B::CommandRing,
+            Self::Histogram => B::Histogram,
         }
     }
 
@@ -70,6 +73,7 @@ impl ObjectKind {
             5 => Some(Self::Dict),
             6 => Some(Self::FrameRing),
             7 => Some(Self::CommandRing),
+            8 => Some(Self::Histogram),
             _ => None,
         }
     }
@@ -84,6 +88,7 @@ impl ObjectKind {
             Self::Dict => "dictionary",
             Self::FrameRing => "frame ring",
             Self::CommandRing => "command ring",
+            Self::Histogram => "histogram",
         }
     }
 }

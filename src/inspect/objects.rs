@@ -8,11 +8,12 @@ use crate::sys::identity::{tid_liveness, Liveness, Record};
 use serde::Serialize;
 use shm_layout::{
     validate, BarrierLayout, CommandRingHeader, CommandSlotMeta, DeviceStatus, DictHeader,
-    EventLayout, ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, LinkStatus, MutexConsistency,
-    MutexLayout, ObjectKind, SharedHeader, TableEntry, BARRIER_ARRIVED_MASK, BARRIER_BROKEN,
-    BARRIER_GENERATION_SHIFT, CMD_FREE, CMD_QUEUED, EVENT_SET, EVENT_WAITERS, EXCEPTION_SLOT_SIZE,
-    FRAME_MAX_READERS, FRAME_READERS_SHIFT, FRAME_WRITING, MUTEX_CONSISTENCY_SHIFT,
-    MUTEX_DEPTH_MASK, MUTEX_TID_MASK, SLOT_FREE, SLOT_REPORTED, TABLE_READY,
+    EventLayout, ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, HistogramLayout, LinkStatus,
+    MutexConsistency, MutexLayout, ObjectKind, SharedHeader, TableEntry, BARRIER_ARRIVED_MASK,
+    BARRIER_BROKEN, BARRIER_GENERATION_SHIFT, CMD_FREE, CMD_QUEUED, EVENT_SET, EVENT_WAITERS,
+    EXCEPTION_SLOT_SIZE, FRAME_MAX_READERS, FRAME_READERS_SHIFT, FRAME_WRITING,
+    MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK, SLOT_FREE, SLOT_REPORTED,
+    TABLE_READY,
 };
 use std::mem::size_of;
 use zerocopy::{FromBytes, IntoBytes};
@@ -93,6 +94,21 @@ pub enum ObjectState {
         set: bool,
         /// Threads may be sleeping on it.
         waiters: bool,
+    },
+    /// A histogram (values in its users' unit; shmkit's own are nanoseconds).
+    Histogram {
+        /// Samples since the last reset.
+        count: u64,
+        /// Median (a bucket's upper bound: within 1/16 of an octave); null with no samples.
+        p50: Option<u64>,
+        /// 99th percentile.
+        p99: Option<u64>,
+        /// 99.9th percentile.
+        p999: Option<u64>,
+        /// Largest sample since the last reset.
+        max: u64,
+        /// Twice the resets so far (odd while one runs).
+        generation: u64,
     },
     /// A barrier.
     Barrier {
@@ -465,6 +481,18 @@ fn object_state(
             ObjectState::Event {
                 set: e.word & EVENT_SET != 0,
                 waiters: e.word & EVENT_WAITERS != 0,
+            }
+        }
+        ObjectKind::Histogram => {
+            let (h, _): (HistogramLayout, u64) = checked(image, info, offset, kind)?;
+            let s = crate::shared::HistogramSnapshot::from_layout(&h);
+            ObjectState::Histogram {
+                count: s.count(),
+                p50: s.quantile(0.5),
+                p99: s.quantile(0.99),
+                p999: s.quantile(0.999),
+                max: s.max(),
+                generation: s.generation(),
             }
         }
         ObjectKind::Barrier => {

@@ -162,6 +162,11 @@ impl Segment {
         self.open_or_create(name, &())
     }
 
+    /// Finds or creates the histogram `name`.
+    pub fn histogram(&self, name: &str) -> Result<crate::shared::Histogram, SegmentError> {
+        self.open_or_create(name, &())
+    }
+
     /// Finds or creates the barrier `name` for `parties`; an existing barrier must have the
     /// same number of parties.
     pub fn barrier(&self, name: &str, parties: u32) -> Result<Barrier, SegmentError> {
