@@ -13,6 +13,7 @@ mod errors;
 mod event;
 mod frame_writer;
 mod frames;
+mod histogram;
 mod mutex;
 mod mutex_fast;
 mod recorder;
@@ -81,6 +82,9 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mutex::PyMutex>()?;
     mutex_fast::install(m.py())?;
     m.add_class::<event::PyEvent>()?;
+    m.add_class::<histogram::PyHistogram>()?;
+    m.add_class::<histogram::PyHistogramSnapshot>()?;
+    m.add_class::<histogram::HistogramTimer>()?;
     m.add_class::<barrier::PyBarrier>()?;
     m.add_class::<commands::PyCommandRing>()?;
     m.add_class::<dict::PyRawDict>()?;

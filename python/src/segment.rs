@@ -172,6 +172,18 @@ impl PySegment {
         PyEvent::wrap(inner, self.origin(name), wait)
     }
 
+    /// The histogram `name`, created if needed.
+    fn histogram(&self, py: Python<'_>, name: &str) -> PyResult<crate::histogram::PyHistogram> {
+        let inner = self
+            .inner
+            .histogram(name)
+            .map_err(|e| segment_error(py, e))?;
+        Ok(crate::histogram::PyHistogram::wrap(
+            inner,
+            self.origin(name),
+        ))
+    }
+
     /// The barrier `name` for `parties`, created if needed (an existing one must have as many
     /// parties). `action` runs in the last party to arrive through this handle, before any
     /// party is released; `timeout` is the default wait timeout (None: forever).

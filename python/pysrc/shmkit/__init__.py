@@ -51,6 +51,8 @@ from ._shmkit import (
     FrameReader,
     FrameRing,
     FrameWriter,
+    Histogram,
+    HistogramSnapshot,
     Mutex,
     Segment,
     WriteSlot,
@@ -135,6 +137,8 @@ __all__ = [
     "DictFullError",
     "DictRepairedError",
     "Event",
+    "Histogram",
+    "HistogramSnapshot",
     "Frame",
     "FrameOverrun",
     "FrameReader",
@@ -179,6 +183,11 @@ def _rebuild_mutex(segment: str, name: str, timeout: float | None) -> Mutex:
 def _rebuild_event(segment: str, name: str, wait: str = "spin_then_block") -> Event:
     """Unpickles a segment event with its handle's wait strategy."""
     return Segment.open(segment).event(name, wait)
+
+
+def _rebuild_histogram(segment: str, name: str) -> Histogram:
+    """Unpickles a segment histogram."""
+    return Segment.open(segment).histogram(name)
 
 
 def _rebuild_barrier(
