@@ -47,6 +47,20 @@ fn main() {
         "torn frames (controller, statistics reader)"
     );
     assert_eq!(s.missed, 0, "frames the controller never saw");
+    // The latency table comes from the shared histograms: every closed-loop frame and command
+    // in them, their median the exact one to within a bucket (1/16 of an octave).
+    let c = &report.controller;
+    assert_eq!(s.frame_latency.n as u64, c.frames);
+    assert_eq!(
+        (s.compute.n as u64, s.command_latency.n as u64),
+        (c.commands, c.commands)
+    );
+    let exact = closed_loop::ControllerReport::percentiles(&c.frame_latency_us).p50;
+    assert!(
+        s.frame_latency.p50 >= exact - 0.01 && s.frame_latency.p50 <= exact * 1.07 + 0.01,
+        "histogram p50 {} µs vs exact {exact} µs",
+        s.frame_latency.p50
+    );
     assert!(s.verified.1 > 0, "the statistics reader read frames");
     assert!(
         s.closed_loop_nm < 0.3 * s.open_loop_nm,

@@ -317,7 +317,7 @@ fn describe(state: &ObjectState, rate: Option<f64>) -> (&'static str, String) {
             "histogram",
             match (p50, p99, p999) {
                 (Some(p50), Some(p99), Some(p999)) => format!(
-                    "{count} samples: p50 {} p99 {} p99.9 {} max {} (as ns)",
+                    "{count} samples: p50 {} p99 {} p99.9 {} max {}",
                     ns(*p50),
                     ns(*p99),
                     ns(*p999),

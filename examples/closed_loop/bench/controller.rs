@@ -2,6 +2,7 @@
 //! frames with a poke test, watch the open loop, then close the loop on every frame and
 //! record what an AO engineer judges it by.
 
+use super::latency::Stages;
 use super::linalg::{mvm, reconstructor, slopes};
 use super::options::Options;
 use super::replay::{self, Comparison, Recorded, RecordedCommands, CAMERA_FRAMES};
@@ -364,6 +365,10 @@ impl Experiment for Controller {
             (None, None) => return Err("no camera server and no recording to replay".into()),
         };
 
+        // The stages' shared histograms, from the closed loop's first frame.
+        let stages = Stages::open(seg)?;
+        stages.reset();
+
         // Closed loop.
         progress.insert("phase", &"closed loop")?;
         report.t_close = t_last;
@@ -397,6 +402,7 @@ impl Experiment for Controller {
                 continue;
             };
             let (id, ts) = (frame.id(), frame.ts_ns());
+            stages.frame.record(held.saturating_sub(ts));
             report
                 .frame_latency_us
                 .push(held.saturating_sub(ts) as f32 / 1000.0);
@@ -448,6 +454,8 @@ impl Experiment for Controller {
                 out[k] = v;
             }
             let sent = shmkit::clock::monotonic_ns();
+            stages.compute.record(sent.saturating_sub(held));
+            stages.mvm.record(mvm_end.saturating_sub(mvm_start));
             report
                 .compute_us
                 .push(sent.saturating_sub(held) as f32 / 1000.0);
@@ -461,6 +469,7 @@ impl Experiment for Controller {
                 None => mirror.seen(shape_seen).map(|c| c.to_vec()),
             };
             let (_, applied) = mirror.set(&out, id)?;
+            stages.command.record(applied.saturating_sub(sent));
             report
                 .command_latency_us
                 .push(applied.saturating_sub(sent) as f32 / 1000.0);

@@ -22,6 +22,7 @@
 
 mod budget;
 mod controller;
+mod latency;
 mod linalg;
 mod options;
 mod plots;
@@ -122,6 +123,9 @@ pub struct Report {
     pub recording: Option<shmkit_record::Manifest>,
     /// What a replay published, when the run replayed a recorded camera.
     pub replayed: Option<shmkit_record::Replayed>,
+    /// The closed loop's stages from the shared histograms (µs): frame -> controller,
+    /// computation, MVM, command -> mirror.
+    pub stages: [stats::Percentiles; 4],
 }
 
 /// Runs the bench; `progress` prints a live line. With `options.replay`, the bench runs with
@@ -305,6 +309,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     tb.request_finish();
     tb.wait_experiments(Duration::from_secs(3));
     let results = options.results(tb.segment())?;
+    let stages = latency::Stages::open(tb.segment())?.percentiles();
     let controller: ControllerReport = results.get("controller")?.unwrap_or_default();
     let statistics: StatsReport = results.get("statistics")?.unwrap_or_default();
     let recording = recorder.map(shmkit_record::Recorder::stop).transpose()?;
@@ -338,5 +343,6 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         budget,
         recording,
         replayed,
+        stages,
     })
 }
