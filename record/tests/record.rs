@@ -578,27 +578,22 @@ fn a_repair_killed_at_any_step_is_completed_by_the_next() {
     let rows = reference_manifest.rings[0].files.last().unwrap().frames as usize;
     let frame_bytes = (SHAPE[0] * SHAPE[1]) as usize * 2;
     let data_end = header_len + rows * frame_bytes;
+    // A repair's first step: the rows cut to the kept frames.
+    let cut_rows = |dir: &Path| {
+        let meta = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(&meta_name))
+            .unwrap();
+        meta.set_len((rows * table::ROW) as u64).unwrap();
+    };
     /// A state a killed repair can leave, made from the killed session's files.
     type Make<'a> = Box<dyn Fn(&Path) + 'a>;
     let states: Vec<(&str, Make)> = vec![
-        (
-            "the rows cut to the kept frames",
-            Box::new(|dir: &Path| {
-                let meta = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(dir.join(&meta_name))
-                    .unwrap();
-                meta.set_len((rows * table::ROW) as u64).unwrap();
-            }),
-        ),
+        ("the rows cut to the kept frames", Box::new(cut_rows)),
         (
             "the frames cut, the table half written, the header not yet",
             Box::new(|dir: &Path| {
-                let meta = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(dir.join(&meta_name))
-                    .unwrap();
-                meta.set_len((rows * table::ROW) as u64).unwrap();
+                cut_rows(dir);
                 let mut bytes = part[..header_len].to_vec();
                 let cut = data_end + (fixed.len() - data_end) / 2;
                 bytes.extend_from_slice(&fixed[header_len..cut]);

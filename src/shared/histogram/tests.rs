@@ -1,5 +1,4 @@
-//! Heap-free unit tests on a real (small) segment: quantiles within a bucket's width, windows,
-//! resets.
+//! Unit tests on a real (small) segment: quantiles within a bucket's width, windows, resets.
 
 use super::*;
 use crate::segment::{CreateOptions, SegmentError, SegmentObjects};
