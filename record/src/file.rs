@@ -341,9 +341,9 @@ pub fn complete_part(part: &Path) -> Result<FileSummary, RecordError> {
     let mut chunk = vec![0u8; table::ROW * 8192];
     let mut done = 0u64;
     let rows_at = table_at + table_header.len() as u64;
-    while done < rows_len {
+    // (No `.meta` file: no rows, `rows_len` is 0.)
+    while let (Some(m), true) = (&meta, done < rows_len) {
         let n = (rows_len - done).min(chunk.len() as u64) as usize;
-        let Some(m) = &meta else { break };
         m.read_exact_at(&mut chunk[..n], done)
             .map_err(io("read", &meta_path))?;
         for r in chunk[..n].chunks_exact(table::ROW) {

@@ -131,10 +131,15 @@ pub struct Report {
 /// Runs the bench; `progress` prints a live line. With `options.replay`, the bench runs with
 /// the recorded session's parameters and camera frames (see `replay.rs`).
 pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::error::Error>> {
-    let mut options = match &options.replay {
+    // A replay's parameters, read once: the testbed's options and where the replay starts.
+    let calibration = match &options.replay {
+        Some(dir) => Some(replay::calibration(dir).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let mut options = match (&options.replay, &calibration) {
         // The recorded run's geometry, turbulence and gains; this run's waits, pinning,
         // priorities and report.
-        Some(dir) => Options {
+        (Some(dir), Some(calibration)) => Options {
             wait: options.wait.clone(),
             pin: options.pin,
             realtime: options.realtime,
@@ -143,9 +148,9 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
             replay: Some(dir.clone()),
             record: None,
             controller_cpu: options.controller_cpu,
-            ..replay::load(dir).map_err(|e| e.to_string())?.0.options
+            ..calibration.options.clone()
         },
-        None => options.clone(),
+        _ => options.clone(),
     };
     let cpus = allowed_cpus();
     // The device servers, the statistics reader and the recorder on the first CPU (they
@@ -249,13 +254,13 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
             break;
         }
         // The controller is reading: replay the closed loop's frames at their pace.
-        if let (Some(dir), true, None, None) = (
+        if let (Some(dir), Some(calibration), true, None, None) = (
             &options.replay,
+            &calibration,
             phase == "closed loop",
             &replaying,
             &replayed,
         ) {
-            let (calibration, _) = replay::load(dir).map_err(|e| e.to_string())?;
             let replay_options = shmkit_record::ReplayOptions {
                 rings: vec![replay::CAMERA_FRAMES.into()],
                 start: shmkit_record::ReplayStart::AtMonoNs(calibration.closed_from_ns),

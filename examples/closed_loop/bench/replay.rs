@@ -85,16 +85,21 @@ pub fn save(dir: &Path, calibration: &Calibration, rec: &[f32]) -> Result<(), Fa
     Ok(())
 }
 
-/// Reads what [`save`] wrote.
-pub fn load(dir: &Path) -> Result<(Calibration, Vec<f32>), Failure> {
+/// Reads the [`Calibration`] [`save`] wrote (without the reconstructor).
+pub fn calibration(dir: &Path) -> Result<Calibration, Failure> {
     let path = dir.join(CALIBRATION);
-    let calibration: Calibration = serde_json::from_slice(&std::fs::read(&path).map_err(|e| {
+    Ok(serde_json::from_slice(&std::fs::read(&path).map_err(|e| {
         format!(
             "{}: {e} (a session recorded by closed_loop --record has it)",
             path.display()
         )
     })?)
-    .map_err(|e| format!("{}: {e}", path.display()))?;
+    .map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+/// Reads what [`save`] wrote.
+pub fn load(dir: &Path) -> Result<(Calibration, Vec<f32>), Failure> {
+    let calibration = self::calibration(dir)?;
     let path = dir.join(RECONSTRUCTOR);
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let corrupt = |what: &str| format!("{}: {what}", path.display());
@@ -123,8 +128,12 @@ pub fn load(dir: &Path) -> Result<(Calibration, Vec<f32>), Failure> {
 
 /// A mirror command's fingerprint: equal commands, bit for bit, have equal fingerprints.
 pub fn fingerprint(values: &[f32]) -> u64 {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
-    shmkit_sim::checksum(&bytes)
+    // Over the bits, without copying them out: it runs once per command in the loop.
+    values.iter().fold(values.len() as u64, |h, v| {
+        (h ^ u64::from(v.to_bits()))
+            .wrapping_mul(0xFF51_AFD7_ED55_8CCD)
+            .rotate_left(29)
+    })
 }
 
 /// The recorded run's commands, to compare a replayed run's against.
