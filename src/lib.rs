@@ -44,8 +44,12 @@ pub mod process;
 pub mod rings;
 #[cfg(loom)]
 mod shared {
-    //! Under loom only the histogram's protocol is built (and model-checked).
+    //! Under loom only the histogram's and the trace buffer's protocols are built (and model-checked).
     mod histogram {
+        #[allow(dead_code)]
+        pub(crate) mod protocol;
+    }
+    mod trace {
         #[allow(dead_code)]
         pub(crate) mod protocol;
     }
@@ -79,7 +83,7 @@ pub use segment::{
 #[cfg(not(loom))]
 pub use shared::{
     BytesSpec, DictError, Histogram, HistogramSnapshot, PlainData, Shared, SharedBytes, SharedDict,
-    SharedError,
+    SharedError, TraceBuffer, TraceSpec,
 };
 pub use sync::{Interrupt, InvalidTimeout, NoInterrupt, Timeout, WaitStrategy, INTERRUPT_POLL};
 
@@ -93,7 +97,7 @@ pub mod prelude {
         CommandError, CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, Outcome, ReadMode,
         RingError,
     };
-    pub use crate::shared::{DictSpec, Histogram, Shared, SharedDict};
+    pub use crate::shared::{DictSpec, Histogram, Shared, SharedDict, TraceBuffer, TraceSpec};
     pub use crate::{
         Acquired, Barrier, BarrierError, BarrierWait, CreateOptions, DictError, Event, EventError,
         Interrupt, LockError, Mutex, Segment, SegmentError, SegmentObject, SegmentObjects,

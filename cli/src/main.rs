@@ -306,6 +306,15 @@ fn describe(state: &ObjectState, rate: Option<f64>) -> (&'static str, String) {
             "event",
             format!("{}{}", if *set { "set" } else { "clear" }, if *waiters { ", waiters" } else { "" }),
         ),
+        ObjectState::TraceBuffer {
+            events,
+            names,
+            recorded,
+            dropped,
+        } => (
+            "trace",
+            format!("{recorded} events recorded ({dropped} dropped), keeps the newest {events}, {names} names"),
+        ),
         ObjectState::Histogram {
             count,
             p50,

@@ -46,6 +46,8 @@ pub enum BlockKind {
     CommandRing = 11,
     /// A [`crate::HistogramLayout`].
     Histogram = 12,
+    /// A trace buffer ([`crate::TraceHeader`], names, events).
+    TraceBuffer = 13,
 }
 
 impl BlockKind {
@@ -72,6 +74,7 @@ impl BlockKind {
             10 => Some(Self::FrameRing),
             11 => Some(Self::CommandRing),
             12 => Some(Self::Histogram),
+            13 => Some(Self::TraceBuffer),
             _ => None,
         }
     }
@@ -91,6 +94,7 @@ impl BlockKind {
             Self::FrameRing => "frame ring",
             Self::CommandRing => "command ring",
             Self::Histogram => "histogram",
+            Self::TraceBuffer => "trace buffer",
         }
     }
 }

@@ -111,6 +111,13 @@ pub const LAYOUT_HASH: u64 = fnv1a(&[
     offset_of!(crate::HistogramLayout, max) as u64,
     offset_of!(crate::HistogramLayout, buckets) as u64,
     crate::HISTOGRAM_SUB_BITS as u64,
+    size_of::<crate::TraceHeader>() as u64,
+    offset_of!(crate::TraceHeader, events) as u64,
+    offset_of!(crate::TraceHeader, dropped) as u64,
+    size_of::<crate::TraceNameEntry>() as u64,
+    size_of::<crate::TraceEvent>() as u64,
+    offset_of!(crate::TraceEvent, arg) as u64,
+    offset_of!(crate::TraceEvent, meta) as u64,
     size_of::<crate::LinkStatus>() as u64,
     offset_of!(crate::LinkStatus, remote_errors) as u64,
 ]);

@@ -12,7 +12,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
 /// Incremented on any change an older reader cannot understand.
 pub const VERSION_MAJOR: u16 = 4;
 /// Incremented on additions an older reader may ignore.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 /// Size of [`SegmentHeader`] in bytes; also the offset where the allocator's data area starts.
 pub const HEADER_SIZE: usize = 192;
 /// Alignment of the data area and the default alignment of every allocated object.

@@ -26,6 +26,7 @@ mod link;
 mod mutex;
 mod shared;
 mod table;
+mod trace;
 pub mod validate;
 
 pub use barrier::{
@@ -72,6 +73,11 @@ pub use shared::{SharedHeader, SHARED_TYPE_NAME_MAX};
 pub use table::{
     fnv1a_bytes, ObjectKind, TableEntry, TABLE_CLAIMED, TABLE_DEFAULT_CAPACITY, TABLE_NAME_MAX,
     TABLE_READY,
+};
+pub use trace::{
+    trace_check, trace_name_hash, TraceEvent, TraceHeader, TraceKind, TraceNameEntry,
+    TRACE_MAX_EVENTS, TRACE_MAX_NAMES, TRACE_MIN_EVENTS, TRACE_NAME_FREE, TRACE_NAME_MAX,
+    TRACE_NAME_READY, TRACE_NAME_WRITING,
 };
 
 /// Cache-line size the layout aligns shared primitives to, so two of them never share a line.

@@ -45,6 +45,8 @@ pub enum ObjectKind {
     CommandRing = 7,
     /// A histogram block (`param` = 0).
     Histogram = 8,
+    /// A trace buffer (`param` = its event slots << 32 | its name entries).
+    TraceBuffer = 9,
 }
 
 impl ObjectKind {
@@ -60,6 +62,7 @@ impl ObjectKind {
             Self::FrameRing => B::FrameRing,
             Self::CommandRing => B::CommandRing,
             Self::Histogram => B::Histogram,
+            Self::TraceBuffer => B::TraceBuffer,
         }
     }
 
@@ -74,6 +77,7 @@ impl ObjectKind {
             6 => Some(Self::FrameRing),
             7 => Some(Self::CommandRing),
             8 => Some(Self::Histogram),
+            9 => Some(Self::TraceBuffer),
             _ => None,
         }
     }
@@ -89,6 +93,7 @@ impl ObjectKind {
             Self::FrameRing => "frame ring",
             Self::CommandRing => "command ring",
             Self::Histogram => "histogram",
+            Self::TraceBuffer => "trace buffer",
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::{
     ExceptionSlotHeader, EXCEPTION_PAYLOAD_MAX, REPORT_ERROR, REPORT_PANIC, SLOT_FREE,
     SLOT_REPORTED, SLOT_RESERVED, SLOT_RUNNING,
 };
+use crate::{TraceHeader, TRACE_MAX_EVENTS, TRACE_MAX_NAMES, TRACE_MIN_EVENTS};
 use core::fmt;
 use core::mem::size_of;
 
@@ -513,6 +514,84 @@ pub fn shared(h: &SharedHeader, block_size: u64) -> Result<SharedGeometry, Inval
     })
 }
 
+// ---------------------------------------------------------------- trace buffer
+
+const TRACE_HEADER: u64 = size_of::<TraceHeader>() as u64;
+const TRACE_ENTRY: u64 = 64;
+
+/// Where a trace buffer's names and events are, relative to its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceGeometry {
+    /// Event slots (a power of two).
+    pub events: u32,
+    /// Name entries.
+    pub names: u32,
+    /// Offset of the first name entry.
+    pub names_offset: u64,
+    /// Offset of the first event slot.
+    pub events_offset: u64,
+    /// Bytes the buffer needs.
+    pub size: u64,
+}
+
+impl TraceGeometry {
+    /// The geometry of a buffer of `events` event slots and `names` name entries.
+    pub fn new(events: u32, names: u32) -> Result<TraceGeometry, Invalid> {
+        const O: &str = "trace buffer spec";
+        check(
+            events.is_power_of_two() && (TRACE_MIN_EVENTS..=TRACE_MAX_EVENTS).contains(&events),
+            O,
+            "events",
+            events.into(),
+            "a power of two, 64..=16777216",
+        )?;
+        check(
+            (1..=TRACE_MAX_NAMES).contains(&names),
+            O,
+            "names",
+            names.into(),
+            "1..=4096",
+        )?;
+        let names_offset = TRACE_HEADER;
+        let events_offset = names_offset + u64::from(names) * TRACE_ENTRY;
+        Ok(TraceGeometry {
+            events,
+            names,
+            names_offset,
+            events_offset,
+            size: events_offset + u64::from(events) * TRACE_ENTRY,
+        })
+    }
+}
+
+/// Validates a trace buffer's header found in a block of `block_size` bytes.
+pub fn trace(h: &TraceHeader, block_size: u64) -> Result<TraceGeometry, Invalid> {
+    const O: &str = "trace buffer header";
+    let g = TraceGeometry::new(h.events, h.names).map_err(|e| Invalid { object: O, ..e })?;
+    check(
+        h.names_offset == g.names_offset,
+        O,
+        "names_offset",
+        h.names_offset,
+        "128, right after the header",
+    )?;
+    check(
+        h.events_offset == g.events_offset,
+        O,
+        "events_offset",
+        h.events_offset,
+        "right after the name entries",
+    )?;
+    check(
+        g.size <= block_size,
+        O,
+        "buffer size",
+        g.size,
+        "no more than the block holds",
+    )?;
+    Ok(g)
+}
+
 // ---------------------------------------------------------------- exception slot
 
 /// A published report's kind and payload length.
@@ -642,6 +721,28 @@ mod tests {
         assert_eq!(dict(&h, g.size).unwrap_err().field, "slots");
         assert!(DictGeometry::new(u32::MAX, 8).is_err());
         assert!(DictGeometry::new(1, u64::from(u32::MAX) + 1).is_err());
+    }
+
+    #[test]
+    fn trace_geometry_round_trips_and_rejects_what_does_not_fit() {
+        let g = TraceGeometry::new(1024, 64).unwrap();
+        assert_eq!(g.events_offset, 128 + 64 * 64);
+        assert_eq!(g.size, g.events_offset + 1024 * 64);
+        let mut h = TraceHeader::new_zeroed();
+        h.events = g.events;
+        h.names = g.names;
+        h.names_offset = g.names_offset;
+        h.events_offset = g.events_offset;
+        assert_eq!(trace(&h, g.size), Ok(g));
+        assert_eq!(trace(&h, g.size - 1).unwrap_err().field, "buffer size");
+        h.events_offset += 64;
+        assert_eq!(trace(&h, g.size + 64).unwrap_err().field, "events_offset");
+        h.events = 1000;
+        let e = trace(&h, u64::MAX).unwrap_err();
+        assert_eq!((e.object, e.field), ("trace buffer header", "events"));
+        assert!(TraceGeometry::new(32, 1).is_err());
+        assert!(TraceGeometry::new(64, 0).is_err());
+        assert!(TraceGeometry::new(1 << 25, 1).is_err());
     }
 
     #[test]

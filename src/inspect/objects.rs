@@ -9,11 +9,11 @@ use serde::Serialize;
 use shm_layout::{
     validate, BarrierLayout, CommandRingHeader, CommandSlotMeta, DeviceStatus, DictHeader,
     EventLayout, ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, HistogramLayout, LinkStatus,
-    MutexConsistency, MutexLayout, ObjectKind, SharedHeader, TableEntry, BARRIER_ARRIVED_MASK,
-    BARRIER_BROKEN, BARRIER_GENERATION_SHIFT, CMD_FREE, CMD_QUEUED, EVENT_SET, EVENT_WAITERS,
-    EXCEPTION_SLOT_SIZE, FRAME_MAX_READERS, FRAME_READERS_SHIFT, FRAME_WRITING,
-    MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK, SLOT_FREE, SLOT_REPORTED,
-    TABLE_READY,
+    MutexConsistency, MutexLayout, ObjectKind, SharedHeader, TableEntry, TraceHeader,
+    BARRIER_ARRIVED_MASK, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT, CMD_FREE, CMD_QUEUED,
+    EVENT_SET, EVENT_WAITERS, EXCEPTION_SLOT_SIZE, FRAME_MAX_READERS, FRAME_READERS_SHIFT,
+    FRAME_WRITING, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK, SLOT_FREE,
+    SLOT_REPORTED, TABLE_READY,
 };
 use std::mem::size_of;
 use zerocopy::{FromBytes, IntoBytes};
@@ -109,6 +109,17 @@ pub enum ObjectState {
         max: u64,
         /// Twice the resets so far (odd while one runs).
         generation: u64,
+    },
+    /// A trace buffer.
+    TraceBuffer {
+        /// Events it keeps (the newest).
+        events: u32,
+        /// Distinct names it can file.
+        names: u32,
+        /// Events recorded into it so far (its head).
+        recorded: u64,
+        /// Events writers gave up.
+        dropped: u64,
     },
     /// A barrier.
     Barrier {
@@ -518,6 +529,16 @@ fn object_state(
         ObjectKind::Dict => dict(image, info, offset)?,
         ObjectKind::FrameRing => frame_ring(image, info, offset)?,
         ObjectKind::CommandRing => command_ring(image, info, offset)?,
+        ObjectKind::TraceBuffer => {
+            let (h, block_size): (TraceHeader, u64) = checked(image, info, offset, kind)?;
+            let g = validate::trace(&h, block_size).map_err(invalid)?;
+            ObjectState::TraceBuffer {
+                events: g.events,
+                names: g.names,
+                recorded: h.head,
+                dropped: h.dropped,
+            }
+        }
     })
 }
 

@@ -167,6 +167,15 @@ impl Segment {
         self.open_or_create(name, &())
     }
 
+    /// Finds or creates the trace buffer `name`; an existing one must have `spec`'s size.
+    pub fn trace_buffer(
+        &self,
+        name: &str,
+        spec: &crate::shared::TraceSpec,
+    ) -> Result<crate::shared::TraceBuffer, SegmentError> {
+        self.open_or_create(name, spec)
+    }
+
     /// Finds or creates the barrier `name` for `parties`; an existing barrier must have the
     /// same number of parties.
     pub fn barrier(&self, name: &str, parties: u32) -> Result<Barrier, SegmentError> {

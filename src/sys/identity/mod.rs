@@ -541,3 +541,23 @@ pub fn holder_liveness(tid: u32, record: Record, me: &ThreadIdentity) -> Livenes
 
 #[cfg(test)]
 mod tests;
+
+/// The name the kernel keeps for task `tid` of process `pid` (`/proc/PID/task/TID/comm`, at
+/// most 15 bytes); `None` once it is gone.
+#[cfg(not(loom))]
+pub fn task_name(pid: u32, tid: u32) -> Option<String> {
+    comm(&format!("/proc/{pid}/task/{tid}/comm"))
+}
+
+/// The name the kernel keeps for process `pid` (`/proc/PID/comm`); `None` once it is gone.
+#[cfg(not(loom))]
+pub fn process_name(pid: u32) -> Option<String> {
+    comm(&format!("/proc/{pid}/comm"))
+}
+
+#[cfg(not(loom))]
+fn comm(path: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let name = text.trim_end_matches('\n');
+    (!name.is_empty()).then(|| name.to_owned())
+}
