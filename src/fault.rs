@@ -1,6 +1,6 @@
 //! Deterministic crash injection: the points of the command server's take → execute → answer
-//! sequence where a test can make this process die by `SIGKILL`, to check what a successor
-//! and the waiting client make of each. Random kills almost never land between two adjacent
+//! sequence, and the middle of a trace event, where a test can make this process die by
+//! `SIGKILL`, to check what a successor, the waiting client or a trace reader make of each. Random kills almost never land between two adjacent
 //! stores; these do, every time.
 //!
 //! Arming is only possible with the `test-support` feature; without it every crash point is
@@ -9,9 +9,6 @@
 /// A place in the command server's sequence where an armed process kills itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
-// Every point is in the server today; the prefix keeps the names right when a client's or a
-// writer's crash points join them.
-#[allow(clippy::enum_variant_names)]
 pub enum CrashPoint {
     /// Right after taking a request (`TAKEN`), before the handler sees it.
     ServerTaken = 1,
@@ -23,12 +20,14 @@ pub enum CrashPoint {
     ServerReplyWritten = 4,
     /// The answer is published; the client's wake-up is not sent yet.
     ServerPublished = 5,
+    /// A trace event's slot is claimed (its `seq` odd), no field written yet.
+    TraceEventClaimed = 6,
 }
 
 #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
 impl CrashPoint {
-    /// Every point, in sequence order.
-    pub const ALL: [CrashPoint; 5] = [
+    /// Every point of the command server's sequence, in order.
+    pub const SERVER: [CrashPoint; 5] = [
         CrashPoint::ServerTaken,
         CrashPoint::ServerBeforeAnswer,
         CrashPoint::ServerAnswering,

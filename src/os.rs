@@ -14,7 +14,7 @@ pub mod clock {
 /// Who a process is, and whether it still runs, in a form that survives pid reuse.
 pub mod identity {
     pub use crate::sys::identity::{
-        current_process, started_by, Liveness, ProcessIdentity, Record,
+        current_process, process_name, started_by, task_name, Liveness, ProcessIdentity, Record,
     };
 }
 

@@ -1,5 +1,6 @@
 //! `shmkit`: list, inspect, watch and clean shmkit segments; bridge frame rings to
-//! ImageStreamIO streams (`shmkit milk`, in `milk.rs`).
+//! ImageStreamIO streams (`shmkit milk`, in `milk.rs`); record and replay rings (`record.rs`);
+//! capture traces (`trace.rs`).
 //!
 //! The segment subcommands read segments from a copy of their bytes ([`shmkit::inspect`]):
 //! they never map a segment writably and never change one, except `clean`, which removes
@@ -9,6 +10,7 @@
 
 mod milk;
 mod record;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use shmkit::inspect::{self, InspectError, Inspection, ObjectState};
@@ -79,6 +81,9 @@ enum Command {
     /// Publish a recorded session again into rings of the same names and specs, with its
     /// user words, at the original pace (--speed for faster or slower, --as-fast for none).
     Replay(record::Replay),
+    /// Follow a segment's trace buffer for --duration seconds and write the Chrome
+    /// trace-event format (JSON) that Perfetto and chrome://tracing open.
+    Trace(trace::Trace),
 }
 
 const EXIT_MISSING: u8 = 1;
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
         Command::Milk { command } => milk::run(command),
         Command::Record(args) => record::run(args),
         Command::Replay(args) => record::replay(args),
+        Command::Trace(args) => trace::run(args),
         Command::Clean { dry_run, json } => {
             let actions = inspect::clean(dry_run);
             if json {

@@ -505,6 +505,9 @@ fn every_subcommand_has_help() {
         &["milk", "export", "--help"],
         &["milk", "import", "--help"],
         &["milk", "ls", "--help"],
+        &["record", "--help"],
+        &["replay", "--help"],
+        &["trace", "--help"],
     ] {
         let (code, out, _) = shmkit(sub);
         assert_eq!(code, 0, "{sub:?}");
@@ -729,4 +732,129 @@ fn milk_import_wait_waits_for_a_half_made_stream_to_be_finished() {
     let _ = Segment::unlink(&src);
     let _ = Segment::unlink(&dst);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Checks the trace-event file's grammar: names on every event, every span closed (a
+/// complete event with a duration), each thread's timestamps non-decreasing in file order,
+/// every process and thread named by a metadata record. Returns the span events.
+fn trace_events(file: &Value) -> Vec<&Value> {
+    let events = file["traceEvents"].as_array().expect("traceEvents");
+    let mut named_threads = std::collections::HashSet::new();
+    let mut named_processes = std::collections::HashSet::new();
+    let mut last_ts: std::collections::HashMap<(u64, u64), f64> = Default::default();
+    let mut spans = Vec::new();
+    for e in events {
+        let (pid, tid) = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        let name = e["name"].as_str().expect("a name");
+        assert!(!name.is_empty());
+        match e["ph"].as_str().unwrap() {
+            "M" => {
+                assert!(e["args"]["name"].as_str().is_some_and(|n| !n.is_empty()));
+                match name {
+                    "thread_name" => named_threads.insert((pid, tid)),
+                    "process_name" => named_processes.insert(pid),
+                    other => panic!("metadata {other}"),
+                };
+                continue;
+            }
+            "X" => {
+                assert!(e["dur"].as_f64().unwrap() >= 0.0);
+                spans.push(e);
+            }
+            "i" | "C" => {}
+            other => panic!("phase {other}: every span is a complete event"),
+        }
+        let ts = e["ts"].as_f64().unwrap();
+        let last = last_ts.entry((pid, tid)).or_insert(ts);
+        assert!(ts >= *last, "timestamps go back on thread {tid}");
+        *last = ts;
+        assert!(named_processes.contains(&pid) && named_threads.contains(&(pid, tid)));
+    }
+    spans
+}
+
+#[test]
+fn trace_follows_a_buffer_for_its_window_and_writes_chrome_trace_events() {
+    use shmkit::shared::{TraceBuffer, TraceSpec};
+    let name = format!("shmkit-cli-trace-{}", std::process::id());
+    let seg = fresh(&name);
+    let t: TraceBuffer = seg.create("trace", &TraceSpec::default()).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let out = std::env::temp_dir().join(format!("{name}.json"));
+    let (started, ended, file) = std::thread::scope(|s| {
+        s.spawn(|| {
+            t.name_thread("loop \"quoted\"").unwrap();
+            let (outer, inner) = (t.name("frame").unwrap(), t.name("centroid").unwrap());
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _o = t.span(outer).with_arg(i);
+                let _i = t.span(inner);
+                std::thread::sleep(Duration::from_millis(1));
+                i += 1;
+            }
+        });
+        let started = shmkit::os::clock::monotonic_ns() as f64 / 1e3;
+        let (code, _, err) = shmkit(&[
+            "trace",
+            &name,
+            "--duration",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let ended = shmkit::os::clock::monotonic_ns() as f64 / 1e3;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("0 overwritten unread"), "{err}");
+        let file: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        (started, ended, file)
+    });
+    let _ = std::fs::remove_file(&out);
+    let spans = trace_events(&file);
+    let frames: Vec<&&Value> = spans.iter().filter(|e| e["name"] == "frame").collect();
+    assert!(frames.len() > 300, "{} frames in 1 s", frames.len());
+    // The window: the first span starts near its beginning, the last ends near its end.
+    let first = frames.first().unwrap()["ts"].as_f64().unwrap();
+    let last = frames.last().unwrap();
+    let last_end = last["ts"].as_f64().unwrap() + last["dur"].as_f64().unwrap();
+    assert!(
+        first >= started - 20e3 && first <= started + 200e3,
+        "{first} vs {started}"
+    );
+    assert!(
+        last_end <= ended && last_end >= ended - 200e3,
+        "{last_end} vs {ended}"
+    );
+    // Consecutive frame numbers: nothing lost in between.
+    let args: Vec<u64> = frames
+        .iter()
+        .map(|e| e["args"]["arg"].as_u64().unwrap())
+        .collect();
+    assert!(args.windows(2).all(|w| w[1] == w[0] + 1));
+    let threads: Vec<&Value> = file["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "thread_name")
+        .collect();
+    assert!(threads
+        .iter()
+        .any(|e| e["args"]["name"] == "loop \"quoted\""));
+    // The inner spans were captured too.
+    let centroids = spans.iter().filter(|e| e["name"] == "centroid").count();
+    assert!(centroids >= frames.len());
+    drop(seg);
+    let _ = Segment::unlink(&name);
+}
+
+#[test]
+fn trace_refuses_a_segment_without_a_trace_buffer_and_a_bad_duration() {
+    let name = format!("shmkit-cli-notrace-{}", std::process::id());
+    let _seg = fresh(&name);
+    let (code, _, err) = shmkit(&["trace", &name, "--duration", "0.1", "--out", "/dev/null"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("holds no trace buffer"), "{err}");
+    let (code, _, err) = shmkit(&["trace", &name, "--duration", "-1", "--out", "/dev/null"]);
+    assert_eq!(code, 2, "{err}");
+    let _ = Segment::unlink(&name);
 }

@@ -13,6 +13,8 @@
 //! [`replay`] publishes a session again into rings of the same names and specs, at the original
 //! pace, a speed factor or as fast as possible.
 //!
+//! [`TraceCapture`] reads a segment's trace buffer and writes the Chrome trace-event format.
+//!
 //! Not part of the IPC core: it brings file formats and threads a loop does not need.
 
 // Under `--cfg loom` (the core's model checks build its dev-dependencies) this crate is empty.
@@ -29,9 +31,11 @@ mod repair;
 mod replay;
 mod sys;
 mod time;
+mod trace;
 
 pub use error::RecordError;
 pub use manifest::{Manifest, RingRecord, MANIFEST};
 pub use recorder::{Progress, RecordOptions, Recorder, Roll};
 pub use repair::repair;
 pub use replay::{replay, Pace, ReplayOptions, ReplayStart, Replayed};
+pub use trace::{TraceCapture, TraceLosses};

@@ -108,6 +108,8 @@ pub(crate) fn record(
         dropped.fetch_add(1, Ordering::Relaxed);
         return false;
     }
+    #[cfg(not(loom))]
+    crate::fault::crash_point(crate::fault::CrashPoint::TraceEventClaimed);
     // Release: the odd `seq` before any field below (pairs with the Acquire fence in `read`:
     // a reader that copied one of these fields then reads a changed `seq`).
     fence(Ordering::Release);
