@@ -118,7 +118,7 @@ fn a_process_killed_mid_event_leaves_the_buffer_readable() {
     let seg = Segment::create(&name.0, &CreateOptions::new(1 << 20)).unwrap();
     let t: TraceBuffer = seg.create("trace", &spec(64)).unwrap();
     let mut cursor = t.cursor_from_now();
-    let mut child = spawn("die_mid_event", &[name.0.clone()]);
+    let mut child = spawn("die_mid_event", std::slice::from_ref(&name.0));
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
