@@ -143,6 +143,7 @@ fn expected(point: CrashPoint, retry_safe: bool) -> (Result<(), Outcome>, u64) {
             (Err(Outcome::Executed), 1)
         }
         (CrashPoint::ServerPublished, _) => (Ok(()), 1),
+        (other, _) => panic!("{other:?} is not a command server's crash point"),
     }
 }
 
