@@ -19,6 +19,7 @@ mod mutex_fast;
 mod recorder;
 mod segment;
 mod testbed;
+mod trace;
 mod value;
 mod wait;
 
@@ -85,6 +86,8 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<histogram::PyHistogram>()?;
     m.add_class::<histogram::PyHistogramSnapshot>()?;
     m.add_class::<histogram::HistogramTimer>()?;
+    m.add_class::<trace::PyTraceBuffer>()?;
+    m.add_class::<trace::PySpan>()?;
     m.add_class::<barrier::PyBarrier>()?;
     m.add_class::<commands::PyCommandRing>()?;
     m.add_class::<dict::PyRawDict>()?;

@@ -184,6 +184,25 @@ impl PySegment {
         ))
     }
 
+    /// The trace buffer `name`, created if needed, keeping the newest `events` events (a
+    /// power of two; 64 bytes each) and up to `names` distinct names; an existing one must
+    /// have that size.
+    #[pyo3(signature = (name, events = 65536, names = 512))]
+    fn trace_buffer(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        events: u32,
+        names: u32,
+    ) -> PyResult<crate::trace::PyTraceBuffer> {
+        let spec = shmkit::shared::TraceSpec { events, names };
+        let inner = self
+            .inner
+            .trace_buffer(name, &spec)
+            .map_err(|e| segment_error(py, e))?;
+        Ok(crate::trace::PyTraceBuffer::wrap(inner, self.origin(name)))
+    }
+
     /// The barrier `name` for `parties`, created if needed (an existing one must have as many
     /// parties). `action` runs in the last party to arrive through this handle, before any
     /// party is released; `timeout` is the default wait timeout (None: forever).

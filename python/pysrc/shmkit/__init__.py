@@ -16,7 +16,7 @@ from __future__ import annotations
 from importlib.metadata import version as _distribution_version
 from typing import Callable
 
-from . import errors
+from . import errors, trace
 from ._devices import (
     Device,
     DeviceCache,
@@ -55,6 +55,7 @@ from ._shmkit import (
     HistogramSnapshot,
     Mutex,
     Segment,
+    TraceBuffer,
     WriteSlot,
 )
 from .errors import (
@@ -170,8 +171,10 @@ __all__ = [
     "SharedDict",
     "SharedValue",
     "ShmkitError",
+    "TraceBuffer",
     "WriteSlot",
     "errors",
+    "trace",
 ]
 
 
@@ -188,6 +191,11 @@ def _rebuild_event(segment: str, name: str, wait: str = "spin_then_block") -> Ev
 def _rebuild_histogram(segment: str, name: str) -> Histogram:
     """Unpickles a segment histogram."""
     return Segment.open(segment).histogram(name)
+
+
+def _rebuild_trace_buffer(segment: str, name: str, events: int, names: int) -> TraceBuffer:
+    """Unpickles a segment trace buffer of its size."""
+    return Segment.open(segment).trace_buffer(name, events, names)
 
 
 def _rebuild_barrier(
