@@ -19,9 +19,12 @@ fn main() {
     let session =
         std::env::temp_dir().join(format!("shmkit-closed-loop-session-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&session);
+    let trace =
+        std::env::temp_dir().join(format!("shmkit-closed-loop-{}.json", std::process::id()));
     let options = closed_loop::Options {
         segment: format!("shmkit-test-closed-loop-{}", std::process::id()),
         record: Some(session.clone()),
+        trace: Some(trace.clone()),
         report_dir: Some(
             std::env::temp_dir().join(format!("shmkit-closed-loop-{}", std::process::id())),
         ),
@@ -118,9 +121,61 @@ fn main() {
     assert_eq!(json["options"]["ao"]["seed"], options.ao.seed);
     assert!(json["summary"]["closed_loop_nm"].as_f64().is_some());
     let _ = std::fs::remove_dir_all(dir);
+    check_trace(&trace, &report);
     replay(&session, &report);
     let _ = std::fs::remove_dir_all(&session);
     println!("2 passed, 0 failed");
+}
+
+/// The `--trace` file: the closed loop's spans (every command's "compute" and "command" span
+/// with its frame id, "mvm" inside "compute"), nothing missed, the controller named.
+fn check_trace(path: &std::path::Path, report: &closed_loop::Report) {
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("the trace is written")).expect("JSON");
+    let _ = std::fs::remove_file(path);
+    let events = file["traceEvents"].as_array().expect("traceEvents");
+    // Names are recorded again every second; the file names each thread and process once.
+    let timed = events.iter().filter(|e| e["ph"] != "M").count();
+    assert!(
+        report.traced.is_some_and(|n| n > timed),
+        "{:?}",
+        report.traced
+    );
+    let missed = &file["otherData"]["shmkit"]["missed"];
+    for what in ["overwritten", "torn", "unfinished", "dropped"] {
+        assert_eq!(missed[what], 0, "{what}");
+    }
+    assert!(events
+        .iter()
+        .any(|e| e["ph"] == "M" && e["args"]["name"] == "controller"));
+    let spans = |name: &str| -> Vec<(u64, f64, f64)> {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["name"] == name)
+            .map(|e| {
+                let ts = e["ts"].as_f64().unwrap();
+                (
+                    e["args"]["arg"].as_u64().unwrap(),
+                    ts,
+                    ts + e["dur"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (compute, mvm, command) = (spans("compute"), spans("mvm"), spans("command"));
+    // The last 4 s of a 2 s loop: all of it.
+    assert_eq!(compute.len() as u64, report.controller.commands);
+    assert_eq!(mvm.len(), compute.len());
+    assert_eq!(
+        command.iter().map(|c| c.0).collect::<Vec<_>>(),
+        compute.iter().map(|c| c.0).collect::<Vec<_>>()
+    );
+    for (m, c) in mvm.iter().zip(&compute) {
+        assert!(
+            m.0 == c.0 && c.1 <= m.1 + 1e-3 && m.2 <= c.2 + 1e-3,
+            "{m:?} in {c:?}"
+        );
+    }
 }
 
 /// The controller against the replayed camera: every replayed frame read and verified

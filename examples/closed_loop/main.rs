@@ -110,6 +110,11 @@ struct Args {
     /// the recorded one.
     #[arg(long, value_name = "DIR")]
     replay: Option<std::path::PathBuf>,
+    /// Trace the loop (each frame's wait, computation, MVM and command as spans, in the
+    /// segment's trace buffer, which `shmkit trace` can follow too) and write the closed
+    /// loop's last seconds to FILE in the Chrome trace-event format (open it in Perfetto).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -126,6 +131,7 @@ impl Args {
             realtime: self.realtime,
             record: self.record.clone(),
             replay: self.replay.clone(),
+            trace: self.trace.clone(),
             ..Options::default()
         };
         o.ao.diameter = self.diameter;
@@ -176,6 +182,13 @@ fn main() {
                         dir.display()
                     );
                 }
+            }
+            if let (Some(path), Some(events)) = (&options.trace, report.traced) {
+                println!(
+                    "trace: {} ({events} events, the loop's last {} s; open it in ui.perfetto.dev)",
+                    path.display(),
+                    bench::latency::TRACE_WINDOW.as_secs()
+                );
             }
             if let Some(dir) = &options.report_dir {
                 match write_report(dir, &options, &report, &summary) {

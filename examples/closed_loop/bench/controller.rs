@@ -2,7 +2,7 @@
 //! frames with a poke test, watch the open loop, then close the loop on every frame and
 //! record what an AO engineer judges it by.
 
-use super::latency::Stages;
+use super::latency::{LoopTrace, Stages};
 use super::linalg::{mvm, reconstructor, slopes};
 use super::options::Options;
 use super::replay::{self, Comparison, Recorded, RecordedCommands, CAMERA_FRAMES};
@@ -368,6 +368,10 @@ impl Experiment for Controller {
         // The stages' shared histograms, from the closed loop's first frame.
         let stages = Stages::open(seg)?;
         stages.reset();
+        let trace = match o.trace {
+            Some(_) => Some(LoopTrace::open(seg)?),
+            None => None,
+        };
 
         // Closed loop.
         progress.insert("phase", &"closed loop")?;
@@ -456,6 +460,9 @@ impl Experiment for Controller {
             let sent = shmkit::clock::monotonic_ns();
             stages.compute.record(sent.saturating_sub(held));
             stages.mvm.record(mvm_end.saturating_sub(mvm_start));
+            if let Some(t) = &trace {
+                t.frame(id, ts, held, (mvm_start, mvm_end), sent);
+            }
             report
                 .compute_us
                 .push(sent.saturating_sub(held) as f32 / 1000.0);
@@ -470,6 +477,9 @@ impl Experiment for Controller {
             };
             let (_, applied) = mirror.set(&out, id)?;
             stages.command.record(applied.saturating_sub(sent));
+            if let Some(t) = &trace {
+                t.command(id, sent, applied);
+            }
             report
                 .command_latency_us
                 .push(applied.saturating_sub(sent) as f32 / 1000.0);

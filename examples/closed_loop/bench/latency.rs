@@ -3,7 +3,66 @@
 //! loop runs, and the report's latency table is read from them at the end.
 
 use super::stats::Percentiles;
+use shmkit::shared::{TraceBuffer, TraceName, TraceSpec};
 use shmkit::{Histogram, HistogramSnapshot, Segment, SegmentError};
+use std::time::Duration;
+
+/// The trace buffer `--trace` records the loop into (the default size: 65 536 events, about
+/// 8 s of the loop's four spans a frame at 2 kHz).
+pub const TRACE_BUFFER: &str = "closed-loop/trace";
+/// How far back the `--trace` file reaches from the loop's end.
+pub const TRACE_WINDOW: Duration = Duration::from_secs(4);
+
+/// The controller's spans per frame, from the timestamps it takes for the histograms anyway
+/// (no clock read of its own): "frame wait" (from the frame's publish, or from the end of the
+/// previous command if the frame was out before it, to the controller holding it: spans on
+/// one thread must nest, and the frame's whole age is in the histograms), "compute" (held ->
+/// command sent) enclosing "mvm", and "command" (sent -> the mirror applied it); each carries
+/// the frame id.
+pub struct LoopTrace {
+    buffer: TraceBuffer,
+    idle_since: std::cell::Cell<u64>,
+    wait: TraceName,
+    compute: TraceName,
+    mvm: TraceName,
+    command: TraceName,
+}
+
+impl LoopTrace {
+    /// Opens (or creates) the bench's trace buffer and names this process and thread.
+    pub fn open(segment: &Segment) -> Result<LoopTrace, Box<dyn std::error::Error + Send + Sync>> {
+        let buffer = segment.trace_buffer(TRACE_BUFFER, &TraceSpec::default())?;
+        buffer.name_process("controller")?;
+        buffer.name_thread("control loop")?;
+        Ok(LoopTrace {
+            wait: buffer.name("frame wait")?,
+            compute: buffer.name("compute")?,
+            mvm: buffer.name("mvm")?,
+            command: buffer.name("command")?,
+            buffer,
+            idle_since: std::cell::Cell::new(0),
+        })
+    }
+
+    /// A frame's wait and computation (`CLOCK_MONOTONIC` ns).
+    pub fn frame(&self, id: u64, published: u64, held: u64, mvm: (u64, u64), sent: u64) {
+        let span = |name, from: u64, to: u64| {
+            let d = Duration::from_nanos(to.saturating_sub(from));
+            self.buffer.record_span(name, from, d, Some(id));
+        };
+        span(self.wait, published.max(self.idle_since.get()), held);
+        span(self.compute, held, sent);
+        self.idle_since.set(sent);
+        span(self.mvm, mvm.0, mvm.1);
+    }
+
+    /// A command's way to the mirror.
+    pub fn command(&self, id: u64, sent: u64, applied: u64) {
+        let d = Duration::from_nanos(applied.saturating_sub(sent));
+        self.buffer.record_span(self.command, sent, d, Some(id));
+        self.idle_since.set(applied);
+    }
+}
 
 /// The stages, by histogram name: frame publish -> the controller holds it; the control
 /// computation (held -> command sent); the MVM inside it; command sent -> mirror applied.

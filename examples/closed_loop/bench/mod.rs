@@ -22,7 +22,7 @@
 
 mod budget;
 mod controller;
-mod latency;
+pub mod latency;
 mod linalg;
 mod options;
 mod plots;
@@ -126,6 +126,8 @@ pub struct Report {
     /// The closed loop's stages from the shared histograms (µs): frame -> controller,
     /// computation, MVM, command -> mirror.
     pub stages: [stats::Percentiles; 4],
+    /// Events written to the `--trace` file.
+    pub traced: Option<usize>,
 }
 
 /// Runs the bench; `progress` prints a live line. With `options.replay`, the bench runs with
@@ -147,6 +149,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
             segment: options.segment.clone(),
             replay: Some(dir.clone()),
             record: None,
+            trace: options.trace.clone(),
             controller_cpu: options.controller_cpu,
             ..calibration.options.clone()
         },
@@ -225,6 +228,14 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
                 ..shmkit_record::RecordOptions::new(dir)
             },
         )?),
+        None => None,
+    };
+    // Made here, not by the controller, so it outlives the experiment for the file below.
+    let trace = match &options.trace {
+        Some(_) => Some(
+            tb.segment()
+                .trace_buffer(latency::TRACE_BUFFER, &shmkit::shared::TraceSpec::default())?,
+        ),
         None => None,
     };
     tb.start_experiment(&Controller {
@@ -318,6 +329,14 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     let controller: ControllerReport = results.get("controller")?.unwrap_or_default();
     let statistics: StatsReport = results.get("statistics")?.unwrap_or_default();
     let recording = recorder.map(shmkit_record::Recorder::stop).transpose()?;
+    let traced = match (&options.trace, &trace) {
+        (Some(path), Some(buffer)) => {
+            let capture = shmkit_record::TraceCapture::newest(buffer, Some(latency::TRACE_WINDOW));
+            capture.write_chrome(path)?;
+            Some(capture.records.len())
+        }
+        _ => None,
+    };
     let trip = tb.trip();
     let outcome = tb.close();
     let mut failures: Vec<String> = outcome
@@ -349,5 +368,6 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         recording,
         replayed,
         stages,
+        traced,
     })
 }

@@ -64,6 +64,10 @@ pub struct Options {
     /// Run the controller against this recorded session's camera (see `replay.rs`).
     #[serde(default)]
     pub replay: Option<PathBuf>,
+    /// Trace the loop into the segment's trace buffer [`TRACE_BUFFER`](super::latency::TRACE_BUFFER)
+    /// and write its last seconds here (Chrome trace-event JSON) at the end.
+    #[serde(default)]
+    pub trace: Option<PathBuf>,
     /// The wavelength Strehl is reported at, nm (H band).
     pub science_nm: f64,
 }
@@ -90,6 +94,7 @@ impl Default for Options {
             report_dir: None,
             record: None,
             replay: None,
+            trace: None,
             science_nm: 1650.0,
         }
     }
