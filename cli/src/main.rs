@@ -385,6 +385,10 @@ fn describe(state: &ObjectState, rate: Option<f64>) -> (&'static str, String) {
             frames_written,
             last_id,
             rate_hz,
+            jitter_us,
+            age_ms,
+            overruns,
+            reader_lag,
             slots,
             format,
             readers,
@@ -393,10 +397,12 @@ fn describe(state: &ObjectState, rate: Option<f64>) -> (&'static str, String) {
         } => (
             "frame ring",
             format!(
-                "{format}, {slots} slots; {frames_written} frames (last {last_id}), {:.1} Hz; writer {} ({}); readers {readers:?}; {held_slots} held",
+                "{format}, {slots} slots; {frames_written} frames (last {last_id}{}), {:.1} Hz, jitter {jitter_us:.1} µs; writer {} ({}); readers {readers:?}, {overruns} missed; {held_slots} held{}",
+                age_ms.map_or(String::new(), |a| format!(", {a:.1} ms ago")),
                 rate.unwrap_or(*rate_hz),
                 writer_pid.map_or("-".into(), |p| p.to_string()),
-                alive(*writer_alive)
+                alive(*writer_alive),
+                reader_lag.map_or(String::new(), |l| format!(", the oldest {l} frames behind"))
             ),
         ),
         ObjectState::CommandRing {

@@ -127,8 +127,10 @@ pub struct FrameRingHeader {
     pub last_ts_ns: u64,
     /// Estimated frame rate in millihertz (exponential moving average).
     pub rate_mhz: u64,
-    /// Reserved; zero.
-    pub reserved0: u64,
+    /// Period jitter in ns: an exponential moving average (1/16) of each frame's
+    /// `|period - mean period|`, the mean period being `1e12 / rate_mhz` (layout 4.2; zero
+    /// before).
+    pub jitter_ns: u64,
     /// Number of slots.
     pub slots: u32,
     /// [`ElemType`] as a raw word.
@@ -145,8 +147,9 @@ pub struct FrameRingHeader {
     pub frame_offset: u64,
     /// Bytes between consecutive frames.
     pub frame_stride: u64,
-    /// Reserved; zero.
-    pub reserved2: u64,
+    /// Frames readers missed: every time an oldest-first reader finds itself lapped, it
+    /// adds the frames it lost (layout 4.2; zero before).
+    pub overruns: u64,
     /// Registered readers' records (same format as `writer`); 0 = free.
     pub readers: [u64; FRAME_MAX_READERS],
 }
@@ -173,6 +176,8 @@ const _: () = {
     assert!(offset_of!(FrameRingHeader, sleepers) == 28);
     assert!(offset_of!(FrameRingHeader, total_written) == 32);
     assert!(offset_of!(FrameRingHeader, rate_mhz) == 48);
+    assert!(offset_of!(FrameRingHeader, jitter_ns) == 56);
+    assert!(offset_of!(FrameRingHeader, overruns) == 120);
     assert!(offset_of!(FrameRingHeader, slots) == 64);
     assert!(offset_of!(FrameRingHeader, max_bytes) == 72);
     assert!(offset_of!(FrameRingHeader, shape) == 88);

@@ -11,9 +11,9 @@ use shm_layout::{
     EventLayout, ExceptionSlotHeader, FrameRingHeader, FrameSlotMeta, HistogramLayout, LinkStatus,
     MutexConsistency, MutexLayout, ObjectKind, SharedHeader, TableEntry, TraceHeader,
     BARRIER_ARRIVED_MASK, BARRIER_BROKEN, BARRIER_GENERATION_SHIFT, CMD_FREE, CMD_QUEUED,
-    EVENT_SET, EVENT_WAITERS, EXCEPTION_SLOT_SIZE, FRAME_MAX_READERS, FRAME_READERS_SHIFT,
-    FRAME_WRITING, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK, SLOT_FREE,
-    SLOT_REPORTED, TABLE_READY,
+    EVENT_SET, EVENT_WAITERS, EXCEPTION_SLOT_SIZE, FRAME_ID_MASK, FRAME_MAX_READERS,
+    FRAME_READERS_SHIFT, FRAME_WRITING, MUTEX_CONSISTENCY_SHIFT, MUTEX_DEPTH_MASK, MUTEX_TID_MASK,
+    SLOT_FREE, SLOT_REPORTED, TABLE_READY,
 };
 use std::mem::size_of;
 use zerocopy::{FromBytes, IntoBytes};
@@ -166,6 +166,15 @@ pub enum ObjectState {
         last_id: u64,
         /// Estimated frame rate.
         rate_hz: f64,
+        /// Period jitter, µs (a moving average of each period's distance from the mean).
+        jitter_us: f64,
+        /// Time since the newest frame was published, ms (null before the first).
+        age_ms: Option<f64>,
+        /// Frames oldest-first readers missed (lapped by the writer), all readers.
+        overruns: u64,
+        /// How many frames behind the newest the oldest frame a reader holds is (null when
+        /// no reader holds one).
+        reader_lag: Option<u64>,
         /// Slots.
         slots: u32,
         /// Element type and shape, e.g. `u16 [128, 128]`.
@@ -340,6 +349,7 @@ fn frame_ring(image: &Image, info: &HeaderInfo, offset: u64) -> Result<ObjectSta
     let g = validate::frame_ring(&h, block_size).map_err(invalid)?;
     let elem = format!("{:?}", g.elem).to_lowercase();
     let (mut held, mut writing) = (0, false);
+    let mut oldest_held: Option<u64> = None;
     for s in 0..u64::from(g.slots) {
         let meta: FrameSlotMeta = read(
             image,
@@ -347,6 +357,8 @@ fn frame_ring(image: &Image, info: &HeaderInfo, offset: u64) -> Result<ObjectSta
         )?;
         if meta.word >> FRAME_READERS_SHIFT != 0 {
             held += 1;
+            let id = meta.word & FRAME_ID_MASK;
+            oldest_held = Some(oldest_held.map_or(id, |o: u64| o.min(id)));
         }
         writing |= meta.word & FRAME_WRITING != 0;
     }
@@ -356,6 +368,11 @@ fn frame_ring(image: &Image, info: &HeaderInfo, offset: u64) -> Result<ObjectSta
         frames_written: h.total_written,
         last_id: h.last_id,
         rate_hz: h.rate_mhz as f64 / 1000.0,
+        jitter_us: h.jitter_ns as f64 / 1000.0,
+        age_ms: (h.last_ts_ns != 0)
+            .then(|| crate::sys::clock::monotonic_ns().saturating_sub(h.last_ts_ns) as f64 / 1e6),
+        overruns: h.overruns,
+        reader_lag: oldest_held.map(|o| h.last_id.saturating_sub(o)),
         slots: g.slots,
         format: format!("{elem} {:?}", g.dims()),
         readers: h.readers[..FRAME_MAX_READERS]

@@ -68,6 +68,10 @@ pub struct RingStats {
     pub rate_hz: f64,
     /// Timestamp of the newest frame (CLOCK_MONOTONIC, ns).
     pub last_ts_ns: u64,
+    /// Period jitter, ns: a moving average of each period's distance from the mean period.
+    pub jitter_ns: u64,
+    /// Frames oldest-first readers missed because the writer lapped them (all readers).
+    pub overruns: u64,
 }
 
 impl FrameRing {
@@ -152,6 +156,8 @@ impl FrameRing {
             last_id: h.last_id.load(Ordering::Acquire),
             rate_hz: h.rate_mhz.load(Ordering::Relaxed) as f64 / 1000.0,
             last_ts_ns: h.last_ts_ns.load(Ordering::Relaxed),
+            jitter_ns: h.jitter_ns.load(Ordering::Relaxed),
+            overruns: h.overruns.load(Ordering::Relaxed),
         }
     }
 

@@ -126,6 +126,12 @@ impl Registration {
                     let oldest = self.oldest_after(cursor.last_seen).unwrap_or(last);
                     let missed = oldest.saturating_sub(target).max(1);
                     cursor.last_seen = oldest.saturating_sub(1).max(target);
+                    // Counted in the ring for whoever watches its health (a lapped reader
+                    // is rare: a locked add here costs nothing on the reading path).
+                    self.ring
+                        .header()
+                        .overruns
+                        .fetch_add(missed, Ordering::Relaxed);
                     return Err(RingError::Overrun { missed });
                 }
                 // The newest frame was replaced between our two reads: look again, but never

@@ -16,7 +16,7 @@ shared_view! {
         pub total_written: AtomicU64,
         pub last_ts_ns: AtomicU64,
         pub rate_mhz: AtomicU64,
-        pub reserved0: AtomicU64,
+        pub jitter_ns: AtomicU64,
         pub slots: AtomicU32,
         pub elem: AtomicU32,
         pub max_bytes: AtomicU64,
@@ -25,7 +25,7 @@ shared_view! {
         pub shape: [AtomicU32; 4],
         pub frame_offset: AtomicU64,
         pub frame_stride: AtomicU64,
-        pub reserved2: AtomicU64,
+        pub overruns: AtomicU64,
         pub readers: [RecordWord; FRAME_MAX_READERS],
     }
 }

@@ -211,6 +211,13 @@ impl FrameWriter {
                 old.saturating_mul(15).saturating_add(instant) / 16
             };
             h.rate_mhz.store(ema, Ordering::Relaxed);
+            // The period's deviation from the mean period (the rate's), smoothed alike.
+            let period = now - prev_ts;
+            let mean = 1_000_000_000_000u64 / ema.max(1);
+            let deviation = period.abs_diff(mean);
+            let old = h.jitter_ns.load(Ordering::Relaxed);
+            let jitter = old.saturating_mul(15).saturating_add(deviation) / 16;
+            h.jitter_ns.store(jitter, Ordering::Relaxed);
         }
         if wake {
             futex_wake(&h.notify, u32::MAX);
