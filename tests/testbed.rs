@@ -499,6 +499,100 @@ fn waiting_for_experiments_ends_within_100ms_of_an_interrupt() {
     drop(tb.close());
 }
 
+/// A ring's writer publishes every 2 ms, then stops (alive, but stalled): the ready-made
+/// `ring_stalled` test trips within its 100 ms limit plus one 20 ms check, says so, and
+/// raised its alarm event.
+fn a_stalled_writer_trips_the_ring_stalled_test_within_its_limit_and_one_check() {
+    use shmkit::rings::{ElemType, FrameSpec};
+    let (limit, interval) = (Duration::from_millis(100), Duration::from_millis(20));
+    let test_name = "cam stalled";
+    let seg_name = name("stall");
+    let tb = TestbedBuilder::new(&seg_name)
+        .safety_test(shmkit_testbed::ring_stalled("cam", limit))
+        .safety_check_interval(interval)
+        .start()
+        .unwrap();
+    let ring = tb
+        .segment()
+        .frame_ring("cam", &FrameSpec::new(4, ElemType::U8, &[16]))
+        .unwrap();
+    let mut writer = ring.writer().unwrap();
+    for _ in 0..100 {
+        let slot = writer.try_claim().unwrap();
+        slot.publish();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(tb.trip().is_none(), "tripped while frames flowed");
+    }
+    let last = ring.stats().last_ts_ns;
+    let alarm = tb
+        .segment()
+        .event(&shmkit_testbed::alarm_event(test_name))
+        .unwrap();
+    assert!(!alarm.is_set());
+    while tb.trip().is_none() {
+        let waited = shmkit::os::clock::monotonic_ns() - last;
+        assert!(waited < 1_000_000_000, "no trip after 1 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let tripped_after = Duration::from_nanos(shmkit::os::clock::monotonic_ns() - last);
+    // The limit, one check interval, and this loop's 1 ms poll plus scheduling.
+    assert!(
+        tripped_after <= limit + interval + Duration::from_millis(15),
+        "tripped {tripped_after:?} after the last frame"
+    );
+    let trip = tb.trip().unwrap();
+    assert_eq!(trip.test, test_name);
+    assert!(
+        trip.message.contains("no frame for") && trip.message.contains("writer is alive"),
+        "{}",
+        trip.message
+    );
+    assert!(alarm.is_set());
+    drop(writer);
+    tb.close();
+}
+
+/// The ready-made `latency_above` test: quiet while the recent p99 is low, trips at the first
+/// check after the window's p99 goes above its limit, and raises its alarm.
+fn a_latency_quantile_above_its_limit_trips_latency_above() {
+    let seg_name = name("latency");
+    let test = shmkit_testbed::latency_above(
+        "loop",
+        0.99,
+        Duration::from_micros(500),
+        Duration::from_millis(200),
+        100,
+    );
+    let tb = TestbedBuilder::new(&seg_name)
+        .safety_test(test)
+        .safety_check_interval(Duration::from_millis(20))
+        .start()
+        .unwrap();
+    let h = tb.segment().histogram("loop").unwrap();
+    for _ in 0..1000 {
+        h.record(100_000);
+    }
+    // Several checks see a low p99.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(tb.trip().is_none());
+    let t = Instant::now();
+    for _ in 0..1000 {
+        h.record(2_000_000);
+    }
+    while tb.trip().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(1), "no trip");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let trip = tb.trip().unwrap();
+    assert!(trip.message.contains("p99"), "{}", trip.message);
+    let alarm = tb
+        .segment()
+        .event(&shmkit_testbed::alarm_event(&trip.test))
+        .unwrap();
+    assert!(alarm.is_set());
+    tb.close();
+}
+
 fn main() {
     Bench::entries(Entries::new())
         .experiment::<Looper>()
@@ -508,7 +602,15 @@ fn main() {
         .entry("interrupted_testbed", interrupted_testbed)
         .dispatch();
 
-    let tests: [(&str, fn()); 9] = [
+    let tests: [(&str, fn()); 11] = [
+        (
+            "a_stalled_writer_trips_the_ring_stalled_test_within_its_limit_and_one_check",
+            a_stalled_writer_trips_the_ring_stalled_test_within_its_limit_and_one_check,
+        ),
+        (
+            "a_latency_quantile_above_its_limit_trips_latency_above",
+            a_latency_quantile_above_its_limit_trips_latency_above,
+        ),
         (
             "waiting_for_experiments_ends_within_100ms_of_an_interrupt",
             waiting_for_experiments_ends_within_100ms_of_an_interrupt,

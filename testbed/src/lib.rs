@@ -17,11 +17,13 @@
 
 mod events;
 mod experiment;
+mod health;
 mod safety;
 
 pub use experiment::{
     Experiment, ExperimentContext, ExperimentEntries, ExperimentError, ExperimentFailure,
 };
+pub use health::{alarm_event, latency_above, ring_stalled};
 pub use safety::{safety_fn, SafetyContext, SafetyFn, SafetyTest, SafetyTrip};
 
 use events::Events;

@@ -161,6 +161,19 @@ impl FrameRing {
         }
     }
 
+    /// Whether the ring's writer is alive: `None` when it has none (never had, or it let go),
+    /// `Some(false)` when the process that holds the role died (the next [`writer`]
+    /// call takes the role over).
+    ///
+    /// [`writer`]: Self::writer
+    pub fn writer_liveness(&self) -> Option<bool> {
+        let writer = self.header().writer.load();
+        if writer.is_none() {
+            return None;
+        }
+        Some(writer.process_liveness() != crate::sys::identity::Liveness::Dead)
+    }
+
     /// Becomes the ring's writer. A dead writer's role is taken over (its half-written slot
     /// discarded); a live one's is [`RingError::WriterBusy`].
     pub fn writer(&self) -> Result<FrameWriter, RingError> {
