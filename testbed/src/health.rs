@@ -22,7 +22,7 @@ pub fn alarm_event(test: &str) -> String {
 fn alarm(ctx: &SafetyContext<'_>, test: &str, on: bool) {
     if let Ok(event) = ctx.segment().event(&alarm_event(test)) {
         if on {
-            let _ = event.set();
+            event.set();
         } else if event.is_set() {
             event.clear();
         }
