@@ -3,7 +3,7 @@
 //!
 //! An input whose first byte is odd is taken as edits (offset: u16, byte) to a valid template
 //! holding one object of each kind the tool decodes (mutex, event, barrier, shared value,
-//! dictionary, frame ring, command ring, histogram), so the fuzzer reaches the per-object decoders;
+//! dictionary, frame ring, command ring, histogram, trace buffer), so the fuzzer reaches the per-object decoders;
 //! other inputs are raw images.
 #![no_main]
 
@@ -43,6 +43,16 @@ fn base() -> &'static [u8] {
             )
             .unwrap();
             seg.histogram("h").unwrap().record(1500);
+            let trace = seg
+                .trace_buffer(
+                    "t",
+                    &shmkit::shared::TraceSpec {
+                        events: 64,
+                        names: 2,
+                    },
+                )
+                .unwrap();
+            trace.instant(trace.name("i").unwrap(), None);
         })
     })
 }
