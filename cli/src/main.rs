@@ -58,6 +58,11 @@ enum Command {
         /// Quit after this many refreshes (default: until q or Ctrl+C).
         #[arg(long)]
         count: Option<u64>,
+        /// Print one JSON object per refresh, one per line, for scripts: `window_s` (time
+        /// since the previous refresh, null for the first), `rates` (frames or calls per
+        /// second over that window, by object name) and `inspection` (as `inspect --json`).
+        #[arg(long)]
+        json: bool,
     },
     /// Remove segments whose creator is dead and that no live process maps. Never a live
     /// segment, never another user's.
@@ -120,7 +125,13 @@ fn main() -> ExitCode {
             name,
             interval_ms,
             count,
-        } => watch(&name, Duration::from_millis(interval_ms.max(50)), count),
+            json,
+        } => watch(
+            &name,
+            Duration::from_millis(interval_ms.max(50)),
+            count,
+            json,
+        ),
         Command::Milk { command } => milk::run(command),
         Command::Record(args) => record::run(args),
         Command::Replay(args) => record::replay(args),
@@ -505,12 +516,17 @@ impl Drop for Keys {
     }
 }
 
-fn watch(name: &str, period: Duration, count: Option<u64>) -> ExitCode {
+fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCode {
     let quit = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&quit));
     }
-    let mut keys = Keys::new();
+    // JSON lines go to a script: no raw terminal, no quit key read from its stdin.
+    let mut keys = if json {
+        Keys::Stream { open: false }
+    } else {
+        Keys::new()
+    };
     let mut previous: Option<(Instant, HashMap<String, u64>)> = None;
     let mut shown = 0u64;
     let stdout = std::io::stdout();
@@ -546,6 +562,25 @@ fn watch(name: &str, period: Duration, count: Option<u64>) -> ExitCode {
                 })
                 .collect()
         });
+        if json {
+            let line = serde_json::json!({
+                "window_s": previous.as_ref().map(|(t, _)| now.duration_since(*t).as_secs_f64()),
+                "rates": rates,
+                "inspection": inspection,
+            });
+            let mut out = stdout.lock();
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                // The reader went away (a closed pipe): nothing left to watch for.
+                return ExitCode::SUCCESS;
+            }
+            drop(out);
+            previous = Some((now, counters));
+            shown += 1;
+            if count.is_some_and(|c| shown >= c) || keys.wait_for_quit(period, &quit) {
+                return ExitCode::SUCCESS;
+            }
+            continue;
+        }
         let mut out = stdout.lock();
         let _ = crossterm::queue!(
             out,

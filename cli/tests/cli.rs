@@ -858,3 +858,60 @@ fn trace_refuses_a_segment_without_a_trace_buffer_and_a_bad_duration() {
     assert_eq!(code, 2, "{err}");
     let _ = Segment::unlink(&name);
 }
+
+#[test]
+fn watch_json_prints_a_line_per_refresh_with_rates_and_ring_health() {
+    let name = format!("shmkit-cli-watchjson-{}", std::process::id());
+    let seg = fresh(&name);
+    let ring = seg
+        .frame_ring("cam", &FrameSpec::new(4, ElemType::U8, &[16]))
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let lines = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut w = ring.writer().unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                w.try_claim().unwrap().publish();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let (code, out, err) = shmkit(&[
+            "watch",
+            &name,
+            "--json",
+            "--count",
+            "3",
+            "--interval-ms",
+            "100",
+        ]);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(code, 0, "{err}");
+        out
+    });
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0]["window_s"].is_null());
+    for line in &lines[1..] {
+        assert!(line["window_s"].as_f64().unwrap() >= 0.1);
+        let rate = line["rates"]["cam"].as_f64().unwrap();
+        assert!(rate > 50.0 && rate < 1500.0, "{rate} frames/s");
+    }
+    let cam = lines[2]["inspection"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "cam")
+        .unwrap()
+        .clone();
+    assert_eq!(cam["kind"], "frame_ring");
+    assert!(cam["age_ms"].as_f64().unwrap() < 100.0, "{cam}");
+    assert_eq!(cam["writer_alive"], true);
+    assert_eq!(cam["overruns"], 0);
+    assert!(cam["jitter_us"].as_f64().is_some());
+    assert!(cam["reader_lag"].is_null());
+    drop(seg);
+    let _ = Segment::unlink(&name);
+}
