@@ -139,35 +139,36 @@ impl TraceBuffer {
         unsafe { self.base.cast::<TraceHeaderView>().as_ref() }
     }
 
+    /// `len` 64-byte views of type `V` from `offset` in the block.
+    ///
+    /// # Safety
+    /// The validator must have checked that `len` entries of `V`'s size start at `offset` (a
+    /// multiple of 64 from the 64-aligned block) and end inside the block, and `V` must be
+    /// atomics only (valid for any bytes).
     #[inline]
-    fn events(&self) -> &[EventView] {
-        // SAFETY: the validator checked that `events` slots of 64 bytes start at
-        // `events_offset` (a multiple of 64, from a 64-aligned block) and end inside the
-        // block; each is atomics only, valid for any bytes; the mapping lives as long as
-        // `&self` (above).
+    unsafe fn entries<V>(&self, offset: u64, len: u32) -> &[V] {
+        // SAFETY: per this function's contract the entries lie in the block, aligned, and are
+        // valid for any bytes; `_segment` keeps the mapping alive as long as `&self`.
         unsafe {
             std::slice::from_raw_parts(
-                self.base
-                    .as_ptr()
-                    .add(self.geometry.events_offset as usize)
-                    .cast::<EventView>(),
-                self.geometry.events as usize,
+                self.base.as_ptr().add(offset as usize).cast::<V>(),
+                len as usize,
             )
         }
     }
 
+    #[inline]
+    fn events(&self) -> &[EventView] {
+        let g = &self.geometry;
+        // SAFETY: `validate::trace` checked `events` slots of 64 bytes (an `EventView`'s
+        // size) from `events_offset` inside the block.
+        unsafe { self.entries(g.events_offset, g.events) }
+    }
+
     fn names(&self) -> &[NameView] {
-        // SAFETY: as for `events`: `names` entries of 64 bytes from `names_offset` (128),
-        // checked to lie in the block, atomics only.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.base
-                    .as_ptr()
-                    .add(self.geometry.names_offset as usize)
-                    .cast::<NameView>(),
-                self.geometry.names as usize,
-            )
-        }
+        let g = &self.geometry;
+        // SAFETY: as for `events`: `names` 64-byte entries from `names_offset`.
+        unsafe { self.entries(g.names_offset, g.names) }
     }
 
     /// Offset of the buffer in its segment.
@@ -296,21 +297,21 @@ impl TraceBuffer {
         if announce::due(self.base.as_ptr() as usize, ts_ns) {
             self.announce(me.pid, me.tid, ts_ns);
         }
+        self.write(&Fields {
+            ts_ns,
+            value,
+            arg,
+            pid: me.pid,
+            tid: me.tid,
+            name: name.0,
+            kind: kind as u8,
+        })
+    }
+
+    #[inline]
+    fn write(&self, fields: &Fields) -> bool {
         let header = self.header();
-        protocol::record(
-            &header.head,
-            &header.dropped,
-            self.events(),
-            &Fields {
-                ts_ns,
-                value,
-                arg,
-                pid: me.pid,
-                tid: me.tid,
-                name: name.0,
-                kind: kind as u8,
-            },
-        )
+        protocol::record(&header.head, &header.dropped, self.events(), fields)
     }
 
     /// Records the calling thread's and process's names (at a thread's first event in this
@@ -318,23 +319,17 @@ impl TraceBuffer {
     #[cold]
     fn announce(&self, pid: u32, tid: u32, ts_ns: u64) {
         let (thread, process) = announce::names();
-        let header = self.header();
         for (name, target) in [(thread, 0), (process, 1)] {
             if let Ok(filed) = self.name(&name) {
-                protocol::record(
-                    &header.head,
-                    &header.dropped,
-                    self.events(),
-                    &Fields {
-                        ts_ns,
-                        value: target,
-                        arg: None,
-                        pid,
-                        tid,
-                        name: filed.0,
-                        kind: TraceKind::Name as u8,
-                    },
-                );
+                self.write(&Fields {
+                    ts_ns,
+                    value: target,
+                    arg: None,
+                    pid,
+                    tid,
+                    name: filed.0,
+                    kind: TraceKind::Name as u8,
+                });
             }
         }
     }
