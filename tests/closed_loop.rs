@@ -148,10 +148,28 @@ fn check_trace(path: &std::path::Path, report: &closed_loop::Report) {
     assert!(events
         .iter()
         .any(|e| e["ph"] == "M" && e["args"]["name"] == "controller"));
+    // The device servers trace themselves into the same buffer: the camera's polls (its
+    // exposures), the mirror's commands, each server's process named.
+    for (span, process) in [
+        ("Camera poll", "Camera server"),
+        ("Dm command", "Dm server"),
+    ] {
+        let count = events
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["name"] == span)
+            .count();
+        assert!(
+            count as u64 >= report.controller.commands / 2,
+            "{span}: {count}"
+        );
+        assert!(events
+            .iter()
+            .any(|e| e["ph"] == "M" && e["args"]["name"] == process));
+    }
     let spans = |name: &str| -> Vec<(u64, f64, f64)> {
         events
             .iter()
-            .filter(|e| e["ph"] == "X" && e["name"] == name)
+            .filter(|e| e["ph"] == "X" && e["name"] == name && e["args"]["arg"].is_u64())
             .map(|e| {
                 let ts = e["ts"].as_f64().unwrap();
                 (

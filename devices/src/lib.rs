@@ -7,7 +7,8 @@
 //! safely when asked to, when its owner dies, or on SIGTERM. The [`DeviceCache`] starts a
 //! server on first access — exactly once, however many processes race — and hands out typed
 //! [`DeviceClient`]s; [`devices!`](crate::devices!) lists a testbed's devices once so that
-//! using one is a single line.
+//! using one is a single line. A server traces its commands and polls into the segment's
+//! trace buffer [`TRACE_BUFFER`] when there is one (`trace.rs`).
 
 // Under `--cfg loom` (the core's model checks, which build its dev-dependencies) this crate
 // is empty: the core it builds on is reduced to its lock-free protocols there.
@@ -18,11 +19,13 @@ mod client;
 mod error;
 mod server;
 pub(crate) mod status;
+mod trace;
 
 pub use cache::{DeviceCache, RestartPolicy};
 pub use client::DeviceClient;
 pub use error::DeviceError;
 pub use server::{DeviceContext, DeviceEntries};
+pub use trace::TRACE_BUFFER;
 
 /// What `devices!` expands to names; not part of the API.
 #[doc(hidden)]

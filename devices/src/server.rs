@@ -6,6 +6,7 @@
 
 use super::status::{set_message, Status};
 use super::{object_name, Device, DeviceError};
+use crate::trace::ServerTrace;
 use serde::{Deserialize, Serialize};
 use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING};
 use shmkit::os::clock::monotonic_ns;
@@ -235,6 +236,7 @@ fn run<D: Device>(
     status: &Status,
     args: &ServerArgs,
 ) -> Result<(), DeviceError> {
+    let mut trace = ServerTrace::new(&args.name, &ctx.segment);
     let mut next_poll = device
         .poll(ctx)
         .map(|d| monotonic_ns() + d.as_nanos() as u64);
@@ -253,12 +255,14 @@ fn run<D: Device>(
                 // A command may change what the device wants to do in the background (a
                 // camera told to start): poll it again in this iteration.
                 next_poll = Some(0);
+                let started = monotonic_ns();
                 let outcome: Outcome<D::Reply> = match request.decode::<D::Command>() {
                     Ok(command) => device
                         .handle(command, ctx)
                         .map_err(|e| Fault::Failed(e.to_string())),
                     Err(e) => Err(Fault::Failed(format!("undecodable command: {e}"))),
                 };
+                trace.command(started, monotonic_ns());
                 // Safe first, recorded before the caller hears back.
                 safe = apply_fail_safe(device, ctx, status)?;
                 // An answer that does not fit is answered with its size, not dropped: the
@@ -296,13 +300,15 @@ fn run<D: Device>(
             next_poll = None;
         }
         if next_poll.is_some_and(|p| now >= p) {
-            next_poll = device
-                .poll(ctx)
-                .map(|d| monotonic_ns() + d.as_nanos() as u64);
+            let again = device.poll(ctx);
+            let polled = monotonic_ns();
+            trace.poll(now, polled);
+            next_poll = again.map(|d| polled + d.as_nanos() as u64);
             safe = apply_fail_safe(device, ctx, status)?;
         }
         if now >= next_beat {
             next_beat = now + HEARTBEAT.as_nanos() as u64;
+            trace.look(&ctx.segment);
             let asked = status.with(|s| {
                 s.heartbeat_ns = now;
                 s.close_requested != 0

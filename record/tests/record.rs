@@ -298,6 +298,12 @@ fn recording_child() {
 /// Starts a recorder child (files of 50 frames), publishes 400 frames every 50 µs into `cam`
 /// and kills the recorder `wait_ms` into the writing.
 fn killed_recording(t: &Temp, wait_ms: u64) {
+    killed_recording_when(t, |_| false, Duration::from_millis(wait_ms));
+}
+
+/// As [`killed_recording`], killing the recorder as soon as `ready(dir)` holds (or after
+/// `at_most`, whichever comes first).
+fn killed_recording_when(t: &Temp, ready: impl Fn(&Path) -> bool, at_most: Duration) {
     let seg = Segment::create(&t.seg, &CreateOptions::new(8 << 20)).unwrap();
     let cam = ring(&seg, 64);
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
@@ -316,7 +322,10 @@ fn killed_recording(t: &Temp, wait_ms: u64) {
         let cam = cam.clone();
         std::thread::spawn(move || publish(&cam, 400, Duration::from_micros(50)))
     };
-    std::thread::sleep(Duration::from_millis(wait_ms));
+    let until = Instant::now() + at_most;
+    while Instant::now() < until && !ready(&t.dir) {
+        std::thread::sleep(Duration::from_micros(200));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     writer.join().unwrap();
@@ -549,12 +558,21 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn a_repair_killed_at_any_step_is_completed_by_the_next() {
-    // Killed while a file is open: a `.part` with frames (tried at other instants if a kill
-    // lands between files).
+    // Killed while a file is open: as soon as a `.part` holds frames (tried again if the
+    // kill lands between files).
+    let with_frames = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                e.file_name().to_string_lossy().ends_with(".fits.part")
+                    && e.metadata()
+                        .is_ok_and(|m| m.len() > 2 * header::BLOCK as u64)
+            })
+        })
+    };
     let mut found = None;
     for attempt in 0..20u64 {
         let t = Temp::new(&format!("rekill{attempt}"));
-        killed_recording(&t, 8 + attempt % 10);
+        killed_recording_when(&t, with_frames, Duration::from_secs(2));
         let killed = snapshot(&t.dir);
         if let Some((name, part)) = killed
             .iter()

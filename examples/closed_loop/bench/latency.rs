@@ -7,9 +7,10 @@ use shmkit::shared::{TraceBuffer, TraceName, TraceSpec};
 use shmkit::{Histogram, HistogramSnapshot, Segment, SegmentError};
 use std::time::Duration;
 
-/// The trace buffer `--trace` records the loop into (the default size: 65 536 events, about
-/// 8 s of the loop's four spans a frame at 2 kHz).
-pub const TRACE_BUFFER: &str = "closed-loop/trace";
+/// The trace buffer `--trace` records the loop into: the one device servers record their
+/// commands and polls into too (the default size: 65 536 events, about 4 s of the loop's four
+/// spans, the camera's poll and the mirror's command a frame at 2 kHz).
+pub const TRACE_BUFFER: &str = shmkit_devices::TRACE_BUFFER;
 /// How far back the `--trace` file reaches from the loop's end.
 pub const TRACE_WINDOW: Duration = Duration::from_secs(4);
 
