@@ -9,7 +9,7 @@ mod common;
 use common::{spawn, wait_exit, TempSegment};
 use shmkit::inspect::{inspect_image, ObjectState};
 use shmkit::rings::{CommandRing, CommandSpec, ElemType, FrameRing, FrameSpec, ReadMode};
-use shmkit::shared::DictSpec;
+use shmkit::shared::{DictSpec, TraceBuffer, TraceSpec};
 use shmkit::{
     Barrier, BytesSpec, CreateOptions, Event, Histogram, Mutex, Segment, SegmentError,
     SegmentObject, SegmentObjects, Shared, SharedBytes, SharedDict,
@@ -53,6 +53,15 @@ fn populate(seg: &Segment) {
     let h = seg.histogram("h").unwrap();
     h.record(1500);
     h.record(2500);
+    let t = seg.trace_buffer("t", &trace_spec()).unwrap();
+    t.instant(t.name("tick").unwrap(), Some(7));
+}
+
+fn trace_spec() -> TraceSpec {
+    TraceSpec {
+        events: 64,
+        names: 8,
+    }
 }
 
 crate::child_roles!(|role, args| match role {
@@ -80,6 +89,12 @@ crate::child_roles!(|role, args| match role {
         assert_eq!(r.latest().unwrap().unwrap().typed::<u16>().unwrap()[5], 99);
         let c: CommandRing = seg.open("c").unwrap();
         assert_eq!(c.spec(), command_spec());
+        let t: TraceBuffer = seg.open("t").unwrap();
+        let mut cursor = t.cursor_from_oldest();
+        let mut events = Vec::new();
+        t.read_rest(&mut cursor, &mut events);
+        let tick = events.iter().find(|e| e.arg == Some(7)).unwrap();
+        assert_eq!(t.name_at(tick.name).as_deref(), Some("tick"));
         let h: Histogram = seg.open("h").unwrap();
         assert_eq!(h.snapshot().count(), 2);
         assert_eq!(h.snapshot().max(), 2500);
@@ -134,6 +149,9 @@ fn every_path_reaches_the_same_object_for_every_kind() {
         s.command_ring("c", &command_spec())
     });
     every_path_agrees::<Histogram>(&seg, "h", &(), Histogram::offset, |s| s.histogram("h"));
+    every_path_agrees::<TraceBuffer>(&seg, "t", &trace_spec(), TraceBuffer::offset, |s| {
+        s.trace_buffer("t", &trace_spec())
+    });
     let spec = BytesSpec::new("f64[2]", 8, vec![0; 16]).unwrap();
     // A run-time typed value has no short form: its binding names it through the generic one.
     every_path_agrees::<SharedBytes>(&seg, "v", &spec, SharedBytes::offset, |s| {
@@ -196,6 +214,7 @@ fn create_refuses_a_taken_name_of_any_kind() {
     taken(seg.create::<FrameRing>("f", &frame_spec()).map(drop));
     taken(seg.create::<CommandRing>("c", &command_spec()).map(drop));
     taken(seg.create::<Histogram>("h", &()).map(drop));
+    taken(seg.create::<TraceBuffer>("t", &trace_spec()).map(drop));
     // A fresh name is created, once.
     seg.create::<Event>("fresh", &()).unwrap();
     taken(seg.create::<Event>("fresh", &()).map(drop));
@@ -254,6 +273,13 @@ fn open_or_create_mismatches_name_both_sides_for_every_kind() {
         "8 slots",
         "2 slots",
     );
+    assert_names_both(
+        seg.open_or_create::<TraceBuffer>("t", &TraceSpec::default())
+            .map(drop),
+        "t",
+        "64 events and 8 names",
+        "65536 and 512 were asked",
+    );
     // The short forms check too (a dictionary re-opened with another capacity used to be
     // silently accepted).
     assert!(matches!(
@@ -284,6 +310,7 @@ fn attach_and_the_inspector_return_the_same_verdict_on_corrupt_images() {
     type S = shm_layout::SharedHeader;
     type B = shm_layout::BarrierLayout;
     type H = shm_layout::HistogramLayout;
+    type T = shm_layout::TraceHeader;
     // (object, byte offset of a u32/u64 field, value to write, width)
     let cases: Vec<(&str, usize, u64, usize)> = vec![
         ("f", offset_of!(F, slots), 1, 4),
@@ -307,6 +334,12 @@ fn attach_and_the_inspector_return_the_same_verdict_on_corrupt_images() {
         ("s", offset_of!(S, size), 1 << 20, 8),
         ("s", offset_of!(S, align), 3, 4),
         ("b", offset_of!(B, parties), 0, 4),
+        // A trace buffer's geometry is checked.
+        ("t", offset_of!(T, events), 100, 4),
+        ("t", offset_of!(T, events), 1 << 25, 4),
+        ("t", offset_of!(T, names), 0, 4),
+        ("t", offset_of!(T, names), 9, 4),
+        ("t", offset_of!(T, events_offset), 64, 8),
         // Intact fields stay valid: the table also holds cases both accept.
         ("f", offset_of!(F, total_written), 12345, 8),
         ("c", offset_of!(C, next_ticket), 77, 8),
@@ -314,6 +347,10 @@ fn attach_and_the_inspector_return_the_same_verdict_on_corrupt_images() {
         ("h", offset_of!(H, generation), 3, 8),
         ("h", offset_of!(H, max), u64::MAX, 8),
         ("h", offset_of!(H, buckets) + 8 * 975, u64::MAX, 8),
+        // A trace buffer's head and drop count may be anything (reading stays bounded).
+        ("t", offset_of!(T, head), u64::MAX - 3, 8),
+        ("t", offset_of!(T, head), u64::MAX, 8),
+        ("t", offset_of!(T, dropped), 5, 8),
     ];
     for (i, &(object, field, value, width)) in cases.iter().enumerate() {
         let name = TempSegment::new(&format!("corrupt{i}"));
@@ -337,6 +374,15 @@ fn attach_and_the_inspector_return_the_same_verdict_on_corrupt_images() {
                 let s = h.snapshot();
                 let _ = (s.count(), s.quantile(0.99), s.mean());
             }),
+            "t" => live.attach::<TraceBuffer>(offset).map(|t| {
+                // A hostile head: reading and recording stay typed and bounded.
+                let mut cursor = t.cursor_from_oldest();
+                let mut out = Vec::new();
+                t.read_rest(&mut cursor, &mut out);
+                if let Ok(name) = t.name("x") {
+                    t.instant(name, None);
+                }
+            }),
             _ => unreachable!(),
         };
         let inspected = inspect_image(&name.0, &image).unwrap();
@@ -359,7 +405,7 @@ fn attach_and_the_inspector_return_the_same_verdict_on_corrupt_images() {
             }
             (Ok(()), _) => {}
         }
-        let rejected = i < cases.len() - 5;
+        let rejected = i < cases.len() - 8;
         assert_eq!(attached.is_err(), rejected, "{case}: {attached:?}");
     }
 }

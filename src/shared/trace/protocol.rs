@@ -124,7 +124,12 @@ pub(crate) fn record(
     // `read`). A CAS, not a store: a writer two laps on may have taken the slot over.
     if slot
         .seq
-        .compare_exchange(writing, writing + 1, Ordering::Release, Ordering::Relaxed)
+        .compare_exchange(
+            writing,
+            writing.wrapping_add(1),
+            Ordering::Release,
+            Ordering::Relaxed,
+        )
         .is_err()
     {
         dropped.fetch_add(1, Ordering::Relaxed);

@@ -122,7 +122,7 @@ impl TraceBuffer {
         let head = self.head();
         let oldest = head.saturating_sub(slots);
         if cursor.next < oldest {
-            cursor.overwritten += oldest - cursor.next;
+            cursor.overwritten = cursor.overwritten.saturating_add(oldest - cursor.next);
             cursor.next = oldest;
         }
         // A head behind the cursor (moved back by a vandal) leaves nothing to read.
