@@ -58,6 +58,10 @@ fn main() {
         (s.compute.n as u64, s.command_latency.n as u64),
         (c.commands, c.commands)
     );
+    // The library's own stages of the caused mirror commands (shmkit_devices::Cause): one
+    // sample per closed-loop command in each (the testbed's segment is gone: read from the
+    // report's copy below).
+    assert_eq!(report.caused_commands, Some(c.commands));
     let exact = closed_loop::ControllerReport::percentiles(&c.frame_latency_us).p50;
     assert!(
         s.frame_latency.p50 >= exact - 0.01 && s.frame_latency.p50 <= exact * 1.07 + 0.01,

@@ -725,6 +725,62 @@ fn a_stopped_server_is_unresponsive_after_1s_and_running_again_when_it_resumes()
     finish(seg, &cache);
 }
 
+/// A command computed from a frame: its cause's instants, injected by the test, come back as
+/// the device's per-stage latencies (the histograms' maxima are exact); a call without a
+/// cause, a refused caused call and the plain call after it add nothing.
+fn a_caused_command_fills_the_devices_stage_histograms_with_its_instants() {
+    use shmkit::os::clock::monotonic_ns;
+    use shmkit_devices::{stage_histogram, Cause};
+    let seg = segment("cause");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    let dm = cache.get::<SimDm>("Dm", &SimDmConfig::default()).unwrap();
+    let stage = |name: &str| seg.histogram(&stage_histogram("Dm", name)).unwrap();
+    let (publish_to_held, held_to_sent, sent_to_applied, whole) = (
+        stage("publish-to-held"),
+        stage("held-to-sent"),
+        stage("sent-to-applied"),
+        stage("publish-to-applied"),
+    );
+    assert!(dm.call(&DmCommand::Zero).is_ok());
+    assert_eq!(publish_to_held.snapshot().count(), 0, "no cause, no sample");
+    let before = monotonic_ns();
+    let cause = Cause {
+        frame_id: 42,
+        published_ns: before - 3_000_000,
+        held_ns: before - 1_000_000,
+    };
+    dm.call_caused(&DmCommand::Zero, &cause).unwrap();
+    let after = monotonic_ns();
+    for h in [&publish_to_held, &held_to_sent, &sent_to_applied, &whole] {
+        assert_eq!(h.snapshot().count(), 1);
+    }
+    // Exactly the injected 2 ms; the others bounded by what the test saw around the call.
+    assert_eq!(publish_to_held.snapshot().max(), 2_000_000);
+    let sent = held_to_sent.snapshot().max();
+    assert!(
+        (1_000_000..=1_000_000 + (after - before)).contains(&sent),
+        "{sent}"
+    );
+    let applied = sent_to_applied.snapshot().max();
+    assert!(applied <= after - before, "{applied}");
+    assert_eq!(
+        whole.snapshot().max(),
+        3_000_000 + (sent - 1_000_000) + applied
+    );
+    // A refused call files nothing; the next plain call inherits nothing.
+    let refused = dm.call_caused(
+        &DmCommand::Set {
+            values: vec![0.0; 20_000],
+            tag: 1,
+        },
+        &cause,
+    );
+    assert!(matches!(refused, Err(DeviceError::RequestTooLarge { .. })));
+    dm.call(&DmCommand::Zero).unwrap();
+    assert_eq!(publish_to_held.snapshot().count(), 1);
+    finish(seg, &cache);
+}
+
 fn main() {
     Bench::entries(Entries::new())
         .entry("requester", requester)
@@ -732,7 +788,11 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 17] = [
+    let tests: [(&str, fn()); 18] = [
+        (
+            "a_caused_command_fills_the_devices_stage_histograms_with_its_instants",
+            a_caused_command_fills_the_devices_stage_histograms_with_its_instants,
+        ),
         (
             "an_interrupted_device_lock_gives_up_within_100ms",
             an_interrupted_device_lock_gives_up_within_100ms,

@@ -1,10 +1,12 @@
 //! A typed client of one device: commands through its command ring, frames through its frame
 //! rings, and the device's mutex for multi-command critical sections.
 
+use super::cause::{Cause, CauseWriter};
 use super::server::{command_spec, Fault, Outcome};
 use super::status::Status;
 use super::{object_name, Device, DeviceError};
 use shmkit::codec::{CodecError, Direction};
+use shmkit::os::clock::monotonic_ns;
 use shmkit::primitives::{Acquired, Mutex};
 use shmkit::rings::FrameRing;
 use shmkit::rings::{CommandError, CommandRing, FrameReader, ReadMode};
@@ -23,6 +25,7 @@ pub struct DeviceClient<D: Device> {
     ring: CommandRing,
     lock: Mutex,
     status: Status,
+    causes: CauseWriter,
     timeout: Duration,
     _device: PhantomData<fn() -> D>,
 }
@@ -35,6 +38,7 @@ impl<D: Device> Clone for DeviceClient<D> {
             ring: self.ring.clone(),
             lock: self.lock.clone(),
             status: self.status.clone(),
+            causes: self.causes.clone(),
             timeout: self.timeout,
             _device: PhantomData,
         }
@@ -70,6 +74,7 @@ impl<D: Device> DeviceClient<D> {
             ring,
             lock: segment.mutex(&object_name(name, "lock"))?,
             status: Status::attach(segment, name)?,
+            causes: CauseWriter::open(segment, name)?,
             timeout: Duration::from_secs(5),
             _device: PhantomData,
         })
@@ -114,6 +119,45 @@ impl<D: Device> DeviceClient<D> {
         timeout: Timeout,
         interrupt: &dyn Interrupt,
     ) -> Result<D::Reply, DeviceError> {
+        self.call_with(command, timeout, interrupt, None)
+    }
+
+    /// As [`call`](Self::call), for a command computed from the frame `cause` names: the
+    /// server records this call's stages (frame publish → held → sent → applied) in the
+    /// device's latency histograms `dev/NAME/latency/...` and the frame id in its trace span
+    /// (see [`Cause`]).
+    pub fn call_caused(
+        &self,
+        command: &D::Command,
+        cause: &Cause,
+    ) -> Result<D::Reply, DeviceError> {
+        self.call_with(
+            command,
+            Timeout::After(self.timeout),
+            &NoInterrupt,
+            Some(cause),
+        )
+    }
+
+    /// As [`call_caused`](Self::call_caused), waiting and giving up as
+    /// [`call_interruptible`](Self::call_interruptible) does.
+    pub fn call_caused_interruptible(
+        &self,
+        command: &D::Command,
+        cause: &Cause,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+    ) -> Result<D::Reply, DeviceError> {
+        self.call_with(command, timeout, interrupt, Some(cause))
+    }
+
+    fn call_with(
+        &self,
+        command: &D::Command,
+        timeout: Timeout,
+        interrupt: &dyn Interrupt,
+        cause: Option<&Cause>,
+    ) -> Result<D::Reply, DeviceError> {
         let _guard = match self.lock.lock_interruptible(timeout, interrupt)? {
             Acquired::Locked(g) => g,
             Acquired::OwnerDied(g) => {
@@ -145,11 +189,19 @@ impl<D: Device> DeviceClient<D> {
                 limit: D::MAX_MESSAGE,
             });
         }
+        // Filed under the device's mutex, just before sending: the server pairs it with the
+        // next command it handles (see `cause.rs`).
+        if let Some(cause) = cause {
+            self.causes.file(cause, monotonic_ns())?;
+        }
         let answer = self
             .ring
             .call_interruptible_with(bytes, timeout, interrupt, |reply| {
                 postcard::from_bytes::<Outcome<D::Reply>>(reply)
             });
+        if cause.is_some() && answer.is_err() {
+            self.causes.withdraw();
+        }
         match answer {
             Ok(Ok(Ok(reply))) => Ok(reply),
             Ok(Ok(Err(Fault::Failed(message)))) => Err(DeviceError::Failed {

@@ -15,6 +15,7 @@
 #![cfg(not(loom))]
 
 mod cache;
+mod cause;
 mod client;
 mod error;
 mod server;
@@ -22,6 +23,7 @@ pub(crate) mod status;
 mod trace;
 
 pub use cache::{DeviceCache, RestartPolicy};
+pub use cause::{stage_histogram, Cause, CAUSE_STAGES};
 pub use client::DeviceClient;
 pub use error::DeviceError;
 pub use server::{DeviceContext, DeviceEntries};

@@ -6,6 +6,7 @@
 
 use super::status::{set_message, Status};
 use super::{object_name, Device, DeviceError};
+use crate::cause::CauseReader;
 use crate::trace::ServerTrace;
 use serde::{Deserialize, Serialize};
 use shm_layout::{DEVICE_CLOSED, DEVICE_CLOSING, DEVICE_FAIL_SAFE, DEVICE_OPENING, DEVICE_RUNNING};
@@ -237,6 +238,7 @@ fn run<D: Device>(
     args: &ServerArgs,
 ) -> Result<(), DeviceError> {
     let mut trace = ServerTrace::new(&args.name, &ctx.segment);
+    let mut causes = CauseReader::open(&ctx.segment, &args.name)?;
     let mut next_poll = device
         .poll(ctx)
         .map(|d| monotonic_ns() + d.as_nanos() as u64);
@@ -262,7 +264,9 @@ fn run<D: Device>(
                         .map_err(|e| Fault::Failed(e.to_string())),
                     Err(e) => Err(Fault::Failed(format!("undecodable command: {e}"))),
                 };
-                trace.command(started, monotonic_ns());
+                let applied = monotonic_ns();
+                let frame = causes.applied(started, applied);
+                trace.command(started, applied, frame);
                 // Safe first, recorded before the caller hears back.
                 safe = apply_fail_safe(device, ctx, status)?;
                 // An answer that does not fit is answered with its size, not dropped: the

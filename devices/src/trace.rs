@@ -57,22 +57,23 @@ impl ServerTrace {
         });
     }
 
-    /// A command handled from `start_ns` to `end_ns`.
-    pub(crate) fn command(&self, start_ns: u64, end_ns: u64) {
+    /// A command handled from `start_ns` to `end_ns` (for the frame `frame`, if its client
+    /// said: see `cause.rs`).
+    pub(crate) fn command(&self, start_ns: u64, end_ns: u64, frame: Option<u64>) {
         if let Some(f) = &self.found {
-            span(&f.buffer, f.command, start_ns, end_ns);
+            span(&f.buffer, f.command, start_ns, end_ns, frame);
         }
     }
 
     /// A poll of the device from `start_ns` to `end_ns`.
     pub(crate) fn poll(&self, start_ns: u64, end_ns: u64) {
         if let Some(f) = &self.found {
-            span(&f.buffer, f.poll, start_ns, end_ns);
+            span(&f.buffer, f.poll, start_ns, end_ns, None);
         }
     }
 }
 
-fn span(buffer: &TraceBuffer, name: TraceName, start_ns: u64, end_ns: u64) {
+fn span(buffer: &TraceBuffer, name: TraceName, start_ns: u64, end_ns: u64, arg: Option<u64>) {
     let d = Duration::from_nanos(end_ns.saturating_sub(start_ns));
-    buffer.record_span(name, start_ns, d, None);
+    buffer.record_span(name, start_ns, d, arg);
 }

@@ -183,6 +183,11 @@ fn main() {
                     );
                 }
             }
+            if let Some(n) = report.caused_commands {
+                println!(
+                    "mirror commands sent with their frame's cause: {n} (the library's stages in dev/Dm/latency/*)"
+                );
+            }
             if let (Some(path), Some(events)) = (&options.trace, report.traced) {
                 println!(
                     "trace: {} ({events} events, the loop's last {} s; open it in ui.perfetto.dev)",

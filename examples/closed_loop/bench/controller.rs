@@ -125,10 +125,26 @@ struct Mirror {
 impl Mirror {
     /// Applies `values`; returns the shape frame id and when it was applied.
     fn set(&mut self, values: &[f32], tag: u64) -> Result<(u64, u64), ExperimentFailure> {
-        match self.client.call(&DmCommand::Set {
+        self.set_caused(values, tag, None)
+    }
+
+    /// As `set`, for a command computed from the frame `cause` names: the library records the
+    /// call's stages in the mirror's `dev/Dm/latency/...` histograms (shmkit_devices::Cause).
+    fn set_caused(
+        &mut self,
+        values: &[f32],
+        tag: u64,
+        cause: Option<&shmkit_devices::Cause>,
+    ) -> Result<(u64, u64), ExperimentFailure> {
+        let command = DmCommand::Set {
             values: values.to_vec(),
             tag,
-        })? {
+        };
+        let reply = match cause {
+            Some(cause) => self.client.call_caused(&command, cause)?,
+            None => self.client.call(&command)?,
+        };
+        match reply {
             DmReply::Applied {
                 frame, applied_ns, ..
             } => {
@@ -475,7 +491,12 @@ impl Experiment for Controller {
                 Some(_) => None,
                 None => mirror.seen(shape_seen).map(|c| c.to_vec()),
             };
-            let (_, applied) = mirror.set(&out, id)?;
+            let cause = shmkit_devices::Cause {
+                frame_id: id,
+                published_ns: ts,
+                held_ns: held,
+            };
+            let (_, applied) = mirror.set_caused(&out, id, Some(&cause))?;
             stages.command.record(applied.saturating_sub(sent));
             if let Some(t) = &trace {
                 t.command(id, sent, applied);

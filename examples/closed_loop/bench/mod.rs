@@ -128,6 +128,9 @@ pub struct Report {
     pub stages: [stats::Percentiles; 4],
     /// Events written to the `--trace` file.
     pub traced: Option<usize>,
+    /// Mirror commands the library's stage histograms counted (the controller sends each
+    /// closed-loop command with its frame's cause).
+    pub caused_commands: Option<u64>,
 }
 
 /// Runs the bench; `progress` prints a live line. With `options.replay`, the bench runs with
@@ -326,6 +329,12 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     tb.wait_experiments(Duration::from_secs(3));
     let results = options.results(tb.segment())?;
     let stages = latency::Stages::open(tb.segment())?.percentiles();
+    // The library's count of the controller's caused mirror commands (shmkit_devices::Cause).
+    let caused_commands = tb
+        .segment()
+        .open::<shmkit::Histogram>(&shmkit_devices::stage_histogram("Dm", "publish-to-applied"))
+        .ok()
+        .map(|h| h.snapshot().count());
     let controller: ControllerReport = results.get("controller")?.unwrap_or_default();
     let statistics: StatsReport = results.get("statistics")?.unwrap_or_default();
     let recording = recorder.map(shmkit_record::Recorder::stop).transpose()?;
@@ -369,5 +378,6 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         replayed,
         stages,
         traced,
+        caused_commands,
     })
 }
