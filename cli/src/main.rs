@@ -14,6 +14,7 @@ mod trace;
 
 use clap::{Parser, Subcommand};
 use shmkit::inspect::{self, InspectError, Inspection, ObjectState};
+use shmkit::HistogramSnapshot;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -60,7 +61,9 @@ enum Command {
         count: Option<u64>,
         /// Print one JSON object per refresh, one per line, for scripts: `window_s` (time
         /// since the previous refresh, null for the first), `rates` (frames or calls per
-        /// second over that window, by object name) and `inspection` (as `inspect --json`).
+        /// second over that window, by object name), `histogram_windows` (each histogram's
+        /// samples over that window: `count`, `p50`, `p99`, `p999` in its unit, ns for
+        /// shmkit's; none across a reset) and `inspection` (as `inspect --json`).
         #[arg(long)]
         json: bool,
     },
@@ -112,7 +115,7 @@ fn main() -> ExitCode {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&i).unwrap_or_default());
                 } else {
-                    print!("{}", render(&i, None));
+                    print!("{}", render(&i, None, None));
                 }
                 ExitCode::SUCCESS
             }
@@ -222,7 +225,10 @@ fn alive(a: Option<bool>) -> &'static str {
 /// Rates between two inspections: (frames/s per ring, calls/s per command ring).
 type Rates = HashMap<String, f64>;
 
-fn render(i: &Inspection, rates: Option<&Rates>) -> String {
+/// Each histogram's samples between the previous refresh and this one, and how long that was.
+type Windows = (f64, HashMap<String, HistogramSnapshot>);
+
+fn render(i: &Inspection, rates: Option<&Rates>, windows: Option<&Windows>) -> String {
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(&s);
@@ -249,7 +255,21 @@ fn render(i: &Inspection, rates: Option<&Rates>) -> String {
     ));
     for o in &i.objects {
         let rate = rates.and_then(|r| r.get(&o.name)).copied();
-        let (kind, state) = describe(&o.state, rate);
+        let (kind, mut state) = describe(&o.state, rate);
+        if let Some((seconds, w)) = windows.and_then(|(s, w)| w.get(&o.name).map(|w| (s, w))) {
+            state.push_str(
+                &match (w.quantile(0.5), w.quantile(0.99), w.quantile(0.999)) {
+                    (Some(p50), Some(p99), Some(p999)) => format!(
+                        "; last {seconds:.1} s: {} samples, p50 {} p99 {} p99.9 {}",
+                        w.count(),
+                        ns(p50),
+                        ns(p99),
+                        ns(p999)
+                    ),
+                    _ => format!("; last {seconds:.1} s: no samples"),
+                },
+            );
+        }
         line(format!("  {kind:<12} {:<36} {state}", o.name));
     }
     if !i.devices.is_empty() {
@@ -528,6 +548,7 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
         Keys::new()
     };
     let mut previous: Option<(Instant, HashMap<String, u64>)> = None;
+    let mut previous_histograms: HashMap<String, HistogramSnapshot> = HashMap::new();
     let mut shown = 0u64;
     let stdout = std::io::stdout();
     loop {
@@ -562,9 +583,41 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
                 })
                 .collect()
         });
+        let histograms: HashMap<String, HistogramSnapshot> = inspection
+            .objects
+            .iter()
+            .filter_map(|o| match &o.state {
+                ObjectState::Histogram { snapshot, .. } => Some((o.name.clone(), snapshot.clone())),
+                _ => None,
+            })
+            .collect();
+        // Each histogram's samples since the previous refresh (none across a reset).
+        let windows: Option<Windows> = previous.as_ref().map(|(t, _)| {
+            let seconds = now.duration_since(*t).as_secs_f64();
+            let w = histograms
+                .iter()
+                .filter_map(|(name, now)| {
+                    let before = previous_histograms.get(name)?;
+                    Some((name.clone(), now.since(before)?))
+                })
+                .collect();
+            (seconds, w)
+        });
         if json {
+            let window_quantiles: HashMap<&String, serde_json::Value> = windows
+                .iter()
+                .flat_map(|(_, w)| w)
+                .map(|(name, w)| {
+                    let q = |q: f64| w.quantile(q);
+                    let value = serde_json::json!({
+                        "count": w.count(), "p50": q(0.5), "p99": q(0.99), "p999": q(0.999),
+                    });
+                    (name, value)
+                })
+                .collect();
             let line = serde_json::json!({
                 "window_s": previous.as_ref().map(|(t, _)| now.duration_since(*t).as_secs_f64()),
+                "histogram_windows": window_quantiles,
                 "rates": rates,
                 "inspection": inspection,
             });
@@ -575,6 +628,7 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
             }
             drop(out);
             previous = Some((now, counters));
+            previous_histograms = histograms;
             shown += 1;
             if count.is_some_and(|c| shown >= c) || keys.wait_for_quit(period, &quit) {
                 return ExitCode::SUCCESS;
@@ -590,7 +644,7 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
         // In raw mode a newline does not return the carriage: write both.
         let text = format!(
             "{}\n(refreshing every {} ms; q or Ctrl+C quits)\n",
-            render(&inspection, rates.as_ref()),
+            render(&inspection, rates.as_ref(), windows.as_ref()),
             period.as_millis()
         );
         let text = match keys {
@@ -601,6 +655,7 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
         let _ = out.flush();
         drop(out);
         previous = Some((now, counters));
+        previous_histograms = histograms;
         shown += 1;
         if count.is_some_and(|c| shown >= c) || keys.wait_for_quit(period, &quit) {
             return ExitCode::SUCCESS;

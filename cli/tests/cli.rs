@@ -867,11 +867,13 @@ fn watch_json_prints_a_line_per_refresh_with_rates_and_ring_health() {
         .frame_ring("cam", &FrameSpec::new(4, ElemType::U8, &[16]))
         .unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let latency = seg.histogram("latency").unwrap();
     let lines = std::thread::scope(|s| {
         s.spawn(|| {
             let mut w = ring.writer().unwrap();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 w.try_claim().unwrap().publish();
+                latency.record(40_000);
                 std::thread::sleep(Duration::from_millis(1));
             }
         });
@@ -898,6 +900,16 @@ fn watch_json_prints_a_line_per_refresh_with_rates_and_ring_health() {
         assert!(line["window_s"].as_f64().unwrap() >= 0.1);
         let rate = line["rates"]["cam"].as_f64().unwrap();
         assert!(rate > 50.0 && rate < 1500.0, "{rate} frames/s");
+        // The histogram's window: the samples of that refresh only, one per frame.
+        let window = &line["histogram_windows"]["latency"];
+        let count = window["count"].as_u64().unwrap();
+        let frames = rate * line["window_s"].as_f64().unwrap();
+        assert!(
+            (count as f64 - frames).abs() <= 2.0 + frames * 0.05,
+            "{count} vs {frames}"
+        );
+        let p99 = window["p99"].as_u64().unwrap();
+        assert!((40_000..=42_500).contains(&p99), "{p99}");
     }
     let cam = lines[2]["inspection"]["objects"]
         .as_array()

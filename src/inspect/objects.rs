@@ -109,6 +109,9 @@ pub enum ObjectState {
         max: u64,
         /// Twice the resets so far (odd while one runs).
         generation: u64,
+        /// The counts themselves, for a window between two inspections (not in the JSON).
+        #[serde(skip)]
+        snapshot: crate::shared::HistogramSnapshot,
     },
     /// A trace buffer.
     TraceBuffer {
@@ -521,6 +524,7 @@ fn object_state(
                 p999: s.quantile(0.999),
                 max: s.max(),
                 generation: s.generation(),
+                snapshot: s,
             }
         }
         ObjectKind::Barrier => {
