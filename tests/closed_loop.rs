@@ -19,12 +19,9 @@ fn main() {
     let session =
         std::env::temp_dir().join(format!("shmkit-closed-loop-session-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&session);
-    let trace =
-        std::env::temp_dir().join(format!("shmkit-closed-loop-{}.json", std::process::id()));
     let options = closed_loop::Options {
         segment: format!("shmkit-test-closed-loop-{}", std::process::id()),
         record: Some(session.clone()),
-        trace: Some(trace.clone()),
         report_dir: Some(
             std::env::temp_dir().join(format!("shmkit-closed-loop-{}", std::process::id())),
         ),
@@ -125,13 +122,13 @@ fn main() {
     assert_eq!(json["options"]["ao"]["seed"], options.ao.seed);
     assert!(json["summary"]["closed_loop_nm"].as_f64().is_some());
     let _ = std::fs::remove_dir_all(dir);
-    check_trace(&trace, &report);
     replay(&session, &report);
     let _ = std::fs::remove_dir_all(&session);
     println!("2 passed, 0 failed");
 }
 
-/// The `--trace` file: the closed loop's spans (every command's "compute" and "command" span
+/// The `--trace` file (of the replayed run: tracing adds work on the servers' CPU, which a
+/// debug build's poke test at 1 kHz has no margin for): the closed loop's spans (every command's "compute" and "command" span
 /// with its frame id, "mvm" inside "compute"), nothing missed, the controller named.
 fn check_trace(path: &std::path::Path, report: &closed_loop::Report) {
     let file: serde_json::Value =
@@ -152,24 +149,20 @@ fn check_trace(path: &std::path::Path, report: &closed_loop::Report) {
     assert!(events
         .iter()
         .any(|e| e["ph"] == "M" && e["args"]["name"] == "controller"));
-    // The device servers trace themselves into the same buffer: the camera's polls (its
-    // exposures), the mirror's commands, each server's process named.
-    for (span, process) in [
-        ("Camera poll", "Camera server"),
-        ("Dm command", "Dm server"),
-    ] {
-        let count = events
-            .iter()
-            .filter(|e| e["ph"] == "X" && e["name"] == span)
-            .count();
-        assert!(
-            count as u64 >= report.controller.commands / 2,
-            "{span}: {count}"
-        );
-        assert!(events
-            .iter()
-            .any(|e| e["ph"] == "M" && e["args"]["name"] == process));
-    }
+    // The device server traces itself into the same buffer: the mirror's commands (a replay
+    // has no camera server), its process named.
+    let (span, process) = ("Dm command", "Dm server");
+    let count = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["name"] == span)
+        .count();
+    assert!(
+        count as u64 >= report.controller.commands,
+        "{span}: {count}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["ph"] == "M" && e["args"]["name"] == process));
     let spans = |name: &str| -> Vec<(u64, f64, f64)> {
         events
             .iter()
@@ -212,12 +205,16 @@ fn replay(session: &std::path::Path, recorded: &closed_loop::Report) {
             .all(|r| r.published == Some(r.recorded + r.dropped)),
         "{manifest:?}"
     );
+    let trace =
+        std::env::temp_dir().join(format!("shmkit-closed-loop-{}.json", std::process::id()));
     let options = closed_loop::Options {
         segment: format!("shmkit-test-closed-loop-replay-{}", std::process::id()),
         replay: Some(session.to_owned()),
+        trace: Some(trace.clone()),
         ..closed_loop::Options::small()
     };
     let report = closed_loop::run(&options, false).expect("the replayed bench runs");
+    check_trace(&trace, &report);
     let c = &report.controller;
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     let replayed = report.replayed.as_ref().expect("a replay ran");
