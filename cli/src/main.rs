@@ -626,34 +626,26 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
                 // The reader went away (a closed pipe): nothing left to watch for.
                 return ExitCode::SUCCESS;
             }
-            drop(out);
-            previous = Some((now, counters));
-            previous_histograms = histograms;
-            shown += 1;
-            if count.is_some_and(|c| shown >= c) || keys.wait_for_quit(period, &quit) {
-                return ExitCode::SUCCESS;
-            }
-            continue;
+        } else {
+            let mut out = stdout.lock();
+            let _ = crossterm::queue!(
+                out,
+                crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+                crossterm::cursor::MoveTo(0, 0)
+            );
+            // In raw mode a newline does not return the carriage: write both.
+            let text = format!(
+                "{}\n(refreshing every {} ms; q or Ctrl+C quits)\n",
+                render(&inspection, rates.as_ref(), windows.as_ref()),
+                period.as_millis()
+            );
+            let text = match keys {
+                Keys::Terminal => text.replace('\n', "\r\n"),
+                Keys::Stream { .. } => text,
+            };
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
         }
-        let mut out = stdout.lock();
-        let _ = crossterm::queue!(
-            out,
-            crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
-            crossterm::cursor::MoveTo(0, 0)
-        );
-        // In raw mode a newline does not return the carriage: write both.
-        let text = format!(
-            "{}\n(refreshing every {} ms; q or Ctrl+C quits)\n",
-            render(&inspection, rates.as_ref(), windows.as_ref()),
-            period.as_millis()
-        );
-        let text = match keys {
-            Keys::Terminal => text.replace('\n', "\r\n"),
-            Keys::Stream { .. } => text,
-        };
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
-        drop(out);
         previous = Some((now, counters));
         previous_histograms = histograms;
         shown += 1;
