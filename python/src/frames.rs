@@ -6,6 +6,7 @@
 //! until the last view and the frame are garbage collected. The views are read-only, and
 //! numpy refuses to make them writable (their base exports no writable buffer).
 
+use crate::cause::PyCause;
 use crate::errors::{raise, segment_error};
 use crate::frame_writer::PyFrameWriter;
 use crate::wait::{detached, wait_timeout};
@@ -16,7 +17,9 @@ use numpy::{
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use shmkit::os::clock::monotonic_ns;
 use shmkit::rings::{ElemType, FrameRing, OwnedFrame, OwnedFrameReader, ReadMode, RingError};
+use shmkit_devices::Cause;
 use std::sync::Mutex as StdMutex;
 
 /// The element type of a numpy dtype name (as `numpy.dtype(x).name` spells it).
@@ -143,8 +146,9 @@ impl PyFrameReader {
         }
     }
 
-    fn frame(&self, inner: OwnedFrame) -> PyFrame {
-        PyFrame { inner }
+    /// A Python frame over `inner`, handed over at `held_ns`.
+    fn frame(&self, (inner, held_ns): (OwnedFrame, u64)) -> PyFrame {
+        PyFrame { inner, held_ns }
     }
 }
 
@@ -158,7 +162,8 @@ impl PyFrameReader {
         let reader = &self.inner;
         let (got, raised) = detached(py, |check| {
             let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
-            r.next_interruptible(t, check)
+            // Timed here, not once the interpreter is back: the wait for the GIL is Python's.
+            r.next_interruptible(t, check).map(|f| (f, monotonic_ns()))
         });
         if let Some(e) = raised {
             return Err(e);
@@ -169,7 +174,10 @@ impl PyFrameReader {
     /// The newest frame, without waiting (None before the first).
     fn latest(&self, py: Python<'_>) -> PyResult<Option<PyFrame>> {
         let mut r = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let got = r.latest().map_err(|e| ring_error(py, e))?;
+        let got = r
+            .latest()
+            .map_err(|e| ring_error(py, e))?
+            .map(|f| (f, monotonic_ns()));
         drop(r);
         Ok(got.map(|f| self.frame(f)))
     }
@@ -195,9 +203,20 @@ impl PyFrameReader {
 #[pyclass(module = "shmkit._shmkit", name = "Frame", frozen)]
 pub struct PyFrame {
     inner: OwnedFrame,
+    /// When the reader handed the frame over (the `held` instant of its cause).
+    held_ns: u64,
 }
 
 impl PyFrame {
+    /// The frame as the cause of a command computed from it.
+    pub(crate) fn cause(&self) -> Cause {
+        Cause {
+            frame_id: self.inner.id(),
+            published_ns: self.inner.ts_ns(),
+            held_ns: self.held_ns,
+        }
+    }
+
     /// The ring's frame shape (each frame's array has it unless the frame is shorter).
     fn shape(&self) -> Vec<usize> {
         self.inner
@@ -247,6 +266,21 @@ impl PyFrame {
     #[getter]
     fn ts_ns(&self) -> u64 {
         self.inner.ts_ns()
+    }
+
+    /// When this process's reader handed the frame over (CLOCK_MONOTONIC, ns).
+    #[getter]
+    fn held_ns(&self) -> u64 {
+        self.held_ns
+    }
+
+    /// The frame as the cause of a command computed from it (`proxy.caused(frame)` takes the
+    /// frame itself too).
+    #[getter(cause)]
+    fn py_cause(&self) -> PyCause {
+        PyCause {
+            inner: self.cause(),
+        }
     }
 
     /// Caller metadata word `i` (0..5).

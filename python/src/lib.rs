@@ -6,6 +6,7 @@
 //! (`pysrc/shmkit/`) re-exports these classes with stubs.
 
 mod barrier;
+mod cause;
 mod commands;
 mod devices;
 mod dict;
@@ -96,6 +97,7 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<frames::PyFrameRing>()?;
     m.add_class::<frames::PyFrameReader>()?;
     m.add_class::<frames::PyFrame>()?;
+    m.add_class::<cause::PyCause>()?;
     m.add_class::<devices::PyDeviceCache>()?;
     m.add_class::<devices::PyDeviceClient>()?;
     m.add_class::<devices::PySimCamera>()?;

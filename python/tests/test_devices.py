@@ -384,3 +384,79 @@ def test_a_simulated_devices_config_is_read_field_by_field_and_refuses_unknown_o
         cache.get("CAMY", shmkit.SimCamera, {"ao": {"layers": [{"fraction": 1.0}]}})
     dm = cache.get("DMY", shmkit.SimDm, {"actuators": 4})
     assert len(dm.get()) == 16
+
+
+_STAGES = ("publish-to-held", "held-to-sent", "sent-to-applied", "publish-to-applied")
+
+
+def _stage_maxima(seg: shmkit.Segment, device: str) -> dict[str, tuple[int, int]]:
+    """Each stage histogram of ``device``: (count, max in ns)."""
+    out = {}
+    for stage in _STAGES:
+        s = seg.histogram(f"dev/{device}/latency/{stage}").snapshot()
+        out[stage] = (s.count, s.max_ns)
+    return out
+
+
+def test_a_caused_call_records_the_injected_instants_as_the_devices_stages(
+    seg: shmkit.Segment, cache: Any
+) -> None:
+    dm = cache.get("DM", shmkit.SimDm, {"actuators": 4})
+    dm.zero()
+    assert all(count == 0 for count, _ in _stage_maxima(seg, "DM").values()), "no cause, no sample"
+    before = time.monotonic_ns()
+    cause = shmkit.Cause(frame_id=42, published_ns=before - 3_000_000, held_ns=before - 1_000_000)
+    caused = dm.caused(cause)
+    assert caused.client.cause == cause and dm.client.cause is None
+    caused.set(np.zeros(16, dtype=np.float32))
+    after = time.monotonic_ns()
+    got = _stage_maxima(seg, "DM")
+    assert all(count == 1 for count, _ in got.values()), got
+    # The histograms' maxima are exact: the injected 2 ms, the others bounded by the call.
+    assert got["publish-to-held"][1] == 2_000_000
+    sent = got["held-to-sent"][1]
+    assert 1_000_000 <= sent <= 1_000_000 + (after - before)
+    applied = got["sent-to-applied"][1]
+    assert applied <= after - before
+    assert got["publish-to-applied"][1] == 3_000_000 + (sent - 1_000_000) + applied
+    # The plain proxy carries nothing: another call adds no sample.
+    dm.zero()
+    assert _stage_maxima(seg, "DM")["publish-to-held"][0] == 1
+
+
+def test_a_frame_read_is_the_cause_of_the_python_device_call_computed_from_it(
+    seg: shmkit.Segment, cache: Any
+) -> None:
+    cam = cache.get("CAM", Imager, {"level": 1})
+    reader = cam.frames("frames", "oldest")
+    cam.expose(1)
+    frame = reader.next(5)
+    cause = frame.cause
+    assert (cause.frame_id, cause.published_ns, cause.held_ns) == (
+        frame.id, frame.ts_ns, frame.held_ns)
+    assert frame.ts_ns <= frame.held_ns <= time.monotonic_ns()
+    assert cam.caused(frame).expose(0) == 0  # a pickled call carries it as well
+    got = _stage_maxima(seg, "CAM")
+    assert all(count == 1 for count, _ in got.values()), got
+    assert got["publish-to-held"][1] == frame.held_ns - frame.ts_ns
+
+
+def test_a_cause_is_checked_compared_and_pickled() -> None:
+    import pickle
+
+    c = shmkit.Cause(7, 100, 250)
+    assert (c.frame_id, c.published_ns, c.held_ns) == (7, 100, 250)
+    assert pickle.loads(pickle.dumps(c)) == c and c != shmkit.Cause(7, 100, 251)
+    assert repr(c) == "shmkit.Cause(frame_id=7, published_ns=100, held_ns=250)"
+    now = shmkit.Cause(1, 0)
+    assert 0 < now.held_ns <= time.monotonic_ns(), "held_ns defaults to now"
+    with pytest.raises(ValueError, match="held after it is published"):
+        shmkit.Cause(1, 200, 100)
+    with pytest.raises(OverflowError):
+        shmkit.Cause(-1, 0, 0)
+
+
+def test_a_cause_that_is_neither_a_cause_nor_a_frame_is_a_type_error(cache: Any) -> None:
+    dm = cache.get("DM", shmkit.SimDm, {"actuators": 4})
+    with pytest.raises(TypeError, match="shmkit.Cause or a shmkit.Frame, not int"):
+        dm.caused(42)

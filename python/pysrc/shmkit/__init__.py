@@ -44,6 +44,7 @@ from ._recording import FRAME_TABLE, Recorder, Recording, RingRecording, record
 from ._shmkit import (
     DEFAULT_TIMEOUT,
     Barrier,
+    Cause,
     CommandRing,
     CommandServer,
     Event,
@@ -116,6 +117,7 @@ __all__ = [
     "current_cache",
     "use_segment",
     "Barrier",
+    "Cause",
     "BarrierTimeout",
     "BrokenBarrierError",
     "CallTimeout",

@@ -57,6 +57,8 @@ from typing import Any, ClassVar
 from . import _codec, _process
 from .errors import DeviceClosed, DeviceCrashed, DeviceFailSafe, PayloadError
 from ._shmkit import (
+    Cause,
+    Frame,
     FrameReader,
     FrameWriter,
     Mutex,
@@ -298,6 +300,21 @@ class DeviceProxy:
         """A reader of the device's frame ring ``suffix`` (``mode`` "newest" or "oldest")."""
         reader: FrameReader = self._client.frames(suffix, mode, wait)
         return reader
+
+    def caused(self, cause: Cause | Frame) -> DeviceProxy:
+        """This proxy with every call carrying ``cause``: the frame the commands are computed
+        from (a `Frame` — its id, publish time and when it was read — or a `Cause`). The
+        device's server then records the loop's stages in shared histograms
+        ``dev/NAME/latency/{publish-to-held,held-to-sent,sent-to-applied,publish-to-applied}``
+        and the frame id in its trace span::
+
+            frame = camera.next()
+            Devices.DM.caused(frame).set(controller(frame.array))
+
+        The frame itself is not kept (its slot is not held longer)."""
+        return DeviceProxy(
+            self._name, self._client.caused(cause), self._mutex, self._lost, self._allow
+        )
 
     def status(self) -> dict[str, Any]:
         """The device's status: state, pid, starts, heartbeat_age, message."""

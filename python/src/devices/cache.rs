@@ -111,7 +111,7 @@ impl PyDeviceCache {
         }
         let config = PyDeviceConfig { factory, rings };
         let inner = self.client::<PyDevice>(py, name, &config, restart)?;
-        Ok(PyDeviceClient { inner })
+        Ok(PyDeviceClient { inner, cause: None })
     }
 
     /// A client of the simulated camera `name` (`config`: `SimCameraConfig`'s fields).
@@ -125,7 +125,7 @@ impl PyDeviceCache {
     ) -> PyResult<PySimCamera> {
         let c = super::sim_camera::config(config)?;
         let inner = self.client::<SimCamera>(py, name, &c, restart)?;
-        Ok(PySimCamera { inner })
+        Ok(PySimCamera { inner, cause: None })
     }
 
     /// A client of the simulated mirror `name` (`config`: `SimDmConfig`'s fields).
@@ -139,7 +139,7 @@ impl PyDeviceCache {
     ) -> PyResult<PySimDm> {
         let c: SimDmConfig = config_from("SimDm's config", config.as_any())?;
         let inner = self.client::<SimDm>(py, name, &c, restart)?;
-        Ok(PySimDm { inner })
+        Ok(PySimDm { inner, cause: None })
     }
 
     /// The status of device `name` as a dict (state, pid, starts, heartbeat_age, message).

@@ -39,7 +39,7 @@ use pyo3::types::PyDict;
 use shmkit::process::{ChildStart, Entries};
 use shmkit::Timeout;
 use shmkit_devices::DeviceEntries;
-use shmkit_devices::{Device, DeviceClient, DeviceError, DeviceState, DeviceStatusInfo};
+use shmkit_devices::{Cause, Device, DeviceClient, DeviceError, DeviceState, DeviceStatusInfo};
 use shmkit_sim::{SimCamera, SimDm};
 use shmkit_testbed::ExperimentEntries;
 use std::time::Duration;
@@ -64,18 +64,22 @@ pub fn run_child(py: Python<'_>) -> PyResult<i32> {
 }
 
 /// Calls `client` detached from the interpreter, Ctrl+C ending the wait (the exception the
-/// signal handler raised is what the caller gets), within the client's call timeout.
+/// signal handler raised is what the caller gets), within the client's call timeout; with
+/// `cause`, the call carries it (the server records its stages).
 pub(crate) fn call<D: Device>(
     py: Python<'_>,
     client: &DeviceClient<D>,
     command: &D::Command,
+    cause: Option<&Cause>,
 ) -> PyResult<D::Reply>
 where
     D::Command: Sync,
     D::Reply: Send,
 {
-    let (got, raised) = detached(py, |check| {
-        client.call_interruptible(command, Timeout::After(client.timeout()), check)
+    let timeout = Timeout::After(client.timeout());
+    let (got, raised) = detached(py, |check| match cause {
+        Some(cause) => client.call_caused_interruptible(command, cause, timeout, check),
+        None => client.call_interruptible(command, timeout, check),
     });
     if let Some(e) = raised {
         return Err(e);
@@ -144,12 +148,29 @@ pub(crate) fn config_from<T: serde::de::DeserializeOwned>(
     pythonize::depythonize(dict).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
 }
 
-/// The client side every device kind shares: status, frames.
+/// The client side every device kind shares: status, frames, causes. Each client class has
+/// the fields `inner` (its `DeviceClient`) and `cause` (what its calls carry).
 macro_rules! client_methods {
     ($ty:ident { $($extra:tt)* }) => {
         #[pymethods]
         impl $ty {
             $($extra)*
+
+            /// This client with every call carrying `cause` (a `Cause`, or the `Frame` the
+            /// commands are computed from): the device's server records the stages frame
+            /// publish → held → sent → applied in `dev/NAME/latency/...`.
+            fn caused(&self, cause: &Bound<'_, PyAny>) -> PyResult<Self> {
+                Ok($ty {
+                    inner: self.inner.clone(),
+                    cause: Some(crate::cause::cause_of(cause)?),
+                })
+            }
+
+            /// What this client's calls carry (None: no cause).
+            #[getter]
+            fn cause(&self) -> Option<crate::cause::PyCause> {
+                self.cause.map(|inner| crate::cause::PyCause { inner })
+            }
 
             /// The device's name.
             #[getter]

@@ -30,11 +30,12 @@ pub(super) fn config(dict: &Bound<'_, PyDict>) -> PyResult<SimCameraConfig> {
 #[pyclass(module = "shmkit._shmkit", name = "SimCameraClient", frozen)]
 pub struct PySimCamera {
     pub(super) inner: DeviceClient<SimCamera>,
+    pub(super) cause: Option<shmkit_devices::Cause>,
 }
 
 impl PySimCamera {
     fn send(&self, py: Python<'_>, command: CameraCommand) -> PyResult<CameraReply> {
-        call(py, &self.inner, &command)
+        call(py, &self.inner, &command, self.cause.as_ref())
     }
 }
 

@@ -13,11 +13,12 @@ use std::time::Duration;
 #[pyclass(module = "shmkit._shmkit", name = "SimDmClient", frozen)]
 pub struct PySimDm {
     pub(super) inner: DeviceClient<SimDm>,
+    pub(super) cause: Option<shmkit_devices::Cause>,
 }
 
 impl PySimDm {
     fn send(&self, py: Python<'_>, command: DmCommand) -> PyResult<DmReply> {
-        call(py, &self.inner, &command)
+        call(py, &self.inner, &command, self.cause.as_ref())
     }
 }
 
