@@ -110,11 +110,15 @@ struct Args {
     /// the recorded one.
     #[arg(long, value_name = "DIR")]
     replay: Option<std::path::PathBuf>,
-    /// Trace the loop (each frame's wait, computation, MVM and command as spans, in the
-    /// segment's trace buffer, which `shmkit trace` can follow too) and write the closed
-    /// loop's last seconds to FILE in the Chrome trace-event format (open it in Perfetto).
-    #[arg(long, value_name = "FILE")]
+    /// Write the closed loop's last seconds of trace (each frame's wait, computation, MVM and
+    /// command as spans, its age as a counter, the servers' commands and polls) to FILE in
+    /// the Chrome trace-event format (open it in Perfetto).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_trace")]
     trace: Option<std::path::PathBuf>,
+    /// Do not trace: the controller and the servers record no spans (the segment holds no
+    /// trace buffer; by default it does, for `shmkit trace` to follow while the loop runs).
+    #[arg(long)]
+    no_trace: bool,
 }
 
 impl Args {
@@ -131,6 +135,7 @@ impl Args {
             realtime: self.realtime,
             record: self.record.clone(),
             replay: self.replay.clone(),
+            tracing: !self.no_trace,
             trace: self.trace.clone(),
             ..Options::default()
         };

@@ -65,6 +65,21 @@ fn low_order_modes(geometry: &AoGeometry) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// The calling thread's involuntary context switches so far: how often another task took its
+/// CPU while it could have run (the default mode's tail, see the README's loop table).
+fn preemptions() -> u64 {
+    // SAFETY: `getrusage` only writes the `rusage` we pass, which is plain data for which all
+    // zeroes is a valid value.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
+            return 0;
+        }
+        usage
+    };
+    u64::try_from(usage.ru_nivcsw).unwrap_or(0)
+}
+
 fn project(mode: &[f32], v: &[f32]) -> f32 {
     mode.iter().zip(v).map(|(a, b)| a * b).sum()
 }
@@ -384,10 +399,11 @@ impl Experiment for Controller {
         // The stages' shared histograms, from the closed loop's first frame.
         let stages = Stages::open(seg)?;
         stages.reset();
-        let trace = match o.trace {
-            Some(_) => Some(LoopTrace::open(seg)?),
-            None => None,
+        let trace = match o.tracing {
+            true => Some(LoopTrace::open(seg)?),
+            false => None,
         };
+        let preempted_before = preemptions();
 
         // Closed loop.
         progress.insert("phase", &"closed loop")?;
@@ -423,6 +439,9 @@ impl Experiment for Controller {
             };
             let (id, ts) = (frame.id(), frame.ts_ns());
             stages.frame.record(held.saturating_sub(ts));
+            if let Some(t) = &trace {
+                t.held(ts, held);
+            }
             report
                 .frame_latency_us
                 .push(held.saturating_sub(ts) as f32 / 1000.0);
@@ -525,8 +544,12 @@ impl Experiment for Controller {
                 )?;
                 progress.insert("missed", &missed)?;
             }
+            if let Some(t) = &trace {
+                t.bookkeeping(id, applied);
+            }
         }
         report.missed = missed;
+        report.preempted = preemptions().saturating_sub(preempted_before);
         if last_ts > first.1 {
             report.camera_hz = (last_id - first.0) as f64 / ((last_ts - first.1) as f64 * 1e-9);
         }

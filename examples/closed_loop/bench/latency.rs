@@ -19,7 +19,9 @@ pub const TRACE_WINDOW: Duration = Duration::from_secs(4);
 /// previous command if the frame was out before it, to the controller holding it: spans on
 /// one thread must nest, and the frame's whole age is in the histograms), "compute" (held ->
 /// command sent) enclosing "mvm", and "command" (sent -> the mirror applied it); each carries
-/// the frame id.
+/// the frame id. The counter "frame age (µs)" is each frame's whole age when the controller
+/// held it (what the histogram `closed-loop/frame-to-controller` counts), so a trace shows
+/// which frames make the tail.
 pub struct LoopTrace {
     buffer: TraceBuffer,
     idle_since: std::cell::Cell<u64>,
@@ -27,6 +29,8 @@ pub struct LoopTrace {
     compute: TraceName,
     mvm: TraceName,
     command: TraceName,
+    age: TraceName,
+    bookkeeping: TraceName,
 }
 
 impl LoopTrace {
@@ -40,12 +44,20 @@ impl LoopTrace {
             compute: buffer.name("compute")?,
             mvm: buffer.name("mvm")?,
             command: buffer.name("command")?,
+            age: buffer.name("frame age (µs)")?,
+            bookkeeping: buffer.name("bookkeeping")?,
             buffer,
             idle_since: std::cell::Cell::new(0),
         })
     }
 
-    /// A frame's wait and computation (`CLOCK_MONOTONIC` ns).
+    /// A frame held at `held`, commanded or not: its age.
+    pub fn held(&self, published: u64, held: u64) {
+        let age_us = held.saturating_sub(published) as f64 / 1e3;
+        self.buffer.record_counter(self.age, held, age_us);
+    }
+
+    /// A commanded frame's wait and computation (`CLOCK_MONOTONIC` ns).
     pub fn frame(&self, id: u64, published: u64, held: u64, mvm: (u64, u64), sent: u64) {
         let span = |name, from: u64, to: u64| {
             let d = Duration::from_nanos(to.saturating_sub(from));
@@ -55,6 +67,15 @@ impl LoopTrace {
         span(self.compute, held, sent);
         self.idle_since.set(sent);
         span(self.mvm, mvm.0, mvm.1);
+    }
+
+    /// The loop's own accounting after a command (the report's series, the modal
+    /// projections, the progress record), from `from` to now.
+    pub fn bookkeeping(&self, id: u64, from: u64) {
+        let now = shmkit::clock::monotonic_ns();
+        let d = Duration::from_nanos(now.saturating_sub(from));
+        self.buffer.record_span(self.bookkeeping, from, d, Some(id));
+        self.idle_since.set(now);
     }
 
     /// A command's way to the mirror.

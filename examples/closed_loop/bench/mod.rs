@@ -234,13 +234,20 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         None => None,
     };
     // Made here, not by the controller, so it outlives the experiment for the file below.
-    let trace = match &options.trace {
-        Some(_) => Some(
+    let trace = match options.tracing {
+        true => Some(
             tb.segment()
                 .trace_buffer(latency::TRACE_BUFFER, &shmkit::shared::TraceSpec::default())?,
         ),
-        None => None,
+        false => None,
     };
+    if progress {
+        let seg = &options.segment;
+        eprintln!(
+            "segment {seg}: while the loop runs, `shmkit watch {seg}` shows it live and \
+             `shmkit trace {seg} --duration 5 --out trace.json` captures a trace"
+        );
+    }
     tb.start_experiment(&Controller {
         options: options.clone(),
     })?;

@@ -64,12 +64,19 @@ pub struct Options {
     /// Run the controller against this recorded session's camera (see `replay.rs`).
     #[serde(default)]
     pub replay: Option<PathBuf>,
-    /// Trace the loop into the segment's trace buffer [`TRACE_BUFFER`](super::latency::TRACE_BUFFER)
-    /// and write its last seconds here (Chrome trace-event JSON) at the end.
+    /// Trace the loop (the controller and the device servers) into the segment's trace
+    /// buffer [`TRACE_BUFFER`](super::latency::TRACE_BUFFER), which `shmkit trace` follows.
+    #[serde(default = "yes")]
+    pub tracing: bool,
+    /// Write the traced loop's last seconds here (Chrome trace-event JSON) at the end.
     #[serde(default)]
     pub trace: Option<PathBuf>,
     /// The wavelength Strehl is reported at, nm (H band).
     pub science_nm: f64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Options {
@@ -94,6 +101,7 @@ impl Default for Options {
             report_dir: None,
             record: None,
             replay: None,
+            tracing: true,
             trace: None,
             science_nm: 1650.0,
         }

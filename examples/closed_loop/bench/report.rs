@@ -39,6 +39,11 @@ pub fn print_report(o: &Options, s: &Summary) {
         "  camera {:>8.1} Hz in closed loop (asked {:.0}; {:.1} over the run); loop {:>8.1} Hz: {} frames, {} missed, {} commands, {} telemetry only",
         s.camera_hz, o.rate_hz, s.camera_hz_run, s.loop_hz, s.frames, s.missed, s.commands, s.telemetry_only
     );
+    println!(
+        "  controller preempted {} times in closed loop (another task took its CPU while it could run{})",
+        s.preempted,
+        if o.realtime { "" } else { "; --realtime prevents it" }
+    );
     lat("frame publish -> controller holds it", &s.frame_latency);
     lat("command sent -> mirror applied it", &s.command_latency);
     lat("control computation (frame -> command)", &s.compute);

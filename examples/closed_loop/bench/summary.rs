@@ -36,6 +36,9 @@ pub struct Summary {
     pub telemetry_only: u64,
     /// Frames the controller never saw.
     pub missed: u64,
+    /// Times another task took the controller's CPU during the closed loop.
+    #[serde(default)]
+    pub preempted: u64,
     /// Checksummed frames (controller, statistics reader).
     pub verified: (u64, u64),
     /// Torn frames (controller, statistics reader).
@@ -128,6 +131,7 @@ impl Summary {
             frames: c.frames,
             commands: c.commands,
             telemetry_only: c.telemetry_only,
+            preempted: c.preempted,
             missed: c.missed,
             verified: (c.verified, report.statistics.verified),
             torn: (c.torn, report.statistics.torn),

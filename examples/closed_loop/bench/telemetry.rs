@@ -23,6 +23,10 @@ pub struct ControllerReport {
     pub telemetry_only: u64,
     /// Frames the controller never saw (overruns and id gaps).
     pub missed: u64,
+    /// Times another task took the controller's CPU while it was runnable during the closed
+    /// loop (its thread's involuntary context switches, `getrusage(RUSAGE_THREAD)`).
+    #[serde(default)]
+    pub preempted: u64,
     /// Loop iterations per second.
     pub loop_hz: f64,
     /// The camera's rate over the closed loop: frame ids published per second of their

@@ -262,6 +262,13 @@ impl TraceBuffer {
         )
     }
 
+    /// Records the counter `name`'s value as it was at `at_ns` (`CLOCK_MONOTONIC` ns), from a
+    /// timestamp a loop already has, as [`record_span`](Self::record_span) does for spans.
+    #[inline]
+    pub fn record_counter(&self, name: TraceName, at_ns: u64, value: f64) -> bool {
+        self.record(TraceKind::Counter, name, at_ns, value.to_bits(), None)
+    }
+
     /// Names the calling thread in this buffer's traces (otherwise it is named as the
     /// operating system knows it, `/proc/thread-self/comm`).
     pub fn name_thread(&self, name: &str) -> Result<(), TraceError> {
