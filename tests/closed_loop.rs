@@ -183,6 +183,16 @@ fn check_trace(path: &std::path::Path, report: &closed_loop::Report) {
     let (compute, mvm, command) = (spans("compute"), spans("mvm"), spans("command"));
     // The last 4 s of a 2 s loop: all of it.
     assert_eq!(compute.len() as u64, report.controller.commands);
+    // Every frame read has its age as a counter (commanded or telemetry only), and every
+    // commanded one its bookkeeping span.
+    let ages = events
+        .iter()
+        .filter(|e| e["ph"] == "C" && e["name"] == "frame age (µs)")
+        .filter_map(|e| e["args"]["frame age (µs)"].as_f64())
+        .collect::<Vec<_>>();
+    assert_eq!(ages.len() as u64, report.controller.frames);
+    assert!(ages.iter().all(|a| a.is_finite() && *a >= 0.0), "{ages:?}");
+    assert_eq!(spans("bookkeeping").len(), compute.len());
     assert_eq!(mvm.len(), compute.len());
     assert_eq!(
         command.iter().map(|c| c.0).collect::<Vec<_>>(),

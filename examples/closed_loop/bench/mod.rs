@@ -143,7 +143,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     };
     let mut options = match (&options.replay, &calibration) {
         // The recorded run's geometry, turbulence and gains; this run's waits, pinning,
-        // priorities and report.
+        // priorities, tracing and report.
         (Some(dir), Some(calibration)) => Options {
             wait: options.wait.clone(),
             pin: options.pin,
@@ -152,6 +152,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
             segment: options.segment.clone(),
             replay: Some(dir.clone()),
             record: None,
+            tracing: options.tracing,
             trace: options.trace.clone(),
             controller_cpu: options.controller_cpu,
             ..calibration.options.clone()

@@ -71,6 +71,23 @@ fn spans_instants_and_counters_read_back_whole_with_their_names_and_threads() {
 }
 
 #[test]
+fn a_counter_recorded_from_a_timestamp_reads_back_at_that_time() {
+    let seg = segment("counter-at");
+    let t: TraceBuffer = seg.create("trace", &small()).unwrap();
+    let mut cursor = t.cursor_from_now();
+    let age = t.name("frame age").unwrap();
+    let at = monotonic_ns() - 1_000_000;
+    assert!(t.record_counter(age, at, 3185.5));
+    let mut out = Vec::new();
+    t.read(&mut cursor, &mut out);
+    let events = user_events(&out);
+    assert_eq!(events.len(), 1, "{out:?}");
+    assert_eq!(events[0].kind, TraceRecordKind::Counter { value: 3185.5 });
+    assert_eq!(events[0].ts_ns, at);
+    assert_eq!(t.name_at(events[0].name).as_deref(), Some("frame age"));
+}
+
+#[test]
 fn a_reader_a_lap_behind_counts_what_was_overwritten() {
     let seg = segment("lap");
     let t: TraceBuffer = seg.create("trace", &small()).unwrap();
