@@ -781,6 +781,60 @@ fn a_caused_command_fills_the_devices_stage_histograms_with_its_instants() {
     finish(seg, &cache);
 }
 
+/// A cadence declared for a running camera's ring reaches its server within a heartbeat; the
+/// server then counts the frames published past the deadline: (almost) none at its 100 Hz,
+/// every one once the camera is slowed to 4 Hz.
+fn a_device_server_counts_its_rings_late_frames_once_a_cadence_is_declared() {
+    use shmkit::rings::Cadence;
+    let seg = segment("cadence");
+    let cache = DeviceCache::new(&seg).own().unwrap();
+    // Small frames: a debug build renders them well within the period.
+    let config = SimCameraConfig {
+        rate_hz: 100.0,
+        subapertures: 4,
+        pixels: 4,
+        ..SimCameraConfig::default()
+    };
+    let camera = cache.get::<SimCamera>("Camera", &config).unwrap();
+    let mut frames = camera.frames("frames", ReadMode::NewestOnly).unwrap();
+    frames.next(Duration::from_secs(5)).unwrap();
+    let declared = Cadence {
+        period: Duration::from_millis(10),
+        deadline: Duration::from_millis(100),
+    }
+    .declare(&seg, "dev/Camera/frames")
+    .unwrap();
+    // Two heartbeats at most, then frames at speed: on time (the deadline is ten periods; a
+    // host stall may make one late).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        frames.next(Duration::from_secs(1)).unwrap();
+    }
+    let on_time = declared.late.snapshot();
+    assert!(
+        on_time.count() <= 2,
+        "{} late frames at 100 Hz, the longest interval {} ns",
+        on_time.count(),
+        on_time.max()
+    );
+    camera.call(&CameraCommand::SetRate(4.0)).unwrap();
+    let slowed = Instant::now();
+    while declared.late.snapshot().count() < on_time.count() + 3 {
+        assert!(
+            slowed.elapsed() < Duration::from_secs(5),
+            "no late frame counted at 4 Hz"
+        );
+        frames.next(Duration::from_secs(1)).unwrap();
+    }
+    let late = declared.late.snapshot();
+    assert!(
+        late.max() >= 200_000_000,
+        "a 250 ms interval, counted as {} ns",
+        late.max()
+    );
+    finish(seg, &cache);
+}
+
 fn main() {
     Bench::entries(Entries::new())
         .entry("requester", requester)
@@ -788,7 +842,11 @@ fn main() {
         .entry("owner", owner)
         .dispatch();
 
-    let tests: [(&str, fn()); 18] = [
+    let tests: [(&str, fn()); 19] = [
+        (
+            "a_device_server_counts_its_rings_late_frames_once_a_cadence_is_declared",
+            a_device_server_counts_its_rings_late_frames_once_a_cadence_is_declared,
+        ),
         (
             "a_caused_command_fills_the_devices_stage_histograms_with_its_instants",
             a_caused_command_fills_the_devices_stage_histograms_with_its_instants,

@@ -552,6 +552,91 @@ fn a_stalled_writer_trips_the_ring_stalled_test_within_its_limit_and_one_check()
     tb.close();
 }
 
+/// The ready-made `ring_cadence` test declares the ring's cadence; the writer, told to count
+/// late frames, counts exactly the intervals past the deadline; the test tolerates `max_late`
+/// of them, trips at the first check after one more, and raises its alarm. A second ring
+/// that stops publishing trips it as stalled, counted once in `RING/stalls`.
+fn a_ring_held_to_its_cadence_trips_on_late_frames_and_on_a_stall() {
+    use shmkit::os::clock::monotonic_ns;
+    use shmkit::rings::{Cadence, ElemType, FrameSpec};
+    use shmkit_testbed::{ring_cadence, CadenceCheck};
+    let cadence = Cadence {
+        period: Duration::from_millis(2),
+        deadline: Duration::from_millis(15),
+    };
+    let check = CadenceCheck {
+        cadence,
+        max_late: 2,
+        window: Duration::from_secs(30),
+        stalled_after: Duration::from_millis(300),
+    };
+    for (tag, stall) in [("late", false), ("stall", true)] {
+        let tb = TestbedBuilder::new(&name(&format!("cadence-{tag}")))
+            .safety_test(ring_cadence("cam", check))
+            .safety_check_interval(Duration::from_millis(20))
+            .start()
+            .unwrap();
+        let seg = tb.segment().clone();
+        let ring = seg
+            .frame_ring("cam", &FrameSpec::new(4, ElemType::U8, &[16]))
+            .unwrap();
+        let mut writer = ring.writer().unwrap();
+        // The test declares the cadence at its first check.
+        let declared = loop {
+            if let Some(c) = Cadence::declared(&seg, "cam").unwrap() {
+                break c;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(declared.cadence, cadence);
+        writer.count_late(cadence.deadline, declared.late.clone());
+        let alarm = seg
+            .event(&shmkit_testbed::alarm_event("cam cadence"))
+            .unwrap();
+        for _ in 0..20 {
+            writer.try_claim().unwrap().publish();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(tb.trip().is_none() && !alarm.is_set());
+        let on_time = declared.late.snapshot().count(); // a host stall may have made one late
+        assert!(on_time <= 1, "{on_time} late frames at 2 ms");
+        if stall {
+            let last = ring.stats().last_ts_ns;
+            while tb.trip().is_none() {
+                assert!(monotonic_ns() - last < 2_000_000_000, "no trip after 2 s");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let message = tb.trip().unwrap().message;
+            assert!(message.contains("no frame for"), "{message}");
+            assert_eq!(declared.stalls.snapshot().count(), 1);
+        } else {
+            // Late frames, the input of the test: intervals of 40 ms against a 15 ms deadline.
+            let mut late = on_time;
+            while late <= check.max_late {
+                std::thread::sleep(Duration::from_millis(40));
+                writer.try_claim().unwrap().publish();
+                late += 1;
+                assert_eq!(declared.late.snapshot().count(), late);
+            }
+            let published = monotonic_ns();
+            while tb.trip().is_none() {
+                assert!(
+                    monotonic_ns() - published < 2_000_000_000,
+                    "no trip after 2 s"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let message = tb.trip().unwrap().message;
+            assert!(message.contains("3 frames late"), "{message}");
+            assert!(declared.late.snapshot().max() >= 40_000_000);
+            assert_eq!(declared.stalls.snapshot().count(), 0);
+        }
+        assert!(alarm.is_set());
+        drop(writer);
+        tb.close();
+    }
+}
+
 /// The ready-made `latency_above` test: quiet while the recent p99 is low, trips at the first
 /// check after the window's p99 goes above its limit, and raises its alarm.
 fn a_latency_quantile_above_its_limit_trips_latency_above() {
@@ -602,7 +687,11 @@ fn main() {
         .entry("interrupted_testbed", interrupted_testbed)
         .dispatch();
 
-    let tests: [(&str, fn()); 11] = [
+    let tests: [(&str, fn()); 12] = [
+        (
+            "a_ring_held_to_its_cadence_trips_on_late_frames_and_on_a_stall",
+            a_ring_held_to_its_cadence_trips_on_late_frames_and_on_a_stall,
+        ),
         (
             "a_stalled_writer_trips_the_ring_stalled_test_within_its_limit_and_one_check",
             a_stalled_writer_trips_the_ring_stalled_test_within_its_limit_and_one_check,

@@ -16,7 +16,7 @@ use shmkit::os::identity::Record;
 use shmkit::os::signals;
 use shmkit::process::ChildContext;
 use shmkit::process::Entries;
-use shmkit::rings::{CommandError, CommandSpec, FrameWriter};
+use shmkit::rings::{Cadence, CommandError, CommandSpec, FrameWriter};
 use shmkit::segment::Segment;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -114,6 +114,21 @@ impl DeviceContext {
     }
 }
 
+/// Has every frame writer the context still holds count its late frames once its ring's
+/// cadence is declared (`shmkit::rings::Cadence`; a declaration may come after the server
+/// started: this runs at start and at every heartbeat, a table lookup per ring until found).
+fn count_late_frames(ctx: &mut DeviceContext) {
+    for (suffix, writer) in &mut ctx.writers {
+        if writer.counts_late() {
+            continue;
+        }
+        let ring = object_name(&ctx.name, suffix);
+        if let Ok(Some(c)) = Cadence::declared(&ctx.segment, &ring) {
+            writer.count_late(c.cadence.deadline, c.late);
+        }
+    }
+}
+
 /// Why a server stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -200,6 +215,7 @@ fn open_and_run<D: Device>(
         let writer = ring.writer().map_err(|e| device_err(e.into()))?;
         ctx.writers.insert(suffix, writer);
     }
+    count_late_frames(&mut ctx);
     let mut device = D::open(&config, &mut ctx).map_err(|e| ServerError::Open(e.to_string()))?;
     status.with(|s| {
         s.state = DEVICE_RUNNING;
@@ -313,6 +329,7 @@ fn run<D: Device>(
         if now >= next_beat {
             next_beat = now + HEARTBEAT.as_nanos() as u64;
             trace.look(&ctx.segment);
+            count_late_frames(ctx);
             let asked = status.with(|s| {
                 s.heartbeat_ns = now;
                 s.close_requested != 0

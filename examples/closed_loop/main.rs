@@ -188,6 +188,11 @@ fn main() {
                     );
                 }
             }
+            if let Some((late, stalls)) = report.camera_late {
+                println!(
+                    "camera cadence over the run: {late} frames late (more than four periods after the one before), {stalls} stalls (dev/Camera/frames/late, …/stalls)"
+                );
+            }
             if let Some(n) = report.caused_commands {
                 println!(
                     "mirror commands sent with their frame's cause: {n} (the library's stages in dev/Dm/latency/*)"

@@ -11,8 +11,8 @@ pub(crate) mod slot_word;
 pub use command::{CommandError, CommandRing, CommandServer, CommandSpec, Outcome, Request};
 
 pub use frame::{
-    Frame, FrameReader, FrameRing, FrameSpec, FrameWriter, OwnedFrame, OwnedFrameReader,
-    OwnedWriteSlot, Pixel, ReadMode, RingError, RingStats, WriteSlot,
+    Cadence, Frame, FrameReader, FrameRing, FrameSpec, FrameWriter, OwnedFrame, OwnedFrameReader,
+    OwnedWriteSlot, Pixel, ReadMode, RingCadence, RingError, RingStats, WriteSlot,
 };
 pub use shm_layout::ElemType;
 

@@ -1,12 +1,13 @@
 //! Ready-made safety tests on the health of the loop's streams, for
 //! [`TestbedBuilder::safety_test`](crate::TestbedBuilder::safety_test): a frame ring that
-//! stalls, a latency histogram whose recent quantile is too high. Each sets the named event
+//! stalls, a frame ring held to its declared cadence (stalls and late frames), a latency
+//! histogram whose recent quantile is too high. Each sets the named event
 //! `alarm/<test name>` in the segment while its condition holds (and clears it when it no
 //! longer does), so any process can wait on the alarm, not only the testbed that trips on it.
 
 use crate::safety::{safety_fn, SafetyContext, SafetyTest};
 use shmkit::os::clock::monotonic_ns;
-use shmkit::rings::FrameRing;
+use shmkit::rings::{Cadence, FrameRing, RingCadence};
 use shmkit::segment::{SegmentError, SegmentObjects};
 use shmkit::shared::{Histogram, HistogramSnapshot};
 use std::collections::VecDeque;
@@ -36,41 +37,151 @@ fn alarm(ctx: &SafetyContext<'_>, test: &str, on: bool) {
 /// long, and whether the writer is still alive.
 pub fn ring_stalled(ring: &str, max_gap: Duration) -> impl SafetyTest {
     let name = format!("{ring} stalled");
-    let ring_name = ring.to_owned();
-    let limit_ns = u64::try_from(max_gap.as_nanos()).unwrap_or(u64::MAX);
-    let mut first_check: Option<u64> = None;
-    let mut opened: Option<FrameRing> = None;
+    let mut silence = Silence::new(ring);
     let test_name = name.clone();
     safety_fn(&name, move |ctx| {
+        let outcome = silence.check(ctx, max_gap)?;
+        alarm(ctx, &test_name, outcome.is_err());
+        outcome.map(|_| ()).map_err(|(_, message)| message)
+    })
+}
+
+/// How long a frame ring has been silent, as [`ring_stalled`] and [`ring_cadence`] check it.
+struct Silence {
+    ring: String,
+    first_check: Option<u64>,
+    opened: Option<FrameRing>,
+}
+
+impl Silence {
+    fn new(ring: &str) -> Silence {
+        Silence {
+            ring: ring.to_owned(),
+            first_check: None,
+            opened: None,
+        }
+    }
+
+    /// The silence in ns: the inner `Err` with a message when it is longer than `limit`; the
+    /// outer `Err` when the ring cannot be opened.
+    fn check(
+        &mut self,
+        ctx: &SafetyContext<'_>,
+        limit: Duration,
+    ) -> Result<Result<u64, (u64, String)>, String> {
         let now = monotonic_ns();
-        let since = *first_check.get_or_insert(now);
-        if opened.is_none() {
-            opened = match ctx.segment().open::<FrameRing>(&ring_name) {
+        let since = *self.first_check.get_or_insert(now);
+        if self.opened.is_none() {
+            self.opened = match ctx.segment().open::<FrameRing>(&self.ring) {
                 Ok(r) => Some(r),
                 Err(SegmentError::ObjectNotFound { .. }) => None,
                 Err(e) => return Err(e.to_string()),
             };
         }
-        let stats = opened.as_ref().map(FrameRing::stats);
+        let stats = self.opened.as_ref().map(FrameRing::stats);
         let newest = stats
             .filter(|s| s.total_written > 0)
             .map_or(since, |s| s.last_ts_ns.max(since));
         let gap = now.saturating_sub(newest);
-        let stalled = gap > limit_ns;
-        alarm(ctx, &test_name, stalled);
-        if !stalled {
-            return Ok(());
+        let limit_ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        if gap <= limit_ns {
+            return Ok(Ok(gap));
         }
-        let writer = match opened.as_ref().map(FrameRing::writer_liveness) {
+        let writer = match self.opened.as_ref().map(FrameRing::writer_liveness) {
             Some(Some(true)) => "its writer is alive",
             Some(Some(false)) => "its writer is dead",
             _ => "it has no writer",
         };
-        Err(format!(
-            "ring {ring_name:?}: no frame for {:.1} ms (limit {:.1} ms); {writer}",
-            gap as f64 / 1e6,
-            limit_ns as f64 / 1e6
-        ))
+        Ok(Err((
+            gap,
+            format!(
+                "ring {:?}: no frame for {:.1} ms (limit {:.1} ms); {writer}",
+                self.ring,
+                gap as f64 / 1e6,
+                limit_ns as f64 / 1e6
+            ),
+        )))
+    }
+}
+
+/// What [`ring_cadence`] holds a frame ring to.
+#[derive(Debug, Clone, Copy)]
+pub struct CadenceCheck {
+    /// The ring's period and deadline, declared by the test at its first check.
+    pub cadence: Cadence,
+    /// Late frames tolerated over `window`.
+    pub max_late: u64,
+    /// The window late frames are counted over.
+    pub window: Duration,
+    /// Silence past which the writer counts as stalled (at least the deadline).
+    pub stalled_after: Duration,
+}
+
+/// Declares frame ring `ring`'s [`Cadence`] (at the first check; a ring declared otherwise
+/// must have been declared the same) and holds the ring to it: fails when more than
+/// `max_late` frames came late (more than the deadline after the one before, as the writer
+/// counts them in `RING/late`) over the last `window`, or when the ring has been silent for
+/// longer than `stalled_after` (counting the stall, once, in `RING/stalls`). Sets the event
+/// `alarm/RING cadence` while either holds. Device servers count their rings' late frames
+/// once a cadence is declared (within a heartbeat, 1 s); another writer does with
+/// [`FrameWriter::count_late`](shmkit::rings::FrameWriter::count_late).
+pub fn ring_cadence(ring: &str, check: CadenceCheck) -> impl SafetyTest {
+    let CadenceCheck {
+        cadence,
+        max_late,
+        window,
+        stalled_after,
+    } = check;
+    let stalled_after = stalled_after.max(cadence.deadline);
+    let name = format!("{ring} cadence");
+    let ring_name = ring.to_owned();
+    let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+    let mut silence = Silence::new(ring);
+    let mut declared: Option<RingCadence> = None;
+    let mut stalled = false;
+    let mut history: VecDeque<(u64, HistogramSnapshot)> = VecDeque::new();
+    let test_name = name.clone();
+    safety_fn(&name, move |ctx| {
+        let counters = match &declared {
+            Some(c) => c,
+            None => declared.insert(
+                cadence
+                    .declare(ctx.segment(), &ring_name)
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let silent = silence.check(ctx, stalled_after)?;
+        match &silent {
+            Err((gap, _)) if !stalled => counters.stalls.record(*gap),
+            _ => {}
+        }
+        stalled = silent.is_err();
+        let now = monotonic_ns();
+        let current = counters.late.snapshot();
+        while history.len() > 1 && now.saturating_sub(history[1].0) >= window_ns {
+            history.pop_front();
+        }
+        let recent = history
+            .front()
+            .and_then(|(_, start)| current.since(start))
+            .unwrap_or_else(|| current.clone());
+        history.push_back((now, current));
+        let too_late = recent.count() > max_late;
+        alarm(ctx, &test_name, stalled || too_late);
+        if let Err((_, message)) = silent {
+            return Err(message);
+        }
+        if too_late {
+            return Err(format!(
+                "ring {ring_name:?}: {} frames late over the last {:.2} s (more than {:.1} ms after \
+                 the one before; at most {max_late}), the latest {:.1} ms",
+                recent.count(),
+                window.as_secs_f64(),
+                cadence.deadline.as_secs_f64() * 1e3,
+                recent.max() as f64 / 1e6
+            ));
+        }
+        Ok(())
     })
 }
 

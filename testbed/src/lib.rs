@@ -23,7 +23,7 @@ mod safety;
 pub use experiment::{
     Experiment, ExperimentContext, ExperimentEntries, ExperimentError, ExperimentFailure,
 };
-pub use health::{alarm_event, latency_above, ring_stalled};
+pub use health::{alarm_event, latency_above, ring_cadence, ring_stalled, CadenceCheck};
 pub use safety::{safety_fn, SafetyContext, SafetyFn, SafetyTest, SafetyTrip};
 
 use events::Events;

@@ -131,6 +131,23 @@ pub struct Report {
     /// Mirror commands the library's stage histograms counted (the controller sends each
     /// closed-loop command with its frame's cause).
     pub caused_commands: Option<u64>,
+    /// The camera's frames counted late (more than four periods after the one before) and
+    /// its stalls, over the whole run (`dev/Camera/frames/late`, `…/stalls`).
+    pub camera_late: Option<(u64, u64)>,
+}
+
+/// What the camera's ring is held to (see `run`).
+fn camera_cadence(options: &Options) -> shmkit_testbed::CadenceCheck {
+    let period = Duration::from_secs_f64(1.0 / options.rate_hz);
+    shmkit_testbed::CadenceCheck {
+        cadence: shmkit::rings::Cadence {
+            period,
+            deadline: 4 * period,
+        },
+        max_late: (options.rate_hz / 10.0).ceil() as u64,
+        window: Duration::from_secs(1),
+        stalled_after: Duration::from_secs(5),
+    }
 }
 
 /// Runs the bench; `progress` prints a live line. With `options.replay`, the bench runs with
@@ -187,7 +204,7 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     };
     let options = &options;
     let stroke = options.dm().stroke;
-    let tb = TestbedBuilder::new(&options.segment)
+    let mut builder = TestbedBuilder::new(&options.segment)
         .size(options.segment_bytes())
         .devices(if options.replay.is_some() {
             &["Dm"]
@@ -195,8 +212,18 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
             &["Dm", "Camera"]
         })
         .safety_check_interval(Duration::from_millis(100))
-        .safety_test(stroke_test("Dm", stroke, 0.8))
-        .start()?;
+        .safety_test(stroke_test("Dm", stroke, 0.8));
+    if options.replay.is_none() {
+        // The camera held to its cadence: its server counts the frames more than four periods
+        // after the one before (`dev/Camera/frames/late`, which `shmkit watch` shows); a tenth
+        // of a second's frames late, or 5 s without one (the phase screens are drawn before
+        // the first), stops the bench.
+        builder = builder.safety_test(shmkit_testbed::ring_cadence(
+            replay::CAMERA_FRAMES,
+            camera_cadence(options),
+        ));
+    }
+    let tb = builder.start()?;
     let devices: &DeviceCache = tb.devices();
     devices.get::<SimDm>("Dm", &options.dm())?;
     if progress {
@@ -338,6 +365,11 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     let results = options.results(tb.segment())?;
     let stages = latency::Stages::open(tb.segment())?.percentiles();
     // The library's count of the controller's caused mirror commands (shmkit_devices::Cause).
+    // The camera's cadence: late frames and stalls the library counted (not in a replay).
+    let camera_late = shmkit::rings::Cadence::declared(tb.segment(), replay::CAMERA_FRAMES)
+        .ok()
+        .flatten()
+        .map(|c| (c.late.snapshot().count(), c.stalls.snapshot().count()));
     let caused_commands = tb
         .segment()
         .open::<shmkit::Histogram>(&shmkit_devices::stage_histogram("Dm", "publish-to-applied"))
@@ -387,5 +419,6 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
         stages,
         traced,
         caused_commands,
+        camera_late,
     })
 }

@@ -8,15 +8,18 @@
 //!
 //! Files: `spec.rs` (what users name: spec, pixels, modes, errors), `view.rs` (the shared
 //! words), this file (the handle and its roles), `writer.rs`, `reader.rs`, `attach.rs`
-//! (creating and attaching, through the segment's one object path).
+//! (creating and attaching, through the segment's one object path), `cadence.rs` (a ring's
+//! declared period and deadline, and its late frames).
 
 mod attach;
+mod cadence;
 mod owned_reader;
 mod reader;
 mod spec;
 mod view;
 mod writer;
 
+pub use cadence::{Cadence, RingCadence};
 pub use owned_reader::{OwnedFrame, OwnedFrameReader};
 pub use reader::{Frame, FrameReader};
 pub use spec::{FrameSpec, Pixel, ReadMode, RingError};

@@ -1,6 +1,7 @@
 //! The ring's single writer: claim a slot, fill it in place, publish.
 
 use super::{slot_word, FrameRing, Pixel, RingError};
+use crate::shared::Histogram;
 use crate::sync::{futex_wake, Interrupt, NoInterrupt, Ordering, Timeout};
 use crate::sys::clock::monotonic_ns;
 use crate::sys::identity::Record;
@@ -11,6 +12,8 @@ use std::time::Duration;
 pub struct FrameWriter {
     ring: FrameRing,
     record: Record,
+    /// Where late frames are counted: the deadline in ns and the histogram.
+    late: Option<(u64, Histogram)>,
 }
 
 impl std::fmt::Debug for FrameWriter {
@@ -30,7 +33,25 @@ impl Drop for FrameWriter {
 impl FrameWriter {
     /// The writer role, already claimed for `record`.
     pub(super) fn new(ring: FrameRing, record: Record) -> FrameWriter {
-        FrameWriter { ring, record }
+        FrameWriter {
+            ring,
+            record,
+            late: None,
+        }
+    }
+
+    /// Counts every frame published more than `deadline` after the one before it into
+    /// `late` (the interval, ns): one comparison per publish, one atomic add per late frame.
+    /// The ring's declared [`Cadence`](super::Cadence) gives both
+    /// ([`RingCadence::late`](super::RingCadence::late)); device servers attach it by
+    /// themselves.
+    pub fn count_late(&mut self, deadline: Duration, late: Histogram) {
+        self.late = Some((u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX), late));
+    }
+
+    /// Whether late frames are counted ([`count_late`](Self::count_late)).
+    pub fn counts_late(&self) -> bool {
+        self.late.is_some()
     }
 
     /// A slot to fill in place, now: fails with [`RingError::AllSlotsHeld`] if readers hold
@@ -201,6 +222,11 @@ impl FrameWriter {
         );
         let prev_ts = h.last_ts_ns.load(Ordering::Relaxed);
         h.last_ts_ns.store(now, Ordering::Relaxed);
+        if let Some((deadline, late)) = &self.late {
+            if prev_ts != 0 && now.saturating_sub(prev_ts) > *deadline {
+                late.record(now - prev_ts);
+            }
+        }
         if prev_ts != 0 && now > prev_ts {
             let instant = 1_000_000_000_000u64 / (now - prev_ts).max(1);
             let old = h.rate_mhz.load(Ordering::Relaxed);
