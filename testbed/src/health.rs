@@ -104,6 +104,39 @@ impl Silence {
     }
 }
 
+/// A histogram over a sliding window: the difference of its snapshot now and the newest one
+/// taken at least a window ago (one snapshot kept per check); until a window has passed, all
+/// of it.
+struct Window {
+    window_ns: u64,
+    history: VecDeque<(u64, HistogramSnapshot)>,
+}
+
+impl Window {
+    fn new(window: Duration) -> Window {
+        Window {
+            window_ns: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
+            history: VecDeque::new(),
+        }
+    }
+
+    /// `histogram` over the last window, now.
+    fn recent(&mut self, histogram: &Histogram) -> HistogramSnapshot {
+        let now = monotonic_ns();
+        let current = histogram.snapshot();
+        while self.history.len() > 1 && now.saturating_sub(self.history[1].0) >= self.window_ns {
+            self.history.pop_front();
+        }
+        let recent = self
+            .history
+            .front()
+            .and_then(|(_, start)| current.since(start))
+            .unwrap_or_else(|| current.clone());
+        self.history.push_back((now, current));
+        recent
+    }
+}
+
 /// What [`ring_cadence`] holds a frame ring to.
 #[derive(Debug, Clone, Copy)]
 pub struct CadenceCheck {
@@ -135,11 +168,10 @@ pub fn ring_cadence(ring: &str, check: CadenceCheck) -> impl SafetyTest {
     let stalled_after = stalled_after.max(cadence.deadline);
     let name = format!("{ring} cadence");
     let ring_name = ring.to_owned();
-    let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
     let mut silence = Silence::new(ring);
     let mut declared: Option<RingCadence> = None;
     let mut stalled = false;
-    let mut history: VecDeque<(u64, HistogramSnapshot)> = VecDeque::new();
+    let mut history = Window::new(window);
     let test_name = name.clone();
     safety_fn(&name, move |ctx| {
         let counters = match &declared {
@@ -156,16 +188,7 @@ pub fn ring_cadence(ring: &str, check: CadenceCheck) -> impl SafetyTest {
             _ => {}
         }
         stalled = silent.is_err();
-        let now = monotonic_ns();
-        let current = counters.late.snapshot();
-        while history.len() > 1 && now.saturating_sub(history[1].0) >= window_ns {
-            history.pop_front();
-        }
-        let recent = history
-            .front()
-            .and_then(|(_, start)| current.since(start))
-            .unwrap_or_else(|| current.clone());
-        history.push_back((now, current));
+        let recent = history.recent(&counters.late);
         let too_late = recent.count() > max_late;
         alarm(ctx, &test_name, stalled || too_late);
         if let Err((_, message)) = silent {
@@ -200,9 +223,8 @@ pub fn latency_above(
     let name = format!("{histogram} p{} above {limit:?}", q * 100.0);
     let hist_name = histogram.to_owned();
     let limit_ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
-    let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
     let mut opened: Option<Histogram> = None;
-    let mut history: VecDeque<(u64, HistogramSnapshot)> = VecDeque::new();
+    let mut history = Window::new(window);
     let test_name = name.clone();
     safety_fn(&name, move |ctx| {
         if opened.is_none() {
@@ -213,17 +235,7 @@ pub fn latency_above(
             };
         }
         let Some(h) = &opened else { return Ok(()) };
-        let now = monotonic_ns();
-        let current = h.snapshot();
-        // Keep the newest snapshot at least a window old as the window's start.
-        while history.len() > 1 && now.saturating_sub(history[1].0) >= window_ns {
-            history.pop_front();
-        }
-        let recent = history
-            .front()
-            .and_then(|(_, start)| current.since(start))
-            .unwrap_or_else(|| current.clone());
-        history.push_back((now, current));
+        let recent = history.recent(h);
         let value = recent.quantile(q).filter(|_| recent.count() >= min_samples);
         let above = value.is_some_and(|v| v > limit_ns);
         alarm(ctx, &test_name, above);
