@@ -82,6 +82,25 @@ impl PyFrameWriter {
 
 #[pymethods]
 impl PyFrameWriter {
+    /// Counts every frame this writer publishes more than `deadline` seconds after the one
+    /// before into `late` (the interval, ns): the ring's `RING/late` histogram, as
+    /// `Segment.declare_cadence` returns it.
+    fn count_late(
+        &self,
+        deadline: f64,
+        late: &Bound<'_, crate::histogram::PyHistogram>,
+    ) -> PyResult<()> {
+        let deadline = Duration::try_from_secs_f64(deadline).map_err(|_| {
+            PyValueError::new_err(format!(
+                "deadline must be a finite number of seconds >= 0, not {deadline}"
+            ))
+        })?;
+        let mut home = lock(&self.home);
+        let writer = home.as_mut().ok_or_else(slot_in_use)?;
+        writer.count_late(deadline, late.get().histogram().clone());
+        Ok(())
+    }
+
     /// Copies `array` (the ring's dtype, at most a frame's size) into a free slot — one copy —
     /// sets the user words given, publishes it and returns the frame id. Waits up to
     /// `timeout` seconds for readers to let a slot go.

@@ -29,6 +29,11 @@ impl PyHistogram {
     pub(crate) fn wrap(inner: Histogram, origin: Origin) -> PyHistogram {
         PyHistogram { inner, origin }
     }
+
+    /// The shared histogram.
+    pub(crate) fn histogram(&self) -> &Histogram {
+        &self.inner
+    }
 }
 
 #[pymethods]

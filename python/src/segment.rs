@@ -184,6 +184,40 @@ impl PySegment {
         ))
     }
 
+    /// Declares frame ring `ring`'s cadence — the `period` its writer keeps and the
+    /// `deadline` (seconds) past which a frame is late; the ring need not exist yet — and
+    /// returns its counters `(late, stalls)`, the histograms `RING/late` (each late frame's
+    /// interval, as a writer told to `count_late` records it; device servers do by
+    /// themselves) and `RING/stalls`. The same declaration again finds it; another one is a
+    /// `ShmkitError` naming both.
+    fn declare_cadence(
+        &self,
+        py: Python<'_>,
+        ring: &str,
+        period: f64,
+        deadline: f64,
+    ) -> PyResult<(crate::histogram::PyHistogram, crate::histogram::PyHistogram)> {
+        let seconds = |what: &str, s: f64| {
+            std::time::Duration::try_from_secs_f64(s).map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "{what} must be a finite number of seconds >= 0, not {s}"
+                ))
+            })
+        };
+        let cadence = shmkit::rings::Cadence {
+            period: seconds("period", period)?,
+            deadline: seconds("deadline", deadline)?,
+        };
+        let c = cadence
+            .declare(&self.inner, ring)
+            .map_err(|e| segment_error(py, e))?;
+        let [_, late, stalls] = shmkit::rings::Cadence::names(ring);
+        Ok((
+            crate::histogram::PyHistogram::wrap(c.late, self.origin(&late)),
+            crate::histogram::PyHistogram::wrap(c.stalls, self.origin(&stalls)),
+        ))
+    }
+
     /// The trace buffer `name`, created if needed, keeping the newest `events` events (a
     /// power of two; 64 bytes each) and up to `names` distinct names; an existing one must
     /// have that size.

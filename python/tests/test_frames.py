@@ -217,3 +217,26 @@ def test_an_array_of_another_shape_is_refused_and_a_partial_frame_is_explicit(
     assert writer.write_partial(small) == 1
     frame = reader.next(5)
     assert frame.array.size == 32 * 32 and np.array_equal(frame.array, small.ravel())
+
+
+def test_a_declared_cadence_counts_exactly_the_frames_written_past_its_deadline(
+    seg: shmkit.Segment,
+) -> None:
+    import time
+
+    ring = seg.frame_ring("cadenced", (4,), "uint8", 4)
+    late, stalls = seg.declare_cadence("cadenced", 0.005, 0.04)
+    assert seg.declare_cadence("cadenced", 0.005, 0.04)[0].snapshot().count == 0
+    with pytest.raises(shmkit.ShmkitError, match="40ms"):
+        seg.declare_cadence("cadenced", 0.005, 0.05)
+    with pytest.raises(shmkit.ShmkitError, match="deadline >= the period"):
+        seg.declare_cadence("other", 0.005, 0.001)
+    writer = ring.writer()
+    writer.count_late(0.04, late)
+    frame = np.zeros(4, dtype=np.uint8)
+    for _ in range(3):
+        writer.write(frame)
+    time.sleep(0.12)  # the input: one interval well past the deadline
+    writer.write(frame)
+    assert late.snapshot().count == 1 and late.snapshot().max >= 0.12
+    assert stalls.snapshot().count == 0
