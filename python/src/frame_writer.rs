@@ -90,11 +90,7 @@ impl PyFrameWriter {
         deadline: f64,
         late: &Bound<'_, crate::histogram::PyHistogram>,
     ) -> PyResult<()> {
-        let deadline = Duration::try_from_secs_f64(deadline).map_err(|_| {
-            PyValueError::new_err(format!(
-                "deadline must be a finite number of seconds >= 0, not {deadline}"
-            ))
-        })?;
+        let deadline = crate::testbed::seconds("deadline", deadline)?;
         let mut home = lock(&self.home);
         let writer = home.as_mut().ok_or_else(slot_in_use)?;
         writer.count_late(deadline, late.get().histogram().clone());

@@ -197,13 +197,7 @@ impl PySegment {
         period: f64,
         deadline: f64,
     ) -> PyResult<(crate::histogram::PyHistogram, crate::histogram::PyHistogram)> {
-        let seconds = |what: &str, s: f64| {
-            std::time::Duration::try_from_secs_f64(s).map_err(|_| {
-                pyo3::exceptions::PyValueError::new_err(format!(
-                    "{what} must be a finite number of seconds >= 0, not {s}"
-                ))
-            })
-        };
+        use crate::testbed::seconds;
         let cadence = shmkit::rings::Cadence {
             period: seconds("period", period)?,
             deadline: seconds("deadline", deadline)?,

@@ -100,7 +100,8 @@ pub struct PyTestbed {
     inner: Mutex<Option<Testbed>>,
 }
 
-fn seconds(what: &str, s: f64) -> PyResult<Duration> {
+/// `s` seconds as a duration; a negative or non-finite one is a `ValueError` naming `what`.
+pub(crate) fn seconds(what: &str, s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s)
         .map_err(|_| PyValueError::new_err(format!("{what} must be finite and >= 0, not {s}")))
 }

@@ -40,9 +40,9 @@ pub fn ring_stalled(ring: &str, max_gap: Duration) -> impl SafetyTest {
     let mut silence = Silence::new(ring);
     let test_name = name.clone();
     safety_fn(&name, move |ctx| {
-        let outcome = silence.check(ctx, max_gap)?;
-        alarm(ctx, &test_name, outcome.is_err());
-        outcome.map(|_| ()).map_err(|(_, message)| message)
+        let stall = silence.check(ctx, max_gap)?;
+        alarm(ctx, &test_name, stall.is_some());
+        stall.map_or(Ok(()), |(_, message)| Err(message))
     })
 }
 
@@ -62,13 +62,13 @@ impl Silence {
         }
     }
 
-    /// The silence in ns: the inner `Err` with a message when it is longer than `limit`; the
-    /// outer `Err` when the ring cannot be opened.
+    /// `Some((silence in ns, message))` when the ring has been silent for longer than
+    /// `limit`; `Err` when the ring cannot be opened.
     fn check(
         &mut self,
         ctx: &SafetyContext<'_>,
         limit: Duration,
-    ) -> Result<Result<u64, (u64, String)>, String> {
+    ) -> Result<Option<(u64, String)>, String> {
         let now = monotonic_ns();
         let since = *self.first_check.get_or_insert(now);
         if self.opened.is_none() {
@@ -85,14 +85,14 @@ impl Silence {
         let gap = now.saturating_sub(newest);
         let limit_ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
         if gap <= limit_ns {
-            return Ok(Ok(gap));
+            return Ok(None);
         }
         let writer = match self.opened.as_ref().map(FrameRing::writer_liveness) {
             Some(Some(true)) => "its writer is alive",
             Some(Some(false)) => "its writer is dead",
             _ => "it has no writer",
         };
-        Ok(Err((
+        Ok(Some((
             gap,
             format!(
                 "ring {:?}: no frame for {:.1} ms (limit {:.1} ms); {writer}",
@@ -182,16 +182,15 @@ pub fn ring_cadence(ring: &str, check: CadenceCheck) -> impl SafetyTest {
                     .map_err(|e| e.to_string())?,
             ),
         };
-        let silent = silence.check(ctx, stalled_after)?;
-        match &silent {
-            Err((gap, _)) if !stalled => counters.stalls.record(*gap),
-            _ => {}
+        let stall = silence.check(ctx, stalled_after)?;
+        if let (Some((gap, _)), false) = (&stall, stalled) {
+            counters.stalls.record(*gap);
         }
-        stalled = silent.is_err();
+        stalled = stall.is_some();
         let recent = history.recent(&counters.late);
         let too_late = recent.count() > max_late;
         alarm(ctx, &test_name, stalled || too_late);
-        if let Err((_, message)) = silent {
+        if let Some((_, message)) = stall {
             return Err(message);
         }
         if too_late {
