@@ -388,10 +388,12 @@ fn describe(state: &ObjectState, rate: Option<f64>) -> (&'static str, String) {
             type_name,
             size,
             locked_by,
+            value,
         } => (
             "shared",
             format!(
-                "{type_name} ({size} B){}",
+                "{type_name} ({size} B){}{}",
+                value.map_or(String::new(), |v| format!(" = {v}")),
                 locked_by.map_or(String::new(), |p| format!(", locked by pid {p}"))
             ),
         ),
@@ -547,66 +549,26 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
     } else {
         Keys::new()
     };
-    let mut previous: Option<(Instant, HashMap<String, u64>)> = None;
-    let mut previous_histograms: HashMap<String, HistogramSnapshot> = HashMap::new();
+    let mut watcher = inspect::Watcher::new(name, Duration::ZERO);
     let mut shown = 0u64;
     let stdout = std::io::stdout();
     loop {
-        let inspection = match inspect::inspect(name) {
-            Ok(i) => i,
+        let refresh = match watcher.refresh() {
+            Ok(r) => r,
             Err(e) => {
                 eprintln!("shmkit watch: {}", shmkit::error_chain(&e));
                 return error_code(&e);
             }
         };
-        let now = Instant::now();
-        let counters: HashMap<String, u64> = inspection
-            .objects
-            .iter()
-            .filter_map(|o| match &o.state {
-                ObjectState::FrameRing { frames_written, .. } => {
-                    Some((o.name.clone(), *frames_written))
-                }
-                ObjectState::CommandRing { calls, .. } => Some((o.name.clone(), *calls)),
-                _ => None,
-            })
-            .collect();
-        let rates: Option<Rates> = previous.as_ref().map(|(t, before)| {
-            let dt = now.duration_since(*t).as_secs_f64().max(1e-6);
-            counters
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.saturating_sub(*before.get(k).unwrap_or(v)) as f64 / dt,
-                    )
-                })
-                .collect()
-        });
-        let histograms: HashMap<String, HistogramSnapshot> = inspection
-            .objects
-            .iter()
-            .filter_map(|o| match &o.state {
-                ObjectState::Histogram { snapshot, .. } => Some((o.name.clone(), snapshot.clone())),
-                _ => None,
-            })
-            .collect();
-        // Each histogram's samples since the previous refresh (none across a reset).
-        let windows: Option<Windows> = previous.as_ref().map(|(t, _)| {
-            let seconds = now.duration_since(*t).as_secs_f64();
-            let w = histograms
-                .iter()
-                .filter_map(|(name, now)| {
-                    let before = previous_histograms.get(name)?;
-                    Some((name.clone(), now.since(before)?))
-                })
-                .collect();
-            (seconds, w)
-        });
+        let inspection = &refresh.inspection;
+        let rates = refresh.rates.as_ref();
+        let windows: Option<Windows> = refresh
+            .window_s
+            .map(|s| (s, refresh.histogram_windows.clone()));
         if json {
-            let window_quantiles: HashMap<&String, serde_json::Value> = windows
+            let window_quantiles: HashMap<&String, serde_json::Value> = refresh
+                .histogram_windows
                 .iter()
-                .flat_map(|(_, w)| w)
                 .map(|(name, w)| {
                     let q = |q: f64| w.quantile(q);
                     let value = serde_json::json!({
@@ -616,7 +578,7 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
                 })
                 .collect();
             let line = serde_json::json!({
-                "window_s": previous.as_ref().map(|(t, _)| now.duration_since(*t).as_secs_f64()),
+                "window_s": refresh.window_s,
                 "histogram_windows": window_quantiles,
                 "rates": rates,
                 "inspection": inspection,
@@ -636,7 +598,7 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
             // In raw mode a newline does not return the carriage: write both.
             let text = format!(
                 "{}\n(refreshing every {} ms; q or Ctrl+C quits)\n",
-                render(&inspection, rates.as_ref(), windows.as_ref()),
+                render(inspection, rates, windows.as_ref()),
                 period.as_millis()
             );
             let text = match keys {
@@ -646,8 +608,6 @@ fn watch(name: &str, period: Duration, count: Option<u64>, json: bool) -> ExitCo
             let _ = out.write_all(text.as_bytes());
             let _ = out.flush();
         }
-        previous = Some((now, counters));
-        previous_histograms = histograms;
         shown += 1;
         if count.is_some_and(|c| shown >= c) || keys.wait_for_quit(period, &quit) {
             return ExitCode::SUCCESS;

@@ -15,6 +15,7 @@ mod mapped;
 mod objects;
 mod paged;
 mod scan;
+mod watch;
 
 pub use error::InspectError;
 pub use mapped::{blocks, snapshot};
@@ -25,6 +26,7 @@ pub use scan::{
     clean, inspect, list, mapped_by_live_process, mappers, CleanAction, Mappers, SegmentListing,
     SHM_DIR,
 };
+pub use watch::{Refresh, Watcher};
 
 // These map real shared memory, which Miri cannot do.
 #[cfg(all(test, not(miri)))]

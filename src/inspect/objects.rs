@@ -143,6 +143,10 @@ pub enum ObjectState {
         size: u64,
         /// Holder of its mutex (pid), if held.
         locked_by: Option<u32>,
+        /// The value, when it is of a primitive number type, read from the copy
+        /// without taking its lock: a display value, which a writer may have been changing.
+        /// Integers beyond 2^53 lose their last digits. `None` for any other type.
+        value: Option<f64>,
     },
     /// A `SharedDict`.
     Dict {
@@ -433,14 +437,50 @@ fn shared_value(
 ) -> Result<(ObjectState, SharedHeader), String> {
     let (h, block_size): (SharedHeader, u64) = checked(image, info, offset, ObjectKind::Shared)?;
     let g = validate::shared(&h, block_size).map_err(invalid)?;
+    let type_name = String::from_utf8_lossy(&h.type_name[..g.type_name_len]).into_owned();
+    let value_at = offset + SharedHeader::value_offset(h.align as usize) as u64;
+    let value = number(image, value_at, &type_name, g.size);
     Ok((
         ObjectState::Shared {
-            type_name: String::from_utf8_lossy(&h.type_name[..g.type_name_len]).into_owned(),
+            type_name,
             size: g.size,
             locked_by: holder(&h.mutex),
+            value,
         },
         h,
     ))
+}
+
+/// A shared value of a primitive number type as an `f64`, from its bytes at
+/// `at`; `None` for any other type, or a size that does not match the type's.
+fn number(image: &Image, at: u64, type_name: &str, size: u64) -> Option<f64> {
+    let width = match type_name {
+        "u8" | "i8" => 1,
+        "u16" | "i16" => 2,
+        "u32" | "i32" | "f32" => 4,
+        "u64" | "i64" | "f64" | "usize" | "isize" => 8,
+        _ => return None,
+    };
+    if size != width {
+        return None;
+    }
+    // The value lies inside one aligned word (its offset is aligned to its type's
+    // alignment); the segment's words are little-endian, as everywhere in the layout.
+    let word = image.load_u64(at & !7)?;
+    let shift = (at & 7) * 8;
+    let bits = word >> shift;
+    Some(match type_name {
+        "u8" => f64::from(bits as u8),
+        "i8" => f64::from(bits as u8 as i8),
+        "u16" => f64::from(bits as u16),
+        "i16" => f64::from(bits as u16 as i16),
+        "u32" => f64::from(bits as u32),
+        "i32" => f64::from(bits as u32 as i32),
+        "f32" => f64::from(f32::from_bits(bits as u32)),
+        "f64" => f64::from_bits(bits),
+        "i64" | "isize" => bits as i64 as f64,
+        _ => bits as f64,
+    })
 }
 
 fn device(image: &Image, name: &str, offset: u64, h: &SharedHeader) -> Option<DeviceInfo> {

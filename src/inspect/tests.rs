@@ -87,3 +87,32 @@ fn a_bridged_rings_link_is_shown_down_with_its_last_receive_age() {
     );
     assert_eq!(dm.last_rx_age_s, None);
 }
+
+#[test]
+fn a_shared_numbers_value_is_shown_and_other_types_are_not() {
+    let name = format!("shmkit-inspect-values-{}", std::process::id());
+    let seg = Segment::create(&name, &CreateOptions::new(1 << 20)).unwrap();
+    seg.shared("gain", 0.25f64).unwrap();
+    seg.shared("offset", -3i32).unwrap();
+    seg.shared("small", 200u8).unwrap();
+    seg.shared("pair", [1u32, 2u32]).unwrap();
+    let frames = seg.shared("frames", 7u64).unwrap();
+    frames.update(|v| *v = 1 << 40).unwrap();
+    let inspection = super::inspect(&name).unwrap();
+    let _ = Segment::unlink(&name);
+    let value = |n: &str| match &inspection
+        .objects
+        .iter()
+        .find(|o| o.name == n)
+        .unwrap()
+        .state
+    {
+        ObjectState::Shared { value, .. } => *value,
+        other => panic!("{n}: {other:?}"),
+    };
+    assert_eq!(value("gain"), Some(0.25));
+    assert_eq!(value("offset"), Some(-3.0));
+    assert_eq!(value("small"), Some(200.0));
+    assert_eq!(value("frames"), Some((1u64 << 40) as f64));
+    assert_eq!(value("pair"), None);
+}
