@@ -1,6 +1,6 @@
 //! `shmkit`: list, inspect, watch and clean shmkit segments; bridge frame rings to
 //! ImageStreamIO streams (`shmkit milk`, in `milk.rs`); record and replay rings (`record.rs`);
-//! capture traces (`trace.rs`).
+//! capture traces (`trace.rs`); serve a live view to a browser (`view.rs`).
 //!
 //! The segment subcommands read segments from a copy of their bytes ([`shmkit::inspect`]):
 //! they never map a segment writably and never change one, except `clean`, which removes
@@ -11,6 +11,7 @@
 mod milk;
 mod record;
 mod trace;
+mod view;
 
 use clap::{Parser, Subcommand};
 use shmkit::inspect::{self, InspectError, Inspection, ObjectState};
@@ -92,6 +93,10 @@ enum Command {
     /// Follow a segment's trace buffer for --duration seconds and write the Chrome
     /// trace-event format (JSON) that Perfetto and chrome://tracing open.
     Trace(trace::Trace),
+    /// Serve a live view of a segment to a browser: frame rings as images and plots, the
+    /// mirror's map, histograms, rates, alarms, the testbed's and devices' state. Prints the
+    /// URL (loopback, with a random token); Ctrl+C stops.
+    View(view::View),
 }
 
 const EXIT_MISSING: u8 = 1;
@@ -139,6 +144,7 @@ fn main() -> ExitCode {
         Command::Record(args) => record::run(args),
         Command::Replay(args) => record::replay(args),
         Command::Trace(args) => trace::run(args),
+        Command::View(args) => view::run(args),
         Command::Clean { dry_run, json } => {
             let actions = inspect::clean(dry_run);
             if json {

@@ -119,6 +119,10 @@ struct Args {
     /// trace buffer; by default it does, for `shmkit trace` to follow while the loop runs).
     #[arg(long)]
     no_trace: bool,
+    /// Serve the live view in a browser while the bench runs (camera, mirror, latencies,
+    /// health): prints a loopback URL with its token, as `shmkit view` does.
+    #[arg(long)]
+    view: bool,
 }
 
 impl Args {
@@ -137,6 +141,7 @@ impl Args {
             replay: self.replay.clone(),
             tracing: !self.no_trace,
             trace: self.trace.clone(),
+            view: self.view,
             ..Options::default()
         };
         o.ao.diameter = self.diameter;

@@ -160,8 +160,9 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
     };
     let mut options = match (&options.replay, &calibration) {
         // The recorded run's geometry, turbulence and gains; this run's waits, pinning,
-        // priorities, tracing and report.
+        // priorities, tracing, view and report.
         (Some(dir), Some(calibration)) => Options {
+            view: options.view,
             wait: options.wait.clone(),
             pin: options.pin,
             realtime: options.realtime,
@@ -276,6 +277,19 @@ pub fn run(options: &Options, progress: bool) -> Result<Report, Box<dyn std::err
              `shmkit trace {seg} --duration 5 --out trace.json` captures a trace"
         );
     }
+    // Started on this process's CPU (the servers'), its threads at nice 10; stopped when
+    // the bench returns.
+    let _viewer = match options.view {
+        true => {
+            let viewer = shmkit_viewer::Viewer::start(
+                &options.segment,
+                &shmkit_viewer::ViewOptions::default(),
+            )?;
+            eprintln!("live view: {}", viewer.url());
+            Some(viewer)
+        }
+        false => None,
+    };
     tb.start_experiment(&Controller {
         options: options.clone(),
     })?;

@@ -73,6 +73,10 @@ pub struct Options {
     pub trace: Option<PathBuf>,
     /// The wavelength Strehl is reported at, nm (H band).
     pub science_nm: f64,
+    /// Serve the live view in the browser (`shmkit-viewer`, on loopback with a token, at
+    /// nice 10 beside the device servers) while the bench runs, printing its URL.
+    #[serde(default)]
+    pub view: bool,
 }
 
 fn yes() -> bool {
@@ -104,6 +108,7 @@ impl Default for Options {
             tracing: true,
             trace: None,
             science_nm: 1650.0,
+            view: false,
         }
     }
 }
