@@ -2,10 +2,11 @@
 //! ImageStreamIO streams (`shmkit milk`, in `milk.rs`); record and replay rings (`record.rs`);
 //! capture traces (`trace.rs`); serve a live view to a browser (`view.rs`).
 //!
-//! The segment subcommands read segments from a copy of their bytes ([`shmkit::inspect`]):
-//! they never map a segment writably and never change one, except `clean`, which removes
-//! stale ones; `milk export` and `milk import` are long-running bridges that read and write
-//! a ring like any shmkit process. Exit codes: 0 success, 1 the segment is missing, unreadable or not shmkit's, 2 bad
+//! The segment subcommands (`ls`, `inspect`, `watch`, `clean`) read segments from a copy of
+//! their bytes ([`shmkit::inspect`]): they never map a segment and never change one, except
+//! `clean`, which removes stale ones; `milk`, `record`, `replay`, `trace` and `view` are
+//! long-running tools that open a segment like any shmkit process (`view` as a reader of the
+//! rings a browser watches). Exit codes: 0 success, 1 the segment is missing, unreadable or not shmkit's, 2 bad
 //! usage, 3 the segment is corrupt.
 
 mod milk;

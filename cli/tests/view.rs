@@ -33,6 +33,10 @@ fn main() {
             "listening_beyond_loopback_needs_tls_or_insecure",
             beyond_loopback_needs_tls_or_insecure,
         ),
+        (
+            "tls_serves_the_page_to_the_token_only",
+            tls_serves_the_token_only,
+        ),
     ]);
 }
 
@@ -299,8 +303,9 @@ fn view(segment: &str, args: &[&str]) -> (Reaped, String) {
     // Reads on after the URL, so the viewer's later lines never meet a closed pipe.
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.trim().strip_prefix("http://") {
-                let _ = tx.send(format!("http://{url}"));
+            let line = line.trim();
+            if line.starts_with("http://") || line.starts_with("https://") {
+                let _ = tx.send(line.to_owned());
             }
         }
     });
@@ -521,4 +526,119 @@ fn beyond_loopback_needs_tls_or_insecure() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     let _ = Segment::unlink(&name);
+}
+
+/// `openssl s_client` sending `request` to `port`; what came back.
+fn over_tls(port: u16, request: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client starts");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    // Kept open until the answer is read: s_client quits at its input's end.
+    let out = {
+        let mut stdout = child.stdout.take().unwrap();
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    };
+    drop(stdin);
+    let _ = child.wait();
+    out
+}
+
+fn tls_serves_the_token_only() {
+    if which("openssl").is_none() {
+        own_main::skip("no openssl here to make a certificate (apt-get install openssl)");
+    }
+    let dir = std::env::temp_dir().join(format!("shmkit-view-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", "/CN=localhost", "-days", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let name = format!("shmkit-view-tls-{}", std::process::id());
+    let _ = Segment::unlink(&name);
+    let _seg = Segment::create(&name, &CreateOptions::new(1 << 20)).unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(["view", &name, "--tls-cert"])
+        .arg(&key)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "a key is not a certificate: {stderr}"
+    );
+    assert!(stderr.contains("TLS"), "{stderr}");
+
+    let (_view, url) = view(
+        &name,
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let rest = url
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("{url} is https"));
+    let (host, query) = rest.split_once('/').unwrap();
+    let port: u16 = host.rsplit_once(':').unwrap().1.parse().unwrap();
+    let get = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n")
+    };
+    let page = over_tls(port, &get(&format!("/{query}")));
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.to_ascii_lowercase().contains("secure"),
+        "the cookie is Secure: {page}"
+    );
+    let refused = over_tls(port, &get("/"));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    // Plain HTTP to the TLS port is not served.
+    let (status, _) = http(
+        ([127, 0, 0, 1], port).into(),
+        "GET",
+        &format!("/{query}"),
+        &[],
+        "",
+    );
+    assert_ne!(status, 200);
+    let _ = Segment::unlink(&name);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -374,6 +374,10 @@
     updateValues(i.objects);
     updateHistograms(s.histograms || {});
     updateTables(i, s);
+    // A section with nothing in it (no plots, no histograms) is not shown.
+    for (const id of ['images', 'plots', 'histograms']) {
+      $(id).parentElement.classList.toggle('hidden', $(id).children.length === 0);
+    }
   }
 
   function updateRings(objects, s) {
