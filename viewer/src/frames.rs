@@ -142,12 +142,28 @@ impl Feeds {
         feeds.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
+    /// The names of the rings some browser watches.
+    #[cfg(test)]
+    pub(crate) fn watched_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.watched().into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        names
+    }
+
     /// Why rings could not be read, by ring (shown in the page).
     pub(crate) fn problems(&self) -> HashMap<String, String> {
         self.problems
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Forgets the problems of rings nobody watches any more.
+    fn forget_problems_but(&self, watched: &dyn Fn(&String) -> bool) {
+        self.problems
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|name, _| watched(name));
     }
 
     fn set_problem(&self, ring: &str, problem: Option<String>) {
@@ -231,8 +247,10 @@ impl Sampler {
     /// One pass over the watched rings.
     fn sample_once(&mut self) {
         let watched = self.feeds.watched();
-        self.rings
-            .retain(|name, _| watched.iter().any(|(n, _)| n == name));
+        let is_watched = |name: &String| watched.iter().any(|(n, _)| n == name);
+        self.rings.retain(|name, _| is_watched(name));
+        self.retry_at.retain(|name, _| is_watched(name));
+        self.feeds.forget_problems_but(&is_watched);
         let mut copied = false;
         for (name, tx) in watched {
             if !self.rings.contains_key(&name) && !self.open(&name) {
@@ -335,6 +353,65 @@ fn copy_newest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shmkit::rings::FrameSpec;
+    use shmkit::segment::CreateOptions;
+
+    #[test]
+    fn the_sampler_copies_the_newest_frame_reads_only_watched_rings_and_says_why_not() {
+        let name = format!("shmkit-view-sampler-{}", std::process::id());
+        let seg = Segment::create(&name, &CreateOptions::new(1 << 20)).unwrap();
+        let ring = seg
+            .frame_ring("cam", &FrameSpec::new(2, ElemType::U8, &[4, 4]))
+            .unwrap();
+        let mut w = ring.writer().unwrap();
+        let feeds = Arc::new(Feeds::default());
+        let (tx, sampled) = watch::channel(0);
+        let mut sampler = Sampler::new(&name, Arc::clone(&feeds), tx, 30.0);
+        sampler.sample_once();
+        assert_eq!(ring.stats().total_written, 0);
+        assert!(
+            sampler.rings.is_empty(),
+            "no reader role while nobody watches"
+        );
+
+        let mut cam = feeds.subscribe("cam");
+        let missing = feeds.subscribe("nothing");
+        for v in 1..=3u8 {
+            let mut slot = w.try_claim().unwrap();
+            slot.bytes_mut().fill(v);
+            slot.publish();
+        }
+        sampler.sample_once();
+        let m = cam.borrow_and_update().clone().expect("a frame");
+        assert_eq!(
+            (m.id(), m.data()),
+            (3, &[3u8; 16][..]),
+            "the newest, copied"
+        );
+        assert_eq!(*sampled.borrow(), 1);
+        assert!(feeds.problems()["nothing"].contains("nothing"));
+        // Its reader holds no slot between passes: the writer laps the 2-slot ring freely.
+        for _ in 0..10 {
+            w.try_claim()
+                .expect("never blocked by the viewer")
+                .publish();
+        }
+        sampler.sample_once();
+        assert_eq!(
+            cam.borrow_and_update().as_ref().map(FrameMessage::id),
+            Some(13)
+        );
+        // Nothing new: nothing sent, nothing bumped.
+        sampler.sample_once();
+        assert!(!cam.has_changed().unwrap());
+        assert_eq!(*sampled.borrow(), 2);
+
+        drop((cam, missing));
+        sampler.sample_once();
+        assert!(sampler.rings.is_empty(), "the reader role is given back");
+        assert!(feeds.problems().is_empty());
+        let _ = Segment::unlink(&name);
+    }
 
     #[test]
     fn a_message_reads_back_what_it_was_made_of_with_its_data_8_aligned() {

@@ -222,3 +222,80 @@ fn save(ctx: &Context, watched: &[Watched], ring: &str, id: Option<u64>) -> Mess
     out.extend_from_slice(&fits);
     Message::Binary(out.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> Context {
+        Context {
+            segment: "lab".into(),
+            feeds: Arc::new(Feeds::default()),
+            state: watch::channel(Arc::<str>::from("{}")).1,
+            sampled: watch::channel(0).1,
+            max_fps: 30.0,
+        }
+    }
+
+    fn is_error(m: Option<Message>) -> bool {
+        matches!(m, Some(Message::Text(t)) if t.as_str().contains("\"error\""))
+    }
+
+    #[test]
+    fn hostile_requests_are_answered_with_errors_and_change_nothing() {
+        let ctx = context();
+        let mut watched = Vec::new();
+        let mut period = Duration::from_millis(100);
+        for bad in [
+            "",
+            "not json",
+            "[]",
+            r#"{"subscribe": "cam"}"#,
+            r#"{"subscribe": [""]}"#,
+            r#"{"unknown": 1}"#,
+            r#"{"fps": -1}"#,
+            r#"{"fps": 0.5}"#,
+            r#"{"save": "cam"}"#,
+        ] {
+            assert!(
+                is_error(handle(bad, &ctx, &mut watched, &mut period)),
+                "{bad:?}"
+            );
+        }
+        let many: Vec<String> = (0..=MAX_SUBSCRIPTIONS).map(|i| format!("r{i}")).collect();
+        let request = serde_json::json!({ "subscribe": many }).to_string();
+        assert!(is_error(handle(&request, &ctx, &mut watched, &mut period)));
+        let long = serde_json::json!({ "subscribe": ["x".repeat(257)] }).to_string();
+        assert!(is_error(handle(&long, &ctx, &mut watched, &mut period)));
+        assert!(watched.is_empty());
+        assert_eq!(period, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn subscriptions_replace_each_other_and_fps_is_capped_at_the_viewers() {
+        let ctx = context();
+        let mut watched = Vec::new();
+        let mut period = Duration::ZERO;
+        let r = handle(
+            r#"{"subscribe": ["a", "b", "a"], "fps": 1000}"#,
+            &ctx,
+            &mut watched,
+            &mut period,
+        );
+        assert!(r.is_none());
+        assert_eq!(
+            watched.iter().map(|w| w.ring.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(period, Duration::from_secs_f64(1.0 / 30.0));
+        handle(
+            r#"{"subscribe": ["b"], "fps": 10}"#,
+            &ctx,
+            &mut watched,
+            &mut period,
+        );
+        assert_eq!(watched.len(), 1);
+        assert_eq!(period, Duration::from_millis(100));
+        assert_eq!(ctx.feeds.watched_names(), vec!["b".to_owned()]);
+    }
+}
