@@ -414,6 +414,39 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_made_again_under_the_same_name_is_followed() {
+        let name = format!("shmkit-view-again-{}", std::process::id());
+        let spec = FrameSpec::new(2, ElemType::U8, &[8]);
+        let publish = |seg: &Segment, v: u8| {
+            let ring = seg.frame_ring("cam", &spec).unwrap();
+            let mut w = ring.writer().unwrap();
+            let mut slot = w.try_claim().unwrap();
+            slot.bytes_mut().fill(v);
+            slot.publish();
+        };
+        let first = Segment::create(&name, &CreateOptions::new(1 << 20)).unwrap();
+        publish(&first, 1);
+        let feeds = Arc::new(Feeds::default());
+        let mut sampler = Sampler::new(&name, Arc::clone(&feeds), watch::channel(0).0, 30.0);
+        let mut cam = feeds.subscribe("cam");
+        sampler.sample_once();
+        assert_eq!(cam.borrow_and_update().as_ref().unwrap().data(), &[1u8; 8]);
+        // The bench restarts: a new segment file under the same name, the old one unlinked.
+        Segment::unlink(&name).unwrap();
+        drop(first);
+        let second = Segment::create(&name, &CreateOptions::new(1 << 20)).unwrap();
+        publish(&second, 2);
+        sampler.check_segment();
+        sampler.sample_once();
+        let _ = Segment::unlink(&name);
+        let m = cam
+            .borrow_and_update()
+            .clone()
+            .expect("the new segment's frame");
+        assert_eq!((m.id(), m.data()), (1, &[2u8; 8][..]));
+    }
+
+    #[test]
     fn a_message_reads_back_what_it_was_made_of_with_its_data_8_aligned() {
         let data: Vec<u8> = (0..24).collect();
         for name in ["a", "cam/frames", "dev/Camera/frames"] {

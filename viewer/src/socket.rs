@@ -52,7 +52,6 @@ struct Request {
 struct Watched {
     ring: String,
     rx: watch::Receiver<Option<FrameMessage>>,
-    last_id: u64,
     last_sent: Option<Instant>,
     /// The last frames sent, for a save.
     kept: VecDeque<FrameMessage>,
@@ -115,11 +114,13 @@ async fn send_frames(
         {
             continue;
         }
-        let newest = w.rx.borrow_and_update().clone();
-        let Some(message) = newest.filter(|m| m.id() != w.last_id) else {
+        // A new message, not a new id: a segment made again counts its frames from 1.
+        if !w.rx.has_changed().unwrap_or(false) {
+            continue;
+        }
+        let Some(message) = w.rx.borrow_and_update().clone() else {
             continue;
         };
-        w.last_id = message.id();
         w.last_sent = Some(Instant::now());
         if w.kept.len() == KEPT {
             w.kept.pop_front();
@@ -165,9 +166,13 @@ fn handle(
             watched.drain(..).map(|w| (w.ring.clone(), w)).collect();
         for ring in rings {
             let w = before.remove(&ring).unwrap_or_else(|| Watched {
-                rx: ctx.feeds.subscribe(&ring),
+                rx: {
+                    // The ring's newest frame is news to a browser that just asked for it.
+                    let mut rx = ctx.feeds.subscribe(&ring);
+                    rx.mark_changed();
+                    rx
+                },
                 ring: ring.clone(),
-                last_id: 0,
                 last_sent: None,
                 kept: VecDeque::new(),
             });
