@@ -429,6 +429,10 @@ fn frames_reach_the_page() {
     let want: Vec<u8> = pattern(1).iter().flat_map(|v| v.to_le_bytes()).collect();
     assert_eq!(back, want, "the saved file holds the shown frame");
 
+    // A page opened while the ring is idle still shows its newest frame.
+    browser.session("POST", "/url", &json!({ "url": url }));
+    browser.wait_for(&shown(RING), &json!(second));
+
     let shot = browser.session("GET", "/screenshot", &Value::Null);
     let png = standard_base64(shot.as_str().expect("a base64 PNG"));
     assert_eq!(&png[1..4], b"PNG");
