@@ -126,13 +126,7 @@
     hi.oninput = redraw;
     zoom.onchange = () => { sizeCanvas(v); };
     v.controls = { cmap, scale, lo, hi, zoom };
-    pause.onclick = () => {
-      v.paused = !v.paused;
-      pause.textContent = v.paused ? 'resume' : 'pause';
-      pause.classList.toggle('on', v.paused);
-      subscribe();
-    };
-    saveFits.onclick = () => { if (v.frame) requestSave(name, v.frame.id); };
+    streamButtons(v, pause, saveFits);
     savePng.onclick = () => {
       if (!v.frame) return;
       canvas.toBlob((blob) => download(blob, `${fileName(name)}-${v.frame.id}.png`));
@@ -148,6 +142,17 @@
     };
     canvas.onmouseleave = () => { cursor.textContent = ''; };
     return v;
+  }
+
+  // A view's pause (which stops asking for its frames) and FITS save (of the shown frame).
+  function streamButtons(v, pause, saveFits) {
+    pause.onclick = () => {
+      v.paused = !v.paused;
+      pause.textContent = v.paused ? 'resume' : 'pause';
+      pause.classList.toggle('on', v.paused);
+      subscribe();
+    };
+    saveFits.onclick = () => { if (v.frame) requestSave(v.name, v.frame.id); };
   }
 
   function planeOf(dims) {
@@ -225,13 +230,7 @@
       el('div', { className: 'controls' }, [pause, saveFits]), info,
     ]);
     const v = { kind: 'plot', name, card, canvas, info, frame: null, shown: [], paused: false, problem: null };
-    pause.onclick = () => {
-      v.paused = !v.paused;
-      pause.textContent = v.paused ? 'resume' : 'pause';
-      pause.classList.toggle('on', v.paused);
-      subscribe();
-    };
-    saveFits.onclick = () => { if (v.frame) requestSave(name, v.frame.id); };
+    streamButtons(v, pause, saveFits);
     return v;
   }
 
