@@ -1,16 +1,16 @@
 //! A typed client of one device: commands through its command ring, frames through its frame
-//! rings, and the device's mutex for multi-command critical sections.
+//! rings, and the device's mutex for multi-command critical sections. The typed layer encodes
+//! and decodes the device's `Command` and `Reply` with postcard; everything else is the
+//! untyped [`RawDeviceClient`] underneath (`raw_client.rs`).
 
-use super::cause::{Cause, CauseWriter};
-use super::server::{command_spec, Fault, Outcome};
-use super::status::Status;
-use super::{object_name, Device, DeviceError};
+use super::cause::Cause;
+use super::raw_client::RawDeviceClient;
+use super::server::command_spec;
+use super::{Device, DeviceError};
 use shmkit::codec::{CodecError, Direction};
-use shmkit::os::clock::monotonic_ns;
-use shmkit::primitives::{Acquired, Mutex};
-use shmkit::rings::FrameRing;
-use shmkit::rings::{CommandError, CommandRing, FrameReader, ReadMode};
-use shmkit::segment::{Segment, SegmentError, SegmentObjects};
+use shmkit::primitives::Acquired;
+use shmkit::rings::{FrameReader, ReadMode};
+use shmkit::segment::Segment;
 use shmkit::{Interrupt, NoInterrupt, Timeout, WaitStrategy};
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -20,26 +20,14 @@ const STACK_MESSAGE: usize = 256;
 
 /// A client of device `D`. Cheap to clone.
 pub struct DeviceClient<D: Device> {
-    name: String,
-    segment: Segment,
-    ring: CommandRing,
-    lock: Mutex,
-    status: Status,
-    causes: CauseWriter,
-    timeout: Duration,
+    raw: RawDeviceClient,
     _device: PhantomData<fn() -> D>,
 }
 
 impl<D: Device> Clone for DeviceClient<D> {
     fn clone(&self) -> Self {
         DeviceClient {
-            name: self.name.clone(),
-            segment: self.segment.clone(),
-            ring: self.ring.clone(),
-            lock: self.lock.clone(),
-            status: self.status.clone(),
-            causes: self.causes.clone(),
-            timeout: self.timeout,
+            raw: self.raw.clone(),
             _device: PhantomData,
         }
     }
@@ -48,7 +36,7 @@ impl<D: Device> Clone for DeviceClient<D> {
 impl<D: Device> std::fmt::Debug for DeviceClient<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceClient")
-            .field("name", &self.name)
+            .field("name", &self.raw.name())
             .field("kind", &D::KIND)
             .finish()
     }
@@ -57,7 +45,7 @@ impl<D: Device> std::fmt::Debug for DeviceClient<D> {
 impl<D: Device> DeviceClient<D> {
     pub(crate) fn attach(segment: &Segment, name: &str) -> Result<DeviceClient<D>, DeviceError> {
         let ring = segment
-            .command_ring(&object_name(name, "cmd"), &command_spec::<D>())
+            .command_ring(&super::object_name(name, "cmd"), &command_spec::<D>())
             .map_err(|e| match e {
                 shmkit::segment::SegmentError::ParamMismatch { .. }
                 | shmkit::segment::SegmentError::KindMismatch { .. } => DeviceError::WrongKind {
@@ -66,34 +54,32 @@ impl<D: Device> DeviceClient<D> {
                     asked: D::KIND,
                 },
                 other => other.into(),
-            })?
-            .with_strategy(WaitStrategy::SpinThenBlock);
+            })?;
         Ok(DeviceClient {
-            name: name.to_owned(),
-            segment: segment.clone(),
-            ring,
-            lock: segment.mutex(&object_name(name, "lock"))?,
-            status: Status::attach(segment, name)?,
-            causes: CauseWriter::open(segment, name)?,
-            timeout: Duration::from_secs(5),
+            raw: RawDeviceClient::with_ring(segment, name, ring)?,
             _device: PhantomData,
         })
     }
 
+    /// The untyped client underneath: the same device, commands as bytes.
+    pub fn raw(&self) -> &RawDeviceClient {
+        &self.raw
+    }
+
     /// The device's name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.raw.name()
     }
 
     /// This client with another call timeout (default 5 s).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.raw = self.raw.with_timeout(timeout);
         self
     }
 
     /// This client waiting for answers with `strategy` (default: spin briefly, then sleep).
     pub fn with_strategy(mut self, strategy: WaitStrategy) -> Self {
-        self.ring = self.ring.with_strategy(strategy);
+        self.raw = self.raw.with_strategy(strategy);
         self
     }
 
@@ -105,13 +91,13 @@ impl<D: Device> DeviceClient<D> {
     /// each: a device client carries its call timeout, as a catkit device does (another one:
     /// [`with_timeout`](Self::with_timeout), or `call_interruptible` with its own).
     pub fn call(&self, command: &D::Command) -> Result<D::Reply, DeviceError> {
-        self.call_interruptible(command, Timeout::After(self.timeout), &NoInterrupt)
+        self.call_interruptible(command, Timeout::After(self.timeout()), &NoInterrupt)
     }
 
     /// As [`call`](Self::call), waiting at most `timeout` for the mutex and for the reply
     /// each, and giving up when `interrupt` says so (a binding's Ctrl+C): the mutex wait ends
     /// with [`DeviceError::Lock`]`(`[`LockError::Interrupted`](shmkit::LockError)`)`, the reply
-    /// wait with [`DeviceError::Command`]`(`[`CommandError::Interrupted`]` { outcome })`
+    /// wait with [`DeviceError::Command`]`(`[`CommandError::Interrupted`](shmkit::rings::CommandError)` { outcome })`
     /// saying whether the command ran.
     pub fn call_interruptible(
         &self,
@@ -133,7 +119,7 @@ impl<D: Device> DeviceClient<D> {
     ) -> Result<D::Reply, DeviceError> {
         self.call_with(
             command,
-            Timeout::After(self.timeout),
+            Timeout::After(self.timeout()),
             &NoInterrupt,
             Some(cause),
         )
@@ -158,20 +144,6 @@ impl<D: Device> DeviceClient<D> {
         interrupt: &dyn Interrupt,
         cause: Option<&Cause>,
     ) -> Result<D::Reply, DeviceError> {
-        let _guard = match self.lock.lock_interruptible(timeout, interrupt)? {
-            Acquired::Locked(g) => g,
-            Acquired::OwnerDied(g) => {
-                // The one owner-died contract (ARCHITECTURE.md): a one-shot call does not run
-                // after a death; it repairs what it can (here: nothing lives under the mutex)
-                // and says so.
-                let previous = g.previous_owner();
-                drop(g.make_consistent());
-                return Err(DeviceError::OwnerDied {
-                    device: self.name.clone(),
-                    previous,
-                });
-            }
-        };
         let mut stack = [0u8; STACK_MESSAGE];
         let heap;
         let bytes: &[u8] = match postcard::to_slice(command, &mut stack) {
@@ -182,40 +154,11 @@ impl<D: Device> DeviceClient<D> {
                 &heap
             }
         };
-        if bytes.len() > D::MAX_MESSAGE as usize {
-            return Err(DeviceError::RequestTooLarge {
-                device: self.name.clone(),
-                size: bytes.len() as u64,
-                limit: D::MAX_MESSAGE,
-            });
-        }
-        // Filed under the device's mutex, just before sending: the server pairs it with the
-        // next command it handles (see `cause.rs`).
-        if let Some(cause) = cause {
-            self.causes.file(cause, monotonic_ns())?;
-        }
-        let answer = self
-            .ring
-            .call_interruptible_with(bytes, timeout, interrupt, |reply| {
-                postcard::from_bytes::<Outcome<D::Reply>>(reply)
-            });
-        if cause.is_some() && answer.is_err() {
-            self.causes.withdraw();
-        }
-        match answer {
-            Ok(Ok(Ok(reply))) => Ok(reply),
-            Ok(Ok(Err(Fault::Failed(message)))) => Err(DeviceError::Failed {
-                device: self.name.clone(),
-                message,
-            }),
-            Ok(Ok(Err(Fault::ReplyTooLarge { size, limit }))) => Err(DeviceError::ReplyTooLarge {
-                device: self.name.clone(),
-                size,
-                limit,
-            }),
-            Ok(Err(e)) => Err(self.codec(Direction::Decode, "the reply", e)),
-            Err(e) => Err(self.ring_error(e)),
-        }
+        self.raw
+            .call_encoded(bytes, timeout, interrupt, cause, |reply| {
+                postcard::from_bytes::<D::Reply>(reply)
+                    .map_err(|e| self.codec(Direction::Decode, "the reply", e))
+            })?
     }
 
     /// Takes the device's mutex for a multi-command critical section (re-entrant; calls made
@@ -223,7 +166,7 @@ impl<D: Device> DeviceClient<D> {
     /// inside its section is reported as [`Acquired::OwnerDied`]: the device may be
     /// mid-sequence; put it in a known state, then `make_consistent`.
     pub fn lock(&self) -> Result<Acquired<'_>, DeviceError> {
-        self.lock_interruptible(Timeout::After(self.timeout), &NoInterrupt)
+        self.raw.lock()
     }
 
     /// [`lock`](Self::lock) within `timeout`, giving up with [`LockError::Interrupted`]
@@ -235,77 +178,28 @@ impl<D: Device> DeviceClient<D> {
         timeout: Timeout,
         interrupt: &dyn Interrupt,
     ) -> Result<Acquired<'_>, DeviceError> {
-        Ok(self.lock.lock_interruptible(timeout, interrupt)?)
+        self.raw.lock_interruptible(timeout, interrupt)
     }
 
     /// The call timeout this client uses (see [`with_timeout`](Self::with_timeout)).
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.raw.timeout()
     }
 
     /// A reader of the device's frame ring `suffix` (e.g. a camera's `"frames"`).
     pub fn frames(&self, suffix: &str, mode: ReadMode) -> Result<FrameReader, DeviceError> {
-        let ring: FrameRing = match self.segment.open(&object_name(&self.name, suffix)) {
-            Err(SegmentError::ObjectNotFound { .. }) => {
-                return Err(DeviceError::Closed {
-                    device: self.name.clone(),
-                    reason: format!("it has no frame ring {suffix:?}"),
-                })
-            }
-            other => other?,
-        };
-        Ok(ring.reader(mode)?)
+        self.raw.frames(suffix, mode)
     }
 
     /// The device's status.
     pub fn status(&self) -> Result<super::DeviceStatusInfo, DeviceError> {
-        Ok(super::status::info(&self.status.read()?))
+        self.raw.status()
     }
 
     fn codec(&self, direction: Direction, what: &'static str, e: postcard::Error) -> DeviceError {
         DeviceError::Codec {
-            device: self.name.clone(),
+            device: self.name().to_owned(),
             source: CodecError::new(direction, what, e),
-        }
-    }
-
-    fn ring_error(&self, e: CommandError) -> DeviceError {
-        let device = self.name.clone();
-        match e {
-            CommandError::ServerDied { pid, outcome } => {
-                let record = self.status.read().map(|s| s.server).unwrap_or(0);
-                if record != 0 && shmkit::os::identity::Record::from_raw(record).id() == pid {
-                    let _ = self
-                        .status
-                        .mark_crashed(record, "the server died during a call");
-                }
-                DeviceError::Crashed {
-                    device,
-                    pid,
-                    message: format!("the server died during a call ({outcome})"),
-                }
-            }
-            CommandError::NoServer => DeviceError::Closed {
-                device,
-                reason: self
-                    .status
-                    .read()
-                    .map(|s| super::status::message(&s))
-                    .unwrap_or_default(),
-            },
-            CommandError::Timeout { waited } => DeviceError::Timeout { device, waited },
-            CommandError::Failed(message) => {
-                let fail_safe = self
-                    .status
-                    .read()
-                    .is_ok_and(|s| s.state == shm_layout::DEVICE_FAIL_SAFE);
-                if fail_safe {
-                    DeviceError::FailSafe { device }
-                } else {
-                    DeviceError::Failed { device, message }
-                }
-            }
-            other => DeviceError::Command(other),
         }
     }
 }

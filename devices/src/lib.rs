@@ -18,6 +18,7 @@ mod cache;
 mod cause;
 mod client;
 mod error;
+mod raw_client;
 mod server;
 pub(crate) mod status;
 mod trace;
@@ -26,6 +27,7 @@ pub use cache::{DeviceCache, RestartPolicy};
 pub use cause::{stage_histogram, Cause, CAUSE_STAGES};
 pub use client::DeviceClient;
 pub use error::DeviceError;
+pub use raw_client::RawDeviceClient;
 pub use server::{DeviceContext, DeviceEntries};
 pub use trace::TRACE_BUFFER;
 

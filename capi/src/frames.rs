@@ -1,0 +1,642 @@
+//! Frame rings from C: the ring handle, its one writer (claim a slot in place, fill it,
+//! publish) and its readers (the next or newest frame, held in place until released).
+//!
+//! A held frame lives in the caller's `shmkit_frame` — no allocation per frame: the hold
+//! (an `OwnedFrame`) is stored in the struct's private words, and `shmkit_frame_release`
+//! takes it back out. A held frame must therefore not be copied (pass it by pointer), as a
+//! `pthread_mutex_t` must not be.
+
+use crate::args::{get, get_mut, out, put, text, timeout};
+use crate::interrupt::Flag;
+use crate::primitives::free;
+use crate::segment::shmkit_segment;
+use crate::status::{run, shmkit_status, CResult, Failure};
+use shmkit::rings::{
+    ElemType, FrameRing, FrameSpec, FrameWriter, OwnedFrame, OwnedFrameReader, OwnedWriteSlot,
+    ReadMode,
+};
+use shmkit::SegmentObjects;
+use std::ffi::c_char;
+use std::mem::{align_of, size_of};
+
+/// The element types of a frame (the values of `shmkit_frame_ring_info.elem`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum shmkit_elem {
+    /// `uint8_t`.
+    SHMKIT_U8 = 1,
+    /// `uint16_t`.
+    SHMKIT_U16 = 2,
+    /// `uint32_t`.
+    SHMKIT_U32 = 3,
+    /// `int16_t`.
+    SHMKIT_I16 = 4,
+    /// `int32_t`.
+    SHMKIT_I32 = 5,
+    /// `float`.
+    SHMKIT_F32 = 6,
+    /// `double`.
+    SHMKIT_F64 = 7,
+}
+
+/// Which frames a reader gets.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum shmkit_read_mode {
+    /// Only the newest frame; frames published in between are skipped (a controller).
+    SHMKIT_NEWEST = 0,
+    /// Every frame in order; falling more than the ring behind is `SHMKIT_E_OVERRUN` (a
+    /// recorder).
+    SHMKIT_OLDEST_FIRST = 1,
+}
+
+/// The most dimensions a frame has.
+pub const SHMKIT_MAX_DIMS: usize = 4;
+
+/// A frame ring's geometry.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shmkit_frame_ring_info {
+    /// Slots in the ring.
+    pub slots: u32,
+    /// Element type (a `shmkit_elem` value).
+    pub elem: u32,
+    /// Dimensions in use in `shape` (1 to 4).
+    pub ndim: u32,
+    /// Shape, outermost first; unused dimensions are 0.
+    pub shape: [u32; SHMKIT_MAX_DIMS],
+    /// Bytes of a whole frame (the size `shmkit_frame_writer_claim` gives).
+    pub max_bytes: u64,
+}
+
+/// A frame ring in a segment.
+///
+/// Thread-safety: one handle may be used from any number of threads at once.
+pub struct shmkit_frame_ring {
+    inner: FrameRing,
+}
+
+/// The words of `shmkit_frame` that hold the frame (private: never read or write them).
+const HOLD_WORDS: usize = 4;
+/// `shmkit_frame.state` of a frame that holds a slot.
+const HELD: u64 = 0x5348_4d4b_4652_4d31; // "SHMKFRM1"
+
+/// A frame held in place: `data` points into the ring's slot and stays valid, unchanged,
+/// until `shmkit_frame_release`. Zero-initialise it before its first use
+/// (`shmkit_frame f = {0};`); do not copy a held frame.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct shmkit_frame {
+    /// The frame's bytes.
+    pub data: *const u8,
+    /// How many bytes the frame uses.
+    pub size: usize,
+    /// Its id (1, 2, 3, ... in publish order).
+    pub id: u64,
+    /// Publish time (`CLOCK_MONOTONIC`, ns).
+    pub ts_ns: u64,
+    /// The writer's five metadata words.
+    pub user: [u64; 5],
+    /// Private: whether the struct holds a frame.
+    pub state: u64,
+    /// Private: the hold.
+    pub hold: [u64; HOLD_WORDS],
+}
+
+const _: () = assert!(size_of::<OwnedFrame>() <= HOLD_WORDS * 8);
+const _: () = assert!(align_of::<OwnedFrame>() <= align_of::<u64>());
+
+impl shmkit_frame {
+    fn is_held(&self) -> bool {
+        self.state == HELD
+    }
+
+    /// Stores `frame`'s hold and describes it.
+    fn hold(&mut self, frame: OwnedFrame) {
+        let bytes = frame.bytes();
+        self.data = bytes.as_ptr();
+        self.size = bytes.len();
+        self.id = frame.id();
+        self.ts_ns = frame.ts_ns();
+        for (i, word) in self.user.iter_mut().enumerate() {
+            *word = frame.user(i);
+        }
+        // SAFETY: `hold` is large and aligned enough for an `OwnedFrame` (asserted above) and
+        // holds none now (`is_held` was false: callers check); `state` says it does from here.
+        unsafe { self.hold.as_mut_ptr().cast::<OwnedFrame>().write(frame) };
+        self.state = HELD;
+    }
+
+    /// Takes the hold back out (`None` if it holds none).
+    fn take(&mut self) -> Option<OwnedFrame> {
+        if !self.is_held() {
+            return None;
+        }
+        self.state = 0;
+        self.data = std::ptr::null();
+        self.size = 0;
+        // SAFETY: `state` said `hold` holds an `OwnedFrame` written by `hold`; it is read out
+        // exactly once (`state` is cleared first).
+        Some(unsafe { self.hold.as_ptr().cast::<OwnedFrame>().read() })
+    }
+}
+
+/// Opens the frame ring `name` in `segment` as it exists, with its creator's geometry.
+///
+/// # Safety
+/// `segment` is a live handle, `name` a NUL-terminated string, `out` writable.
+///
+/// Thread-safety: any thread.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_ring_open(
+    segment: *const shmkit_segment,
+    name: *const c_char,
+    out: *mut *mut shmkit_frame_ring,
+) -> shmkit_status {
+    open_ring(segment, name, out, |s, n| s.open::<FrameRing>(n))
+}
+
+/// Opens the frame ring `name`, creating it if it does not exist: `slots` slots (2 to 1024)
+/// of frames of `ndim` (1 to 4) dimensions `shape` (outermost first) of `elem` elements. An
+/// existing ring must have this geometry (`SHMKIT_E_MISMATCH` otherwise).
+///
+/// # Safety
+/// `segment` is a live handle, `name` a NUL-terminated string, `shape` points to `ndim`
+/// values, `out` writable.
+///
+/// Thread-safety: any thread.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_ring_open_or_create(
+    segment: *const shmkit_segment,
+    name: *const c_char,
+    slots: u32,
+    elem: u32,
+    shape: *const u32,
+    ndim: u32,
+    out: *mut *mut shmkit_frame_ring,
+) -> shmkit_status {
+    run(|| {
+        let elem = ElemType::from_raw(elem)
+            .ok_or_else(|| invalid(format!("elem {elem} is not a shmkit_elem value")))?;
+        if ndim == 0 || ndim as usize > SHMKIT_MAX_DIMS {
+            return Err(invalid(format!("ndim {ndim} is not 1 to {SHMKIT_MAX_DIMS}")));
+        }
+        if shape.is_null() {
+            return Err(Failure::new(
+                shmkit_status::SHMKIT_E_NULL,
+                "argument `shape` is NULL",
+            ));
+        }
+        // SAFETY: non-NULL and `ndim` (<= 4) values long by the caller's promise.
+        let shape = unsafe { std::slice::from_raw_parts(shape, ndim as usize) };
+        let spec = FrameSpec::new(slots, elem, shape);
+        let status = open_ring(segment, name, out, |s, n| s.frame_ring(n, &spec));
+        match status {
+            shmkit_status::SHMKIT_OK => Ok(status),
+            // The failure's message is already this thread's last error.
+            failed => Err(Failure::new(failed, last_error())),
+        }
+    })
+}
+
+fn last_error() -> String {
+    // SAFETY: `shmkit_last_error` returns a NUL-terminated string valid until the next call.
+    unsafe { std::ffi::CStr::from_ptr(crate::status::shmkit_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn invalid(message: String) -> Failure {
+    Failure::new(shmkit_status::SHMKIT_E_INVALID, message)
+}
+
+fn open_ring(
+    segment: *const shmkit_segment,
+    name: *const c_char,
+    out_ptr: *mut *mut shmkit_frame_ring,
+    open: impl FnOnce(&shmkit::Segment, &str) -> Result<FrameRing, shmkit::SegmentError>,
+) -> shmkit_status {
+    run(|| {
+        out(out_ptr, "out")?;
+        // SAFETY: the C contract: a live segment handle and a NUL-terminated name.
+        let (segment, name) = unsafe { (shmkit_segment::arg(segment)?, text(name, "name")?) };
+        let inner = open(segment, name)?;
+        // SAFETY: checked non-NULL above; writable by the C contract.
+        unsafe { put(out_ptr, Box::into_raw(Box::new(shmkit_frame_ring { inner }))) };
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// # Safety
+/// `ring` is NULL or a live handle.
+unsafe fn ring<'a>(ring: *const shmkit_frame_ring) -> CResult<&'a FrameRing> {
+    // SAFETY: the caller's promise.
+    Ok(&unsafe { get(ring, "ring") }?.inner)
+}
+
+/// The ring's geometry.
+///
+/// # Safety
+/// `ring` is a live handle; `info` is writable.
+///
+/// Thread-safety: any thread.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_ring_info(
+    ring: *const shmkit_frame_ring,
+    info: *mut shmkit_frame_ring_info,
+) -> shmkit_status {
+    run(|| {
+        out(info, "info")?;
+        // SAFETY: the caller's promise.
+        let r = unsafe { self::ring(ring) }?;
+        let mut shape = [0u32; SHMKIT_MAX_DIMS];
+        for (dst, src) in shape.iter_mut().zip(r.shape()) {
+            *dst = *src;
+        }
+        let value = shmkit_frame_ring_info {
+            slots: r.slots(),
+            elem: r.elem() as u32,
+            ndim: r.shape().len() as u32,
+            shape,
+            max_bytes: r.max_bytes(),
+        };
+        // SAFETY: checked non-NULL; writable by the caller's promise.
+        unsafe { put(info, value) };
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// Frees the handle (NULL is a no-op). Writers and readers made from it stay usable.
+///
+/// # Safety
+/// `ring` is NULL or a live handle, unused afterwards.
+///
+/// Thread-safety: no other thread may use this handle during or after the call.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_ring_free(ring: *mut shmkit_frame_ring) {
+    // SAFETY: the caller's promise.
+    unsafe { free(ring) }
+}
+
+// ------------------------------------------------------------------------------- writer
+
+/// The writer state: idle, or holding a claimed slot (which owns the writer until publish).
+enum Writing {
+    Idle(FrameWriter),
+    Claimed(OwnedWriteSlot),
+    /// Only while a transition is in progress (never seen by a caller).
+    Moving,
+}
+
+/// A ring's single writer (the role is taken while the handle lives: a second one, in any
+/// process, gets `SHMKIT_E_BUSY`).
+///
+/// Thread-safety: not thread-safe — one thread at a time (it may move between threads).
+pub struct shmkit_frame_writer {
+    state: Writing,
+}
+
+/// Takes the writer role of `ring`.
+///
+/// # Safety
+/// `ring` is a live handle; `out` is writable.
+///
+/// Thread-safety: any thread.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_writer_new(
+    ring: *const shmkit_frame_ring,
+    out_ptr: *mut *mut shmkit_frame_writer,
+) -> shmkit_status {
+    run(|| {
+        out(out_ptr, "out")?;
+        // SAFETY: the caller's promise.
+        let writer = unsafe { self::ring(ring) }?.writer()?;
+        let handle = Box::new(shmkit_frame_writer {
+            state: Writing::Idle(writer),
+        });
+        // SAFETY: checked non-NULL; writable by the caller's promise.
+        unsafe { put(out_ptr, Box::into_raw(handle)) };
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// # Safety
+/// `writer` is NULL or a live handle no other thread uses now.
+unsafe fn writer<'a>(writer: *mut shmkit_frame_writer) -> CResult<&'a mut shmkit_frame_writer> {
+    // SAFETY: the caller's promise.
+    unsafe { get_mut(writer, "writer") }
+}
+
+fn state_error(message: &str) -> Failure {
+    Failure::new(shmkit_status::SHMKIT_E_STATE, message)
+}
+
+/// Claims a slot to fill in place, waiting at most `timeout_ns` (negative: forever; 0: do
+/// not wait) for readers to let one go. On success `*data` is the slot's buffer and `*size`
+/// its length (a whole frame, `max_bytes`); write the frame there, then
+/// `shmkit_frame_writer_publish` (or `_abandon`). `SHMKIT_E_STATE` if a slot is already
+/// claimed; `SHMKIT_E_FULL` if every slot stayed held by readers.
+///
+/// # Safety
+/// `writer` is a live handle; `data` and `size` are writable.
+///
+/// Thread-safety: one thread at a time per writer.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_writer_claim(
+    writer: *mut shmkit_frame_writer,
+    timeout_ns: i64,
+    data: *mut *mut u8,
+    size: *mut usize,
+) -> shmkit_status {
+    run(|| {
+        out(data, "data")?;
+        out(size, "size")?;
+        // SAFETY: the caller's promise.
+        let w = unsafe { self::writer(writer) }?;
+        let idle = match std::mem::replace(&mut w.state, Writing::Moving) {
+            Writing::Idle(idle) => idle,
+            other => {
+                w.state = other;
+                return Err(state_error("a slot is already claimed: publish or abandon it first"));
+            }
+        };
+        match idle.claim_owned(timeout(timeout_ns)) {
+            Ok(mut slot) => {
+                let (ptr, len) = slot.buffer();
+                w.state = Writing::Claimed(slot);
+                // SAFETY: both checked non-NULL; writable by the caller's promise.
+                unsafe {
+                    put(data, ptr);
+                    put(size, len);
+                }
+                Ok(shmkit_status::SHMKIT_OK)
+            }
+            Err((idle, e)) => {
+                w.state = Writing::Idle(idle);
+                Err(e.into())
+            }
+        }
+    })
+}
+
+/// # Safety
+/// `writer` is NULL or a live handle no other thread uses now.
+unsafe fn claimed<'a>(writer: *mut shmkit_frame_writer) -> CResult<&'a mut OwnedWriteSlot> {
+    // SAFETY: the caller's promise.
+    match &mut unsafe { self::writer(writer) }?.state {
+        Writing::Claimed(slot) => Ok(slot),
+        _ => Err(state_error("no slot is claimed: claim one first")),
+    }
+}
+
+/// Sets how many bytes of the claimed slot the frame uses (default: all of it; capped at
+/// the frame size).
+///
+/// # Safety
+/// `writer` is a live handle.
+///
+/// Thread-safety: one thread at a time per writer.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_writer_set_size(
+    writer: *mut shmkit_frame_writer,
+    size: usize,
+) -> shmkit_status {
+    run(|| {
+        // SAFETY: the caller's promise.
+        unsafe { claimed(writer) }?.set_len(size as u64);
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// Sets metadata word `index` (0 to 4) of the claimed frame.
+///
+/// # Safety
+/// `writer` is a live handle.
+///
+/// Thread-safety: one thread at a time per writer.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_writer_set_user(
+    writer: *mut shmkit_frame_writer,
+    index: u32,
+    value: u64,
+) -> shmkit_status {
+    run(|| {
+        if index >= 5 {
+            return Err(invalid(format!("user word {index} is not 0 to 4")));
+        }
+        // SAFETY: the caller's promise.
+        unsafe { claimed(writer) }?.set_user(index as usize, value);
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// Publishes the claimed frame: readers see it from now on. `*id` (if not NULL) is its id.
+///
+/// # Safety
+/// `writer` is a live handle; `id` is NULL or writable.
+///
+/// Thread-safety: one thread at a time per writer.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_writer_publish(
+    writer: *mut shmkit_frame_writer,
+    id: *mut u64,
+) -> shmkit_status {
+    run(|| {
+        // SAFETY: the caller's promise.
+        let w = unsafe { self::writer(writer) }?;
+        let slot = match std::mem::replace(&mut w.state, Writing::Moving) {
+            Writing::Claimed(slot) => slot,
+            other => {
+                w.state = other;
+                return Err(state_error("no slot is claimed: claim one first"));
+            }
+        };
+        let (published, idle) = slot.publish();
+        w.state = Writing::Idle(idle);
+        if !id.is_null() {
+            // SAFETY: non-NULL and writable by the caller's promise.
+            unsafe { put(id, published) };
+        }
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// Gives the claimed slot back unpublished (readers never see it).
+///
+/// # Safety
+/// `writer` is a live handle.
+///
+/// Thread-safety: one thread at a time per writer.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_writer_abandon(
+    writer: *mut shmkit_frame_writer,
+) -> shmkit_status {
+    run(|| {
+        // SAFETY: the caller's promise.
+        let w = unsafe { self::writer(writer) }?;
+        let slot = match std::mem::replace(&mut w.state, Writing::Moving) {
+            Writing::Claimed(slot) => slot,
+            other => {
+                w.state = other;
+                return Err(state_error("no slot is claimed"));
+            }
+        };
+        w.state = Writing::Idle(slot.abandon());
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// Frees the writer (NULL is a no-op): a claimed slot is given back unpublished and the
+/// writer role is released.
+///
+/// # Safety
+/// `writer` is NULL or a live handle, unused afterwards.
+///
+/// Thread-safety: no other thread may use this handle during or after the call.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_writer_free(writer: *mut shmkit_frame_writer) {
+    // SAFETY: the caller's promise.
+    unsafe { free(writer) }
+}
+
+// ------------------------------------------------------------------------------- reader
+
+/// A registered reader of a ring (it counts against the ring's reader table until freed).
+///
+/// Thread-safety: `next` and `latest` one thread at a time per reader; its frames may be
+/// released from any thread.
+pub struct shmkit_frame_reader {
+    inner: OwnedFrameReader,
+}
+
+/// Registers a reader of `ring` in `mode`.
+///
+/// # Safety
+/// `ring` is a live handle; `out` is writable.
+///
+/// Thread-safety: any thread.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_reader_new(
+    ring: *const shmkit_frame_ring,
+    mode: u32,
+    out_ptr: *mut *mut shmkit_frame_reader,
+) -> shmkit_status {
+    run(|| {
+        out(out_ptr, "out")?;
+        let mode = match mode {
+            0 => ReadMode::NewestOnly,
+            1 => ReadMode::OldestFirst,
+            other => return Err(invalid(format!("mode {other} is not a shmkit_read_mode"))),
+        };
+        // SAFETY: the caller's promise.
+        let reader = unsafe { self::ring(ring) }?.reader(mode)?.into_owned();
+        let handle = Box::new(shmkit_frame_reader { inner: reader });
+        // SAFETY: checked non-NULL; writable by the caller's promise.
+        unsafe { put(out_ptr, Box::into_raw(handle)) };
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// The reader and the caller's empty frame struct.
+///
+/// # Safety
+/// Both NULL or live and unshared for the call.
+unsafe fn reader_and_frame<'a>(
+    reader: *mut shmkit_frame_reader,
+    frame: *mut shmkit_frame,
+) -> CResult<(&'a mut OwnedFrameReader, &'a mut shmkit_frame)> {
+    // SAFETY: the caller's promise.
+    let (reader, frame) = unsafe { (get_mut(reader, "reader")?, get_mut(frame, "frame")?) };
+    if frame.is_held() {
+        return Err(state_error(
+            "this frame struct still holds a frame: release it first",
+        ));
+    }
+    Ok((&mut reader.inner, frame))
+}
+
+/// Waits at most `timeout_ns` (negative: forever; 0: poll) for the next frame — the newest
+/// one newer than the last this reader got (`SHMKIT_NEWEST`), or the next in order
+/// (`SHMKIT_OLDEST_FIRST`) — and holds it in `*frame` until `shmkit_frame_release`. The
+/// writer never changes a held frame (it writes other slots). `*frame` must not hold a frame
+/// (`SHMKIT_E_STATE`).
+///
+/// # Safety
+/// `reader` is a live handle; `frame` points to a zero-initialised or released
+/// `shmkit_frame`.
+///
+/// Thread-safety: one thread at a time per reader.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_reader_next(
+    reader: *mut shmkit_frame_reader,
+    timeout_ns: i64,
+    frame: *mut shmkit_frame,
+) -> shmkit_status {
+    run(|| {
+        // SAFETY: the caller's promise.
+        let (reader, frame) = unsafe { reader_and_frame(reader, frame) }?;
+        let got = reader.next_interruptible(timeout(timeout_ns), &Flag)?;
+        frame.hold(got);
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// Holds the newest frame in `*frame` without waiting; `SHMKIT_E_NOT_FOUND` before the
+/// first publish.
+///
+/// # Safety
+/// As `shmkit_frame_reader_next`.
+///
+/// Thread-safety: one thread at a time per reader.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_reader_latest(
+    reader: *mut shmkit_frame_reader,
+    frame: *mut shmkit_frame,
+) -> shmkit_status {
+    run(|| {
+        // SAFETY: the caller's promise.
+        let (reader, frame) = unsafe { reader_and_frame(reader, frame) }?;
+        match reader.latest()? {
+            Some(got) => {
+                frame.hold(got);
+                Ok(shmkit_status::SHMKIT_OK)
+            }
+            None => Err(Failure::new(
+                shmkit_status::SHMKIT_E_NOT_FOUND,
+                "no frame has been published yet",
+            )),
+        }
+    })
+}
+
+/// Releases a held frame: the writer may reuse its slot. Releasing a frame struct that holds
+/// none is a no-op (`SHMKIT_OK`); NULL is `SHMKIT_E_NULL`. May outlive its reader's handle.
+///
+/// # Safety
+/// `frame` is NULL or a `shmkit_frame` filled by a reader (or zero-initialised).
+///
+/// Thread-safety: any thread, one call per frame.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_release(frame: *mut shmkit_frame) -> shmkit_status {
+    run(|| {
+        // SAFETY: the caller's promise.
+        let frame = unsafe { get_mut(frame, "frame") }?;
+        drop(frame.take());
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// Frees the reader (NULL is a no-op). Frames it holds stay valid until released.
+///
+/// # Safety
+/// `reader` is NULL or a live handle, unused afterwards.
+///
+/// Thread-safety: no other thread may use this handle during or after the call.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_reader_free(reader: *mut shmkit_frame_reader) {
+    // SAFETY: the caller's promise.
+    unsafe { free(reader) }
+}
