@@ -103,7 +103,7 @@ pub struct shmkit_frame {
     /// Private: whether the struct holds a frame.
     pub state: u64,
     /// Private: the hold.
-    pub hold: [u64; HOLD_WORDS],
+    pub hold: [u64; 4],
 }
 
 const _: () = assert!(size_of::<OwnedFrame>() <= HOLD_WORDS * 8);
