@@ -5,6 +5,7 @@
  *
  *   adder_server [NAME] [REQUESTS]      (defaults: shmkit-example 1000)
  */
+#define _POSIX_C_SOURCE 200809L
 #include <shmkit.h>
 #include <shmkit_postcard.h>
 

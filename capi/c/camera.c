@@ -5,6 +5,7 @@
  *
  *   camera [NAME] [FRAMES]      (defaults: shmkit-example 2000)
  */
+#define _POSIX_C_SOURCE 200809L
 #include <shmkit.h>
 
 #include <stdio.h>

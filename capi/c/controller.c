@@ -7,12 +7,14 @@
  *
  *   controller NAME FRAMES [DM]      (DM: the mirror's device name; none: frames only)
  */
+#define _POSIX_C_SOURCE 200809L
 #include <shmkit.h>
 #include <shmkit_postcard.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ACTUATORS (12 * 12)
 

@@ -446,8 +446,8 @@ enum shmkit_status shmkit_frame_ring_open_or_create(const struct shmkit_segment 
 // `ring` is a live handle; `info` is writable.
 //
 // Thread-safety: any thread.
-enum shmkit_status shmkit_frame_ring_info(const struct shmkit_frame_ring *ring,
-                                          struct shmkit_frame_ring_info *info);
+enum shmkit_status shmkit_frame_ring_get_info(const struct shmkit_frame_ring *ring,
+                                              struct shmkit_frame_ring_info *info);
 
 // Frees the handle (NULL is a no-op). Writers and readers made from it stay usable.
 //

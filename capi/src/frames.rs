@@ -244,7 +244,7 @@ unsafe fn ring<'a>(ring: *const shmkit_frame_ring) -> CResult<&'a FrameRing> {
 ///
 /// Thread-safety: any thread.
 #[no_mangle]
-pub unsafe extern "C" fn shmkit_frame_ring_info(
+pub unsafe extern "C" fn shmkit_frame_ring_get_info(
     ring: *const shmkit_frame_ring,
     info: *mut shmkit_frame_ring_info,
 ) -> shmkit_status {
