@@ -301,6 +301,35 @@ fn a_c_controller_reads_a_rust_writer_and_commands_a_rust_mirror_server(bench: &
     let _ = shmkit::Segment::unlink(&name);
 }
 
+/// A Python client of the C adder: the pair of i64 in postcard's format (zigzag varints), as
+/// the Rust `command_client` sends it, through `CommandRing.call` (raw bytes).
+const PYTHON_ADDER_CLIENT: &str = r#"
+import sys, shmkit
+def varint(n):
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+def zigzag(i):
+    return varint((i << 1) ^ (i >> 63))
+def unvarint(b):
+    n = 0
+    for shift, byte in enumerate(b):
+        n |= (byte & 0x7F) << (7 * shift)
+        if not byte & 0x80:
+            return n
+    raise ValueError("truncated varint")
+name, calls = sys.argv[1], int(sys.argv[2])
+ring = shmkit.Segment.open(name).command_ring("adder")
+for i in range(calls):
+    z = unvarint(ring.call(zigzag(i) + zigzag(-2 * i), timeout=5.0))
+    total = (z >> 1) ^ -(z & 1)
+    assert total == -i, (i, total)
+print(f"python: {calls} calls answered correctly")
+"#;
+
 fn a_c_command_server_answers_rust_and_python_clients(bench: &Bench) {
     let server = bench.compile("adder_server.c", false);
     let name = bench.segment("adder");
@@ -315,9 +344,10 @@ fn a_c_command_server_answers_rust_and_python_clients(bench: &Bench) {
     let out = finish(rust, "the Rust command_client");
     assert!(out.contains("calls answered correctly"), "{out}");
     if let Some(mut py) = with_python {
-        py.arg(repo().join("python/examples/command_client.py"))
+        py.arg("-c")
+            .arg(PYTHON_ADDER_CLIENT)
             .args([&name, &calls.to_string()]);
-        let out = finish(py, "the Python command_client");
+        let out = finish(py, "the Python adder client");
         assert!(out.contains("calls answered correctly"), "{out}");
     }
     wait_output(srv, "the C adder_server");
