@@ -19,13 +19,14 @@ shmkit_devices::devices! {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     Bench::entries(Entries::new()).dispatch();
-    let name = std::env::args()
-        .nth(1)
-        .ok_or("usage: dm_host SEGMENT")?;
+    let name = std::env::args().nth(1).ok_or("usage: dm_host SEGMENT")?;
     let segment = Segment::open_or_create(&name, &CreateOptions::new(32 << 20))?;
     let cache = DeviceCache::new(&segment);
     let dm = Bench::Dm.client_in(&cache)?;
-    println!("dm_host: the mirror Dm is running in {name:?} (pid {})", dm.status()?.pid);
+    println!(
+        "dm_host: the mirror Dm is running in {name:?} (pid {})",
+        dm.status()?.pid
+    );
     std::io::stdout().flush()?;
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     let failures = cache.close_all(Bench::NAMES, Duration::from_secs(5));

@@ -75,7 +75,12 @@ fn open_ring(
         let (segment, name) = unsafe { (shmkit_segment::arg(segment)?, text(name, "name")?) };
         let inner = open(segment, name)?;
         // SAFETY: checked non-NULL above; writable by the C contract.
-        unsafe { put(out_ptr, Box::into_raw(Box::new(shmkit_command_ring { inner }))) };
+        unsafe {
+            put(
+                out_ptr,
+                Box::into_raw(Box::new(shmkit_command_ring { inner })),
+            )
+        };
         Ok(shmkit_status::SHMKIT_OK)
     })
 }
@@ -107,9 +112,7 @@ pub unsafe extern "C" fn shmkit_command_ring_max_reply(ring: *const shmkit_comma
 ///
 /// Thread-safety: any thread.
 #[no_mangle]
-pub unsafe extern "C" fn shmkit_command_ring_max_request(
-    ring: *const shmkit_command_ring,
-) -> u32 {
+pub unsafe extern "C" fn shmkit_command_ring_max_request(ring: *const shmkit_command_ring) -> u32 {
     // SAFETY: the caller's promise.
     unsafe { ring.as_ref() }.map_or(0, |r| r.inner.spec().max_request)
 }
@@ -475,14 +478,17 @@ pub unsafe extern "C" fn shmkit_device_call(
     run(|| {
         check_reply_buffer(reply, reply_capacity, reply_len)?;
         // SAFETY: the caller's promise.
-        let (d, command) =
-            unsafe { (get(device, "device")?, bytes(command, command_len, "command")?) };
-        let answer = d.inner.call_interruptible_with(
-            command,
-            timeout(timeout_ns),
-            &Flag,
-            |bytes| deliver(bytes, reply, reply_capacity, reply_len),
-        );
+        let (d, command) = unsafe {
+            (
+                get(device, "device")?,
+                bytes(command, command_len, "command")?,
+            )
+        };
+        let answer =
+            d.inner
+                .call_interruptible_with(command, timeout(timeout_ns), &Flag, |bytes| {
+                    deliver(bytes, reply, reply_capacity, reply_len)
+                });
         match answer {
             Ok(delivered) => {
                 tell(outcome, shmkit_outcome::SHMKIT_EXECUTED);

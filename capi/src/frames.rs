@@ -182,7 +182,9 @@ pub unsafe extern "C" fn shmkit_frame_ring_open_or_create(
         let elem = ElemType::from_raw(elem)
             .ok_or_else(|| invalid(format!("elem {elem} is not a shmkit_elem value")))?;
         if ndim == 0 || ndim as usize > SHMKIT_MAX_DIMS {
-            return Err(invalid(format!("ndim {ndim} is not 1 to {SHMKIT_MAX_DIMS}")));
+            return Err(invalid(format!(
+                "ndim {ndim} is not 1 to {SHMKIT_MAX_DIMS}"
+            )));
         }
         if shape.is_null() {
             return Err(Failure::new(
@@ -225,7 +227,12 @@ fn open_ring(
         let (segment, name) = unsafe { (shmkit_segment::arg(segment)?, text(name, "name")?) };
         let inner = open(segment, name)?;
         // SAFETY: checked non-NULL above; writable by the C contract.
-        unsafe { put(out_ptr, Box::into_raw(Box::new(shmkit_frame_ring { inner }))) };
+        unsafe {
+            put(
+                out_ptr,
+                Box::into_raw(Box::new(shmkit_frame_ring { inner })),
+            )
+        };
         Ok(shmkit_status::SHMKIT_OK)
     })
 }
@@ -360,7 +367,9 @@ pub unsafe extern "C" fn shmkit_frame_writer_claim(
             Writing::Idle(idle) => idle,
             other => {
                 w.state = other;
-                return Err(state_error("a slot is already claimed: publish or abandon it first"));
+                return Err(state_error(
+                    "a slot is already claimed: publish or abandon it first",
+                ));
             }
         };
         match idle.claim_owned(timeout(timeout_ns)) {

@@ -75,7 +75,13 @@ pub unsafe extern "C" fn shmkit_mutex_open(
     name: *const c_char,
     out: *mut *mut shmkit_mutex,
 ) -> shmkit_status {
-    open_object(segment, name, out, |s, n| s.mutex(n), |inner| shmkit_mutex { inner })
+    open_object(
+        segment,
+        name,
+        out,
+        |s, n| s.mutex(n),
+        |inner| shmkit_mutex { inner },
+    )
 }
 
 /// # Safety
@@ -147,9 +153,7 @@ pub unsafe extern "C" fn shmkit_mutex_unlock(mutex: *const shmkit_mutex) -> shmk
 ///
 /// Thread-safety: the thread that holds it.
 #[no_mangle]
-pub unsafe extern "C" fn shmkit_mutex_make_consistent(
-    mutex: *const shmkit_mutex,
-) -> shmkit_status {
+pub unsafe extern "C" fn shmkit_mutex_make_consistent(mutex: *const shmkit_mutex) -> shmkit_status {
     run(|| {
         // SAFETY: the caller's promise.
         unsafe { self::mutex(mutex) }?.make_consistent()?;
@@ -182,7 +186,13 @@ pub unsafe extern "C" fn shmkit_event_open(
     name: *const c_char,
     out: *mut *mut shmkit_event,
 ) -> shmkit_status {
-    open_object(segment, name, out, |s, n| s.event(n), |inner| shmkit_event { inner })
+    open_object(
+        segment,
+        name,
+        out,
+        |s, n| s.event(n),
+        |inner| shmkit_event { inner },
+    )
 }
 
 /// # Safety

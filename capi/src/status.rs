@@ -131,7 +131,9 @@ pub(crate) fn run(body: impl FnOnce() -> CResult) -> shmkit_status {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&format!("internal error (a bug in shmkit, please report): {what}"));
+            set_last_error(&format!(
+                "internal error (a bug in shmkit, please report): {what}"
+            ));
             SHMKIT_E_PANIC
         }
     }
@@ -233,9 +235,7 @@ impl From<SegmentError> for Failure {
             SegmentError::Corrupt { .. }
             | SegmentError::BadOffset { .. }
             | SegmentError::CreatorDied { .. } => SHMKIT_E_CORRUPT,
-            SegmentError::OutOfSpace { .. } | SegmentError::TableFull { .. } => {
-                SHMKIT_E_NO_SPACE
-            }
+            SegmentError::OutOfSpace { .. } | SegmentError::TableFull { .. } => SHMKIT_E_NO_SPACE,
             SegmentError::StillInitialising { .. }
             | SegmentError::StillInUse { .. }
             | SegmentError::EntryBusy { .. } => SHMKIT_E_BUSY,

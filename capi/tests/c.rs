@@ -107,8 +107,11 @@ impl Bench {
                 .arg("-fno-omit-frame-pointer");
         }
         if statically {
-            cmd.arg(self.prefix.join("lib/libshmkit_c.a"))
-                .args(self.pkg_config(&["--static", "--libs-only-l"]).into_iter().skip(1));
+            cmd.arg(self.prefix.join("lib/libshmkit_c.a")).args(
+                self.pkg_config(&["--static", "--libs-only-l"])
+                    .into_iter()
+                    .skip(1),
+            );
         } else {
             cmd.args(self.pkg_config(&["--libs"]));
         }
@@ -335,7 +338,11 @@ fn a_c_command_server_answers_rust_and_python_clients(bench: &Bench) {
     let name = bench.segment("adder");
     let with_python = python();
     let calls = 300;
-    let total = if with_python.is_some() { 2 * calls } else { calls };
+    let total = if with_python.is_some() {
+        2 * calls
+    } else {
+        calls
+    };
     let mut srv = bench.program(&server);
     srv.args([name.clone(), total.to_string()]);
     let srv = start(srv, "the C adder_server");
@@ -403,7 +410,10 @@ fn a_cmake_project_finds_the_package(bench: &Bench) {
         String::from_utf8_lossy(&built.stdout),
         String::from_utf8_lossy(&built.stderr)
     );
-    let out = finish(Command::new(build.join("version")), "the CMake-built program");
+    let out = finish(
+        Command::new(build.join("version")),
+        "the CMake-built program",
+    );
     assert_eq!(out.trim(), format!("shmkit {}", env!("CARGO_PKG_VERSION")));
 }
 
@@ -433,7 +443,10 @@ fn main() {
             a_cmake_project_finds_the_package(&bench)
         }),
     ];
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     if let Some(sanitizer) = &bench.sanitize {
         println!("C and C++ programs compiled with -fsanitize={sanitizer}");
     }
