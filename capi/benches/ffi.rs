@@ -2,10 +2,13 @@
 //! beside ImageStreamIO's.
 //!
 //! `c_abi_vs_rust` (one thread): a mutex lock + unlock (`rust`: a guard from `Mutex::lock`;
+//! `rust_held`: the guard-free `try_acquire_free` / `try_release_fast` the C functions use;
 //! `c_abi`: `shmkit_mutex_lock` + `shmkit_mutex_unlock`), and a frame's claim, publish and
-//! read (`rust`: `try_claim` / `publish` / a newest-only `FrameReader::next`; `c_abi`:
-//! `shmkit_frame_writer_claim` / `_publish` / `shmkit_frame_reader_next` / `shmkit_frame_release`,
-//! the hold kept in the caller's `shmkit_frame`). The C functions are called through their
+//! read (`rust`: `try_claim` / `publish` / a newest-only `FrameReader::next`, whose frame
+//! borrows the reader; `rust_owned_reader`: the same with an `OwnedFrameReader`, whose frames
+//! own their hold as the C API's do — they may outlive the reader, several at a time; `c_abi`:
+//! `shmkit_frame_writer_claim` / `_publish` / `shmkit_frame_reader_next` /
+//! `shmkit_frame_release`, the hold kept in the caller's `shmkit_frame`). The C functions are called through their
 //! `extern "C"` symbols from this crate's rlib (no LTO: they are not inlined into the bench),
 //! as a C program calls them through the shared library's PLT.
 //!
@@ -164,6 +167,12 @@ fn c_abi_vs_rust(c: &mut Criterion) {
             black_box(&guard);
         })
     });
+    g.bench_function("mutex_lock_unlock/rust_held", |b| {
+        b.iter(|| {
+            black_box(m.try_acquire_free());
+            black_box(m.try_release_fast());
+        })
+    });
     let name = CString::new("m").expect("no NUL");
     let mut cm = std::ptr::null_mut();
     // SAFETY: a live segment, a NUL-terminated name, a writable out-pointer.
@@ -195,6 +204,25 @@ fn c_abi_vs_rust(c: &mut Criterion) {
             slot.bytes_mut()[0] = k;
             slot.publish();
             let frame = reader.next(Duration::ZERO).expect("frame");
+            assert_eq!(black_box(frame.bytes()[0]), k);
+        })
+    });
+    let owned_ring = fx
+        .seg
+        .frame_ring("owned", &FrameSpec::new(8, ElemType::U16, &SHAPE))
+        .expect("ring");
+    let mut owned_writer = owned_ring.writer().expect("writer");
+    let mut owned = owned_ring
+        .reader(ReadMode::NewestOnly)
+        .expect("reader")
+        .into_owned();
+    g.bench_function("frame_claim_publish_read/rust_owned_reader", |b| {
+        b.iter(|| {
+            k = k.wrapping_add(1);
+            let mut slot = owned_writer.try_claim().expect("claim");
+            slot.bytes_mut()[0] = k;
+            slot.publish();
+            let frame = owned.next(Duration::ZERO).expect("frame");
             assert_eq!(black_box(frame.bytes()[0]), k);
         })
     });

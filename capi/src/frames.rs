@@ -12,12 +12,13 @@ use crate::primitives::free;
 use crate::segment::shmkit_segment;
 use crate::status::{run, shmkit_status, CResult, Failure};
 use shmkit::rings::{
-    ElemType, FrameRing, FrameSpec, FrameWriter, OwnedFrame, OwnedFrameReader, OwnedWriteSlot,
-    ReadMode,
+    ElemType, FrameRing, FrameSpec, FrameWriter, OwnedFrame, OwnedFrameReader, ReadMode, RingError,
+    WriteSlot,
 };
-use shmkit::SegmentObjects;
+use shmkit::{SegmentObjects, Timeout};
 use std::ffi::c_char;
 use std::mem::{align_of, size_of};
+use std::ptr::NonNull;
 
 /// The element types of a frame (the values of `shmkit_frame_ring_info.elem`).
 #[allow(non_camel_case_types)]
@@ -290,20 +291,26 @@ pub unsafe extern "C" fn shmkit_frame_ring_free(ring: *mut shmkit_frame_ring) {
 
 // ------------------------------------------------------------------------------- writer
 
-/// The writer state: idle, or holding a claimed slot (which owns the writer until publish).
-enum Writing {
-    Idle(FrameWriter),
-    Claimed(OwnedWriteSlot),
-    /// Only while a transition is in progress (never seen by a caller).
-    Moving,
-}
-
 /// A ring's single writer (the role is taken while the handle lives: a second one, in any
 /// process, gets `SHMKIT_E_BUSY`).
 ///
 /// Thread-safety: not thread-safe — one thread at a time (it may move between threads).
 pub struct shmkit_frame_writer {
-    state: Writing,
+    /// The claimed slot, if any. It borrows `*writer` mutably: declared first so it is dropped
+    /// first (an unpublished slot is given back), and `writer` is not touched while it lives.
+    slot: Option<WriteSlot<'static>>,
+    /// The writer, at a fixed address (from `Box::into_raw`; freed in `Drop`).
+    writer: NonNull<FrameWriter>,
+}
+
+impl Drop for shmkit_frame_writer {
+    fn drop(&mut self) {
+        // The slot's borrow of the writer ends here, before the writer is freed.
+        drop(self.slot.take());
+        // SAFETY: `writer` came from `Box::into_raw` in `shmkit_frame_writer_new` and is
+        // freed only here; no slot borrows it any more.
+        drop(unsafe { Box::from_raw(self.writer.as_ptr()) });
+    }
 }
 
 /// Takes the writer role of `ring`.
@@ -322,7 +329,8 @@ pub unsafe extern "C" fn shmkit_frame_writer_new(
         // SAFETY: the caller's promise.
         let writer = unsafe { self::ring(ring) }?.writer()?;
         let handle = Box::new(shmkit_frame_writer {
-            state: Writing::Idle(writer),
+            slot: None,
+            writer: NonNull::from(Box::leak(Box::new(writer))),
         });
         // SAFETY: checked non-NULL; writable by the caller's promise.
         unsafe { put(out_ptr, Box::into_raw(handle)) };
@@ -363,42 +371,52 @@ pub unsafe extern "C" fn shmkit_frame_writer_claim(
         out(size, "size")?;
         // SAFETY: the caller's promise.
         let w = unsafe { self::writer(writer) }?;
-        let idle = match std::mem::replace(&mut w.state, Writing::Moving) {
-            Writing::Idle(idle) => idle,
-            other => {
-                w.state = other;
-                return Err(state_error(
-                    "a slot is already claimed: publish or abandon it first",
-                ));
-            }
-        };
-        match idle.claim_owned(timeout(timeout_ns)) {
-            Ok(mut slot) => {
-                let (ptr, len) = slot.buffer();
-                w.state = Writing::Claimed(slot);
-                // SAFETY: both checked non-NULL; writable by the caller's promise.
-                unsafe {
-                    put(data, ptr);
-                    put(size, len);
-                }
-                Ok(shmkit_status::SHMKIT_OK)
-            }
-            Err((idle, e)) => {
-                w.state = Writing::Idle(idle);
-                Err(e.into())
-            }
+        if w.slot.is_some() {
+            return Err(state_error(
+                "a slot is already claimed: publish or abandon it first",
+            ));
         }
+        // SAFETY: the writer lives at a fixed address until the handle is dropped, and the
+        // slot borrowing it is stored in the handle, dropped before it (see `Drop`); nothing
+        // else uses the writer while the slot lives (`slot` is `None` here).
+        let owner: &'static mut FrameWriter = unsafe { &mut *w.writer.as_ptr() };
+        // A zero timeout never reads the clock (a camera's writer claims this way).
+        let mut slot = if timeout_ns == 0 {
+            owner.try_claim()?
+        } else {
+            owner.claim_interruptible(timeout(timeout_ns), &Flag)?
+        };
+        let buffer = slot.bytes_mut();
+        // SAFETY: both checked non-NULL; writable by the caller's promise.
+        unsafe {
+            put(data, buffer.as_mut_ptr());
+            put(size, buffer.len());
+        }
+        w.slot = Some(slot);
+        Ok(shmkit_status::SHMKIT_OK)
     })
 }
 
 /// # Safety
 /// `writer` is NULL or a live handle no other thread uses now.
-unsafe fn claimed<'a>(writer: *mut shmkit_frame_writer) -> CResult<&'a mut OwnedWriteSlot> {
+unsafe fn claimed<'a>(writer: *mut shmkit_frame_writer) -> CResult<&'a mut WriteSlot<'static>> {
     // SAFETY: the caller's promise.
-    match &mut unsafe { self::writer(writer) }?.state {
-        Writing::Claimed(slot) => Ok(slot),
-        _ => Err(state_error("no slot is claimed: claim one first")),
-    }
+    let w = unsafe { self::writer(writer) }?;
+    w.slot
+        .as_mut()
+        .ok_or_else(|| state_error("no slot is claimed: claim one first"))
+}
+
+/// Takes the claimed slot out of the handle.
+///
+/// # Safety
+/// `writer` is NULL or a live handle no other thread uses now.
+unsafe fn take_claimed(writer: *mut shmkit_frame_writer) -> CResult<WriteSlot<'static>> {
+    // SAFETY: the caller's promise.
+    let w = unsafe { self::writer(writer) }?;
+    w.slot
+        .take()
+        .ok_or_else(|| state_error("no slot is claimed: claim one first"))
 }
 
 /// Sets how many bytes of the claimed slot the frame uses (default: all of it; capped at
@@ -455,16 +473,7 @@ pub unsafe extern "C" fn shmkit_frame_writer_publish(
 ) -> shmkit_status {
     run(|| {
         // SAFETY: the caller's promise.
-        let w = unsafe { self::writer(writer) }?;
-        let slot = match std::mem::replace(&mut w.state, Writing::Moving) {
-            Writing::Claimed(slot) => slot,
-            other => {
-                w.state = other;
-                return Err(state_error("no slot is claimed: claim one first"));
-            }
-        };
-        let (published, idle) = slot.publish();
-        w.state = Writing::Idle(idle);
+        let published = unsafe { take_claimed(writer) }?.publish();
         if !id.is_null() {
             // SAFETY: non-NULL and writable by the caller's promise.
             unsafe { put(id, published) };
@@ -485,15 +494,8 @@ pub unsafe extern "C" fn shmkit_frame_writer_abandon(
 ) -> shmkit_status {
     run(|| {
         // SAFETY: the caller's promise.
-        let w = unsafe { self::writer(writer) }?;
-        let slot = match std::mem::replace(&mut w.state, Writing::Moving) {
-            Writing::Claimed(slot) => slot,
-            other => {
-                w.state = other;
-                return Err(state_error("no slot is claimed"));
-            }
-        };
-        w.state = Writing::Idle(slot.abandon());
+        // Dropping an unpublished slot gives it back.
+        drop(unsafe { take_claimed(writer) }?);
         Ok(shmkit_status::SHMKIT_OK)
     })
 }
@@ -587,7 +589,14 @@ pub unsafe extern "C" fn shmkit_frame_reader_next(
     run(|| {
         // SAFETY: the caller's promise.
         let (reader, frame) = unsafe { reader_and_frame(reader, frame) }?;
-        let got = reader.next_interruptible(timeout(timeout_ns), &Flag)?;
+        // A frame that is there already is taken without the interruptible wait's set-up
+        // (a third of the call's cost): only a call that will sleep needs the interrupt.
+        let got = match reader.next(Timeout::ZERO) {
+            Err(RingError::Timeout { .. }) if timeout_ns != 0 => {
+                reader.next_interruptible(timeout(timeout_ns), &Flag)?
+            }
+            other => other?,
+        };
         frame.hold(got);
         Ok(shmkit_status::SHMKIT_OK)
     })

@@ -114,13 +114,18 @@ pub unsafe extern "C" fn shmkit_mutex_lock(
     mutex: *const shmkit_mutex,
     timeout_ns: i64,
 ) -> shmkit_status {
+    // The uncontended case — one compare-and-swap — before the panic guard, which costs as
+    // much again: it is atomics only (a panic there, were one possible, would abort the
+    // process: an `extern "C"` function never unwinds).
+    // SAFETY: the caller's promise.
+    if let Some(m) = unsafe { mutex.as_ref() } {
+        if m.inner.try_acquire_free() {
+            return shmkit_status::SHMKIT_OK;
+        }
+    }
     run(|| {
         // SAFETY: the caller's promise.
         let m = unsafe { self::mutex(mutex) }?;
-        // The uncontended case: one compare-and-swap, no result to build.
-        if m.try_acquire_free() {
-            return Ok(shmkit_status::SHMKIT_OK);
-        }
         Ok(held(m.acquire(timeout(timeout_ns), &Flag)?))
     })
 }
@@ -135,12 +140,16 @@ pub unsafe extern "C" fn shmkit_mutex_lock(
 /// Thread-safety: the thread that locked it.
 #[no_mangle]
 pub unsafe extern "C" fn shmkit_mutex_unlock(mutex: *const shmkit_mutex) -> shmkit_status {
+    // The common case before the panic guard, as in `shmkit_mutex_lock`.
+    // SAFETY: the caller's promise.
+    if let Some(m) = unsafe { mutex.as_ref() } {
+        if m.inner.try_release_fast() {
+            return shmkit_status::SHMKIT_OK;
+        }
+    }
     run(|| {
         // SAFETY: the caller's promise.
-        let m = unsafe { self::mutex(mutex) }?;
-        if !m.try_release_fast() {
-            m.release()?;
-        }
+        unsafe { self::mutex(mutex) }?.release()?;
         Ok(shmkit_status::SHMKIT_OK)
     })
 }
