@@ -80,6 +80,7 @@ def test_the_wheel_carries_complete_metadata() -> None:
     assert any(c.startswith("License ::") for c in classifiers)
     urls = meta.get_all("Project-URL") or []
     assert any(u.startswith("Repository") for u in urls), urls
-    assert meta["Summary"] and meta.get_payload().strip(), "summary and description"
+    description = meta.get_payload()
+    assert meta["Summary"] and isinstance(description, str) and description.strip(), "summary"
     assert "shmkit/py.typed" in files and "shmkit/_shmkit.pyi" in files
     assert any(n.startswith("shmkit/_shmkit") and n.endswith(".so") for n in files)
