@@ -4,8 +4,8 @@
 //! every Rust and Python client does.
 
 use crate::args::{bytes, get, get_mut, out, put, text, timeout};
+use crate::handle::{free, open_object};
 use crate::interrupt::Flag;
-use crate::primitives::free;
 use crate::segment::shmkit_segment;
 use crate::status::{
     command_failure, device_failure, run, shmkit_outcome, shmkit_status, CResult, Failure,
@@ -66,22 +66,11 @@ pub unsafe extern "C" fn shmkit_command_ring_open_or_create(
 fn open_ring(
     segment: *const shmkit_segment,
     name: *const c_char,
-    out_ptr: *mut *mut shmkit_command_ring,
+    out: *mut *mut shmkit_command_ring,
     open: impl FnOnce(&shmkit::Segment, &str) -> Result<CommandRing, shmkit::SegmentError>,
 ) -> shmkit_status {
-    run(|| {
-        out(out_ptr, "out")?;
-        // SAFETY: the C contract: a live segment handle and a NUL-terminated name.
-        let (segment, name) = unsafe { (shmkit_segment::arg(segment)?, text(name, "name")?) };
-        let inner = open(segment, name)?;
-        // SAFETY: checked non-NULL above; writable by the C contract.
-        unsafe {
-            put(
-                out_ptr,
-                Box::into_raw(Box::new(shmkit_command_ring { inner })),
-            )
-        };
-        Ok(shmkit_status::SHMKIT_OK)
+    open_object(segment, name, out, open, |inner| shmkit_command_ring {
+        inner,
     })
 }
 
@@ -123,6 +112,20 @@ fn tell(outcome_ptr: *mut shmkit_outcome, outcome: shmkit_outcome) {
         // SAFETY: non-NULL, and writable by every caller's contract.
         unsafe { put(outcome_ptr, outcome) };
     }
+}
+
+/// A call's status, telling the caller (if it asked) whether the request ran: it did when
+/// the server answered, whether or not the reply fit the caller's buffer.
+fn settle(
+    answer: Result<CResult, (Failure, shmkit_outcome)>,
+    outcome_ptr: *mut shmkit_outcome,
+) -> CResult {
+    let (status, ran) = match answer {
+        Ok(delivered) => (delivered, shmkit_outcome::SHMKIT_EXECUTED),
+        Err((failure, ran)) => (Err(failure), ran),
+    };
+    tell(outcome_ptr, ran);
+    status
 }
 
 /// Copies `reply` into the caller's buffer, or says how large it should have been.
@@ -185,17 +188,7 @@ pub unsafe extern "C" fn shmkit_command_call(
         let answer = r.call_interruptible_with(request, timeout(timeout_ns), &Flag, |bytes| {
             deliver(bytes, reply, reply_capacity, reply_len)
         });
-        match answer {
-            Ok(delivered) => {
-                tell(outcome, shmkit_outcome::SHMKIT_EXECUTED);
-                delivered
-            }
-            Err(e) => {
-                let (failure, ran) = command_failure(e);
-                tell(outcome, ran);
-                Err(failure)
-            }
-        }
+        settle(answer.map_err(command_failure), outcome)
     })
 }
 
@@ -489,17 +482,7 @@ pub unsafe extern "C" fn shmkit_device_call(
                 .call_interruptible_with(command, timeout(timeout_ns), &Flag, |bytes| {
                     deliver(bytes, reply, reply_capacity, reply_len)
                 });
-        match answer {
-            Ok(delivered) => {
-                tell(outcome, shmkit_outcome::SHMKIT_EXECUTED);
-                delivered
-            }
-            Err(e) => {
-                let (failure, ran) = device_failure(e);
-                tell(outcome, ran);
-                Err(failure)
-            }
-        }
+        settle(answer.map_err(device_failure), outcome)
     })
 }
 

@@ -6,9 +6,9 @@
 //! takes it back out. A held frame must therefore not be copied (pass it by pointer), as a
 //! `pthread_mutex_t` must not be.
 
-use crate::args::{get, get_mut, out, put, text, timeout};
+use crate::args::{get, get_mut, out, put, timeout};
+use crate::handle::{free, open_object};
 use crate::interrupt::Flag;
-use crate::primitives::free;
 use crate::segment::shmkit_segment;
 use crate::status::{run, shmkit_status, CResult, Failure};
 use shmkit::rings::{
@@ -179,7 +179,8 @@ pub unsafe extern "C" fn shmkit_frame_ring_open_or_create(
     ndim: u32,
     out: *mut *mut shmkit_frame_ring,
 ) -> shmkit_status {
-    run(|| {
+    let mut spec = None;
+    let checked = run(|| {
         let elem = ElemType::from_raw(elem)
             .ok_or_else(|| invalid(format!("elem {elem} is not a shmkit_elem value")))?;
         if ndim == 0 || ndim as usize > SHMKIT_MAX_DIMS {
@@ -195,21 +196,13 @@ pub unsafe extern "C" fn shmkit_frame_ring_open_or_create(
         }
         // SAFETY: non-NULL and `ndim` (<= 4) values long by the caller's promise.
         let shape = unsafe { std::slice::from_raw_parts(shape, ndim as usize) };
-        let spec = FrameSpec::new(slots, elem, shape);
-        let status = open_ring(segment, name, out, |s, n| s.frame_ring(n, &spec));
-        match status {
-            shmkit_status::SHMKIT_OK => Ok(status),
-            // The failure's message is already this thread's last error.
-            failed => Err(Failure::new(failed, last_error())),
-        }
-    })
-}
-
-fn last_error() -> String {
-    // SAFETY: `shmkit_last_error` returns a NUL-terminated string valid until the next call.
-    unsafe { std::ffi::CStr::from_ptr(crate::status::shmkit_last_error()) }
-        .to_string_lossy()
-        .into_owned()
+        spec = Some(FrameSpec::new(slots, elem, shape));
+        Ok(shmkit_status::SHMKIT_OK)
+    });
+    match spec {
+        Some(spec) => open_ring(segment, name, out, |s, n| s.frame_ring(n, &spec)),
+        None => checked,
+    }
 }
 
 fn invalid(message: String) -> Failure {
@@ -219,22 +212,11 @@ fn invalid(message: String) -> Failure {
 fn open_ring(
     segment: *const shmkit_segment,
     name: *const c_char,
-    out_ptr: *mut *mut shmkit_frame_ring,
+    out: *mut *mut shmkit_frame_ring,
     open: impl FnOnce(&shmkit::Segment, &str) -> Result<FrameRing, shmkit::SegmentError>,
 ) -> shmkit_status {
-    run(|| {
-        out(out_ptr, "out")?;
-        // SAFETY: the C contract: a live segment handle and a NUL-terminated name.
-        let (segment, name) = unsafe { (shmkit_segment::arg(segment)?, text(name, "name")?) };
-        let inner = open(segment, name)?;
-        // SAFETY: checked non-NULL above; writable by the C contract.
-        unsafe {
-            put(
-                out_ptr,
-                Box::into_raw(Box::new(shmkit_frame_ring { inner })),
-            )
-        };
-        Ok(shmkit_status::SHMKIT_OK)
+    open_object(segment, name, out, open, |inner| shmkit_frame_ring {
+        inner,
     })
 }
 
