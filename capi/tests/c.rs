@@ -50,10 +50,11 @@ impl Bench {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).expect("the test's work directory");
         let prefix = work.join("prefix");
+        let libraries = library_dir(&build);
         let status = Command::new("bash")
             .arg(repo().join("scripts/install-c"))
             .arg("--from")
-            .arg(&build)
+            .arg(&libraries)
             .arg("--prefix")
             .arg(&prefix)
             .status()
@@ -146,6 +147,36 @@ impl Bench {
     fn segment(&self, tag: &str) -> String {
         format!("shmkit-test-c-{tag}-{}", std::process::id())
     }
+}
+
+/// Where `libshmkit_c.so` and `.a` are: beside the test when `cargo build -p shmkit-c` made
+/// them (`cargo test` builds only the rlib a test links), else built now in a target
+/// directory of their own (the running `cargo test` may still hold this one's lock).
+fn library_dir(build: &Path) -> PathBuf {
+    let built =
+        |dir: &Path| dir.join("libshmkit_c.so").exists() && dir.join("libshmkit_c.a").exists();
+    if built(build) {
+        return build.to_path_buf();
+    }
+    let target = build
+        .parent()
+        .expect("target/")
+        .join("c-api-test")
+        .join("library");
+    println!(
+        "building libshmkit_c in {} (cargo build -p shmkit-c first to skip this)",
+        target.display()
+    );
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "shmkit-c", "--target-dir"])
+        .arg(&target)
+        .current_dir(repo())
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo build -p shmkit-c failed");
+    let dir = target.join("debug");
+    assert!(built(&dir), "no libshmkit_c in {}", dir.display());
+    dir
 }
 
 impl Drop for Bench {
