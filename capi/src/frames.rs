@@ -17,7 +17,7 @@ use shmkit::rings::{
 };
 use shmkit::{SegmentObjects, Timeout};
 use std::ffi::c_char;
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, offset_of, size_of};
 use std::ptr::NonNull;
 
 /// The element types of a frame (the values of `shmkit_frame_ring_info.elem`).
@@ -80,8 +80,6 @@ pub struct shmkit_frame_ring {
     inner: FrameRing,
 }
 
-/// The words of `shmkit_frame` that hold the frame (private: never read or write them).
-const HOLD_WORDS: usize = 4;
 /// `shmkit_frame.state` of a frame that holds a slot.
 const HELD: u64 = 0x5348_4d4b_4652_4d31; // "SHMKFRM1"
 
@@ -107,8 +105,28 @@ pub struct shmkit_frame {
     pub hold: [u64; 4],
 }
 
-const _: () = assert!(size_of::<OwnedFrame>() <= HOLD_WORDS * 8);
+// The hold fits `shmkit_frame.hold`, the struct's last field, and its alignment.
+const _: () =
+    assert!(size_of::<OwnedFrame>() <= size_of::<shmkit_frame>() - offset_of!(shmkit_frame, hold));
 const _: () = assert!(align_of::<OwnedFrame>() <= align_of::<u64>());
+// The C enum is the core's element type, value for value (`ElemType::from_raw` decodes it).
+const _: () = {
+    use shmkit_elem::*;
+    let pairs = [
+        (SHMKIT_U8, ElemType::U8),
+        (SHMKIT_U16, ElemType::U16),
+        (SHMKIT_U32, ElemType::U32),
+        (SHMKIT_I16, ElemType::I16),
+        (SHMKIT_I32, ElemType::I32),
+        (SHMKIT_F32, ElemType::F32),
+        (SHMKIT_F64, ElemType::F64),
+    ];
+    let mut i = 0;
+    while i < pairs.len() {
+        assert!(pairs[i].0 as u32 == pairs[i].1 as u32);
+        i += 1;
+    }
+};
 
 impl shmkit_frame {
     fn is_held(&self) -> bool {
