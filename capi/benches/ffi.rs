@@ -7,10 +7,11 @@
 //! read (`rust`: `try_claim` / `publish` / a newest-only `FrameReader::next`, whose frame
 //! borrows the reader; `rust_owned_reader`: the same with an `OwnedFrameReader`, whose frames
 //! own their hold as the C API's do — they may outlive the reader, several at a time; `c_abi`:
-//! `shmkit_frame_writer_claim` / `_publish` / `shmkit_frame_reader_next` /
-//! `shmkit_frame_release`, the hold kept in the caller's `shmkit_frame`). The C functions are called through their
-//! `extern "C"` symbols from this crate's rlib (no LTO: they are not inlined into the bench),
-//! as a C program calls them through the shared library's PLT.
+//! `shmkit_frame_writer_claim` with timeout 0 (the C spelling of `try_claim`) / `_publish` /
+//! `shmkit_frame_reader_next` with timeout 0 / `shmkit_frame_release`, the hold kept in the
+//! caller's `shmkit_frame`). The C functions are called through their `extern "C"` symbols
+//! from this crate's rlib (no LTO: they are not inlined into the bench), as a C program calls
+//! them through the shared library's PLT.
 //!
 //! `frame_hop` (two threads, blocking waits): one frame of 64 × 64 u16 (8 KiB) from a writer
 //! to a waiting reader, half a ping-pong between two rings (`c_abi`: claim, copy the frame in,
@@ -81,10 +82,12 @@ impl Drop for Fixture {
     }
 }
 
-/// A C writer and reader of one ring, the way a C program holds them.
+/// A C writer and reader of one ring, the way a C program holds them (with the one frame
+/// struct its loop reuses: zeroed once, emptied by every release).
 struct CEnds {
     writer: *mut shmkit_frame_writer,
     reader: *mut shmkit_frame_reader,
+    frame: std::cell::UnsafeCell<shmkit_frame>,
 }
 
 impl CEnds {
@@ -101,17 +104,23 @@ impl CEnds {
                 shmkit_status::SHMKIT_OK
             );
         }
-        CEnds { writer, reader }
+        CEnds {
+            writer,
+            reader,
+            // SAFETY: a zeroed `shmkit_frame` is the documented empty state.
+            frame: std::cell::UnsafeCell::new(unsafe { std::mem::zeroed() }),
+        }
     }
 
-    /// Claims, copies `src` in (or only stamps a byte when `src` is empty), publishes.
-    fn publish(&self, src: &[u8], stamp: u8) {
+    /// Claims (waiting up to `timeout_ns`), copies `src` in (or only stamps a byte when `src`
+    /// is empty), publishes.
+    fn publish(&self, timeout_ns: i64, src: &[u8], stamp: u8) {
         let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
         // SAFETY: the writer is live and used by this thread only; `data` is the claimed
         // slot's buffer of `size >= src.len()` bytes until publish.
         unsafe {
             assert_eq!(
-                shmkit_frame_writer_claim(self.writer, -1, &mut data, &mut size),
+                shmkit_frame_writer_claim(self.writer, timeout_ns, &mut data, &mut size),
                 shmkit_status::SHMKIT_OK
             );
             if src.is_empty() {
@@ -128,16 +137,16 @@ impl CEnds {
 
     /// Takes the next frame (waiting up to `timeout_ns`), reads its first byte, releases it.
     fn read(&self, timeout_ns: i64) -> u8 {
-        // SAFETY: a zeroed `shmkit_frame` is the documented empty state.
-        let mut frame: shmkit_frame = unsafe { std::mem::zeroed() };
-        // SAFETY: the reader is live and used by this thread only; the frame is empty.
+        let frame = self.frame.get();
+        // SAFETY: the reader and the frame struct are used by this thread only (`CEnds` is
+        // not `Sync`); the struct is empty (zeroed, or released by the previous read).
         unsafe {
             assert_eq!(
-                shmkit_frame_reader_next(self.reader, timeout_ns, &mut frame),
+                shmkit_frame_reader_next(self.reader, timeout_ns, frame),
                 shmkit_status::SHMKIT_OK
             );
-            let first = *frame.data;
-            shmkit_frame_release(&mut frame);
+            let first = *(*frame).data;
+            shmkit_frame_release(frame);
             first
         }
     }
@@ -230,7 +239,8 @@ fn c_abi_vs_rust(c: &mut Criterion) {
     g.bench_function("frame_claim_publish_read/c_abi", |b| {
         b.iter(|| {
             k = k.wrapping_add(1);
-            ends.publish(&[], k);
+            // A claim that does not wait, as `try_claim` above (and the C camera's).
+            ends.publish(0, &[], k);
             assert_eq!(black_box(ends.read(0)), k);
         })
     });
@@ -302,7 +312,7 @@ fn frame_hop(c: &mut Criterion) {
             half_round_trips(iters, |_| {
                 k = k.wrapping_add(1);
                 src[0] = k;
-                ping_w.publish(&src, 0);
+                ping_w.publish(-1, &src, 0);
                 assert_eq!(pong_w.read(-1), k);
             })
         })

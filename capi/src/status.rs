@@ -86,19 +86,24 @@ pub enum shmkit_status {
 
 use shmkit_status::*;
 
-/// A failed call: its status and the message `shmkit_last_error` returns.
+/// A failed call: its status and the message `shmkit_last_error` returns. Boxed, so that a
+/// body's `CResult` is two words, returned in registers on every call's success path.
 #[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) status: shmkit_status,
-    pub(crate) message: String,
+pub(crate) struct Failure(Box<FailureText>);
+
+#[derive(Debug)]
+struct FailureText {
+    status: shmkit_status,
+    message: String,
 }
 
 impl Failure {
+    #[cold]
     pub(crate) fn new(status: shmkit_status, message: impl Into<String>) -> Failure {
-        Failure {
+        Failure(Box::new(FailureText {
             status,
             message: message.into(),
-        }
+        }))
     }
 }
 
@@ -118,25 +123,32 @@ fn set_last_error(message: &str) {
 
 /// Runs an entry point's body: its status, or its failure's (message kept for this thread),
 /// or `SHMKIT_E_PANIC` if it panicked — never an unwind into C.
+#[inline(always)] // one frame per entry point, not two: the guard itself costs nothing
 pub(crate) fn run(body: impl FnOnce() -> CResult) -> shmkit_status {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(status)) => status,
-        Ok(Err(failure)) => {
-            set_last_error(&failure.message);
-            failure.status
-        }
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&format!(
-                "internal error (a bug in shmkit, please report): {what}"
-            ));
-            SHMKIT_E_PANIC
-        }
+        Ok(Err(failure)) => failed(failure),
+        Err(panic) => panicked(panic),
     }
+}
+
+#[cold]
+fn failed(failure: Failure) -> shmkit_status {
+    set_last_error(&failure.0.message);
+    failure.0.status
+}
+
+#[cold]
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> shmkit_status {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    set_last_error(&format!(
+        "internal error (a bug in shmkit, please report): {what}"
+    ));
+    SHMKIT_E_PANIC
 }
 
 /// The message of the calling thread's last failed call (`""` if none failed yet). Valid

@@ -1,22 +1,52 @@
-//! The owned reader's hold protocol: many frames of one reader share one pin of a slot.
+//! The owned reader's hold protocol: many frames of one reader share one pin of a slot, and
+//! the last of the reader and its frames retires the registration.
 //!
 //! An owned reader hands out frames that are dropped on any thread, and several of its
 //! frames may hold the same slot. The slot word has one bit per reader registration, so the
 //! reader keeps a local count of its frames per slot and sets the shared bit on the count's
-//! 0 → 1 and clears it on 1 → 0. A bit change happens under the count's [`HOLD_LOCK`] bit, so
-//! a frame dropped on one thread cannot clear the bit a new hold on another thread has just
-//! relied on (a plain counter beside the bit would: the new hold sees count 1, trusts the
-//! bit, and the dropping thread clears it before the increment lands). Written against the
-//! `sync` facade; the loom models below check exactly that race and the writer's exclusion.
+//! 0 → 1 and clears it on 1 → 0.
+//!
+//! Who may change a count, and how:
+//!
+//! | count            | set by                                   | meaning                      |
+//! |------------------|------------------------------------------|------------------------------|
+//! | `0`              | the last release (a plain store)         | no frame holds the slot      |
+//! | `n ≥ 1`          | a hold (0 → 1 a plain store, n → n+1 CAS)| `n` frames hold it; bit set  |
+//! | `UNPINNING`      | the last release's CAS from 1            | its bit is being cleared     |
+//! | `… \| GONE`      | the reader's retirement (a CAS per slot) | the reader is gone           |
+//!
+//! Holds come from the reader's `next`/`latest`, which take it by `&mut`: they never race
+//! each other, only releases. A count of 0 that is not `UNPINNING` therefore cannot change
+//! under a hold (a release needs a frame, and none holds the slot), so the first hold pins
+//! the slot word and then stores 1 — no read-modify-write of the count at all. A hold of a
+//! slot its frames already hold trusts the bit, so the last release marks `UNPINNING` with
+//! a compare-and-swap before it clears the bit: the hold's increment then fails, and the
+//! hold waits for the clear to finish and pins afresh (a plain counter beside the bit would
+//! let the hold see 1, trust the bit, and the release clear it before the increment lands).
+//!
+//! Lifetime without a reference count per frame: when the reader is dropped it marks every
+//! count `GONE` (waiting out an `UNPINNING`), counting the slots still held. The release
+//! that takes a `GONE` slot to 0 owes the reader one unit of `remaining`; the reader owes
+//! one per empty slot plus its own. Whoever subtracts the last unit frees the reader's core
+//! — exactly one party, after everybody else's last touch. Written against the `sync`
+//! facade; the loom models below check the hold/release race, the writer's exclusion and the
+//! retirement.
 
 use super::slot_word;
 use crate::sync::{spin_hint, AtomicU32, AtomicU64, Ordering};
 
-/// Set in a slot's local hold count while the shared bit is being set or cleared.
-pub(crate) const HOLD_LOCK: u32 = 1 << 31;
+/// Set in a slot's local hold count while its last release clears the shared bit.
+pub(crate) const UNPINNING: u32 = 1 << 31;
+/// Set in every slot's local hold count once the reader is gone.
+pub(crate) const GONE: u32 = 1 << 30;
+/// The number of frames in a count.
+const FRAMES: u32 = GONE - 1;
 
 /// Takes one more hold of the slot (`word`, local `count`) for frame `id` by reader
 /// `reader`: the first hold pins the slot word. False if the slot no longer holds `id`.
+///
+/// Callers serialise their holds of one reader (its `&mut` methods) and never hold after
+/// [`retire`].
 pub(crate) fn hold(
     count: &AtomicU32,
     word: &AtomicU64,
@@ -25,71 +55,132 @@ pub(crate) fn hold(
     likely: bool,
 ) -> bool {
     loop {
+        // Acquire: pairs with the Release store that ended the last release's unpin, so our
+        // pin comes after its clear in the slot word's order.
         let c = count.load(Ordering::Acquire);
-        if c & HOLD_LOCK != 0 {
+        if c & UNPINNING != 0 {
             spin_hint();
             continue;
         }
-        if c > 0 {
-            // Held by one of our frames: the slot's frame cannot change, so it is `id` or not.
-            if slot_word::id_of(word.load(Ordering::Relaxed)) != id {
+        if c == 0 {
+            // No frame holds the slot, so no release can run on it, and holds are
+            // serialised: the count is ours until we publish it.
+            if !slot_word::try_pin(word, id, reader, likely) {
                 return false;
             }
-            // AcqRel: the count orders this hold after the bit change that made it 1.
-            if count
-                .compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                return true;
-            }
-            continue;
+            // Release: a frame handed to another thread carries this count with it (the
+            // hand-over itself synchronises); Release keeps the order explicit anyway.
+            count.store(1, Ordering::Release);
+            return true;
         }
-        // Acquire: pairs with the Release store that ended the last bit change.
+        // Held by one of our frames: the slot's frame cannot change, so it is `id` or not.
+        if slot_word::id_of(word.load(Ordering::Relaxed)) != id {
+            return false;
+        }
+        // A last release marking `UNPINNING` makes this fail; the loop then waits it out.
         if count
-            .compare_exchange(0, HOLD_LOCK, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
+            .compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
         {
-            continue;
+            return true;
         }
-        let pinned = slot_word::try_pin(word, id, reader, likely);
-        // Release: the bit change happens before any other thread's next look at the count.
-        count.store(u32::from(pinned), Ordering::Release);
-        return pinned;
     }
 }
 
+/// What a release leaves its caller to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Released {
+    /// Nothing more.
+    Done,
+    /// The reader is gone and this was its slot's last frame: subtract one from its
+    /// `remaining` with [`settle`], which says whether to free it.
+    OweUnit,
+}
+
 /// Gives one hold of the slot back: the last one unpins the slot word.
-pub(crate) fn release(count: &AtomicU32, word: &AtomicU64, reader: u32) {
+pub(crate) fn release(count: &AtomicU32, word: &AtomicU64, reader: u32) -> Released {
     loop {
-        let c = count.load(Ordering::Acquire);
-        if c & HOLD_LOCK != 0 {
+        let c = count.load(Ordering::Relaxed);
+        if c & UNPINNING != 0 {
+            // Only a release of another frame of this slot could have set it, and that one
+            // was the last: a double release, a bug elsewhere. Wait; it ends.
             spin_hint();
             continue;
         }
-        match c {
-            0 => return, // not held: a bug elsewhere, and nothing to release
+        match c & FRAMES {
+            0 => return Released::Done, // not held: a bug elsewhere, and nothing to release
             1 => {
-                // Acquire: pairs with the Release that ended the bit change or the increment.
+                // Acquire: pairs with the Release of the hold that made it 1 (and with the
+                // retirement's Release that set `GONE`).
                 if count
-                    .compare_exchange(1, HOLD_LOCK, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(c, UNPINNING, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
                     slot_word::unpin(word, reader);
-                    // Release: pairs with the Acquire of the next hold's 0 → HOLD_LOCK.
-                    count.store(0, Ordering::Release);
-                    return;
+                    // Release: pairs with the Acquire load of the next hold or of the
+                    // retirement; the clear comes first. `GONE` cannot have been set since
+                    // our CAS (the retirement waits out `UNPINNING`).
+                    count.store(c & GONE, Ordering::Release);
+                    return if c & GONE != 0 {
+                        Released::OweUnit
+                    } else {
+                        Released::Done
+                    };
                 }
             }
             _ => {
+                // AcqRel: our reads of the frame come before the last release's unpin.
                 if count
                     .compare_exchange(c, c - 1, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return;
+                    return Released::Done;
                 }
             }
         }
     }
+}
+
+/// The reader retires (its drop; no hold runs during or after it): marks every count
+/// `GONE` and settles its own units of `remaining` — one per slot no frame holds, plus one
+/// for itself. True: nothing holds a slot any more and the caller frees the core now; false:
+/// the last release to settle frees it.
+pub(crate) fn retire(counts: &[AtomicU32], remaining: &AtomicU32) -> bool {
+    // Every party's units, before any release can see `GONE` and settle its own (the
+    // `GONE` CAS below is Release, the release's CAS that sees it Acquire).
+    let units = u32::try_from(counts.len()).map_or(u32::MAX, |n| n.saturating_add(1));
+    remaining.store(units, Ordering::Relaxed);
+    let mut mine = 1;
+    for count in counts {
+        loop {
+            let c = count.load(Ordering::Acquire);
+            if c & UNPINNING != 0 {
+                // A last release is clearing its bit; it stores 0 when done.
+                spin_hint();
+                continue;
+            }
+            // Release: publishes `remaining` to the release that sees `GONE`; Acquire: pairs
+            // with that slot's last Release store.
+            if count
+                .compare_exchange(c, c | GONE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                if c == 0 {
+                    mine += 1;
+                }
+                break;
+            }
+        }
+    }
+    settle(remaining, mine)
+}
+
+/// Subtracts `units` from `remaining`: true for the party that subtracts the last, which
+/// frees the reader's core (nobody touches it afterwards).
+pub(crate) fn settle(remaining: &AtomicU32, units: u32) -> bool {
+    // AcqRel: every other party's last touch of the core happens before the free.
+    remaining.fetch_sub(units, Ordering::AcqRel) == units
 }
 
 #[cfg(all(test, loom))]
@@ -99,6 +190,10 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::thread;
     use shm_layout::FRAME_READERS_SHIFT;
+
+    fn pinned(word: &AtomicU64) -> bool {
+        slot_word::readers_of(word.load(Ordering::Relaxed)) & 1 != 0
+    }
 
     /// One frame of reader 0 holds slot 0 (frame 1); it is dropped on another thread while
     /// this thread takes a second hold. Whatever the interleaving, the shared bit is set
@@ -113,13 +208,12 @@ mod loom_tests {
             let dropper = thread::spawn(move || release(&c2, &w2, 0));
             let held = hold(&count, &word, 1, 0, false);
             assert!(held, "frame 1 is still in its slot");
-            assert_ne!(
-                slot_word::readers_of(word.load(Ordering::Relaxed)) & 1,
-                0,
+            assert!(
+                pinned(&word),
                 "a hold is counted but the slot is not pinned"
             );
-            dropper.join().unwrap();
-            release(&count, &word, 0);
+            assert_eq!(dropper.join().unwrap(), Released::Done);
+            assert_eq!(release(&count, &word, 0), Released::Done);
             assert_eq!(count.load(Ordering::Relaxed), 0);
             assert_eq!(slot_word::readers_of(word.load(Ordering::Relaxed)), 0);
         });
@@ -143,7 +237,7 @@ mod loom_tests {
                         // SAFETY: this frame's hold excludes the writer from the slot.
                         let seen = d.with(|p| unsafe { *p });
                         assert_eq!(seen, 100, "frame 1 changed while held");
-                        release(&c, &w, 0);
+                        assert_eq!(release(&c, &w, 0), Released::Done);
                     })
                 })
                 .collect();
@@ -160,6 +254,74 @@ mod loom_tests {
                 0,
                 "the last drop left the slot pinned"
             );
+        });
+    }
+
+    /// A reader's core as the model sees it: two slots' counts and words, `remaining`, and
+    /// a cell standing for the memory the free gives back (loom reports any access to it
+    /// that the free does not happen after, or that follows it).
+    struct Core {
+        counts: [AtomicU32; 2],
+        words: [AtomicU64; 2],
+        remaining: AtomicU32,
+        memory: UnsafeCell<bool>,
+    }
+
+    impl Core {
+        fn touch(&self) {
+            // SAFETY: loom checks this read against the free's write.
+            self.memory
+                .with(|freed| assert!(!unsafe { *freed }, "used after free"));
+        }
+
+        fn free(&self, frees: &AtomicU32) {
+            frees.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: loom checks this write against every other party's touches.
+            self.memory.with_mut(|freed| unsafe { *freed = true });
+        }
+    }
+
+    /// Frames in both slots (the first slot held twice) are dropped on two threads while the
+    /// reader retires on a third: whatever the interleaving, the core is freed exactly once,
+    /// after every other party's last touch, with both slots unpinned.
+    #[test]
+    fn the_last_of_a_retired_reader_and_its_frames_frees_it_once() {
+        loom::model(|| {
+            let core = Arc::new(Core {
+                counts: [AtomicU32::new(0), AtomicU32::new(0)],
+                words: [AtomicU64::new(1), AtomicU64::new(2)],
+                remaining: AtomicU32::new(0),
+                memory: UnsafeCell::new(false),
+            });
+            let frees = Arc::new(AtomicU32::new(0));
+            assert!(hold(&core.counts[0], &core.words[0], 1, 0, true));
+            assert!(hold(&core.counts[0], &core.words[0], 1, 0, true));
+            assert!(hold(&core.counts[1], &core.words[1], 2, 0, false));
+            let droppers: Vec<_> = [0usize, 1]
+                .into_iter()
+                .map(|slot| {
+                    let (core, frees) = (core.clone(), frees.clone());
+                    thread::spawn(move || {
+                        // Slot 0's two frames go on this thread, slot 1's one on the other.
+                        for _ in 0..(2 - slot) {
+                            core.touch();
+                            let released = release(&core.counts[slot], &core.words[slot], 0);
+                            if released == Released::OweUnit && settle(&core.remaining, 1) {
+                                core.free(&frees);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            core.touch();
+            if retire(&core.counts, &core.remaining) {
+                core.free(&frees);
+            }
+            for d in droppers {
+                d.join().unwrap();
+            }
+            assert_eq!(frees.load(Ordering::Relaxed), 1, "freed once");
+            assert!(!pinned(&core.words[0]) && !pinned(&core.words[1]));
         });
     }
 }

@@ -269,6 +269,57 @@ fn an_owned_readers_registration_outlives_it_while_its_frames_live() {
 }
 
 #[test]
+fn an_owned_reader_dropped_while_its_frames_drop_elsewhere_frees_its_registration_once() {
+    let t = Temp::new("ownedretire");
+    let ring = t.1.frame_ring("cam", &spec(3)).unwrap();
+    let mut w = ring.writer().unwrap();
+    let registered = || {
+        ring.header()
+            .readers
+            .iter()
+            .filter(|rec| !rec.load().is_none())
+            .count()
+    };
+    for round in 0..2_000u16 {
+        let mut r = ring.reader(ReadMode::OldestFirst).unwrap().into_owned();
+        publish(&mut w, round);
+        publish(&mut w, round.wrapping_add(1));
+        // Two frames of one slot, one of another: each dropped on its own thread while the
+        // reader is dropped on this one.
+        let a = r.next(Duration::ZERO).unwrap();
+        let b = r.latest().unwrap().unwrap();
+        let c = r.latest().unwrap().unwrap();
+        assert_eq!((a.id() + 1, c.id()), (b.id(), b.id()));
+        let start = std::sync::Arc::new(std::sync::Barrier::new(3));
+        let droppers: Vec<_> = [vec![b, c], vec![a]]
+            .into_iter()
+            .map(|frames| {
+                let start = std::sync::Arc::clone(&start);
+                std::thread::spawn(move || {
+                    start.wait();
+                    drop(frames);
+                })
+            })
+            .collect();
+        start.wait();
+        drop(r);
+        for d in droppers {
+            d.join().unwrap();
+        }
+        assert_eq!(
+            registered(),
+            0,
+            "round {round}: the registration outlived everything"
+        );
+        assert_eq!(
+            reader_bits(&ring),
+            0,
+            "round {round}: a pin outlived its frame"
+        );
+    }
+}
+
+#[test]
 fn owned_frames_dropped_concurrently_with_new_holds_never_lose_a_pin() {
     let t = Temp::new("ownedrace");
     let ring = t.1.frame_ring("cam", &spec(3)).unwrap();

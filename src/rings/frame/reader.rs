@@ -9,8 +9,10 @@
 //!   releasing its pin when dropped (on any thread) — for a binding that gives a frame to a
 //!   garbage-collected array. The registration lives as long as the reader or any of its
 //!   frames. One slot can be held by several of its frames, so the reader keeps a local hold
-//!   count per slot and sets or clears the shared bit only on 0 ↔ 1 (under a per-slot lock bit,
-//!   so a drop on another thread cannot clear a bit a new hold just relied on).
+//!   count per slot and sets or clears the shared bit only on 0 ↔ 1 (the last release marks
+//!   the count while it clears the bit, so a drop on another thread cannot clear a bit a new
+//!   hold just relied on); the same counts tell the last of the reader and its frames to free
+//!   the registration.
 //!
 //! The owned reader lives beside this file (`owned_reader.rs`), its hold protocol in
 //! `rings/hold_count.rs` with its loom models. A dead process's pins are reclaimed by `FrameRing::reclaim_dead_readers` whichever kind
@@ -174,16 +176,19 @@ impl Registration {
 macro_rules! frame_accessors {
     () => {
         /// The frame's id (1, 2, 3, ... in publish order).
+        #[inline]
         pub fn id(&self) -> u64 {
             self.id
         }
 
         /// Publish time (CLOCK_MONOTONIC, ns).
+        #[inline]
         pub fn ts_ns(&self) -> u64 {
             self.ring().slot(self.slot).ts_ns.load(Ordering::Relaxed)
         }
 
         /// Bytes in use.
+        #[inline]
         pub fn len(&self) -> usize {
             let ring = self.ring();
             let len = ring.slot(self.slot).len.load(Ordering::Relaxed);
@@ -191,11 +196,13 @@ macro_rules! frame_accessors {
         }
 
         /// True for an empty frame.
+        #[inline]
         pub fn is_empty(&self) -> bool {
             self.len() == 0
         }
 
         /// Caller metadata word `i` (0..5; 0 for any other `i`).
+        #[inline]
         pub fn user(&self, i: usize) -> u64 {
             self.ring()
                 .slot(self.slot)
@@ -204,7 +211,15 @@ macro_rules! frame_accessors {
                 .map_or(0, |w| w.load(Ordering::Relaxed))
         }
 
+        /// All five caller metadata words, read with one look-up of the slot.
+        #[inline]
+        pub fn user_words(&self) -> [u64; 5] {
+            let user = &self.ring().slot(self.slot).user;
+            std::array::from_fn(|i| user[i].load(Ordering::Relaxed))
+        }
+
         /// The frame's bytes, in place.
+        #[inline]
         pub fn bytes(&self) -> &[u8] {
             // SAFETY: the pin keeps the writer out of this slot while `self` lives; `len` is
             // capped at `max_bytes`, which lies inside the slot's frame.
@@ -212,6 +227,7 @@ macro_rules! frame_accessors {
         }
 
         /// The frame as elements of `T`, in place.
+        #[inline]
         pub fn typed<T: Pixel>(&self) -> Result<&[T], RingError> {
             self.ring().view::<T>()?;
             // SAFETY: as in `bytes`; frames are 64-aligned and any bytes are valid for `T`.

@@ -56,6 +56,7 @@ impl FrameWriter {
 
     /// A slot to fill in place, now: fails with [`RingError::AllSlotsHeld`] if readers hold
     /// every slot but the newest (a writer that must never wait for readers, as a camera's).
+    #[inline]
     pub fn try_claim(&mut self) -> Result<WriteSlot<'_>, RingError> {
         let slot = self.find_and_claim().ok_or(RingError::AllSlotsHeld {
             slots: self.ring.geometry.slots,
@@ -93,6 +94,7 @@ impl FrameWriter {
         }
     }
 
+    #[inline]
     fn slot(&mut self, slot: u32) -> WriteSlot<'_> {
         WriteSlot {
             writer: self,
@@ -184,6 +186,7 @@ impl FrameWriter {
     }
 
     /// Slot `slot`'s whole buffer.
+    #[inline]
     fn buffer(&self, slot: u32) -> (*mut u8, usize) {
         (
             self.ring.frame_ptr(slot),
@@ -263,6 +266,7 @@ pub struct WriteSlot<'w> {
 
 impl WriteSlot<'_> {
     /// The whole frame buffer (`max_bytes`), writable in place.
+    #[inline]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         let (ptr, len) = self.writer.buffer(self.slot);
         self.len = len as u64;
@@ -292,6 +296,7 @@ impl WriteSlot<'_> {
     }
 
     /// Publishes the frame: stamps the next id and the time, and wakes readers. Returns the id.
+    #[inline]
     pub fn publish(mut self) -> u64 {
         self.published = true;
         self.writer.publish_slot(self.slot, self.len)
@@ -305,6 +310,7 @@ impl WriteSlot<'_> {
 }
 
 impl Drop for WriteSlot<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.published {
             slot_word::abandon(self.writer.ring.word(self.slot));
