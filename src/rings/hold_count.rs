@@ -47,6 +47,7 @@ const FRAMES: u32 = GONE - 1;
 ///
 /// Callers serialise their holds of one reader (its `&mut` methods) and never hold after
 /// [`retire`].
+#[inline]
 pub(crate) fn hold(
     count: &AtomicU32,
     word: &AtomicU64,
@@ -99,6 +100,7 @@ pub(crate) enum Released {
 }
 
 /// Gives one hold of the slot back: the last one unpins the slot word.
+#[inline]
 pub(crate) fn release(count: &AtomicU32, word: &AtomicU64, reader: u32) -> Released {
     loop {
         let c = count.load(Ordering::Relaxed);
