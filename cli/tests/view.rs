@@ -429,7 +429,17 @@ fn frames_reach_the_page() {
     let want: Vec<u8> = pattern(1).iter().flat_map(|v| v.to_le_bytes()).collect();
     assert_eq!(back, want, "the saved file holds the shown frame");
 
-    // A page opened while the ring is idle still shows its newest frame.
+    // A second page opened while the first still watches and the ring is idle shows the
+    // newest frame at once (the feed already holds it: nothing new will be sampled).
+    let first_window = browser.session("GET", "/window", &Value::Null);
+    let tab = browser.session("POST", "/window/new", &json!({ "type": "tab" }));
+    browser.session("POST", "/window", &json!({ "handle": tab["handle"] }));
+    browser.session("POST", "/url", &json!({ "url": url }));
+    browser.wait_for(&shown(RING), &json!(second));
+    browser.session("DELETE", "/window", &Value::Null);
+    browser.session("POST", "/window", &json!({ "handle": first_window }));
+
+    // A page opened again while the ring is idle still shows its newest frame.
     browser.session("POST", "/url", &json!({ "url": url }));
     browser.wait_for(&shown(RING), &json!(second));
 

@@ -96,6 +96,11 @@ pub(crate) async fn serve(mut ws: WebSocket, ctx: Arc<Context>) {
                         return;
                     }
                 }
+                // A ring just subscribed to gets its newest frame now: the feed may hold it
+                // already (another browser watches it), and an idle ring is not sampled again.
+                if send_frames(&mut ws, &mut watched, period).await.is_err() {
+                    return;
+                }
             }
         }
     }
