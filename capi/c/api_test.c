@@ -73,6 +73,18 @@ static void *fail_one(void *server) {
   return NULL;
 }
 
+/* Publishes one frame from its own thread (the writer moves to it until joined). */
+static void *publish_one(void *arg) {
+  shmkit_frame_writer *w = arg;
+  uint8_t *data;
+  size_t size;
+  if (shmkit_frame_writer_claim(w, 1000 * MS, &data, &size) == SHMKIT_OK) {
+    memset(data, 0x5A, size);
+    (void)shmkit_frame_writer_publish(w, NULL);
+  }
+  return NULL;
+}
+
 static void *interrupt_later(void *arg) {
   (void)arg;
   struct timespec t = {0, 50 * MS};
@@ -210,6 +222,25 @@ int main(int argc, char **argv) {
   shmkit_frame_reader_free(r); /* the frame outlives its reader */
   CHECK(other.id >= 5 && other.data[0] == (uint8_t)(other.id - 2));
   CHECK(shmkit_frame_release(&other) == SHMKIT_OK);
+  /* Wait strategies: a spinning reader keeps its timeout and the interrupt, and reads. */
+  CHECK(shmkit_frame_reader_new(ring, SHMKIT_NEWEST, &r) == SHMKIT_OK);
+  CHECK(shmkit_frame_reader_set_wait(r, 3) == SHMKIT_E_INVALID);
+  CHECK(shmkit_frame_reader_set_wait(NULL, SHMKIT_WAIT_SPIN) == SHMKIT_E_NULL);
+  CHECK(shmkit_frame_reader_set_wait(r, SHMKIT_WAIT_SPIN) == SHMKIT_OK);
+  CHECK(shmkit_frame_reader_next(r, 10 * MS, &frame) == SHMKIT_E_TIMEOUT);
+  shmkit_interrupt();
+  CHECK(shmkit_frame_reader_next(r, -1, &frame) == SHMKIT_E_INTERRUPTED);
+  shmkit_interrupt_clear();
+  pthread_create(&t, NULL, publish_one, w);
+  CHECK(shmkit_frame_reader_next(r, 10000 * MS, &frame) == SHMKIT_OK && frame.data[0] == 0x5A);
+  pthread_join(t, NULL);
+  CHECK(shmkit_frame_release(&frame) == SHMKIT_OK);
+  CHECK(shmkit_frame_reader_set_wait(r, SHMKIT_WAIT_SPIN_THEN_BLOCK) == SHMKIT_OK);
+  pthread_create(&t, NULL, publish_one, w);
+  CHECK(shmkit_frame_reader_next(r, 10000 * MS, &frame) == SHMKIT_OK && frame.data[0] == 0x5A);
+  pthread_join(t, NULL);
+  CHECK(shmkit_frame_release(&frame) == SHMKIT_OK);
+  shmkit_frame_reader_free(r);
   shmkit_frame_writer_free(w);
   shmkit_frame_ring_free(ring);
 

@@ -25,6 +25,7 @@ int main(int argc, char **argv) {
         shmkit::Segment seg = shmkit::Segment::open(argv[1]);
         shmkit::FrameRing ring = seg.frame_ring("camera");
         shmkit::FrameReader reader(ring, SHMKIT_NEWEST);
+        reader.set_wait(SHMKIT_WAIT_SPIN_THEN_BLOCK);  // a frame that comes quickly costs no wake-up
         shmkit::Mutex stats_lock = seg.mutex("frame_stats/lock");
         long checked = 0;
         for (long k = 0; k < frames; k++) {

@@ -128,6 +128,19 @@ typedef enum shmkit_read_mode {
   SHMKIT_OLDEST_FIRST = 1,
 } shmkit_read_mode;
 
+// How a reader waits for a frame (`shmkit_frame_reader_set_wait`). Every way keeps the
+// call's timeout and ends within 100 ms of `shmkit_interrupt`.
+typedef enum shmkit_wait {
+  // Sleep in the kernel until the writer's wake-up (the default): no CPU while waiting,
+  // a thread wake-up (µs) of latency.
+  SHMKIT_WAIT_BLOCK = 0,
+  // Poll without sleeping: the lowest latency, one CPU busy for as long as it waits (a
+  // real-time loop on its own core).
+  SHMKIT_WAIT_SPIN = 1,
+  // Poll for a few µs, then sleep: frames that come quickly cost no wake-up.
+  SHMKIT_WAIT_SPIN_THEN_BLOCK = 2,
+} shmkit_wait;
+
 // A process-shared barrier for a fixed number of parties (as `threading.Barrier`).
 //
 // Thread-safety: one handle may be used from any number of threads at once.
@@ -534,6 +547,15 @@ void shmkit_frame_writer_free(struct shmkit_frame_writer *writer);
 enum shmkit_status shmkit_frame_reader_new(const struct shmkit_frame_ring *ring,
                                            uint32_t mode,
                                            struct shmkit_frame_reader **out_ptr);
+
+// Sets how `reader` waits in `shmkit_frame_reader_next` from its next call on: a
+// `shmkit_wait` value (`SHMKIT_E_INVALID` otherwise; nothing changes).
+//
+// # Safety
+// `reader` is a live handle.
+//
+// Thread-safety: one thread at a time per reader, as `shmkit_frame_reader_next`.
+enum shmkit_status shmkit_frame_reader_set_wait(struct shmkit_frame_reader *reader, uint32_t wait);
 
 // Waits at most `timeout_ns` (negative: forever; 0: poll) for the next frame — the newest
 // one newer than the last this reader got (`SHMKIT_NEWEST`), or the next in order

@@ -203,6 +203,11 @@ class FrameReader {
                   "reading a frame");
     return frame;
   }
+  /// How next() waits from now on (block, spin, or spin then block).
+  void set_wait(shmkit_wait wait) {
+    detail::check(shmkit_frame_reader_set_wait(h_.get(), static_cast<uint32_t>(wait)),
+                  "setting a reader's wait");
+  }
 
  private:
   detail::Handle<shmkit_frame_reader, shmkit_frame_reader_free> h_;

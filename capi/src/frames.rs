@@ -15,7 +15,7 @@ use shmkit::rings::{
     ElemType, FrameRing, FrameSpec, FrameWriter, OwnedFrame, OwnedFrameReader, ReadMode, RingError,
     WriteSlot,
 };
-use shmkit::{SegmentObjects, Timeout};
+use shmkit::{SegmentObjects, Timeout, WaitStrategy};
 use std::ffi::c_char;
 use std::mem::{align_of, offset_of, size_of};
 use std::ptr::NonNull;
@@ -51,6 +51,22 @@ pub enum shmkit_read_mode {
     /// Every frame in order; falling more than the ring behind is `SHMKIT_E_OVERRUN` (a
     /// recorder).
     SHMKIT_OLDEST_FIRST = 1,
+}
+
+/// How a reader waits for a frame (`shmkit_frame_reader_set_wait`). Every way keeps the
+/// call's timeout and ends within 100 ms of `shmkit_interrupt`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum shmkit_wait {
+    /// Sleep in the kernel until the writer's wake-up (the default): no CPU while waiting,
+    /// a thread wake-up (µs) of latency.
+    SHMKIT_WAIT_BLOCK = 0,
+    /// Poll without sleeping: the lowest latency, one CPU busy for as long as it waits (a
+    /// real-time loop on its own core).
+    SHMKIT_WAIT_SPIN = 1,
+    /// Poll for a few µs, then sleep: frames that come quickly cost no wake-up.
+    SHMKIT_WAIT_SPIN_THEN_BLOCK = 2,
 }
 
 /// The most dimensions a frame has.
@@ -548,6 +564,33 @@ pub unsafe extern "C" fn shmkit_frame_reader_new(
         let handle = Box::new(shmkit_frame_reader { inner: reader });
         // SAFETY: checked non-NULL; writable by the caller's promise.
         unsafe { put(out_ptr, Box::into_raw(handle)) };
+        Ok(shmkit_status::SHMKIT_OK)
+    })
+}
+
+/// Sets how `reader` waits in `shmkit_frame_reader_next` from its next call on: a
+/// `shmkit_wait` value (`SHMKIT_E_INVALID` otherwise; nothing changes).
+///
+/// # Safety
+/// `reader` is a live handle.
+///
+/// Thread-safety: one thread at a time per reader, as `shmkit_frame_reader_next`.
+#[no_mangle]
+pub unsafe extern "C" fn shmkit_frame_reader_set_wait(
+    reader: *mut shmkit_frame_reader,
+    wait: u32,
+) -> shmkit_status {
+    run(|| {
+        let strategy = match wait {
+            0 => WaitStrategy::Block,
+            1 => WaitStrategy::Spin,
+            2 => WaitStrategy::SpinThenBlock,
+            other => return Err(invalid(format!("wait {other} is not a shmkit_wait"))),
+        };
+        // SAFETY: the caller's promise.
+        unsafe { get_mut(reader, "reader") }?
+            .inner
+            .set_strategy(strategy);
         Ok(shmkit_status::SHMKIT_OK)
     })
 }

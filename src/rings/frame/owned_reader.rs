@@ -167,8 +167,13 @@ impl OwnedFrameReader {
 
     /// This reader with another wait strategy.
     pub fn with_strategy(mut self, strategy: WaitStrategy) -> OwnedFrameReader {
-        self.cursor.strategy = strategy;
+        self.set_strategy(strategy);
         self
+    }
+
+    /// Changes how this reader waits from its next wait on.
+    pub fn set_strategy(&mut self, strategy: WaitStrategy) {
+        self.cursor.strategy = strategy;
     }
 
     #[inline]

@@ -310,8 +310,13 @@ impl FrameReader {
 
     /// This reader with another wait strategy.
     pub fn with_strategy(mut self, strategy: WaitStrategy) -> FrameReader {
-        self.cursor.strategy = strategy;
+        self.set_strategy(strategy);
         self
+    }
+
+    /// Changes how this reader waits from its next wait on.
+    pub fn set_strategy(&mut self, strategy: WaitStrategy) {
+        self.cursor.strategy = strategy;
     }
 
     /// This reader handing out owned frames instead (same registration and position).
