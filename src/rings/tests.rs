@@ -171,6 +171,15 @@ fn reader_bits(ring: &FrameRing) -> u64 {
         .fold(0, |a, b| a | b)
 }
 
+/// Reader registrations the ring holds.
+fn registered(ring: &FrameRing) -> usize {
+    ring.header()
+        .readers
+        .iter()
+        .filter(|rec| !rec.load().is_none())
+        .count()
+}
+
 #[test]
 fn owned_frames_are_static_send_and_sync() {
     fn owned<T: Send + Sync + 'static>() {}
@@ -255,17 +264,10 @@ fn an_owned_readers_registration_outlives_it_while_its_frames_live() {
     publish(&mut w, 1);
     let f = r.latest().unwrap().unwrap();
     drop(r);
-    let registered = || {
-        ring.header()
-            .readers
-            .iter()
-            .filter(|rec| !rec.load().is_none())
-            .count()
-    };
-    assert_eq!(registered(), 1, "the frame keeps the registration");
+    assert_eq!(registered(&ring), 1, "the frame keeps the registration");
     assert_eq!(f.id(), 1);
     drop(f);
-    assert_eq!(registered(), 0);
+    assert_eq!(registered(&ring), 0);
 }
 
 #[test]
@@ -273,13 +275,6 @@ fn an_owned_reader_dropped_while_its_frames_drop_elsewhere_frees_its_registratio
     let t = Temp::new("ownedretire");
     let ring = t.1.frame_ring("cam", &spec(3)).unwrap();
     let mut w = ring.writer().unwrap();
-    let registered = || {
-        ring.header()
-            .readers
-            .iter()
-            .filter(|rec| !rec.load().is_none())
-            .count()
-    };
     for round in 0..2_000u16 {
         let mut r = ring.reader(ReadMode::OldestFirst).unwrap().into_owned();
         publish(&mut w, round);
@@ -307,7 +302,7 @@ fn an_owned_reader_dropped_while_its_frames_drop_elsewhere_frees_its_registratio
             d.join().unwrap();
         }
         assert_eq!(
-            registered(),
+            registered(&ring),
             0,
             "round {round}: the registration outlived everything"
         );
