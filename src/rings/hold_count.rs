@@ -88,20 +88,16 @@ pub(crate) fn hold(
     }
 }
 
-/// What a release leaves its caller to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
-pub(crate) enum Released {
-    /// Nothing more.
-    Done,
-    /// The reader is gone and this was its slot's last frame: subtract one from its
-    /// `remaining` with [`settle`], which says whether to free it.
-    OweUnit,
-}
-
-/// Gives one hold of the slot back: the last one unpins the slot word.
+/// Gives one hold of the slot back: the last one unpins the slot word. True when the reader
+/// is gone and this settled the last unit of `remaining` (see [`retire`]): the caller frees
+/// the reader's core, which nobody touches afterwards.
 #[inline]
-pub(crate) fn release(count: &AtomicU32, word: &AtomicU64, reader: u32) -> Released {
+pub(crate) fn release(
+    count: &AtomicU32,
+    word: &AtomicU64,
+    reader: u32,
+    remaining: &AtomicU32,
+) -> bool {
     loop {
         let c = count.load(Ordering::Relaxed);
         if c & UNPINNING != 0 {
@@ -111,7 +107,7 @@ pub(crate) fn release(count: &AtomicU32, word: &AtomicU64, reader: u32) -> Relea
             continue;
         }
         match c & FRAMES {
-            0 => return Released::Done, // not held: a bug elsewhere, and nothing to release
+            0 => return false, // not held: a bug elsewhere, and nothing to release
             1 => {
                 // Acquire: pairs with the Release of the hold that made it 1 (and with the
                 // retirement's Release that set `GONE`).
@@ -124,11 +120,10 @@ pub(crate) fn release(count: &AtomicU32, word: &AtomicU64, reader: u32) -> Relea
                     // retirement; the clear comes first. `GONE` cannot have been set since
                     // our CAS (the retirement waits out `UNPINNING`).
                     count.store(c & GONE, Ordering::Release);
-                    return if c & GONE != 0 {
-                        Released::OweUnit
-                    } else {
-                        Released::Done
-                    };
+                    // The reader is gone and this was the slot's last frame: settle its unit.
+                    // Otherwise touch nothing more: the retirement may free the core as soon
+                    // as it sees this 0.
+                    return c & GONE != 0 && settle(remaining, 1);
                 }
             }
             _ => {
@@ -137,7 +132,7 @@ pub(crate) fn release(count: &AtomicU32, word: &AtomicU64, reader: u32) -> Relea
                     .compare_exchange(c, c - 1, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return Released::Done;
+                    return false;
                 }
             }
         }
@@ -180,7 +175,7 @@ pub(crate) fn retire(counts: &[AtomicU32], remaining: &AtomicU32) -> bool {
 
 /// Subtracts `units` from `remaining`: true for the party that subtracts the last, which
 /// frees the reader's core (nobody touches it afterwards).
-pub(crate) fn settle(remaining: &AtomicU32, units: u32) -> bool {
+fn settle(remaining: &AtomicU32, units: u32) -> bool {
     // AcqRel: every other party's last touch of the core happens before the free.
     remaining.fetch_sub(units, Ordering::AcqRel) == units
 }
@@ -207,15 +202,15 @@ mod loom_tests {
             let word = Arc::new(AtomicU64::new(1));
             assert!(hold(&count, &word, 1, 0, false));
             let (c2, w2) = (count.clone(), word.clone());
-            let dropper = thread::spawn(move || release(&c2, &w2, 0));
+            let dropper = thread::spawn(move || release(&c2, &w2, 0, &AtomicU32::new(0)));
             let held = hold(&count, &word, 1, 0, false);
             assert!(held, "frame 1 is still in its slot");
             assert!(
                 pinned(&word),
                 "a hold is counted but the slot is not pinned"
             );
-            assert_eq!(dropper.join().unwrap(), Released::Done);
-            assert_eq!(release(&count, &word, 0), Released::Done);
+            assert!(!dropper.join().unwrap(), "the reader is not gone");
+            assert!(!release(&count, &word, 0, &AtomicU32::new(0)));
             assert_eq!(count.load(Ordering::Relaxed), 0);
             assert_eq!(slot_word::readers_of(word.load(Ordering::Relaxed)), 0);
         });
@@ -239,7 +234,7 @@ mod loom_tests {
                         // SAFETY: this frame's hold excludes the writer from the slot.
                         let seen = d.with(|p| unsafe { *p });
                         assert_eq!(seen, 100, "frame 1 changed while held");
-                        assert_eq!(release(&c, &w, 0), Released::Done);
+                        assert!(!release(&c, &w, 0, &AtomicU32::new(0)));
                     })
                 })
                 .collect();
@@ -271,9 +266,11 @@ mod loom_tests {
 
     impl Core {
         fn touch(&self) {
-            // SAFETY: loom checks this read against the free's write.
-            self.memory
-                .with(|freed| assert!(!unsafe { *freed }, "used after free"));
+            self.memory.with(|freed| {
+                // SAFETY: loom checks this read against the free's write.
+                let freed = unsafe { *freed };
+                assert!(!freed, "used after free");
+            });
         }
 
         fn free(&self, frees: &AtomicU32) {
@@ -307,8 +304,8 @@ mod loom_tests {
                         // Slot 0's two frames go on this thread, slot 1's one on the other.
                         for _ in 0..(2 - slot) {
                             core.touch();
-                            let released = release(&core.counts[slot], &core.words[slot], 0);
-                            if released == Released::OweUnit && settle(&core.remaining, 1) {
+                            let (count, word) = (&core.counts[slot], &core.words[slot]);
+                            if release(count, word, 0, &core.remaining) {
                                 core.free(&frees);
                             }
                         }

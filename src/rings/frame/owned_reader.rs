@@ -10,7 +10,7 @@
 
 use super::reader::{frame_accessors, Cursor, Registration};
 use super::{FrameRing, Pixel, RingError};
-use crate::rings::hold_count::{self, Released};
+use crate::rings::hold_count;
 use crate::sync::{AtomicU32, Interrupt, NoInterrupt, Ordering, Timeout, WaitStrategy, Waiting};
 use std::mem::size_of;
 use std::ptr::NonNull;
@@ -44,18 +44,14 @@ impl OwnedCore {
 /// `core` is live and the caller holds `slot` (one of its frames, which is not used again).
 #[inline]
 unsafe fn release(core: NonNull<OwnedCore>, slot: u32) {
-    let released = {
-        // SAFETY: live by the caller's promise: its hold keeps the core (an unsettled unit).
-        let c = unsafe { core.as_ref() };
-        hold_count::release(&c.holds[slot as usize], c.reg.ring.word(slot), c.reg.index)
-    };
-    if released == Released::OweUnit {
-        // SAFETY: as above; this unit is not settled yet, so the core is still live.
-        if hold_count::settle(&unsafe { core.as_ref() }.remaining, 1) {
-            // SAFETY: the last unit: every other party is done with the core, which came from
-            // `Box::into_raw` in `OwnedFrameReader::new`.
-            drop(unsafe { Box::from_raw(core.as_ptr()) });
-        }
+    // SAFETY: live by the caller's promise: its hold is an unsettled unit of the core, and
+    // `hold_count::release` touches the core no more once it has given that unit up.
+    let c = unsafe { core.as_ref() };
+    let word = c.reg.ring.word(slot);
+    if hold_count::release(&c.holds[slot as usize], word, c.reg.index, &c.remaining) {
+        // SAFETY: this settled the last unit: every other party is done with the core, which
+        // came from `Box::into_raw` in `OwnedFrameReader::new`.
+        drop(unsafe { Box::from_raw(core.as_ptr()) });
     }
 }
 
